@@ -1,0 +1,36 @@
+# ttmem: the two commands a newcomer runs are `make demo` and `make test`; both install what they need.
+SHELL := /bin/bash
+PRESET ?= default
+BUILD_DIR := build
+
+.PHONY: deps build test test-cpp demo asan tsan format format-check clean
+
+deps:
+	@scripts/install-deps.sh
+
+build: deps
+	@cmake --preset $(PRESET) >/dev/null
+	@cmake --build $(BUILD_DIR)
+
+# Every test suite; fails if any suite fails.
+test: build
+	@ctest --preset default
+
+demo: build
+	@scripts/demo.sh
+
+# Sanitizer builds of the whole C++ suite (separate build trees).
+asan: deps
+	@cmake --preset asan >/dev/null && cmake --build build-asan && ctest --preset asan
+
+tsan: deps
+	@cmake --preset tsan >/dev/null && cmake --build build-tsan && ctest --preset tsan
+
+format:
+	@git ls-files '*.cpp' '*.hpp' '*.h' | xargs clang-format -i
+
+format-check:
+	@git ls-files '*.cpp' '*.hpp' '*.h' | xargs clang-format --dry-run --Werror
+
+clean:
+	rm -rf build build-debug build-asan build-tsan

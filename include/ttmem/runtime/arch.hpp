@@ -1,0 +1,55 @@
+// Architecture geometry (Wormhole B0, Blackhole) and mesh presets, from the facts in
+// docs/runtime.md (which cites the TT-Metal sources they come from).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string_view>
+
+#include "ttmem/runtime/types.hpp"
+
+namespace ttmem::emu {
+
+struct ArchSpec {
+  Arch arch;
+  std::uint64_t l1_size_per_core;      ///< Bytes of L1 in one Tensix core.
+  std::uint32_t worker_grid_x;         ///< Worker cores used for L1 banks (dispatch cores excluded).
+  std::uint32_t worker_grid_y;
+  std::uint32_t num_dram_banks;        ///< DRAM bank managers ("views").
+  std::uint64_t dram_bank_size;        ///< Bytes per DRAM view.
+  std::uint32_t dram_views_per_channel;///< Wormhole: 2 views per channel at offsets 0 and 1 GiB.
+  std::uint32_t l1_alignment;
+  std::uint32_t dram_alignment;
+  std::uint64_t dram_unreserved_base;
+  std::uint64_t l1_unreserved_base;    ///< Below: firmware, mailboxes, kernel-config ring.
+  std::uint64_t control_buffer_base;   ///< Where device init places its dispatch control buffers (reserved L1).
+
+  std::uint32_t num_worker_cores() const { return worker_grid_x * worker_grid_y; }
+  /// Offset of a DRAM bank inside its channel (0 or 1 GiB on Wormhole, 0 on Blackhole).
+  std::int64_t dram_bank_offset(std::uint32_t bank_id) const;
+  /// DRAM channel that holds a bank.
+  std::uint32_t dram_channel(std::uint32_t bank_id) const { return bank_id / dram_views_per_channel; }
+};
+
+const ArchSpec& arch_spec(Arch arch);
+
+struct MeshPreset {
+  std::string_view name;
+  Arch arch;
+  std::uint32_t rows;
+  std::uint32_t cols;
+  std::uint32_t num_devices() const { return rows * cols; }
+};
+
+std::span<const MeshPreset> mesh_presets();
+std::optional<MeshPreset> find_mesh_preset(std::string_view name);
+
+/// Options of a device (and of the mesh allocator), as `open_mesh_device` takes them.
+struct DeviceOptions {
+  std::uint64_t l1_small_size = 0;      ///< Top of every core's L1 reserved for L1_SMALL (sharded only).
+  std::uint64_t trace_region_size = 0;  ///< Top of every DRAM bank reserved for TRACE buffers.
+  std::uint64_t worker_l1_size = 0;     ///< Usable L1 per core; 0 means the architecture's full L1.
+};
+
+}  // namespace ttmem::emu

@@ -1,0 +1,104 @@
+// Programs and their circular buffers (TT-Metal's tt_metal/impl/program/). A program's CBs are placed
+// when it first runs: per core range, bottom-up from the L1 unreserved base, at the same address on every
+// core of the range; they must stay below the lowest L1 buffer. Programs that ran are held by the program
+// cache with their kernel binaries; clear_program_cache() or release() frees the CBs, each one reported.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "ttmem/runtime/types.hpp"
+
+namespace ttmem::emu {
+
+class Device;
+class MeshDevice;
+
+/// Consecutive worker cores, numbered row-major over the worker grid.
+struct CoreRange {
+  std::uint32_t first = 0;
+  std::uint32_t count = 0;  ///< 0 means every worker core.
+};
+
+struct CircularBufferConfig {
+  std::uint64_t size = 0;  ///< Bytes on each core of the range.
+  CoreRange cores;
+};
+
+struct ProgramConfig {
+  std::string name;
+  std::vector<CircularBufferConfig> circular_buffers;
+  std::uint64_t kernel_binary_size = 4096;  ///< DRAM held by the program cache for this program's kernels.
+};
+
+/// A circular buffer placed on one device.
+struct CircularBufferAllocation {
+  BufferId id{};
+  DeviceId device{};
+  std::uint32_t index = 0;  ///< CB index in the program.
+  DeviceAddr address = 0;
+  std::uint64_t size = 0;
+  CoreRange cores;
+};
+
+enum class ProgramState : std::uint8_t {
+  created,   ///< Not run yet (or its cache entry was cleared): no circular buffers.
+  compiled,  ///< Ran: circular buffers placed, held by the program cache.
+  released,  ///< Destroyed by release(); cannot run again.
+};
+
+class Program {
+ public:
+  Program(const Program&) = delete;
+  Program& operator=(const Program&) = delete;
+  ~Program();
+
+  ProgramId id() const { return id_; }
+  const std::string& name() const { return config_.name; }
+  const ProgramConfig& config() const { return config_; }
+  ProgramState state() const;
+  /// Circular buffers currently placed, on every device.
+  std::vector<CircularBufferAllocation> circular_buffers() const;
+
+  /// Destroys the program: every CB is released (and reported) and the program leaves the program caches
+  /// (its kernel binary stays cached). Idempotent; safe after the mesh closed.
+  void release();
+
+  // Runtime-internal (caller holds the mesh lock) -------------------------------------------------------
+  Program(ProgramId id, ProgramConfig config, std::weak_ptr<MeshDevice> mesh);
+  const MeshDevice* mesh() const { return mesh_raw_; }
+  bool has_circular_buffers_on(DeviceId device) const;
+  void add_circular_buffers(std::vector<CircularBufferAllocation> cbs);
+  void release_circular_buffers_on(DeviceId device, ReleaseReason reason);
+  std::string cb_site(std::uint32_t index) const;
+
+ private:
+  ProgramId id_;
+  ProgramConfig config_;
+  std::weak_ptr<MeshDevice> mesh_;
+  const MeshDevice* mesh_raw_;
+  bool released_ = false;
+  std::vector<CircularBufferAllocation> cbs_;
+};
+
+/// A device's program cache: kernel binaries (owning DRAM buffers, top-down) keyed by program name, and
+/// the programs that ran on the device.
+class ProgramCache {
+ public:
+  std::size_t num_kernel_binaries() const { return kernel_binaries_.size(); }
+  std::size_t num_programs() const { return programs_.size(); }
+
+  // Runtime-internal (caller holds the mesh lock).
+  void add(Device& device, const std::shared_ptr<Program>& program);
+  void forget(const Program* program);
+  /// Frees kernel binaries and the CBs of cached programs on `device`, reporting them with `reason`.
+  void clear(Device& device, ReleaseReason reason);
+
+ private:
+  std::vector<std::pair<std::string, std::shared_ptr<class Buffer>>> kernel_binaries_;
+  std::vector<std::shared_ptr<Program>> programs_;
+};
+
+}  // namespace ttmem::emu

@@ -1,0 +1,81 @@
+// Vocabulary shared by every layer of the emulated runtime: memory types, allocation kinds,
+// strong ids. Values of the enums match TT-Metal (BufferType) and the wire protocol.
+#pragma once
+
+#include <compare>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string_view>
+
+namespace ttmem::emu {
+
+using DeviceAddr = std::uint64_t;
+
+/// TT-Metal's BufferType, same numeric values (api/tt-metalium/buffer_types.hpp).
+enum class BufferType : std::uint8_t { DRAM = 0, L1 = 1, SYSTEM_MEMORY = 2, L1_SMALL = 3, TRACE = 4 };
+
+/// How an allocation came to be; reported with every tracking event.
+enum class AllocKind : std::uint8_t {
+  owning = 0,           ///< Buffer that took its memory from an allocator.
+  preallocated = 1,     ///< Non-owning Buffer placed at a given address (never touches the allocator).
+  circular_buffer = 2,  ///< A program's circular buffer in L1.
+  kernel_binary = 3,    ///< Kernel binary held by the program cache (DRAM).
+  trace = 4,            ///< Trace region buffer (TRACE).
+};
+
+/// Why an allocation was released; lets a tracker tell a user's leak from runtime clean-up.
+enum class ReleaseReason : std::uint8_t {
+  explicit_free = 0,   ///< The owner freed it (deallocate, release, clear_program_cache, GC).
+  close_internal = 1,  ///< Runtime-internal allocation released by the close sequence.
+  close_leak = 2,      ///< The application still held it when close began; the close sweep freed it.
+};
+
+/// Placement direction in a bank manager's address space.
+enum class Placement : std::uint8_t { bottom_up, top_down };
+
+/// TT-Metal's buffer status machine: ALLOCATION_REQUESTED -> ALLOCATED -> DEALLOCATED.
+enum class BufferStatus : std::uint8_t { allocation_requested, allocated, deallocated };
+
+enum class Arch : std::uint8_t { wormhole_b0 = 0, blackhole = 1 };
+
+/// A small strong id: distinct types for device, mesh, buffer and program ids so they cannot be mixed up
+/// (the prototype reported a mesh id as a device id).
+template <typename Tag, typename Rep>
+struct StrongId {
+  Rep value{};
+  constexpr StrongId() = default;
+  constexpr explicit StrongId(Rep v) : value(v) {}
+  constexpr auto operator<=>(const StrongId&) const = default;
+};
+
+using DeviceId = StrongId<struct DeviceIdTag, std::uint32_t>;   ///< Physical device id, 0..N-1 in a process.
+using MeshId = StrongId<struct MeshIdTag, std::uint32_t>;       ///< Process-unique mesh id, never a device id.
+using BufferId = StrongId<struct BufferIdTag, std::uint64_t>;   ///< Process-unique allocation id.
+using ProgramId = StrongId<struct ProgramIdTag, std::uint64_t>; ///< Process-unique program id.
+
+std::string_view to_string(BufferType type);
+std::string_view to_string(AllocKind kind);
+std::string_view to_string(ReleaseReason reason);
+std::string_view to_string(Arch arch);
+std::string_view to_string(BufferStatus status);
+
+std::optional<BufferType> parse_buffer_type(std::string_view text);
+std::optional<AllocKind> parse_alloc_kind(std::string_view text);
+std::optional<Arch> parse_arch(std::string_view text);
+
+/// The four memory types that have bank managers, in a fixed order for tables and loops.
+inline constexpr BufferType kManagedTypes[] = {BufferType::DRAM, BufferType::L1, BufferType::L1_SMALL,
+                                               BufferType::TRACE};
+
+/// Next process-unique allocation id (never an address). Thread-safe.
+BufferId next_buffer_id();
+
+}  // namespace ttmem::emu
+
+template <typename Tag, typename Rep>
+struct std::hash<ttmem::emu::StrongId<Tag, Rep>> {
+  std::size_t operator()(const ttmem::emu::StrongId<Tag, Rep>& id) const noexcept {
+    return std::hash<Rep>{}(id.value);
+  }
+};

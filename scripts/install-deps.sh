@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Installs the Debian packages ttmem needs to build, test, benchmark and fuzz.
+# Idempotent: only packages that are missing are installed; nothing else is touched.
+set -euo pipefail
+
+packages=(
+  # toolchain and build
+  g++ cmake ninja-build make pkg-config clang clang-format libclang-rt-14-dev
+  # libraries
+  libfmt-dev libspdlog-dev nlohmann-json3-dev libcli11-dev libncurses-dev
+  # tests and benchmarks
+  libgtest-dev libgmock-dev googletest librapidcheck-dev libbenchmark-dev tmux
+  # python module
+  python3 python3-dev pybind11-dev python3-pytest
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+
+echo "install-deps: installing ${missing[*]}"
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null 2>&1; then
+    SUDO=sudo
+  else
+    echo "install-deps: need root (or sudo) to install: ${missing[*]}" >&2
+    exit 1
+  fi
+else
+  SUDO=
+fi
+export DEBIAN_FRONTEND=noninteractive
+# The package lists may be absent on a fresh machine; refresh them once per install.
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -1,0 +1,163 @@
+// Device allocator and buffer registries; see ttmem/runtime/allocator.hpp.
+#include "ttmem/runtime/allocator.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <ostream>
+#include <utility>
+
+#include "allocator/bank_manager.hpp"
+#include "ttmem/runtime/buffer.hpp"
+#include "ttmem/runtime/error.hpp"
+
+namespace ttmem::emu {
+
+namespace {
+
+std::size_t index_of(BufferType type) { return static_cast<std::size_t>(type); }
+
+void require_aligned(const char* what, std::uint64_t value, std::uint32_t alignment) {
+  if (value % alignment != 0) {
+    throw Error(ErrorCode::invalid_argument,
+                fmt::format("{} = {} B is not a multiple of the {} B alignment", what, value, alignment));
+  }
+}
+
+}  // namespace
+
+// BufferHome ---------------------------------------------------------------------------------------------
+
+BufferHome::BufferHome(std::shared_ptr<std::recursive_mutex> mutex)
+    : mutex_(mutex ? std::move(mutex) : std::make_shared<std::recursive_mutex>()) {}
+
+void BufferHome::attach(Buffer* buffer, bool owning) { (owning ? owned_ : preallocated_).insert(buffer); }
+
+void BufferHome::detach(Buffer* buffer) {
+  owned_.erase(buffer);
+  preallocated_.erase(buffer);
+}
+
+std::vector<Buffer*> BufferHome::attached_buffers() const {
+  auto by_id = [](const Buffer* a, const Buffer* b) { return a->unique_id() < b->unique_id(); };
+  std::vector<Buffer*> owned(owned_.begin(), owned_.end());
+  std::vector<Buffer*> pre(preallocated_.begin(), preallocated_.end());
+  std::sort(owned.begin(), owned.end(), by_id);
+  std::sort(pre.begin(), pre.end(), by_id);
+  owned.insert(owned.end(), pre.begin(), pre.end());
+  return owned;
+}
+
+// Allocator ----------------------------------------------------------------------------------------------
+
+Allocator::Allocator(Arch arch, const DeviceOptions& options, std::shared_ptr<std::recursive_mutex> mutex)
+    : BufferHome(std::move(mutex)), arch_(arch), options_(options) {
+  const ArchSpec& spec = arch_spec(arch);
+  worker_l1_size_ = options.worker_l1_size ? options.worker_l1_size : spec.l1_size_per_core;
+  require_aligned("l1_small_size", options.l1_small_size, spec.l1_alignment);
+  require_aligned("worker_l1_size", worker_l1_size_, spec.l1_alignment);
+  require_aligned("trace_region_size", options.trace_region_size, spec.dram_alignment);
+  if (worker_l1_size_ > spec.l1_size_per_core) {
+    throw Error(ErrorCode::invalid_argument,
+                fmt::format("worker_l1_size = {} B is larger than the {} B of L1 per core on {}", worker_l1_size_,
+                            spec.l1_size_per_core, to_string(arch)));
+  }
+  if (worker_l1_size_ < spec.l1_unreserved_base + options.l1_small_size) {
+    throw Error(ErrorCode::invalid_argument,
+                fmt::format("worker_l1_size = {} B leaves no room for L1 buffers above the unreserved base {} B "
+                            "with l1_small_size = {} B",
+                            worker_l1_size_, spec.l1_unreserved_base, options.l1_small_size));
+  }
+  if (options.trace_region_size + spec.dram_unreserved_base >= spec.dram_bank_size) {
+    throw Error(ErrorCode::invalid_argument,
+                fmt::format("trace_region_size = {} B does not fit in a {} B DRAM bank", options.trace_region_size,
+                            spec.dram_bank_size));
+  }
+
+  std::vector<std::int64_t> dram_offsets(spec.num_dram_banks);
+  for (std::uint32_t b = 0; b < spec.num_dram_banks; ++b) dram_offsets[b] = spec.dram_bank_offset(b);
+  const std::vector<std::int64_t> l1_offsets(spec.num_worker_cores(), 0);
+
+  // DRAM bank: unreserved | DRAM buffers | TRACE region (top trace_region_size bytes of the same bank).
+  const std::uint64_t dram_top = spec.dram_bank_size - options.trace_region_size;
+  const std::uint64_t dram_size = (dram_top - spec.dram_unreserved_base) / spec.dram_alignment * spec.dram_alignment;
+  banks_[index_of(BufferType::DRAM)] = std::make_unique<BankManager>(
+      BufferType::DRAM, dram_offsets, spec.dram_unreserved_base, dram_size, spec.dram_alignment, true);
+  banks_[index_of(BufferType::TRACE)] = std::make_unique<BankManager>(
+      BufferType::TRACE, dram_offsets, dram_top, options.trace_region_size, spec.dram_alignment, true);
+  // L1 per core: reserved | L1 buffers [unreserved base, top - l1_small) | L1_SMALL (sharded only).
+  const std::uint64_t l1_small_base = worker_l1_size_ - options.l1_small_size;
+  banks_[index_of(BufferType::L1)] = std::make_unique<BankManager>(
+      BufferType::L1, l1_offsets, spec.l1_unreserved_base, l1_small_base - spec.l1_unreserved_base,
+      spec.l1_alignment, true);
+  banks_[index_of(BufferType::L1_SMALL)] = std::make_unique<BankManager>(
+      BufferType::L1_SMALL, l1_offsets, l1_small_base, options.l1_small_size, spec.l1_alignment, false);
+}
+
+Allocator::~Allocator() = default;
+
+const BankManager& Allocator::bank_manager(BufferType type) const {
+  const auto& bank = banks_.at(index_of(type));
+  if (!bank) throw Error(ErrorCode::invalid_argument, fmt::format("{} has no bank manager", to_string(type)));
+  return *bank;
+}
+
+BankManager& Allocator::bank_manager(BufferType type) {
+  return const_cast<BankManager&>(std::as_const(*this).bank_manager(type));
+}
+
+Statistics Allocator::statistics(BufferType type) const {
+  std::lock_guard lock(mutex());
+  return bank_manager(type).statistics();
+}
+
+std::vector<MemoryBlock> Allocator::memory_blocks(BufferType type) const {
+  std::lock_guard lock(mutex());
+  return bank_manager(type).free_list().blocks();
+}
+
+void Allocator::dump_memory_blocks(std::ostream& out) const {
+  std::lock_guard lock(mutex());
+  for (BufferType type : kManagedTypes) {
+    const BankManager& bank = bank_manager(type);
+    out << fmt::format("{} ({} banks, {} B per bank)\n", to_string(type), bank.num_banks(), bank.bank_size());
+    out << fmt::format("  {:>14}  {:>14}  {}\n", "address", "size", "state");
+    for (const MemoryBlock& b : bank.free_list().blocks()) {
+      out << fmt::format("  {:>14}  {:>14}  {}\n", b.address, b.size, b.allocated ? "allocated" : "free");
+    }
+  }
+}
+
+std::uint32_t Allocator::num_banks(BufferType type) const { return bank_manager(type).num_banks(); }
+std::uint64_t Allocator::bank_size(BufferType type) const { return bank_manager(type).bank_size(); }
+DeviceAddr Allocator::base_address(BufferType type) const { return bank_manager(type).free_list().base(); }
+std::uint32_t Allocator::alignment(BufferType type) const { return bank_manager(type).alignment(); }
+
+std::optional<DeviceAddr> Allocator::lowest_occupied_l1_address() const {
+  std::lock_guard lock(mutex());
+  return bank_manager(BufferType::L1).free_list().lowest_occupied_address();
+}
+
+Reservation Allocator::reserve(const ReservationRequest& request) {
+  BankManager& bank = bank_manager(request.type);
+  const BankLayout layout = bank.layout(request.size, request.page_size, request.num_shards);
+  Reservation r{0, layout.num_banks, layout.aligned_page_size, layout.size_per_bank};
+  r.address = bank.allocate(request.size, layout, request.placement);
+  return r;
+}
+
+void Allocator::release(BufferType type, DeviceAddr address) { bank_manager(type).deallocate(address); }
+
+void Allocator::sweep() {
+  for (Buffer* buffer : attached_buffers()) {
+    buffer->release_locked(buffer->internal() ? ReleaseReason::close_internal : ReleaseReason::close_leak);
+  }
+  owned_.clear();
+  preallocated_.clear();
+  for (auto& bank : banks_) {
+    if (bank) bank->deallocate_all();
+  }
+  open_ = false;
+}
+
+}  // namespace ttmem::emu

@@ -1,0 +1,67 @@
+// First-fit free list over one bank's address space (TT-Metal's algorithms/free_list_opt semantics):
+// sizes rounded up to the alignment, bottom-up takes the lowest block that fits, top-down carves from
+// the end of the highest block that fits, frees coalesce with both neighbours, unknown frees are ignored.
+// Not thread-safe: the owning Allocator serialises access.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <unordered_map>
+#include <vector>
+
+#include "ttmem/runtime/statistics.hpp"
+#include "ttmem/runtime/types.hpp"
+
+namespace ttmem::emu {
+
+/// Half-open address range [begin, end).
+struct AddressRange {
+  DeviceAddr begin = 0;
+  DeviceAddr end = 0;
+  std::uint64_t size() const { return end - begin; }
+  bool operator==(const AddressRange&) const = default;
+};
+
+class FreeList {
+ public:
+  /// Manages [base, base + size_bytes); base and size must be multiples of alignment.
+  FreeList(DeviceAddr base, std::uint64_t size_bytes, std::uint32_t alignment);
+
+  /// Size actually reserved for a request: rounded up to the alignment, at least one alignment unit.
+  std::uint64_t aligned_size(std::uint64_t size_bytes) const;
+
+  /// First-fit allocation; nullopt when no free block is large enough. With address_limit, a result
+  /// below it is refused (TT-Metal's interleaved L1 limit).
+  std::optional<DeviceAddr> allocate(std::uint64_t size_bytes, Placement placement, DeviceAddr address_limit = 0);
+  /// Reserves exactly [address, address + aligned size) if that range is wholly free.
+  std::optional<DeviceAddr> allocate_at(DeviceAddr address, std::uint64_t size_bytes);
+  /// Frees the block that starts at address; returns false (and changes nothing) for an unknown address.
+  bool deallocate(DeviceAddr address);
+  /// Back to one free block.
+  void clear();
+
+  Statistics statistics() const;
+  std::optional<DeviceAddr> lowest_occupied_address() const;
+  std::vector<AddressRange> free_ranges() const;  ///< Sorted by address.
+  std::vector<MemoryBlock> blocks() const;        ///< Every block, free and allocated, by address.
+  std::size_t num_allocated_blocks() const { return allocated_.size(); }
+  std::optional<std::uint64_t> allocated_size(DeviceAddr address) const;
+
+  DeviceAddr base() const { return base_; }
+  DeviceAddr end() const { return base_ + size_; }
+  std::uint64_t size() const { return size_; }
+  std::uint32_t alignment() const { return alignment_; }
+
+ private:
+  void take(std::map<DeviceAddr, std::uint64_t>::iterator block, DeviceAddr start, std::uint64_t size);
+
+  DeviceAddr base_;
+  std::uint64_t size_;
+  std::uint32_t alignment_;
+  std::map<DeviceAddr, std::uint64_t> free_;                // start -> size, never adjacent (coalesced)
+  std::unordered_map<DeviceAddr, std::uint64_t> allocated_; // start -> size
+  std::uint64_t allocated_bytes_ = 0;
+};
+
+}  // namespace ttmem::emu

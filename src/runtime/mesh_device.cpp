@@ -1,0 +1,228 @@
+// MeshDevice: open (device ids, allocators, device init), programs, and TT-Metal's close sequence.
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <atomic>
+#include <vector>
+
+#include "cb_placement.hpp"
+#include "ttmem/runtime/device.hpp"
+#include "ttmem/runtime/error.hpp"
+
+namespace ttmem::emu {
+
+namespace {
+
+constexpr std::uint64_t kControlBufferSize = 4096;
+constexpr int kNumControlBuffers = 3;
+
+/// Physical device ids in use by open meshes of this process.
+class DeviceIdRegistry {
+ public:
+  void claim(std::uint32_t count) {
+    std::lock_guard lock(mutex_);
+    if (in_use_.size() < count) in_use_.resize(count, false);
+    for (std::uint32_t i = 0; i < count; ++i) {
+      if (in_use_[i]) {
+        throw Error(ErrorCode::device_busy,
+                    fmt::format("device {} is already open in this process; close its mesh first", i));
+      }
+    }
+    std::fill(in_use_.begin(), in_use_.begin() + count, true);
+  }
+  void release(std::uint32_t count) {
+    std::lock_guard lock(mutex_);
+    std::fill(in_use_.begin(), in_use_.begin() + std::min<std::size_t>(count, in_use_.size()), false);
+  }
+
+ private:
+  std::mutex mutex_;
+  std::vector<bool> in_use_;
+};
+
+DeviceIdRegistry& device_ids() {
+  static DeviceIdRegistry registry;
+  return registry;
+}
+
+MeshId next_mesh_id() {
+  static std::atomic<std::uint32_t> next{1};
+  return MeshId{next.fetch_add(1)};
+}
+
+ProgramId next_program_id() {
+  static std::atomic<std::uint64_t> next{1};
+  return ProgramId{next.fetch_add(1)};
+}
+
+std::string known_presets() {
+  std::string out;
+  for (const MeshPreset& p : mesh_presets()) out += (out.empty() ? "" : ", ") + std::string(p.name);
+  return out;
+}
+
+}  // namespace
+
+std::shared_ptr<MeshDevice> MeshDevice::open(const MeshDeviceConfig& config) {
+  const auto preset = find_mesh_preset(config.preset);
+  if (!preset) {
+    throw Error(ErrorCode::unknown_preset,
+                fmt::format("unknown mesh preset '{}' (known: {})", config.preset, known_presets()));
+  }
+  auto mesh = std::make_shared<MeshDevice>(next_mesh_id(), std::string(preset->name), preset->rows, preset->cols,
+                                           config.arch.value_or(preset->arch), config.options);
+  mesh->initialize_devices();
+  return mesh;
+}
+
+MeshDevice::MeshDevice(MeshId id, const std::string& preset, std::uint32_t rows, std::uint32_t cols, Arch arch,
+                       const DeviceOptions& options)
+    : id_(id),
+      preset_(preset),
+      rows_(rows),
+      cols_(cols),
+      arch_(arch),
+      options_(options),
+      mutex_(std::make_shared<std::recursive_mutex>()) {}
+
+void MeshDevice::initialize_devices() {
+  const std::uint32_t n = rows_ * cols_;
+  device_ids().claim(n);
+  try {
+    std::vector<std::shared_ptr<Allocator>> allocators;
+    for (std::uint32_t i = 0; i < n; ++i) {
+      devices_.push_back(std::make_unique<Device>(DeviceId{i}, id_, arch_, options_, mutex_));
+      allocators.push_back(devices_.back()->allocator_ptr());
+    }
+    allocator_ = std::make_shared<MeshAllocator>(std::move(allocators), mutex_);
+  } catch (...) {
+    device_ids().release(n);
+    throw;
+  }
+  std::lock_guard lock(*mutex_);
+  open_ = true;
+  for (const auto& device : devices_) GraphTracker::instance().track_device_open(device->info());
+
+  // Device init: dispatch coordination buffers at fixed addresses in the reserved L1 region of the first
+  // device, created through the pre-allocated path (as TT-Metal's command queue setup does).
+  Device& first = *devices_.front();
+  const ArchSpec& spec = first.spec();
+  for (int k = 0; k < kNumControlBuffers; ++k) {
+    BufferConfig config;
+    config.size = kControlBufferSize;
+    config.page_size = kControlBufferSize;
+    config.type = BufferType::L1;
+    config.site = "dispatch/control";
+    config.internal = true;
+    control_buffers_.push_back(Buffer::create_locked(
+        first.allocator_ptr(), {EventScope::device, first.id(), id_, spec.control_buffer_base + k * kControlBufferSize},
+        config));
+  }
+}
+
+MeshDevice::~MeshDevice() { close(); }
+
+void MeshDevice::require_open() const {
+  if (!open_) throw Error(ErrorCode::device_closed, fmt::format("mesh {} ({}) is closed", id_.value, preset_));
+}
+
+std::vector<std::shared_ptr<Buffer>> MeshDevice::control_buffers() const {
+  std::lock_guard lock(*mutex_);
+  return control_buffers_;
+}
+
+std::shared_ptr<MeshBuffer> MeshDevice::create_buffer(const BufferConfig& config) {
+  std::lock_guard lock(*mutex_);
+  require_open();
+  if (config.type == BufferType::TRACE && options_.trace_region_size == 0) {
+    throw Error(ErrorCode::invalid_argument,
+                "TRACE buffers need a trace region: open the mesh with trace_region_size > 0");
+  }
+  if (config.type == BufferType::L1_SMALL && options_.l1_small_size == 0) {
+    throw Error(ErrorCode::invalid_argument, "L1_SMALL buffers need l1_small_size > 0 when the mesh is opened");
+  }
+  auto backing = Buffer::create_locked(allocator_, {EventScope::mesh, DeviceId{}, id_, std::nullopt}, config);
+  BufferConfig per_device = config;
+  per_device.kind = backing->kind();
+  std::vector<std::shared_ptr<Buffer>> device_buffers;
+  if (config.size != 0) {
+    for (const auto& device : devices_) {
+      device_buffers.push_back(Buffer::create_locked(
+          device->allocator_ptr(), {EventScope::device, device->id(), id_, backing->address()}, per_device));
+    }
+  }
+  return std::make_shared<MeshBuffer>(std::move(backing), std::move(device_buffers));
+}
+
+std::shared_ptr<Program> MeshDevice::create_program(const ProgramConfig& config) {
+  std::lock_guard lock(*mutex_);
+  require_open();
+  if (config.name.empty()) throw Error(ErrorCode::invalid_argument, "a program needs a name");
+  plan_circular_buffers(config, arch_spec(arch_));  // validates sizes and core ranges now
+  return std::make_shared<Program>(next_program_id(), config, weak_from_this());
+}
+
+void MeshDevice::run(const std::shared_ptr<Program>& program) {
+  std::lock_guard lock(*mutex_);
+  require_open();
+  if (!program || program->mesh() != this) {
+    throw Error(ErrorCode::invalid_argument, "the program was not created on this mesh");
+  }
+  if (program->state() == ProgramState::released) {
+    throw Error(ErrorCode::invalid_state, fmt::format("program {} was released", program->name()));
+  }
+  const ArchSpec& spec = arch_spec(arch_);
+  const auto planned = plan_circular_buffers(program->config(), spec);
+  // Validate on every device before anything is allocated, so a clash changes nothing.
+  for (const auto& device : devices_) {
+    if (program->has_circular_buffers_on(device->id())) continue;
+    const Allocator& a = device->allocator();
+    validate_circular_buffers(planned, program->config(), program->id(), spec,
+                              a.base_address(BufferType::L1) + a.bank_size(BufferType::L1),
+                              a.lowest_occupied_l1_address());
+  }
+  for (const auto& device : devices_) device->program_cache().add(*device, program);
+  for (const auto& device : devices_) {
+    if (program->has_circular_buffers_on(device->id())) continue;
+    std::vector<CircularBufferAllocation> cbs;
+    for (const PlannedCircularBuffer& p : planned) {
+      cbs.push_back({next_buffer_id(), device->id(), p.index, p.address, p.size, p.cores});
+    }
+    program->add_circular_buffers(std::move(cbs));
+  }
+}
+
+void MeshDevice::clear_program_cache() {
+  std::lock_guard lock(*mutex_);
+  require_open();
+  for (const auto& device : devices_) device->program_cache().clear(*device, ReleaseReason::explicit_free);
+}
+
+void MeshDevice::close() {
+  std::lock_guard lock(*mutex_);
+  if (!open_) return;
+  for (const auto& device : devices_) GraphTracker::instance().track_device_close(device->id(), ClosePhase::begin);
+  // 1. Mesh command queues: the emulator runs programs synchronously, so nothing is in flight.
+  // 2. Mesh-level allocator torn down: backing buffers of mesh buffers still alive are released.
+  allocator_->sweep();
+  // 3. Per device: program cache, then the allocator's sweep (owning and pre-allocated), uninitialized.
+  for (const auto& device : devices_) device->close_locked();
+  control_buffers_.clear();
+  open_ = false;
+  device_ids().release(static_cast<std::uint32_t>(devices_.size()));
+}
+
+// MeshBuffer ---------------------------------------------------------------------------------------------
+
+MeshBuffer::MeshBuffer(std::shared_ptr<Buffer> backing, std::vector<std::shared_ptr<Buffer>> device_buffers)
+    : backing_(std::move(backing)), device_buffers_(std::move(device_buffers)) {}
+
+MeshBuffer::~MeshBuffer() { deallocate(); }
+
+void MeshBuffer::deallocate() {
+  // Both go through their home's (shared) mesh lock; each is idempotent and a no-op after close.
+  for (const auto& b : device_buffers_) b->deallocate();
+  backing_->deallocate();
+}
+
+}  // namespace ttmem::emu

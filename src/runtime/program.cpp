@@ -1,0 +1,138 @@
+// Programs, their circular buffers, and the per-device program cache; see ttmem/runtime/program.hpp.
+#include "ttmem/runtime/program.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+
+#include "ttmem/runtime/buffer.hpp"
+#include "ttmem/runtime/device.hpp"
+#include "ttmem/runtime/graph_tracker.hpp"
+
+namespace ttmem::emu {
+
+namespace {
+
+AllocationEvent cb_event(const CircularBufferAllocation& cb, MeshId mesh, const std::string& site,
+                         std::uint32_t alignment, std::uint32_t num_worker_cores) {
+  AllocationEvent e;
+  e.scope = EventScope::device;
+  e.device = cb.device;
+  e.mesh = mesh;
+  e.type = BufferType::L1;
+  e.kind = AllocKind::circular_buffer;
+  e.id = cb.id;
+  e.size = cb.size;
+  e.address = cb.address;
+  e.page_size = cb.size;
+  e.num_banks = cb.cores.count ? cb.cores.count : num_worker_cores;
+  e.size_per_bank = (cb.size + alignment - 1) / alignment * alignment;
+  e.site = site;
+  e.internal = false;
+  return e;
+}
+
+}  // namespace
+
+Program::Program(ProgramId id, ProgramConfig config, std::weak_ptr<MeshDevice> mesh)
+    : id_(id), config_(std::move(config)), mesh_(std::move(mesh)), mesh_raw_(mesh_.lock().get()) {}
+
+Program::~Program() { release(); }
+
+ProgramState Program::state() const {
+  auto mesh = mesh_.lock();
+  std::unique_lock<std::recursive_mutex> lock;
+  if (mesh) lock = std::unique_lock(mesh->mutex());
+  if (released_) return ProgramState::released;
+  return cbs_.empty() ? ProgramState::created : ProgramState::compiled;
+}
+
+std::vector<CircularBufferAllocation> Program::circular_buffers() const {
+  auto mesh = mesh_.lock();
+  if (!mesh) return {};
+  std::lock_guard lock(mesh->mutex());
+  return cbs_;
+}
+
+std::string Program::cb_site(std::uint32_t index) const { return fmt::format("program {}/cb{}", config_.name, index); }
+
+bool Program::has_circular_buffers_on(DeviceId device) const {
+  return std::any_of(cbs_.begin(), cbs_.end(), [&](const CircularBufferAllocation& cb) { return cb.device == device; });
+}
+
+void Program::add_circular_buffers(std::vector<CircularBufferAllocation> cbs) {
+  const ArchSpec& spec = arch_spec(mesh_raw_->arch());
+  for (CircularBufferAllocation& cb : cbs) {
+    cbs_.push_back(cb);
+    GraphTracker::instance().track_allocate(
+        cb_event(cb, mesh_raw_->id(), cb_site(cb.index), spec.l1_alignment, spec.num_worker_cores()));
+  }
+}
+
+void Program::release_circular_buffers_on(DeviceId device, ReleaseReason reason) {
+  const ArchSpec& spec = arch_spec(mesh_raw_->arch());
+  auto keep = std::stable_partition(cbs_.begin(), cbs_.end(),
+                                    [&](const CircularBufferAllocation& cb) { return cb.device != device; });
+  for (auto it = keep; it != cbs_.end(); ++it) {  // each CB released on its own, never "all CBs"
+    AllocationEvent e = cb_event(*it, mesh_raw_->id(), cb_site(it->index), spec.l1_alignment,
+                                 spec.num_worker_cores());
+    e.reason = reason;
+    GraphTracker::instance().track_deallocate(e);
+  }
+  cbs_.erase(keep, cbs_.end());
+}
+
+void Program::release() {
+  auto mesh = mesh_.lock();
+  if (!mesh) {  // the mesh is gone; its close already released every CB
+    released_ = true;
+    return;
+  }
+  std::lock_guard lock(mesh->mutex());
+  if (released_) return;
+  released_ = true;
+  for (std::size_t d = 0; d < mesh->num_devices(); ++d) {
+    Device& device = mesh->device(d);
+    release_circular_buffers_on(device.id(), ReleaseReason::explicit_free);
+    device.program_cache().forget(this);
+  }
+}
+
+// ProgramCache -------------------------------------------------------------------------------------------
+
+void ProgramCache::add(Device& device, const std::shared_ptr<Program>& program) {
+  const bool cached = std::any_of(kernel_binaries_.begin(), kernel_binaries_.end(),
+                                  [&](const auto& entry) { return entry.first == program->name(); });
+  if (!cached) {
+    BufferConfig config;
+    config.size = program->config().kernel_binary_size;
+    config.page_size = config.size;
+    config.type = BufferType::DRAM;
+    config.placement = Placement::top_down;  // binaries sit at the top so they do not fragment tensors
+    config.kind = AllocKind::kernel_binary;
+    config.site = fmt::format("program_cache/kernel_bin {}", program->name());
+    config.internal = true;
+    kernel_binaries_.emplace_back(
+        program->name(),
+        Buffer::create_locked(device.allocator_ptr(),
+                              {EventScope::device, device.id(), device.mesh_id(), std::nullopt}, config));
+  }
+  if (std::find(programs_.begin(), programs_.end(), program) == programs_.end()) programs_.push_back(program);
+}
+
+void ProgramCache::forget(const Program* program) {
+  std::erase_if(programs_, [&](const std::shared_ptr<Program>& p) { return p.get() == program; });
+}
+
+void ProgramCache::clear(Device& device, ReleaseReason reason) {
+  // Move the entries out first: dropping the last reference to a program runs its destructor, which
+  // calls back into forget().
+  auto programs = std::move(programs_);
+  programs_.clear();
+  for (const auto& program : programs) program->release_circular_buffers_on(device.id(), reason);
+  auto binaries = std::move(kernel_binaries_);
+  kernel_binaries_.clear();
+  for (const auto& [name, buffer] : binaries) buffer->release_locked(reason);
+}
+
+}  // namespace ttmem::emu

@@ -1,0 +1,371 @@
+// Executes ttmem-emu scripts; see interpreter.hpp.
+#include "interpreter.hpp"
+
+#include <fmt/format.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <thread>
+
+#include "ttmem/runtime/error.hpp"
+
+namespace ttmem::emu_tool {
+
+using emu::AllocKind;
+using emu::BufferType;
+
+// UsageTracker ---------------------------------------------------------------------------------------------
+
+std::size_t UsageTracker::slot(const emu::AllocationEvent& e) {
+  return e.kind == AllocKind::circular_buffer ? kCb : static_cast<std::size_t>(e.type);
+}
+
+void UsageTracker::track_allocate(const emu::AllocationEvent& e) {
+  if (e.scope != emu::EventScope::device) return;  // mesh backing buffers are counted on each device
+  std::lock_guard lock(mutex_);
+  auto& live = live_[e.device.value][slot(e)];
+  live += e.size;
+  auto& peak = peak_[e.device.value][slot(e)];
+  peak = std::max(peak, live);
+}
+
+void UsageTracker::track_deallocate(const emu::AllocationEvent& e) {
+  if (e.scope != emu::EventScope::device) return;
+  std::lock_guard lock(mutex_);
+  live_[e.device.value][slot(e)] -= e.size;
+}
+
+std::map<std::uint32_t, UsageTracker::Figures> UsageTracker::peaks() const {
+  std::lock_guard lock(mutex_);
+  return peak_;
+}
+
+std::map<std::uint32_t, UsageTracker::Figures> UsageTracker::live() const {
+  std::lock_guard lock(mutex_);
+  return live_;
+}
+
+// Interpreter ----------------------------------------------------------------------------------------------
+
+namespace {
+
+std::uint64_t size_option(const Command& cmd, const char* key, std::uint64_t fallback) {
+  auto it = cmd.options.find(key);
+  return it == cmd.options.end() ? fallback : *parse_size(it->second);
+}
+
+std::uint32_t number_option(const Command& cmd, const char* key, std::uint32_t fallback) {
+  auto it = cmd.options.find(key);
+  return it == cmd.options.end() ? fallback : static_cast<std::uint32_t>(std::stoul(it->second));
+}
+
+BufferType buffer_type(const Command& cmd, const std::string& text) {
+  auto type = emu::parse_buffer_type(text);
+  if (!type || *type == BufferType::SYSTEM_MEMORY) {
+    throw ScriptError(cmd.line, fmt::format("unknown memory type '{}' (use DRAM, L1, L1_SMALL or TRACE)", text));
+  }
+  return *type;
+}
+
+/// TT-Metal tensors use 2048-B pages (a bf16 tile); other sizes are one page.
+std::uint64_t default_page_size(std::uint64_t size) {
+  constexpr std::uint64_t kTile = 2048;
+  return size >= kTile && size % kTile == 0 ? kTile : size;
+}
+
+}  // namespace
+
+Interpreter::Interpreter(InterpreterOptions options)
+    : options_(std::move(options)), usage_(std::make_shared<UsageTracker>()) {
+  emu::GraphTracker::instance().push_processor(usage_);
+}
+
+Interpreter::~Interpreter() {
+  buffers_.clear();
+  programs_.clear();
+  mesh_.reset();
+  emu::GraphTracker::instance().remove_processor(usage_);
+}
+
+template <typename... Args>
+void Interpreter::say(fmt::format_string<Args...> format, Args&&... args) {
+  if (options_.log) *options_.log << fmt::format(format, std::forward<Args>(args)...) << '\n';
+}
+
+RunResult Interpreter::run(const std::vector<Command>& script) {
+  try {
+    execute(script);
+  } catch (const ScriptError& e) {
+    if (!result_.error) result_.error = RunError{e.line(), e.what(), 2};
+  }
+  if (mesh_ && mesh_->is_open()) {
+    const int last = result_.error ? result_.error->line : 0;
+    say("end of script: closing the mesh that is still open");
+    close_mesh(last);
+  }
+  result_.peaks = usage_->peaks();
+  return std::move(result_);
+}
+
+void Interpreter::execute(const std::vector<Command>& commands) {
+  for (const Command& cmd : commands) {
+    try {
+      execute(cmd);
+    } catch (const emu::Error& e) {
+      const bool memory = e.code() == emu::ErrorCode::out_of_memory || e.code() == emu::ErrorCode::cb_clash;
+      result_.error = RunError{cmd.line, e.what(), memory ? 3 : 2};
+      throw ScriptError(cmd.line, e.what());
+    }
+  }
+}
+
+emu::MeshDevice& Interpreter::mesh(int line) {
+  if (!mesh_ || !mesh_->is_open()) throw ScriptError(line, "no open mesh: start the script with 'mesh PRESET'");
+  return *mesh_;
+}
+
+void Interpreter::execute(const Command& cmd) {
+  const std::string& v = cmd.verb;
+  if (v == "mesh") {
+    open_mesh(cmd);
+  } else if (v == "alloc") {
+    alloc(cmd, false);
+  } else if (v == "alloc_at") {
+    alloc(cmd, true);
+  } else if (v == "free" || v == "release_trace") {
+    free_buffer(cmd);
+  } else if (v == "program") {
+    define_program(cmd);
+  } else if (v == "run") {
+    run_program(cmd);
+  } else if (v == "release") {
+    release_program(cmd);
+  } else if (v == "clear_program_cache") {
+    mesh(cmd.line).clear_program_cache();
+    say("clear_program_cache: kernel binaries and cached programs' circular buffers released");
+  } else if (v == "trace") {
+    trace(cmd);
+  } else if (v == "close") {
+    mesh(cmd.line);
+    close_mesh(cmd.line);
+  } else if (v == "sleep") {
+    std::this_thread::sleep_for(std::chrono::milliseconds(std::stoull(cmd.args[0])));
+  } else if (v == "flush") {
+    if (options_.flush) options_.flush();
+  } else if (v == "abort") {
+    say("abort: exiting without cleanup (SIGKILL)");
+    if (options_.log) options_.log->flush();
+    if (options_.flush) options_.flush();
+    ::kill(::getpid(), SIGKILL);
+  } else if (v == "stats") {
+    print_stats(cmd.line);
+  } else if (v == "dump") {
+    dump(cmd);
+  } else if (v == "repeat") {
+    // One line for the whole loop, not one per iteration.
+    struct Mute {
+      std::ostream*& log;
+      std::ostream* saved;
+      ~Mute() { log = saved; }
+    } mute{options_.log, options_.log};
+    options_.log = nullptr;
+    for (std::uint64_t i = 0; i < cmd.repeat_count; ++i) execute(cmd.body);
+    options_.log = mute.saved;
+    say("repeat {}: {} command{} per iteration done", cmd.repeat_count, cmd.body.size(),
+        cmd.body.size() == 1 ? "" : "s");
+  }
+}
+
+void Interpreter::open_mesh(const Command& cmd) {
+  if (mesh_ && mesh_->is_open()) {
+    throw ScriptError(cmd.line, "a mesh is already open; 'close' it before opening another");
+  }
+  emu::MeshDeviceConfig config;
+  config.preset = cmd.args[0];
+  if (auto it = cmd.options.find("arch"); it != cmd.options.end()) {
+    config.arch = emu::parse_arch(it->second);
+    if (!config.arch) {
+      throw ScriptError(cmd.line, fmt::format("unknown arch '{}' (use wormhole_b0 or blackhole)", it->second));
+    }
+  }
+  config.options.l1_small_size = size_option(cmd, "l1_small", 0);
+  config.options.trace_region_size = size_option(cmd, "trace_region", 0);
+  config.options.worker_l1_size = size_option(cmd, "worker_l1", 0);
+  buffers_.clear();
+  programs_.clear();
+  mesh_ = emu::MeshDevice::open(config);
+  result_.meshes.push_back({mesh_->preset(), mesh_->arch(), mesh_->rows(), mesh_->cols(), config.options, cmd.line, {}});
+  say("mesh {}: {} {} device{} ({}x{}), mesh id {}", mesh_->preset(), mesh_->num_devices(), emu::to_string(mesh_->arch()),
+      mesh_->num_devices() == 1 ? "" : "s", mesh_->rows(), mesh_->cols(), mesh_->id().value);
+}
+
+void Interpreter::alloc(const Command& cmd, bool at_address) {
+  emu::MeshDevice& m = mesh(cmd.line);
+  const std::string& name = cmd.args[0];
+  if (buffers_.contains(name)) {
+    throw ScriptError(cmd.line, fmt::format("buffer '{}' is still live; free it before reusing the name", name));
+  }
+  emu::BufferConfig config;
+  config.type = buffer_type(cmd, cmd.args[1]);
+  config.size = *parse_size(cmd.args[2]);
+  config.page_size = size_option(cmd, "page", default_page_size(config.size));
+  if (cmd.options.contains("shard_cores")) config.shard_cores = number_option(cmd, "shard_cores", 0);
+  auto site = cmd.options.find("site");
+  config.site = site != cmd.options.end() ? site->second : fmt::format("{}:{}", options_.script_name, cmd.line);
+
+  BufferRecord record{name, cmd.line, config.type, AllocKind::owning, config.size, config.page_size, 0, {}, config.site, {}};
+  LiveBuffer live;
+  if (at_address) {
+    const std::uint32_t device = number_option(cmd, "device", 0);
+    if (device >= m.num_devices()) {
+      throw ScriptError(cmd.line, fmt::format("device {} is not in this mesh (devices 0..{})", device, m.num_devices() - 1));
+    }
+    live.device_buffer = m.device(device).create_buffer_at(*parse_size(cmd.args[3]), config);
+    record.kind = live.device_buffer->kind();
+    record.address = live.device_buffer->address();
+    record.devices = {device};
+  } else {
+    live.mesh_buffer = m.create_buffer(config);
+    record.kind = live.mesh_buffer->kind();
+    record.address = live.mesh_buffer->address();
+    for (std::uint32_t d = 0; d < m.num_devices(); ++d) record.devices.push_back(d);
+  }
+  say("{} {}: {} {} B (page {} B) at {} on {} device{} [{}]", cmd.verb, name, cmd.args[1], record.size,
+      record.page_size, record.address, record.devices.size(), record.devices.size() == 1 ? "" : "s", record.site);
+  live.record = result_.buffers.size();
+  result_.buffers.push_back(std::move(record));
+  buffers_.emplace(name, std::move(live));
+}
+
+void Interpreter::trace(const Command& cmd) {
+  emu::MeshDevice& m = mesh(cmd.line);
+  const std::string& name = cmd.args[0];
+  if (buffers_.contains(name)) {
+    throw ScriptError(cmd.line, fmt::format("buffer '{}' is still live; free it before reusing the name", name));
+  }
+  emu::BufferConfig config;
+  config.type = BufferType::TRACE;
+  config.size = *parse_size(cmd.args[1]);
+  config.page_size = default_page_size(config.size);
+  auto site = cmd.options.find("site");
+  config.site = site != cmd.options.end() ? site->second : fmt::format("{}:{}", options_.script_name, cmd.line);
+  LiveBuffer live;
+  live.mesh_buffer = m.create_buffer(config);
+  BufferRecord record{name,          cmd.line, BufferType::TRACE,       AllocKind::trace, config.size,
+                      config.page_size, live.mesh_buffer->address(), {}, config.site,      {}};
+  for (std::uint32_t d = 0; d < m.num_devices(); ++d) record.devices.push_back(d);
+  say("trace {}: {} B in the trace region at {} on {} device(s)", name, record.size, record.address, record.devices.size());
+  live.record = result_.buffers.size();
+  result_.buffers.push_back(std::move(record));
+  buffers_.emplace(name, std::move(live));
+}
+
+void Interpreter::free_buffer(const Command& cmd) {
+  mesh(cmd.line);
+  auto it = buffers_.find(cmd.args[0]);
+  if (it == buffers_.end()) throw ScriptError(cmd.line, fmt::format("no live buffer named '{}'", cmd.args[0]));
+  if (it->second.mesh_buffer) it->second.mesh_buffer->deallocate();
+  if (it->second.device_buffer) it->second.device_buffer->deallocate();
+  result_.buffers[it->second.record].freed_at_line = cmd.line;
+  buffers_.erase(it);
+  say("{} {}", cmd.verb, cmd.args[0]);
+}
+
+void Interpreter::define_program(const Command& cmd) {
+  emu::MeshDevice& m = mesh(cmd.line);
+  const std::string& name = cmd.args[0];
+  if (programs_.contains(name)) throw ScriptError(cmd.line, fmt::format("program '{}' already exists", name));
+  emu::ProgramConfig config;
+  config.name = name;
+  config.kernel_binary_size = size_option(cmd, "kernel", config.kernel_binary_size);
+  const emu::CoreRange cores{0, number_option(cmd, "cores", 0)};
+  for (const std::string& cb : cmd.cbs) {
+    const auto x = cb.find('x');
+    const std::uint64_t size = *parse_size(cb.substr(0, x));
+    const std::uint64_t count = x == std::string::npos ? 1 : std::stoull(cb.substr(x + 1));
+    for (std::uint64_t i = 0; i < count; ++i) config.circular_buffers.push_back({size, cores});
+  }
+  LiveProgram live{m.create_program(config), result_.programs.size()};
+  result_.programs.push_back({name, cmd.line, {}, config.kernel_binary_size, 0, {}});
+  programs_.emplace(name, std::move(live));
+  say("program {}: {} circular buffer{} on {} cores", name, config.circular_buffers.size(),
+      config.circular_buffers.size() == 1 ? "" : "s",
+      cores.count ? cores.count : emu::arch_spec(m.arch()).num_worker_cores());
+}
+
+void Interpreter::run_program(const Command& cmd) {
+  emu::MeshDevice& m = mesh(cmd.line);
+  auto it = programs_.find(cmd.args[0]);
+  if (it == programs_.end()) throw ScriptError(cmd.line, fmt::format("no program named '{}'", cmd.args[0]));
+  m.run(it->second.program);
+  ProgramRecord& record = result_.programs[it->second.record];
+  ++record.runs;
+  if (record.cbs.empty()) {
+    for (const auto& cb : it->second.program->circular_buffers()) {
+      if (cb.device.value != 0) continue;
+      record.cbs.push_back({cb.index, cb.address, cb.size, cb.cores.first, cb.cores.count});
+    }
+    std::string where;
+    for (const CbRecord& cb : record.cbs) where += fmt::format("{}{}", where.empty() ? "" : ", ", cb.address);
+    say("run {}: circular buffers at {}", cmd.args[0], where.empty() ? "(none)" : where);
+  } else {
+    say("run {}", cmd.args[0]);
+  }
+}
+
+void Interpreter::release_program(const Command& cmd) {
+  mesh(cmd.line);
+  auto it = programs_.find(cmd.args[0]);
+  if (it == programs_.end()) throw ScriptError(cmd.line, fmt::format("no program named '{}'", cmd.args[0]));
+  it->second.program->release();
+  result_.programs[it->second.record].released_at_line = cmd.line;
+  result_.programs[it->second.record].cbs.clear();
+  programs_.erase(it);
+  say("release {}", cmd.args[0]);
+}
+
+void Interpreter::close_mesh(int line) {
+  for (const auto& [name, live] : buffers_) result_.live_at_close.push_back(result_.buffers[live.record]);
+  mesh_->close();
+  if (!result_.meshes.empty()) result_.meshes.back().closed_at_line = line;
+  if (buffers_.empty()) {
+    say("close: every buffer was freed before close");
+  } else {
+    say("close: {} buffer{} still held when close began (swept and reported as leaks):", buffers_.size(),
+        buffers_.size() == 1 ? " was" : "s were");
+    for (const auto& [name, live] : buffers_) {
+      const BufferRecord& r = result_.buffers[live.record];
+      say("  {} {} {} B at {} on {} device(s) [{}]", name, emu::to_string(r.type), r.size, r.address,
+          r.devices.size(), r.site);
+    }
+  }
+  // Handles outlive close, as Python tensors do; dropping them now must change nothing.
+  buffers_.clear();
+  programs_.clear();
+}
+
+void Interpreter::print_stats(int line) {
+  emu::MeshDevice& m = mesh(line);
+  for (std::size_t d = 0; d < m.num_devices(); ++d) {
+    const emu::Allocator& a = m.device(d).allocator();
+    std::string text = fmt::format("device {}:", d);
+    for (BufferType type : emu::kManagedTypes) {
+      const emu::Statistics s = a.statistics(type);
+      text += fmt::format("  {} {}/{} B per bank (largest free {})", emu::to_string(type), s.total_allocated_bytes,
+                          s.total_allocatable_bytes, s.largest_free_block_bytes);
+    }
+    say("{}", text);
+  }
+}
+
+void Interpreter::dump(const Command& cmd) {
+  emu::MeshDevice& m = mesh(cmd.line);
+  const std::uint32_t device = number_option(cmd, "device", 0);
+  if (device >= m.num_devices()) throw ScriptError(cmd.line, fmt::format("device {} is not in this mesh", device));
+  if (options_.log) m.device(device).allocator().dump_memory_blocks(*options_.log);
+}
+
+int exit_code(const RunResult& result) { return result.error ? result.error->exit_code : 0; }
+
+}  // namespace ttmem::emu_tool

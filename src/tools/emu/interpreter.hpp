@@ -1,0 +1,144 @@
+// Runs a parsed ttmem-emu script on the emulated runtime and records what happened for the report.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "script.hpp"
+#include "ttmem/runtime/device.hpp"
+
+namespace ttmem::emu_tool {
+
+/// Live and peak bytes per device, per memory type plus circular buffers (index 5), from tracker events.
+class UsageTracker : public emu::Processor {
+ public:
+  static constexpr std::size_t kCb = 5;
+  using Figures = std::array<std::uint64_t, 6>;
+  void track_allocate(const emu::AllocationEvent& e) override;
+  void track_deallocate(const emu::AllocationEvent& e) override;
+  std::map<std::uint32_t, Figures> peaks() const;
+  std::map<std::uint32_t, Figures> live() const;
+
+ private:
+  static std::size_t slot(const emu::AllocationEvent& e);
+  mutable std::mutex mutex_;
+  std::map<std::uint32_t, Figures> live_;
+  std::map<std::uint32_t, Figures> peak_;
+};
+
+struct BufferRecord {
+  std::string name;
+  int line = 0;
+  emu::BufferType type = emu::BufferType::DRAM;
+  emu::AllocKind kind = emu::AllocKind::owning;
+  std::uint64_t size = 0;
+  std::uint64_t page_size = 0;
+  emu::DeviceAddr address = 0;
+  std::vector<std::uint32_t> devices;
+  std::string site;
+  std::optional<int> freed_at_line;
+};
+
+struct CbRecord {
+  std::uint32_t index = 0;
+  emu::DeviceAddr address = 0;
+  std::uint64_t size = 0;
+  std::uint32_t first_core = 0;
+  std::uint32_t cores = 0;
+};
+
+struct ProgramRecord {
+  std::string name;
+  int line = 0;
+  std::vector<CbRecord> cbs;
+  std::uint64_t kernel_binary_size = 0;
+  std::uint32_t runs = 0;
+  std::optional<int> released_at_line;
+};
+
+struct MeshRecord {
+  std::string preset;
+  emu::Arch arch = emu::Arch::wormhole_b0;
+  std::uint32_t rows = 0, cols = 0;
+  emu::DeviceOptions options;
+  int line = 0;
+  std::optional<int> closed_at_line;
+};
+
+struct RunError {
+  int line = 0;
+  std::string message;
+  int exit_code = 2;
+};
+
+struct RunResult {
+  std::vector<MeshRecord> meshes;
+  std::vector<BufferRecord> buffers;
+  std::vector<ProgramRecord> programs;
+  std::vector<BufferRecord> live_at_close;
+  std::map<std::uint32_t, UsageTracker::Figures> peaks;
+  std::optional<RunError> error;
+};
+
+struct InterpreterOptions {
+  std::string script_name = "stdin";  ///< Used for default sites: "<script_name>:<line>".
+  std::ostream* log = nullptr;        ///< Human-readable progress (null: silent).
+  std::function<void()> flush;        ///< Called by `flush` and before `abort`.
+};
+
+class Interpreter {
+ public:
+  explicit Interpreter(InterpreterOptions options);
+  ~Interpreter();
+  /// Runs the script; errors end the run and are returned in RunResult::error (exit code 2 for a bad
+  /// line, 3 for out of memory or a circular-buffer clash). A mesh still open at the end is closed.
+  RunResult run(const std::vector<Command>& script);
+
+ private:
+  void execute(const std::vector<Command>& commands);
+  void execute(const Command& cmd);
+  void open_mesh(const Command& cmd);
+  void alloc(const Command& cmd, bool at_address);
+  void free_buffer(const Command& cmd);
+  void define_program(const Command& cmd);
+  void run_program(const Command& cmd);
+  void release_program(const Command& cmd);
+  void trace(const Command& cmd);
+  void close_mesh(int line);
+  void print_stats(int line);
+  void dump(const Command& cmd);
+  emu::MeshDevice& mesh(int line);
+  template <typename... Args>
+  void say(fmt::format_string<Args...> format, Args&&... args);
+
+  struct LiveBuffer {
+    std::shared_ptr<emu::MeshBuffer> mesh_buffer;
+    std::shared_ptr<emu::Buffer> device_buffer;
+    std::size_t record = 0;
+  };
+  struct LiveProgram {
+    std::shared_ptr<emu::Program> program;
+    std::size_t record = 0;
+  };
+
+  InterpreterOptions options_;
+  std::shared_ptr<UsageTracker> usage_;
+  std::shared_ptr<emu::MeshDevice> mesh_;
+  std::map<std::string, LiveBuffer> buffers_;
+  std::map<std::string, LiveProgram> programs_;
+  RunResult result_;
+};
+
+/// Exit status of a ttmem-emu run: 0, 2 (bad line) or 3 (out of memory / CB clash).
+int exit_code(const RunResult& result);
+
+}  // namespace ttmem::emu_tool

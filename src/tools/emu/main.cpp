@@ -1,0 +1,93 @@
+// ttmem-emu: runs a workload script on the emulated TT-Metal runtime.
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include "interpreter.hpp"
+#include "report.hpp"
+#include "script.hpp"
+#include "ttmem/runtime/arch.hpp"
+
+namespace {
+
+int list_presets() {
+  for (const auto& p : ttmem::emu::mesh_presets()) {
+    const auto& spec = ttmem::emu::arch_spec(p.arch);
+    std::cout << fmt::format("{:<7} {}x{} {:<12} {:>2} device(s), {} L1 banks x {} B, {} DRAM banks x {} B\n", p.name,
+                             p.rows, p.cols, ttmem::emu::to_string(p.arch), p.num_devices(), spec.num_worker_cores(),
+                             spec.l1_size_per_core, spec.num_dram_banks, spec.dram_bank_size);
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"Run a workload script on the emulated TT-Metal device-memory runtime (docs/emu-scripts.md)."};
+  std::string script_path;
+  bool json = false;
+  bool quiet = false;
+  bool presets = false;
+  app.add_option("SCRIPT", script_path, "Workload script, or - for standard input");
+  app.add_flag("--json", json, "Print one JSON object with the run's results instead of the log");
+  app.add_flag("-q,--quiet", quiet, "Print nothing but errors");
+  app.add_flag("--list-presets", presets, "List the mesh presets and exit");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 2;
+  }
+  if (presets) return list_presets();
+  if (script_path.empty()) {
+    std::cerr << "ttmem-emu: no SCRIPT given (a file, or - for standard input); see --help\n";
+    return 2;
+  }
+
+  std::string text;
+  std::string script_name = "stdin";
+  if (script_path == "-") {
+    std::ostringstream s;
+    s << std::cin.rdbuf();
+    text = s.str();
+  } else {
+    std::ifstream in(script_path, std::ios::binary);
+    if (!in) {
+      std::cerr << fmt::format("ttmem-emu: cannot read {}: {}\n", script_path, std::strerror(errno));
+      return 2;
+    }
+    std::ostringstream s;
+    s << in.rdbuf();
+    text = s.str();
+    script_name = std::filesystem::path(script_path).filename().string();
+  }
+
+  std::vector<ttmem::emu_tool::Command> script;
+  try {
+    script = ttmem::emu_tool::parse_script(text);
+  } catch (const ttmem::emu_tool::ScriptError& e) {
+    std::cerr << fmt::format("{}:{}: {}\n", script_path == "-" ? "stdin" : script_path, e.line(), e.what());
+    if (json) {
+      std::cout << nlohmann::json{{"error", {{"line", e.line()}, {"message", e.what()}}}}.dump(2) << '\n';
+    }
+    return 2;
+  }
+
+  ttmem::emu_tool::InterpreterOptions options;
+  options.script_name = script_name;
+  options.log = (json || quiet) ? nullptr : &std::cout;
+  ttmem::emu_tool::RunResult result;
+  {
+    ttmem::emu_tool::Interpreter interpreter(options);
+    result = interpreter.run(script);
+  }
+  if (result.error) {
+    std::cerr << fmt::format("{}:{}: {}\n", script_path == "-" ? "stdin" : script_path, result.error->line,
+                             result.error->message);
+  }
+  if (json) std::cout << ttmem::emu_tool::to_json(result).dump(2) << '\n';
+  return ttmem::emu_tool::exit_code(result);
+}

@@ -1,0 +1,74 @@
+// JSON report of a ttmem-emu run.
+#include "report.hpp"
+
+namespace ttmem::emu_tool {
+
+namespace {
+
+using nlohmann::json;
+
+json buffer_json(const BufferRecord& b) {
+  return {{"name", b.name},
+          {"line", b.line},
+          {"type", emu::to_string(b.type)},
+          {"kind", emu::to_string(b.kind)},
+          {"size", b.size},
+          {"page_size", b.page_size},
+          {"address", b.address},
+          {"devices", b.devices},
+          {"site", b.site},
+          {"freed_at_line", b.freed_at_line ? json(*b.freed_at_line) : json(nullptr)}};
+}
+
+json figures_json(const UsageTracker::Figures& f) {
+  return {{"DRAM", f[static_cast<std::size_t>(emu::BufferType::DRAM)]},
+          {"L1", f[static_cast<std::size_t>(emu::BufferType::L1)]},
+          {"L1_SMALL", f[static_cast<std::size_t>(emu::BufferType::L1_SMALL)]},
+          {"TRACE", f[static_cast<std::size_t>(emu::BufferType::TRACE)]},
+          {"CB", f[UsageTracker::kCb]}};
+}
+
+}  // namespace
+
+json to_json(const RunResult& result) {
+  json out;
+  out["meshes"] = json::array();
+  for (const MeshRecord& m : result.meshes) {
+    out["meshes"].push_back({{"preset", m.preset},
+                             {"arch", emu::to_string(m.arch)},
+                             {"rows", m.rows},
+                             {"cols", m.cols},
+                             {"l1_small_size", m.options.l1_small_size},
+                             {"trace_region_size", m.options.trace_region_size},
+                             {"worker_l1_size", m.options.worker_l1_size},
+                             {"opened_at_line", m.line},
+                             {"closed_at_line", m.closed_at_line ? json(*m.closed_at_line) : json(nullptr)}});
+  }
+  out["buffers"] = json::array();
+  for (const BufferRecord& b : result.buffers) out["buffers"].push_back(buffer_json(b));
+  out["programs"] = json::array();
+  for (const ProgramRecord& p : result.programs) {
+    json cbs = json::array();
+    for (const CbRecord& cb : p.cbs) {
+      cbs.push_back({{"index", cb.index},
+                     {"address", cb.address},
+                     {"size", cb.size},
+                     {"first_core", cb.first_core},
+                     {"cores", cb.cores}});
+    }
+    out["programs"].push_back({{"name", p.name},
+                               {"line", p.line},
+                               {"runs", p.runs},
+                               {"kernel_binary_size", p.kernel_binary_size},
+                               {"cbs", cbs},
+                               {"released_at_line", p.released_at_line ? json(*p.released_at_line) : json(nullptr)}});
+  }
+  out["peak"] = json::object();
+  for (const auto& [device, figures] : result.peaks) out["peak"][std::to_string(device)] = figures_json(figures);
+  out["live_at_close"] = json::array();
+  for (const BufferRecord& b : result.live_at_close) out["live_at_close"].push_back(buffer_json(b));
+  out["error"] = result.error ? json{{"line", result.error->line}, {"message", result.error->message}} : json(nullptr);
+  return out;
+}
+
+}  // namespace ttmem::emu_tool

@@ -1,0 +1,216 @@
+// Parser of the ttmem-emu workload language; see script.hpp and docs/emu-scripts.md.
+#include "script.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <set>
+
+namespace ttmem::emu_tool {
+
+namespace {
+
+struct VerbSpec {
+  std::string_view verb;
+  std::size_t min_args;
+  std::size_t max_args;
+  std::set<std::string_view> options;
+  std::string_view usage;
+};
+
+const std::vector<VerbSpec>& verbs() {
+  static const std::vector<VerbSpec> table = {
+      {"mesh", 1, 1, {"arch", "l1_small", "trace_region", "worker_l1"},
+       "mesh PRESET [arch=wormhole_b0|blackhole] [l1_small=BYTES] [trace_region=BYTES] [worker_l1=BYTES]"},
+      {"alloc", 3, 3, {"page", "shard_cores", "site"},
+       "alloc NAME TYPE SIZE [page=BYTES] [shard_cores=N] [site=TEXT]"},
+      {"alloc_at", 4, 4, {"page", "device", "site"},
+       "alloc_at NAME TYPE SIZE ADDRESS [device=N] [page=BYTES] [site=TEXT]"},
+      {"free", 1, 1, {}, "free NAME"},
+      {"program", 1, 1, {"cb", "cores", "kernel"}, "program NAME cb=SIZE[xCOUNT] [cb=...] [cores=N] [kernel=BYTES]"},
+      {"run", 1, 1, {}, "run NAME"},
+      {"release", 1, 1, {}, "release NAME"},
+      {"clear_program_cache", 0, 0, {}, "clear_program_cache"},
+      {"trace", 2, 2, {"site"}, "trace NAME SIZE [site=TEXT]"},
+      {"release_trace", 1, 1, {}, "release_trace NAME"},
+      {"close", 0, 0, {}, "close"},
+      {"sleep", 1, 1, {}, "sleep MS"},
+      {"abort", 0, 0, {}, "abort"},
+      {"stats", 0, 0, {}, "stats"},
+      {"dump", 0, 0, {"device"}, "dump [device=N]"},
+      {"flush", 0, 0, {}, "flush"},
+      {"repeat", 1, 1, {}, "repeat N ... end"},
+      {"end", 0, 0, {}, "end"},
+  };
+  return table;
+}
+
+const VerbSpec* find_verb(std::string_view verb) {
+  for (const VerbSpec& v : verbs()) {
+    if (v.verb == verb) return &v;
+  }
+  return nullptr;
+}
+
+bool is_size_arg(const std::string& verb, std::size_t index) {
+  return (verb == "alloc" && index == 2) || (verb == "alloc_at" && (index == 2 || index == 3)) ||
+         (verb == "trace" && index == 1);
+}
+
+void check_size(int line, std::string_view what, const std::string& value) {
+  if (!parse_size(value)) {
+    throw ScriptError(line, fmt::format("{} '{}' is not a size (use bytes or a K, M, G suffix: 4096, 4K, 1M)", what,
+                                        value));
+  }
+}
+
+void check_number(int line, std::string_view what, const std::string& value) {
+  std::uint64_t n = 0;
+  auto [ptr, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
+  if (ec != std::errc() || ptr != value.data() + value.size()) {
+    throw ScriptError(line, fmt::format("{} '{}' is not a whole number", what, value));
+  }
+}
+
+void check_cb(int line, const std::string& value) {
+  const auto x = value.find('x');
+  check_size(line, "cb size", value.substr(0, x));
+  if (x != std::string::npos) check_number(line, "cb count", value.substr(x + 1));
+}
+
+Command parse_line(const std::vector<std::string>& tokens, int line) {
+  Command cmd;
+  cmd.line = line;
+  cmd.verb = tokens.front();
+  const VerbSpec* spec = find_verb(cmd.verb);
+  if (!spec) throw ScriptError(line, fmt::format("unknown command '{}'", cmd.verb));
+  for (std::size_t i = 1; i < tokens.size(); ++i) {
+    const std::string& t = tokens[i];
+    const auto eq = t.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      cmd.args.push_back(t);
+      continue;
+    }
+    const std::string key = t.substr(0, eq);
+    const std::string value = t.substr(eq + 1);
+    if (!spec->options.contains(key)) {
+      throw ScriptError(line, fmt::format("'{}' does not take option '{}' (usage: {})", cmd.verb, key, spec->usage));
+    }
+    if (value.empty()) throw ScriptError(line, fmt::format("option '{}' has no value", key));
+    if (key == "cb") {
+      check_cb(line, value);
+      cmd.cbs.push_back(value);
+    } else if (cmd.options.contains(key)) {
+      throw ScriptError(line, fmt::format("option '{}' given twice", key));
+    } else {
+      cmd.options[key] = value;
+    }
+  }
+  if (cmd.args.size() < spec->min_args || cmd.args.size() > spec->max_args) {
+    throw ScriptError(line, fmt::format("'{}' takes {} argument{} (usage: {})", cmd.verb, spec->min_args,
+                                        spec->min_args == 1 ? "" : "s", spec->usage));
+  }
+  for (std::size_t i = 0; i < cmd.args.size(); ++i) {
+    if (is_size_arg(cmd.verb, i)) check_size(line, i == 3 ? "address" : "size", cmd.args[i]);
+  }
+  for (const char* key : {"page", "l1_small", "trace_region", "worker_l1", "kernel"}) {
+    if (cmd.options.contains(key)) check_size(line, key, cmd.options[key]);
+  }
+  for (const char* key : {"shard_cores", "cores", "device"}) {
+    if (cmd.options.contains(key)) check_number(line, key, cmd.options[key]);
+  }
+  if (cmd.verb == "sleep") check_number(line, "sleep time", cmd.args[0]);
+  if (cmd.verb == "repeat") {
+    check_number(line, "repeat count", cmd.args[0]);
+    cmd.repeat_count = std::stoull(cmd.args[0]);
+  }
+  if (cmd.verb == "program" && cmd.cbs.empty() && !cmd.options.contains("kernel")) {
+    // A program without CBs is legal in TT-Metal, but in a script it is almost always a typo.
+    throw ScriptError(line, fmt::format("'program' needs at least one cb=SIZE (usage: {})", spec->usage));
+  }
+  return cmd;
+}
+
+}  // namespace
+
+std::optional<std::uint64_t> parse_size(std::string_view text) {
+  std::uint64_t value = 0;
+  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || ptr == text.data()) return std::nullopt;
+  std::string suffix(ptr, text.data() + text.size());
+  std::transform(suffix.begin(), suffix.end(), suffix.begin(), [](unsigned char c) { return std::toupper(c); });
+  unsigned shift = 0;
+  if (suffix.empty() || suffix == "B") {
+    shift = 0;
+  } else if (suffix == "K" || suffix == "KB" || suffix == "KIB") {
+    shift = 10;
+  } else if (suffix == "M" || suffix == "MB" || suffix == "MIB") {
+    shift = 20;
+  } else if (suffix == "G" || suffix == "GB" || suffix == "GIB") {
+    shift = 30;
+  } else {
+    return std::nullopt;
+  }
+  if (shift && value > (~0ull >> shift)) return std::nullopt;
+  return value << shift;
+}
+
+std::vector<std::string> tokenize(std::string_view line, int line_number) {
+  std::vector<std::string> out;
+  std::string current;
+  bool in_token = false, quoted = false;
+  for (char c : line) {
+    if (quoted) {
+      if (c == '"') {
+        quoted = false;
+      } else {
+        current += c;
+      }
+      continue;
+    }
+    if (c == '#') break;
+    if (c == '"') {
+      quoted = in_token = true;
+    } else if (std::isspace(static_cast<unsigned char>(c))) {
+      if (in_token) out.push_back(std::move(current));
+      current.clear();
+      in_token = false;
+    } else {
+      current += c;
+      in_token = true;
+    }
+  }
+  if (quoted) throw ScriptError(line_number, "unterminated quote");
+  if (in_token) out.push_back(std::move(current));
+  return out;
+}
+
+std::vector<Command> parse_script(std::string_view text) {
+  std::vector<Command> top;
+  std::vector<Command*> open_blocks;  // repeat commands waiting for their `end`
+  int line_number = 0;
+  std::size_t pos = 0;
+  while (pos <= text.size()) {
+    const std::size_t nl = text.find('\n', pos);
+    const std::string_view raw = text.substr(pos, nl == std::string_view::npos ? std::string_view::npos : nl - pos);
+    pos = nl == std::string_view::npos ? text.size() + 1 : nl + 1;
+    ++line_number;
+    const auto tokens = tokenize(raw, line_number);
+    if (tokens.empty()) continue;
+    Command cmd = parse_line(tokens, line_number);
+    auto& target = open_blocks.empty() ? top : open_blocks.back()->body;
+    if (cmd.verb == "end") {
+      if (open_blocks.empty()) throw ScriptError(line_number, "'end' without 'repeat'");
+      open_blocks.pop_back();
+      continue;
+    }
+    target.push_back(std::move(cmd));
+    if (target.back().verb == "repeat") open_blocks.push_back(&target.back());
+  }
+  if (!open_blocks.empty()) throw ScriptError(open_blocks.back()->line, "'repeat' without 'end'");
+  return top;
+}
+
+}  // namespace ttmem::emu_tool

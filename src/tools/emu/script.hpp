@@ -1,0 +1,44 @@
+// The ttmem-emu workload language: one command per line, '#' comments, `repeat N ... end` blocks.
+// Parsing checks every line (verb, arity, option names, sizes) before anything runs.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace ttmem::emu_tool {
+
+struct Command {
+  int line = 0;
+  std::string verb;
+  std::vector<std::string> args;                 // positional
+  std::map<std::string, std::string> options;    // key=value
+  std::vector<std::string> cbs;                  // program: every cb=SIZE[xCOUNT], in order
+  std::uint64_t repeat_count = 0;                // repeat
+  std::vector<Command> body;                     // repeat
+};
+
+/// A line that cannot be parsed or run; `line` is 1-based.
+class ScriptError : public std::runtime_error {
+ public:
+  ScriptError(int line, const std::string& message) : std::runtime_error(message), line_(line) {}
+  int line() const { return line_; }
+
+ private:
+  int line_;
+};
+
+/// Parses a whole script. Throws ScriptError for the first bad line.
+std::vector<Command> parse_script(std::string_view text);
+
+/// "4096", "4K", "1M", "1G" (binary multiples, optional "iB"/"B"). nullopt when malformed or too large.
+std::optional<std::uint64_t> parse_size(std::string_view text);
+
+/// Splits a line into tokens: whitespace separated, double quotes group, '#' outside quotes ends the line.
+std::vector<std::string> tokenize(std::string_view line, int line_number);
+
+}  // namespace ttmem::emu_tool
