@@ -145,11 +145,9 @@ std::shared_ptr<MeshBuffer> MeshDevice::create_buffer(const BufferConfig& config
   BufferConfig per_device = config;
   per_device.kind = backing->kind();
   std::vector<std::shared_ptr<Buffer>> device_buffers;
-  if (config.size != 0) {
-    for (const auto& device : devices_) {
-      device_buffers.push_back(Buffer::create_locked(
-          device->allocator_ptr(), {EventScope::device, device->id(), id_, backing->address()}, per_device));
-    }
+  for (const auto& device : devices_) {
+    device_buffers.push_back(Buffer::create_locked(
+        device->allocator_ptr(), {EventScope::device, device->id(), id_, backing->address()}, per_device));
   }
   return std::make_shared<MeshBuffer>(std::move(backing), std::move(device_buffers));
 }

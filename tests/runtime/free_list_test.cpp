@@ -1,0 +1,175 @@
+// The first-fit free list, against TT-Metal's semantics and against a naive bitmap model.
+#include <gtest/gtest.h>
+#include <rapidcheck/gtest.h>
+
+#include <map>
+#include <vector>
+
+#include "allocator/free_list.hpp"
+
+namespace ttmem::emu {
+namespace {
+
+TEST(FreeList, BottomUpTakesTheLowestBlockThatFits) {
+  FreeList fl(0, 1024, 16);
+  EXPECT_EQ(fl.allocate(64, Placement::bottom_up), 0u);
+  EXPECT_EQ(fl.allocate(64, Placement::bottom_up), 64u);
+  EXPECT_EQ(fl.allocate(64, Placement::bottom_up), 128u);
+  ASSERT_TRUE(fl.deallocate(0));
+  // The hole at 0 is 64 B: a 32-B request fits there, a 128-B one goes above.
+  EXPECT_EQ(fl.allocate(128, Placement::bottom_up), 192u);
+  EXPECT_EQ(fl.allocate(32, Placement::bottom_up), 0u);
+}
+
+TEST(FreeList, TopDownCarvesFromTheEndOfTheHighestBlockThatFits) {
+  FreeList fl(1000 * 16, 100 * 16, 16);  // [16000, 17600)
+  EXPECT_EQ(fl.allocate(32, Placement::top_down), 17600u - 32);
+  EXPECT_EQ(fl.allocate(32, Placement::top_down), 17600u - 64);
+}
+
+TEST(FreeList, SizesAreRoundedUpToTheAlignmentWithTheAlignmentAsMinimum) {
+  FreeList fl(0, 1024, 32);
+  EXPECT_EQ(fl.aligned_size(0), 32u);
+  EXPECT_EQ(fl.aligned_size(1), 32u);
+  EXPECT_EQ(fl.aligned_size(33), 64u);
+  ASSERT_EQ(fl.allocate(1, Placement::bottom_up), 0u);
+  EXPECT_EQ(fl.allocate(1, Placement::bottom_up), 32u);
+  EXPECT_EQ(fl.statistics().total_allocated_bytes, 64u);
+}
+
+TEST(FreeList, FreeingCoalescesWithBothNeighbours) {
+  FreeList fl(0, 1024, 16);
+  const auto a = *fl.allocate(256, Placement::bottom_up);
+  const auto b = *fl.allocate(256, Placement::bottom_up);
+  const auto c = *fl.allocate(256, Placement::bottom_up);
+  ASSERT_TRUE(fl.deallocate(a));
+  ASSERT_TRUE(fl.deallocate(c));
+  EXPECT_EQ(fl.free_ranges().size(), 2u);
+  ASSERT_TRUE(fl.deallocate(b));
+  ASSERT_EQ(fl.free_ranges().size(), 1u);
+  EXPECT_EQ(fl.free_ranges()[0], (AddressRange{0, 1024}));
+}
+
+TEST(FreeList, FreeingAnUnknownAddressIsIgnored) {
+  FreeList fl(0, 1024, 16);
+  const auto a = *fl.allocate(64, Placement::bottom_up);
+  EXPECT_FALSE(fl.deallocate(a + 16));
+  EXPECT_FALSE(fl.deallocate(512));
+  EXPECT_EQ(fl.statistics().total_allocated_bytes, 64u);
+  EXPECT_TRUE(fl.deallocate(a));
+  EXPECT_FALSE(fl.deallocate(a));  // second free of the same address
+}
+
+TEST(FreeList, AllocateAtReservesExactlyThatRangeOrNothing) {
+  FreeList fl(0, 1024, 16);
+  EXPECT_EQ(fl.allocate_at(512, 64), 512u);
+  EXPECT_FALSE(fl.allocate_at(544, 64));   // overlaps
+  EXPECT_FALSE(fl.allocate_at(8, 16));     // misaligned
+  EXPECT_FALSE(fl.allocate_at(1008, 32));  // runs past the end
+  EXPECT_EQ(fl.allocate(1024 - 64, Placement::bottom_up), std::nullopt);
+  EXPECT_EQ(fl.allocate(512, Placement::bottom_up), 0u);
+}
+
+TEST(FreeList, LowestOccupiedAddressFollowsAllocations) {
+  FreeList fl(1600, 1600, 16);
+  EXPECT_EQ(fl.lowest_occupied_address(), std::nullopt);
+  const auto top = *fl.allocate(160, Placement::top_down);
+  EXPECT_EQ(fl.lowest_occupied_address(), top);
+  const auto low = *fl.allocate(16, Placement::bottom_up);
+  EXPECT_EQ(fl.lowest_occupied_address(), low);
+  fl.deallocate(low);
+  EXPECT_EQ(fl.lowest_occupied_address(), top);
+}
+
+TEST(FreeList, StatisticsReportFreeAndLargestFreeBlock) {
+  FreeList fl(0, 1024, 16);
+  fl.allocate(256, Placement::bottom_up);
+  const auto mid = *fl.allocate(256, Placement::bottom_up);
+  fl.allocate(256, Placement::bottom_up);
+  fl.deallocate(mid);
+  const Statistics s = fl.statistics();
+  EXPECT_EQ(s.total_allocatable_bytes, 1024u);
+  EXPECT_EQ(s.total_allocated_bytes, 512u);
+  EXPECT_EQ(s.total_free_bytes, 512u);
+  EXPECT_EQ(s.largest_free_block_bytes, 256u);
+  EXPECT_EQ(s.largest_free_block_addrs, (std::vector<DeviceAddr>{256, 768}));
+}
+
+TEST(FreeList, EmptyFreeListRefusesEverything) {
+  FreeList fl(4096, 0, 16);
+  EXPECT_EQ(fl.allocate(16, Placement::bottom_up), std::nullopt);
+  EXPECT_EQ(fl.statistics().total_free_bytes, 0u);
+}
+
+/// Naive model: one flag per alignment unit, first fit by scanning.
+class BitmapModel {
+ public:
+  BitmapModel(std::size_t units, std::uint32_t alignment) : used_(units, false), alignment_(alignment) {}
+  std::optional<DeviceAddr> allocate(std::uint64_t size, Placement p) {
+    const std::size_t n = std::max<std::uint64_t>(1, (size + alignment_ - 1) / alignment_);
+    std::optional<std::size_t> found;
+    // Scan free runs; bottom-up wants the first run that fits, top-down the last one (carved at its end).
+    for (std::size_t i = 0; i < used_.size();) {
+      if (used_[i]) {
+        ++i;
+        continue;
+      }
+      std::size_t j = i;
+      while (j < used_.size() && !used_[j]) ++j;
+      if (j - i >= n) {
+        found = p == Placement::bottom_up ? i : j - n;
+        if (p == Placement::bottom_up) break;
+      }
+      i = j;
+    }
+    if (!found) return std::nullopt;
+    for (std::size_t k = *found; k < *found + n; ++k) used_[k] = true;
+    sizes_[*found] = n;
+    return *found * alignment_;
+  }
+  void deallocate(DeviceAddr address) {
+    auto it = sizes_.find(address / alignment_);
+    for (std::size_t k = it->first; k < it->first + it->second; ++k) used_[k] = false;
+    sizes_.erase(it);
+  }
+  std::uint64_t allocated_bytes() const {
+    std::uint64_t n = 0;
+    for (const auto& [start, units] : sizes_) n += units * alignment_;
+    return n;
+  }
+
+ private:
+  std::vector<bool> used_;
+  std::map<std::size_t, std::size_t> sizes_;
+  std::uint32_t alignment_;
+};
+
+RC_GTEST_PROP(FreeListProperty, MatchesANaiveFirstFitModelAndReturnsToPristine, ()) {
+  constexpr std::uint32_t kAlign = 16;
+  constexpr std::size_t kUnits = 256;
+  FreeList fl(0, kUnits * kAlign, kAlign);
+  BitmapModel model(kUnits, kAlign);
+  std::vector<DeviceAddr> live;
+  const int steps = *rc::gen::inRange(1, 200);
+  for (int i = 0; i < steps; ++i) {
+    if (!live.empty() && *rc::gen::inRange(0, 3) == 0) {
+      const std::size_t k = *rc::gen::inRange<std::size_t>(0, live.size());
+      RC_ASSERT(fl.deallocate(live[k]));
+      model.deallocate(live[k]);
+      live.erase(live.begin() + static_cast<std::ptrdiff_t>(k));
+    } else {
+      const std::uint64_t size = *rc::gen::inRange<std::uint64_t>(0, 40 * kAlign);
+      const Placement p = *rc::gen::element(Placement::bottom_up, Placement::top_down);
+      const auto got = fl.allocate(size, p);
+      RC_ASSERT(got == model.allocate(size, p));
+      if (got) live.push_back(*got);
+    }
+    RC_ASSERT(fl.statistics().total_allocated_bytes == model.allocated_bytes());
+  }
+  for (DeviceAddr a : live) RC_ASSERT(fl.deallocate(a));
+  RC_ASSERT(fl.statistics().total_allocated_bytes == 0u);
+  RC_ASSERT(fl.free_ranges() == (std::vector<AddressRange>{{0, kUnits * kAlign}}));
+}
+
+}  // namespace
+}  // namespace ttmem::emu

@@ -1,0 +1,173 @@
+// ttmem-emu as users run it: a real process on good and bad scripts; messages, exit codes and --json.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "subprocess.hpp"
+
+namespace ttmem::test {
+namespace {
+
+using nlohmann::json;
+
+ProcessResult emu(const std::vector<std::string>& args, const std::string& input = {}) {
+  std::vector<std::string> argv{bin_dir() + "/ttmem-emu"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return run_process(argv, input);
+}
+
+TEST(EmuCli, SeedScenarioRunsCleanAndReportsJson) {
+  TempDir dir;
+  const auto script = dir.write("seed.ttm", R"(# the seed's scenario
+mesh t3000
+alloc a DRAM 4M site=tensor_a
+alloc b DRAM 4M
+program add cb=4Kx3
+program matmul cb=32Kx2 cb=64K cores=32
+run add
+run matmul
+free a
+free b
+clear_program_cache
+close
+)");
+  const auto r = emu({"--json", script});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const json j = json::parse(r.out);
+  EXPECT_TRUE(j["error"].is_null());
+  ASSERT_EQ(j["meshes"].size(), 1u);
+  EXPECT_EQ(j["meshes"][0]["preset"], "t3000");
+  ASSERT_EQ(j["buffers"].size(), 2u);
+  EXPECT_EQ(j["buffers"][0]["address"], 32);
+  EXPECT_EQ(j["buffers"][0]["site"], "tensor_a");
+  EXPECT_EQ(j["buffers"][1]["site"], "seed.ttm:4");  // default site: the script line
+  EXPECT_EQ(j["buffers"][0]["devices"].size(), 8u);
+  EXPECT_EQ(j["buffers"][0]["page_size"], 2048);
+  EXPECT_EQ(j["buffers"][0]["freed_at_line"], 9);
+  const auto& add = j["programs"][0];
+  ASSERT_EQ(add["cbs"].size(), 3u);
+  EXPECT_EQ(add["cbs"][0]["address"], 101152);
+  EXPECT_EQ(add["cbs"][1]["address"], 105248);
+  EXPECT_EQ(add["cbs"][2]["address"], 109344);
+  EXPECT_EQ(j["programs"][1]["cbs"][2]["cores"], 32);
+  EXPECT_TRUE(j["live_at_close"].empty());
+  // Peaks per device: two 4 MiB tensors at once, and the CBs of both programs at once.
+  EXPECT_EQ(j["peak"]["7"]["DRAM"], 2 * 4194304 + 2 * 4096);
+  EXPECT_EQ(j["peak"]["0"]["CB"], 3 * 4096 + 2 * 32768 + 65536);
+  EXPECT_EQ(j["peak"]["0"]["L1"], 3 * 4096);  // the dispatch control buffers on device 0
+  EXPECT_EQ(j["peak"]["1"]["L1"], 0);
+}
+
+TEST(EmuCli, BuffersStillLiveAtCloseAreListed) {
+  const auto r = emu({"--json", "-"}, "mesh n300\nalloc keep L1 8K site=kept\nalloc gone DRAM 4K\nfree gone\nclose\n");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const json j = json::parse(r.out);
+  ASSERT_EQ(j["live_at_close"].size(), 1u);
+  EXPECT_EQ(j["live_at_close"][0]["name"], "keep");
+  EXPECT_EQ(j["live_at_close"][0]["site"], "kept");
+}
+
+TEST(EmuCli, ReadableLogShowsAddressesAndLeaks) {
+  const auto r = emu({"-"}, "mesh n150\nalloc x L1 4K\nprogram p cb=4Kx3\nrun p\n");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("alloc x: L1 4096 B (page 2048 B) at 1497088 on 1 device [stdin:2]"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("run p: circular buffers at 101152, 105248, 109344"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("1 buffer was still held when close began"), std::string::npos) << r.out;
+}
+
+struct BadScript {
+  std::string script;
+  int line;
+  std::string message;
+};
+
+class EmuBadScript : public ::testing::TestWithParam<BadScript> {};
+
+TEST_P(EmuBadScript, StopsWithScriptLineMessageAndExitCode2) {
+  const BadScript& bad = GetParam();
+  TempDir dir;
+  const auto path = dir.write("bad.ttm", bad.script);
+  const auto r = emu({path});
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  const std::string prefix = path + ":" + std::to_string(bad.line) + ": ";
+  EXPECT_EQ(r.err.rfind(prefix, 0), 0u) << r.err;
+  EXPECT_NE(r.err.find(bad.message), std::string::npos) << r.err;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Messages, EmuBadScript,
+    ::testing::Values(BadScript{"mesh n150\nfrobnicate x\n", 2, "unknown command 'frobnicate'"},
+                      BadScript{"mesh n150\nalloc a DRAM\n", 2, "'alloc' takes 3 arguments"},
+                      BadScript{"mesh n150\nalloc a DRAM 12Q\n", 2, "size '12Q' is not a size"},
+                      BadScript{"mesh n150\nalloc a HBM 4K\n", 2, "unknown memory type 'HBM'"},
+                      BadScript{"mesh n150\nalloc a DRAM 4K color=red\n", 2, "does not take option 'color'"},
+                      BadScript{"mesh n150\nfree nope\n", 2, "no live buffer named 'nope'"},
+                      BadScript{"alloc a DRAM 4K\n", 1, "no open mesh"},
+                      BadScript{"mesh n999\n", 1, "unknown mesh preset 'n999'"},
+                      BadScript{"mesh n150 arch=grayskull\n", 1, "unknown arch 'grayskull'"},
+                      BadScript{"mesh n150\nrepeat 2\nalloc a DRAM 4K\n", 2, "'repeat' without 'end'"},
+                      BadScript{"mesh n150\nend\n", 2, "'end' without 'repeat'"},
+                      BadScript{"mesh n150\nrepeat 2\nalloc a DRAM 4K\nend\n", 3, "buffer 'a' is still live"},
+                      BadScript{"mesh n150\nalloc a DRAM 3000 page=2048\n", 2, "not a multiple of the page size"},
+                      BadScript{"mesh n150\ntrace t 4K\n", 2, "trace_region_size"},
+                      BadScript{"mesh n150\nrun ghost\n", 2, "no program named 'ghost'"},
+                      BadScript{"mesh n150\nprogram p\n", 2, "needs at least one cb=SIZE"},
+                      BadScript{"mesh n150\nalloc a DRAM 4K site=\"open\n", 2, "unterminated quote"},
+                      BadScript{"mesh n150\nmesh n150\n", 2, "a mesh is already open"}));
+
+TEST(EmuCli, OutOfMemoryStopsWithTheAllocatorsMessageAndExitCode3) {
+  const auto r = emu({"-"}, "mesh n150\nalloc big DRAM 13G page=1M\n");
+  EXPECT_EQ(r.exit_code, 3);
+  EXPECT_NE(r.err.find("stdin:2: Out of Memory: Not enough space to allocate 13958643712 B DRAM buffer across 12 "
+                       "banks"),
+            std::string::npos)
+      << r.err;
+  EXPECT_NE(r.err.find("largest free block"), std::string::npos);
+}
+
+TEST(EmuCli, CircularBufferClashExitsWith3AndJsonCarriesTheError) {
+  const auto r = emu({"--json", "-"}, "mesh n150\nalloc big L1 80000K page=1250K\nprogram p cb=200K\nrun p\n");
+  EXPECT_EQ(r.exit_code, 3) << r.err;
+  const json j = json::parse(r.out);
+  EXPECT_EQ(j["error"]["line"], 4);
+  EXPECT_NE(j["error"]["message"].get<std::string>().find("clash with L1 buffers"), std::string::npos);
+  EXPECT_EQ(j["live_at_close"].size(), 1u);  // the run stopped; the mesh was closed with `big` still held
+}
+
+TEST(EmuCli, RepeatRunsItsBodyNTimes) {
+  const auto r = emu({"--json", "-"}, "mesh n150\nrepeat 5\nalloc t DRAM 4K\nfree t\nend\nclose\n");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(json::parse(r.out)["buffers"].size(), 5u);
+}
+
+TEST(EmuCli, MissingScriptAndBadFlagsAreClearErrors) {
+  auto r = emu({});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("no SCRIPT given"), std::string::npos);
+  r = emu({"/nonexistent/x.ttm"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("cannot read /nonexistent/x.ttm"), std::string::npos);
+  r = emu({"--frob"});
+  EXPECT_EQ(r.exit_code, 2);
+}
+
+TEST(EmuCli, ListPresets) {
+  const auto r = emu({"--list-presets"});
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_NE(r.out.find("galaxy  8x4 wormhole_b0  32 device(s)"), std::string::npos) << r.out;
+}
+
+TEST(EmuCli, SuffixesAndAllocAtAndAbortWork) {
+  auto r = emu({"--json", "-"}, "mesh p150\nalloc_at fixed L1 4K 200000 device=0\nalloc s L1 1KiB\n");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const json j = json::parse(r.out);
+  EXPECT_EQ(j["buffers"][0]["kind"], "preallocated");
+  EXPECT_EQ(j["buffers"][0]["address"], 200000);
+  EXPECT_EQ(j["buffers"][1]["size"], 1024);
+  r = emu({"-"}, "mesh n150\nalloc a DRAM 4K\nabort\nalloc b DRAM 4K\n");
+  EXPECT_EQ(r.exit_code, 128 + 9);  // killed, like a crash: nothing after abort runs
+  EXPECT_EQ(r.out.find("alloc b"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace ttmem::test
