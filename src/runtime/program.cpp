@@ -13,7 +13,7 @@ namespace ttmem::emu {
 
 namespace {
 
-AllocationEvent cb_event(const CircularBufferAllocation& cb, MeshId mesh, const std::string& site,
+AllocationEvent cb_event(const CircularBufferAllocation& cb, MeshId mesh, std::string_view site,
                          std::uint32_t alignment, std::uint32_t num_worker_cores) {
   AllocationEvent e;
   e.scope = EventScope::device;
@@ -64,8 +64,9 @@ void Program::add_circular_buffers(std::vector<CircularBufferAllocation> cbs) {
   const ArchSpec& spec = arch_spec(mesh_raw_->arch());
   for (CircularBufferAllocation& cb : cbs) {
     cbs_.push_back(cb);
+    const std::string site = cb_site(cb.index);  // the event only views it
     GraphTracker::instance().track_allocate(
-        cb_event(cb, mesh_raw_->id(), cb_site(cb.index), spec.l1_alignment, spec.num_worker_cores()));
+        cb_event(cb, mesh_raw_->id(), site, spec.l1_alignment, spec.num_worker_cores()));
   }
 }
 
@@ -74,8 +75,8 @@ void Program::release_circular_buffers_on(DeviceId device, ReleaseReason reason)
   auto keep = std::stable_partition(cbs_.begin(), cbs_.end(),
                                     [&](const CircularBufferAllocation& cb) { return cb.device != device; });
   for (auto it = keep; it != cbs_.end(); ++it) {  // each CB released on its own, never "all CBs"
-    AllocationEvent e = cb_event(*it, mesh_raw_->id(), cb_site(it->index), spec.l1_alignment,
-                                 spec.num_worker_cores());
+    const std::string site = cb_site(it->index);
+    AllocationEvent e = cb_event(*it, mesh_raw_->id(), site, spec.l1_alignment, spec.num_worker_cores());
     e.reason = reason;
     GraphTracker::instance().track_deallocate(e);
   }
