@@ -48,6 +48,7 @@ std::shared_ptr<Buffer> Buffer::create_locked(std::shared_ptr<BufferHome> home, 
   b->sharded_ = config.shard_cores.has_value();
   b->internal_ = config.internal;
   b->site_ = config.site;
+  b->created_ns_ = monotonic_ns();
 
   if (config.size == 0) {  // TT-Metal: a zero-size buffer allocates nothing
     b->status_ = BufferStatus::allocated;
@@ -159,6 +160,7 @@ AllocationEvent Buffer::event() const {
   e.size_per_bank = size_per_bank_;
   e.site = site_;
   e.internal = internal_;
+  e.timestamp_ns = created_ns_;
   return e;
 }
 

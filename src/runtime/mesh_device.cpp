@@ -55,6 +55,17 @@ ProgramId next_program_id() {
   return ProgramId{next.fetch_add(1)};
 }
 
+/// Open meshes, so a tracker can enumerate what is live. Weak: the registry never keeps a mesh alive.
+struct OpenMeshes {
+  std::mutex mutex;
+  std::vector<std::weak_ptr<MeshDevice>> meshes;
+};
+
+OpenMeshes& open_mesh_registry() {
+  static OpenMeshes registry;
+  return registry;
+}
+
 std::string known_presets() {
   std::string out;
   for (const MeshPreset& p : mesh_presets()) out += (out.empty() ? "" : ", ") + std::string(p.name);
@@ -71,8 +82,26 @@ std::shared_ptr<MeshDevice> MeshDevice::open(const MeshDeviceConfig& config) {
   }
   auto mesh = std::make_shared<MeshDevice>(next_mesh_id(), std::string(preset->name), preset->rows, preset->cols,
                                            config.arch.value_or(preset->arch), config.options);
+  {
+    // Registered before it reports anything, so a snapshot taken at any time either sees it or precedes
+    // all of its events.
+    auto& registry = open_mesh_registry();
+    std::lock_guard lock(registry.mutex);
+    std::erase_if(registry.meshes, [](const std::weak_ptr<MeshDevice>& m) { return m.expired(); });
+    registry.meshes.push_back(mesh);
+  }
   mesh->initialize_devices();
   return mesh;
+}
+
+void MeshDevice::with_meshes(const std::function<void(const std::vector<std::shared_ptr<MeshDevice>>&)>& f) {
+  auto& registry = open_mesh_registry();
+  std::lock_guard lock(registry.mutex);
+  std::vector<std::shared_ptr<MeshDevice>> meshes;
+  for (const auto& weak : registry.meshes) {
+    if (auto m = weak.lock()) meshes.push_back(std::move(m));
+  }
+  f(meshes);
 }
 
 MeshDevice::MeshDevice(MeshId id, const std::string& preset, std::uint32_t rows, std::uint32_t cols, Arch arch,

@@ -13,8 +13,8 @@ namespace ttmem::emu {
 
 namespace {
 
-AllocationEvent cb_event(const CircularBufferAllocation& cb, MeshId mesh, std::string_view site,
-                         std::uint32_t alignment, std::uint32_t num_worker_cores) {
+AllocationEvent make_cb_event(const CircularBufferAllocation& cb, MeshId mesh, std::string_view site,
+                              std::uint32_t alignment, std::uint32_t num_worker_cores) {
   AllocationEvent e;
   e.scope = EventScope::device;
   e.device = cb.device;
@@ -29,6 +29,7 @@ AllocationEvent cb_event(const CircularBufferAllocation& cb, MeshId mesh, std::s
   e.size_per_bank = (cb.size + alignment - 1) / alignment * alignment;
   e.site = site;
   e.internal = false;
+  e.timestamp_ns = cb.created_ns;
   return e;
 }
 
@@ -54,6 +55,11 @@ std::vector<CircularBufferAllocation> Program::circular_buffers() const {
   return cbs_;
 }
 
+AllocationEvent Program::cb_event(const CircularBufferAllocation& cb, std::string_view site) const {
+  const ArchSpec& spec = arch_spec(mesh_raw_->arch());
+  return make_cb_event(cb, mesh_raw_->id(), site, spec.l1_alignment, spec.num_worker_cores());
+}
+
 std::string Program::cb_site(std::uint32_t index) const { return fmt::format("program {}/cb{}", config_.name, index); }
 
 bool Program::has_circular_buffers_on(DeviceId device) const {
@@ -61,22 +67,20 @@ bool Program::has_circular_buffers_on(DeviceId device) const {
 }
 
 void Program::add_circular_buffers(std::vector<CircularBufferAllocation> cbs) {
-  const ArchSpec& spec = arch_spec(mesh_raw_->arch());
   for (CircularBufferAllocation& cb : cbs) {
+    cb.created_ns = monotonic_ns();
     cbs_.push_back(cb);
     const std::string site = cb_site(cb.index);  // the event only views it
-    GraphTracker::instance().track_allocate(
-        cb_event(cb, mesh_raw_->id(), site, spec.l1_alignment, spec.num_worker_cores()));
+    GraphTracker::instance().track_allocate(cb_event(cb, site));
   }
 }
 
 void Program::release_circular_buffers_on(DeviceId device, ReleaseReason reason) {
-  const ArchSpec& spec = arch_spec(mesh_raw_->arch());
   auto keep = std::stable_partition(cbs_.begin(), cbs_.end(),
                                     [&](const CircularBufferAllocation& cb) { return cb.device != device; });
   for (auto it = keep; it != cbs_.end(); ++it) {  // each CB released on its own, never "all CBs"
     const std::string site = cb_site(it->index);
-    AllocationEvent e = cb_event(*it, mesh_raw_->id(), site, spec.l1_alignment, spec.num_worker_cores());
+    AllocationEvent e = cb_event(*it, site);
     e.reason = reason;
     GraphTracker::instance().track_deallocate(e);
   }

@@ -3,6 +3,7 @@
 
 #include <array>
 #include <atomic>
+#include <ctime>
 
 #include "ttmem/runtime/error.hpp"
 
@@ -80,6 +81,12 @@ std::optional<AllocKind> parse_alloc_kind(std::string_view text) {
 
 std::optional<Arch> parse_arch(std::string_view text) {
   return parse_enum(text, std::array{Arch::wormhole_b0, Arch::blackhole});
+}
+
+std::uint64_t monotonic_ns() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000ull + static_cast<std::uint64_t>(ts.tv_nsec);
 }
 
 BufferId next_buffer_id() {

@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -88,6 +89,9 @@ class MeshDevice : public std::enable_shared_from_this<MeshDevice> {
   std::recursive_mutex& mutex() const { return *mutex_; }
   /// The dispatch control buffers device init placed on the first device (empty after close).
   std::vector<std::shared_ptr<Buffer>> control_buffers() const;
+  /// Calls f with every mesh of this process (open, or still opening) while no new mesh can register:
+  /// a tracker locks them all inside f to take a snapshot no event can slip past.
+  static void with_meshes(const std::function<void(const std::vector<std::shared_ptr<MeshDevice>>&)>& f);
 
   /// A buffer replicated on every device: a backing buffer on the mesh allocator plus one non-owning
   /// buffer per device at the same address.

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "ttmem/runtime/graph_tracker.hpp"
 #include "ttmem/runtime/types.hpp"
 
 namespace ttmem::emu {
@@ -41,6 +42,7 @@ struct CircularBufferAllocation {
   DeviceAddr address = 0;
   std::uint64_t size = 0;
   CoreRange cores;
+  std::uint64_t created_ns = 0;  ///< CLOCK_MONOTONIC when placed
 };
 
 enum class ProgramState : std::uint8_t {
@@ -73,6 +75,9 @@ class Program {
   void add_circular_buffers(std::vector<CircularBufferAllocation> cbs);
   void release_circular_buffers_on(DeviceId device, ReleaseReason reason);
   std::string cb_site(std::uint32_t index) const;
+  /// The tracker's view of a placed CB (caller holds the mesh lock).
+  AllocationEvent cb_event(const CircularBufferAllocation& cb, std::string_view site) const;
+  const std::vector<CircularBufferAllocation>& circular_buffers_locked() const { return cbs_; }
 
  private:
   ProgramId id_;
@@ -89,6 +94,8 @@ class ProgramCache {
  public:
   std::size_t num_kernel_binaries() const { return kernel_binaries_.size(); }
   std::size_t num_programs() const { return programs_.size(); }
+  /// Runtime-internal (caller holds the mesh lock): what the cache holds, for resync snapshots.
+  const std::vector<std::shared_ptr<Program>>& programs() const { return programs_; }
 
   // Runtime-internal (caller holds the mesh lock).
   void add(Device& device, const std::shared_ptr<Program>& program);

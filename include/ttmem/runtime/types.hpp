@@ -71,6 +71,9 @@ inline constexpr BufferType kManagedTypes[] = {BufferType::DRAM, BufferType::L1,
 /// Next process-unique allocation id (never an address). Thread-safe.
 BufferId next_buffer_id();
 
+/// CLOCK_MONOTONIC in nanoseconds (the clock ttmemd ages allocations with).
+std::uint64_t monotonic_ns();
+
 }  // namespace ttmem::emu
 
 template <typename Tag, typename Rep>

@@ -11,6 +11,7 @@
 #include "report.hpp"
 #include "script.hpp"
 #include "ttmem/runtime/arch.hpp"
+#include "ttmem/runtime/server_tracking.hpp"
 
 namespace {
 
@@ -76,8 +77,11 @@ int main(int argc, char** argv) {
     return 2;
   }
 
+  // Report to ttmemd when one is reachable (TTMEM_SOCKET); TTMEM_TRACKING=0 turns it off.
+  ttmem::emu::ServerTracking::enable();
   ttmem::emu_tool::InterpreterOptions options;
   options.script_name = script_name;
+  options.flush = [] { ttmem::emu::ServerTracking::flush(); };
   options.log = (json || quiet) ? nullptr : &std::cout;
   ttmem::emu_tool::RunResult result;
   {

@@ -1,0 +1,147 @@
+// libttmem: how a runtime reports device-memory allocations to ttmemd.
+//
+// Hot path (report_alloc / report_free): no syscall and no shared lock — the record goes into a ring owned
+// by the calling thread, and one background thread sends batches. Rings are bounded; when the server
+// cannot keep up the reporting thread waits (backpressure, counted as stall time) — events are never
+// dropped silently. Without a server the calls are a cheap no-op (one warning at most) and the library
+// keeps trying to connect; on every (re)connect it asks the integration for a snapshot of its live
+// allocations (set_resync_callback), so a server restart loses nothing.
+//
+// Environment: TTMEM_SOCKET (default /tmp/ttmemd.sock); TTMEM_TRACKING=0 turns tracking off;
+// TT_ALLOC_TRACKING_ENABLED=0/1 is accepted as well. Contract for exact resync: report events while
+// holding the lock your resync callback takes.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "ttmem/protocol.hpp"
+
+namespace ttmem::client {
+
+using SiteId = std::uint32_t;  ///< 0: no site
+
+struct AllocationReport {
+  std::uint16_t device = 0;
+  proto::BufferType type = proto::BufferType::DRAM;
+  proto::AllocKind kind = proto::AllocKind::owning;
+  std::uint64_t id = 0;  ///< unique in the process (per device at least); never an address
+  std::uint64_t size = 0;
+  std::uint64_t address = 0;
+  SiteId site = 0;
+  std::uint32_t num_banks = 0;
+  std::uint64_t size_per_bank = 0;
+  std::uint32_t mesh = 0;
+  bool internal = false;           ///< runtime-owned: released by close without being a leak
+  std::uint64_t timestamp_ns = 0;  ///< CLOCK_MONOTONIC; 0: the library stamps it (millisecond resolution)
+};
+
+struct DeviceReport {
+  std::uint16_t device = 0;
+  std::uint8_t arch = 0;  ///< 0 wormhole_b0, 1 blackhole
+  std::uint32_t mesh = 0;
+  std::array<std::uint64_t, proto::kNumMemorySlots> total_bytes{};  ///< by BufferType value
+  std::array<std::uint32_t, proto::kNumMemorySlots> num_banks{};
+};
+
+struct Counters {
+  std::uint64_t events = 0;             ///< records sent (allocations, frees, device open/close)
+  std::uint64_t bytes = 0;              ///< bytes written to the socket
+  std::uint64_t batches = 0;            ///< frames written
+  std::uint64_t stall_ns = 0;           ///< time reporting threads waited for ring space (backpressure)
+  std::uint64_t reconnects = 0;         ///< successful connections after the first
+  std::uint64_t snapshots = 0;          ///< resync snapshots sent
+  std::uint64_t superseded_events = 0;  ///< recorded but replaced by a snapshot (server was away)
+  std::uint64_t flushes = 0;
+  bool connected = false;
+};
+
+class Client;
+struct Ring;
+
+/// Given to the resync callback. Call begin() while holding the lock under which you report events:
+/// it marks the cut (events reported before it are covered by the snapshot), then list what is live.
+class SnapshotWriter {
+ public:
+  void begin();
+  void device(const DeviceReport& device);
+  void allocation(const AllocationReport& allocation);
+
+ private:
+  friend class Client;
+  explicit SnapshotWriter(Client& client) : client_(client) {}
+  Client& client_;
+  bool begun_ = false;
+};
+using ResyncCallback = std::function<void(SnapshotWriter&)>;
+
+struct Options {
+  std::string socket_path;            ///< empty: from the environment
+  bool enabled = true;
+  std::size_t ring_events = 8192;     ///< per reporting thread (power of two)
+  std::chrono::milliseconds send_interval{2};
+  std::chrono::milliseconds server_timeout{10'000};  ///< no progress for this long: the server is considered gone
+  bool warn_without_server = true;
+  std::string process_name;           ///< informational; the server reads /proc
+  /// Options from TTMEM_SOCKET, TTMEM_TRACKING, TT_ALLOC_TRACKING_ENABLED, TTMEM_RING_EVENTS.
+  static Options from_environment();
+};
+
+class Client {
+ public:
+  /// The process-wide client, configured from the environment on first use. Never destroyed; it flushes
+  /// at exit.
+  static Client& instance();
+
+  explicit Client(Options options);
+  ~Client();
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+
+  bool enabled() const { return enabled_; }
+  /// Connected and recording: events reported now will reach the server.
+  bool active() const { return active_.load(std::memory_order_relaxed); }
+
+  SiteId intern_site(std::string_view text);
+  void device_open(const DeviceReport& device);
+  void device_close(std::uint16_t device, proto::ClosePhase phase);
+  void report_alloc(const AllocationReport& allocation);
+  void report_free(std::uint16_t device, std::uint64_t id,
+                   proto::ReleaseReason reason = proto::ReleaseReason::explicit_free);
+
+  /// Returns when the server has applied everything reported (by any thread) before the call; false when
+  /// not connected or on timeout.
+  bool flush(std::chrono::milliseconds timeout = std::chrono::seconds(5));
+  void set_resync_callback(ResyncCallback callback);
+  Counters counters() const;
+  /// Waits until the first connection attempt (and its resync) is over; returns active().
+  bool wait_for_first_attempt(std::chrono::milliseconds timeout);
+  /// The pid the server attributes this process to (0 before the first connection).
+  std::uint32_t server_seen_pid() const { return peer_pid_.load(); }
+  /// Flushes (bounded) and stops the background thread; later reports are ignored.
+  void shutdown();
+
+  struct Impl;
+
+ private:
+  friend class SnapshotWriter;
+  Ring* ring_for_this_thread();
+  void write(const proto::EventRecord& record, std::uint32_t fence);
+  void fence(std::function<void(std::vector<std::uint8_t>&)> encode_control);
+
+  bool enabled_ = false;
+  std::atomic<bool> active_{false};
+  std::atomic<std::uint32_t> epoch_{0};  // fences so far; every record carries it
+  std::atomic<std::uint64_t> coarse_now_ns_{0};
+  std::atomic<std::uint64_t> stall_ns_{0};
+  std::atomic<std::uint32_t> peer_pid_{0};
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace ttmem::client

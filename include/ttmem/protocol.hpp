@@ -1,0 +1,271 @@
+// The ttmem wire protocol: the ONE definition shared by libttmem, ttmemd and the tools.
+// Framed, versioned, explicitly little-endian. Every message is encoded field by field (never a struct
+// memcpy) and every decoder validates length, counts and enum values. Spec: docs/protocol.md.
+//
+//   frame := header(8) payload(length)
+//   header := u32 length | u16 type | u16 reserved(0)
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+namespace ttmem::proto {
+
+inline constexpr std::uint32_t kMagic = 0x4D4D5454;  // "TTMM" in little-endian byte order
+inline constexpr std::uint16_t kProtocolVersion = 1;
+inline constexpr std::size_t kFrameHeaderSize = 8;
+/// Largest payload a client may send (an EVENTS frame of 16,383 records fits).
+inline constexpr std::uint32_t kMaxRequestPayload = 1u << 20;
+/// Largest payload a server reply may have (a `buffers` query over millions of live buffers).
+inline constexpr std::uint32_t kMaxReplyPayload = 1u << 30;
+inline constexpr std::size_t kEventRecordSize = 64;
+inline constexpr std::size_t kMaxEventsPerFrame = (kMaxRequestPayload - 4) / kEventRecordSize;
+inline constexpr std::size_t kMaxNameLength = 255;
+inline constexpr std::size_t kMaxSiteLength = 1024;
+inline constexpr std::size_t kNumMemorySlots = 5;  // DRAM, L1, SYSTEM_MEMORY(unused), L1_SMALL, TRACE
+
+enum class MessageType : std::uint16_t {
+  // client -> server
+  hello = 1,
+  device_open = 2,
+  device_close = 3,
+  events = 4,
+  sites = 5,
+  snapshot_begin = 6,
+  snapshot_end = 7,
+  barrier = 8,
+  client_stats = 9,
+  query = 16,
+  // server -> client
+  hello_ack = 32,
+  error = 33,
+  barrier_ack = 34,
+  query_reply = 35,
+  event_notify = 36,
+};
+std::string_view to_string(MessageType type);
+
+/// Values shared with ttmem::emu (same numbers): buffer types, allocation kinds, release reasons.
+enum class BufferType : std::uint8_t { DRAM = 0, L1 = 1, SYSTEM_MEMORY = 2, L1_SMALL = 3, TRACE = 4 };
+enum class AllocKind : std::uint8_t { owning = 0, preallocated = 1, circular_buffer = 2, kernel_binary = 3, trace = 4 };
+enum class ReleaseReason : std::uint8_t { explicit_free = 0, close_internal = 1, close_leak = 2 };
+enum class EventOp : std::uint8_t { alloc = 1, free = 2 };
+enum class ClosePhase : std::uint8_t { begin = 0, end = 1 };
+enum class Role : std::uint8_t { tracked_process = 0, tool = 1 };
+
+std::string_view to_string(BufferType type);
+std::string_view to_string(AllocKind kind);
+std::string_view to_string(ReleaseReason reason);
+std::optional<BufferType> parse_buffer_type(std::string_view text);
+std::optional<AllocKind> parse_alloc_kind(std::string_view text);
+
+/// Error codes carried by ERROR frames (and used by decoders).
+enum class ErrorCode : std::uint16_t {
+  bad_magic = 1,
+  version_mismatch = 2,
+  malformed = 3,          ///< truncated, oversized or inconsistent message
+  unexpected_message = 4, ///< valid message in the wrong state (e.g. events before hello)
+  limit_exceeded = 5,     ///< a documented server limit (connections, live allocations, queue) was hit
+  bad_query = 6,
+  internal = 7,
+};
+std::string_view to_string(ErrorCode code);
+
+// ---- messages ---------------------------------------------------------------------------------------
+
+struct Hello {
+  std::uint32_t magic = kMagic;
+  std::uint16_t protocol_version = kProtocolVersion;
+  Role role = Role::tracked_process;
+  std::uint32_t client_version = 0;  ///< major << 16 | minor << 8 | patch
+  std::uint32_t claimed_pid = 0;     ///< informational only: the server uses the socket's peer credentials
+  std::string process_name;          ///< informational: the server reads /proc
+};
+
+struct HelloAck {
+  std::uint16_t protocol_version = kProtocolVersion;
+  std::uint32_t server_version = 0;
+  std::uint32_t server_pid = 0;
+  std::uint32_t peer_pid = 0;  ///< the pid the server attributes this connection to
+  std::uint64_t connection_id = 0;
+};
+
+struct DeviceOpen {
+  std::uint16_t device = 0;
+  std::uint8_t arch = 0;  ///< 0 wormhole_b0, 1 blackhole
+  std::uint32_t mesh = 0;
+  std::array<std::uint64_t, kNumMemorySlots> total_bytes{};  ///< indexed by BufferType value
+  std::array<std::uint32_t, kNumMemorySlots> num_banks{};
+};
+
+struct DeviceClose {
+  std::uint16_t device = 0;
+  ClosePhase phase = ClosePhase::begin;
+};
+
+/// One allocation or release: the fixed-size record of EVENTS frames (64 bytes on the wire).
+struct EventRecord {
+  EventOp op = EventOp::alloc;
+  BufferType type = BufferType::DRAM;
+  AllocKind kind = AllocKind::owning;
+  ReleaseReason reason = ReleaseReason::explicit_free;
+  std::uint16_t device = 0;
+  std::uint16_t flags = 0;  ///< bit 0: runtime-internal allocation
+  std::uint32_t site = 0;   ///< 0: no site
+  std::uint32_t num_banks = 0;
+  std::uint32_t mesh = 0;
+  std::uint64_t id = 0;
+  std::uint64_t size = 0;
+  std::uint64_t address = 0;
+  std::uint64_t size_per_bank = 0;
+  std::uint64_t timestamp_ns = 0;  ///< CLOCK_MONOTONIC
+};
+inline constexpr std::uint16_t kFlagInternal = 1;
+
+struct Site {
+  std::uint32_t id = 0;
+  std::string text;
+};
+
+struct SnapshotBegin {
+  std::uint64_t snapshot_id = 0;
+};
+struct SnapshotEnd {
+  std::uint64_t snapshot_id = 0;
+  std::uint64_t num_allocations = 0;  ///< checked by the server against what it received
+};
+
+struct Barrier {
+  std::uint64_t token = 0;
+};
+
+struct ClientStats {
+  std::uint64_t events = 0;
+  std::uint64_t bytes = 0;
+  std::uint64_t batches = 0;
+  std::uint64_t stall_ns = 0;
+  std::uint64_t reconnects = 0;
+  std::uint64_t snapshots = 0;
+  std::uint64_t superseded_events = 0;  ///< recorded while disconnected, replaced by a snapshot
+};
+
+struct Query {
+  std::uint32_t query_id = 0;
+  std::string json;
+};
+
+struct QueryReply {
+  std::uint32_t query_id = 0;
+  std::uint8_t ok = 1;
+  std::string json;
+};
+
+struct ErrorMessage {
+  ErrorCode code = ErrorCode::internal;
+  std::string text;
+};
+
+struct EventNotify {
+  std::string json;
+};
+
+// ---- encoding ---------------------------------------------------------------------------------------
+
+/// Appends one whole frame (header + payload) to `out`.
+void encode(std::vector<std::uint8_t>& out, const Hello& m);
+void encode(std::vector<std::uint8_t>& out, const HelloAck& m);
+void encode(std::vector<std::uint8_t>& out, const DeviceOpen& m);
+void encode(std::vector<std::uint8_t>& out, const DeviceClose& m);
+void encode(std::vector<std::uint8_t>& out, std::span<const EventRecord> events);
+void encode(std::vector<std::uint8_t>& out, std::span<const Site> sites);
+void encode(std::vector<std::uint8_t>& out, const SnapshotBegin& m);
+void encode(std::vector<std::uint8_t>& out, const SnapshotEnd& m);
+void encode(std::vector<std::uint8_t>& out, const Barrier& m, MessageType type = MessageType::barrier);
+void encode(std::vector<std::uint8_t>& out, const ClientStats& m);
+void encode(std::vector<std::uint8_t>& out, const Query& m);
+void encode(std::vector<std::uint8_t>& out, const QueryReply& m);
+void encode(std::vector<std::uint8_t>& out, const ErrorMessage& m);
+void encode(std::vector<std::uint8_t>& out, const EventNotify& m);
+
+/// Writes one event record's 64 wire bytes at `out`.
+void encode_event(std::uint8_t* out, const EventRecord& e);
+
+// ---- decoding ---------------------------------------------------------------------------------------
+
+struct DecodeError {
+  ErrorCode code = ErrorCode::malformed;
+  std::string message;
+};
+
+template <typename T>
+using Decoded = std::variant<T, DecodeError>;
+
+template <typename T>
+bool ok(const Decoded<T>& d) {
+  return std::holds_alternative<T>(d);
+}
+
+struct FrameHeader {
+  std::uint32_t length = 0;
+  MessageType type = MessageType::hello;
+};
+
+/// A frame's payload, pointing into the reader's buffer (valid until the next call on the reader).
+struct Frame {
+  MessageType type = MessageType::hello;
+  std::span<const std::uint8_t> payload;
+};
+
+/// Splits a byte stream into frames. Rejects unknown types, non-zero reserved bits and payloads over
+/// `max_payload` before buffering them.
+class FrameReader {
+ public:
+  explicit FrameReader(std::uint32_t max_payload) : max_payload_(max_payload) {}
+  void append(std::span<const std::uint8_t> bytes);
+  /// Next complete frame; std::nullopt when more bytes are needed; DecodeError on a bad header.
+  std::variant<std::nullopt_t, Frame, DecodeError> next();
+  std::size_t buffered() const { return buffer_.size() - consumed_; }
+
+ private:
+  std::uint32_t max_payload_;
+  std::vector<std::uint8_t> buffer_;
+  std::size_t consumed_ = 0;
+};
+
+Decoded<FrameHeader> decode_header(std::span<const std::uint8_t> bytes, std::uint32_t max_payload);
+Decoded<Hello> decode_hello(std::span<const std::uint8_t> payload);
+Decoded<HelloAck> decode_hello_ack(std::span<const std::uint8_t> payload);
+Decoded<DeviceOpen> decode_device_open(std::span<const std::uint8_t> payload);
+Decoded<DeviceClose> decode_device_close(std::span<const std::uint8_t> payload);
+/// Appends the batch's records to `out` (cleared first).
+std::optional<DecodeError> decode_events(std::span<const std::uint8_t> payload, std::vector<EventRecord>& out);
+Decoded<EventRecord> decode_event(std::span<const std::uint8_t> record);
+Decoded<std::vector<Site>> decode_sites(std::span<const std::uint8_t> payload);
+Decoded<SnapshotBegin> decode_snapshot_begin(std::span<const std::uint8_t> payload);
+Decoded<SnapshotEnd> decode_snapshot_end(std::span<const std::uint8_t> payload);
+Decoded<Barrier> decode_barrier(std::span<const std::uint8_t> payload);
+Decoded<ClientStats> decode_client_stats(std::span<const std::uint8_t> payload);
+Decoded<Query> decode_query(std::span<const std::uint8_t> payload);
+Decoded<QueryReply> decode_query_reply(std::span<const std::uint8_t> payload);
+Decoded<ErrorMessage> decode_error(std::span<const std::uint8_t> payload);
+Decoded<EventNotify> decode_event_notify(std::span<const std::uint8_t> payload);
+
+/// Where ttmemd listens and clients connect unless told otherwise.
+inline constexpr const char* kDefaultSocketPath = "/tmp/ttmemd.sock";
+/// $TTMEM_SOCKET when set and not empty, else kDefaultSocketPath.
+std::string socket_path_from_env();
+
+/// "0.1.0" for a packed version.
+std::string version_string(std::uint32_t packed);
+inline constexpr std::uint32_t pack_version(std::uint32_t major, std::uint32_t minor, std::uint32_t patch) {
+  return major << 16 | minor << 8 | patch;
+}
+
+}  // namespace ttmem::proto

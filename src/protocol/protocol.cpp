@@ -1,0 +1,577 @@
+// Encoders and validating decoders of every message; see ttmem/protocol.hpp and docs/protocol.md.
+#include "ttmem/protocol.hpp"
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+#include "wire.hpp"
+
+namespace ttmem::proto {
+
+namespace {
+
+// Wire sizes of the fixed-size messages, checked against their field lists.
+constexpr std::size_t kHelloFixed = 4 + 2 + 1 + 1 + 4 + 4 + 1;  // + name bytes
+constexpr std::size_t kHelloAckSize = 2 + 2 + 4 + 4 + 4 + 8;
+constexpr std::size_t kDeviceOpenSize = 2 + 1 + 1 + 4 + kNumMemorySlots * 8 + kNumMemorySlots * 4;
+constexpr std::size_t kDeviceCloseSize = 2 + 1 + 1;
+constexpr std::size_t kSnapshotBeginSize = 8;
+constexpr std::size_t kSnapshotEndSize = 16;
+constexpr std::size_t kBarrierSize = 8;
+constexpr std::size_t kClientStatsSize = 7 * 8;
+static_assert(kHelloFixed == 17);
+static_assert(kHelloAckSize == 24);
+static_assert(kDeviceOpenSize == 68);
+static_assert(kDeviceCloseSize == 4);
+static_assert(kEventRecordSize == 4 * 1 + 2 * 2 + 4 * 4 + 5 * 8, "event record: 4 u8, 2 u16, 4 u32, 5 u64");
+static_assert(kMaxEventsPerFrame * kEventRecordSize + 4 <= kMaxRequestPayload);
+
+// Offsets inside an event record.
+namespace ev {
+constexpr std::size_t op = 0, type = 1, kind = 2, reason = 3, device = 4, flags = 6, site = 8, num_banks = 12,
+                      mesh = 16, reserved = 20, id = 24, size = 32, address = 40, size_per_bank = 48,
+                      timestamp = 56;
+static_assert(timestamp + 8 == kEventRecordSize);
+}  // namespace ev
+
+DecodeError malformed(std::string what) { return {ErrorCode::malformed, std::move(what)}; }
+
+template <typename T>
+Decoded<T> truncated(std::string_view message) {
+  return malformed(format_text("truncated {} message", message));
+}
+
+template <typename T>
+Decoded<T> trailing(std::string_view message, std::size_t n) {
+  return malformed(format_text("{} message has {} unexpected trailing bytes", message, n));
+}
+
+std::optional<DecodeError> exact_size(std::string_view message, std::span<const std::uint8_t> p, std::size_t size) {
+  if (p.size() < size) return malformed(format_text("truncated {} message ({} of {} bytes)", message, p.size(), size));
+  if (p.size() > size) {
+    return malformed(format_text("{} message has {} unexpected trailing bytes", message, p.size() - size));
+  }
+  return std::nullopt;
+}
+
+bool valid_type(std::uint8_t v) { return v <= 4; }
+bool valid_kind(std::uint8_t v) { return v <= 4; }
+bool valid_reason(std::uint8_t v) { return v <= 2; }
+
+bool known_message(std::uint16_t t) {
+  switch (static_cast<MessageType>(t)) {
+    case MessageType::hello:
+    case MessageType::device_open:
+    case MessageType::device_close:
+    case MessageType::events:
+    case MessageType::sites:
+    case MessageType::snapshot_begin:
+    case MessageType::snapshot_end:
+    case MessageType::barrier:
+    case MessageType::client_stats:
+    case MessageType::query:
+    case MessageType::hello_ack:
+    case MessageType::error:
+    case MessageType::barrier_ack:
+    case MessageType::query_reply:
+    case MessageType::event_notify:
+      return true;
+  }
+  return false;
+}
+
+void encode_string_frame(std::vector<std::uint8_t>& out, MessageType type, std::uint32_t id, bool with_id,
+                         std::string_view text, std::optional<std::uint8_t> status = std::nullopt) {
+  const std::size_t at = begin_frame(out, static_cast<std::uint16_t>(type));
+  WireWriter w(out);
+  if (with_id) w.u32(id);
+  if (status) w.u8(*status);
+  w.bytes(text);
+  finish_frame(out, at);
+}
+
+}  // namespace
+
+std::string_view to_string(MessageType type) {
+  switch (type) {
+    case MessageType::hello: return "HELLO";
+    case MessageType::device_open: return "DEVICE_OPEN";
+    case MessageType::device_close: return "DEVICE_CLOSE";
+    case MessageType::events: return "EVENTS";
+    case MessageType::sites: return "SITES";
+    case MessageType::snapshot_begin: return "SNAPSHOT_BEGIN";
+    case MessageType::snapshot_end: return "SNAPSHOT_END";
+    case MessageType::barrier: return "BARRIER";
+    case MessageType::client_stats: return "CLIENT_STATS";
+    case MessageType::query: return "QUERY";
+    case MessageType::hello_ack: return "HELLO_ACK";
+    case MessageType::error: return "ERROR";
+    case MessageType::barrier_ack: return "BARRIER_ACK";
+    case MessageType::query_reply: return "QUERY_REPLY";
+    case MessageType::event_notify: return "EVENT_NOTIFY";
+  }
+  return "UNKNOWN";
+}
+
+std::string_view to_string(BufferType type) {
+  switch (type) {
+    case BufferType::DRAM: return "DRAM";
+    case BufferType::L1: return "L1";
+    case BufferType::SYSTEM_MEMORY: return "SYSTEM_MEMORY";
+    case BufferType::L1_SMALL: return "L1_SMALL";
+    case BufferType::TRACE: return "TRACE";
+  }
+  return "?";
+}
+
+std::string_view to_string(AllocKind kind) {
+  switch (kind) {
+    case AllocKind::owning: return "owning";
+    case AllocKind::preallocated: return "preallocated";
+    case AllocKind::circular_buffer: return "cb";
+    case AllocKind::kernel_binary: return "kernel_binary";
+    case AllocKind::trace: return "trace";
+  }
+  return "?";
+}
+
+std::string_view to_string(ReleaseReason reason) {
+  switch (reason) {
+    case ReleaseReason::explicit_free: return "explicit";
+    case ReleaseReason::close_internal: return "close_internal";
+    case ReleaseReason::close_leak: return "close_leak";
+  }
+  return "?";
+}
+
+std::optional<BufferType> parse_buffer_type(std::string_view text) {
+  for (std::uint8_t v = 0; v <= 4; ++v) {
+    if (to_string(static_cast<BufferType>(v)) == text) return static_cast<BufferType>(v);
+  }
+  return std::nullopt;
+}
+
+std::optional<AllocKind> parse_alloc_kind(std::string_view text) {
+  for (std::uint8_t v = 0; v <= 4; ++v) {
+    if (to_string(static_cast<AllocKind>(v)) == text) return static_cast<AllocKind>(v);
+  }
+  return std::nullopt;
+}
+
+std::string_view to_string(ErrorCode code) {
+  switch (code) {
+    case ErrorCode::bad_magic: return "bad_magic";
+    case ErrorCode::version_mismatch: return "version_mismatch";
+    case ErrorCode::malformed: return "malformed";
+    case ErrorCode::unexpected_message: return "unexpected_message";
+    case ErrorCode::limit_exceeded: return "limit_exceeded";
+    case ErrorCode::bad_query: return "bad_query";
+    case ErrorCode::internal: return "internal";
+  }
+  return "?";
+}
+
+std::string socket_path_from_env() {
+  const char* env = std::getenv("TTMEM_SOCKET");
+  return env && *env ? std::string(env) : std::string(kDefaultSocketPath);
+}
+
+std::string version_string(std::uint32_t packed) {
+  return format_text("{}.{}.{}", packed >> 16, (packed >> 8) & 0xff, packed & 0xff);
+}
+
+// ---- encoders ---------------------------------------------------------------------------------------
+
+void encode(std::vector<std::uint8_t>& out, const Hello& m) {
+  const std::size_t at = begin_frame(out, static_cast<std::uint16_t>(MessageType::hello));
+  WireWriter w(out);
+  w.u32(m.magic);
+  w.u16(m.protocol_version);
+  w.u8(static_cast<std::uint8_t>(m.role));
+  w.u8(0);
+  w.u32(m.client_version);
+  w.u32(m.claimed_pid);
+  const std::string_view name = std::string_view(m.process_name).substr(0, kMaxNameLength);
+  w.u8(static_cast<std::uint8_t>(name.size()));
+  w.bytes(name);
+  finish_frame(out, at);
+}
+
+void encode(std::vector<std::uint8_t>& out, const HelloAck& m) {
+  const std::size_t at = begin_frame(out, static_cast<std::uint16_t>(MessageType::hello_ack));
+  WireWriter w(out);
+  w.u16(m.protocol_version);
+  w.u16(0);
+  w.u32(m.server_version);
+  w.u32(m.server_pid);
+  w.u32(m.peer_pid);
+  w.u64(m.connection_id);
+  finish_frame(out, at);
+}
+
+void encode(std::vector<std::uint8_t>& out, const DeviceOpen& m) {
+  const std::size_t at = begin_frame(out, static_cast<std::uint16_t>(MessageType::device_open));
+  WireWriter w(out);
+  w.u16(m.device);
+  w.u8(m.arch);
+  w.u8(0);
+  w.u32(m.mesh);
+  for (auto v : m.total_bytes) w.u64(v);
+  for (auto v : m.num_banks) w.u32(v);
+  finish_frame(out, at);
+}
+
+void encode(std::vector<std::uint8_t>& out, const DeviceClose& m) {
+  const std::size_t at = begin_frame(out, static_cast<std::uint16_t>(MessageType::device_close));
+  WireWriter w(out);
+  w.u16(m.device);
+  w.u8(static_cast<std::uint8_t>(m.phase));
+  w.u8(0);
+  finish_frame(out, at);
+}
+
+void encode_event(std::uint8_t* p, const EventRecord& e) {
+  p[ev::op] = static_cast<std::uint8_t>(e.op);
+  p[ev::type] = static_cast<std::uint8_t>(e.type);
+  p[ev::kind] = static_cast<std::uint8_t>(e.kind);
+  p[ev::reason] = static_cast<std::uint8_t>(e.reason);
+  store_le(p + ev::device, e.device, 2);
+  store_le(p + ev::flags, e.flags, 2);
+  store_le(p + ev::site, e.site, 4);
+  store_le(p + ev::num_banks, e.num_banks, 4);
+  store_le(p + ev::mesh, e.mesh, 4);
+  store_le(p + ev::reserved, 0, 4);
+  store_le(p + ev::id, e.id, 8);
+  store_le(p + ev::size, e.size, 8);
+  store_le(p + ev::address, e.address, 8);
+  store_le(p + ev::size_per_bank, e.size_per_bank, 8);
+  store_le(p + ev::timestamp, e.timestamp_ns, 8);
+}
+
+void encode(std::vector<std::uint8_t>& out, std::span<const EventRecord> events) {
+  const std::size_t at = begin_frame(out, static_cast<std::uint16_t>(MessageType::events));
+  WireWriter w(out);
+  w.u32(static_cast<std::uint32_t>(events.size()));
+  const std::size_t base = out.size();
+  out.resize(base + events.size() * kEventRecordSize);
+  for (std::size_t i = 0; i < events.size(); ++i) encode_event(out.data() + base + i * kEventRecordSize, events[i]);
+  finish_frame(out, at);
+}
+
+void encode(std::vector<std::uint8_t>& out, std::span<const Site> sites) {
+  const std::size_t at = begin_frame(out, static_cast<std::uint16_t>(MessageType::sites));
+  WireWriter w(out);
+  w.u32(static_cast<std::uint32_t>(sites.size()));
+  for (const Site& s : sites) {
+    const std::string_view text = std::string_view(s.text).substr(0, kMaxSiteLength);
+    w.u32(s.id);
+    w.u16(static_cast<std::uint16_t>(text.size()));
+    w.bytes(text);
+  }
+  finish_frame(out, at);
+}
+
+void encode(std::vector<std::uint8_t>& out, const SnapshotBegin& m) {
+  const std::size_t at = begin_frame(out, static_cast<std::uint16_t>(MessageType::snapshot_begin));
+  WireWriter(out).u64(m.snapshot_id);
+  finish_frame(out, at);
+}
+
+void encode(std::vector<std::uint8_t>& out, const SnapshotEnd& m) {
+  const std::size_t at = begin_frame(out, static_cast<std::uint16_t>(MessageType::snapshot_end));
+  WireWriter w(out);
+  w.u64(m.snapshot_id);
+  w.u64(m.num_allocations);
+  finish_frame(out, at);
+}
+
+void encode(std::vector<std::uint8_t>& out, const Barrier& m, MessageType type) {
+  const std::size_t at = begin_frame(out, static_cast<std::uint16_t>(type));
+  WireWriter(out).u64(m.token);
+  finish_frame(out, at);
+}
+
+void encode(std::vector<std::uint8_t>& out, const ClientStats& m) {
+  const std::size_t at = begin_frame(out, static_cast<std::uint16_t>(MessageType::client_stats));
+  WireWriter w(out);
+  for (auto v : {m.events, m.bytes, m.batches, m.stall_ns, m.reconnects, m.snapshots, m.superseded_events}) w.u64(v);
+  finish_frame(out, at);
+}
+
+void encode(std::vector<std::uint8_t>& out, const Query& m) {
+  encode_string_frame(out, MessageType::query, m.query_id, true, m.json);
+}
+
+void encode(std::vector<std::uint8_t>& out, const QueryReply& m) {
+  encode_string_frame(out, MessageType::query_reply, m.query_id, true, m.json, m.ok);
+}
+
+void encode(std::vector<std::uint8_t>& out, const ErrorMessage& m) {
+  const std::size_t at = begin_frame(out, static_cast<std::uint16_t>(MessageType::error));
+  WireWriter w(out);
+  w.u16(static_cast<std::uint16_t>(m.code));
+  w.bytes(m.text);
+  finish_frame(out, at);
+}
+
+void encode(std::vector<std::uint8_t>& out, const EventNotify& m) {
+  encode_string_frame(out, MessageType::event_notify, 0, false, m.json);
+}
+
+// ---- decoders ---------------------------------------------------------------------------------------
+
+Decoded<FrameHeader> decode_header(std::span<const std::uint8_t> bytes, std::uint32_t max_payload) {
+  WireReader r(bytes);
+  std::uint32_t length = 0;
+  std::uint16_t type = 0, reserved = 0;
+  if (!r.u32(length) || !r.u16(type) || !r.u16(reserved)) return truncated<FrameHeader>("frame header");
+  if (!known_message(type)) return malformed(format_text("unknown message type {}", type));
+  if (reserved != 0) return malformed(format_text("frame header reserved field is {} (must be 0)", reserved));
+  if (length > max_payload) {
+    return malformed(format_text("{} frame of {} bytes exceeds the maximum of {} bytes",
+                                 to_string(static_cast<MessageType>(type)), length, max_payload));
+  }
+  return FrameHeader{length, static_cast<MessageType>(type)};
+}
+
+void FrameReader::append(std::span<const std::uint8_t> bytes) {
+  if (consumed_ > 0 && consumed_ == buffer_.size()) {
+    buffer_.clear();
+    consumed_ = 0;
+  } else if (consumed_ > (1u << 16) && consumed_ * 2 > buffer_.size()) {
+    buffer_.erase(buffer_.begin(), buffer_.begin() + static_cast<std::ptrdiff_t>(consumed_));
+    consumed_ = 0;
+  }
+  buffer_.insert(buffer_.end(), bytes.begin(), bytes.end());
+}
+
+std::variant<std::nullopt_t, Frame, DecodeError> FrameReader::next() {
+  const std::span<const std::uint8_t> pending(buffer_.data() + consumed_, buffer_.size() - consumed_);
+  if (pending.size() < kFrameHeaderSize) return std::nullopt;
+  auto header = decode_header(pending.first(kFrameHeaderSize), max_payload_);
+  if (auto* e = std::get_if<DecodeError>(&header)) return *e;
+  const FrameHeader h = std::get<FrameHeader>(header);
+  if (pending.size() < kFrameHeaderSize + h.length) return std::nullopt;
+  consumed_ += kFrameHeaderSize + h.length;
+  return Frame{h.type, pending.subspan(kFrameHeaderSize, h.length)};
+}
+
+Decoded<Hello> decode_hello(std::span<const std::uint8_t> p) {
+  WireReader r(p);
+  Hello m;
+  std::uint8_t role = 0, reserved = 0, name_len = 0;
+  if (!r.u32(m.magic)) return truncated<Hello>("HELLO");
+  if (m.magic != kMagic) {
+    return DecodeError{ErrorCode::bad_magic,
+                       [&] {
+          char text[96];
+          std::snprintf(text, sizeof text, "bad magic 0x%08x (expected 0x%08x): not a ttmem client", m.magic, kMagic);
+          return std::string(text);
+        }()};
+  }
+  if (!r.u16(m.protocol_version)) return truncated<Hello>("HELLO");
+  if (m.protocol_version != kProtocolVersion) {
+    return DecodeError{ErrorCode::version_mismatch,
+                       format_text("protocol version {} is not supported (this side speaks version {})",
+                                   m.protocol_version, kProtocolVersion)};
+  }
+  if (!r.u8(role) || !r.u8(reserved) || !r.u32(m.client_version) || !r.u32(m.claimed_pid) || !r.u8(name_len) ||
+      !r.bytes(m.process_name, name_len)) {
+    return truncated<Hello>("HELLO");
+  }
+  if (role > 1) return malformed(format_text("HELLO role {} is unknown", role));
+  m.role = static_cast<Role>(role);
+  if (!r.done()) return trailing<Hello>("HELLO", r.remaining());
+  return m;
+}
+
+Decoded<HelloAck> decode_hello_ack(std::span<const std::uint8_t> p) {
+  if (auto e = exact_size("HELLO_ACK", p, kHelloAckSize)) return *e;
+  WireReader r(p);
+  HelloAck m;
+  std::uint16_t reserved = 0;
+  r.u16(m.protocol_version);
+  r.u16(reserved);
+  r.u32(m.server_version);
+  r.u32(m.server_pid);
+  r.u32(m.peer_pid);
+  r.u64(m.connection_id);
+  if (m.protocol_version != kProtocolVersion) {
+    return DecodeError{ErrorCode::version_mismatch,
+                       format_text("server speaks protocol version {}, this client speaks version {}",
+                                   m.protocol_version, kProtocolVersion)};
+  }
+  return m;
+}
+
+Decoded<DeviceOpen> decode_device_open(std::span<const std::uint8_t> p) {
+  if (auto e = exact_size("DEVICE_OPEN", p, kDeviceOpenSize)) return *e;
+  WireReader r(p);
+  DeviceOpen m;
+  std::uint8_t reserved = 0;
+  r.u16(m.device);
+  r.u8(m.arch);
+  r.u8(reserved);
+  r.u32(m.mesh);
+  for (auto& v : m.total_bytes) r.u64(v);
+  for (auto& v : m.num_banks) r.u32(v);
+  if (m.arch > 1) return malformed(format_text("DEVICE_OPEN arch {} is unknown", m.arch));
+  return m;
+}
+
+Decoded<DeviceClose> decode_device_close(std::span<const std::uint8_t> p) {
+  if (auto e = exact_size("DEVICE_CLOSE", p, kDeviceCloseSize)) return *e;
+  WireReader r(p);
+  DeviceClose m;
+  std::uint8_t phase = 0, reserved = 0;
+  r.u16(m.device);
+  r.u8(phase);
+  r.u8(reserved);
+  if (phase > 1) return malformed(format_text("DEVICE_CLOSE phase {} is unknown", phase));
+  m.phase = static_cast<ClosePhase>(phase);
+  return m;
+}
+
+Decoded<EventRecord> decode_event(std::span<const std::uint8_t> p) {
+  if (p.size() != kEventRecordSize) return malformed(format_text("event record of {} bytes (must be 64)", p.size()));
+  auto le = [&](std::size_t off, int n) {
+    std::uint64_t x = 0;
+    for (int i = 0; i < n; ++i) x |= static_cast<std::uint64_t>(p[off + i]) << (8 * i);
+    return x;
+  };
+  EventRecord e;
+  const std::uint8_t op = p[ev::op];
+  if (op != 1 && op != 2) return malformed(format_text("event op {} is unknown", op));
+  if (!valid_type(p[ev::type])) return malformed(format_text("event buffer type {} is unknown", p[ev::type]));
+  if (!valid_kind(p[ev::kind])) return malformed(format_text("event kind {} is unknown", p[ev::kind]));
+  if (!valid_reason(p[ev::reason])) return malformed(format_text("event release reason {} is unknown", p[ev::reason]));
+  if (le(ev::reserved, 4) != 0) return malformed("event record reserved field is not 0");
+  e.op = static_cast<EventOp>(op);
+  e.type = static_cast<BufferType>(p[ev::type]);
+  e.kind = static_cast<AllocKind>(p[ev::kind]);
+  e.reason = static_cast<ReleaseReason>(p[ev::reason]);
+  e.device = static_cast<std::uint16_t>(le(ev::device, 2));
+  e.flags = static_cast<std::uint16_t>(le(ev::flags, 2));
+  e.site = static_cast<std::uint32_t>(le(ev::site, 4));
+  e.num_banks = static_cast<std::uint32_t>(le(ev::num_banks, 4));
+  e.mesh = static_cast<std::uint32_t>(le(ev::mesh, 4));
+  e.id = le(ev::id, 8);
+  e.size = le(ev::size, 8);
+  e.address = le(ev::address, 8);
+  e.size_per_bank = le(ev::size_per_bank, 8);
+  e.timestamp_ns = le(ev::timestamp, 8);
+  return e;
+}
+
+std::optional<DecodeError> decode_events(std::span<const std::uint8_t> p, std::vector<EventRecord>& out) {
+  out.clear();
+  WireReader r(p);
+  std::uint32_t count = 0;
+  if (!r.u32(count)) return malformed("truncated EVENTS message");
+  if (count > kMaxEventsPerFrame) {
+    return malformed(format_text("EVENTS batch of {} records exceeds the maximum of {}", count, kMaxEventsPerFrame));
+  }
+  if (r.remaining() != static_cast<std::size_t>(count) * kEventRecordSize) {
+    return malformed(format_text("EVENTS batch says {} records ({} bytes) but carries {} bytes", count,
+                                 static_cast<std::size_t>(count) * kEventRecordSize, r.remaining()));
+  }
+  out.reserve(count);
+  for (std::uint32_t i = 0; i < count; ++i) {
+    auto e = decode_event(p.subspan(4 + i * kEventRecordSize, kEventRecordSize));
+    if (auto* err = std::get_if<DecodeError>(&e)) {
+      err->message = format_text("record {}: {}", i, err->message);
+      out.clear();
+      return *err;
+    }
+    out.push_back(std::get<EventRecord>(e));
+  }
+  return std::nullopt;
+}
+
+Decoded<std::vector<Site>> decode_sites(std::span<const std::uint8_t> p) {
+  WireReader r(p);
+  std::uint32_t count = 0;
+  if (!r.u32(count)) return malformed("truncated SITES message");
+  // Each entry needs at least 6 bytes; refuse counts the payload cannot hold before reserving memory.
+  if (count > r.remaining() / 6) return malformed(format_text("SITES message claims {} sites in {} bytes", count, p.size()));
+  std::vector<Site> sites(count);
+  for (auto& s : sites) {
+    std::uint16_t len = 0;
+    if (!r.u32(s.id) || !r.u16(len)) return malformed("truncated SITES message");
+    if (len > kMaxSiteLength) return malformed(format_text("site text of {} bytes exceeds {}", len, kMaxSiteLength));
+    if (!r.bytes(s.text, len)) return malformed("truncated SITES message");
+    if (s.id == 0) return malformed("site id 0 is reserved for 'no site'");
+  }
+  if (!r.done()) return malformed(format_text("SITES message has {} unexpected trailing bytes", r.remaining()));
+  return sites;
+}
+
+Decoded<SnapshotBegin> decode_snapshot_begin(std::span<const std::uint8_t> p) {
+  if (auto e = exact_size("SNAPSHOT_BEGIN", p, kSnapshotBeginSize)) return *e;
+  SnapshotBegin m;
+  WireReader(p).u64(m.snapshot_id);
+  return m;
+}
+
+Decoded<SnapshotEnd> decode_snapshot_end(std::span<const std::uint8_t> p) {
+  if (auto e = exact_size("SNAPSHOT_END", p, kSnapshotEndSize)) return *e;
+  SnapshotEnd m;
+  WireReader r(p);
+  r.u64(m.snapshot_id);
+  r.u64(m.num_allocations);
+  return m;
+}
+
+Decoded<Barrier> decode_barrier(std::span<const std::uint8_t> p) {
+  if (auto e = exact_size("BARRIER", p, kBarrierSize)) return *e;
+  Barrier m;
+  WireReader(p).u64(m.token);
+  return m;
+}
+
+Decoded<ClientStats> decode_client_stats(std::span<const std::uint8_t> p) {
+  if (auto e = exact_size("CLIENT_STATS", p, kClientStatsSize)) return *e;
+  ClientStats m;
+  WireReader r(p);
+  for (auto* v : {&m.events, &m.bytes, &m.batches, &m.stall_ns, &m.reconnects, &m.snapshots, &m.superseded_events}) {
+    r.u64(*v);
+  }
+  return m;
+}
+
+Decoded<Query> decode_query(std::span<const std::uint8_t> p) {
+  WireReader r(p);
+  Query m;
+  if (!r.u32(m.query_id)) return malformed("truncated QUERY message");
+  r.bytes(m.json, r.remaining());
+  return m;
+}
+
+Decoded<QueryReply> decode_query_reply(std::span<const std::uint8_t> p) {
+  WireReader r(p);
+  QueryReply m;
+  if (!r.u32(m.query_id) || !r.u8(m.ok)) return malformed("truncated QUERY_REPLY message");
+  if (m.ok > 1) return malformed(format_text("QUERY_REPLY status {} is unknown", m.ok));
+  r.bytes(m.json, r.remaining());
+  return m;
+}
+
+Decoded<ErrorMessage> decode_error(std::span<const std::uint8_t> p) {
+  WireReader r(p);
+  std::uint16_t code = 0;
+  if (!r.u16(code)) return malformed("truncated ERROR message");
+  if (code < 1 || code > 7) return malformed(format_text("ERROR code {} is unknown", code));
+  ErrorMessage m;
+  m.code = static_cast<ErrorCode>(code);
+  r.bytes(m.text, r.remaining());
+  return m;
+}
+
+Decoded<EventNotify> decode_event_notify(std::span<const std::uint8_t> p) {
+  EventNotify m;
+  m.json.assign(reinterpret_cast<const char*>(p.data()), p.size());
+  return m;
+}
+
+}  // namespace ttmem::proto

@@ -1,0 +1,152 @@
+// Tool-side connection to ttmemd; see ttmem/query.hpp.
+#include "ttmem/query.hpp"
+
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace ttmem::query {
+
+namespace {
+std::uint64_t now_ms() {
+  return static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch()).count());
+}
+}  // namespace
+
+std::string unreachable_message(const std::string& socket_path, const std::string& why) {
+  return "cannot reach ttmemd at " + socket_path + " (" + why + "); start it with: ttmemd --socket " + socket_path +
+         " &   (or set TTMEM_SOCKET)";
+}
+
+QueryClient::QueryClient(const std::string& socket_path, std::chrono::milliseconds timeout)
+    : socket_path_(socket_path), timeout_(timeout) {
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (socket_path.size() >= sizeof addr.sun_path) {
+    throw ConnectError(unreachable_message(socket_path, "socket path too long"));
+  }
+  std::memcpy(addr.sun_path, socket_path.c_str(), socket_path.size() + 1);
+  fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd_ < 0 || ::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0) {
+    const std::string why = std::strerror(errno);
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+    throw ConnectError(unreachable_message(socket_path, why));
+  }
+  proto::Hello hello;
+  hello.role = proto::Role::tool;
+  hello.client_version = proto::pack_version(0, 1, 0);
+  hello.claimed_pid = static_cast<std::uint32_t>(getpid());
+  hello.process_name = "ttmem";
+  std::vector<std::uint8_t> bytes;
+  proto::encode(bytes, hello);
+  try {
+    write_all(bytes);
+    bool timed_out = false;
+    proto::Frame f = read_frame(timeout_, &timed_out);
+    if (timed_out) throw QueryError("ttmemd did not answer the handshake");
+    if (f.type == proto::MessageType::error) {
+      auto e = proto::decode_error(f.payload);
+      throw QueryError(proto::ok(e) ? std::get<proto::ErrorMessage>(e).text : "ttmemd refused the connection");
+    }
+    auto ack = proto::decode_hello_ack(f.payload);
+    if (f.type != proto::MessageType::hello_ack || !proto::ok(ack)) {
+      throw QueryError(proto::ok(ack) ? "unexpected handshake reply" : std::get<proto::DecodeError>(ack).message);
+    }
+    server_pid_ = std::get<proto::HelloAck>(ack).server_pid;
+  } catch (const QueryError& e) {
+    ::close(fd_);
+    fd_ = -1;
+    throw ConnectError(unreachable_message(socket_path, e.what()));
+  }
+}
+
+QueryClient::~QueryClient() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+void QueryClient::write_all(const std::vector<std::uint8_t>& bytes) {
+  std::size_t sent = 0;
+  while (sent < bytes.size()) {
+    const ssize_t n = ::send(fd_, bytes.data() + sent, bytes.size() - sent, MSG_NOSIGNAL);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throw QueryError(std::string("lost ttmemd: ") + std::strerror(errno));
+    }
+    sent += static_cast<std::size_t>(n);
+  }
+}
+
+proto::Frame QueryClient::read_frame(std::chrono::milliseconds timeout, bool* timed_out) {
+  const std::uint64_t deadline = now_ms() + static_cast<std::uint64_t>(timeout.count());
+  *timed_out = false;
+  for (;;) {
+    auto next = reader_.next();
+    if (auto* f = std::get_if<proto::Frame>(&next)) return *f;
+    if (auto* e = std::get_if<proto::DecodeError>(&next)) throw QueryError("bad reply from ttmemd: " + e->message);
+    const std::uint64_t now = now_ms();
+    if (now >= deadline) {
+      *timed_out = true;
+      return {};
+    }
+    pollfd p{fd_, POLLIN, 0};
+    const int r = ::poll(&p, 1, static_cast<int>(deadline - now));
+    if (r < 0 && errno != EINTR) throw QueryError(std::string("poll: ") + std::strerror(errno));
+    if (r <= 0) continue;
+    std::uint8_t buf[64 * 1024];
+    const ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+    if (n == 0) throw QueryError("ttmemd closed the connection");
+    if (n < 0) {
+      if (errno == EINTR || errno == EAGAIN) continue;
+      throw QueryError(std::string("lost ttmemd: ") + std::strerror(errno));
+    }
+    reader_.append({buf, static_cast<std::size_t>(n)});
+  }
+}
+
+nlohmann::json QueryClient::query(const nlohmann::json& request) {
+  proto::Query q;
+  q.query_id = next_id_++;
+  q.json = request.dump();
+  std::vector<std::uint8_t> bytes;
+  proto::encode(bytes, q);
+  write_all(bytes);
+  for (;;) {
+    bool timed_out = false;
+    proto::Frame f = read_frame(timeout_ * 6, &timed_out);
+    if (timed_out) throw QueryError("ttmemd did not answer the query in time");
+    if (f.type == proto::MessageType::event_notify) continue;  // a subscriber's stream may interleave
+    if (f.type == proto::MessageType::error) {
+      auto e = proto::decode_error(f.payload);
+      throw QueryError(proto::ok(e) ? std::get<proto::ErrorMessage>(e).text : "ttmemd reported an error");
+    }
+    auto reply = proto::decode_query_reply(f.payload);
+    if (f.type != proto::MessageType::query_reply || !proto::ok(reply)) throw QueryError("unexpected reply from ttmemd");
+    const proto::QueryReply& r = std::get<proto::QueryReply>(reply);
+    if (r.query_id != q.query_id) continue;
+    nlohmann::json answer = nlohmann::json::parse(r.json, nullptr, false);
+    if (answer.is_discarded()) throw QueryError("ttmemd sent a reply that is not JSON");
+    if (!r.ok) throw QueryError(answer.value("error", std::string("query failed")));
+    return answer;
+  }
+}
+
+void QueryClient::subscribe() { query({{"type", "subscribe"}}); }
+
+std::optional<nlohmann::json> QueryClient::next_event(std::chrono::milliseconds timeout) {
+  bool timed_out = false;
+  proto::Frame f = read_frame(timeout, &timed_out);
+  if (timed_out) return std::nullopt;
+  if (f.type != proto::MessageType::event_notify) throw QueryError("unexpected message in the event stream");
+  auto n = proto::decode_event_notify(f.payload);
+  nlohmann::json j = nlohmann::json::parse(std::get<proto::EventNotify>(n).json, nullptr, false);
+  if (j.is_discarded()) throw QueryError("ttmemd sent an event that is not JSON");
+  return j;
+}
+
+}  // namespace ttmem::query

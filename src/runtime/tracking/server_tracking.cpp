@@ -1,0 +1,124 @@
+// The emulated runtime reporting to ttmemd; see ttmem/runtime/server_tracking.hpp.
+#include "ttmem/runtime/server_tracking.hpp"
+
+#include <mutex>
+#include <string>
+#include <unordered_map>
+
+#include "ttmem/runtime/device.hpp"
+#include "ttmem/runtime/graph_tracker.hpp"
+
+namespace ttmem::emu {
+
+namespace {
+
+using client::Client;
+
+struct StringHash {
+  using is_transparent = void;
+  std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+};
+
+/// Site ids are interned once per thread and text, without a lock on the way.
+client::SiteId site_id(std::string_view site) {
+  if (site.empty()) return 0;
+  thread_local std::unordered_map<std::string, client::SiteId, StringHash, std::equal_to<>> cache;
+  if (auto it = cache.find(site); it != cache.end()) return it->second;
+  const client::SiteId id = Client::instance().intern_site(site);
+  cache.emplace(std::string(site), id);
+  return id;
+}
+
+client::AllocationReport to_report(const AllocationEvent& e) {
+  client::AllocationReport r;
+  r.device = static_cast<std::uint16_t>(e.device.value);
+  r.type = static_cast<proto::BufferType>(e.type);
+  r.kind = static_cast<proto::AllocKind>(e.kind);
+  r.id = e.id.value;
+  r.size = e.size;
+  r.address = e.address;
+  r.site = site_id(e.site);
+  r.num_banks = e.num_banks;
+  r.size_per_bank = e.size_per_bank;
+  r.mesh = e.mesh.value;
+  r.internal = e.internal;
+  r.timestamp_ns = e.timestamp_ns;
+  return r;
+}
+
+client::DeviceReport to_report(const DeviceInfo& info) {
+  client::DeviceReport d;
+  d.device = static_cast<std::uint16_t>(info.device.value);
+  d.arch = static_cast<std::uint8_t>(info.arch);
+  d.mesh = info.mesh.value;
+  d.total_bytes = info.total_bytes;
+  d.num_banks = info.num_banks;
+  return d;
+}
+
+class ForwardingProcessor : public Processor {
+ public:
+  // Mesh-scope events are the mesh allocator's backing reservations; each device reports its own part.
+  void track_allocate(const AllocationEvent& e) override {
+    if (e.scope == EventScope::device) Client::instance().report_alloc(to_report(e));
+  }
+  void track_deallocate(const AllocationEvent& e) override {
+    if (e.scope == EventScope::device) {
+      Client::instance().report_free(static_cast<std::uint16_t>(e.device.value), e.id.value,
+                                     static_cast<proto::ReleaseReason>(e.reason));
+    }
+  }
+  void track_device_open(const DeviceInfo& info) override { Client::instance().device_open(to_report(info)); }
+  void track_device_close(DeviceId device, ClosePhase phase) override {
+    Client::instance().device_close(static_cast<std::uint16_t>(device.value),
+                                    phase == ClosePhase::begin ? proto::ClosePhase::begin : proto::ClosePhase::end);
+    // The close is not done until the server has seen it: its leak report is then complete.
+    if (phase == ClosePhase::end) Client::instance().flush(std::chrono::seconds(5));
+  }
+};
+
+/// Lists everything live, with every mesh locked so no event is reported meanwhile.
+void snapshot(client::SnapshotWriter& writer) {
+  MeshDevice::with_meshes([&](const std::vector<std::shared_ptr<MeshDevice>>& meshes) {
+    std::vector<std::unique_lock<std::recursive_mutex>> locks;
+    for (const auto& m : meshes) locks.emplace_back(m->mutex());
+    writer.begin();
+    for (const auto& m : meshes) {
+      if (!m->is_open()) continue;
+      for (std::size_t d = 0; d < m->num_devices(); ++d) {
+        Device& device = m->device(d);
+        writer.device(to_report(device.info()));
+        for (const Buffer* b : device.allocator().attached_buffers()) writer.allocation(to_report(b->event()));
+        for (const auto& program : device.program_cache().programs()) {
+          for (const auto& cb : program->circular_buffers_locked()) {
+            if (cb.device != device.id()) continue;
+            const std::string site = program->cb_site(cb.index);
+            writer.allocation(to_report(program->cb_event(cb, site)));
+          }
+        }
+      }
+    }
+  });
+}
+
+}  // namespace
+
+bool ServerTracking::enable(std::chrono::milliseconds connect_wait) {
+  static std::once_flag once;
+  Client& client = Client::instance();
+  if (!client.enabled()) return false;
+  std::call_once(once, [&] {
+    client.set_resync_callback(snapshot);
+    GraphTracker::instance().push_processor(std::make_shared<ForwardingProcessor>());
+  });
+  client.wait_for_first_attempt(connect_wait);
+  return true;
+}
+
+bool ServerTracking::active() { return Client::instance().active(); }
+
+bool ServerTracking::flush(std::chrono::milliseconds timeout) { return Client::instance().flush(timeout); }
+
+client::Counters ServerTracking::counters() { return Client::instance().counters(); }
+
+}  // namespace ttmem::emu

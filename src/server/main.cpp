@@ -1,0 +1,54 @@
+// ttmemd: the ttmem allocation server.
+#include <CLI/CLI.hpp>
+#include <grp.h>
+#include <spdlog/spdlog.h>
+
+#include <cstdlib>
+#include <iostream>
+
+#include "server.hpp"
+
+int main(int argc, char** argv) {
+  CLI::App app{"ttmemd: the ttmem allocation server. Processes using Tenstorrent devices report their allocations "
+               "here; `ttmem` queries it."};
+  ttmem::server::ServerOptions options;
+  options.socket_path = ttmem::proto::socket_path_from_env();
+  std::string group;
+  std::string log_level = "info";
+  app.add_option("-s,--socket", options.socket_path, "Unix socket to listen on ($TTMEM_SOCKET, default /tmp/ttmemd.sock)");
+  app.add_option("-g,--group", group, "Group (name or id) given access to the socket (mode 0660)");
+  app.add_flag("-v,--verbose", options.verbose, "Log every allocation and release");
+  app.add_option("--stats-interval", options.stats_interval_s, "Log per-device statistics every SEC seconds (0: off)");
+  app.add_option("--max-connections", options.max_connections, "Connections served at once")->check(CLI::Range(1, 1 << 20));
+  app.add_option("--max-live-per-process", options.limits.max_live_allocations_per_process,
+                 "Live allocations tracked per process; more are refused and counted");
+  app.add_flag("--poll-deaths", options.poll_for_deaths, "Watch process deaths by polling /proc instead of pidfd");
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 2;
+  }
+  spdlog::set_level(spdlog::level::from_str(log_level));
+  spdlog::set_pattern("%Y-%m-%d %H:%M:%S.%e [%^%l%$] %v");
+  if (!group.empty()) {
+    const struct group* g = getgrnam(group.c_str());
+    if (g) {
+      options.group = g->gr_gid;
+    } else if (group.find_first_not_of("0123456789") == std::string::npos) {
+      options.group = static_cast<gid_t>(std::stoul(group));
+    } else {
+      std::cerr << "ttmemd: unknown group '" << group << "'\n";
+      return 2;
+    }
+  }
+  try {
+    ttmem::server::Server server(options);
+    server.run();
+  } catch (const std::exception& e) {
+    std::cerr << "ttmemd: " << e.what() << '\n';
+    return 1;
+  }
+  return 0;
+}

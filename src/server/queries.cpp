@@ -1,0 +1,219 @@
+// Query answers; see queries.hpp.
+#include "queries.hpp"
+
+#include <algorithm>
+#include <stdexcept>
+
+namespace ttmem::server {
+
+using nlohmann::json;
+
+std::string_view arch_name(std::uint8_t arch) { return arch == 1 ? "blackhole" : "wormhole_b0"; }
+
+namespace {
+
+json slots_json(const SlotFigures& usage, const std::array<std::uint64_t, kNumSlots>* totals) {
+  json out = json::object();
+  for (std::size_t s = 0; s < kNumSlots; ++s) {
+    json f = {{"used", usage[s].bytes}, {"peak", usage[s].peak_bytes}, {"buffers", usage[s].buffers}};
+    if (totals) f["total"] = (*totals)[s];
+    out[std::string(to_string(static_cast<Slot>(s)))] = f;
+  }
+  return out;
+}
+
+std::uint64_t buffer_count(const SlotFigures& usage) {
+  std::uint64_t n = 0;
+  for (const auto& f : usage) n += f.buffers;
+  return n;
+}
+
+template <typename T>
+std::optional<T> optional_field(const json& q, const char* name) {
+  if (!q.contains(name) || q[name].is_null()) return std::nullopt;
+  try {
+    return q[name].get<T>();
+  } catch (const json::exception&) {
+    throw std::invalid_argument(std::string("field '") + name + "' has the wrong type");
+  }
+}
+
+}  // namespace
+
+BufferFilter parse_buffer_filter(const json& q) {
+  BufferFilter f;
+  if (auto d = optional_field<std::int64_t>(q, "device")) {
+    if (*d < 0 || *d > 65535) throw std::invalid_argument("field 'device' is out of range");
+    f.device = static_cast<std::uint16_t>(*d);
+  }
+  if (auto p = optional_field<std::int64_t>(q, "pid")) f.pid = static_cast<pid_t>(*p);
+  if (auto t = optional_field<std::string>(q, "buffer_type")) {
+    f.type = proto::parse_buffer_type(*t);
+    if (!f.type) throw std::invalid_argument("unknown buffer_type '" + *t + "' (DRAM, L1, L1_SMALL, TRACE)");
+  }
+  if (auto k = optional_field<std::string>(q, "kind")) {
+    f.kind = proto::parse_alloc_kind(*k);
+    if (!f.kind) {
+      throw std::invalid_argument("unknown kind '" + *k + "' (owning, preallocated, cb, kernel_binary, trace)");
+    }
+  }
+  if (auto l = optional_field<std::int64_t>(q, "limit")) {
+    if (*l < 0) throw std::invalid_argument("field 'limit' must not be negative");
+    f.limit = static_cast<std::size_t>(*l);
+  }
+  return f;
+}
+
+json stats_json(const Registry& registry) {
+  json devices = json::array();
+  for (const auto& [id, d] : registry.devices()) {
+    std::uint64_t processes = 0;
+    for (const auto& [slot, p] : registry.processes()) {
+      auto it = p.devices.find(id);
+      if (it != p.devices.end() && (buffer_count(it->second.usage) > 0 ||
+                                    it->second.state == ProcessDevice::State::open ||
+                                    it->second.state == ProcessDevice::State::closing)) {
+        ++processes;
+      }
+    }
+    devices.push_back({{"id", id},
+                       {"arch", d.announced ? json(arch_name(d.arch)) : json(nullptr)},
+                       {"memory", slots_json(d.usage, &d.total_bytes)},
+                       {"buffers", buffer_count(d.usage)},
+                       {"processes", processes}});
+  }
+  json processes = json::array();
+  for (const auto& [slot, p] : registry.processes()) {
+    for (const auto& [dev, pd] : p.devices) {
+      const bool holds = buffer_count(pd.usage) > 0;
+      const bool open = pd.state == ProcessDevice::State::open || pd.state == ProcessDevice::State::closing;
+      if (!holds && !open) continue;
+      json row = {{"pid", p.pid}, {"name", p.name}, {"device", dev}};
+      for (std::size_t s = 0; s < kNumSlots; ++s) row[std::string(to_string(static_cast<Slot>(s)))] = pd.usage[s].bytes;
+      row["buffers"] = buffer_count(pd.usage);
+      processes.push_back(row);
+    }
+  }
+  return {{"devices", devices},
+          {"processes", processes},
+          {"active_allocations", registry.allocations().size()}};
+}
+
+json buffers_json(const Registry& registry, const BufferFilter& f) {
+  std::vector<const AllocationRecord*> rows;
+  std::optional<std::uint32_t> slot;
+  if (f.pid) {
+    for (const auto& [s, p] : registry.processes()) {
+      if (p.pid == *f.pid) slot = s;
+    }
+    if (!slot) return {{"buffers", json::array()}, {"total", 0}};
+  }
+  registry.allocations().for_each([&](const AllocationRecord& r) {
+    if (slot && r.process != *slot) return;
+    if (f.device && r.device != *f.device) return;
+    if (f.type && r.type != static_cast<std::uint8_t>(*f.type)) return;
+    if (f.kind && r.kind != static_cast<std::uint8_t>(*f.kind)) return;
+    rows.push_back(&r);
+  });
+  const std::size_t total = rows.size();
+  const std::size_t n = std::min(total, f.limit.value_or(total));
+  std::partial_sort(rows.begin(), rows.begin() + static_cast<std::ptrdiff_t>(n), rows.end(),
+                    [](const AllocationRecord* a, const AllocationRecord* b) {
+                      return a->size != b->size ? a->size > b->size : a->id < b->id;
+                    });
+  const std::uint64_t now = monotonic_ns();
+  json out = json::array();
+  for (std::size_t i = 0; i < n; ++i) {
+    const AllocationRecord& r = *rows[i];
+    const ProcessState* p = registry.process_by_slot(r.process);
+    out.push_back({{"pid", p ? p->pid : 0},
+                   {"name", p ? p->name : ""},
+                   {"device", r.device},
+                   {"type", proto::to_string(static_cast<proto::BufferType>(r.type))},
+                   {"kind", proto::to_string(static_cast<proto::AllocKind>(r.kind))},
+                   {"id", r.id},
+                   {"size", r.size},
+                   {"address", r.address},
+                   {"site", p ? std::string(registry.site_text(*p, r.site)) : ""},
+                   {"internal", (r.flags & proto::kFlagInternal) != 0},
+                   {"age_ms", now > r.timestamp_ns ? (now - r.timestamp_ns) / 1'000'000 : 0}});
+  }
+  return {{"buffers", out}, {"total", total}};
+}
+
+json leak_json(const LeakRecord& l) {
+  return {{"pid", l.pid},
+          {"name", l.process_name},
+          {"device", l.device},
+          {"type", proto::to_string(l.type)},
+          {"kind", proto::to_string(l.kind)},
+          {"id", l.id},
+          {"size", l.size},
+          {"address", l.address},
+          {"site", l.site},
+          {"age_ms", l.age_ns / 1'000'000},
+          {"time_ns", l.time_ns},
+          {"cause", l.swept_by_close ? "held at close (swept)" : "never released by the close sequence"}};
+}
+
+json orphan_json(const OrphanRecord& o) {
+  json held = json::array();
+  for (const auto& h : o.held) {
+    held.push_back({{"device", h.device}, {"type", to_string(h.slot)}, {"bytes", h.bytes}, {"buffers", h.buffers}});
+  }
+  return {{"pid", o.pid},           {"name", o.process_name},       {"time_ns", o.time_ns}, {"held", held},
+          {"bytes", o.total_bytes}, {"buffers", o.total_buffers}, {"messages", o.lines()}};
+}
+
+json leaks_json(const Registry& registry) {
+  json leaks = json::array();
+  for (const auto& l : registry.leaks()) leaks.push_back(leak_json(l));
+  json orphans = json::array();
+  for (const auto& o : registry.orphans()) orphans.push_back(orphan_json(o));
+  return {{"leaks", leaks}, {"orphans", orphans}};
+}
+
+json devices_json(const Registry& registry) {
+  json out = json::array();
+  for (const auto& [id, d] : registry.devices()) {
+    json total = json::object();
+    for (std::size_t s = 0; s < kNumSlots; ++s) total[std::string(to_string(static_cast<Slot>(s)))] = d.total_bytes[s];
+    json users = json::array();
+    for (const auto& [slot, p] : registry.processes()) {
+      auto it = p.devices.find(id);
+      if (it == p.devices.end()) continue;
+      const char* state = "implicit";
+      switch (it->second.state) {
+        case ProcessDevice::State::open: state = "open"; break;
+        case ProcessDevice::State::closing: state = "closing"; break;
+        case ProcessDevice::State::closed: state = "closed"; break;
+        case ProcessDevice::State::implicit: break;
+      }
+      users.push_back({{"pid", p.pid}, {"name", p.name}, {"state", state}});
+    }
+    out.push_back({{"id", id},
+                   {"arch", d.announced ? json(arch_name(d.arch)) : json(nullptr)},
+                   {"total", total},
+                   {"processes", users}});
+  }
+  return {{"devices", out}};
+}
+
+json event_json(const AppliedEvent& a) {
+  const proto::EventRecord& e = a.event;
+  json j = {{"event", e.op == proto::EventOp::alloc ? "alloc" : "free"},
+            {"pid", a.process->pid},
+            {"name", a.process->name},
+            {"device", e.device},
+            {"type", proto::to_string(e.type)},
+            {"kind", proto::to_string(e.kind)},
+            {"id", e.id},
+            {"size", e.size},
+            {"address", e.address},
+            {"site", std::string(a.site)},
+            {"timestamp_ns", e.timestamp_ns}};
+  if (e.op == proto::EventOp::free) j["reason"] = proto::to_string(e.reason);
+  return j;
+}
+
+}  // namespace ttmem::server

@@ -1,0 +1,341 @@
+// ttmemd's state machine; see registry.hpp.
+#include "registry.hpp"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <ctime>
+
+namespace ttmem::server {
+
+namespace {
+
+std::uint64_t clock_ns(clockid_t clock) {
+  timespec ts{};
+  clock_gettime(clock, &ts);
+  return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000ull + static_cast<std::uint64_t>(ts.tv_nsec);
+}
+
+template <typename T>
+void push_bounded(std::deque<T>& q, T value, std::size_t max) {
+  q.push_front(std::move(value));
+  while (q.size() > max) q.pop_back();
+}
+
+}  // namespace
+
+std::uint64_t monotonic_ns() { return clock_ns(CLOCK_MONOTONIC); }
+std::uint64_t realtime_ns() { return clock_ns(CLOCK_REALTIME); }
+
+std::string_view to_string(Slot slot) {
+  switch (slot) {
+    case Slot::DRAM: return "DRAM";
+    case Slot::L1: return "L1";
+    case Slot::L1_SMALL: return "L1_SMALL";
+    case Slot::TRACE: return "TRACE";
+    case Slot::CB: return "CB";
+  }
+  return "?";
+}
+
+Slot slot_of(proto::BufferType type, proto::AllocKind kind) {
+  if (kind == proto::AllocKind::circular_buffer) return Slot::CB;
+  switch (type) {
+    case proto::BufferType::DRAM: return Slot::DRAM;
+    case proto::BufferType::L1: return Slot::L1;
+    case proto::BufferType::L1_SMALL: return Slot::L1_SMALL;
+    case proto::BufferType::TRACE: return Slot::TRACE;
+    case proto::BufferType::SYSTEM_MEMORY: return Slot::DRAM;  // never tracked by the runtime; keep it counted
+  }
+  return Slot::DRAM;
+}
+
+Anomalies& Anomalies::operator+=(const Anomalies& o) {
+  free_unknown_id += o.free_unknown_id;
+  duplicate_id += o.duplicate_id;
+  events_after_close += o.events_after_close;
+  pid_mismatch += o.pid_mismatch;
+  snapshot_mismatch += o.snapshot_mismatch;
+  limit_refused += o.limit_refused;
+  return *this;
+}
+
+std::uint64_t Anomalies::total() const {
+  return free_unknown_id + duplicate_id + events_after_close + pid_mismatch + snapshot_mismatch + limit_refused;
+}
+
+std::vector<std::string> OrphanRecord::lines() const {
+  std::vector<std::string> out;
+  for (const Held& h : held) {
+    out.push_back(fmt::format("pid {} ({}) died holding {} bytes of {} on device {} in {} buffer{}", pid, process_name,
+                              h.bytes, to_string(h.slot), h.device, h.buffers, h.buffers == 1 ? "" : "s"));
+  }
+  return out;
+}
+
+Registry::Registry(RegistryLimits limits) : limits_(limits) {}
+
+ProcessState& Registry::process(pid_t pid, std::uint64_t start_time, uid_t uid, const std::string& name) {
+  if (auto it = slot_of_pid_.find(pid); it != slot_of_pid_.end()) {
+    ProcessState& existing = processes_.at(it->second);
+    if (existing.start_time == start_time || start_time == 0 || existing.start_time == 0) return existing;
+    // The pid was reused: the process we knew is gone even if we missed its death.
+    process_died(existing);
+  }
+  const std::uint32_t slot = next_slot_++;
+  ProcessState& p = processes_[slot];
+  p.slot = slot;
+  p.pid = pid;
+  p.start_time = start_time;
+  p.uid = uid;
+  p.name = name;
+  p.first_seen_ns = monotonic_ns();
+  slot_of_pid_[pid] = slot;
+  return p;
+}
+
+ProcessState* Registry::find_process(pid_t pid) {
+  auto it = slot_of_pid_.find(pid);
+  return it == slot_of_pid_.end() ? nullptr : &processes_.at(it->second);
+}
+
+const ProcessState* Registry::process_by_slot(std::uint32_t slot) const {
+  auto it = processes_.find(slot);
+  return it == processes_.end() ? nullptr : &it->second;
+}
+
+DeviceState& Registry::device(std::uint16_t id) {
+  DeviceState& d = devices_[id];
+  d.id = id;
+  return d;
+}
+
+std::string_view Registry::site_text(const ProcessState& p, std::uint32_t site) const {
+  if (site == 0) return {};
+  auto it = p.sites.find(site);
+  return it == p.sites.end() ? std::string_view("?") : std::string_view(it->second);
+}
+
+Anomalies Registry::anomalies() const {
+  Anomalies a = retired_anomalies_;
+  for (const auto& [slot, p] : processes_) a += p.anomalies;
+  return a;
+}
+
+void Registry::account(ProcessState& p, std::uint16_t dev, Slot slot, std::int64_t bytes, std::int64_t buffers) {
+  auto apply = [&](Figures& f) {
+    f.bytes = static_cast<std::uint64_t>(static_cast<std::int64_t>(f.bytes) + bytes);
+    f.buffers = static_cast<std::uint64_t>(static_cast<std::int64_t>(f.buffers) + buffers);
+    f.peak_bytes = std::max(f.peak_bytes, f.bytes);
+  };
+  const auto s = static_cast<std::size_t>(slot);
+  apply(device(dev).usage[s]);
+  apply(p.devices[dev].usage[s]);
+  apply(p.usage[s]);
+}
+
+void Registry::device_open(ProcessState& p, const proto::DeviceOpen& m) {
+  if (m.device > limits_.max_device_id) {
+    ++p.anomalies.events_after_close;  // counted, not applied: an id no machine has
+    return;
+  }
+  if (p.snapshot) {
+    p.snapshot->devices.push_back(m);
+    return;
+  }
+  DeviceState& d = device(m.device);
+  d.announced = true;
+  d.arch = m.arch;
+  d.total_bytes[static_cast<std::size_t>(Slot::DRAM)] = m.total_bytes[static_cast<std::size_t>(proto::BufferType::DRAM)];
+  d.total_bytes[static_cast<std::size_t>(Slot::L1)] = m.total_bytes[static_cast<std::size_t>(proto::BufferType::L1)];
+  d.total_bytes[static_cast<std::size_t>(Slot::L1_SMALL)] =
+      m.total_bytes[static_cast<std::size_t>(proto::BufferType::L1_SMALL)];
+  d.total_bytes[static_cast<std::size_t>(Slot::TRACE)] =
+      m.total_bytes[static_cast<std::size_t>(proto::BufferType::TRACE)];
+  d.total_bytes[static_cast<std::size_t>(Slot::CB)] = m.total_bytes[static_cast<std::size_t>(proto::BufferType::L1)];
+  ProcessDevice& pd = p.devices[m.device];
+  pd.state = ProcessDevice::State::open;
+  pd.close_began_ns = 0;
+}
+
+void Registry::device_close(ProcessState& p, const proto::DeviceClose& m) {
+  ProcessDevice& pd = p.devices[m.device];
+  if (m.phase == proto::ClosePhase::begin) {
+    pd.state = ProcessDevice::State::closing;
+    pd.close_began_ns = monotonic_ns();
+    return;
+  }
+  // End of close: whatever the process still holds there was never released by the close sequence.
+  const std::uint64_t now = monotonic_ns();
+  table_.erase_if([&](const AllocationRecord& r) { return r.process == p.slot && r.device == m.device; },
+                  [&](const AllocationRecord& r) {
+                    record_leak(p, r, false, now);
+                    account(p, r.device,
+                            slot_of(static_cast<proto::BufferType>(r.type), static_cast<proto::AllocKind>(r.kind)),
+                            -static_cast<std::int64_t>(r.size), -1);
+                  });
+  std::erase_if(p.early_frees, [&](const auto& kv) {
+    if (kv.second != m.device) return false;
+    ++p.anomalies.free_unknown_id;
+    return true;
+  });
+  pd.state = ProcessDevice::State::closed;
+}
+
+void Registry::sites(ProcessState& p, const std::vector<proto::Site>& sites) {
+  for (const auto& s : sites) p.sites[s.id] = s.text;
+}
+
+void Registry::record_leak(ProcessState& p, const AllocationRecord& r, bool swept, std::uint64_t now_ns) {
+  LeakRecord leak;
+  leak.pid = p.pid;
+  leak.process_name = p.name;
+  leak.device = r.device;
+  leak.type = static_cast<proto::BufferType>(r.type);
+  leak.kind = static_cast<proto::AllocKind>(r.kind);
+  leak.id = r.id;
+  leak.size = r.size;
+  leak.address = r.address;
+  leak.site = std::string(site_text(p, r.site));
+  leak.age_ns = now_ns > r.timestamp_ns ? now_ns - r.timestamp_ns : 0;
+  leak.time_ns = realtime_ns();
+  leak.swept_by_close = swept;
+  if (on_leak) on_leak(leak);
+  push_bounded(leaks_, std::move(leak), limits_.max_leak_records);
+}
+
+void Registry::insert_allocation(ProcessState& p, const proto::EventRecord& e) {
+  if (auto early = p.early_frees.find(e.id); early != p.early_frees.end() && early->second == e.device) {
+    p.early_frees.erase(early);  // freed before we saw it: born dead, never live
+    return;
+  }
+  if (table_.size() >= limits_.max_live_allocations_per_process &&
+      p.usage[0].buffers + p.usage[1].buffers + p.usage[2].buffers + p.usage[3].buffers + p.usage[4].buffers >=
+          limits_.max_live_allocations_per_process) {
+    ++p.anomalies.limit_refused;
+    return;
+  }
+  AllocationRecord r;
+  r.id = e.id;
+  r.size = e.size;
+  r.address = e.address;
+  r.timestamp_ns = e.timestamp_ns;
+  r.process = p.slot;
+  r.site = e.site;
+  r.device = e.device;
+  r.type = static_cast<std::uint8_t>(e.type);
+  r.kind = static_cast<std::uint8_t>(e.kind);
+  r.flags = static_cast<std::uint8_t>(e.flags & proto::kFlagInternal);
+  if (!table_.insert(r)) {
+    ++p.anomalies.duplicate_id;
+    return;
+  }
+  account(p, e.device, slot_of(e.type, e.kind), static_cast<std::int64_t>(e.size), 1);
+}
+
+std::optional<AllocationRecord> Registry::release_allocation(ProcessState& p, const proto::EventRecord& e) {
+  AllocationRecord r;
+  if (!table_.erase({p.slot, e.device, e.id}, &r)) {
+    if (p.early_frees.size() < limits_.max_early_frees_per_process) {
+      p.early_frees.emplace(e.id, e.device);
+    } else {
+      ++p.anomalies.free_unknown_id;
+    }
+    return std::nullopt;
+  }
+  account(p, r.device, slot_of(static_cast<proto::BufferType>(r.type), static_cast<proto::AllocKind>(r.kind)),
+          -static_cast<std::int64_t>(r.size), -1);
+  if (e.reason == proto::ReleaseReason::close_leak) record_leak(p, r, true, monotonic_ns());
+  return r;
+}
+
+void Registry::event(ProcessState& p, const proto::EventRecord& e) {
+  if (e.device > limits_.max_device_id) {
+    ++p.anomalies.events_after_close;
+    return;
+  }
+  if (p.snapshot) {
+    if (e.op == proto::EventOp::alloc) p.snapshot->allocations.push_back(e);
+    return;
+  }
+  ++p.events;
+  ++events_applied_;
+  auto pd = p.devices.find(e.device);
+  if (pd != p.devices.end() && pd->second.state == ProcessDevice::State::closed) {
+    ++p.anomalies.events_after_close;
+    return;
+  }
+  proto::EventRecord shown = e;
+  if (e.op == proto::EventOp::alloc) {
+    insert_allocation(p, e);
+  } else if (auto r = release_allocation(p, e)) {
+    // A free carries only its id: show what was freed.
+    shown.size = r->size;
+    shown.address = r->address;
+    shown.type = static_cast<proto::BufferType>(r->type);
+    shown.kind = static_cast<proto::AllocKind>(r->kind);
+    shown.site = r->site;
+  }
+  if (on_event) on_event(AppliedEvent{&p, shown, site_text(p, shown.site)});
+}
+
+void Registry::barrier(ProcessState& p) {
+  p.anomalies.free_unknown_id += p.early_frees.size();
+  p.early_frees.clear();
+}
+
+void Registry::snapshot_begin(ProcessState& p, const proto::SnapshotBegin& m) {
+  p.snapshot = ProcessState::Snapshot{m.snapshot_id, {}, {}};
+}
+
+void Registry::drop_process_allocations(ProcessState& p) {
+  table_.erase_if([&](const AllocationRecord& r) { return r.process == p.slot; },
+                  [&](const AllocationRecord& r) {
+                    account(p, r.device,
+                            slot_of(static_cast<proto::BufferType>(r.type), static_cast<proto::AllocKind>(r.kind)),
+                            -static_cast<std::int64_t>(r.size), -1);
+                  });
+}
+
+void Registry::snapshot_end(ProcessState& p, const proto::SnapshotEnd& m) {
+  if (!p.snapshot) {
+    ++p.anomalies.snapshot_mismatch;
+    return;
+  }
+  ProcessState::Snapshot snap = std::move(*p.snapshot);
+  p.snapshot.reset();
+  if (snap.id != m.snapshot_id || snap.allocations.size() != m.num_allocations) ++p.anomalies.snapshot_mismatch;
+  // Replace the process's state as one step: the event loop runs nothing else in between.
+  drop_process_allocations(p);
+  p.early_frees.clear();
+  for (auto& [id, pd] : p.devices) {
+    if (pd.state != ProcessDevice::State::closed) pd.state = ProcessDevice::State::implicit;
+  }
+  for (const auto& d : snap.devices) device_open(p, d);
+  for (const auto& e : snap.allocations) insert_allocation(p, e);
+}
+
+OrphanRecord Registry::process_died(ProcessState& p) {
+  OrphanRecord orphan;
+  orphan.pid = p.pid;
+  orphan.process_name = p.name;
+  orphan.time_ns = realtime_ns();
+  for (const auto& [dev, pd] : p.devices) {
+    for (std::size_t s = 0; s < kNumSlots; ++s) {
+      if (pd.usage[s].buffers == 0) continue;
+      orphan.held.push_back({dev, static_cast<Slot>(s), pd.usage[s].bytes, pd.usage[s].buffers});
+      orphan.total_bytes += pd.usage[s].bytes;
+      orphan.total_buffers += pd.usage[s].buffers;
+    }
+  }
+  drop_process_allocations(p);
+  if (!orphan.held.empty()) push_bounded(orphans_, orphan, limits_.max_orphan_records);
+  p.alive = false;
+  retired_anomalies_ += p.anomalies;
+  slot_of_pid_.erase(p.pid);
+  processes_.erase(p.slot);  // p is gone from here on
+  return orphan;
+}
+
+}  // namespace ttmem::server

@@ -1,0 +1,190 @@
+// ttmemd's state, free of I/O: live allocations per (process, device, id), totals and peaks per device and
+// per (process, device) and memory slot, leak records from device closes, orphan records from dead
+// processes, snapshots (resync) and anomaly counters. The server feeds it decoded messages in order.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <sys/types.h>
+#include <unordered_map>
+#include <vector>
+
+#include "allocation_table.hpp"
+#include "ttmem/protocol.hpp"
+
+namespace ttmem::server {
+
+/// Memory slots of the tables: the four memory types plus circular buffers (which live in L1 but are
+/// shown apart; the L1 slot excludes them).
+enum class Slot : std::uint8_t { DRAM = 0, L1 = 1, L1_SMALL = 2, TRACE = 3, CB = 4 };
+inline constexpr std::size_t kNumSlots = 5;
+std::string_view to_string(Slot slot);
+Slot slot_of(proto::BufferType type, proto::AllocKind kind);
+
+struct Figures {
+  std::uint64_t bytes = 0;
+  std::uint64_t buffers = 0;
+  std::uint64_t peak_bytes = 0;
+};
+using SlotFigures = std::array<Figures, kNumSlots>;
+
+struct Anomalies {
+  std::uint64_t free_unknown_id = 0;     ///< a free for an id the server never saw
+  std::uint64_t duplicate_id = 0;        ///< an allocation whose id is already live
+  std::uint64_t events_after_close = 0;  ///< events for a device the process had closed
+  std::uint64_t pid_mismatch = 0;        ///< HELLO claimed a pid other than the peer's
+  std::uint64_t snapshot_mismatch = 0;   ///< SNAPSHOT_END count differed from what was received
+  std::uint64_t limit_refused = 0;       ///< allocations refused by the per-process limit
+  Anomalies& operator+=(const Anomalies& o);
+  std::uint64_t total() const;
+};
+
+struct DeviceState {
+  std::uint16_t id = 0;
+  std::uint8_t arch = 0;
+  bool announced = false;  ///< some process sent DEVICE_OPEN for it
+  std::array<std::uint64_t, kNumSlots> total_bytes{};
+  SlotFigures usage{};
+};
+
+struct ProcessDevice {
+  enum class State : std::uint8_t { implicit, open, closing, closed };
+  State state = State::implicit;
+  std::uint64_t close_began_ns = 0;
+  SlotFigures usage{};
+};
+
+struct ProcessState {
+  std::uint32_t slot = 0;
+  pid_t pid = 0;
+  std::uint64_t start_time = 0;  ///< /proc/PID/stat field 22: tells a reused pid apart
+  uid_t uid = 0;
+  std::string name;
+  bool alive = true;
+  std::unordered_map<std::uint32_t, std::string> sites;
+  std::map<std::uint16_t, ProcessDevice> devices;
+  SlotFigures usage{};
+  Anomalies anomalies;
+  std::uint64_t events = 0;
+  proto::ClientStats client_stats;  ///< as last reported by the client library
+  std::uint64_t first_seen_ns = 0;
+  // Frees that arrived before their allocation (another thread's ring drained later); matched when the
+  // allocation arrives, counted as free_unknown_id at the next barrier.
+  std::unordered_map<std::uint64_t, std::uint16_t> early_frees;  // id -> device
+  struct Snapshot {
+    std::uint64_t id = 0;
+    std::vector<proto::DeviceOpen> devices;
+    std::vector<proto::EventRecord> allocations;
+  };
+  std::optional<Snapshot> snapshot;
+};
+
+struct LeakRecord {
+  pid_t pid = 0;
+  std::string process_name;
+  std::uint16_t device = 0;
+  proto::BufferType type = proto::BufferType::DRAM;
+  proto::AllocKind kind = proto::AllocKind::owning;
+  std::uint64_t id = 0;
+  std::uint64_t size = 0;
+  std::uint64_t address = 0;
+  std::string site;
+  std::uint64_t age_ns = 0;
+  std::uint64_t time_ns = 0;    ///< CLOCK_REALTIME when recorded
+  bool swept_by_close = true;   ///< false: the close sequence never released it (a lifecycle gap)
+};
+
+struct OrphanRecord {
+  pid_t pid = 0;
+  std::string process_name;
+  std::uint64_t time_ns = 0;  ///< CLOCK_REALTIME
+  struct Held {
+    std::uint16_t device = 0;
+    Slot slot = Slot::DRAM;
+    std::uint64_t bytes = 0;
+    std::uint64_t buffers = 0;
+  };
+  std::vector<Held> held;
+  std::uint64_t total_bytes = 0;
+  std::uint64_t total_buffers = 0;
+  std::vector<std::string> lines() const;  ///< "pid 141211 (python) died holding 12288 bytes of L1 on device 0 in 3 buffers"
+};
+
+struct RegistryLimits {
+  std::size_t max_leak_records = 10'000;
+  std::size_t max_orphan_records = 1'000;
+  std::size_t max_live_allocations_per_process = 16'000'000;
+  std::size_t max_early_frees_per_process = 1 << 20;
+  std::uint16_t max_device_id = 4095;
+};
+
+/// What happened to one event, for logging and subscribers.
+struct AppliedEvent {
+  const ProcessState* process = nullptr;
+  proto::EventRecord event;
+  std::string_view site;
+};
+
+class Registry {
+ public:
+  explicit Registry(RegistryLimits limits = {});
+
+  /// The process with this pid; a different start time means the old process died (it is reclaimed).
+  ProcessState& process(pid_t pid, std::uint64_t start_time, uid_t uid, const std::string& name);
+  ProcessState* find_process(pid_t pid);
+
+  void device_open(ProcessState& p, const proto::DeviceOpen& m);
+  void device_close(ProcessState& p, const proto::DeviceClose& m);
+  void sites(ProcessState& p, const std::vector<proto::Site>& sites);
+  void event(ProcessState& p, const proto::EventRecord& e);
+  void snapshot_begin(ProcessState& p, const proto::SnapshotBegin& m);
+  void snapshot_end(ProcessState& p, const proto::SnapshotEnd& m);
+  /// Everything the process sent before is applied; unmatched early frees become anomalies.
+  void barrier(ProcessState& p);
+  /// The process died: its allocations are reclaimed and an orphan record says what it held.
+  /// Returns the record (empty `held` when it held nothing).
+  OrphanRecord process_died(ProcessState& p);
+
+  const AllocationTable& allocations() const { return table_; }
+  const std::map<std::uint16_t, DeviceState>& devices() const { return devices_; }
+  const std::map<std::uint32_t, ProcessState>& processes() const { return processes_; }
+  const std::deque<LeakRecord>& leaks() const { return leaks_; }      ///< newest first
+  const std::deque<OrphanRecord>& orphans() const { return orphans_; } ///< newest first
+  Anomalies anomalies() const;
+  std::uint64_t events_applied() const { return events_applied_; }
+  std::string_view site_text(const ProcessState& p, std::uint32_t site) const;
+  const ProcessState* process_by_slot(std::uint32_t slot) const;
+
+  /// Observers (the server logs and forwards to subscribers).
+  std::function<void(const AppliedEvent&)> on_event;
+  std::function<void(const LeakRecord&)> on_leak;
+
+ private:
+  void account(ProcessState& p, std::uint16_t device, Slot slot, std::int64_t bytes, std::int64_t buffers);
+  void insert_allocation(ProcessState& p, const proto::EventRecord& e);
+  std::optional<AllocationRecord> release_allocation(ProcessState& p, const proto::EventRecord& e);
+  void record_leak(ProcessState& p, const AllocationRecord& r, bool swept, std::uint64_t now_ns);
+  void drop_process_allocations(ProcessState& p);
+  DeviceState& device(std::uint16_t id);
+
+  RegistryLimits limits_;
+  AllocationTable table_;
+  std::map<std::uint16_t, DeviceState> devices_;
+  std::map<std::uint32_t, ProcessState> processes_;  // by slot
+  std::unordered_map<pid_t, std::uint32_t> slot_of_pid_;
+  std::uint32_t next_slot_ = 1;
+  std::deque<LeakRecord> leaks_;
+  std::deque<OrphanRecord> orphans_;
+  Anomalies retired_anomalies_;  // of processes that are gone
+  std::uint64_t events_applied_ = 0;
+};
+
+std::uint64_t monotonic_ns();
+std::uint64_t realtime_ns();
+
+}  // namespace ttmem::server
