@@ -3,6 +3,8 @@
 #include <grp.h>
 #include <spdlog/spdlog.h>
 
+#include <unistd.h>
+
 #include <cstdlib>
 #include <iostream>
 
@@ -22,6 +24,8 @@ int main(int argc, char** argv) {
   app.add_option("--max-connections", options.max_connections, "Connections served at once")->check(CLI::Range(1, 1 << 20));
   app.add_option("--max-live-per-process", options.limits.max_live_allocations_per_process,
                  "Live allocations tracked per process; more are refused and counted");
+  int ready_fd = -1;
+  app.add_option("--ready-fd", ready_fd, "Write one byte to this descriptor once listening (for supervisors and tests)");
   app.add_flag("--poll-deaths", options.poll_for_deaths, "Watch process deaths by polling /proc instead of pidfd");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
@@ -45,6 +49,11 @@ int main(int argc, char** argv) {
   }
   try {
     ttmem::server::Server server(options);
+    if (ready_fd >= 0) {
+      const char ready = '1';
+      [[maybe_unused]] auto n = write(ready_fd, &ready, 1);
+      close(ready_fd);
+    }
     server.run();
   } catch (const std::exception& e) {
     std::cerr << "ttmemd: " << e.what() << '\n';

@@ -11,11 +11,31 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <signal.h>
+#include <sstream>
 #include <stdexcept>
 
 namespace ttmem::test {
 
-ProcessResult run_process(const std::vector<std::string>& argv, const std::string& input) {
+namespace {
+
+void apply_env(const Env& env) {
+  for (const auto& [k, v] : env) setenv(k.c_str(), v.c_str(), 1);
+}
+
+[[noreturn]] void exec(const std::vector<std::string>& argv) {
+  std::vector<char*> args;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  execv(args[0], args.data());
+  _exit(127);
+}
+
+int decode_status(int status) { return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status); }
+
+}  // namespace
+
+ProcessResult run_process(const std::vector<std::string>& argv, const std::string& input, const Env& env) {
   int in_pipe[2], out_pipe[2], err_pipe[2];
   if (pipe2(in_pipe, O_CLOEXEC) || pipe2(out_pipe, O_CLOEXEC) || pipe2(err_pipe, O_CLOEXEC)) {
     throw std::runtime_error(std::string("pipe: ") + std::strerror(errno));
@@ -26,11 +46,8 @@ ProcessResult run_process(const std::vector<std::string>& argv, const std::strin
     dup2(in_pipe[0], 0);
     dup2(out_pipe[1], 1);
     dup2(err_pipe[1], 2);
-    std::vector<char*> args;
-    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
-    execv(args[0], args.data());
-    _exit(127);
+    apply_env(env);
+    exec(argv);
   }
   close(in_pipe[0]);
   close(out_pipe[1]);
@@ -77,8 +94,151 @@ ProcessResult run_process(const std::vector<std::string>& argv, const std::strin
   int status = 0;
   while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
-  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  result.exit_code = decode_status(status);
   return result;
+}
+
+// Child ------------------------------------------------------------------------------------------------
+
+Child::Child(const std::vector<std::string>& argv, const Env& env) {
+  int in_pipe[2], out_pipe[2];
+  if (pipe2(in_pipe, O_CLOEXEC) || pipe2(out_pipe, O_CLOEXEC)) throw std::runtime_error("pipe failed");
+  pid_ = fork();
+  if (pid_ < 0) throw std::runtime_error("fork failed");
+  if (pid_ == 0) {
+    dup2(in_pipe[0], 0);
+    dup2(out_pipe[1], 1);
+    apply_env(env);
+    exec(argv);
+  }
+  close(in_pipe[0]);
+  close(out_pipe[1]);
+  in_ = in_pipe[1];
+  out_ = out_pipe[0];
+}
+
+Child::~Child() {
+  if (in_ >= 0) close(in_);
+  if (out_ >= 0) close(out_);
+  if (!reaped_) {
+    ::kill(pid_, SIGKILL);
+    waitpid(pid_, nullptr, 0);
+  }
+}
+
+void Child::send_line(const std::string& line) {
+  const std::string data = line + "\n";
+  std::size_t sent = 0;
+  while (sent < data.size()) {
+    const ssize_t n = write(in_, data.data() + sent, data.size() - sent);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throw std::runtime_error("child's stdin is closed");
+    }
+    sent += static_cast<std::size_t>(n);
+  }
+}
+
+std::string Child::read_line(std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    const auto nl = buffered_.find('\n');
+    if (nl != std::string::npos) {
+      std::string line = buffered_.substr(0, nl);
+      buffered_.erase(0, nl + 1);
+      return line;
+    }
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) throw std::runtime_error("timed out waiting for the child's output");
+    pollfd p{out_, POLLIN, 0};
+    if (poll(&p, 1, static_cast<int>(left.count())) <= 0) continue;
+    char buf[4096];
+    const ssize_t n = read(out_, buf, sizeof buf);
+    if (n == 0) throw std::runtime_error("the child closed its output (it exited?)");
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throw std::runtime_error("read from child failed");
+    }
+    buffered_.append(buf, static_cast<std::size_t>(n));
+  }
+}
+
+void Child::close_stdin() {
+  if (in_ >= 0) close(in_);
+  in_ = -1;
+}
+
+void Child::kill(int signal) { ::kill(pid_, signal); }
+
+int Child::wait() {
+  if (!reaped_) {
+    int status = 0;
+    while (waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+    }
+    reaped_ = true;
+    status_ = decode_status(status);
+  }
+  return status_;
+}
+
+// ServerProcess ----------------------------------------------------------------------------------------
+
+ServerProcess::ServerProcess(std::vector<std::string> extra_args)
+    : socket_(dir_.file("ttmemd.sock")), log_path_(dir_.file("ttmemd.log")), extra_(std::move(extra_args)) {
+  start();
+}
+
+ServerProcess::~ServerProcess() {
+  if (pid_ > 0) {
+    ::kill(pid_, SIGKILL);
+    waitpid(pid_, nullptr, 0);
+  }
+}
+
+void ServerProcess::start() {
+  int ready[2];
+  if (pipe2(ready, O_CLOEXEC)) throw std::runtime_error("pipe failed");
+  pid_ = fork();
+  if (pid_ < 0) throw std::runtime_error("fork failed");
+  if (pid_ == 0) {
+    close(ready[0]);
+    fcntl(ready[1], F_SETFD, 0);  // keep it across exec
+    const int log = open(log_path_.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    dup2(log, 1);
+    dup2(log, 2);
+    std::vector<std::string> argv{bin_dir() + "/ttmemd", "--socket", socket_, "--ready-fd", std::to_string(ready[1])};
+    argv.insert(argv.end(), extra_.begin(), extra_.end());
+    exec(argv);
+  }
+  close(ready[1]);
+  char byte = 0;
+  pollfd p{ready[0], POLLIN, 0};
+  const bool ok = poll(&p, 1, 10'000) == 1 && read(ready[0], &byte, 1) == 1;
+  close(ready[0]);
+  if (!ok) throw std::runtime_error("ttmemd did not start; its log:\n" + log());
+}
+
+int ServerProcess::stop() {
+  if (pid_ <= 0) return -1;
+  ::kill(pid_, SIGTERM);
+  int status = 0;
+  waitpid(pid_, &status, 0);
+  pid_ = -1;
+  return decode_status(status);
+}
+
+void ServerProcess::kill9() {
+  if (pid_ <= 0) return;
+  ::kill(pid_, SIGKILL);
+  waitpid(pid_, nullptr, 0);
+  pid_ = -1;
+}
+
+std::string ServerProcess::log() const {
+  std::ifstream in(log_path_);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
 }
 
 std::string bin_dir() {

@@ -1,7 +1,11 @@
 // Runs a real child process with optional standard input and captures its output and exit status.
 #pragma once
 
+#include <sys/types.h>
+
+#include <chrono>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace ttmem::test {
@@ -11,12 +15,6 @@ struct ProcessResult {
   std::string out;
   std::string err;
 };
-
-/// Runs argv[0] (a path) with the given arguments; blocks until it exits.
-ProcessResult run_process(const std::vector<std::string>& argv, const std::string& input = {});
-
-/// Directory of the test binaries' sibling tools (build/bin), from TTMEM_BIN_DIR set by CMake.
-std::string bin_dir();
 
 /// A fresh temporary directory, removed at destruction.
 class TempDir {
@@ -31,5 +29,67 @@ class TempDir {
  private:
   std::string path_;
 };
+
+using Env = std::vector<std::pair<std::string, std::string>>;
+
+/// Runs argv[0] (a path) with the given arguments and extra environment; blocks until it exits.
+ProcessResult run_process(const std::vector<std::string>& argv, const std::string& input = {}, const Env& env = {});
+
+/// A running child with line-oriented stdin/stdout (stderr is inherited). Killed at destruction.
+class Child {
+ public:
+  Child(const std::vector<std::string>& argv, const Env& env = {});
+  ~Child();
+  Child(const Child&) = delete;
+  Child& operator=(const Child&) = delete;
+  pid_t pid() const { return pid_; }
+  void send_line(const std::string& line);
+  /// The next line of output; throws std::runtime_error on timeout or end of output.
+  std::string read_line(std::chrono::milliseconds timeout = std::chrono::seconds(20));
+  /// send_line + read_line.
+  std::string command(const std::string& line) {
+    send_line(line);
+    return read_line();
+  }
+  void close_stdin();
+  void kill(int signal);
+  /// Waits for exit; returns the status like ProcessResult::exit_code.
+  int wait();
+
+ private:
+  pid_t pid_ = -1;
+  int in_ = -1, out_ = -1;
+  std::string buffered_;
+  bool reaped_ = false;
+  int status_ = -1;
+};
+
+/// ttmemd on a private socket in its own temporary directory; ready when constructed.
+class ServerProcess {
+ public:
+  explicit ServerProcess(std::vector<std::string> extra_args = {});
+  ~ServerProcess();
+  const std::string& socket() const { return socket_; }
+  pid_t pid() const { return pid_; }
+  /// SIGTERM and wait; returns the exit status.
+  int stop();
+  void kill9();
+  /// Starts again on the same socket (after stop or kill9).
+  void start();
+  /// Everything the server logged so far.
+  std::string log() const;
+
+ private:
+  TempDir dir_;
+  std::string socket_;
+  std::string log_path_;
+  std::vector<std::string> extra_;
+  pid_t pid_ = -1;
+};
+
+/// Directory of the test binaries' sibling tools (build/bin), from TTMEM_BIN_DIR set by CMake.
+std::string bin_dir();
+
+
 
 }  // namespace ttmem::test

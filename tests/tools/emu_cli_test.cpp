@@ -13,7 +13,8 @@ using nlohmann::json;
 ProcessResult emu(const std::vector<std::string>& args, const std::string& input = {}) {
   std::vector<std::string> argv{bin_dir() + "/ttmem-emu"};
   argv.insert(argv.end(), args.begin(), args.end());
-  return run_process(argv, input);
+  // These tests are about the emulator; tracking has its own suites.
+  return run_process(argv, input, {{"TTMEM_TRACKING", "0"}});
 }
 
 TEST(EmuCli, SeedScenarioRunsCleanAndReportsJson) {
@@ -113,7 +114,8 @@ INSTANTIATE_TEST_SUITE_P(
                       BadScript{"mesh n150\nrun ghost\n", 2, "no program named 'ghost'"},
                       BadScript{"mesh n150\nprogram p\n", 2, "needs at least one cb=SIZE"},
                       BadScript{"mesh n150\nalloc a DRAM 4K site=\"open\n", 2, "unterminated quote"},
-                      BadScript{"mesh n150\nmesh n150\n", 2, "a mesh is already open"}));
+                      BadScript{"mesh n150\nmesh n150\n", 2, "a mesh is already open"}),
+    [](const ::testing::TestParamInfo<BadScript>& p) { return "Case" + std::to_string(p.index); });
 
 TEST(EmuCli, OutOfMemoryStopsWithTheAllocatorsMessageAndExitCode3) {
   const auto r = emu({"-"}, "mesh n150\nalloc big DRAM 13G page=1M\n");

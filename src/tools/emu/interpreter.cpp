@@ -94,11 +94,21 @@ void Interpreter::say(fmt::format_string<Args...> format, Args&&... args) {
 }
 
 RunResult Interpreter::run(const std::vector<Command>& script) {
+  step(script);
+  return finish();
+}
+
+std::optional<RunError> Interpreter::step(const std::vector<Command>& commands) {
+  result_.error.reset();
   try {
-    execute(script);
+    execute(commands);
   } catch (const ScriptError& e) {
     if (!result_.error) result_.error = RunError{e.line(), e.what(), 2};
   }
+  return result_.error;
+}
+
+RunResult Interpreter::finish() {
   if (mesh_ && mesh_->is_open()) {
     const int last = result_.error ? result_.error->line : 0;
     say("end of script: closing the mesh that is still open");

@@ -102,6 +102,10 @@ class Interpreter {
   /// Runs the script; errors end the run and are returned in RunResult::error (exit code 2 for a bad
   /// line, 3 for out of memory or a circular-buffer clash). A mesh still open at the end is closed.
   RunResult run(const std::vector<Command>& script);
+  /// Runs some commands and keeps the state for more (--step); returns the error that stopped them.
+  std::optional<RunError> step(const std::vector<Command>& commands);
+  /// Closes a mesh still open and returns the results.
+  RunResult finish();
 
  private:
   void execute(const std::vector<Command>& commands);

@@ -25,6 +25,42 @@ int list_presets() {
   return 0;
 }
 
+/// --step: a line-driven session for other programs (tests, notebooks) to drive.
+int run_steps(bool quiet) {
+  ttmem::emu::ServerTracking::enable();
+  ttmem::emu_tool::InterpreterOptions options;
+  options.log = quiet ? nullptr : &std::cerr;
+  options.flush = [] { ttmem::emu::ServerTracking::flush(); };
+  ttmem::emu_tool::Interpreter interpreter(options);
+  std::string block, line;
+  int line_number = 0, block_start = 1, depth = 0;
+  while (std::getline(std::cin, line)) {
+    ++line_number;
+    if (block.empty()) block_start = line_number;
+    block += line + '\n';
+    try {
+      const auto tokens = ttmem::emu_tool::tokenize(line, line_number);
+      if (!tokens.empty() && tokens[0] == "repeat") ++depth;
+      if (!tokens.empty() && tokens[0] == "end") --depth;
+      if (depth > 0) continue;
+      depth = 0;
+      const auto commands = ttmem::emu_tool::parse_script(block, block_start);
+      block.clear();
+      if (auto err = interpreter.step(commands)) {
+        std::cout << "error: " << err->line << ": " << err->message << std::endl;
+      } else {
+        std::cout << "ok" << std::endl;
+      }
+    } catch (const ttmem::emu_tool::ScriptError& e) {
+      block.clear();
+      depth = 0;
+      std::cout << "error: " << e.line() << ": " << e.what() << std::endl;
+    }
+  }
+  interpreter.finish();
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -37,12 +73,17 @@ int main(int argc, char** argv) {
   app.add_flag("--json", json, "Print one JSON object with the run's results instead of the log");
   app.add_flag("-q,--quiet", quiet, "Print nothing but errors");
   app.add_flag("--list-presets", presets, "List the mesh presets and exit");
+  bool step = false;
+  app.add_flag("--step", step,
+               "Read commands from standard input and run each as it arrives, answering 'ok' or 'error: ...' on "
+               "standard output (the log goes to standard error)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? 0 : 2;
   }
   if (presets) return list_presets();
+  if (step) return run_steps(quiet);
   if (script_path.empty()) {
     std::cerr << "ttmem-emu: no SCRIPT given (a file, or - for standard input); see --help\n";
     return 2;

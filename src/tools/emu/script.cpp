@@ -187,10 +187,10 @@ std::vector<std::string> tokenize(std::string_view line, int line_number) {
   return out;
 }
 
-std::vector<Command> parse_script(std::string_view text) {
+std::vector<Command> parse_script(std::string_view text, int first_line) {
   std::vector<Command> top;
   std::vector<Command*> open_blocks;  // repeat commands waiting for their `end`
-  int line_number = 0;
+  int line_number = first_line - 1;
   std::size_t pos = 0;
   while (pos <= text.size()) {
     const std::size_t nl = text.find('\n', pos);

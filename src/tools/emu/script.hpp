@@ -33,7 +33,7 @@ class ScriptError : public std::runtime_error {
 };
 
 /// Parses a whole script. Throws ScriptError for the first bad line.
-std::vector<Command> parse_script(std::string_view text);
+std::vector<Command> parse_script(std::string_view text, int first_line = 1);
 
 /// "4096", "4K", "1M", "1G" (binary multiples, optional "iB"/"B"). nullopt when malformed or too large.
 std::optional<std::uint64_t> parse_size(std::string_view text);

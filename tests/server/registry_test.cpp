@@ -1,0 +1,214 @@
+// ttmemd's registry on its own: totals, peaks, leaks at device close, orphans, snapshots, anomalies.
+#include <gtest/gtest.h>
+
+#include "queries.hpp"
+#include "registry.hpp"
+
+namespace ttmem::server {
+namespace {
+
+using proto::AllocKind;
+using proto::BufferType;
+using proto::ClosePhase;
+using proto::EventOp;
+using proto::ReleaseReason;
+
+proto::EventRecord alloc(std::uint16_t device, std::uint64_t id, std::uint64_t size, BufferType type = BufferType::DRAM,
+                         AllocKind kind = AllocKind::owning, std::uint32_t site = 0) {
+  proto::EventRecord e;
+  e.op = EventOp::alloc;
+  e.device = device;
+  e.id = id;
+  e.size = size;
+  e.type = type;
+  e.kind = kind;
+  e.site = site;
+  e.timestamp_ns = monotonic_ns();
+  return e;
+}
+
+proto::EventRecord release(std::uint16_t device, std::uint64_t id, ReleaseReason reason = ReleaseReason::explicit_free) {
+  proto::EventRecord e;
+  e.op = EventOp::free;
+  e.device = device;
+  e.id = id;
+  e.reason = reason;
+  return e;
+}
+
+proto::DeviceOpen open_device(std::uint16_t device) {
+  proto::DeviceOpen d;
+  d.device = device;
+  d.total_bytes = {12ull << 30, 64ull * 1'397'984, 0, 0, 0};
+  return d;
+}
+
+const Figures& device_figures(const Registry& r, std::uint16_t device, Slot slot) {
+  return r.devices().at(device).usage[static_cast<std::size_t>(slot)];
+}
+
+TEST(Registry, TotalsAndPeaksPerDeviceAndProcess) {
+  Registry r;
+  ProcessState& a = r.process(100, 1, 0, "a");
+  ProcessState& b = r.process(200, 1, 0, "b");
+  r.device_open(a, open_device(0));
+  r.event(a, alloc(0, 1, 4096));
+  r.event(a, alloc(0, 2, 8192));
+  r.event(b, alloc(0, 1, 1000, BufferType::L1));  // same id in another process: its own allocation
+  r.event(b, alloc(0, 2, 500, BufferType::L1, AllocKind::circular_buffer));
+  EXPECT_EQ(device_figures(r, 0, Slot::DRAM).bytes, 12288u);
+  EXPECT_EQ(device_figures(r, 0, Slot::L1).bytes, 1000u);
+  EXPECT_EQ(device_figures(r, 0, Slot::CB).bytes, 500u);  // CBs are apart from L1
+  r.event(a, release(0, 2));
+  EXPECT_EQ(device_figures(r, 0, Slot::DRAM).bytes, 4096u);
+  EXPECT_EQ(device_figures(r, 0, Slot::DRAM).peak_bytes, 12288u);
+  EXPECT_EQ(a.devices.at(0).usage[0].buffers, 1u);
+  EXPECT_EQ(a.usage[0].peak_bytes, 12288u);
+  EXPECT_EQ(r.allocations().size(), 3u);
+  const auto stats = stats_json(r);
+  EXPECT_EQ(stats["active_allocations"], 3);
+  EXPECT_EQ(stats["devices"][0]["memory"]["DRAM"]["total"], 12ull << 30);
+  EXPECT_EQ(stats["processes"].size(), 2u);
+}
+
+TEST(Registry, DeviceCloseRecordsTheLeaksWithTheirSiteAndSweepsTheRest) {
+  Registry r;
+  std::vector<LeakRecord> logged;
+  r.on_leak = [&](const LeakRecord& l) { logged.push_back(l); };
+  ProcessState& p = r.process(100, 1, 0, "python");
+  r.sites(p, {{1, "test_mesh_allocation.py:42"}, {2, "dispatch/control"}});
+  r.device_open(p, open_device(0));
+  r.event(p, alloc(0, 10, 4096, BufferType::DRAM, AllocKind::owning, 1));
+  r.event(p, alloc(0, 11, 4096, BufferType::L1, AllocKind::preallocated, 2));
+  r.event(p, alloc(0, 12, 2048, BufferType::L1, AllocKind::circular_buffer));
+  r.device_close(p, {0, ClosePhase::begin});
+  r.event(p, release(0, 11, ReleaseReason::close_internal));  // the runtime's own: not a leak
+  r.event(p, release(0, 10, ReleaseReason::close_leak));      // the application's: a leak
+  r.device_close(p, {0, ClosePhase::end});                    // CB 12 never released: a lifecycle gap
+  ASSERT_EQ(r.leaks().size(), 2u);
+  EXPECT_EQ(r.leaks()[0].id, 12u);  // newest first
+  EXPECT_FALSE(r.leaks()[0].swept_by_close);
+  EXPECT_EQ(r.leaks()[1].site, "test_mesh_allocation.py:42");
+  EXPECT_TRUE(r.leaks()[1].swept_by_close);
+  EXPECT_EQ(logged.size(), 2u);
+  EXPECT_EQ(r.allocations().size(), 0u);
+  EXPECT_EQ(device_figures(r, 0, Slot::L1).bytes, 0u);
+  // Events for the closed device are anomalies, not state.
+  r.event(p, alloc(0, 13, 1));
+  EXPECT_EQ(r.allocations().size(), 0u);
+  EXPECT_EQ(r.anomalies().events_after_close, 1u);
+  // Re-opening makes it usable again.
+  r.device_open(p, open_device(0));
+  r.event(p, alloc(0, 14, 1));
+  EXPECT_EQ(r.allocations().size(), 1u);
+}
+
+TEST(Registry, ADeadProcessLeavesAnOrphanRecordSayingWhatItHeld) {
+  Registry r;
+  ProcessState& p = r.process(141211, 1, 0, "python");
+  for (std::uint64_t id = 1; id <= 3; ++id) r.event(p, alloc(0, id, 4096, BufferType::L1));
+  r.event(p, alloc(1, 4, 1 << 20));
+  const OrphanRecord o = r.process_died(p);
+  EXPECT_EQ(o.total_bytes, 12288u + (1u << 20));
+  EXPECT_EQ(o.total_buffers, 4u);
+  const auto lines = o.lines();
+  EXPECT_NE(std::find(lines.begin(), lines.end(), "pid 141211 (python) died holding 12288 bytes of L1 on device 0 in 3 buffers"),
+            lines.end());
+  EXPECT_EQ(r.allocations().size(), 0u);
+  EXPECT_EQ(r.processes().size(), 0u);
+  EXPECT_EQ(r.orphans().size(), 1u);
+  EXPECT_EQ(device_figures(r, 0, Slot::L1).bytes, 0u);
+}
+
+TEST(Registry, AReusedPidIsANewProcessAndTheOldOneIsReclaimed) {
+  Registry r;
+  ProcessState& old = r.process(300, 1000, 0, "old");
+  r.event(old, alloc(0, 1, 4096));
+  ProcessState& fresh = r.process(300, 2000, 0, "new");
+  EXPECT_EQ(fresh.name, "new");
+  EXPECT_EQ(r.allocations().size(), 0u);
+  EXPECT_EQ(r.orphans().size(), 1u);
+}
+
+TEST(Registry, FreesThatOvertakeTheirAllocationAreMatchedAndOthersCountedAtTheBarrier) {
+  Registry r;
+  ProcessState& p = r.process(1, 1, 0, "p");
+  r.event(p, release(0, 5));  // from another thread's ring, drained first
+  r.event(p, alloc(0, 5, 100));
+  EXPECT_EQ(r.allocations().size(), 0u);
+  EXPECT_TRUE(r.devices().empty());  // born dead: never counted anywhere
+  r.event(p, release(0, 6));  // never allocated
+  EXPECT_EQ(r.anomalies().free_unknown_id, 0u);
+  r.barrier(p);
+  EXPECT_EQ(r.anomalies().free_unknown_id, 1u);
+}
+
+TEST(Registry, DuplicateIdsAreCountedNotDoubleCounted) {
+  Registry r;
+  ProcessState& p = r.process(1, 1, 0, "p");
+  r.event(p, alloc(0, 5, 100));
+  r.event(p, alloc(0, 5, 100));
+  EXPECT_EQ(r.anomalies().duplicate_id, 1u);
+  EXPECT_EQ(device_figures(r, 0, Slot::DRAM).bytes, 100u);
+}
+
+TEST(Registry, ASnapshotReplacesTheProcessStateAtOnce) {
+  Registry r;
+  ProcessState& p = r.process(1, 1, 0, "p");
+  ProcessState& other = r.process(2, 1, 0, "other");
+  r.event(p, alloc(0, 1, 100));
+  r.event(p, alloc(0, 2, 200));
+  r.event(other, alloc(0, 1, 7));
+  r.snapshot_begin(p, {9});
+  r.device_open(p, open_device(0));
+  r.event(p, alloc(0, 2, 200));
+  r.event(p, alloc(0, 3, 300));
+  // Until the end, the old state stands.
+  EXPECT_EQ(device_figures(r, 0, Slot::DRAM).bytes, 307u);
+  r.snapshot_end(p, {9, 2});
+  EXPECT_EQ(device_figures(r, 0, Slot::DRAM).bytes, 507u);
+  EXPECT_EQ(r.allocations().size(), 3u);
+  EXPECT_EQ(r.anomalies().snapshot_mismatch, 0u);
+  EXPECT_NE(r.allocations().find({p.slot, 0, 3}), nullptr);
+  EXPECT_EQ(r.allocations().find({p.slot, 0, 1}), nullptr);
+  r.snapshot_begin(p, {10});
+  r.snapshot_end(p, {10, 5});
+  EXPECT_EQ(r.anomalies().snapshot_mismatch, 1u);
+}
+
+TEST(Registry, BufferQueriesFilterAndSortBySize) {
+  Registry r;
+  ProcessState& p = r.process(1, 1, 0, "p");
+  r.sites(p, {{1, "s"}});
+  r.event(p, alloc(0, 1, 100, BufferType::DRAM, AllocKind::owning, 1));
+  r.event(p, alloc(0, 2, 300, BufferType::L1));
+  r.event(p, alloc(1, 3, 200, BufferType::L1, AllocKind::circular_buffer));
+  auto all = buffers_json(r, {});
+  ASSERT_EQ(all["buffers"].size(), 3u);
+  EXPECT_EQ(all["buffers"][0]["size"], 300);
+  EXPECT_EQ(all["buffers"][2]["site"], "s");
+  BufferFilter f;
+  f.type = BufferType::L1;
+  EXPECT_EQ(buffers_json(r, f)["buffers"].size(), 2u);
+  f.kind = AllocKind::circular_buffer;
+  EXPECT_EQ(buffers_json(r, f)["buffers"][0]["id"], 3);
+  BufferFilter g;
+  g.device = 0;
+  g.limit = 1;
+  const auto limited = buffers_json(r, g);
+  EXPECT_EQ(limited["buffers"].size(), 1u);
+  EXPECT_EQ(limited["total"], 2);
+  EXPECT_THROW(parse_buffer_filter({{"buffer_type", "HBM"}}), std::invalid_argument);
+  EXPECT_THROW(parse_buffer_filter({{"device", "zero"}}), std::invalid_argument);
+}
+
+TEST(Registry, DeviceIdsOutOfRangeAreRefused) {
+  Registry r;
+  ProcessState& p = r.process(1, 1, 0, "p");
+  r.event(p, alloc(60000, 1, 100));
+  EXPECT_EQ(r.allocations().size(), 0u);
+  EXPECT_TRUE(r.devices().empty());
+}
+
+}  // namespace
+}  // namespace ttmem::server
