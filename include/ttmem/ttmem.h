@@ -55,6 +55,9 @@ typedef void (*ttmem_resync_fn)(ttmem_snapshot* snapshot, void* user);
 
 /* Non-zero when tracking is on and connected. */
 int ttmem_active(void);
+/* Waits up to timeout_ms for the first connection attempt to finish; returns ttmem_active(). Short-lived
+ * programs call it once at start so their first allocations are tracked. */
+int ttmem_wait_connected(uint32_t timeout_ms);
 uint32_t ttmem_intern_site(const char* text);
 void ttmem_report_alloc(const ttmem_alloc* allocation);
 void ttmem_report_free(uint16_t device, uint64_t id, uint8_t reason);

@@ -46,6 +46,10 @@ extern "C" {
 
 int ttmem_active(void) { return Client::instance().active() ? 1 : 0; }
 
+int ttmem_wait_connected(uint32_t timeout_ms) {
+  return Client::instance().wait_for_first_attempt(std::chrono::milliseconds(timeout_ms)) ? 1 : 0;
+}
+
 uint32_t ttmem_intern_site(const char* text) { return text ? Client::instance().intern_site(text) : 0; }
 
 void ttmem_report_alloc(const ttmem_alloc* a) {

@@ -1,0 +1,215 @@
+// libttmem in a test process against a real ttmemd: nothing lost under backpressure, ordering of device
+// close across threads, barrier semantics, fork safety and the C API.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <thread>
+
+#include "subprocess.hpp"
+#include "ttmem/client.hpp"
+#include "ttmem/query.hpp"
+#include "ttmem/ttmem.h"
+
+namespace ttmem::test {
+namespace {
+
+using client::AllocationReport;
+using client::Client;
+using client::Options;
+
+Options options_for(const ServerProcess& server, std::size_t ring = 8192) {
+  Options o;
+  o.socket_path = server.socket();
+  o.ring_events = ring;
+  o.warn_without_server = false;
+  return o;
+}
+
+AllocationReport report(std::uint16_t device, std::uint64_t id, std::uint64_t size) {
+  AllocationReport a;
+  a.device = device;
+  a.id = id;
+  a.size = size;
+  return a;
+}
+
+std::uint64_t dram_used(const nlohmann::json& stats, int device) {
+  for (const auto& d : stats["devices"]) {
+    if (d["id"] == device) return d["memory"]["DRAM"]["used"];
+  }
+  return 0;
+}
+
+TEST(Client, ManyThreadsThroughATinyRingLoseNothing) {
+  ServerProcess server;
+  Client c(options_for(server, 64));  // 64 slots: the threads will wait for the sender, often
+  ASSERT_TRUE(c.wait_for_first_attempt(std::chrono::seconds(5)));
+  constexpr int kThreads = 4;
+  constexpr std::uint64_t kPerThread = 50'000;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (std::uint64_t i = 0; i < kPerThread; ++i) {
+        const std::uint64_t id = static_cast<std::uint64_t>(t) << 32 | i;
+        c.report_alloc(report(static_cast<std::uint16_t>(t), id, 100));
+        if (i % 2 == 0) c.report_free(static_cast<std::uint16_t>(t), id);  // half stay live
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  ASSERT_TRUE(c.flush());
+  query::QueryClient q(server.socket());
+  const auto stats = q.stats();
+  EXPECT_EQ(stats["active_allocations"], kThreads * kPerThread / 2);
+  for (int t = 0; t < kThreads; ++t) EXPECT_EQ(dram_used(stats, t), kPerThread / 2 * 100);
+  const auto counters = c.counters();
+  EXPECT_EQ(counters.events, kThreads * kPerThread * 3 / 2);
+  EXPECT_GT(counters.stall_ns, 0u);  // backpressure happened, and was counted
+  EXPECT_EQ(counters.superseded_events, 0u);
+  EXPECT_EQ(q.info()["anomalies"]["free_unknown_id"], 0);
+}
+
+TEST(Client, FlushWaitsForEverythingReportedBeforeIt) {
+  ServerProcess server;
+  Client c(options_for(server));
+  ASSERT_TRUE(c.wait_for_first_attempt(std::chrono::seconds(5)));
+  query::QueryClient q(server.socket());
+  for (std::uint64_t round = 1; round <= 20; ++round) {
+    c.report_alloc(report(0, round, 10));
+    ASSERT_TRUE(c.flush());
+    EXPECT_EQ(q.stats()["active_allocations"], round);  // visible the moment flush returns
+  }
+}
+
+TEST(Client, ADeviceCloseIsOrderedAfterEveryEarlierEventOfEveryThread) {
+  ServerProcess server;
+  Client c(options_for(server));
+  ASSERT_TRUE(c.wait_for_first_attempt(std::chrono::seconds(5)));
+  client::DeviceReport d;
+  d.device = 3;
+  c.device_open(d);
+  // Another thread allocates and frees (as a runtime's worker would, under the runtime's lock)...
+  std::thread worker([&] {
+    for (std::uint64_t i = 1; i <= 1000; ++i) c.report_alloc(report(3, i, 1));
+    for (std::uint64_t i = 1; i <= 1000; ++i) c.report_free(3, i, proto::ReleaseReason::explicit_free);
+  });
+  worker.join();
+  // ...then this thread closes the device. The frees must reach the server before the close, or they
+  // would show up as leaks plus events after close.
+  c.device_close(3, proto::ClosePhase::begin);
+  c.device_close(3, proto::ClosePhase::end);
+  ASSERT_TRUE(c.flush());
+  query::QueryClient q(server.socket());
+  EXPECT_TRUE(q.leaks()["leaks"].empty());
+  const auto info = q.info();
+  EXPECT_EQ(info["anomalies"]["events_after_close"], 0);
+  EXPECT_EQ(info["anomalies"]["free_unknown_id"], 0);
+}
+
+TEST(Client, WithoutAServerReportsAreCheapNoOps) {
+  TempDir dir;
+  Options o;
+  o.socket_path = dir.file("nobody.sock");
+  o.warn_without_server = false;
+  Client c(o);
+  EXPECT_FALSE(c.wait_for_first_attempt(std::chrono::seconds(5)));
+  for (int i = 0; i < 100'000; ++i) c.report_alloc(report(0, static_cast<std::uint64_t>(i), 1));
+  EXPECT_FALSE(c.flush(std::chrono::milliseconds(100)));
+  EXPECT_EQ(c.counters().events, 0u);
+  EXPECT_FALSE(c.counters().connected);
+}
+
+TEST(Client, TrackingCanBeTurnedOff) {
+  ServerProcess server;
+  Options o = options_for(server);
+  o.enabled = false;
+  Client c(o);
+  EXPECT_FALSE(c.enabled());
+  c.report_alloc(report(0, 1, 1));
+  EXPECT_FALSE(c.flush());
+  query::QueryClient q(server.socket());
+  EXPECT_EQ(q.info()["connections"], 1);  // only this query
+}
+
+TEST(Client, ResyncReplacesTheProcessStateOnEveryConnect) {
+  auto server = std::make_unique<ServerProcess>();
+  Client c(options_for(*server));
+  std::mutex lock;  // the "runtime's" lock: events are reported under it
+  std::map<std::uint64_t, std::uint64_t> live;
+  c.set_resync_callback([&](client::SnapshotWriter& w) {
+    std::lock_guard g(lock);
+    w.begin();
+    for (const auto& [id, size] : live) w.allocation(report(0, id, size));
+  });
+  ASSERT_TRUE(c.wait_for_first_attempt(std::chrono::seconds(5)));
+  auto alloc = [&](std::uint64_t id, std::uint64_t size) {
+    std::lock_guard g(lock);
+    live[id] = size;
+    c.report_alloc(report(0, id, size));
+  };
+  auto release = [&](std::uint64_t id) {
+    std::lock_guard g(lock);
+    live.erase(id);
+    c.report_free(0, id);
+  };
+  for (std::uint64_t i = 1; i <= 100; ++i) alloc(i, i);
+  ASSERT_TRUE(c.flush());
+  server->kill9();
+  for (std::uint64_t i = 1; i <= 50; ++i) release(i);  // while nobody listens
+  server->start();
+  // Poll until the client is back (it reconnects with backoff).
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!c.flush(std::chrono::milliseconds(200)) && std::chrono::steady_clock::now() < deadline) {
+  }
+  query::QueryClient q(server->socket());
+  const auto stats = q.stats();
+  EXPECT_EQ(stats["active_allocations"], 50);
+  std::uint64_t expected = 0;
+  for (std::uint64_t i = 51; i <= 100; ++i) expected += i;
+  EXPECT_EQ(dram_used(stats, 0), expected);
+  EXPECT_GE(c.counters().reconnects, 1u);
+  EXPECT_GE(c.counters().snapshots, 2u);
+}
+
+TEST(Client, AForkedChildNeverWritesIntoItsParentsConnection) {
+  ServerProcess server;
+  setenv("TTMEM_SOCKET", server.socket().c_str(), 1);
+  Client& c = Client::instance();  // the process-wide client is the one with fork handling
+  ASSERT_TRUE(c.wait_for_first_attempt(std::chrono::seconds(5)));
+  c.report_alloc(report(0, 1, 1000));
+  ASSERT_TRUE(c.flush());
+  const pid_t child = fork();
+  if (child == 0) {
+    // The child reports and flushes: both must be harmless no-ops.
+    Client::instance().report_alloc(report(0, 2, 2000));
+    const bool flushed = Client::instance().flush(std::chrono::milliseconds(200));
+    _exit(flushed ? 1 : 0);
+  }
+  int status = 0;
+  waitpid(child, &status, 0);
+  EXPECT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+  c.report_alloc(report(0, 3, 3000));
+  ASSERT_TRUE(c.flush());
+  query::QueryClient q(server.socket());
+  EXPECT_EQ(dram_used(q.stats(), 0), 4000u);
+  EXPECT_EQ(q.info()["anomalies"]["protocol_errors"], 0);
+}
+
+TEST(Client, AProgramWrittenInCReportsThroughTheCApi) {
+  ServerProcess server;
+  const auto r = run_process({bin_dir() + "/ttmem-c-api-program"}, "", {{"TTMEM_SOCKET", server.socket()}});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("flushed=1 connected=1"), std::string::npos) << r.out;
+  query::QueryClient q(server.socket());
+  // It exited holding one CB: the orphan record names it.
+  const auto orphans = q.leaks()["orphans"];
+  ASSERT_EQ(orphans.size(), 1u) << server.log();
+  EXPECT_EQ(orphans[0]["held"][0]["type"], "CB");
+  EXPECT_EQ(orphans[0]["held"][0]["device"], 5);
+  EXPECT_EQ(orphans[0]["bytes"], 4096);
+}
+
+}  // namespace
+}  // namespace ttmem::test
