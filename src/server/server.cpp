@@ -252,8 +252,8 @@ void Server::read_from(Connection& c) {
       auto next = c.reader.next();
       if (std::holds_alternative<std::nullopt_t>(next)) break;
       if (auto* err = std::get_if<proto::DecodeError>(&next)) {
-        fail(c, err->code, err->message);
-        break;
+        fail(c, err->code, err->message);  // may close (and free) the connection
+        return;
       }
       handle_frame(c, std::get<proto::Frame>(next));
       if (!connections_.contains(id) || c.closing) return;

@@ -1,6 +1,8 @@
 // Child-process runner for integration tests: fork/exec with three pipes, drained with poll.
 #include "subprocess.hpp"
 
+#include <gtest/gtest.h>
+
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/wait.h>
@@ -190,8 +192,18 @@ ServerProcess::ServerProcess(std::vector<std::string> extra_args)
 
 ServerProcess::~ServerProcess() {
   if (pid_ > 0) {
-    ::kill(pid_, SIGKILL);
-    waitpid(pid_, nullptr, 0);
+    int status = 0;
+    if (waitpid(pid_, &status, WNOHANG) == pid_) {
+      ADD_FAILURE() << "ttmemd died during the test (status " << decode_status(status) << "); its log:\n" << log();
+    } else {
+      ::kill(pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+    }
+  }
+  // A sanitizer report in the server is a failure of the test that drove it.
+  const std::string text = log();
+  if (text.find("Sanitizer") != std::string::npos || text.find("runtime error:") != std::string::npos) {
+    ADD_FAILURE() << "ttmemd reported a sanitizer error; its log:\n" << text;
   }
 }
 
