@@ -32,6 +32,8 @@ class QueryClient {
   ~QueryClient();
   QueryClient(const QueryClient&) = delete;
   QueryClient& operator=(const QueryClient&) = delete;
+  QueryClient(QueryClient&& other) noexcept;
+  QueryClient& operator=(QueryClient&&) = delete;
 
   /// Sends {"type": ..., ...} and returns the answer. Throws QueryError.
   nlohmann::json query(const nlohmann::json& request);

@@ -66,6 +66,16 @@ QueryClient::QueryClient(const std::string& socket_path, std::chrono::millisecon
   }
 }
 
+QueryClient::QueryClient(QueryClient&& other) noexcept
+    : socket_path_(std::move(other.socket_path_)),
+      timeout_(other.timeout_),
+      fd_(other.fd_),
+      next_id_(other.next_id_),
+      server_pid_(other.server_pid_),
+      reader_(std::move(other.reader_)) {
+  other.fd_ = -1;
+}
+
 QueryClient::~QueryClient() {
   if (fd_ >= 0) ::close(fd_);
 }

@@ -26,6 +26,8 @@ int main(int argc, char** argv) {
                  "Live allocations tracked per process; more are refused and counted");
   int ready_fd = -1;
   app.add_option("--ready-fd", ready_fd, "Write one byte to this descriptor once listening (for supervisors and tests)");
+  app.add_option("--event-history", options.limits.event_history,
+                 "Recent events kept for `ttmem events` (0: none)");
   app.add_flag("--poll-deaths", options.poll_for_deaths, "Watch process deaths by polling /proc instead of pidfd");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));

@@ -199,21 +199,41 @@ json devices_json(const Registry& registry) {
   return {{"devices", out}};
 }
 
-json event_json(const AppliedEvent& a) {
-  const proto::EventRecord& e = a.event;
+namespace {
+
+json record_json(const proto::EventRecord& e, pid_t pid, std::string_view name, std::string_view site) {
   json j = {{"event", e.op == proto::EventOp::alloc ? "alloc" : "free"},
-            {"pid", a.process->pid},
-            {"name", a.process->name},
+            {"pid", pid},
+            {"name", name},
             {"device", e.device},
             {"type", proto::to_string(e.type)},
             {"kind", proto::to_string(e.kind)},
             {"id", e.id},
             {"size", e.size},
             {"address", e.address},
-            {"site", std::string(a.site)},
+            {"site", std::string(site)},
             {"timestamp_ns", e.timestamp_ns}};
   if (e.op == proto::EventOp::free) j["reason"] = proto::to_string(e.reason);
   return j;
+}
+
+}  // namespace
+
+json event_json(const AppliedEvent& a) {
+  json j = record_json(a.event, a.process->pid, a.process->name, a.site);
+  j["time_ns"] = realtime_ns();
+  return j;
+}
+
+json history_json(const Registry& registry, std::size_t limit) {
+  json out = json::array();
+  for (const HistoryEntry& h : registry.recent_events(limit)) {
+    const ProcessState* p = registry.process_by_slot(h.process_slot);
+    json j = record_json(h.event, h.pid, h.name, p ? registry.site_text(*p, h.event.site) : std::string_view("?"));
+    j["time_ns"] = h.time_ns;
+    out.push_back(std::move(j));
+  }
+  return {{"events", out}};
 }
 
 }  // namespace ttmem::server

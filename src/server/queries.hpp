@@ -26,6 +26,8 @@ nlohmann::json devices_json(const Registry& registry);
 nlohmann::json leak_json(const LeakRecord& leak);
 nlohmann::json orphan_json(const OrphanRecord& orphan);
 nlohmann::json event_json(const AppliedEvent& event);
+/// {"events": [...]} — the newest `limit` events, oldest first, each as event_json plus "time_ns".
+nlohmann::json history_json(const Registry& registry, std::size_t limit);
 std::string_view arch_name(std::uint8_t arch);
 
 }  // namespace ttmem::server

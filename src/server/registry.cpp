@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cstring>
 #include <ctime>
 
 namespace ttmem::server {
@@ -277,7 +278,30 @@ void Registry::event(ProcessState& p, const proto::EventRecord& e) {
     shown.kind = static_cast<proto::AllocKind>(r->kind);
     shown.site = r->site;
   }
+  if (limits_.event_history > 0) {
+    if (history_.size() < limits_.event_history) history_.resize(limits_.event_history);
+    HistoryEntry& h = history_[history_next_];
+    h.time_ns = realtime_ns();
+    h.pid = p.pid;
+    h.process_slot = p.slot;
+    std::strncpy(h.name, p.name.c_str(), sizeof h.name - 1);
+    h.event = shown;
+    history_next_ = (history_next_ + 1) % history_.size();
+    history_full_ |= history_next_ == 0;
+  }
   if (on_event) on_event(AppliedEvent{&p, shown, site_text(p, shown.site)});
+}
+
+std::vector<HistoryEntry> Registry::recent_events(std::size_t limit) const {
+  const std::size_t count = history_full_ ? history_.size() : history_next_;
+  const std::size_t n = std::min(limit, count);
+  std::vector<HistoryEntry> out;
+  out.reserve(n);
+  for (std::size_t i = count - n; i < count; ++i) {
+    const std::size_t at = history_full_ ? (history_next_ + i) % history_.size() : i;
+    out.push_back(history_[at]);
+  }
+  return out;
 }
 
 void Registry::barrier(ProcessState& p) {

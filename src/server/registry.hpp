@@ -115,12 +115,22 @@ struct OrphanRecord {
   std::vector<std::string> lines() const;  ///< "pid 141211 (python) died holding 12288 bytes of L1 on device 0 in 3 buffers"
 };
 
+/// One entry of the recent-event history: fixed size, no allocation per event.
+struct HistoryEntry {
+  std::uint64_t time_ns = 0;  ///< CLOCK_REALTIME when applied
+  pid_t pid = 0;
+  std::uint32_t process_slot = 0;
+  char name[16] = {};         ///< /proc comm is at most 15 characters
+  proto::EventRecord event;   ///< frees carry what was freed
+};
+
 struct RegistryLimits {
   std::size_t max_leak_records = 10'000;
   std::size_t max_orphan_records = 1'000;
   std::size_t max_live_allocations_per_process = 16'000'000;
   std::size_t max_early_frees_per_process = 1 << 20;
   std::uint16_t max_device_id = 4095;
+  std::size_t event_history = 10'000;  ///< recent events kept for `ttmem events`; 0: none
 };
 
 /// What happened to one event, for logging and subscribers.
@@ -157,6 +167,8 @@ class Registry {
   const std::deque<OrphanRecord>& orphans() const { return orphans_; } ///< newest first
   Anomalies anomalies() const;
   std::uint64_t events_applied() const { return events_applied_; }
+  /// The newest `limit` events of the history, oldest first.
+  std::vector<HistoryEntry> recent_events(std::size_t limit) const;
   std::string_view site_text(const ProcessState& p, std::uint32_t site) const;
   const ProcessState* process_by_slot(std::uint32_t slot) const;
 
@@ -182,6 +194,9 @@ class Registry {
   std::deque<OrphanRecord> orphans_;
   Anomalies retired_anomalies_;  // of processes that are gone
   std::uint64_t events_applied_ = 0;
+  std::vector<HistoryEntry> history_;  // ring
+  std::size_t history_next_ = 0;
+  bool history_full_ = false;
 };
 
 std::uint64_t monotonic_ns();

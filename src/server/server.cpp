@@ -152,6 +152,7 @@ Server::Server(ServerOptions options) : options_(std::move(options)), registry_(
     if (subscribers_ > 0) {
       json j = leak_json(l);
       j["event"] = "leak";
+      j["time_ns"] = realtime_ns();
       notify(j);
     }
   };
@@ -428,6 +429,10 @@ void Server::handle_query(Connection& c, const proto::Frame& frame) {
       answer = leaks_json(registry_);
     } else if (type == "devices") {
       answer = devices_json(registry_);
+    } else if (type == "events") {
+      const auto limit = request.value("limit", 100);
+      if (limit < 0) throw std::invalid_argument("field 'limit' must not be negative");
+      answer = history_json(registry_, static_cast<std::size_t>(limit));
     } else if (type == "info") {
       answer = info_json();
     } else if (type == "subscribe") {
@@ -436,7 +441,7 @@ void Server::handle_query(Connection& c, const proto::Frame& frame) {
       answer = {{"subscribed", true}};
     } else {
       throw std::invalid_argument("unknown query type '" + type +
-                                  "' (stats, buffers, leaks, devices, info, subscribe)");
+                                  "' (stats, buffers, leaks, devices, events, info, subscribe)");
     }
   } catch (const std::exception& e) {
     reply.ok = 0;

@@ -1,0 +1,67 @@
+// The ttmem subcommands. Each returns the process exit status: 0 fine, 1 the server answered with an
+// error, 2 the server cannot be reached (see main.cpp).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "ttmem/query.hpp"
+
+namespace ttmem::cli {
+
+inline constexpr int kExitServerError = 1;
+inline constexpr int kExitUnreachable = 2;
+inline constexpr int kExitUsage = 64;
+
+struct Common {
+  std::string socket;
+  bool json = false;
+};
+
+/// Connects as a tool, or prints the reason and how to start ttmemd, then exits with kExitUnreachable.
+query::QueryClient connect_or_exit(const std::string& socket);
+
+struct SmiOptions {
+  bool csv = false;
+  bool noheader = false;
+  bool processes = false;          ///< CSV of the process table instead of the device table
+  std::vector<std::string> query;  ///< CSV fields
+  std::optional<int> device;
+  std::uint32_t loop_ms = 0;       ///< 0: once
+  std::uint32_t count = 0;         ///< with a loop: stop after this many reports (0: until interrupted)
+};
+int run_smi(const Common& common, const SmiOptions& options);
+/// Valid --query fields of the device and process tables.
+const std::vector<std::string>& smi_device_fields();
+const std::vector<std::string>& smi_process_fields();
+
+struct BufferOptions {
+  std::optional<int> device;
+  std::optional<int> pid;
+  std::optional<std::string> type;
+  std::optional<std::string> kind;
+  std::size_t limit = 50;
+  bool all = false;
+};
+int run_buffers(const Common& common, const BufferOptions& options);
+
+int run_leaks(const Common& common, std::size_t limit);
+
+struct EventOptions {
+  bool follow = false;
+  std::size_t last = 20;
+};
+int run_events(const Common& common, const EventOptions& options);
+
+int run_devices(const Common& common);
+int run_info(const Common& common);
+
+struct TopOptions {
+  std::uint32_t interval_ms = 1000;
+  std::uint32_t history_s = 300;
+};
+int run_top(const Common& common, const TopOptions& options);
+
+}  // namespace ttmem::cli

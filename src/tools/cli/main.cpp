@@ -1,0 +1,103 @@
+// ttmem: the command-line tools over ttmemd (smi, buffers, leaks, events, devices, info, top).
+#include <CLI/CLI.hpp>
+
+#include <iostream>
+
+#include "commands.hpp"
+
+int main(int argc, char** argv) {
+  using namespace ttmem::cli;
+  CLI::App app{"ttmem: who holds which device memory, per device, memory type, process and buffer.\n"
+               "Reads from ttmemd (start it with: ttmemd &)."};
+  app.require_subcommand(1);
+  Common common;
+  common.socket = ttmem::proto::socket_path_from_env();
+  app.add_option("-s,--socket", common.socket, "ttmemd's socket ($TTMEM_SOCKET, default /tmp/ttmemd.sock)");
+
+  SmiOptions smi;
+  std::string query_fields;
+  std::uint32_t loop_s = 0;
+  auto* smi_cmd = app.add_subcommand("smi", "Memory per device and per process, like nvidia-smi");
+  smi_cmd->add_flag("--json", common.json, "One JSON object (schema: docs/tools.md)");
+  auto* csv_flag = smi_cmd->add_flag("--csv", smi.csv, "CSV of the device table (or --processes)");
+  smi_cmd->add_option("--query", query_fields, "CSV fields, comma separated (see docs/tools.md)")->needs(csv_flag);
+  smi_cmd->add_flag("--noheader", smi.noheader, "CSV without the header line")->needs(csv_flag);
+  smi_cmd->add_flag("--processes", smi.processes, "CSV of the process table")->needs(csv_flag);
+  smi_cmd->add_option("-d,--device", smi.device, "Only this device");
+  auto* loop_opt = smi_cmd->add_option("-l,--loop", loop_s, "Repeat every SEC seconds");
+  smi_cmd->add_option("--loop-ms", smi.loop_ms, "Repeat every MS milliseconds")->excludes(loop_opt);
+  smi_cmd->add_option("--count", smi.count, "With a loop: stop after N reports");
+
+  BufferOptions buffers;
+  auto* buffers_cmd = app.add_subcommand("buffers", "Live buffers, largest first");
+  buffers_cmd->add_flag("--json", common.json, "JSON");
+  buffers_cmd->add_option("-d,--device", buffers.device, "Only this device");
+  buffers_cmd->add_option("-p,--pid", buffers.pid, "Only this process");
+  buffers_cmd->add_option("-t,--type", buffers.type, "Only this memory type")
+      ->check(CLI::IsMember({"DRAM", "L1", "L1_SMALL", "TRACE"}));
+  buffers_cmd->add_option("-k,--kind", buffers.kind, "Only this kind")
+      ->check(CLI::IsMember({"owning", "preallocated", "cb", "kernel_binary", "trace"}));
+  buffers_cmd->add_option("-n,--limit", buffers.limit, "At most N rows (default 50)");
+  buffers_cmd->add_flag("-a,--all", buffers.all, "Every buffer");
+
+  std::size_t leak_limit = 100;
+  auto* leaks_cmd = app.add_subcommand("leaks", "Leaks at device close and orphans of dead processes, newest first");
+  leaks_cmd->add_flag("--json", common.json, "JSON");
+  leaks_cmd->add_option("-n,--limit", leak_limit, "At most N leak records (default 100)");
+
+  EventOptions events;
+  auto* events_cmd = app.add_subcommand("events", "Recent allocation events; --follow streams them");
+  events_cmd->add_flag("-f,--follow", events.follow, "Keep printing new events");
+  events_cmd->add_flag("--json", common.json, "One JSON object per line");
+  events_cmd->add_option("-n,--last", events.last, "How many recent events first (default 20)");
+
+  auto* devices_cmd = app.add_subcommand("devices", "What each device is and who has it open");
+  devices_cmd->add_flag("--json", common.json, "JSON");
+
+  auto* info_cmd = app.add_subcommand("info", "The server: version, clients, events/s, tracking cost, anomalies");
+  info_cmd->add_flag("--json", common.json, "JSON");
+
+  TopOptions top;
+  auto* top_cmd = app.add_subcommand("top", "Live full-screen view (q quits, h helps)");
+  top_cmd->add_option("-i,--interval-ms", top.interval_ms, "Refresh interval in ms (default 1000)")
+      ->check(CLI::Range(50u, 3'600'000u));
+  top_cmd->add_option("--history", top.history_s, "Seconds of history in the chart (default 300)")
+      ->check(CLI::Range(1u, 86'400u));
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int code = app.exit(e);
+    return code == 0 ? 0 : kExitUsage;
+  }
+
+  try {
+    if (*smi_cmd) {
+      if (loop_s) smi.loop_ms = loop_s * 1000;
+      if (!query_fields.empty()) {
+        const auto& valid = smi.processes ? smi_process_fields() : smi_device_fields();
+        for (const auto& f : CLI::detail::split(query_fields, ',')) {
+          if (std::find(valid.begin(), valid.end(), f) == valid.end()) {
+            std::string list;
+            for (const auto& v : valid) list += (list.empty() ? "" : ",") + v;
+            std::cerr << "ttmem smi: unknown --query field '" << f << "'" << (smi.processes ? " for --processes" : "")
+                      << "; valid: " << list << '\n';
+            return kExitUsage;
+          }
+          smi.query.push_back(f);
+        }
+      }
+      return run_smi(common, smi);
+    }
+    if (*buffers_cmd) return run_buffers(common, buffers);
+    if (*leaks_cmd) return run_leaks(common, leak_limit);
+    if (*events_cmd) return run_events(common, events);
+    if (*devices_cmd) return run_devices(common);
+    if (*info_cmd) return run_info(common);
+    if (*top_cmd) return run_top(common, top);
+  } catch (const ttmem::query::QueryError& e) {
+    std::cerr << "ttmem: " << e.what() << '\n';
+    return kExitServerError;
+  }
+  return 0;
+}

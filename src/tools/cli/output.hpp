@@ -1,0 +1,58 @@
+// Text output of the ttmem tools: binary units, usage bars, colour (terminal only, NO_COLOR honoured),
+// aligned tables, CSV.
+#pragma once
+
+#include <cstdint>
+#include <iosfwd>
+#include <string>
+#include <vector>
+
+namespace ttmem::cli {
+
+/// "0 B", "4.0 KiB", "12.0 GiB".
+std::string human_bytes(std::uint64_t bytes);
+/// "12%" style share; "-" when total is 0.
+std::string percent(std::uint64_t used, std::uint64_t total);
+/// "1.2 s", "3 min", "2 h".
+std::string human_age_ms(std::uint64_t ms);
+/// Local wall-clock time of a CLOCK_REALTIME timestamp, "08:45:01.123".
+std::string clock_time(std::uint64_t realtime_ns);
+
+struct Style {
+  bool color = false;
+  /// Colour when stdout is a terminal and NO_COLOR is unset.
+  static Style detect();
+  std::string bold(const std::string& s) const;
+  std::string dim(const std::string& s) const;
+  std::string red(const std::string& s) const;
+  std::string yellow(const std::string& s) const;
+  std::string green(const std::string& s) const;
+  /// Green / yellow / red by how full.
+  std::string by_level(const std::string& s, double fraction) const;
+};
+
+/// "[####      ]" of `width` cells for used/total.
+std::string bar(std::uint64_t used, std::uint64_t total, int width, const Style& style);
+
+/// Columns of text aligned by their visible width (colour codes do not count).
+class Table {
+ public:
+  enum class Align { left, right };
+  void column(std::string title, Align align);
+  void row(std::vector<std::string> cells);
+  void print(std::ostream& out, const Style& style, const std::string& indent = "") const;
+  bool empty() const { return rows_.empty(); }
+
+ private:
+  std::vector<std::string> titles_;
+  std::vector<Align> aligns_;
+  std::vector<std::vector<std::string>> rows_;
+};
+
+/// Visible width of a string (skips ANSI escapes, counts UTF-8 code points).
+std::size_t visible_width(const std::string& s);
+
+/// One CSV line, quoting cells that need it (RFC 4180).
+std::string csv_line(const std::vector<std::string>& cells);
+
+}  // namespace ttmem::cli

@@ -1,0 +1,53 @@
+// The data behind `ttmem top`, apart from drawing: the latest snapshot, per-device usage history, process
+// sort order. Plain C++ so it is tested without a terminal.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+namespace ttmem::cli {
+
+enum class SortKey { dram, l1, l1_small, trace, cb, buffers, pid, name, device };
+const char* sort_key_name(SortKey key);
+
+struct UsageSample {
+  std::uint64_t dram = 0;
+  std::uint64_t l1 = 0;
+};
+
+class TopModel {
+ public:
+  explicit TopModel(std::size_t history_samples) : history_samples_(history_samples) {}
+
+  /// Takes a new stats answer (and leaks answer); appends a history sample per device.
+  void update(const nlohmann::json& stats, const nlohmann::json& leaks);
+  /// Key press: 'd' DRAM, 'l' L1, 's' L1_SMALL, 't' TRACE, 'c' CB, 'b' buffers, 'p' pid, 'n' name, 'v' device,
+  /// 'r' reverses. Returns false for keys it does not handle.
+  bool key(int ch);
+
+  const nlohmann::json& stats() const { return stats_; }
+  /// Process rows in display order.
+  std::vector<nlohmann::json> processes() const;
+  /// The newest leak and orphan lines, newest first.
+  std::vector<std::string> recent_records(std::size_t n) const;
+  const std::deque<UsageSample>& history(int device) const;
+  SortKey sort_key() const { return key_; }
+  bool descending() const { return descending_; }
+
+ private:
+  std::size_t history_samples_;
+  nlohmann::json stats_ = nlohmann::json::object();
+  nlohmann::json leaks_ = nlohmann::json::object();
+  std::map<int, std::deque<UsageSample>> history_;
+  SortKey key_ = SortKey::dram;
+  bool descending_ = true;
+};
+
+/// A one-line chart of values scaled to `max`, `width` cells, newest at the right; Unicode blocks or ASCII.
+std::string sparkline(const std::vector<std::uint64_t>& values, std::uint64_t max, std::size_t width, bool unicode);
+
+}  // namespace ttmem::cli

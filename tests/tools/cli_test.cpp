@@ -1,0 +1,331 @@
+// The ttmem tools against a real ttmemd and real workloads: JSON schemas, CSV, exit codes, the event
+// stream, and `ttmem top` driven through tmux.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <thread>
+
+#include "output.hpp"
+#include "subprocess.hpp"
+#include "top_model.hpp"
+
+namespace ttmem::test {
+namespace {
+
+using nlohmann::json;
+
+ProcessResult ttmem(const ServerProcess& server, std::vector<std::string> args) {
+  std::vector<std::string> argv{bin_dir() + "/ttmem"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return run_process(argv, "", {{"TTMEM_SOCKET", server.socket()}, {"NO_COLOR", "1"}});
+}
+
+std::unique_ptr<Child> workload(const ServerProcess& server) {
+  return std::make_unique<Child>(std::vector<std::string>{bin_dir() + "/ttmem-emu", "--step", "-q"},
+                                 Env{{"TTMEM_SOCKET", server.socket()}});
+}
+
+void run(Child& w, std::initializer_list<const char*> lines) {
+  for (const char* l : lines) ASSERT_EQ(w.command(l), "ok") << l;
+}
+
+std::vector<std::vector<std::string>> parse_csv(const std::string& text) {
+  std::vector<std::vector<std::string>> rows;
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) {
+    std::vector<std::string> cells;
+    std::string cell;
+    std::istringstream l(line);
+    while (std::getline(l, cell, ',')) cells.push_back(cell);
+    rows.push_back(cells);
+  }
+  return rows;
+}
+
+/// A server with one process holding memory on an n300.
+struct Scenario {
+  ServerProcess server;
+  std::unique_ptr<Child> w = workload(server);
+  Scenario() {
+    run(*w, {"mesh n300", "alloc weights DRAM 64M site=model.py:10", "alloc act L1 1M site=model.py:11",
+             "program conv cb=16Kx3", "run conv", "flush"});
+  }
+};
+
+TEST(Cli, SmiJsonHasTheDocumentedSchema) {
+  Scenario s;
+  const auto r = ttmem(s.server, {"smi", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const json j = json::parse(r.out);
+  ASSERT_EQ(j["devices"].size(), 2u);
+  for (const auto& d : j["devices"]) {
+    EXPECT_TRUE(d["id"].is_number_integer());
+    EXPECT_EQ(d["arch"], "wormhole_b0");
+    for (const char* slot : {"DRAM", "L1", "L1_SMALL", "TRACE", "CB"}) {
+      for (const char* f : {"used", "total", "peak"}) EXPECT_TRUE(d["memory"][slot][f].is_number_unsigned()) << slot << f;
+    }
+    EXPECT_TRUE(d["buffers"].is_number());
+  }
+  EXPECT_EQ(j["devices"][1]["memory"]["DRAM"]["used"], (64u << 20) + 4096);  // weights + conv's kernel binary
+  EXPECT_EQ(j["devices"][1]["memory"]["DRAM"]["total"], 12ull * ((1ull << 30) - 32));
+  EXPECT_EQ(j["devices"][1]["memory"]["CB"]["used"], 3 * 16384);
+  ASSERT_EQ(j["processes"].size(), 2u);
+  const auto& p = j["processes"][0];
+  EXPECT_EQ(p["pid"], s.w->pid());
+  EXPECT_EQ(p["name"], "ttmem-emu");
+  for (const char* slot : {"DRAM", "L1", "L1_SMALL", "TRACE", "CB"}) EXPECT_TRUE(p[slot].is_number()) << slot;
+  EXPECT_TRUE(p["buffers"].is_number());
+  EXPECT_EQ(j["active_allocations"], 3 + 2 * (1 + 1 + 1 + 3));
+}
+
+TEST(Cli, SmiDeviceFilterKeepsOneDevice) {
+  Scenario s;
+  const json j = json::parse(ttmem(s.server, {"smi", "--json", "-d", "1"}).out);
+  ASSERT_EQ(j["devices"].size(), 1u);
+  EXPECT_EQ(j["devices"][0]["id"], 1);
+  ASSERT_EQ(j["processes"].size(), 1u);
+  EXPECT_EQ(j["processes"][0]["device"], 1);
+}
+
+TEST(Cli, SmiCsvMatchesTheJson) {
+  Scenario s;
+  const json j = json::parse(ttmem(s.server, {"smi", "--json"}).out);
+  const auto r = ttmem(s.server, {"smi", "--csv", "--query=id,dram.used,l1.used,cb.used,buffers"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto rows = parse_csv(r.out);
+  ASSERT_EQ(rows.size(), 3u);
+  EXPECT_EQ(rows[0], (std::vector<std::string>{"id", "dram.used", "l1.used", "cb.used", "buffers"}));
+  for (std::size_t i = 0; i < 2; ++i) {
+    const auto& d = j["devices"][i];
+    EXPECT_EQ(rows[i + 1][1], std::to_string(d["memory"]["DRAM"]["used"].get<std::uint64_t>()));
+    EXPECT_EQ(rows[i + 1][3], std::to_string(d["memory"]["CB"]["used"].get<std::uint64_t>()));
+  }
+  const auto procs = parse_csv(ttmem(s.server, {"smi", "--csv", "--processes", "--noheader", "--query=pid,dram"}).out);
+  ASSERT_EQ(procs.size(), 2u);
+  EXPECT_EQ(procs[0], (std::vector<std::string>{std::to_string(s.w->pid()), std::to_string((64u << 20) + 4096)}));
+}
+
+TEST(Cli, BadFlagsAndFieldsAreUsageErrors) {
+  Scenario s;
+  auto r = ttmem(s.server, {"smi", "--csv", "--query=id,bogus"});
+  EXPECT_EQ(r.exit_code, 64);
+  EXPECT_NE(r.err.find("unknown --query field 'bogus'"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("dram.used"), std::string::npos);
+  r = ttmem(s.server, {"smi", "--frobnicate"});
+  EXPECT_EQ(r.exit_code, 64);
+  r = ttmem(s.server, {"buffers", "--type", "HBM"});
+  EXPECT_EQ(r.exit_code, 64);
+  r = ttmem(s.server, {});
+  EXPECT_EQ(r.exit_code, 64);
+}
+
+TEST(Cli, AnUnreachableServerIsOneLineAndExitCode2) {
+  TempDir dir;
+  const std::string sock = dir.file("nobody.sock");
+  for (const char* cmd : {"smi", "buffers", "leaks", "events", "devices", "info", "top"}) {
+    const auto r = run_process({bin_dir() + "/ttmem", "--socket", sock, cmd});
+    EXPECT_EQ(r.exit_code, 2) << cmd;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+    EXPECT_NE(r.err.find("cannot reach ttmemd at " + sock), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("start it with: ttmemd --socket " + sock), std::string::npos) << r.err;
+  }
+}
+
+TEST(Cli, SmiLoopsAndStopsAfterCount) {
+  Scenario s;
+  const auto r = ttmem(s.server, {"smi", "--json", "--loop-ms", "50", "--count", "3"});
+  ASSERT_EQ(r.exit_code, 0);
+  const auto rows = parse_csv(r.out);  // one JSON object per line
+  EXPECT_EQ(rows.size(), 3u);
+  const auto table = ttmem(s.server, {"smi", "-l", "1", "--count", "1"});
+  EXPECT_NE(table.out.find("ttmem-emu"), std::string::npos);
+}
+
+TEST(Cli, SmiTableShowsUnitsAndBars) {
+  Scenario s;
+  const auto r = ttmem(s.server, {"smi"});
+  ASSERT_EQ(r.exit_code, 0);
+  EXPECT_NE(r.out.find("64.0 MiB / 12.0 GiB"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("[#         ]"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("48.0 KiB"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("\x1b["), std::string::npos);  // NO_COLOR and not a terminal: no escapes
+}
+
+TEST(Cli, BuffersAreSortedBySizeAndFiltered) {
+  Scenario s;
+  const json all = json::parse(ttmem(s.server, {"buffers", "--json", "--all"}).out);
+  ASSERT_EQ(all["buffers"].size(), all["total"].get<std::size_t>());
+  for (std::size_t i = 1; i < all["buffers"].size(); ++i) {
+    EXPECT_GE(all["buffers"][i - 1]["size"].get<std::uint64_t>(), all["buffers"][i]["size"].get<std::uint64_t>());
+  }
+  const json cbs = json::parse(ttmem(s.server, {"buffers", "--json", "-k", "cb", "-d", "0"}).out);
+  ASSERT_EQ(cbs["buffers"].size(), 3u);
+  EXPECT_EQ(cbs["buffers"][0]["site"].get<std::string>().rfind("program conv/cb", 0), 0u);
+  const auto table = ttmem(s.server, {"buffers", "-n", "2"});
+  EXPECT_NE(table.out.find("model.py:10"), std::string::npos) << table.out;
+  EXPECT_NE(table.out.find("showing the 2 largest of"), std::string::npos) << table.out;
+}
+
+TEST(Cli, LeaksListsLeaksAtCloseAndOrphans) {
+  Scenario s;
+  run(*s.w, {"close"});
+  auto crash = workload(s.server);
+  run(*crash, {"mesh n150", "alloc held L1 8K", "flush"});
+  crash->kill(SIGKILL);
+  crash->wait();
+  json leaks;
+  for (int i = 0; i < 500; ++i) {  // the orphan record appears when the server sees the death
+    leaks = json::parse(ttmem(s.server, {"leaks", "--json"}).out);
+    if (!leaks["orphans"].empty()) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_EQ(leaks["leaks"].size(), 4u);  // weights and act, on both devices
+  ASSERT_EQ(leaks["orphans"].size(), 1u);
+  EXPECT_EQ(leaks["orphans"][0]["pid"], crash->pid());
+  const auto text = ttmem(s.server, {"leaks"});
+  EXPECT_NE(text.out.find("model.py:10"), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find("died holding 20480 bytes of L1 on device 0 in 4 buffers"), std::string::npos) << text.out;
+}
+
+TEST(Cli, EventsShowHistoryAndFollowTheStream) {
+  Scenario s;
+  const auto recent = ttmem(s.server, {"events", "-n", "3"});
+  ASSERT_EQ(recent.exit_code, 0);
+  EXPECT_NE(recent.out.find("allocated 16384 bytes of L1 on device 1"), std::string::npos) << recent.out;
+  const auto lines = parse_csv(ttmem(s.server, {"events", "--json", "-n", "5"}).out);
+  EXPECT_EQ(lines.size(), 5u);
+  Child follow({bin_dir() + "/ttmem", "events", "--follow", "--json", "-n", "0"},
+               {{"TTMEM_SOCKET", s.server.socket()}});
+  // Wait until the follower is subscribed: it is, once the server counts it as a subscriber.
+  for (int i = 0; i < 500; ++i) {
+    const json info = json::parse(ttmem(s.server, {"info", "--json"}).out);
+    bool subscribed = false;
+    for (const auto& c : info["clients"]) subscribed |= c["subscriber"].get<bool>();
+    if (subscribed) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  run(*s.w, {"alloc late DRAM 4K site=late_site", "flush"});
+  json seen;
+  for (int i = 0; i < 4; ++i) {  // two devices' allocations
+    seen = json::parse(follow.read_line());
+    if (seen["site"] == "late_site") break;
+  }
+  EXPECT_EQ(seen["event"], "alloc");
+  EXPECT_EQ(seen["site"], "late_site");
+  EXPECT_EQ(seen["pid"], s.w->pid());
+}
+
+TEST(Cli, DevicesAndInfo) {
+  Scenario s;
+  const json devices = json::parse(ttmem(s.server, {"devices", "--json"}).out);
+  ASSERT_EQ(devices["devices"].size(), 2u);
+  EXPECT_EQ(devices["devices"][0]["processes"][0]["state"], "open");
+  const json info = json::parse(ttmem(s.server, {"info", "--json"}).out);
+  bool tracked = false;
+  for (const auto& c : info["clients"]) {
+    if (c["role"] == "tracked") {
+      tracked = true;
+      EXPECT_TRUE(c.contains("client"));
+    }
+  }
+  EXPECT_TRUE(tracked);
+  EXPECT_NE(ttmem(s.server, {"info"}).out.find("anomalies: none"), std::string::npos);
+}
+
+// ---- ttmem top through tmux ----
+
+class Tmux {
+ public:
+  explicit Tmux(const std::string& command) : name_("ttmem-test-" + std::to_string(getpid())) {
+    const auto r = run_process({"/usr/bin/tmux", "-L", name_, "new-session", "-d", "-x", "160", "-y", "45", command});
+    if (r.exit_code != 0) throw std::runtime_error("tmux failed: " + r.err);
+  }
+  ~Tmux() { run_process({"/usr/bin/tmux", "-L", name_, "kill-server"}); }
+  std::string capture() { return run_process({"/usr/bin/tmux", "-L", name_, "capture-pane", "-p", "-t", "0"}).out; }
+  void keys(const std::string& k) { run_process({"/usr/bin/tmux", "-L", name_, "send-keys", "-t", "0", k}); }
+  bool alive() { return run_process({"/usr/bin/tmux", "-L", name_, "has-session"}).exit_code == 0; }
+  /// Polls the screen until it shows `text`.
+  bool shows(const std::string& text) {
+    for (int i = 0; i < 500; ++i) {
+      if (capture().find(text) != std::string::npos) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return false;
+  }
+
+ private:
+  std::string name_;
+};
+
+TEST(CliTop, ShowsDevicesSortsOnKeysAndQuits) {
+  Scenario s;
+  auto other = workload(s.server);
+  run(*other, {"mesh n150", "alloc big L1 8M", "flush"});
+  Tmux tmux("TTMEM_SOCKET=" + s.server.socket() + " LANG=C.UTF-8 " + bin_dir() + "/ttmem top --interval-ms 100");
+  ASSERT_TRUE(tmux.shows("DEVICES")) << tmux.capture();
+  const std::string screen = tmux.capture();
+  EXPECT_NE(screen.find("0 wormhole_b0"), std::string::npos) << screen;
+  EXPECT_NE(screen.find("1 wormhole_b0"), std::string::npos) << screen;
+  EXPECT_NE(screen.find("sorted by DRAM (descending)"), std::string::npos) << screen;
+  tmux.keys("l");
+  ASSERT_TRUE(tmux.shows("sorted by L1 (descending)")) << tmux.capture();
+  {
+    // Largest L1 first: the process with 8 MiB of L1 is listed before the other.
+    const std::string shot = tmux.capture();
+    EXPECT_LT(shot.find(std::to_string(other->pid())), shot.find(std::to_string(s.w->pid()))) << shot;
+  }
+  tmux.keys("p");
+  ASSERT_TRUE(tmux.shows("sorted by PID (ascending)")) << tmux.capture();
+  tmux.keys("h");
+  ASSERT_TRUE(tmux.shows("ttmem top: keys")) << tmux.capture();
+  tmux.keys("h");
+  tmux.keys("q");
+  for (int i = 0; i < 500 && tmux.alive(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  EXPECT_FALSE(tmux.alive());  // q ended ttmem top, and with it the session
+}
+
+// ---- pieces ----
+
+TEST(CliOutput, BinaryUnitsCsvQuotingAndWidths) {
+  EXPECT_EQ(cli::human_bytes(0), "0 B");
+  EXPECT_EQ(cli::human_bytes(1023), "1023 B");
+  EXPECT_EQ(cli::human_bytes(4096), "4.0 KiB");
+  EXPECT_EQ(cli::human_bytes(12ull << 30), "12.0 GiB");
+  EXPECT_EQ(cli::csv_line({"a", "b,c", "say \"hi\""}), "a,\"b,c\",\"say \"\"hi\"\"\"");
+  EXPECT_EQ(cli::visible_width("\x1b[31mred\x1b[0m"), 3u);
+  EXPECT_EQ(cli::visible_width("\u2581\u2582"), 2u);
+  cli::Style plain;
+  EXPECT_EQ(cli::bar(1, 1000, 10, plain), "[#         ]");
+  EXPECT_EQ(cli::bar(0, 1000, 4, plain), "[    ]");
+  EXPECT_EQ(cli::bar(1000, 1000, 4, plain), "[####]");
+}
+
+TEST(CliTopModel, SortsKeepsBoundedHistoryAndDrawsSparklines) {
+  cli::TopModel model(3);
+  auto stats = [](std::uint64_t dram) {
+    json mem = {{"used", 0}, {"total", 100}, {"peak", 0}};
+    json d = {{"id", 0}, {"memory", {{"DRAM", mem}, {"L1", mem}, {"L1_SMALL", mem}, {"TRACE", mem}, {"CB", mem}}}};
+    d["memory"]["DRAM"]["used"] = dram;
+    json p1 = {{"pid", 5}, {"name", "b"}, {"device", 0}, {"DRAM", 10}, {"L1", 99}, {"L1_SMALL", 0}, {"TRACE", 0}, {"CB", 0}, {"buffers", 1}};
+    json p2 = {{"pid", 3}, {"name", "a"}, {"device", 0}, {"DRAM", 20}, {"L1", 1}, {"L1_SMALL", 0}, {"TRACE", 0}, {"CB", 0}, {"buffers", 9}};
+    return json{{"devices", {d}}, {"processes", {p1, p2}}, {"active_allocations", 10}};
+  };
+  for (std::uint64_t i = 1; i <= 5; ++i) model.update(stats(i * 10), json{{"leaks", json::array()}, {"orphans", json::array()}});
+  ASSERT_EQ(model.history(0).size(), 3u);
+  EXPECT_EQ(model.history(0).front().dram, 30u);
+  EXPECT_EQ(model.processes()[0]["pid"], 3);  // DRAM descending
+  EXPECT_TRUE(model.key('l'));
+  EXPECT_EQ(model.processes()[0]["pid"], 5);
+  EXPECT_TRUE(model.key('n'));
+  EXPECT_EQ(model.processes()[0]["name"], "a");
+  EXPECT_TRUE(model.key('r'));
+  EXPECT_EQ(model.processes()[0]["name"], "b");
+  EXPECT_FALSE(model.key('z'));
+  EXPECT_EQ(cli::sparkline({0, 50, 100}, 100, 5, false), "   +@");
+  EXPECT_EQ(cli::sparkline({100}, 100, 1, true), "\u2588");
+}
+
+}  // namespace
+}  // namespace ttmem::test
