@@ -120,6 +120,10 @@ class Client {
   bool flush(std::chrono::milliseconds timeout = std::chrono::seconds(5));
   void set_resync_callback(ResyncCallback callback);
   Counters counters() const;
+  /// Reports to the server at `path` from now on: drops the current connection (if any) and connects there,
+  /// with a full resync. Waits up to `wait` for that connection attempt; returns active().
+  bool set_socket_path(const std::string& path, std::chrono::milliseconds wait = std::chrono::seconds(2));
+  std::string socket_path() const;
   /// Waits until the first connection attempt (and its resync) is over; returns active().
   bool wait_for_first_attempt(std::chrono::milliseconds timeout);
   /// The pid the server attributes this process to (0 before the first connection).

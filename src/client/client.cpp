@@ -125,15 +125,35 @@ struct Client::Impl {
   std::vector<proto::DeviceOpen> snap_devices;
   std::vector<proto::EventRecord> snap_allocs;
 
+  std::mutex path_mutex;
+  std::string requested_path;          // set by set_socket_path, taken by the sender
+  std::uint64_t requested_generation = 0;
+  std::uint64_t path_generation = 0;   // generation of options.socket_path (sender thread)
+  std::uint64_t attempted_generation = 0;  // generation of the latest finished connection attempt
+
   std::mutex first_mutex;
   std::condition_variable first_cv;
   bool first_attempt_done = false;
 
   void first_attempt_over() {
     std::lock_guard lock(first_mutex);
-    if (first_attempt_done) return;
+    attempted_generation = path_generation;
     first_attempt_done = true;
     first_cv.notify_all();
+  }
+
+  /// Applies a pending set_socket_path: the next attempt goes to the new server, right away.
+  bool take_new_path() {
+    std::lock_guard lock(path_mutex);
+    if (requested_path.empty()) return false;
+    options.socket_path = std::move(requested_path);
+    requested_path.clear();
+    {
+      std::lock_guard first(first_mutex);
+      path_generation = requested_generation;
+    }
+    options.warn_without_server = false;  // whoever points us somewhere knows whether a server is there
+    return true;
   }
 
   std::atomic<std::uint64_t> events{0}, bytes{0}, batches{0}, reconnects{0}, snapshots{0}, superseded{0}, flushes{0};
@@ -459,6 +479,12 @@ struct Client::Impl {
     std::chrono::milliseconds backoff(20);
     while (!stopping.load()) {
       client.coarse_now_ns_.store(now_ns(), std::memory_order_relaxed);
+      if (take_new_path()) {
+        if (connected) cycle();  // what the old server is owed, then leave it
+        disconnect("");
+        permanent_failure = false;
+        backoff = std::chrono::milliseconds(20);
+      }
       if (!connected) {
         if (!permanent_failure && handshake()) {
           if (++connections > 1) reconnects.fetch_add(1);
@@ -472,7 +498,8 @@ struct Client::Impl {
         first_attempt_over();
         std::unique_lock lock(wake_mutex);
         wake_cv.wait_for(lock, permanent_failure ? std::chrono::milliseconds(1000) : backoff,
-                         [&] { return stopping.load(); });
+                         [&] { return stopping.load() || wake; });
+        wake = false;
         backoff = std::min(backoff * 2, std::chrono::milliseconds(1000));
         continue;
       }
@@ -681,6 +708,26 @@ SiteId Client::intern_site(std::string_view text) {
   impl_->all_sites.push_back({id, stored});
   impl_->pending_sites.push_back({id, stored});
   return id;
+}
+
+bool Client::set_socket_path(const std::string& path, std::chrono::milliseconds wait) {
+  if (!enabled_ || impl_->forked) return false;
+  std::uint64_t generation;
+  {
+    std::lock_guard lock(impl_->path_mutex);
+    if (impl_->requested_path.empty() && impl_->options.socket_path == path && active()) return true;
+    impl_->requested_path = path;
+    generation = ++impl_->requested_generation;
+  }
+  impl_->notify_sender();
+  std::unique_lock lock(impl_->first_mutex);
+  impl_->first_cv.wait_for(lock, wait, [&] { return impl_->attempted_generation >= generation; });
+  return impl_->attempted_generation >= generation && active();
+}
+
+std::string Client::socket_path() const {
+  std::lock_guard lock(impl_->path_mutex);
+  return impl_->requested_path.empty() ? impl_->options.socket_path : impl_->requested_path;
 }
 
 bool Client::wait_for_first_attempt(std::chrono::milliseconds timeout) {

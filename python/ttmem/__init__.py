@@ -1,0 +1,274 @@
+"""ttmem: device-memory tracking for Tenstorrent accelerators, from Python.
+
+The emulated TT-Metal runtime (meshes, buffers, programs with circular buffers) reports every allocation
+to ttmemd, and the query functions read ttmemd's picture back:
+
+    import ttmem
+    with ttmem.Server():                      # a private ttmemd, for tests and notebooks
+        mesh = ttmem.open_mesh_device("t3000")
+        t = mesh.allocate("DRAM", 4 * 1024 * 1024)
+        ttmem.flush()
+        print(ttmem.stats()["devices"][0]["memory"]["DRAM"])
+        ttmem.close_mesh_device(mesh)
+        print(ttmem.leaks())
+
+Errors are ttmem.Error subclasses carrying the runtime's message (OutOfMemoryError, ...).
+"""
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import select
+import shutil
+import subprocess
+import sys
+import tempfile
+from typing import Any, Dict, List, Optional, Sequence
+
+from . import _ttmem
+from ._ttmem import (
+    Buffer,
+    CircularBufferClashError,
+    Device,
+    DeviceBusyError,
+    DeviceClosedError,
+    Error,
+    InvalidArgumentError,
+    InvalidStateError,
+    MeshDevice,
+    OutOfMemoryError,
+    Program,
+    QueryError,
+    ServerUnreachableError,
+    UnknownPresetError,
+    client_counters,
+    flush,
+    presets,
+    socket_path,
+    tracking_active,
+    use_server,
+)
+
+__all__ = [
+    "open_mesh_device", "close_mesh_device", "MeshDevice", "Buffer", "Program", "Device",
+    "flush", "tracking_active", "use_server", "socket_path", "client_counters", "presets",
+    "stats", "buffers", "leaks", "devices", "events", "info", "Server",
+    "Error", "OutOfMemoryError", "CircularBufferClashError", "InvalidArgumentError", "DeviceClosedError",
+    "DeviceBusyError", "InvalidStateError", "UnknownPresetError", "ServerUnreachableError", "QueryError",
+]
+
+_program_names = itertools.count(1)
+
+
+def _caller_site(depth: int = 2) -> str:
+    """'file.py:LINE' of the code that called the public function."""
+    frame = sys._getframe(depth)
+    return f"{os.path.basename(frame.f_code.co_filename)}:{frame.f_lineno}"
+
+
+# ---- the runtime ------------------------------------------------------------------------------------
+
+
+def open_mesh_device(preset: str = "n150", arch: Optional[str] = None, l1_small_size: int = 0,
+                     trace_region_size: int = 0, worker_l1_size: int = 0) -> MeshDevice:
+    """Opens a mesh of emulated devices.
+
+    preset: "n150" (1x1), "n300" (1x2), "t3000" (2x4), "galaxy" (8x4) of Wormhole B0, or "p150" (1x1),
+    "p300" (1x2) of Blackhole. arch overrides the preset's ("wormhole_b0" or "blackhole").
+    Device init places three 4096-byte dispatch control buffers on the first device. Allocations are
+    reported to ttmemd when one is reachable (TTMEM_SOCKET, or use_server / Server).
+    """
+    return _ttmem._open_mesh_device(preset, arch, l1_small_size, trace_region_size, worker_l1_size)
+
+
+def close_mesh_device(mesh: MeshDevice) -> None:
+    """Closes the mesh in TT-Metal's order; buffers still held are swept and reported as leaks."""
+    mesh.close()
+
+
+def _allocate(self: MeshDevice, buffer_type: str, size: int, page_size: Optional[int] = None,
+              shard_cores: Optional[int] = None, site: Optional[str] = None) -> Buffer:
+    """Allocates a buffer replicated on every device of the mesh.
+
+    buffer_type: "DRAM", "L1", "L1_SMALL" (sharded only) or "TRACE" (needs trace_region_size).
+    page_size: defaults to 2048 (a bf16 tile) when size is a multiple of it, else size.
+    shard_cores: shard over this many cores instead of interleaving over all banks.
+    site: who created it, as ttmemd shows it; defaults to the caller's "file.py:LINE".
+    Raises OutOfMemoryError with the allocator's message when it does not fit.
+    """
+    return self._allocate(buffer_type, size, page_size, shard_cores, site or _caller_site())
+
+
+def _create_program(self: MeshDevice, cb_sizes: Sequence[int], cores: Optional[int] = None,
+                    name: Optional[str] = None, kernel_binary_size: int = 4096) -> Program:
+    """A program with one circular buffer per entry of cb_sizes (bytes per core) on the first `cores`
+    worker cores (all by default). Nothing is allocated until it runs."""
+    return self._create_program(list(cb_sizes), cores, name or f"program{next(_program_names)}", kernel_binary_size)
+
+
+def _enter(self: MeshDevice) -> MeshDevice:
+    return self
+
+
+def _exit(self: MeshDevice, *exc: Any) -> None:
+    self.close()
+
+
+MeshDevice.allocate = _allocate
+MeshDevice.create_program = _create_program
+MeshDevice.__enter__ = _enter
+MeshDevice.__exit__ = _exit
+MeshDevice.__repr__ = lambda self: (f"<ttmem.MeshDevice {self.preset} {self.shape[0]}x{self.shape[1]} {self.arch}"
+                                    f"{'' if self.is_open else ' (closed)'}>")
+
+
+# ---- queries to ttmemd ------------------------------------------------------------------------------
+
+
+def _query(request: Dict[str, Any], socket: Optional[str]) -> Any:
+    return _ttmem._query(json.dumps(request), socket)
+
+
+def stats(socket: Optional[str] = None) -> Dict[str, Any]:
+    """The same object as `ttmem smi --json`: devices (memory per type: used, total, peak), processes,
+    active_allocations."""
+    return _query({"type": "stats"}, socket)
+
+
+def buffers(device: Optional[int] = None, pid: Optional[int] = None, buffer_type: Optional[str] = None,
+            kind: Optional[str] = None, limit: Optional[int] = None, socket: Optional[str] = None) -> List[Dict[str, Any]]:
+    """Live buffers, largest first, optionally filtered (kind: owning, preallocated, cb, kernel_binary, trace)."""
+    request: Dict[str, Any] = {"type": "buffers"}
+    for key, value in (("device", device), ("pid", pid), ("buffer_type", buffer_type), ("kind", kind), ("limit", limit)):
+        if value is not None:
+            request[key] = value
+    return _query(request, socket)["buffers"]
+
+
+def leaks(socket: Optional[str] = None) -> Dict[str, List[Dict[str, Any]]]:
+    """{"leaks": [...], "orphans": [...]}, newest first."""
+    return _query({"type": "leaks"}, socket)
+
+
+def devices(socket: Optional[str] = None) -> List[Dict[str, Any]]:
+    """What each device is and which processes have it open."""
+    return _query({"type": "devices"}, socket)["devices"]
+
+
+def events(limit: int = 100, socket: Optional[str] = None) -> List[Dict[str, Any]]:
+    """The newest allocation events ttmemd applied, oldest first."""
+    return _query({"type": "events", "limit": limit}, socket)["events"]
+
+
+def info(socket: Optional[str] = None) -> Dict[str, Any]:
+    """The server: version, uptime, clients with their tracking costs, events/s, anomaly counters."""
+    return _query({"type": "info"}, socket)
+
+
+# ---- a private ttmemd -------------------------------------------------------------------------------
+
+
+def _ttmemd_path() -> str:
+    candidates = [os.environ.get("TTMEM_BIN_DIR", "")]
+    try:
+        from . import _paths  # written by the build
+
+        candidates.append(_paths.BIN_DIR)
+    except ImportError:
+        pass
+    for directory in candidates:
+        if directory and os.access(os.path.join(directory, "ttmemd"), os.X_OK):
+            return os.path.join(directory, "ttmemd")
+    found = shutil.which("ttmemd")
+    if not found:
+        raise FileNotFoundError("ttmemd not found: build it (make build) or set TTMEM_BIN_DIR")
+    return found
+
+
+class Server:
+    """A private ttmemd on a temporary socket, for tests and notebooks.
+
+    Entering starts it and points this process's tracking at it; leaving stops it (SIGTERM) and points
+    tracking back where it was. `log` holds what the server printed.
+    """
+
+    def __init__(self, verbose: bool = False, args: Sequence[str] = (), track: bool = True):
+        self.verbose = verbose
+        self.args = list(args)
+        self.track = track
+        self.socket: Optional[str] = None
+        self.process: Optional[subprocess.Popen] = None
+        self._dir: Optional[tempfile.TemporaryDirectory] = None
+        self._previous: Optional[str] = None
+        self._previous_env: Optional[str] = None
+        self._log_path: Optional[str] = None
+
+    def start(self) -> "Server":
+        self._dir = tempfile.TemporaryDirectory(prefix="ttmemd-")
+        self.socket = os.path.join(self._dir.name, "ttmemd.sock")
+        self._log_path = os.path.join(self._dir.name, "ttmemd.log")
+        read_fd, write_fd = os.pipe()
+        command = [_ttmemd_path(), "--socket", self.socket, "--ready-fd", str(write_fd)] + self.args
+        if self.verbose:
+            command.append("--verbose")
+        with open(self._log_path, "wb") as log:
+            self.process = subprocess.Popen(command, pass_fds=(write_fd,), stdout=log, stderr=subprocess.STDOUT)
+        os.close(write_fd)
+        ready, _, _ = select.select([read_fd], [], [], 10.0)
+        started = bool(ready) and os.read(read_fd, 1) == b"1"
+        os.close(read_fd)
+        if not started:
+            self.stop()
+            raise RuntimeError("ttmemd did not start:\n" + self.log)
+        if self.track:
+            # A process that has not reported yet then connects straight here, never to the default socket.
+            self._previous_env = os.environ.get("TTMEM_SOCKET")
+            os.environ["TTMEM_SOCKET"] = self.socket
+            self._previous = socket_path()
+            if not use_server(self.socket):
+                raise RuntimeError(f"could not connect tracking to {self.socket}:\n" + self.log)
+        return self
+
+    def stop(self) -> int:
+        """Stops the server; returns its exit status."""
+        code = -1
+        if self.process is not None:
+            self.process.terminate()
+            code = self.process.wait(timeout=10)
+            self.process = None
+        if self.track and self._previous is not None:
+            use_server(self._previous, wait=0)
+            self._previous = None
+            if self._previous_env is None:
+                os.environ.pop("TTMEM_SOCKET", None)
+            else:
+                os.environ["TTMEM_SOCKET"] = self._previous_env
+        return code
+
+    @property
+    def log(self) -> str:
+        if not self._log_path or not os.path.exists(self._log_path):
+            return ""
+        with open(self._log_path, "r", errors="replace") as f:
+            return f.read()
+
+    def stats(self) -> Dict[str, Any]:
+        return stats(self.socket)
+
+    def buffers(self, **filters: Any) -> List[Dict[str, Any]]:
+        return buffers(socket=self.socket, **filters)
+
+    def leaks(self) -> Dict[str, List[Dict[str, Any]]]:
+        return leaks(self.socket)
+
+    def info(self) -> Dict[str, Any]:
+        return info(self.socket)
+
+    def __enter__(self) -> "Server":
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+        if self._dir is not None:
+            self._dir.cleanup()

@@ -1,0 +1,293 @@
+// _ttmem: the Python binding of the emulated runtime, of its reporting to ttmemd, and of the query client.
+// The pure-Python layer (python/ttmem/__init__.py) adds default sites and the private-server helpers.
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include "ttmem/query.hpp"
+#include "ttmem/runtime/device.hpp"
+#include "ttmem/runtime/error.hpp"
+#include "ttmem/runtime/server_tracking.hpp"
+
+namespace py = pybind11;
+using namespace ttmem;
+
+namespace {
+
+/// Python exception classes by runtime error code, created at import.
+struct Exceptions {
+  py::handle base, out_of_memory, cb_clash, invalid_argument, device_closed, device_busy, invalid_state,
+      unknown_preset, unreachable, query;
+};
+Exceptions g_exc;
+
+py::handle make_exception(py::module_& m, const char* name, std::initializer_list<py::handle> bases, const char* doc) {
+  py::tuple t(bases.size());
+  std::size_t i = 0;
+  for (auto b : bases) t[i++] = py::reinterpret_borrow<py::object>(b);
+  const std::string qualified = std::string("ttmem.") + name;
+  PyObject* cls = PyErr_NewExceptionWithDoc(qualified.c_str(), doc, t.ptr(), nullptr);
+  m.add_object(name, py::handle(cls));
+  return cls;
+}
+
+py::handle class_for(emu::ErrorCode code) {
+  switch (code) {
+    case emu::ErrorCode::out_of_memory: return g_exc.out_of_memory;
+    case emu::ErrorCode::cb_clash: return g_exc.cb_clash;
+    case emu::ErrorCode::invalid_argument:
+    case emu::ErrorCode::invalid_bank_count: return g_exc.invalid_argument;
+    case emu::ErrorCode::device_closed: return g_exc.device_closed;
+    case emu::ErrorCode::device_busy: return g_exc.device_busy;
+    case emu::ErrorCode::invalid_state: return g_exc.invalid_state;
+    case emu::ErrorCode::unknown_preset: return g_exc.unknown_preset;
+  }
+  return g_exc.base;
+}
+
+emu::BufferType buffer_type(const std::string& name) {
+  auto t = emu::parse_buffer_type(name);
+  if (!t || *t == emu::BufferType::SYSTEM_MEMORY) {
+    throw emu::Error(emu::ErrorCode::invalid_argument,
+                     "unknown buffer type '" + name + "' (use \"DRAM\", \"L1\", \"L1_SMALL\" or \"TRACE\")");
+  }
+  return *t;
+}
+
+py::dict stats_dict(const emu::Statistics& s) {
+  py::dict d;
+  d["total_allocatable"] = s.total_allocatable_bytes;
+  d["allocated"] = s.total_allocated_bytes;
+  d["free"] = s.total_free_bytes;
+  d["largest_free_block"] = s.largest_free_block_bytes;
+  d["largest_free_block_addresses"] = s.largest_free_block_addrs;
+  d["num_banks"] = s.num_banks;
+  return d;
+}
+
+/// Runs a query on a fresh tool connection and returns the answer as Python objects.
+py::object run_query(const nlohmann::json& request, const std::optional<std::string>& socket) {
+  const std::string path = socket ? *socket : client::Client::instance().socket_path();
+  std::string text;
+  {
+    py::gil_scoped_release release;
+    query::QueryClient q(path);
+    text = q.query(request).dump();
+  }
+  return py::module_::import("json").attr("loads")(text);
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_ttmem, m) {
+  m.doc() = "ttmem: the emulated TT-Metal device-memory runtime, tracked by ttmemd.";
+
+  g_exc.base = make_exception(m, "Error", {PyExc_RuntimeError}, "Base class of ttmem errors.");
+  g_exc.out_of_memory = make_exception(m, "OutOfMemoryError", {g_exc.base, PyExc_MemoryError},
+                                       "An allocator could not place a buffer (the message has the free figures).");
+  g_exc.cb_clash = make_exception(m, "CircularBufferClashError", {g_exc.base},
+                                  "A program's circular buffers would run into an L1 buffer or past the end of L1.");
+  g_exc.invalid_argument = make_exception(m, "InvalidArgumentError", {g_exc.base, PyExc_ValueError},
+                                          "A size, page size, shard count, core range or option is not valid.");
+  g_exc.device_closed = make_exception(m, "DeviceClosedError", {g_exc.base}, "The mesh device is closed.");
+  g_exc.device_busy = make_exception(m, "DeviceBusyError", {g_exc.base},
+                                     "The devices are already open in this process.");
+  g_exc.invalid_state = make_exception(m, "InvalidStateError", {g_exc.base},
+                                       "The object cannot do that now (e.g. a released program).");
+  g_exc.unknown_preset = make_exception(m, "UnknownPresetError", {g_exc.base, PyExc_ValueError},
+                                        "No mesh preset with that name.");
+  g_exc.unreachable = make_exception(m, "ServerUnreachableError", {g_exc.base, PyExc_ConnectionError},
+                                     "ttmemd cannot be reached.");
+  g_exc.query = make_exception(m, "QueryError", {g_exc.base}, "ttmemd answered a query with an error.");
+
+  py::register_exception_translator([](std::exception_ptr p) {
+    try {
+      if (p) std::rethrow_exception(p);
+    } catch (const emu::Error& e) {
+      PyErr_SetString(class_for(e.code()).ptr(), e.what());
+    } catch (const query::ConnectError& e) {
+      PyErr_SetString(g_exc.unreachable.ptr(), e.what());
+    } catch (const query::QueryError& e) {
+      PyErr_SetString(g_exc.query.ptr(), e.what());
+    }
+  });
+
+  py::class_<emu::Device>(m, "Device", "One device of a mesh (physical id 0..N-1).")
+      .def_property_readonly("id", [](const emu::Device& d) { return d.id().value; })
+      .def_property_readonly("arch", [](const emu::Device& d) { return std::string(emu::to_string(d.arch())); })
+      .def_property_readonly("is_initialized", &emu::Device::is_initialized)
+      .def(
+          "statistics",
+          [](const emu::Device& d, const std::string& type) { return stats_dict(d.allocator().statistics(buffer_type(type))); },
+          py::arg("buffer_type"),
+          "Allocator statistics of one memory type, per bank: total_allocatable, allocated, free, "
+          "largest_free_block (bytes).")
+      .def(
+          "memory_blocks",
+          [](const emu::Device& d, const std::string& type) {
+            py::list out;
+            for (const auto& b : d.allocator().memory_blocks(buffer_type(type))) {
+              out.append(py::make_tuple(b.address, b.size, b.allocated));
+            }
+            return out;
+          },
+          py::arg("buffer_type"), "The allocator's block table: (address, size, allocated) per block.")
+      .def("__repr__", [](const emu::Device& d) {
+        return "<ttmem.Device " + std::to_string(d.id().value) + " " + std::string(emu::to_string(d.arch())) + ">";
+      });
+
+  py::class_<emu::MeshBuffer, std::shared_ptr<emu::MeshBuffer>>(
+      m, "Buffer", "A buffer replicated on every device of a mesh. Freed by deallocate() or garbage collection.")
+      .def_property_readonly("address", &emu::MeshBuffer::address)
+      .def_property_readonly("size", &emu::MeshBuffer::size)
+      .def_property_readonly("page_size", &emu::MeshBuffer::page_size)
+      .def_property_readonly("buffer_type", [](const emu::MeshBuffer& b) { return std::string(emu::to_string(b.type())); })
+      .def_property_readonly("kind", [](const emu::MeshBuffer& b) { return std::string(emu::to_string(b.kind())); })
+      .def_property_readonly("site", &emu::MeshBuffer::site)
+      .def_property_readonly("is_allocated", &emu::MeshBuffer::is_allocated)
+      .def_property_readonly("ids", [](const emu::MeshBuffer& b) {
+        std::vector<std::uint64_t> ids;
+        for (std::size_t d = 0; d < b.num_devices(); ++d) ids.push_back(b.device_buffer(d)->unique_id().value);
+        return ids;
+      }, "Process-unique id of the buffer on each device (what ttmemd keys it by).")
+      .def("deallocate", &emu::MeshBuffer::deallocate,
+           "Frees it on every device. Idempotent; does nothing once the mesh is closed.")
+      .def("__repr__", [](const emu::MeshBuffer& b) {
+        return "<ttmem.Buffer " + std::string(emu::to_string(b.type())) + " " + std::to_string(b.size()) + " B at " +
+               std::to_string(b.address()) + (b.is_allocated() ? "" : " (deallocated)") + ">";
+      });
+
+  py::class_<emu::Program, std::shared_ptr<emu::Program>>(m, "Program", "A program with circular buffers.")
+      .def_property_readonly("name", &emu::Program::name)
+      .def_property_readonly("state", [](const emu::Program& p) {
+        switch (p.state()) {
+          case emu::ProgramState::created: return "created";
+          case emu::ProgramState::compiled: return "compiled";
+          case emu::ProgramState::released: return "released";
+        }
+        return "?";
+      })
+      .def_property_readonly("circular_buffers", [](const emu::Program& p) {
+        py::list out;
+        for (const auto& cb : p.circular_buffers()) {
+          py::dict d;
+          d["device"] = cb.device.value;
+          d["index"] = cb.index;
+          d["address"] = cb.address;
+          d["size"] = cb.size;
+          d["first_core"] = cb.cores.first;
+          d["cores"] = cb.cores.count;
+          out.append(d);
+        }
+        return out;
+      }, "Placed circular buffers on every device (empty until the program runs).")
+      .def("release", &emu::Program::release, "Destroys the program: its circular buffers are freed, one by one.");
+
+  py::class_<emu::MeshDevice, std::shared_ptr<emu::MeshDevice>>(m, "MeshDevice", "An open mesh of devices.")
+      .def_property_readonly("id", [](const emu::MeshDevice& md) { return md.id().value; })
+      .def_property_readonly("preset", &emu::MeshDevice::preset)
+      .def_property_readonly("shape", [](const emu::MeshDevice& md) { return py::make_tuple(md.rows(), md.cols()); })
+      .def_property_readonly("arch", [](const emu::MeshDevice& md) { return std::string(emu::to_string(md.arch())); })
+      .def_property_readonly("num_devices", &emu::MeshDevice::num_devices)
+      .def_property_readonly("is_open", &emu::MeshDevice::is_open)
+      .def_property_readonly(
+          "devices",
+          [](emu::MeshDevice& md) {
+            py::list out;
+            for (std::size_t i = 0; i < md.num_devices(); ++i) {
+              out.append(py::cast(&md.device(i), py::return_value_policy::reference_internal, py::cast(&md)));
+            }
+            return out;
+          })
+      .def(
+          "_allocate",
+          [](emu::MeshDevice& md, const std::string& type, std::uint64_t size, std::optional<std::uint64_t> page_size,
+             std::optional<std::uint32_t> shard_cores, const std::string& site) {
+            emu::BufferConfig c;
+            c.type = buffer_type(type);
+            c.size = size;
+            c.page_size = page_size.value_or(size >= 2048 && size % 2048 == 0 ? 2048 : size);
+            c.shard_cores = shard_cores;
+            c.site = site;
+            return md.create_buffer(c);
+          },
+          py::arg("buffer_type"), py::arg("size"), py::arg("page_size"), py::arg("shard_cores"), py::arg("site"))
+      .def(
+          "_create_program",
+          [](emu::MeshDevice& md, const std::vector<std::uint64_t>& cb_sizes, std::optional<std::uint32_t> cores,
+             const std::string& name, std::uint64_t kernel_binary_size) {
+            emu::ProgramConfig p;
+            p.name = name;
+            p.kernel_binary_size = kernel_binary_size;
+            for (auto s : cb_sizes) p.circular_buffers.push_back({s, {0, cores.value_or(0)}});
+            return md.create_program(p);
+          },
+          py::arg("cb_sizes"), py::arg("cores"), py::arg("name"), py::arg("kernel_binary_size"))
+      .def("run", &emu::MeshDevice::run, py::arg("program"),
+           "Runs a program on every device: places its circular buffers, caches its kernel binary.")
+      .def("clear_program_cache", &emu::MeshDevice::clear_program_cache,
+           "Frees kernel binaries and the circular buffers of cached programs.")
+      .def("close", &emu::MeshDevice::close, "TT-Metal's close sequence; buffers still held are reported as leaks.");
+
+  m.def(
+      "_open_mesh_device",
+      [](const std::string& preset, std::optional<std::string> arch, std::uint64_t l1_small_size,
+         std::uint64_t trace_region_size, std::uint64_t worker_l1_size) {
+        emu::ServerTracking::enable();
+        emu::MeshDeviceConfig c;
+        c.preset = preset;
+        if (arch) {
+          c.arch = emu::parse_arch(*arch);
+          if (!c.arch) throw emu::Error(emu::ErrorCode::invalid_argument, "unknown arch '" + *arch + "'");
+        }
+        c.options.l1_small_size = l1_small_size;
+        c.options.trace_region_size = trace_region_size;
+        c.options.worker_l1_size = worker_l1_size;
+        return emu::MeshDevice::open(c);
+      },
+      py::arg("preset"), py::arg("arch"), py::arg("l1_small_size"), py::arg("trace_region_size"),
+      py::arg("worker_l1_size"));
+
+  m.def(
+      "flush",
+      [](double timeout) {
+        py::gil_scoped_release release;
+        emu::ServerTracking::enable(std::chrono::milliseconds(0));
+        return emu::ServerTracking::flush(std::chrono::milliseconds(static_cast<long>(timeout * 1000)));
+      },
+      py::arg("timeout") = 5.0,
+      "Waits until ttmemd has applied everything reported so far. False when not connected or on timeout.");
+  m.def("tracking_active", [] { return emu::ServerTracking::active(); }, "True when connected to ttmemd.");
+  m.def(
+      "use_server",
+      [](const std::string& socket, double wait) {
+        py::gil_scoped_release release;
+        emu::ServerTracking::enable(std::chrono::milliseconds(0));
+        return client::Client::instance().set_socket_path(socket,
+                                                          std::chrono::milliseconds(static_cast<long>(wait * 1000)));
+      },
+      py::arg("socket"), py::arg("wait") = 5.0, "Reports to the ttmemd at `socket` from now on; True when connected.");
+  m.def("socket_path", [] { return client::Client::instance().socket_path(); }, "The socket tracking reports to.");
+  m.def("client_counters", [] {
+    const auto c = client::Client::instance().counters();
+    py::dict d;
+    d["events"] = c.events;
+    d["bytes"] = c.bytes;
+    d["batches"] = c.batches;
+    d["stall_ns"] = c.stall_ns;
+    d["reconnects"] = c.reconnects;
+    d["snapshots"] = c.snapshots;
+    d["superseded_events"] = c.superseded_events;
+    d["connected"] = c.connected;
+    return d;
+  }, "libttmem's counters for this process.");
+  m.def("_query", [](const std::string& json_text, std::optional<std::string> socket) {
+    return run_query(nlohmann::json::parse(json_text), socket);
+  });
+  m.def("presets", [] {
+    py::list out;
+    for (const auto& p : emu::mesh_presets()) {
+      out.append(py::make_tuple(std::string(p.name), std::string(emu::to_string(p.arch)), p.rows, p.cols));
+    }
+    return out;
+  }, "The mesh presets: (name, arch, rows, cols).");
+}

@@ -1,0 +1,123 @@
+"""The ttmem Python module itself: buffers, programs, statistics, errors, queries, garbage collection."""
+import gc
+import os
+
+import pytest
+
+import ttmem
+from ttmem.testing import ttmemd  # noqa: F401  (fixture)
+
+
+def test_buffers_have_tt_metal_addresses():
+    with ttmem.open_mesh_device("n150") as mesh:
+        l1 = mesh.allocate("L1", 4096, page_size=2048)
+        assert (l1.address, l1.size, l1.buffer_type, l1.page_size) == (1_497_088, 4096, "L1", 2048)
+        dram = mesh.allocate("DRAM", 2048)
+        assert dram.address == 32
+        assert l1.is_allocated
+        l1.deallocate()
+        assert not l1.is_allocated
+        l1.deallocate()  # idempotent
+
+
+def test_device_statistics_follow_allocations():
+    with ttmem.open_mesh_device("n300") as mesh:
+        assert [d.id for d in mesh.devices] == [0, 1]
+        before = mesh.devices[1].statistics("DRAM")
+        assert before["allocated"] == 0
+        assert before["free"] == before["total_allocatable"] == before["largest_free_block"]
+        t = mesh.allocate("DRAM", 12 * 2048)
+        after = mesh.devices[1].statistics("DRAM")
+        assert after["allocated"] == 2048
+        assert after["free"] == before["free"] - 2048
+        assert mesh.devices[1].memory_blocks("DRAM")[0] == (32, 2048, True)
+        del t
+
+
+def test_programs_place_circular_buffers_and_release_them():
+    with ttmem.open_mesh_device("n150") as mesh:
+        p = mesh.create_program([4096, 4096, 4096], name="eltwise")
+        assert p.state == "created" and p.circular_buffers == []
+        mesh.run(p)
+        assert [cb["address"] for cb in p.circular_buffers] == [101_152, 105_248, 109_344]
+        p.release()
+        assert p.state == "released" and p.circular_buffers == []
+        with pytest.raises(ttmem.InvalidStateError):
+            mesh.run(p)
+
+
+def test_errors_are_typed_and_carry_the_runtime_message():
+    with ttmem.open_mesh_device("n150") as mesh:
+        with pytest.raises(ttmem.OutOfMemoryError) as oom:
+            mesh.allocate("DRAM", 13 << 30, page_size=1 << 20)
+        assert "Out of Memory: Not enough space to allocate" in str(oom.value)
+        assert "largest free block" in str(oom.value)
+        assert isinstance(oom.value, ttmem.Error)
+        big = mesh.allocate("L1", 64 * 1_300_000, page_size=1_300_000)
+        with pytest.raises(ttmem.CircularBufferClashError, match="clash with L1 buffers"):
+            mesh.run(mesh.create_program([200_000]))
+        del big
+        with pytest.raises(ttmem.InvalidArgumentError):
+            mesh.allocate("HBM", 4096)
+        with pytest.raises(ValueError):  # InvalidArgumentError is a ValueError too
+            mesh.allocate("DRAM", 3000, page_size=2048)
+        with pytest.raises(ttmem.DeviceBusyError):
+            ttmem.open_mesh_device("n150")
+    with pytest.raises(ttmem.UnknownPresetError, match="n999"):
+        ttmem.open_mesh_device("n999")
+    closed = ttmem.open_mesh_device("n150")
+    closed.close()
+    with pytest.raises(ttmem.DeviceClosedError):
+        closed.allocate("DRAM", 4096)
+
+
+def test_garbage_collection_frees_buffers(ttmemd):
+    mesh = ttmem.open_mesh_device("n300")
+
+    def scratch():
+        t = mesh.allocate("DRAM", 1 << 20, site="scratch")
+        assert t.is_allocated
+
+    scratch()
+    gc.collect()
+    assert ttmem.flush()
+    assert ttmem.buffers(pid=os.getpid(), buffer_type="DRAM") == []
+    ttmem.close_mesh_device(mesh)
+
+
+def test_queries_filter_and_sort(ttmemd):
+    with ttmem.open_mesh_device("n300") as mesh:
+        small = mesh.allocate("DRAM", 4096, site="small")
+        big = mesh.allocate("DRAM", 1 << 20, site="big")
+        assert ttmem.flush()
+        rows = ttmem.buffers(pid=os.getpid(), buffer_type="DRAM", device=1)
+        assert [r["site"] for r in rows] == ["big", "small"]
+        assert len(ttmem.buffers(pid=os.getpid(), kind="preallocated")) == 3
+        assert ttmem.devices()[0]["processes"][0]["pid"] == os.getpid()
+        assert any(e["site"] == "big" for e in ttmem.events(limit=50))
+        info = ttmem.info()
+        assert info["anomalies"]["free_unknown_id"] == 0
+        counters = ttmem.client_counters()
+        assert counters["connected"] and counters["events"] > 0
+        with pytest.raises(ttmem.QueryError, match="unknown buffer_type"):
+            ttmem.buffers(buffer_type="HBM")
+        del small, big
+
+
+def test_an_unreachable_server_is_a_clear_error(tmp_path):
+    with pytest.raises(ttmem.ServerUnreachableError, match="cannot reach ttmemd"):
+        ttmem.stats(socket=str(tmp_path / "nobody.sock"))
+
+
+def test_help_is_useful():
+    assert "preset" in ttmem.open_mesh_device.__doc__
+    assert "site" in ttmem.MeshDevice.allocate.__doc__
+    assert ttmem.Buffer.deallocate.__doc__
+    assert ("t3000", "wormhole_b0", 2, 4) in ttmem.presets()
+
+
+def test_the_server_helper_logs_and_stops(ttmemd):
+    with ttmem.open_mesh_device("n150"):
+        assert ttmem.flush()
+    assert "ttmem" in ttmemd.log and "connected" in ttmemd.log
+    assert ttmem.socket_path() == ttmemd.socket
