@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The main job: run the seed's scenario on the emulated runtime.
+# make demo: the seed's investigation, done with ttmem (examples/demo.py drives it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bin=build/bin
-echo "== The seed scenario on an emulated T3000 (examples/seed.ttm) =="
-"$bin/ttmem-emu" examples/seed.ttm
+export TTMEM_BIN_DIR="$PWD/build/bin"
+export PYTHONPATH="$PWD/build/python${PYTHONPATH:+:$PYTHONPATH}"
+exec /usr/bin/python3 examples/demo.py

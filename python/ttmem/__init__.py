@@ -60,6 +60,9 @@ __all__ = [
 
 _program_names = itertools.count(1)
 
+#: Where ttmemd listens unless told otherwise (ttmem/protocol.hpp's kDefaultSocketPath).
+DEFAULT_SOCKET = "/tmp/ttmemd.sock"
+
 
 def _caller_site(depth: int = 2) -> str:
     """'file.py:LINE' of the code that called the public function."""
@@ -224,8 +227,8 @@ class Server:
         if self.track:
             # A process that has not reported yet then connects straight here, never to the default socket.
             self._previous_env = os.environ.get("TTMEM_SOCKET")
+            self._previous = self._previous_env or DEFAULT_SOCKET
             os.environ["TTMEM_SOCKET"] = self.socket
-            self._previous = socket_path()
             if not use_server(self.socket):
                 raise RuntimeError(f"could not connect tracking to {self.socket}:\n" + self.log)
         return self
@@ -233,17 +236,18 @@ class Server:
     def stop(self) -> int:
         """Stops the server; returns its exit status."""
         code = -1
-        if self.process is not None:
-            self.process.terminate()
-            code = self.process.wait(timeout=10)
-            self.process = None
         if self.track and self._previous is not None:
-            use_server(self._previous, wait=0)
+            # Leave the server before it goes, so its going is not mistaken for a failure.
+            use_server(self._previous, wait=2.0)
             self._previous = None
             if self._previous_env is None:
                 os.environ.pop("TTMEM_SOCKET", None)
             else:
                 os.environ["TTMEM_SOCKET"] = self._previous_env
+        if self.process is not None:
+            self.process.terminate()
+            code = self.process.wait(timeout=10)
+            self.process = None
         return code
 
     @property

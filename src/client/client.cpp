@@ -450,14 +450,15 @@ struct Client::Impl {
       std::lock_guard lock(flush_mutex);
       if (flush_requested > barrier_sent) token = barrier_sent = flush_requested;
     }
-    if (token) proto::encode(out, proto::Barrier{token});
     const std::uint64_t now = now_ns();
-    if (now - last_stats_ns > 1'000'000'000ull) {
+    // Every second, and with every flush so a barrier also brings the server's view of our costs up to date.
+    if (token || now - last_stats_ns > 1'000'000'000ull) {
       last_stats_ns = now;
       const Counters c = client.counters();
       proto::encode(out, proto::ClientStats{c.events, c.bytes, c.batches, c.stall_ns, c.reconnects, c.snapshots,
                                             c.superseded_events});
     }
+    if (token) proto::encode(out, proto::Barrier{token});
     if (!out.empty() && !send_all()) return;
     if (token) {
       const std::uint64_t deadline = now_ns() + static_cast<std::uint64_t>(options.server_timeout.count()) * 1'000'000ull;
@@ -715,10 +716,14 @@ bool Client::set_socket_path(const std::string& path, std::chrono::milliseconds 
   std::uint64_t generation;
   {
     std::lock_guard lock(impl_->path_mutex);
-    if (impl_->requested_path.empty() && impl_->options.socket_path == path && active()) return true;
-    impl_->requested_path = path;
-    generation = ++impl_->requested_generation;
+    if (impl_->requested_path.empty() && impl_->options.socket_path == path) {
+      generation = 0;  // already the target: just wait for its first attempt
+    } else {
+      impl_->requested_path = path;
+      generation = ++impl_->requested_generation;
+    }
   }
+  if (generation == 0) return wait_for_first_attempt(wait);
   impl_->notify_sender();
   std::unique_lock lock(impl_->first_mutex);
   impl_->first_cv.wait_for(lock, wait, [&] { return impl_->attempted_generation >= generation; });

@@ -228,8 +228,7 @@ json event_json(const AppliedEvent& a) {
 json history_json(const Registry& registry, std::size_t limit) {
   json out = json::array();
   for (const HistoryEntry& h : registry.recent_events(limit)) {
-    const ProcessState* p = registry.process_by_slot(h.process_slot);
-    json j = record_json(h.event, h.pid, h.name, p ? registry.site_text(*p, h.event.site) : std::string_view("?"));
+    json j = record_json(h.event, h.pid, h.name, registry.site_text(h.process_slot, h.event.site));
     j["time_ns"] = h.time_ns;
     out.push_back(std::move(j));
   }

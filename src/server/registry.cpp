@@ -118,6 +118,15 @@ std::string_view Registry::site_text(const ProcessState& p, std::uint32_t site) 
   return it == p.sites.end() ? std::string_view("?") : std::string_view(it->second);
 }
 
+std::string_view Registry::site_text(std::uint32_t process_slot, std::uint32_t site) const {
+  if (site == 0) return {};
+  if (const ProcessState* p = process_by_slot(process_slot)) return site_text(*p, site);
+  auto retired = retired_sites_.find(process_slot);
+  if (retired == retired_sites_.end()) return "?";
+  auto it = retired->second.find(site);
+  return it == retired->second.end() ? std::string_view("?") : std::string_view(it->second);
+}
+
 Anomalies Registry::anomalies() const {
   Anomalies a = retired_anomalies_;
   for (const auto& [slot, p] : processes_) a += p.anomalies;
@@ -357,6 +366,11 @@ OrphanRecord Registry::process_died(ProcessState& p) {
   if (!orphan.held.empty()) push_bounded(orphans_, orphan, limits_.max_orphan_records);
   p.alive = false;
   retired_anomalies_ += p.anomalies;
+  if (limits_.event_history > 0) {
+    retired_sites_[p.slot] = std::move(p.sites);
+    constexpr std::size_t kRetiredSiteTables = 256;
+    while (retired_sites_.size() > kRetiredSiteTables) retired_sites_.erase(retired_sites_.begin());  // oldest slot
+  }
   slot_of_pid_.erase(p.pid);
   processes_.erase(p.slot);  // p is gone from here on
   return orphan;

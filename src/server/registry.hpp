@@ -170,6 +170,8 @@ class Registry {
   /// The newest `limit` events of the history, oldest first.
   std::vector<HistoryEntry> recent_events(std::size_t limit) const;
   std::string_view site_text(const ProcessState& p, std::uint32_t site) const;
+  /// Site text by process slot, for live processes and recently dead ones ("?" when forgotten).
+  std::string_view site_text(std::uint32_t process_slot, std::uint32_t site) const;
   const ProcessState* process_by_slot(std::uint32_t slot) const;
 
   /// Observers (the server logs and forwards to subscribers).
@@ -193,6 +195,8 @@ class Registry {
   std::deque<LeakRecord> leaks_;
   std::deque<OrphanRecord> orphans_;
   Anomalies retired_anomalies_;  // of processes that are gone
+  // Site tables of recently dead processes, so the event history can still name their sites.
+  std::map<std::uint32_t, std::unordered_map<std::uint32_t, std::string>> retired_sites_;
   std::uint64_t events_applied_ = 0;
   std::vector<HistoryEntry> history_;  // ring
   std::size_t history_next_ = 0;
