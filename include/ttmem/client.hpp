@@ -82,13 +82,14 @@ class SnapshotWriter {
 using ResyncCallback = std::function<void(SnapshotWriter&)>;
 
 struct Options {
-  std::string socket_path;            ///< empty: from the environment
+  std::string socket_path;  ///< empty: from the environment
   bool enabled = true;
-  std::size_t ring_events = 8192;     ///< per reporting thread (power of two)
+  std::size_t ring_events = 8192;  ///< per reporting thread (power of two)
   std::chrono::milliseconds send_interval{2};
-  std::chrono::milliseconds server_timeout{10'000};  ///< no progress for this long: the server is considered gone
+  std::chrono::milliseconds server_timeout{
+      10'000};  ///< no progress for this long: the server is considered gone
   bool warn_without_server = true;
-  std::string process_name;           ///< informational; the server reads /proc
+  std::string process_name;  ///< informational; the server reads /proc
   /// Options from TTMEM_SOCKET, TTMEM_TRACKING, TT_ALLOC_TRACKING_ENABLED, TTMEM_RING_EVENTS.
   static Options from_environment();
 };

@@ -54,7 +54,13 @@ std::string_view to_string(MessageType type);
 
 /// Values shared with ttmem::emu (same numbers): buffer types, allocation kinds, release reasons.
 enum class BufferType : std::uint8_t { DRAM = 0, L1 = 1, SYSTEM_MEMORY = 2, L1_SMALL = 3, TRACE = 4 };
-enum class AllocKind : std::uint8_t { owning = 0, preallocated = 1, circular_buffer = 2, kernel_binary = 3, trace = 4 };
+enum class AllocKind : std::uint8_t {
+  owning = 0,
+  preallocated = 1,
+  circular_buffer = 2,
+  kernel_binary = 3,
+  trace = 4
+};
 enum class ReleaseReason : std::uint8_t { explicit_free = 0, close_internal = 1, close_leak = 2 };
 enum class EventOp : std::uint8_t { alloc = 1, free = 2 };
 enum class ClosePhase : std::uint8_t { begin = 0, end = 1 };
@@ -70,9 +76,9 @@ std::optional<AllocKind> parse_alloc_kind(std::string_view text);
 enum class ErrorCode : std::uint16_t {
   bad_magic = 1,
   version_mismatch = 2,
-  malformed = 3,          ///< truncated, oversized or inconsistent message
-  unexpected_message = 4, ///< valid message in the wrong state (e.g. events before hello)
-  limit_exceeded = 5,     ///< a documented server limit (connections, live allocations, queue) was hit
+  malformed = 3,           ///< truncated, oversized or inconsistent message
+  unexpected_message = 4,  ///< valid message in the wrong state (e.g. events before hello)
+  limit_exceeded = 5,      ///< a documented server limit (connections, live allocations, queue) was hit
   bad_query = 6,
   internal = 7,
 };
@@ -245,7 +251,8 @@ Decoded<HelloAck> decode_hello_ack(std::span<const std::uint8_t> payload);
 Decoded<DeviceOpen> decode_device_open(std::span<const std::uint8_t> payload);
 Decoded<DeviceClose> decode_device_close(std::span<const std::uint8_t> payload);
 /// Appends the batch's records to `out` (cleared first).
-std::optional<DecodeError> decode_events(std::span<const std::uint8_t> payload, std::vector<EventRecord>& out);
+std::optional<DecodeError> decode_events(std::span<const std::uint8_t> payload,
+                                         std::vector<EventRecord>& out);
 Decoded<EventRecord> decode_event(std::span<const std::uint8_t> record);
 Decoded<std::vector<Site>> decode_sites(std::span<const std::uint8_t> payload);
 Decoded<SnapshotBegin> decode_snapshot_begin(std::span<const std::uint8_t> payload);

@@ -11,7 +11,13 @@
 extern "C" {
 #endif
 
-enum ttmem_buffer_type { TTMEM_DRAM = 0, TTMEM_L1 = 1, TTMEM_SYSTEM_MEMORY = 2, TTMEM_L1_SMALL = 3, TTMEM_TRACE = 4 };
+enum ttmem_buffer_type {
+  TTMEM_DRAM = 0,
+  TTMEM_L1 = 1,
+  TTMEM_SYSTEM_MEMORY = 2,
+  TTMEM_L1_SMALL = 3,
+  TTMEM_TRACE = 4
+};
 enum ttmem_kind {
   TTMEM_OWNING = 0,
   TTMEM_PREALLOCATED = 1,
@@ -19,7 +25,11 @@ enum ttmem_kind {
   TTMEM_KERNEL_BINARY = 3,
   TTMEM_TRACE_BUFFER = 4
 };
-enum ttmem_release_reason { TTMEM_FREE_EXPLICIT = 0, TTMEM_FREE_CLOSE_INTERNAL = 1, TTMEM_FREE_CLOSE_LEAK = 2 };
+enum ttmem_release_reason {
+  TTMEM_FREE_EXPLICIT = 0,
+  TTMEM_FREE_CLOSE_INTERNAL = 1,
+  TTMEM_FREE_CLOSE_LEAK = 2
+};
 enum ttmem_close_phase { TTMEM_CLOSE_BEGIN = 0, TTMEM_CLOSE_END = 1 };
 
 typedef struct ttmem_alloc {
@@ -66,7 +76,8 @@ void ttmem_device_close(uint16_t device, uint8_t phase);
 /* 1 when the server applied everything reported before the call, 0 on timeout or when not connected. */
 int ttmem_flush(uint32_t timeout_ms);
 void ttmem_get_counters(ttmem_counters* out);
-/* Called on every (re)connect: call ttmem_snapshot_begin under your lock, then list devices and allocations. */
+/* Called on every (re)connect: call ttmem_snapshot_begin under your lock, then list devices and allocations.
+ */
 void ttmem_set_resync_callback(ttmem_resync_fn fn, void* user);
 void ttmem_snapshot_begin(ttmem_snapshot* snapshot);
 void ttmem_snapshot_device(ttmem_snapshot* snapshot, const ttmem_device* device);

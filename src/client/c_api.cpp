@@ -1,7 +1,6 @@
 // The C face of libttmem (ttmem/ttmem.h), a thin layer over the process-wide Client.
-#include "ttmem/ttmem.h"
-
 #include "ttmem/client.hpp"
+#include "ttmem/ttmem.h"
 
 using ttmem::client::Client;
 
@@ -44,20 +43,25 @@ ttmem::client::DeviceReport to_report(const ttmem_device& d) {
 
 extern "C" {
 
-int ttmem_active(void) { return Client::instance().active() ? 1 : 0; }
+int ttmem_active(void) {
+  return Client::instance().active() ? 1 : 0;
+}
 
 int ttmem_wait_connected(uint32_t timeout_ms) {
   return Client::instance().wait_for_first_attempt(std::chrono::milliseconds(timeout_ms)) ? 1 : 0;
 }
 
-uint32_t ttmem_intern_site(const char* text) { return text ? Client::instance().intern_site(text) : 0; }
+uint32_t ttmem_intern_site(const char* text) {
+  return text ? Client::instance().intern_site(text) : 0;
+}
 
 void ttmem_report_alloc(const ttmem_alloc* a) {
   if (a) Client::instance().report_alloc(to_report(*a));
 }
 
 void ttmem_report_free(uint16_t device, uint64_t id, uint8_t reason) {
-  Client::instance().report_free(device, id, static_cast<ttmem::proto::ReleaseReason>(reason <= 2 ? reason : 0));
+  Client::instance().report_free(device, id,
+                                 static_cast<ttmem::proto::ReleaseReason>(reason <= 2 ? reason : 0));
 }
 
 void ttmem_device_open(const ttmem_device* d) {
@@ -65,15 +69,19 @@ void ttmem_device_open(const ttmem_device* d) {
 }
 
 void ttmem_device_close(uint16_t device, uint8_t phase) {
-  Client::instance().device_close(device, phase ? ttmem::proto::ClosePhase::end : ttmem::proto::ClosePhase::begin);
+  Client::instance().device_close(device,
+                                  phase ? ttmem::proto::ClosePhase::end : ttmem::proto::ClosePhase::begin);
 }
 
-int ttmem_flush(uint32_t timeout_ms) { return Client::instance().flush(std::chrono::milliseconds(timeout_ms)) ? 1 : 0; }
+int ttmem_flush(uint32_t timeout_ms) {
+  return Client::instance().flush(std::chrono::milliseconds(timeout_ms)) ? 1 : 0;
+}
 
 void ttmem_get_counters(ttmem_counters* out) {
   if (!out) return;
   const auto c = Client::instance().counters();
-  *out = {c.events, c.bytes, c.batches, c.stall_ns, c.reconnects, c.snapshots, c.superseded_events, c.flushes,
+  *out = {c.events,           c.bytes,     c.batches,           c.stall_ns,
+          c.reconnects,       c.snapshots, c.superseded_events, c.flushes,
           c.connected ? 1 : 0};
 }
 

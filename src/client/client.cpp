@@ -126,9 +126,9 @@ struct Client::Impl {
   std::vector<proto::EventRecord> snap_allocs;
 
   std::mutex path_mutex;
-  std::string requested_path;          // set by set_socket_path, taken by the sender
+  std::string requested_path;  // set by set_socket_path, taken by the sender
   std::uint64_t requested_generation = 0;
-  std::uint64_t path_generation = 0;   // generation of options.socket_path (sender thread)
+  std::uint64_t path_generation = 0;       // generation of options.socket_path (sender thread)
   std::uint64_t attempted_generation = 0;  // generation of the latest finished connection attempt
 
   std::mutex first_mutex;
@@ -156,7 +156,8 @@ struct Client::Impl {
     return true;
   }
 
-  std::atomic<std::uint64_t> events{0}, bytes{0}, batches{0}, reconnects{0}, snapshots{0}, superseded{0}, flushes{0};
+  std::atomic<std::uint64_t> events{0}, bytes{0}, batches{0}, reconnects{0}, snapshots{0}, superseded{0},
+      flushes{0};
 
   void notify_sender() {
     {
@@ -253,7 +254,8 @@ struct Client::Impl {
       if (n < 0 && errno == EINTR) continue;
       if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
         // The server is not keeping up: wait (reporting threads feel it as backpressure), but not forever.
-        if (now_ns() - last_progress > static_cast<std::uint64_t>(options.server_timeout.count()) * 1'000'000ull) {
+        if (now_ns() - last_progress >
+            static_cast<std::uint64_t>(options.server_timeout.count()) * 1'000'000ull) {
           disconnect("the allocation server stopped reading");
           return false;
         }
@@ -289,7 +291,8 @@ struct Client::Impl {
     for (;;) {
       auto next = reader.next();
       if (std::holds_alternative<std::nullopt_t>(next)) break;
-      if (auto* e = std::get_if<proto::DecodeError>(&next)) return disconnect("bad reply from the server: " + e->message);
+      if (auto* e = std::get_if<proto::DecodeError>(&next))
+        return disconnect("bad reply from the server: " + e->message);
       const proto::Frame& f = std::get<proto::Frame>(next);
       if (f.type == proto::MessageType::barrier_ack) {
         auto ack = proto::decode_barrier(f.payload);
@@ -300,7 +303,8 @@ struct Client::Impl {
         }
       } else if (f.type == proto::MessageType::error) {
         auto err = proto::decode_error(f.payload);
-        const std::string text = proto::ok(err) ? std::get<proto::ErrorMessage>(err).text : "unreadable error";
+        const std::string text =
+            proto::ok(err) ? std::get<proto::ErrorMessage>(err).text : "unreadable error";
         std::fprintf(stderr, "ttmem: the allocation server refused this client: %s\n", text.c_str());
         if (proto::ok(err) && std::get<proto::ErrorMessage>(err).code == proto::ErrorCode::version_mismatch) {
           permanent_failure = true;
@@ -343,9 +347,10 @@ struct Client::Impl {
       const int err = errno;
       ::close(fd);
       fd = -1;
-      warn_once("no allocation server at " + options.socket_path + " (" + std::strerror(err) +
-                "); allocation tracking is off until one starts (start ttmemd, or set TTMEM_TRACKING=0 to silence "
-                "this)");
+      warn_once(
+          "no allocation server at " + options.socket_path + " (" + std::strerror(err) +
+          "); allocation tracking is off until one starts (start ttmemd, or set TTMEM_TRACKING=0 to silence "
+          "this)");
       return false;
     }
     proto::Hello hello;
@@ -378,7 +383,8 @@ struct Client::Impl {
       const proto::Frame& f = std::get<proto::Frame>(next);
       if (f.type == proto::MessageType::error) {
         auto err = proto::decode_error(f.payload);
-        const bool version = proto::ok(err) && std::get<proto::ErrorMessage>(err).code == proto::ErrorCode::version_mismatch;
+        const bool version =
+            proto::ok(err) && std::get<proto::ErrorMessage>(err).code == proto::ErrorCode::version_mismatch;
         std::fprintf(stderr, "ttmem: the allocation server refused this client: %s\n",
                      proto::ok(err) ? std::get<proto::ErrorMessage>(err).text.c_str() : "unreadable error");
         permanent_failure = version;
@@ -387,9 +393,11 @@ struct Client::Impl {
       }
       auto ack = proto::decode_hello_ack(f.payload);
       if (f.type != proto::MessageType::hello_ack || !proto::ok(ack)) {
-        const std::string why = proto::ok(ack) ? "unexpected reply to HELLO" : std::get<proto::DecodeError>(ack).message;
+        const std::string why =
+            proto::ok(ack) ? "unexpected reply to HELLO" : std::get<proto::DecodeError>(ack).message;
         std::fprintf(stderr, "ttmem: %s\n", why.c_str());
-        permanent_failure = !proto::ok(ack) && std::get<proto::DecodeError>(ack).code == proto::ErrorCode::version_mismatch;
+        permanent_failure =
+            !proto::ok(ack) && std::get<proto::DecodeError>(ack).code == proto::ErrorCode::version_mismatch;
         disconnect("");
         return false;
       }
@@ -455,13 +463,14 @@ struct Client::Impl {
     if (token || now - last_stats_ns > 1'000'000'000ull) {
       last_stats_ns = now;
       const Counters c = client.counters();
-      proto::encode(out, proto::ClientStats{c.events, c.bytes, c.batches, c.stall_ns, c.reconnects, c.snapshots,
-                                            c.superseded_events});
+      proto::encode(out, proto::ClientStats{c.events, c.bytes, c.batches, c.stall_ns, c.reconnects,
+                                            c.snapshots, c.superseded_events});
     }
     if (token) proto::encode(out, proto::Barrier{token});
     if (!out.empty() && !send_all()) return;
     if (token) {
-      const std::uint64_t deadline = now_ns() + static_cast<std::uint64_t>(options.server_timeout.count()) * 1'000'000ull;
+      const std::uint64_t deadline =
+          now_ns() + static_cast<std::uint64_t>(options.server_timeout.count()) * 1'000'000ull;
       for (;;) {
         {
           std::lock_guard lock(flush_mutex);
@@ -558,7 +567,8 @@ proto::EventRecord alloc_record(const AllocationReport& a, std::uint64_t fallbac
 }  // namespace
 
 void SnapshotWriter::allocation(const AllocationReport& a) {
-  client_.impl_->snap_allocs.push_back(alloc_record(a, client_.coarse_now_ns_.load(std::memory_order_relaxed)));
+  client_.impl_->snap_allocs.push_back(
+      alloc_record(a, client_.coarse_now_ns_.load(std::memory_order_relaxed)));
 }
 
 // ---- Client -----------------------------------------------------------------------------------------
@@ -592,14 +602,17 @@ Client& Client::instance() {
 
 Client::Client(Options options) {
   if (options.socket_path.empty()) options.socket_path = proto::socket_path_from_env();
-  if (options.ring_events < 64 || (options.ring_events & (options.ring_events - 1)) != 0) options.ring_events = 8192;
+  if (options.ring_events < 64 || (options.ring_events & (options.ring_events - 1)) != 0)
+    options.ring_events = 8192;
   enabled_ = options.enabled;
   coarse_now_ns_.store(now_ns());
   impl_ = std::make_unique<Impl>(*this, std::move(options));
   if (enabled_) impl_->sender = std::thread([this] { impl_->run(); });
 }
 
-Client::~Client() { shutdown(); }
+Client::~Client() {
+  shutdown();
+}
 
 void Client::shutdown() {
   if (impl_->forked) return;
@@ -653,7 +666,8 @@ void Client::write(const proto::EventRecord& record, std::uint32_t fence) {
   s.epoch = fence ? fence : epoch_.load(std::memory_order_relaxed);
   s.fence = fence;
   r.head.store(head + 1, std::memory_order_release);
-  if (head - r.cached_tail == r.capacity() / 2) impl_->notify_sender();  // half full: do not wait for the timer
+  if (head - r.cached_tail == r.capacity() / 2)
+    impl_->notify_sender();  // half full: do not wait for the timer
 }
 
 void Client::report_alloc(const AllocationReport& a) {
@@ -749,9 +763,8 @@ bool Client::flush(std::chrono::milliseconds timeout) {
   lock.unlock();
   impl_->notify_sender();
   lock.lock();
-  const bool done = impl_->flush_cv.wait_for(lock, timeout, [&] {
-    return impl_->flush_acked >= token || impl_->flush_failed_below >= token;
-  });
+  const bool done = impl_->flush_cv.wait_for(
+      lock, timeout, [&] { return impl_->flush_acked >= token || impl_->flush_failed_below >= token; });
   const bool ok = done && impl_->flush_acked >= token;
   if (ok) impl_->flushes.fetch_add(1, std::memory_order_relaxed);
   return ok;

@@ -35,7 +35,9 @@ constexpr std::size_t op = 0, type = 1, kind = 2, reason = 3, device = 4, flags 
 static_assert(timestamp + 8 == kEventRecordSize);
 }  // namespace ev
 
-DecodeError malformed(std::string what) { return {ErrorCode::malformed, std::move(what)}; }
+DecodeError malformed(std::string what) {
+  return {ErrorCode::malformed, std::move(what)};
+}
 
 template <typename T>
 Decoded<T> truncated(std::string_view message) {
@@ -47,17 +49,25 @@ Decoded<T> trailing(std::string_view message, std::size_t n) {
   return malformed(format_text("{} message has {} unexpected trailing bytes", message, n));
 }
 
-std::optional<DecodeError> exact_size(std::string_view message, std::span<const std::uint8_t> p, std::size_t size) {
-  if (p.size() < size) return malformed(format_text("truncated {} message ({} of {} bytes)", message, p.size(), size));
+std::optional<DecodeError> exact_size(std::string_view message, std::span<const std::uint8_t> p,
+                                      std::size_t size) {
+  if (p.size() < size)
+    return malformed(format_text("truncated {} message ({} of {} bytes)", message, p.size(), size));
   if (p.size() > size) {
     return malformed(format_text("{} message has {} unexpected trailing bytes", message, p.size() - size));
   }
   return std::nullopt;
 }
 
-bool valid_type(std::uint8_t v) { return v <= 4; }
-bool valid_kind(std::uint8_t v) { return v <= 4; }
-bool valid_reason(std::uint8_t v) { return v <= 2; }
+bool valid_type(std::uint8_t v) {
+  return v <= 4;
+}
+bool valid_kind(std::uint8_t v) {
+  return v <= 4;
+}
+bool valid_reason(std::uint8_t v) {
+  return v <= 2;
+}
 
 bool known_message(std::uint16_t t) {
   switch (static_cast<MessageType>(t)) {
@@ -95,52 +105,80 @@ void encode_string_frame(std::vector<std::uint8_t>& out, MessageType type, std::
 
 std::string_view to_string(MessageType type) {
   switch (type) {
-    case MessageType::hello: return "HELLO";
-    case MessageType::device_open: return "DEVICE_OPEN";
-    case MessageType::device_close: return "DEVICE_CLOSE";
-    case MessageType::events: return "EVENTS";
-    case MessageType::sites: return "SITES";
-    case MessageType::snapshot_begin: return "SNAPSHOT_BEGIN";
-    case MessageType::snapshot_end: return "SNAPSHOT_END";
-    case MessageType::barrier: return "BARRIER";
-    case MessageType::client_stats: return "CLIENT_STATS";
-    case MessageType::query: return "QUERY";
-    case MessageType::hello_ack: return "HELLO_ACK";
-    case MessageType::error: return "ERROR";
-    case MessageType::barrier_ack: return "BARRIER_ACK";
-    case MessageType::query_reply: return "QUERY_REPLY";
-    case MessageType::event_notify: return "EVENT_NOTIFY";
+    case MessageType::hello:
+      return "HELLO";
+    case MessageType::device_open:
+      return "DEVICE_OPEN";
+    case MessageType::device_close:
+      return "DEVICE_CLOSE";
+    case MessageType::events:
+      return "EVENTS";
+    case MessageType::sites:
+      return "SITES";
+    case MessageType::snapshot_begin:
+      return "SNAPSHOT_BEGIN";
+    case MessageType::snapshot_end:
+      return "SNAPSHOT_END";
+    case MessageType::barrier:
+      return "BARRIER";
+    case MessageType::client_stats:
+      return "CLIENT_STATS";
+    case MessageType::query:
+      return "QUERY";
+    case MessageType::hello_ack:
+      return "HELLO_ACK";
+    case MessageType::error:
+      return "ERROR";
+    case MessageType::barrier_ack:
+      return "BARRIER_ACK";
+    case MessageType::query_reply:
+      return "QUERY_REPLY";
+    case MessageType::event_notify:
+      return "EVENT_NOTIFY";
   }
   return "UNKNOWN";
 }
 
 std::string_view to_string(BufferType type) {
   switch (type) {
-    case BufferType::DRAM: return "DRAM";
-    case BufferType::L1: return "L1";
-    case BufferType::SYSTEM_MEMORY: return "SYSTEM_MEMORY";
-    case BufferType::L1_SMALL: return "L1_SMALL";
-    case BufferType::TRACE: return "TRACE";
+    case BufferType::DRAM:
+      return "DRAM";
+    case BufferType::L1:
+      return "L1";
+    case BufferType::SYSTEM_MEMORY:
+      return "SYSTEM_MEMORY";
+    case BufferType::L1_SMALL:
+      return "L1_SMALL";
+    case BufferType::TRACE:
+      return "TRACE";
   }
   return "?";
 }
 
 std::string_view to_string(AllocKind kind) {
   switch (kind) {
-    case AllocKind::owning: return "owning";
-    case AllocKind::preallocated: return "preallocated";
-    case AllocKind::circular_buffer: return "cb";
-    case AllocKind::kernel_binary: return "kernel_binary";
-    case AllocKind::trace: return "trace";
+    case AllocKind::owning:
+      return "owning";
+    case AllocKind::preallocated:
+      return "preallocated";
+    case AllocKind::circular_buffer:
+      return "cb";
+    case AllocKind::kernel_binary:
+      return "kernel_binary";
+    case AllocKind::trace:
+      return "trace";
   }
   return "?";
 }
 
 std::string_view to_string(ReleaseReason reason) {
   switch (reason) {
-    case ReleaseReason::explicit_free: return "explicit";
-    case ReleaseReason::close_internal: return "close_internal";
-    case ReleaseReason::close_leak: return "close_leak";
+    case ReleaseReason::explicit_free:
+      return "explicit";
+    case ReleaseReason::close_internal:
+      return "close_internal";
+    case ReleaseReason::close_leak:
+      return "close_leak";
   }
   return "?";
 }
@@ -161,13 +199,20 @@ std::optional<AllocKind> parse_alloc_kind(std::string_view text) {
 
 std::string_view to_string(ErrorCode code) {
   switch (code) {
-    case ErrorCode::bad_magic: return "bad_magic";
-    case ErrorCode::version_mismatch: return "version_mismatch";
-    case ErrorCode::malformed: return "malformed";
-    case ErrorCode::unexpected_message: return "unexpected_message";
-    case ErrorCode::limit_exceeded: return "limit_exceeded";
-    case ErrorCode::bad_query: return "bad_query";
-    case ErrorCode::internal: return "internal";
+    case ErrorCode::bad_magic:
+      return "bad_magic";
+    case ErrorCode::version_mismatch:
+      return "version_mismatch";
+    case ErrorCode::malformed:
+      return "malformed";
+    case ErrorCode::unexpected_message:
+      return "unexpected_message";
+    case ErrorCode::limit_exceeded:
+      return "limit_exceeded";
+    case ErrorCode::bad_query:
+      return "bad_query";
+    case ErrorCode::internal:
+      return "internal";
   }
   return "?";
 }
@@ -255,7 +300,8 @@ void encode(std::vector<std::uint8_t>& out, std::span<const EventRecord> events)
   w.u32(static_cast<std::uint32_t>(events.size()));
   const std::size_t base = out.size();
   out.resize(base + events.size() * kEventRecordSize);
-  for (std::size_t i = 0; i < events.size(); ++i) encode_event(out.data() + base + i * kEventRecordSize, events[i]);
+  for (std::size_t i = 0; i < events.size(); ++i)
+    encode_event(out.data() + base + i * kEventRecordSize, events[i]);
   finish_frame(out, at);
 }
 
@@ -295,7 +341,8 @@ void encode(std::vector<std::uint8_t>& out, const Barrier& m, MessageType type) 
 void encode(std::vector<std::uint8_t>& out, const ClientStats& m) {
   const std::size_t at = begin_frame(out, static_cast<std::uint16_t>(MessageType::client_stats));
   WireWriter w(out);
-  for (auto v : {m.events, m.bytes, m.batches, m.stall_ns, m.reconnects, m.snapshots, m.superseded_events}) w.u64(v);
+  for (auto v : {m.events, m.bytes, m.batches, m.stall_ns, m.reconnects, m.snapshots, m.superseded_events})
+    w.u64(v);
   finish_frame(out, at);
 }
 
@@ -363,12 +410,13 @@ Decoded<Hello> decode_hello(std::span<const std::uint8_t> p) {
   std::uint8_t role = 0, reserved = 0, name_len = 0;
   if (!r.u32(m.magic)) return truncated<Hello>("HELLO");
   if (m.magic != kMagic) {
-    return DecodeError{ErrorCode::bad_magic,
-                       [&] {
-          char text[96];
-          std::snprintf(text, sizeof text, "bad magic 0x%08x (expected 0x%08x): not a ttmem client", m.magic, kMagic);
-          return std::string(text);
-        }()};
+    return DecodeError{ErrorCode::bad_magic, [&] {
+                         char text[96];
+                         std::snprintf(text, sizeof text,
+                                       "bad magic 0x%08x (expected 0x%08x): not a ttmem client", m.magic,
+                                       kMagic);
+                         return std::string(text);
+                       }()};
   }
   if (!r.u16(m.protocol_version)) return truncated<Hello>("HELLO");
   if (m.protocol_version != kProtocolVersion) {
@@ -376,8 +424,8 @@ Decoded<Hello> decode_hello(std::span<const std::uint8_t> p) {
                        format_text("protocol version {} is not supported (this side speaks version {})",
                                    m.protocol_version, kProtocolVersion)};
   }
-  if (!r.u8(role) || !r.u8(reserved) || !r.u32(m.client_version) || !r.u32(m.claimed_pid) || !r.u8(name_len) ||
-      !r.bytes(m.process_name, name_len)) {
+  if (!r.u8(role) || !r.u8(reserved) || !r.u32(m.client_version) || !r.u32(m.claimed_pid) ||
+      !r.u8(name_len) || !r.bytes(m.process_name, name_len)) {
     return truncated<Hello>("HELLO");
   }
   if (role > 1) return malformed(format_text("HELLO role {} is unknown", role));
@@ -434,7 +482,8 @@ Decoded<DeviceClose> decode_device_close(std::span<const std::uint8_t> p) {
 }
 
 Decoded<EventRecord> decode_event(std::span<const std::uint8_t> p) {
-  if (p.size() != kEventRecordSize) return malformed(format_text("event record of {} bytes (must be 64)", p.size()));
+  if (p.size() != kEventRecordSize)
+    return malformed(format_text("event record of {} bytes (must be 64)", p.size()));
   auto le = [&](std::size_t off, int n) {
     std::uint64_t x = 0;
     for (int i = 0; i < n; ++i) x |= static_cast<std::uint64_t>(p[off + i]) << (8 * i);
@@ -445,7 +494,8 @@ Decoded<EventRecord> decode_event(std::span<const std::uint8_t> p) {
   if (op != 1 && op != 2) return malformed(format_text("event op {} is unknown", op));
   if (!valid_type(p[ev::type])) return malformed(format_text("event buffer type {} is unknown", p[ev::type]));
   if (!valid_kind(p[ev::kind])) return malformed(format_text("event kind {} is unknown", p[ev::kind]));
-  if (!valid_reason(p[ev::reason])) return malformed(format_text("event release reason {} is unknown", p[ev::reason]));
+  if (!valid_reason(p[ev::reason]))
+    return malformed(format_text("event release reason {} is unknown", p[ev::reason]));
   if (le(ev::reserved, 4) != 0) return malformed("event record reserved field is not 0");
   e.op = static_cast<EventOp>(op);
   e.type = static_cast<BufferType>(p[ev::type]);
@@ -470,7 +520,8 @@ std::optional<DecodeError> decode_events(std::span<const std::uint8_t> p, std::v
   std::uint32_t count = 0;
   if (!r.u32(count)) return malformed("truncated EVENTS message");
   if (count > kMaxEventsPerFrame) {
-    return malformed(format_text("EVENTS batch of {} records exceeds the maximum of {}", count, kMaxEventsPerFrame));
+    return malformed(
+        format_text("EVENTS batch of {} records exceeds the maximum of {}", count, kMaxEventsPerFrame));
   }
   if (r.remaining() != static_cast<std::size_t>(count) * kEventRecordSize) {
     return malformed(format_text("EVENTS batch says {} records ({} bytes) but carries {} bytes", count,
@@ -494,16 +545,19 @@ Decoded<std::vector<Site>> decode_sites(std::span<const std::uint8_t> p) {
   std::uint32_t count = 0;
   if (!r.u32(count)) return malformed("truncated SITES message");
   // Each entry needs at least 6 bytes; refuse counts the payload cannot hold before reserving memory.
-  if (count > r.remaining() / 6) return malformed(format_text("SITES message claims {} sites in {} bytes", count, p.size()));
+  if (count > r.remaining() / 6)
+    return malformed(format_text("SITES message claims {} sites in {} bytes", count, p.size()));
   std::vector<Site> sites(count);
   for (auto& s : sites) {
     std::uint16_t len = 0;
     if (!r.u32(s.id) || !r.u16(len)) return malformed("truncated SITES message");
-    if (len > kMaxSiteLength) return malformed(format_text("site text of {} bytes exceeds {}", len, kMaxSiteLength));
+    if (len > kMaxSiteLength)
+      return malformed(format_text("site text of {} bytes exceeds {}", len, kMaxSiteLength));
     if (!r.bytes(s.text, len)) return malformed("truncated SITES message");
     if (s.id == 0) return malformed("site id 0 is reserved for 'no site'");
   }
-  if (!r.done()) return malformed(format_text("SITES message has {} unexpected trailing bytes", r.remaining()));
+  if (!r.done())
+    return malformed(format_text("SITES message has {} unexpected trailing bytes", r.remaining()));
   return sites;
 }
 
@@ -534,7 +588,8 @@ Decoded<ClientStats> decode_client_stats(std::span<const std::uint8_t> p) {
   if (auto e = exact_size("CLIENT_STATS", p, kClientStatsSize)) return *e;
   ClientStats m;
   WireReader r(p);
-  for (auto* v : {&m.events, &m.bytes, &m.batches, &m.stall_ns, &m.reconnects, &m.snapshots, &m.superseded_events}) {
+  for (auto* v :
+       {&m.events, &m.bytes, &m.batches, &m.stall_ns, &m.reconnects, &m.snapshots, &m.superseded_events}) {
     r.u64(*v);
   }
   return m;

@@ -82,9 +82,15 @@ namespace ttmem::proto {
 
 /// Minimal "{}" substitution for decoder messages, so the protocol (and libttmem) need no formatting library.
 namespace text_detail {
-inline std::string piece(std::string_view v) { return std::string(v); }
-inline std::string piece(const std::string& v) { return v; }
-inline std::string piece(const char* v) { return v; }
+inline std::string piece(std::string_view v) {
+  return std::string(v);
+}
+inline std::string piece(const std::string& v) {
+  return v;
+}
+inline std::string piece(const char* v) {
+  return v;
+}
 template <typename T>
 inline std::string piece(T v) {
   return std::to_string(+v);

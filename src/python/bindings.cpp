@@ -20,7 +20,8 @@ struct Exceptions {
 };
 Exceptions g_exc;
 
-py::handle make_exception(py::module_& m, const char* name, std::initializer_list<py::handle> bases, const char* doc) {
+py::handle make_exception(py::module_& m, const char* name, std::initializer_list<py::handle> bases,
+                          const char* doc) {
   py::tuple t(bases.size());
   std::size_t i = 0;
   for (auto b : bases) t[i++] = py::reinterpret_borrow<py::object>(b);
@@ -32,14 +33,21 @@ py::handle make_exception(py::module_& m, const char* name, std::initializer_lis
 
 py::handle class_for(emu::ErrorCode code) {
   switch (code) {
-    case emu::ErrorCode::out_of_memory: return g_exc.out_of_memory;
-    case emu::ErrorCode::cb_clash: return g_exc.cb_clash;
+    case emu::ErrorCode::out_of_memory:
+      return g_exc.out_of_memory;
+    case emu::ErrorCode::cb_clash:
+      return g_exc.cb_clash;
     case emu::ErrorCode::invalid_argument:
-    case emu::ErrorCode::invalid_bank_count: return g_exc.invalid_argument;
-    case emu::ErrorCode::device_closed: return g_exc.device_closed;
-    case emu::ErrorCode::device_busy: return g_exc.device_busy;
-    case emu::ErrorCode::invalid_state: return g_exc.invalid_state;
-    case emu::ErrorCode::unknown_preset: return g_exc.unknown_preset;
+    case emu::ErrorCode::invalid_bank_count:
+      return g_exc.invalid_argument;
+    case emu::ErrorCode::device_closed:
+      return g_exc.device_closed;
+    case emu::ErrorCode::device_busy:
+      return g_exc.device_busy;
+    case emu::ErrorCode::invalid_state:
+      return g_exc.invalid_state;
+    case emu::ErrorCode::unknown_preset:
+      return g_exc.unknown_preset;
   }
   return g_exc.base;
 }
@@ -82,15 +90,18 @@ PYBIND11_MODULE(_ttmem, m) {
   m.doc() = "ttmem: the emulated TT-Metal device-memory runtime, tracked by ttmemd.";
 
   g_exc.base = make_exception(m, "Error", {PyExc_RuntimeError}, "Base class of ttmem errors.");
-  g_exc.out_of_memory = make_exception(m, "OutOfMemoryError", {g_exc.base, PyExc_MemoryError},
-                                       "An allocator could not place a buffer (the message has the free figures).");
-  g_exc.cb_clash = make_exception(m, "CircularBufferClashError", {g_exc.base},
-                                  "A program's circular buffers would run into an L1 buffer or past the end of L1.");
-  g_exc.invalid_argument = make_exception(m, "InvalidArgumentError", {g_exc.base, PyExc_ValueError},
-                                          "A size, page size, shard count, core range or option is not valid.");
+  g_exc.out_of_memory =
+      make_exception(m, "OutOfMemoryError", {g_exc.base, PyExc_MemoryError},
+                     "An allocator could not place a buffer (the message has the free figures).");
+  g_exc.cb_clash =
+      make_exception(m, "CircularBufferClashError", {g_exc.base},
+                     "A program's circular buffers would run into an L1 buffer or past the end of L1.");
+  g_exc.invalid_argument =
+      make_exception(m, "InvalidArgumentError", {g_exc.base, PyExc_ValueError},
+                     "A size, page size, shard count, core range or option is not valid.");
   g_exc.device_closed = make_exception(m, "DeviceClosedError", {g_exc.base}, "The mesh device is closed.");
-  g_exc.device_busy = make_exception(m, "DeviceBusyError", {g_exc.base},
-                                     "The devices are already open in this process.");
+  g_exc.device_busy =
+      make_exception(m, "DeviceBusyError", {g_exc.base}, "The devices are already open in this process.");
   g_exc.invalid_state = make_exception(m, "InvalidStateError", {g_exc.base},
                                        "The object cannot do that now (e.g. a released program).");
   g_exc.unknown_preset = make_exception(m, "UnknownPresetError", {g_exc.base, PyExc_ValueError},
@@ -113,11 +124,14 @@ PYBIND11_MODULE(_ttmem, m) {
 
   py::class_<emu::Device>(m, "Device", "One device of a mesh (physical id 0..N-1).")
       .def_property_readonly("id", [](const emu::Device& d) { return d.id().value; })
-      .def_property_readonly("arch", [](const emu::Device& d) { return std::string(emu::to_string(d.arch())); })
+      .def_property_readonly("arch",
+                             [](const emu::Device& d) { return std::string(emu::to_string(d.arch())); })
       .def_property_readonly("is_initialized", &emu::Device::is_initialized)
       .def(
           "statistics",
-          [](const emu::Device& d, const std::string& type) { return stats_dict(d.allocator().statistics(buffer_type(type))); },
+          [](const emu::Device& d, const std::string& type) {
+            return stats_dict(d.allocator().statistics(buffer_type(type)));
+          },
           py::arg("buffer_type"),
           "Allocator statistics of one memory type, per bank: total_allocatable, allocated, free, "
           "largest_free_block (bytes).")
@@ -132,61 +146,79 @@ PYBIND11_MODULE(_ttmem, m) {
           },
           py::arg("buffer_type"), "The allocator's block table: (address, size, allocated) per block.")
       .def("__repr__", [](const emu::Device& d) {
-        return "<ttmem.Device " + std::to_string(d.id().value) + " " + std::string(emu::to_string(d.arch())) + ">";
+        return "<ttmem.Device " + std::to_string(d.id().value) + " " + std::string(emu::to_string(d.arch())) +
+               ">";
       });
 
   py::class_<emu::MeshBuffer, std::shared_ptr<emu::MeshBuffer>>(
-      m, "Buffer", "A buffer replicated on every device of a mesh. Freed by deallocate() or garbage collection.")
+      m, "Buffer",
+      "A buffer replicated on every device of a mesh. Freed by deallocate() or garbage collection.")
       .def_property_readonly("address", &emu::MeshBuffer::address)
       .def_property_readonly("size", &emu::MeshBuffer::size)
       .def_property_readonly("page_size", &emu::MeshBuffer::page_size)
-      .def_property_readonly("buffer_type", [](const emu::MeshBuffer& b) { return std::string(emu::to_string(b.type())); })
-      .def_property_readonly("kind", [](const emu::MeshBuffer& b) { return std::string(emu::to_string(b.kind())); })
+      .def_property_readonly("buffer_type",
+                             [](const emu::MeshBuffer& b) { return std::string(emu::to_string(b.type())); })
+      .def_property_readonly("kind",
+                             [](const emu::MeshBuffer& b) { return std::string(emu::to_string(b.kind())); })
       .def_property_readonly("site", &emu::MeshBuffer::site)
       .def_property_readonly("is_allocated", &emu::MeshBuffer::is_allocated)
-      .def_property_readonly("ids", [](const emu::MeshBuffer& b) {
-        std::vector<std::uint64_t> ids;
-        for (std::size_t d = 0; d < b.num_devices(); ++d) ids.push_back(b.device_buffer(d)->unique_id().value);
-        return ids;
-      }, "Process-unique id of the buffer on each device (what ttmemd keys it by).")
+      .def_property_readonly(
+          "ids",
+          [](const emu::MeshBuffer& b) {
+            std::vector<std::uint64_t> ids;
+            for (std::size_t d = 0; d < b.num_devices(); ++d)
+              ids.push_back(b.device_buffer(d)->unique_id().value);
+            return ids;
+          },
+          "Process-unique id of the buffer on each device (what ttmemd keys it by).")
       .def("deallocate", &emu::MeshBuffer::deallocate,
            "Frees it on every device. Idempotent; does nothing once the mesh is closed.")
       .def("__repr__", [](const emu::MeshBuffer& b) {
-        return "<ttmem.Buffer " + std::string(emu::to_string(b.type())) + " " + std::to_string(b.size()) + " B at " +
-               std::to_string(b.address()) + (b.is_allocated() ? "" : " (deallocated)") + ">";
+        return "<ttmem.Buffer " + std::string(emu::to_string(b.type())) + " " + std::to_string(b.size()) +
+               " B at " + std::to_string(b.address()) + (b.is_allocated() ? "" : " (deallocated)") + ">";
       });
 
   py::class_<emu::Program, std::shared_ptr<emu::Program>>(m, "Program", "A program with circular buffers.")
       .def_property_readonly("name", &emu::Program::name)
-      .def_property_readonly("state", [](const emu::Program& p) {
-        switch (p.state()) {
-          case emu::ProgramState::created: return "created";
-          case emu::ProgramState::compiled: return "compiled";
-          case emu::ProgramState::released: return "released";
-        }
-        return "?";
-      })
-      .def_property_readonly("circular_buffers", [](const emu::Program& p) {
-        py::list out;
-        for (const auto& cb : p.circular_buffers()) {
-          py::dict d;
-          d["device"] = cb.device.value;
-          d["index"] = cb.index;
-          d["address"] = cb.address;
-          d["size"] = cb.size;
-          d["first_core"] = cb.cores.first;
-          d["cores"] = cb.cores.count;
-          out.append(d);
-        }
-        return out;
-      }, "Placed circular buffers on every device (empty until the program runs).")
-      .def("release", &emu::Program::release, "Destroys the program: its circular buffers are freed, one by one.");
+      .def_property_readonly("state",
+                             [](const emu::Program& p) {
+                               switch (p.state()) {
+                                 case emu::ProgramState::created:
+                                   return "created";
+                                 case emu::ProgramState::compiled:
+                                   return "compiled";
+                                 case emu::ProgramState::released:
+                                   return "released";
+                               }
+                               return "?";
+                             })
+      .def_property_readonly(
+          "circular_buffers",
+          [](const emu::Program& p) {
+            py::list out;
+            for (const auto& cb : p.circular_buffers()) {
+              py::dict d;
+              d["device"] = cb.device.value;
+              d["index"] = cb.index;
+              d["address"] = cb.address;
+              d["size"] = cb.size;
+              d["first_core"] = cb.cores.first;
+              d["cores"] = cb.cores.count;
+              out.append(d);
+            }
+            return out;
+          },
+          "Placed circular buffers on every device (empty until the program runs).")
+      .def("release", &emu::Program::release,
+           "Destroys the program: its circular buffers are freed, one by one.");
 
   py::class_<emu::MeshDevice, std::shared_ptr<emu::MeshDevice>>(m, "MeshDevice", "An open mesh of devices.")
       .def_property_readonly("id", [](const emu::MeshDevice& md) { return md.id().value; })
       .def_property_readonly("preset", &emu::MeshDevice::preset)
-      .def_property_readonly("shape", [](const emu::MeshDevice& md) { return py::make_tuple(md.rows(), md.cols()); })
-      .def_property_readonly("arch", [](const emu::MeshDevice& md) { return std::string(emu::to_string(md.arch())); })
+      .def_property_readonly("shape",
+                             [](const emu::MeshDevice& md) { return py::make_tuple(md.rows(), md.cols()); })
+      .def_property_readonly("arch",
+                             [](const emu::MeshDevice& md) { return std::string(emu::to_string(md.arch())); })
       .def_property_readonly("num_devices", &emu::MeshDevice::num_devices)
       .def_property_readonly("is_open", &emu::MeshDevice::is_open)
       .def_property_readonly(
@@ -200,8 +232,9 @@ PYBIND11_MODULE(_ttmem, m) {
           })
       .def(
           "_allocate",
-          [](emu::MeshDevice& md, const std::string& type, std::uint64_t size, std::optional<std::uint64_t> page_size,
-             std::optional<std::uint32_t> shard_cores, const std::string& site) {
+          [](emu::MeshDevice& md, const std::string& type, std::uint64_t size,
+             std::optional<std::uint64_t> page_size, std::optional<std::uint32_t> shard_cores,
+             const std::string& site) {
             emu::BufferConfig c;
             c.type = buffer_type(type);
             c.size = size;
@@ -210,11 +243,12 @@ PYBIND11_MODULE(_ttmem, m) {
             c.site = site;
             return md.create_buffer(c);
           },
-          py::arg("buffer_type"), py::arg("size"), py::arg("page_size"), py::arg("shard_cores"), py::arg("site"))
+          py::arg("buffer_type"), py::arg("size"), py::arg("page_size"), py::arg("shard_cores"),
+          py::arg("site"))
       .def(
           "_create_program",
-          [](emu::MeshDevice& md, const std::vector<std::uint64_t>& cb_sizes, std::optional<std::uint32_t> cores,
-             const std::string& name, std::uint64_t kernel_binary_size) {
+          [](emu::MeshDevice& md, const std::vector<std::uint64_t>& cb_sizes,
+             std::optional<std::uint32_t> cores, const std::string& name, std::uint64_t kernel_binary_size) {
             emu::ProgramConfig p;
             p.name = name;
             p.kernel_binary_size = kernel_binary_size;
@@ -226,7 +260,8 @@ PYBIND11_MODULE(_ttmem, m) {
            "Runs a program on every device: places its circular buffers, caches its kernel binary.")
       .def("clear_program_cache", &emu::MeshDevice::clear_program_cache,
            "Frees kernel binaries and the circular buffers of cached programs.")
-      .def("close", &emu::MeshDevice::close, "TT-Metal's close sequence; buffers still held are reported as leaks.");
+      .def("close", &emu::MeshDevice::close,
+           "TT-Metal's close sequence; buffers still held are reported as leaks.");
 
   m.def(
       "_open_mesh_device",
@@ -256,38 +291,49 @@ PYBIND11_MODULE(_ttmem, m) {
       },
       py::arg("timeout") = 5.0,
       "Waits until ttmemd has applied everything reported so far. False when not connected or on timeout.");
-  m.def("tracking_active", [] { return emu::ServerTracking::active(); }, "True when connected to ttmemd.");
+  m.def(
+      "tracking_active", [] { return emu::ServerTracking::active(); }, "True when connected to ttmemd.");
   m.def(
       "use_server",
       [](const std::string& socket, double wait) {
         py::gil_scoped_release release;
         emu::ServerTracking::enable(std::chrono::milliseconds(0));
-        return client::Client::instance().set_socket_path(socket,
-                                                          std::chrono::milliseconds(static_cast<long>(wait * 1000)));
+        return client::Client::instance().set_socket_path(
+            socket, std::chrono::milliseconds(static_cast<long>(wait * 1000)));
       },
-      py::arg("socket"), py::arg("wait") = 5.0, "Reports to the ttmemd at `socket` from now on; True when connected.");
-  m.def("socket_path", [] { return client::Client::instance().socket_path(); }, "The socket tracking reports to.");
-  m.def("client_counters", [] {
-    const auto c = client::Client::instance().counters();
-    py::dict d;
-    d["events"] = c.events;
-    d["bytes"] = c.bytes;
-    d["batches"] = c.batches;
-    d["stall_ns"] = c.stall_ns;
-    d["reconnects"] = c.reconnects;
-    d["snapshots"] = c.snapshots;
-    d["superseded_events"] = c.superseded_events;
-    d["connected"] = c.connected;
-    return d;
-  }, "libttmem's counters for this process.");
+      py::arg("socket"), py::arg("wait") = 5.0,
+      "Reports to the ttmemd at `socket` from now on; True when connected.");
+  m.def(
+      "socket_path", [] { return client::Client::instance().socket_path(); },
+      "The socket tracking reports to.");
+  m.def(
+      "client_counters",
+      [] {
+        const auto c = client::Client::instance().counters();
+        py::dict d;
+        d["events"] = c.events;
+        d["bytes"] = c.bytes;
+        d["batches"] = c.batches;
+        d["stall_ns"] = c.stall_ns;
+        d["reconnects"] = c.reconnects;
+        d["snapshots"] = c.snapshots;
+        d["superseded_events"] = c.superseded_events;
+        d["connected"] = c.connected;
+        return d;
+      },
+      "libttmem's counters for this process.");
   m.def("_query", [](const std::string& json_text, std::optional<std::string> socket) {
     return run_query(nlohmann::json::parse(json_text), socket);
   });
-  m.def("presets", [] {
-    py::list out;
-    for (const auto& p : emu::mesh_presets()) {
-      out.append(py::make_tuple(std::string(p.name), std::string(emu::to_string(p.arch)), p.rows, p.cols));
-    }
-    return out;
-  }, "The mesh presets: (name, arch, rows, cols).");
+  m.def(
+      "presets",
+      [] {
+        py::list out;
+        for (const auto& p : emu::mesh_presets()) {
+          out.append(
+              py::make_tuple(std::string(p.name), std::string(emu::to_string(p.arch)), p.rows, p.cols));
+        }
+        return out;
+      },
+      "The mesh presets: (name, arch, rows, cols).");
 }

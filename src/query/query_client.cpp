@@ -1,6 +1,4 @@
 // Tool-side connection to ttmemd; see ttmem/query.hpp.
-#include "ttmem/query.hpp"
-
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -9,18 +7,21 @@
 #include <cerrno>
 #include <cstring>
 
+#include "ttmem/query.hpp"
+
 namespace ttmem::query {
 
 namespace {
 std::uint64_t now_ms() {
-  return static_cast<std::uint64_t>(
-      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch()).count());
+  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                        std::chrono::steady_clock::now().time_since_epoch())
+                                        .count());
 }
 }  // namespace
 
 std::string unreachable_message(const std::string& socket_path, const std::string& why) {
-  return "cannot reach ttmemd at " + socket_path + " (" + why + "); start it with: ttmemd --socket " + socket_path +
-         " &   (or set TTMEM_SOCKET)";
+  return "cannot reach ttmemd at " + socket_path + " (" + why + "); start it with: ttmemd --socket " +
+         socket_path + " &   (or set TTMEM_SOCKET)";
 }
 
 QueryClient::QueryClient(const std::string& socket_path, std::chrono::milliseconds timeout)
@@ -52,11 +53,13 @@ QueryClient::QueryClient(const std::string& socket_path, std::chrono::millisecon
     if (timed_out) throw QueryError("ttmemd did not answer the handshake");
     if (f.type == proto::MessageType::error) {
       auto e = proto::decode_error(f.payload);
-      throw QueryError(proto::ok(e) ? std::get<proto::ErrorMessage>(e).text : "ttmemd refused the connection");
+      throw QueryError(proto::ok(e) ? std::get<proto::ErrorMessage>(e).text
+                                    : "ttmemd refused the connection");
     }
     auto ack = proto::decode_hello_ack(f.payload);
     if (f.type != proto::MessageType::hello_ack || !proto::ok(ack)) {
-      throw QueryError(proto::ok(ack) ? "unexpected handshake reply" : std::get<proto::DecodeError>(ack).message);
+      throw QueryError(proto::ok(ack) ? "unexpected handshake reply"
+                                      : std::get<proto::DecodeError>(ack).message);
     }
     server_pid_ = std::get<proto::HelloAck>(ack).server_pid;
   } catch (const QueryError& e) {
@@ -98,7 +101,8 @@ proto::Frame QueryClient::read_frame(std::chrono::milliseconds timeout, bool* ti
   for (;;) {
     auto next = reader_.next();
     if (auto* f = std::get_if<proto::Frame>(&next)) return *f;
-    if (auto* e = std::get_if<proto::DecodeError>(&next)) throw QueryError("bad reply from ttmemd: " + e->message);
+    if (auto* e = std::get_if<proto::DecodeError>(&next))
+      throw QueryError("bad reply from ttmemd: " + e->message);
     const std::uint64_t now = now_ms();
     if (now >= deadline) {
       *timed_out = true;
@@ -136,7 +140,8 @@ nlohmann::json QueryClient::query(const nlohmann::json& request) {
       throw QueryError(proto::ok(e) ? std::get<proto::ErrorMessage>(e).text : "ttmemd reported an error");
     }
     auto reply = proto::decode_query_reply(f.payload);
-    if (f.type != proto::MessageType::query_reply || !proto::ok(reply)) throw QueryError("unexpected reply from ttmemd");
+    if (f.type != proto::MessageType::query_reply || !proto::ok(reply))
+      throw QueryError("unexpected reply from ttmemd");
     const proto::QueryReply& r = std::get<proto::QueryReply>(reply);
     if (r.query_id != q.query_id) continue;
     nlohmann::json answer = nlohmann::json::parse(r.json, nullptr, false);
@@ -146,7 +151,9 @@ nlohmann::json QueryClient::query(const nlohmann::json& request) {
   }
 }
 
-void QueryClient::subscribe() { query({{"type", "subscribe"}}); }
+void QueryClient::subscribe() {
+  query({{"type", "subscribe"}});
+}
 
 std::optional<nlohmann::json> QueryClient::next_event(std::chrono::milliseconds timeout) {
   bool timed_out = false;

@@ -54,9 +54,13 @@ std::int64_t ArchSpec::dram_bank_offset(std::uint32_t bank_id) const {
   return static_cast<std::int64_t>((bank_id % dram_views_per_channel) * dram_bank_size);
 }
 
-const ArchSpec& arch_spec(Arch arch) { return arch == Arch::blackhole ? kBlackhole : kWormhole; }
+const ArchSpec& arch_spec(Arch arch) {
+  return arch == Arch::blackhole ? kBlackhole : kWormhole;
+}
 
-std::span<const MeshPreset> mesh_presets() { return kPresets; }
+std::span<const MeshPreset> mesh_presets() {
+  return kPresets;
+}
 
 std::optional<MeshPreset> find_mesh_preset(std::string_view name) {
   for (const MeshPreset& p : kPresets) {

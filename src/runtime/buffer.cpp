@@ -13,7 +13,8 @@ namespace ttmem::emu {
 namespace {
 
 Placement default_placement(BufferType type) {
-  return (type == BufferType::L1 || type == BufferType::L1_SMALL) ? Placement::top_down : Placement::bottom_up;
+  return (type == BufferType::L1 || type == BufferType::L1_SMALL) ? Placement::top_down
+                                                                  : Placement::bottom_up;
 }
 
 void require_open(const BufferHome& home, const Buffer::Placing& placing) {
@@ -66,9 +67,9 @@ std::shared_ptr<Buffer> Buffer::create_locked(std::shared_ptr<BufferHome> home, 
   } else if (GraphTracker::instance().hook_allocate(b->event())) {
     b->hooked_ = true;
   } else {
-    const Reservation r = b->home_->reserve(ReservationRequest{config.type, config.size, b->page_size_,
-                                                               config.shard_cores,
-                                                               config.placement.value_or(default_placement(config.type))});
+    const Reservation r =
+        b->home_->reserve(ReservationRequest{config.type, config.size, b->page_size_, config.shard_cores,
+                                             config.placement.value_or(default_placement(config.type))});
     b->address_ = r.address;
   }
   b->home_->attach(b.get(), b->owns_data_);
@@ -80,13 +81,14 @@ std::shared_ptr<Buffer> Buffer::create_locked(std::shared_ptr<BufferHome> home, 
 
 std::shared_ptr<Buffer> Buffer::create(Device& device, const BufferConfig& config) {
   std::lock_guard lock(device.allocator().mutex());
-  return create_locked(device.allocator_ptr(), {EventScope::device, device.id(), device.mesh_id(), std::nullopt},
-                       config);
+  return create_locked(device.allocator_ptr(),
+                       {EventScope::device, device.id(), device.mesh_id(), std::nullopt}, config);
 }
 
 std::shared_ptr<Buffer> Buffer::create_at(Device& device, DeviceAddr address, const BufferConfig& config) {
   std::lock_guard lock(device.allocator().mutex());
-  return create_locked(device.allocator_ptr(), {EventScope::device, device.id(), device.mesh_id(), address}, config);
+  return create_locked(device.allocator_ptr(), {EventScope::device, device.id(), device.mesh_id(), address},
+                       config);
 }
 
 std::shared_ptr<Buffer> Buffer::view(const std::shared_ptr<Buffer>& root_in, std::uint64_t offset,
@@ -95,12 +97,13 @@ std::shared_ptr<Buffer> Buffer::view(const std::shared_ptr<Buffer>& root_in, std
   const std::shared_ptr<Buffer>& root = root_in->root_ ? root_in->root_ : root_in;
   const std::uint64_t base = root_in->address_ - root->address_;
   if (root->page_size_ != 0 && offset % root->page_size_ != 0) {
-    throw Error(ErrorCode::invalid_argument,
-                fmt::format("view offset {} is not a multiple of the page size {}", offset, root->page_size_));
+    throw Error(
+        ErrorCode::invalid_argument,
+        fmt::format("view offset {} is not a multiple of the page size {}", offset, root->page_size_));
   }
   if (offset + size > root_in->size_) {
-    throw Error(ErrorCode::invalid_argument,
-                fmt::format("view [{}, {}) is outside the {} B buffer", offset, offset + size, root_in->size_));
+    throw Error(ErrorCode::invalid_argument, fmt::format("view [{}, {}) is outside the {} B buffer", offset,
+                                                         offset + size, root_in->size_));
   }
   std::shared_ptr<Buffer> v(new Buffer());
   v->root_ = root;
@@ -122,9 +125,13 @@ std::shared_ptr<Buffer> Buffer::view(const std::shared_ptr<Buffer>& root_in, std
   return v;
 }
 
-Buffer::~Buffer() { deallocate(); }
+Buffer::~Buffer() {
+  deallocate();
+}
 
-BufferStatus Buffer::status() const { return root_ ? root_->status() : status_.load(); }
+BufferStatus Buffer::status() const {
+  return root_ ? root_->status() : status_.load();
+}
 
 void Buffer::deallocate() {
   if (root_ || !home_) return;  // a view owns nothing; dropping it is enough

@@ -31,12 +31,13 @@ std::vector<PlannedCircularBuffer> plan_circular_buffers(const ProgramConfig& co
     const CircularBufferConfig& cb = config.circular_buffers[i];
     const CoreRange range = resolve(cb.cores, spec);
     if (cb.size == 0) {
-      throw Error(ErrorCode::invalid_argument, fmt::format("circular buffer {} of program {} has size 0", i, config.name));
+      throw Error(ErrorCode::invalid_argument,
+                  fmt::format("circular buffer {} of program {} has size 0", i, config.name));
     }
     if (range.first + range.count > spec.num_worker_cores()) {
       throw Error(ErrorCode::invalid_argument,
-                  fmt::format("core range of {} cores from core {} is outside the {} worker cores", range.count,
-                              range.first, spec.num_worker_cores()));
+                  fmt::format("core range of {} cores from core {} is outside the {} worker cores",
+                              range.count, range.first, spec.num_worker_cores()));
     }
     auto cores_begin = end_of_core.begin() + range.first;
     auto cores_end = cores_begin + range.count;
@@ -61,16 +62,18 @@ void validate_circular_buffers(const std::vector<PlannedCircularBuffer>& cbs, co
       if (overlap) region_end = std::max(region_end, other.address + other.size);
     }
     if (region_end > l1_top) {
-      throw Error(ErrorCode::cb_clash,
-                  fmt::format("Statically allocated circular buffers on core range {} grow to {} B which is beyond "
-                              "max L1 size of {} B",
-                              core_range_text(cb.cores, spec), region_end, l1_top));
+      throw Error(
+          ErrorCode::cb_clash,
+          fmt::format("Statically allocated circular buffers on core range {} grow to {} B which is beyond "
+                      "max L1 size of {} B",
+                      core_range_text(cb.cores, spec), region_end, l1_top));
     }
     if (lowest_l1_buffer && *lowest_l1_buffer < region_end) {
-      throw Error(ErrorCode::cb_clash,
-                  fmt::format("Statically allocated circular buffers in program {} clash with L1 buffers on core "
-                              "range {}. L1 buffer allocated at {} and static circular buffer region ends at {}",
-                              program.value, core_range_text(cb.cores, spec), *lowest_l1_buffer, region_end));
+      throw Error(
+          ErrorCode::cb_clash,
+          fmt::format("Statically allocated circular buffers in program {} clash with L1 buffers on core "
+                      "range {}. L1 buffer allocated at {} and static circular buffer region ends at {}",
+                      program.value, core_range_text(cb.cores, spec), *lowest_l1_buffer, region_end));
     }
   }
 }

@@ -1,5 +1,6 @@
-// Circular-buffer placement (TT-Metal's Program::allocate_circular_buffers and validate_circular_buffer_region):
-// each CB goes at the highest current end of the cores it spans, bottom-up from the L1 unreserved base.
+// Circular-buffer placement (TT-Metal's Program::allocate_circular_buffers and
+// validate_circular_buffer_region): each CB goes at the highest current end of the cores it spans, bottom-up
+// from the L1 unreserved base.
 #pragma once
 
 #include <optional>

@@ -80,8 +80,8 @@ std::shared_ptr<MeshDevice> MeshDevice::open(const MeshDeviceConfig& config) {
     throw Error(ErrorCode::unknown_preset,
                 fmt::format("unknown mesh preset '{}' (known: {})", config.preset, known_presets()));
   }
-  auto mesh = std::make_shared<MeshDevice>(next_mesh_id(), std::string(preset->name), preset->rows, preset->cols,
-                                           config.arch.value_or(preset->arch), config.options);
+  auto mesh = std::make_shared<MeshDevice>(next_mesh_id(), std::string(preset->name), preset->rows,
+                                           preset->cols, config.arch.value_or(preset->arch), config.options);
   {
     // Registered before it reports anything, so a snapshot taken at any time either sees it or precedes
     // all of its events.
@@ -104,8 +104,8 @@ void MeshDevice::with_meshes(const std::function<void(const std::vector<std::sha
   f(meshes);
 }
 
-MeshDevice::MeshDevice(MeshId id, const std::string& preset, std::uint32_t rows, std::uint32_t cols, Arch arch,
-                       const DeviceOptions& options)
+MeshDevice::MeshDevice(MeshId id, const std::string& preset, std::uint32_t rows, std::uint32_t cols,
+                       Arch arch, const DeviceOptions& options)
     : id_(id),
       preset_(preset),
       rows_(rows),
@@ -144,15 +144,18 @@ void MeshDevice::initialize_devices() {
     config.site = "dispatch/control";
     config.internal = true;
     control_buffers_.push_back(Buffer::create_locked(
-        first.allocator_ptr(), {EventScope::device, first.id(), id_, spec.control_buffer_base + k * kControlBufferSize},
-        config));
+        first.allocator_ptr(),
+        {EventScope::device, first.id(), id_, spec.control_buffer_base + k * kControlBufferSize}, config));
   }
 }
 
-MeshDevice::~MeshDevice() { close(); }
+MeshDevice::~MeshDevice() {
+  close();
+}
 
 void MeshDevice::require_open() const {
-  if (!open_) throw Error(ErrorCode::device_closed, fmt::format("mesh {} ({}) is closed", id_.value, preset_));
+  if (!open_)
+    throw Error(ErrorCode::device_closed, fmt::format("mesh {} ({}) is closed", id_.value, preset_));
 }
 
 std::vector<std::shared_ptr<Buffer>> MeshDevice::control_buffers() const {
@@ -168,7 +171,8 @@ std::shared_ptr<MeshBuffer> MeshDevice::create_buffer(const BufferConfig& config
                 "TRACE buffers need a trace region: open the mesh with trace_region_size > 0");
   }
   if (config.type == BufferType::L1_SMALL && options_.l1_small_size == 0) {
-    throw Error(ErrorCode::invalid_argument, "L1_SMALL buffers need l1_small_size > 0 when the mesh is opened");
+    throw Error(ErrorCode::invalid_argument,
+                "L1_SMALL buffers need l1_small_size > 0 when the mesh is opened");
   }
   auto backing = Buffer::create_locked(allocator_, {EventScope::mesh, DeviceId{}, id_, std::nullopt}, config);
   BufferConfig per_device = config;
@@ -228,7 +232,8 @@ void MeshDevice::clear_program_cache() {
 void MeshDevice::close() {
   std::lock_guard lock(*mutex_);
   if (!open_) return;
-  for (const auto& device : devices_) GraphTracker::instance().track_device_close(device->id(), ClosePhase::begin);
+  for (const auto& device : devices_)
+    GraphTracker::instance().track_device_close(device->id(), ClosePhase::begin);
   // 1. Mesh command queues: the emulator runs programs synchronously, so nothing is in flight.
   // 2. Mesh-level allocator torn down: backing buffers of mesh buffers still alive are released.
   allocator_->sweep();
@@ -244,7 +249,9 @@ void MeshDevice::close() {
 MeshBuffer::MeshBuffer(std::shared_ptr<Buffer> backing, std::vector<std::shared_ptr<Buffer>> device_buffers)
     : backing_(std::move(backing)), device_buffers_(std::move(device_buffers)) {}
 
-MeshBuffer::~MeshBuffer() { deallocate(); }
+MeshBuffer::~MeshBuffer() {
+  deallocate();
+}
 
 void MeshBuffer::deallocate() {
   // Both go through their home's (shared) mesh lock; each is idempotent and a no-op after close.

@@ -38,7 +38,9 @@ AllocationEvent make_cb_event(const CircularBufferAllocation& cb, MeshId mesh, s
 Program::Program(ProgramId id, ProgramConfig config, std::weak_ptr<MeshDevice> mesh)
     : id_(id), config_(std::move(config)), mesh_(std::move(mesh)), mesh_raw_(mesh_.lock().get()) {}
 
-Program::~Program() { release(); }
+Program::~Program() {
+  release();
+}
 
 ProgramState Program::state() const {
   auto mesh = mesh_.lock();
@@ -60,10 +62,13 @@ AllocationEvent Program::cb_event(const CircularBufferAllocation& cb, std::strin
   return make_cb_event(cb, mesh_raw_->id(), site, spec.l1_alignment, spec.num_worker_cores());
 }
 
-std::string Program::cb_site(std::uint32_t index) const { return fmt::format("program {}/cb{}", config_.name, index); }
+std::string Program::cb_site(std::uint32_t index) const {
+  return fmt::format("program {}/cb{}", config_.name, index);
+}
 
 bool Program::has_circular_buffers_on(DeviceId device) const {
-  return std::any_of(cbs_.begin(), cbs_.end(), [&](const CircularBufferAllocation& cb) { return cb.device == device; });
+  return std::any_of(cbs_.begin(), cbs_.end(),
+                     [&](const CircularBufferAllocation& cb) { return cb.device == device; });
 }
 
 void Program::add_circular_buffers(std::vector<CircularBufferAllocation> cbs) {

@@ -23,48 +23,66 @@ std::optional<E> parse_enum(std::string_view text, const std::array<E, N>& value
 
 std::string_view to_string(BufferType type) {
   switch (type) {
-    case BufferType::DRAM: return "DRAM";
-    case BufferType::L1: return "L1";
-    case BufferType::SYSTEM_MEMORY: return "SYSTEM_MEMORY";
-    case BufferType::L1_SMALL: return "L1_SMALL";
-    case BufferType::TRACE: return "TRACE";
+    case BufferType::DRAM:
+      return "DRAM";
+    case BufferType::L1:
+      return "L1";
+    case BufferType::SYSTEM_MEMORY:
+      return "SYSTEM_MEMORY";
+    case BufferType::L1_SMALL:
+      return "L1_SMALL";
+    case BufferType::TRACE:
+      return "TRACE";
   }
   return "?";
 }
 
 std::string_view to_string(AllocKind kind) {
   switch (kind) {
-    case AllocKind::owning: return "owning";
-    case AllocKind::preallocated: return "preallocated";
-    case AllocKind::circular_buffer: return "cb";
-    case AllocKind::kernel_binary: return "kernel_binary";
-    case AllocKind::trace: return "trace";
+    case AllocKind::owning:
+      return "owning";
+    case AllocKind::preallocated:
+      return "preallocated";
+    case AllocKind::circular_buffer:
+      return "cb";
+    case AllocKind::kernel_binary:
+      return "kernel_binary";
+    case AllocKind::trace:
+      return "trace";
   }
   return "?";
 }
 
 std::string_view to_string(ReleaseReason reason) {
   switch (reason) {
-    case ReleaseReason::explicit_free: return "explicit";
-    case ReleaseReason::close_internal: return "close_internal";
-    case ReleaseReason::close_leak: return "close_leak";
+    case ReleaseReason::explicit_free:
+      return "explicit";
+    case ReleaseReason::close_internal:
+      return "close_internal";
+    case ReleaseReason::close_leak:
+      return "close_leak";
   }
   return "?";
 }
 
 std::string_view to_string(Arch arch) {
   switch (arch) {
-    case Arch::wormhole_b0: return "wormhole_b0";
-    case Arch::blackhole: return "blackhole";
+    case Arch::wormhole_b0:
+      return "wormhole_b0";
+    case Arch::blackhole:
+      return "blackhole";
   }
   return "?";
 }
 
 std::string_view to_string(BufferStatus status) {
   switch (status) {
-    case BufferStatus::allocation_requested: return "allocation_requested";
-    case BufferStatus::allocated: return "allocated";
-    case BufferStatus::deallocated: return "deallocated";
+    case BufferStatus::allocation_requested:
+      return "allocation_requested";
+    case BufferStatus::allocated:
+      return "allocated";
+    case BufferStatus::deallocated:
+      return "deallocated";
   }
   return "?";
 }
@@ -96,14 +114,22 @@ BufferId next_buffer_id() {
 
 std::string_view error_name(ErrorCode code) {
   switch (code) {
-    case ErrorCode::out_of_memory: return "out_of_memory";
-    case ErrorCode::cb_clash: return "cb_clash";
-    case ErrorCode::invalid_argument: return "invalid_argument";
-    case ErrorCode::invalid_bank_count: return "invalid_bank_count";
-    case ErrorCode::device_closed: return "device_closed";
-    case ErrorCode::device_busy: return "device_busy";
-    case ErrorCode::invalid_state: return "invalid_state";
-    case ErrorCode::unknown_preset: return "unknown_preset";
+    case ErrorCode::out_of_memory:
+      return "out_of_memory";
+    case ErrorCode::cb_clash:
+      return "cb_clash";
+    case ErrorCode::invalid_argument:
+      return "invalid_argument";
+    case ErrorCode::invalid_bank_count:
+      return "invalid_bank_count";
+    case ErrorCode::device_closed:
+      return "device_closed";
+    case ErrorCode::device_busy:
+      return "device_busy";
+    case ErrorCode::invalid_state:
+      return "invalid_state";
+    case ErrorCode::unknown_preset:
+      return "unknown_preset";
   }
   return "?";
 }

@@ -93,8 +93,8 @@ bool AllocationTable::erase(const AllocationKey& key, AllocationRecord* removed)
 }
 
 std::size_t AllocationTable::memory_bytes() const {
-  return chunks_.size() * kChunkRecords * sizeof(AllocationRecord) + index_.capacity() * sizeof(std::uint32_t) +
-         free_slots_.capacity() * sizeof(std::uint32_t);
+  return chunks_.size() * kChunkRecords * sizeof(AllocationRecord) +
+         index_.capacity() * sizeof(std::uint32_t) + free_slots_.capacity() * sizeof(std::uint32_t);
 }
 
 }  // namespace ttmem::server

@@ -25,13 +25,14 @@ struct AllocationRecord {
   std::uint32_t process = 0;       ///< Process slot in the registry
   std::uint32_t site = 0;
   std::uint16_t device = 0;
-  std::uint8_t type = 0;           ///< proto::BufferType
-  std::uint8_t kind = 0;           ///< proto::AllocKind
-  std::uint8_t flags = 0;          ///< proto::kFlagInternal
-  std::uint8_t live = 0;           ///< slot in use (internal)
+  std::uint8_t type = 0;   ///< proto::BufferType
+  std::uint8_t kind = 0;   ///< proto::AllocKind
+  std::uint8_t flags = 0;  ///< proto::kFlagInternal
+  std::uint8_t live = 0;   ///< slot in use (internal)
   AllocationKey key() const { return {process, device, id}; }
 };
-static_assert(sizeof(AllocationRecord) == 48, "keep the record at 48 bytes: it is most of the server's memory");
+static_assert(sizeof(AllocationRecord) == 48,
+              "keep the record at 48 bytes: it is most of the server's memory");
 
 class AllocationTable {
  public:
@@ -82,15 +83,18 @@ class AllocationTable {
   static constexpr std::uint32_t kEmpty = 0xffffffffu;
 
   static std::uint64_t hash(const AllocationKey& key);
-  AllocationRecord& record(std::uint32_t slot) const { return chunks_[slot / kChunkRecords][slot % kChunkRecords]; }
+  AllocationRecord& record(std::uint32_t slot) const {
+    return chunks_[slot / kChunkRecords][slot % kChunkRecords];
+  }
   std::uint32_t new_slot();
-  std::size_t probe(const AllocationKey& key) const;  // index position of key, or of the empty cell ending the run
+  std::size_t probe(
+      const AllocationKey& key) const;  // index position of key, or of the empty cell ending the run
   void grow_index();
 
   std::vector<std::unique_ptr<AllocationRecord[]>> chunks_;
   std::size_t used_in_last_ = kChunkRecords;  // records handed out in the last chunk
   std::vector<std::uint32_t> free_slots_;
-  std::vector<std::uint32_t> index_;          // record slots; kEmpty for free cells
+  std::vector<std::uint32_t> index_;  // record slots; kEmpty for free cells
   std::size_t size_ = 0;
 };
 

@@ -1,34 +1,39 @@
 // ttmemd: the ttmem allocation server.
-#include <CLI/CLI.hpp>
 #include <grp.h>
 #include <spdlog/spdlog.h>
-
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <cstdlib>
 #include <iostream>
 
 #include "server.hpp"
 
 int main(int argc, char** argv) {
-  CLI::App app{"ttmemd: the ttmem allocation server. Processes using Tenstorrent devices report their allocations "
-               "here; `ttmem` queries it."};
+  CLI::App app{
+      "ttmemd: the ttmem allocation server. Processes using Tenstorrent devices report their allocations "
+      "here; `ttmem` queries it."};
   ttmem::server::ServerOptions options;
   options.socket_path = ttmem::proto::socket_path_from_env();
   std::string group;
   std::string log_level = "info";
-  app.add_option("-s,--socket", options.socket_path, "Unix socket to listen on ($TTMEM_SOCKET, default /tmp/ttmemd.sock)");
+  app.add_option("-s,--socket", options.socket_path,
+                 "Unix socket to listen on ($TTMEM_SOCKET, default /tmp/ttmemd.sock)");
   app.add_option("-g,--group", group, "Group (name or id) given access to the socket (mode 0660)");
   app.add_flag("-v,--verbose", options.verbose, "Log every allocation and release");
-  app.add_option("--stats-interval", options.stats_interval_s, "Log per-device statistics every SEC seconds (0: off)");
-  app.add_option("--max-connections", options.max_connections, "Connections served at once")->check(CLI::Range(1, 1 << 20));
+  app.add_option("--stats-interval", options.stats_interval_s,
+                 "Log per-device statistics every SEC seconds (0: off)");
+  app.add_option("--max-connections", options.max_connections, "Connections served at once")
+      ->check(CLI::Range(1, 1 << 20));
   app.add_option("--max-live-per-process", options.limits.max_live_allocations_per_process,
                  "Live allocations tracked per process; more are refused and counted");
   int ready_fd = -1;
-  app.add_option("--ready-fd", ready_fd, "Write one byte to this descriptor once listening (for supervisors and tests)");
+  app.add_option("--ready-fd", ready_fd,
+                 "Write one byte to this descriptor once listening (for supervisors and tests)");
   app.add_option("--event-history", options.limits.event_history,
                  "Recent events kept for `ttmem events` (0: none)");
-  app.add_flag("--poll-deaths", options.poll_for_deaths, "Watch process deaths by polling /proc instead of pidfd");
+  app.add_flag("--poll-deaths", options.poll_for_deaths,
+               "Watch process deaths by polling /proc instead of pidfd");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
   try {

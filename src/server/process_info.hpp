@@ -1,16 +1,17 @@
 // What /proc says about a peer process, and a pidfd to learn of its death at once.
 #pragma once
 
+#include <sys/types.h>
+
 #include <cstdint>
 #include <optional>
 #include <string>
-#include <sys/types.h>
 
 namespace ttmem::server {
 
 struct ProcessInfo {
-  std::string name;             ///< /proc/PID/comm
-  std::uint64_t start_time = 0; ///< /proc/PID/stat field 22 (clock ticks since boot)
+  std::string name;              ///< /proc/PID/comm
+  std::uint64_t start_time = 0;  ///< /proc/PID/stat field 22 (clock ticks since boot)
 };
 
 /// nullopt when the process does not exist (any more).

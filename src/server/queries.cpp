@@ -8,7 +8,9 @@ namespace ttmem::server {
 
 using nlohmann::json;
 
-std::string_view arch_name(std::uint8_t arch) { return arch == 1 ? "blackhole" : "wormhole_b0"; }
+std::string_view arch_name(std::uint8_t arch) {
+  return arch == 1 ? "blackhole" : "wormhole_b0";
+}
 
 namespace {
 
@@ -54,7 +56,8 @@ BufferFilter parse_buffer_filter(const json& q) {
   if (auto k = optional_field<std::string>(q, "kind")) {
     f.kind = proto::parse_alloc_kind(*k);
     if (!f.kind) {
-      throw std::invalid_argument("unknown kind '" + *k + "' (owning, preallocated, cb, kernel_binary, trace)");
+      throw std::invalid_argument("unknown kind '" + *k +
+                                  "' (owning, preallocated, cb, kernel_binary, trace)");
     }
   }
   if (auto l = optional_field<std::int64_t>(q, "limit")) {
@@ -70,9 +73,9 @@ json stats_json(const Registry& registry) {
     std::uint64_t processes = 0;
     for (const auto& [slot, p] : registry.processes()) {
       auto it = p.devices.find(id);
-      if (it != p.devices.end() && (buffer_count(it->second.usage) > 0 ||
-                                    it->second.state == ProcessDevice::State::open ||
-                                    it->second.state == ProcessDevice::State::closing)) {
+      if (it != p.devices.end() &&
+          (buffer_count(it->second.usage) > 0 || it->second.state == ProcessDevice::State::open ||
+           it->second.state == ProcessDevice::State::closing)) {
         ++processes;
       }
     }
@@ -89,14 +92,14 @@ json stats_json(const Registry& registry) {
       const bool open = pd.state == ProcessDevice::State::open || pd.state == ProcessDevice::State::closing;
       if (!holds && !open) continue;
       json row = {{"pid", p.pid}, {"name", p.name}, {"device", dev}};
-      for (std::size_t s = 0; s < kNumSlots; ++s) row[std::string(to_string(static_cast<Slot>(s)))] = pd.usage[s].bytes;
+      for (std::size_t s = 0; s < kNumSlots; ++s)
+        row[std::string(to_string(static_cast<Slot>(s)))] = pd.usage[s].bytes;
       row["buffers"] = buffer_count(pd.usage);
       processes.push_back(row);
     }
   }
-  return {{"devices", devices},
-          {"processes", processes},
-          {"active_allocations", registry.allocations().size()}};
+  return {
+      {"devices", devices}, {"processes", processes}, {"active_allocations", registry.allocations().size()}};
 }
 
 json buffers_json(const Registry& registry, const BufferFilter& f) {
@@ -159,9 +162,10 @@ json leak_json(const LeakRecord& l) {
 json orphan_json(const OrphanRecord& o) {
   json held = json::array();
   for (const auto& h : o.held) {
-    held.push_back({{"device", h.device}, {"type", to_string(h.slot)}, {"bytes", h.bytes}, {"buffers", h.buffers}});
+    held.push_back(
+        {{"device", h.device}, {"type", to_string(h.slot)}, {"bytes", h.bytes}, {"buffers", h.buffers}});
   }
-  return {{"pid", o.pid},           {"name", o.process_name},       {"time_ns", o.time_ns}, {"held", held},
+  return {{"pid", o.pid},           {"name", o.process_name},     {"time_ns", o.time_ns}, {"held", held},
           {"bytes", o.total_bytes}, {"buffers", o.total_buffers}, {"messages", o.lines()}};
 }
 
@@ -177,17 +181,25 @@ json devices_json(const Registry& registry) {
   json out = json::array();
   for (const auto& [id, d] : registry.devices()) {
     json total = json::object();
-    for (std::size_t s = 0; s < kNumSlots; ++s) total[std::string(to_string(static_cast<Slot>(s)))] = d.total_bytes[s];
+    for (std::size_t s = 0; s < kNumSlots; ++s)
+      total[std::string(to_string(static_cast<Slot>(s)))] = d.total_bytes[s];
     json users = json::array();
     for (const auto& [slot, p] : registry.processes()) {
       auto it = p.devices.find(id);
       if (it == p.devices.end()) continue;
       const char* state = "implicit";
       switch (it->second.state) {
-        case ProcessDevice::State::open: state = "open"; break;
-        case ProcessDevice::State::closing: state = "closing"; break;
-        case ProcessDevice::State::closed: state = "closed"; break;
-        case ProcessDevice::State::implicit: break;
+        case ProcessDevice::State::open:
+          state = "open";
+          break;
+        case ProcessDevice::State::closing:
+          state = "closing";
+          break;
+        case ProcessDevice::State::closed:
+          state = "closed";
+          break;
+        case ProcessDevice::State::implicit:
+          break;
       }
       users.push_back({{"pid", p.pid}, {"name", p.name}, {"state", state}});
     }

@@ -26,16 +26,25 @@ void push_bounded(std::deque<T>& q, T value, std::size_t max) {
 
 }  // namespace
 
-std::uint64_t monotonic_ns() { return clock_ns(CLOCK_MONOTONIC); }
-std::uint64_t realtime_ns() { return clock_ns(CLOCK_REALTIME); }
+std::uint64_t monotonic_ns() {
+  return clock_ns(CLOCK_MONOTONIC);
+}
+std::uint64_t realtime_ns() {
+  return clock_ns(CLOCK_REALTIME);
+}
 
 std::string_view to_string(Slot slot) {
   switch (slot) {
-    case Slot::DRAM: return "DRAM";
-    case Slot::L1: return "L1";
-    case Slot::L1_SMALL: return "L1_SMALL";
-    case Slot::TRACE: return "TRACE";
-    case Slot::CB: return "CB";
+    case Slot::DRAM:
+      return "DRAM";
+    case Slot::L1:
+      return "L1";
+    case Slot::L1_SMALL:
+      return "L1_SMALL";
+    case Slot::TRACE:
+      return "TRACE";
+    case Slot::CB:
+      return "CB";
   }
   return "?";
 }
@@ -43,11 +52,16 @@ std::string_view to_string(Slot slot) {
 Slot slot_of(proto::BufferType type, proto::AllocKind kind) {
   if (kind == proto::AllocKind::circular_buffer) return Slot::CB;
   switch (type) {
-    case proto::BufferType::DRAM: return Slot::DRAM;
-    case proto::BufferType::L1: return Slot::L1;
-    case proto::BufferType::L1_SMALL: return Slot::L1_SMALL;
-    case proto::BufferType::TRACE: return Slot::TRACE;
-    case proto::BufferType::SYSTEM_MEMORY: return Slot::DRAM;  // never tracked by the runtime; keep it counted
+    case proto::BufferType::DRAM:
+      return Slot::DRAM;
+    case proto::BufferType::L1:
+      return Slot::L1;
+    case proto::BufferType::L1_SMALL:
+      return Slot::L1_SMALL;
+    case proto::BufferType::TRACE:
+      return Slot::TRACE;
+    case proto::BufferType::SYSTEM_MEMORY:
+      return Slot::DRAM;  // never tracked by the runtime; keep it counted
   }
   return Slot::DRAM;
 }
@@ -63,14 +77,16 @@ Anomalies& Anomalies::operator+=(const Anomalies& o) {
 }
 
 std::uint64_t Anomalies::total() const {
-  return free_unknown_id + duplicate_id + events_after_close + pid_mismatch + snapshot_mismatch + limit_refused;
+  return free_unknown_id + duplicate_id + events_after_close + pid_mismatch + snapshot_mismatch +
+         limit_refused;
 }
 
 std::vector<std::string> OrphanRecord::lines() const {
   std::vector<std::string> out;
   for (const Held& h : held) {
-    out.push_back(fmt::format("pid {} ({}) died holding {} bytes of {} on device {} in {} buffer{}", pid, process_name,
-                              h.bytes, to_string(h.slot), h.device, h.buffers, h.buffers == 1 ? "" : "s"));
+    out.push_back(fmt::format("pid {} ({}) died holding {} bytes of {} on device {} in {} buffer{}", pid,
+                              process_name, h.bytes, to_string(h.slot), h.device, h.buffers,
+                              h.buffers == 1 ? "" : "s"));
   }
   return out;
 }
@@ -133,7 +149,8 @@ Anomalies Registry::anomalies() const {
   return a;
 }
 
-void Registry::account(ProcessState& p, std::uint16_t dev, Slot slot, std::int64_t bytes, std::int64_t buffers) {
+void Registry::account(ProcessState& p, std::uint16_t dev, Slot slot, std::int64_t bytes,
+                       std::int64_t buffers) {
   auto apply = [&](Figures& f) {
     f.bytes = static_cast<std::uint64_t>(static_cast<std::int64_t>(f.bytes) + bytes);
     f.buffers = static_cast<std::uint64_t>(static_cast<std::int64_t>(f.buffers) + buffers);
@@ -157,13 +174,16 @@ void Registry::device_open(ProcessState& p, const proto::DeviceOpen& m) {
   DeviceState& d = device(m.device);
   d.announced = true;
   d.arch = m.arch;
-  d.total_bytes[static_cast<std::size_t>(Slot::DRAM)] = m.total_bytes[static_cast<std::size_t>(proto::BufferType::DRAM)];
-  d.total_bytes[static_cast<std::size_t>(Slot::L1)] = m.total_bytes[static_cast<std::size_t>(proto::BufferType::L1)];
+  d.total_bytes[static_cast<std::size_t>(Slot::DRAM)] =
+      m.total_bytes[static_cast<std::size_t>(proto::BufferType::DRAM)];
+  d.total_bytes[static_cast<std::size_t>(Slot::L1)] =
+      m.total_bytes[static_cast<std::size_t>(proto::BufferType::L1)];
   d.total_bytes[static_cast<std::size_t>(Slot::L1_SMALL)] =
       m.total_bytes[static_cast<std::size_t>(proto::BufferType::L1_SMALL)];
   d.total_bytes[static_cast<std::size_t>(Slot::TRACE)] =
       m.total_bytes[static_cast<std::size_t>(proto::BufferType::TRACE)];
-  d.total_bytes[static_cast<std::size_t>(Slot::CB)] = m.total_bytes[static_cast<std::size_t>(proto::BufferType::L1)];
+  d.total_bytes[static_cast<std::size_t>(Slot::CB)] =
+      m.total_bytes[static_cast<std::size_t>(proto::BufferType::L1)];
   ProcessDevice& pd = p.devices[m.device];
   pd.state = ProcessDevice::State::open;
   pd.close_began_ns = 0;
@@ -178,13 +198,14 @@ void Registry::device_close(ProcessState& p, const proto::DeviceClose& m) {
   }
   // End of close: whatever the process still holds there was never released by the close sequence.
   const std::uint64_t now = monotonic_ns();
-  table_.erase_if([&](const AllocationRecord& r) { return r.process == p.slot && r.device == m.device; },
-                  [&](const AllocationRecord& r) {
-                    record_leak(p, r, false, now);
-                    account(p, r.device,
-                            slot_of(static_cast<proto::BufferType>(r.type), static_cast<proto::AllocKind>(r.kind)),
-                            -static_cast<std::int64_t>(r.size), -1);
-                  });
+  table_.erase_if(
+      [&](const AllocationRecord& r) { return r.process == p.slot && r.device == m.device; },
+      [&](const AllocationRecord& r) {
+        record_leak(p, r, false, now);
+        account(p, r.device,
+                slot_of(static_cast<proto::BufferType>(r.type), static_cast<proto::AllocKind>(r.kind)),
+                -static_cast<std::int64_t>(r.size), -1);
+      });
   std::erase_if(p.early_frees, [&](const auto& kv) {
     if (kv.second != m.device) return false;
     ++p.anomalies.free_unknown_id;
@@ -221,7 +242,8 @@ void Registry::insert_allocation(ProcessState& p, const proto::EventRecord& e) {
     return;
   }
   if (table_.size() >= limits_.max_live_allocations_per_process &&
-      p.usage[0].buffers + p.usage[1].buffers + p.usage[2].buffers + p.usage[3].buffers + p.usage[4].buffers >=
+      p.usage[0].buffers + p.usage[1].buffers + p.usage[2].buffers + p.usage[3].buffers +
+              p.usage[4].buffers >=
           limits_.max_live_allocations_per_process) {
     ++p.anomalies.limit_refused;
     return;
@@ -323,12 +345,13 @@ void Registry::snapshot_begin(ProcessState& p, const proto::SnapshotBegin& m) {
 }
 
 void Registry::drop_process_allocations(ProcessState& p) {
-  table_.erase_if([&](const AllocationRecord& r) { return r.process == p.slot; },
-                  [&](const AllocationRecord& r) {
-                    account(p, r.device,
-                            slot_of(static_cast<proto::BufferType>(r.type), static_cast<proto::AllocKind>(r.kind)),
-                            -static_cast<std::int64_t>(r.size), -1);
-                  });
+  table_.erase_if(
+      [&](const AllocationRecord& r) { return r.process == p.slot; },
+      [&](const AllocationRecord& r) {
+        account(p, r.device,
+                slot_of(static_cast<proto::BufferType>(r.type), static_cast<proto::AllocKind>(r.kind)),
+                -static_cast<std::int64_t>(r.size), -1);
+      });
 }
 
 void Registry::snapshot_end(ProcessState& p, const proto::SnapshotEnd& m) {
@@ -338,7 +361,8 @@ void Registry::snapshot_end(ProcessState& p, const proto::SnapshotEnd& m) {
   }
   ProcessState::Snapshot snap = std::move(*p.snapshot);
   p.snapshot.reset();
-  if (snap.id != m.snapshot_id || snap.allocations.size() != m.num_allocations) ++p.anomalies.snapshot_mismatch;
+  if (snap.id != m.snapshot_id || snap.allocations.size() != m.num_allocations)
+    ++p.anomalies.snapshot_mismatch;
   // Replace the process's state as one step: the event loop runs nothing else in between.
   drop_process_allocations(p);
   p.early_frees.clear();
@@ -369,7 +393,8 @@ OrphanRecord Registry::process_died(ProcessState& p) {
   if (limits_.event_history > 0) {
     retired_sites_[p.slot] = std::move(p.sites);
     constexpr std::size_t kRetiredSiteTables = 256;
-    while (retired_sites_.size() > kRetiredSiteTables) retired_sites_.erase(retired_sites_.begin());  // oldest slot
+    while (retired_sites_.size() > kRetiredSiteTables)
+      retired_sites_.erase(retired_sites_.begin());  // oldest slot
   }
   slot_of_pid_.erase(p.pid);
   processes_.erase(p.slot);  // p is gone from here on

@@ -3,6 +3,8 @@
 // processes, snapshots (resync) and anomaly counters. The server feeds it decoded messages in order.
 #pragma once
 
+#include <sys/types.h>
+
 #include <array>
 #include <cstdint>
 #include <deque>
@@ -10,7 +12,6 @@
 #include <map>
 #include <optional>
 #include <string>
-#include <sys/types.h>
 #include <unordered_map>
 #include <vector>
 
@@ -95,8 +96,8 @@ struct LeakRecord {
   std::uint64_t address = 0;
   std::string site;
   std::uint64_t age_ns = 0;
-  std::uint64_t time_ns = 0;    ///< CLOCK_REALTIME when recorded
-  bool swept_by_close = true;   ///< false: the close sequence never released it (a lifecycle gap)
+  std::uint64_t time_ns = 0;   ///< CLOCK_REALTIME when recorded
+  bool swept_by_close = true;  ///< false: the close sequence never released it (a lifecycle gap)
 };
 
 struct OrphanRecord {
@@ -112,7 +113,8 @@ struct OrphanRecord {
   std::vector<Held> held;
   std::uint64_t total_bytes = 0;
   std::uint64_t total_buffers = 0;
-  std::vector<std::string> lines() const;  ///< "pid 141211 (python) died holding 12288 bytes of L1 on device 0 in 3 buffers"
+  std::vector<std::string> lines()
+      const;  ///< "pid 141211 (python) died holding 12288 bytes of L1 on device 0 in 3 buffers"
 };
 
 /// One entry of the recent-event history: fixed size, no allocation per event.
@@ -120,8 +122,8 @@ struct HistoryEntry {
   std::uint64_t time_ns = 0;  ///< CLOCK_REALTIME when applied
   pid_t pid = 0;
   std::uint32_t process_slot = 0;
-  char name[16] = {};         ///< /proc comm is at most 15 characters
-  proto::EventRecord event;   ///< frees carry what was freed
+  char name[16] = {};        ///< /proc comm is at most 15 characters
+  proto::EventRecord event;  ///< frees carry what was freed
 };
 
 struct RegistryLimits {
@@ -163,8 +165,8 @@ class Registry {
   const AllocationTable& allocations() const { return table_; }
   const std::map<std::uint16_t, DeviceState>& devices() const { return devices_; }
   const std::map<std::uint32_t, ProcessState>& processes() const { return processes_; }
-  const std::deque<LeakRecord>& leaks() const { return leaks_; }      ///< newest first
-  const std::deque<OrphanRecord>& orphans() const { return orphans_; } ///< newest first
+  const std::deque<LeakRecord>& leaks() const { return leaks_; }        ///< newest first
+  const std::deque<OrphanRecord>& orphans() const { return orphans_; }  ///< newest first
   Anomalies anomalies() const;
   std::uint64_t events_applied() const { return events_applied_; }
   /// The newest `limit` events of the history, oldest first.

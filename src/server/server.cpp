@@ -48,9 +48,13 @@ struct Server::Connection {
 
 namespace {
 
-std::string errno_text() { return std::strerror(errno); }
+std::string errno_text() {
+  return std::strerror(errno);
+}
 
-std::uint64_t pending(const std::vector<std::uint8_t>& out, std::size_t offset) { return out.size() - offset; }
+std::uint64_t pending(const std::vector<std::uint8_t>& out, std::size_t offset) {
+  return out.size() - offset;
+}
 
 std::string human_bytes(std::uint64_t b) {
   const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
@@ -70,21 +74,23 @@ int listen_on_socket(const ServerOptions& options) {
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
   if (path.empty() || path.size() >= sizeof addr.sun_path) {
-    throw std::runtime_error(fmt::format("socket path '{}' is empty or longer than {} bytes; pick a shorter --socket",
-                                         path, sizeof addr.sun_path - 1));
+    throw std::runtime_error(
+        fmt::format("socket path '{}' is empty or longer than {} bytes; pick a shorter --socket", path,
+                    sizeof addr.sun_path - 1));
   }
   std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
   struct stat st {};
   if (lstat(path.c_str(), &st) == 0) {
     if (!S_ISSOCK(st.st_mode)) {
-      throw std::runtime_error(fmt::format("{} exists and is not a socket; remove it or pick another --socket", path));
+      throw std::runtime_error(
+          fmt::format("{} exists and is not a socket; remove it or pick another --socket", path));
     }
     const int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     const bool live = connect(probe, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
     close(probe);
     if (live) {
-      throw std::runtime_error(fmt::format(
-          "a ttmemd is already listening on {}; stop it first or pick another --socket", path));
+      throw std::runtime_error(
+          fmt::format("a ttmemd is already listening on {}; stop it first or pick another --socket", path));
     }
     spdlog::info("replacing stale socket file {}", path);
     unlink(path.c_str());
@@ -96,7 +102,8 @@ int listen_on_socket(const ServerOptions& options) {
     close(fd);
     throw std::runtime_error(fmt::format("cannot bind {}: {}", path, why));
   }
-  if (chmod(path.c_str(), 0660) < 0 || (options.group && chown(path.c_str(), static_cast<uid_t>(-1), *options.group) < 0)) {
+  if (chmod(path.c_str(), 0660) < 0 ||
+      (options.group && chown(path.c_str(), static_cast<uid_t>(-1), *options.group) < 0)) {
     const std::string why = errno_text();
     close(fd);
     unlink(path.c_str());
@@ -144,11 +151,12 @@ Server::Server(ServerOptions options) : options_(std::move(options)), registry_(
     if (subscribers_ > 0) notify(event_json(a));
   };
   registry_.on_leak = [this](const LeakRecord& l) {
-    spdlog::warn("leak: pid {} ({}) still held {} bytes of {} on device {} when it closed the device (id {}, kind {}, "
-                 "site {}, age {:.3f} s{})",
-                 l.pid, l.process_name, l.size, proto::to_string(l.type), l.device, l.id, proto::to_string(l.kind),
-                 l.site.empty() ? "-" : l.site, static_cast<double>(l.age_ns) / 1e9,
-                 l.swept_by_close ? "" : "; the close sequence never released it");
+    spdlog::warn(
+        "leak: pid {} ({}) still held {} bytes of {} on device {} when it closed the device (id {}, kind {}, "
+        "site {}, age {:.3f} s{})",
+        l.pid, l.process_name, l.size, proto::to_string(l.type), l.device, l.id, proto::to_string(l.kind),
+        l.site.empty() ? "-" : l.site, static_cast<double>(l.age_ns) / 1e9,
+        l.swept_by_close ? "" : "; the close sequence never released it");
     if (subscribers_ > 0) {
       json j = leak_json(l);
       j["event"] = "leak";
@@ -178,7 +186,9 @@ void Server::run() {
   spdlog::info("ttmemd stopped");
 }
 
-void Server::stop() { loop_.stop(); }
+void Server::stop() {
+  loop_.stop();
+}
 
 void Server::accept_clients() {
   for (;;) {
@@ -197,14 +207,15 @@ void Server::accept_clients() {
     if (connections_.size() >= options_.max_connections) {
       ++refused_connections_;
       std::vector<std::uint8_t> bytes;
-      proto::encode(bytes, proto::ErrorMessage{proto::ErrorCode::limit_exceeded,
-                                               fmt::format("ttmemd serves at most {} connections; try again later",
-                                                           options_.max_connections)});
+      proto::encode(bytes,
+                    proto::ErrorMessage{proto::ErrorCode::limit_exceeded,
+                                        fmt::format("ttmemd serves at most {} connections; try again later",
+                                                    options_.max_connections)});
       [[maybe_unused]] auto n = ::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
       close(fd);
       if (refused_connections_ == 1 || refused_connections_ % 1000 == 0) {
-        spdlog::warn("connection limit ({}) reached; refused {} so far (last from pid {})", options_.max_connections,
-                     refused_connections_, cred.pid);
+        spdlog::warn("connection limit ({}) reached; refused {} so far (last from pid {})",
+                     options_.max_connections, refused_connections_, cred.pid);
       }
       continue;
     }
@@ -307,7 +318,8 @@ void Server::handle_frame(Connection& c, const proto::Frame& frame) {
   ProcessState* p = process_of(c);
   if (!p) {
     fail(c, proto::ErrorCode::unexpected_message,
-         fmt::format("{} is only accepted from a tracked process (this connection said hello as a tool, or its process "
+         fmt::format("{} is only accepted from a tracked process (this connection said hello as a tool, or "
+                     "its process "
                      "is gone)",
                      proto::to_string(frame.type)));
     return;
@@ -323,7 +335,8 @@ void Server::handle_frame(Connection& c, const proto::Frame& frame) {
       auto m = proto::decode_device_open(frame.payload);
       if (!proto::ok(m)) return fail(c, proto::ErrorCode::malformed, std::get<proto::DecodeError>(m).message);
       const auto& d = std::get<proto::DeviceOpen>(m);
-      if (options_.verbose) spdlog::info("pid {} ({}) opened device {} ({})", p->pid, p->name, d.device, arch_name(d.arch));
+      if (options_.verbose)
+        spdlog::info("pid {} ({}) opened device {} ({})", p->pid, p->name, d.device, arch_name(d.arch));
       registry_.device_open(*p, d);
       return;
     }
@@ -375,8 +388,9 @@ void Server::handle_hello(Connection& c, const proto::Frame& frame) {
   if (auto* err = std::get_if<proto::DecodeError>(&decoded)) {
     std::string message = err->message;
     if (err->code == proto::ErrorCode::version_mismatch) {
-      message += fmt::format("; this ttmemd {} speaks protocol {}: use a libttmem of the same protocol version",
-                             proto::version_string(kServerVersion), proto::kProtocolVersion);
+      message +=
+          fmt::format("; this ttmemd {} speaks protocol {}: use a libttmem of the same protocol version",
+                      proto::version_string(kServerVersion), proto::kProtocolVersion);
     }
     fail(c, err->code, message);
     return;
@@ -391,8 +405,9 @@ void Server::handle_hello(Connection& c, const proto::Frame& frame) {
     c.process_slot = p.slot;
     if (hello.claimed_pid != 0 && hello.claimed_pid != static_cast<std::uint32_t>(c.pid)) {
       ++p.anomalies.pid_mismatch;
-      spdlog::warn("connection {} claims pid {} but its peer credentials say pid {} ({}); attributing it to pid {}",
-                   c.id, hello.claimed_pid, c.pid, c.name, c.pid);
+      spdlog::warn(
+          "connection {} claims pid {} but its peer credentials say pid {} ({}); attributing it to pid {}",
+          c.id, hello.claimed_pid, c.pid, c.name, c.pid);
     }
     watch_process(p);
     spdlog::info("pid {} ({}) connected (client {}, connection {})", c.pid, c.name,
@@ -410,7 +425,8 @@ void Server::handle_hello(Connection& c, const proto::Frame& frame) {
 
 void Server::handle_query(Connection& c, const proto::Frame& frame) {
   auto decoded = proto::decode_query(frame.payload);
-  if (!proto::ok(decoded)) return fail(c, proto::ErrorCode::malformed, std::get<proto::DecodeError>(decoded).message);
+  if (!proto::ok(decoded))
+    return fail(c, proto::ErrorCode::malformed, std::get<proto::DecodeError>(decoded).message);
   const proto::Query& q = std::get<proto::Query>(decoded);
   proto::QueryReply reply;
   reply.query_id = q.query_id;
@@ -465,7 +481,8 @@ void Server::send(Connection& c, const std::vector<std::uint8_t>& bytes) {
 
 void Server::flush_output(Connection& c) {
   while (c.out_offset < c.out.size()) {
-    const ssize_t n = ::send(c.fd, c.out.data() + c.out_offset, c.out.size() - c.out_offset, MSG_NOSIGNAL | MSG_DONTWAIT);
+    const ssize_t n =
+        ::send(c.fd, c.out.data() + c.out_offset, c.out.size() - c.out_offset, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) break;
@@ -479,7 +496,8 @@ void Server::flush_output(Connection& c) {
     c.out_offset = 0;
     if (c.subscriber && c.dropped_notifications > 0) {
       std::vector<std::uint8_t> bytes;
-      proto::encode(bytes, proto::EventNotify{json{{"event", "dropped"}, {"count", c.dropped_notifications}}.dump()});
+      proto::encode(
+          bytes, proto::EventNotify{json{{"event", "dropped"}, {"count", c.dropped_notifications}}.dump()});
       c.dropped_notifications = 0;
       c.out = std::move(bytes);
       return flush_output(c);
@@ -592,7 +610,8 @@ void Server::notify(const json& j) {
     if (it == connections_.end()) continue;
     Connection& c = *it->second;
     if (pending(c.out, c.out_offset) + bytes.size() > options_.max_subscriber_backlog) {
-      ++c.dropped_notifications;  // a slow subscriber loses notifications (and is told how many), never the server
+      ++c.dropped_notifications;  // a slow subscriber loses notifications (and is told how many), never the
+                                  // server
       continue;
     }
     send(c, bytes);
@@ -621,7 +640,8 @@ void Server::log_statistics() {
     spdlog::info("device {}: {}", id, line.empty() ? "nothing allocated" : line);
   }
   spdlog::info("active allocations: {}, processes: {}, connections: {}, events/s: {:.0f}",
-               registry_.allocations().size(), registry_.processes().size(), connections_.size(), events_per_second_);
+               registry_.allocations().size(), registry_.processes().size(), connections_.size(),
+               events_per_second_);
 }
 
 json Server::info_json() const {
@@ -639,8 +659,12 @@ json Server::info_json() const {
                 {"connected_s", static_cast<double>(monotonic_ns() - c->connected_ns) / 1e9}};
     if (const ProcessState* p = registry_.process_by_slot(c->process_slot)) {
       const auto& s = p->client_stats;
-      row["client"] = {{"events", s.events},       {"bytes", s.bytes},           {"batches", s.batches},
-                       {"stall_ns", s.stall_ns},   {"reconnects", s.reconnects}, {"snapshots", s.snapshots},
+      row["client"] = {{"events", s.events},
+                       {"bytes", s.bytes},
+                       {"batches", s.batches},
+                       {"stall_ns", s.stall_ns},
+                       {"reconnects", s.reconnects},
+                       {"snapshots", s.snapshots},
                        {"superseded_events", s.superseded_events}};
     }
     clients.push_back(row);

@@ -3,15 +3,15 @@
 // allocations of processes that die (pidfd, polling as fallback).
 #pragma once
 
+#include <sys/types.h>
+
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
-#include <sys/types.h>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "event_loop.hpp"
 #include "registry.hpp"
@@ -27,9 +27,10 @@ struct ServerOptions {
   bool verbose = false;                ///< log every event
   std::uint32_t stats_interval_s = 0;  ///< periodic statistics in the log; 0: off
   std::size_t max_connections = 1024;
-  std::size_t max_pending_output = 256u << 20;   ///< per connection: replies a client does not read
-  std::size_t max_subscriber_backlog = 8u << 20; ///< per subscriber: notifications beyond are dropped and counted
-  bool poll_for_deaths = false;        ///< use polling even where pidfd works (tests the fallback)
+  std::size_t max_pending_output = 256u << 20;  ///< per connection: replies a client does not read
+  std::size_t max_subscriber_backlog =
+      8u << 20;                  ///< per subscriber: notifications beyond are dropped and counted
+  bool poll_for_deaths = false;  ///< use polling even where pidfd works (tests the fallback)
   std::uint32_t death_poll_ms = 20;
   RegistryLimits limits;
 };

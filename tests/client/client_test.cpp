@@ -1,5 +1,7 @@
 // libttmem in a test process against a real ttmemd: nothing lost under backpressure, ordering of device
 // close across threads, barrier semantics, fork safety and the C API.
+#include "ttmem/client.hpp"
+
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -7,7 +9,6 @@
 #include <thread>
 
 #include "subprocess.hpp"
-#include "ttmem/client.hpp"
 #include "ttmem/query.hpp"
 #include "ttmem/ttmem.h"
 

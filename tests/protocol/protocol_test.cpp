@@ -1,9 +1,9 @@
 // The wire protocol: every message round-trips; every decoder rejects truncated, oversized, inconsistent
 // and random input with an error instead of crashing or reading out of bounds.
+#include "ttmem/protocol.hpp"
+
 #include <gtest/gtest.h>
 #include <rapidcheck/gtest.h>
-
-#include "ttmem/protocol.hpp"
 
 namespace ttmem::proto {
 namespace {
@@ -48,10 +48,10 @@ EventRecord sample_event() {
 }
 
 bool same(const EventRecord& a, const EventRecord& b) {
-  return a.op == b.op && a.type == b.type && a.kind == b.kind && a.reason == b.reason && a.device == b.device &&
-         a.flags == b.flags && a.site == b.site && a.num_banks == b.num_banks && a.mesh == b.mesh && a.id == b.id &&
-         a.size == b.size && a.address == b.address && a.size_per_bank == b.size_per_bank &&
-         a.timestamp_ns == b.timestamp_ns;
+  return a.op == b.op && a.type == b.type && a.kind == b.kind && a.reason == b.reason &&
+         a.device == b.device && a.flags == b.flags && a.site == b.site && a.num_banks == b.num_banks &&
+         a.mesh == b.mesh && a.id == b.id && a.size == b.size && a.address == b.address &&
+         a.size_per_bank == b.size_per_bank && a.timestamp_ns == b.timestamp_ns;
 }
 
 TEST(Protocol, EventRecordsAreSixtyFourLittleEndianBytes) {
@@ -64,9 +64,9 @@ TEST(Protocol, EventRecordsAreSixtyFourLittleEndianBytes) {
   EXPECT_EQ(bytes[1], 0);
   EXPECT_EQ(bytes[4], 4);
   const std::uint8_t* r = bytes.data() + kFrameHeaderSize + 4;
-  EXPECT_EQ(r[0], 1);    // op
-  EXPECT_EQ(r[1], 3);    // L1_SMALL
-  EXPECT_EQ(r[4], 31);   // device, low byte
+  EXPECT_EQ(r[0], 1);      // op
+  EXPECT_EQ(r[1], 3);      // L1_SMALL
+  EXPECT_EQ(r[4], 31);     // device, low byte
   EXPECT_EQ(r[24], 0xef);  // id, low byte first
   EXPECT_EQ(r[31], 0x01);
 }
@@ -108,7 +108,8 @@ TEST(Protocol, EveryMessageRoundTrips) {
 
   b.clear();
   encode(b, DeviceClose{5, ClosePhase::end});
-  EXPECT_EQ(round_trip<DeviceClose>(b, MessageType::device_close, decode_device_close).phase, ClosePhase::end);
+  EXPECT_EQ(round_trip<DeviceClose>(b, MessageType::device_close, decode_device_close).phase,
+            ClosePhase::end);
 
   b.clear();
   std::vector<Site> sites = {{1, "dispatch/control"}, {2, ""}, {3, std::string(1024, 'x')}};
@@ -120,7 +121,8 @@ TEST(Protocol, EveryMessageRoundTrips) {
 
   b.clear();
   encode(b, SnapshotBegin{11});
-  EXPECT_EQ(round_trip<SnapshotBegin>(b, MessageType::snapshot_begin, decode_snapshot_begin).snapshot_id, 11u);
+  EXPECT_EQ(round_trip<SnapshotBegin>(b, MessageType::snapshot_begin, decode_snapshot_begin).snapshot_id,
+            11u);
   b.clear();
   encode(b, SnapshotEnd{11, 99});
   EXPECT_EQ(round_trip<SnapshotEnd>(b, MessageType::snapshot_end, decode_snapshot_end).num_allocations, 99u);
@@ -173,7 +175,8 @@ TEST(Protocol, HandshakeRejectsBadMagicAndOtherVersions) {
   d = decode_hello(single_frame(b).payload);
   ASSERT_FALSE(ok(d));
   EXPECT_EQ(std::get<DecodeError>(d).code, ErrorCode::version_mismatch);
-  EXPECT_EQ(std::get<DecodeError>(d).message, "protocol version 2 is not supported (this side speaks version 1)");
+  EXPECT_EQ(std::get<DecodeError>(d).message,
+            "protocol version 2 is not supported (this side speaks version 1)");
   b.clear();
   encode(b, HelloAck{2, 0, 0, 0, 0});
   auto a = decode_hello_ack(single_frame(b).payload);
@@ -187,7 +190,8 @@ TEST(Protocol, FrameReaderRejectsOversizedUnknownAndReservedHeaders) {
   reader.append(huge);
   auto next = reader.next();
   ASSERT_TRUE(std::holds_alternative<DecodeError>(next));
-  EXPECT_EQ(std::get<DecodeError>(next).message, "EVENTS frame of 2147483647 bytes exceeds the maximum of 1024 bytes");
+  EXPECT_EQ(std::get<DecodeError>(next).message,
+            "EVENTS frame of 2147483647 bytes exceeds the maximum of 1024 bytes");
   FrameReader r2(1024);
   r2.append(std::vector<std::uint8_t>{0, 0, 0, 0, 99, 0, 0, 0});
   EXPECT_EQ(std::get<DecodeError>(r2.next()).message, "unknown message type 99");
@@ -239,7 +243,8 @@ TEST(Protocol, EventRecordsWithUnknownEnumsAreRejected) {
   encode(b, std::span<const EventRecord>(&e, 1));
   std::vector<std::uint8_t> payload(b.begin() + kFrameHeaderSize, b.end());
   std::vector<EventRecord> out;
-  for (auto [offset, value] : std::vector<std::pair<std::size_t, std::uint8_t>>{{0, 3}, {1, 5}, {2, 9}, {3, 3}, {20, 1}}) {
+  for (auto [offset, value] :
+       std::vector<std::pair<std::size_t, std::uint8_t>>{{0, 3}, {1, 5}, {2, 9}, {3, 3}, {20, 1}}) {
     auto copy = payload;
     copy[4 + offset] = value;
     const auto err = decode_events(copy, out);
@@ -275,15 +280,32 @@ TEST(Protocol, EveryTruncationOfEveryFixedMessageIsRejected) {
       const auto cut = payload.first(n);
       bool rejected = false;
       switch (static_cast<MessageType>(f[4])) {
-        case MessageType::hello: rejected = !ok(decode_hello(cut)); break;
-        case MessageType::hello_ack: rejected = !ok(decode_hello_ack(cut)); break;
-        case MessageType::device_open: rejected = !ok(decode_device_open(cut)); break;
-        case MessageType::device_close: rejected = !ok(decode_device_close(cut)); break;
-        case MessageType::snapshot_begin: rejected = !ok(decode_snapshot_begin(cut)); break;
-        case MessageType::snapshot_end: rejected = !ok(decode_snapshot_end(cut)); break;
-        case MessageType::barrier: rejected = !ok(decode_barrier(cut)); break;
-        case MessageType::client_stats: rejected = !ok(decode_client_stats(cut)); break;
-        default: break;
+        case MessageType::hello:
+          rejected = !ok(decode_hello(cut));
+          break;
+        case MessageType::hello_ack:
+          rejected = !ok(decode_hello_ack(cut));
+          break;
+        case MessageType::device_open:
+          rejected = !ok(decode_device_open(cut));
+          break;
+        case MessageType::device_close:
+          rejected = !ok(decode_device_close(cut));
+          break;
+        case MessageType::snapshot_begin:
+          rejected = !ok(decode_snapshot_begin(cut));
+          break;
+        case MessageType::snapshot_end:
+          rejected = !ok(decode_snapshot_end(cut));
+          break;
+        case MessageType::barrier:
+          rejected = !ok(decode_barrier(cut));
+          break;
+        case MessageType::client_stats:
+          rejected = !ok(decode_client_stats(cut));
+          break;
+        default:
+          break;
       }
       EXPECT_TRUE(rejected) << "type " << int(f[4]) << " cut at " << n;
     }

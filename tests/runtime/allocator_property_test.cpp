@@ -20,7 +20,9 @@ struct Live {
   bool present_on(std::uint32_t d) const { return !local || device == d; }
 };
 
-std::uint64_t aligned(std::uint64_t v, std::uint32_t a) { return (std::max<std::uint64_t>(v, a) + a - 1) / a * a; }
+std::uint64_t aligned(std::uint64_t v, std::uint32_t a) {
+  return (std::max<std::uint64_t>(v, a) + a - 1) / a * a;
+}
 
 void check_invariants(MeshDevice& mesh, const std::vector<Live>& live) {
   for (std::uint32_t d = 0; d < mesh.num_devices(); ++d) {
@@ -68,9 +70,11 @@ RC_GTEST_PROP(AllocatorProperty, RandomAllocFreeNeverOverlapsAndFreeingAllIsPris
       c.page_size = *rc::gen::element<std::uint64_t>(32, 100, 1024, 2048, 4096);
       c.size = c.page_size * *rc::gen::inRange<std::uint64_t>(0, 300);
       if (c.type == BufferType::L1_SMALL || *rc::gen::inRange(0, 4) == 0) {
-        if (c.type != BufferType::DRAM && c.type != BufferType::TRACE) c.shard_cores = *rc::gen::inRange(1, 9);
+        if (c.type != BufferType::DRAM && c.type != BufferType::TRACE)
+          c.shard_cores = *rc::gen::inRange(1, 9);
       }
-      if (*rc::gen::inRange(0, 3) == 0) c.placement = *rc::gen::element(Placement::bottom_up, Placement::top_down);
+      if (*rc::gen::inRange(0, 3) == 0)
+        c.placement = *rc::gen::element(Placement::bottom_up, Placement::top_down);
       Live l;
       try {
         if (mesh->num_devices() > 1 && *rc::gen::inRange(0, 4) == 0) {
@@ -127,7 +131,8 @@ RC_GTEST_PROP(AllocatorProperty, CircularBuffersOfARunNeverReachAnL1Buffer, ()) 
       ProgramConfig p;
       p.name = "p" + std::to_string(step);
       const int cbs = *rc::gen::inRange(1, 5);
-      for (int i = 0; i < cbs; ++i) p.circular_buffers.push_back({*rc::gen::inRange<std::uint64_t>(16, 200'000), {}});
+      for (int i = 0; i < cbs; ++i)
+        p.circular_buffers.push_back({*rc::gen::inRange<std::uint64_t>(16, 200'000), {}});
       auto prog = mesh->create_program(p);
       const auto lowest = mesh->device(0).allocator().lowest_occupied_l1_address();
       try {

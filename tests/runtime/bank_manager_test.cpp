@@ -1,16 +1,18 @@
 // Lockstep bank policy: the size_per_bank rule, the bank-count rule, sharding and the OOM message.
+#include "allocator/bank_manager.hpp"
+
 #include <gtest/gtest.h>
 
-#include "allocator/bank_manager.hpp"
 #include "ttmem/runtime/error.hpp"
 
 namespace ttmem::emu {
 namespace {
 
 TEST(BankManager, SizePerBankIsPagesPerBankTimesTheAlignedPage) {
-  EXPECT_EQ(size_per_bank(4096, 2048, 64, 16), 2048u);         // 2 pages over 64 banks: 1 page each
-  EXPECT_EQ(size_per_bank(13 * 1000, 1000, 12, 32), 2 * 1024u); // 13 pages over 12 banks: 2 pages, 1000 -> 1024
-  EXPECT_EQ(size_per_bank(24 * 100, 100, 12, 64), 2 * 128u);    // Blackhole-style 64-B alignment
+  EXPECT_EQ(size_per_bank(4096, 2048, 64, 16), 2048u);  // 2 pages over 64 banks: 1 page each
+  EXPECT_EQ(size_per_bank(13 * 1000, 1000, 12, 32),
+            2 * 1024u);                                       // 13 pages over 12 banks: 2 pages, 1000 -> 1024
+  EXPECT_EQ(size_per_bank(24 * 100, 100, 12, 64), 2 * 128u);  // Blackhole-style 64-B alignment
   EXPECT_EQ(size_per_bank(0, 2048, 12, 32), 0u);
 }
 
@@ -24,8 +26,9 @@ TEST(BankManager, BankCountMustBeAPowerOfTwoOrHaveADedicatedModulo) {
     FAIL() << "24 interleaved banks must be refused";
   } catch (const Error& e) {
     EXPECT_EQ(e.code(), ErrorCode::invalid_bank_count);
-    EXPECT_STREQ(e.what(), "Invalid number of memory banks 24 for L1. Num banks must be power of 2 or have a "
-                           "dedicated modulo implementation");
+    EXPECT_STREQ(e.what(),
+                 "Invalid number of memory banks 24 for L1. Num banks must be power of 2 or have a "
+                 "dedicated modulo implementation");
   }
   // L1_SMALL only holds sharded buffers, so any bank count is fine.
   EXPECT_NO_THROW(BankManager(BufferType::L1_SMALL, std::vector<std::int64_t>(24, 0), 1024, 4096, 16, false));
@@ -67,10 +70,11 @@ TEST(BankManager, OutOfMemoryUsesTtMetalsMessageWithFreeFigures) {
     FAIL();
   } catch (const Error& e) {
     EXPECT_EQ(e.code(), ErrorCode::out_of_memory);
-    EXPECT_STREQ(e.what(),
-                 "Out of Memory: Not enough space to allocate 147456 B DRAM buffer across 12 banks, where each bank "
-                 "needs to store 12288 B, but bank size is 12288 B (allocated: 1024 B, free: 11264 B, largest free "
-                 "block: 11264 B)");
+    EXPECT_STREQ(
+        e.what(),
+        "Out of Memory: Not enough space to allocate 147456 B DRAM buffer across 12 banks, where each bank "
+        "needs to store 12288 B, but bank size is 12288 B (allocated: 1024 B, free: 11264 B, largest free "
+        "block: 11264 B)");
   }
 }
 

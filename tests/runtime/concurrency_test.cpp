@@ -47,7 +47,8 @@ TEST(Concurrency, ThreadsSharingAMeshKeepExactStatistics) {
   for (std::size_t d = 0; d < mesh->num_devices(); ++d) {
     EXPECT_EQ(mesh->device(d).allocator().statistics(BufferType::L1).total_allocated_bytes, 0u);
     // Only the cached kernel binaries stay in DRAM.
-    EXPECT_EQ(mesh->device(d).allocator().statistics(BufferType::DRAM).total_allocated_bytes, kThreads * 4096u);
+    EXPECT_EQ(mesh->device(d).allocator().statistics(BufferType::DRAM).total_allocated_bytes,
+              kThreads * 4096u);
   }
   mesh->close();
   EXPECT_TRUE(rec->outstanding().empty());

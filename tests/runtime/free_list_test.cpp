@@ -1,11 +1,11 @@
 // The first-fit free list, against TT-Metal's semantics and against a naive bitmap model.
+#include "allocator/free_list.hpp"
+
 #include <gtest/gtest.h>
 #include <rapidcheck/gtest.h>
 
 #include <map>
 #include <vector>
-
-#include "allocator/free_list.hpp"
 
 namespace ttmem::emu {
 namespace {

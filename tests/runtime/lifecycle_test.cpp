@@ -27,8 +27,8 @@ ProgramConfig program(const std::string& name, std::vector<std::uint64_t> sizes)
 
 void expect_balanced(const test::RecordingProcessor& rec) {
   for (const auto& [key, c] : rec.counts()) {
-    EXPECT_EQ(c.first, c.second) << "scope " << int(std::get<0>(key)) << " device " << std::get<1>(key) << " type "
-                                 << to_string(std::get<2>(key));
+    EXPECT_EQ(c.first, c.second) << "scope " << int(std::get<0>(key)) << " device " << std::get<1>(key)
+                                 << " type " << to_string(std::get<2>(key));
   }
   EXPECT_TRUE(rec.outstanding().empty());
 }

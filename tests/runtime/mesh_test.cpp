@@ -24,8 +24,9 @@ BufferConfig dram(std::uint64_t size) {
 
 TEST(Mesh, PresetsHaveTheirShapeAndArchitecture) {
   const std::vector<std::tuple<std::string, std::uint32_t, std::uint32_t, Arch>> expected = {
-      {"n150", 1, 1, Arch::wormhole_b0}, {"n300", 1, 2, Arch::wormhole_b0}, {"t3000", 2, 4, Arch::wormhole_b0},
-      {"galaxy", 8, 4, Arch::wormhole_b0}, {"p150", 1, 1, Arch::blackhole},  {"p300", 1, 2, Arch::blackhole}};
+      {"n150", 1, 1, Arch::wormhole_b0},  {"n300", 1, 2, Arch::wormhole_b0},
+      {"t3000", 2, 4, Arch::wormhole_b0}, {"galaxy", 8, 4, Arch::wormhole_b0},
+      {"p150", 1, 1, Arch::blackhole},    {"p300", 1, 2, Arch::blackhole}};
   for (const auto& [name, rows, cols, arch] : expected) {
     auto mesh = open(name);
     EXPECT_EQ(mesh->rows(), rows) << name;
@@ -107,7 +108,8 @@ TEST(Mesh, PhysicalMemoryIsReportedOncePerDevice) {
   }
   const auto counts = rec->counts();
   EXPECT_EQ((counts.at({EventScope::mesh, 0, BufferType::DRAM}).first), 1);
-  for (std::uint32_t d = 0; d < 8; ++d) EXPECT_EQ((counts.at({EventScope::device, d, BufferType::DRAM}).first), 1);
+  for (std::uint32_t d = 0; d < 8; ++d)
+    EXPECT_EQ((counts.at({EventScope::device, d, BufferType::DRAM}).first), 1);
 }
 
 TEST(Mesh, LockstepPlacementSkipsRangesTakenOnAnyDevice) {

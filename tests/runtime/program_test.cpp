@@ -1,7 +1,6 @@
 // Programs: circular-buffer placement and the clash check, release, program cache.
-#include <gtest/gtest.h>
-
 #include <fmt/format.h>
+#include <gtest/gtest.h>
 
 #include <set>
 
@@ -64,8 +63,8 @@ TEST(Program, CircularBuffersAreAlignedAndStackPerCoreRange) {
   const auto got = addresses_on_device0(*prog);
   ASSERT_EQ(got.size(), 3u);
   EXPECT_EQ(got[0], 101'152u);
-  EXPECT_EQ(got[1], 101'152u);                  // disjoint cores: same base
-  EXPECT_EQ(got[2], 101'152u + 2000);           // cores 4..11 overlap both: above the higher one (aligned)
+  EXPECT_EQ(got[1], 101'152u);         // disjoint cores: same base
+  EXPECT_EQ(got[2], 101'152u + 2000);  // cores 4..11 overlap both: above the higher one (aligned)
 }
 
 TEST(Program, CircularBuffersThatReachTheLowestL1BufferClash) {
@@ -84,10 +83,11 @@ TEST(Program, CircularBuffersThatReachTheLowestL1BufferClash) {
   } catch (const Error& e) {
     EXPECT_EQ(e.code(), ErrorCode::cb_clash);
     EXPECT_EQ(std::string(e.what()),
-              fmt::format("Statically allocated circular buffers in program {} clash with L1 buffers on core range "
-                          "[(x=0,y=0) - (x=7,y=7)]. L1 buffer allocated at {} and static circular buffer region ends "
-                          "at {}",
-                          prog->id().value, big->address(), 101'152 + 200'000));
+              fmt::format(
+                  "Statically allocated circular buffers in program {} clash with L1 buffers on core range "
+                  "[(x=0,y=0) - (x=7,y=7)]. L1 buffer allocated at {} and static circular buffer region ends "
+                  "at {}",
+                  prog->id().value, big->address(), 101'152 + 200'000));
   }
   EXPECT_EQ(rec->events().size(), events_before);  // a failed run allocates nothing
   EXPECT_EQ(prog->state(), ProgramState::created);

@@ -1,10 +1,10 @@
 // The server's compact allocation table against std::map.
+#include "allocation_table.hpp"
+
 #include <gtest/gtest.h>
 #include <rapidcheck/gtest.h>
 
 #include <map>
-
-#include "allocation_table.hpp"
 
 namespace ttmem::server {
 namespace {

@@ -1,8 +1,9 @@
 // ttmemd's registry on its own: totals, peaks, leaks at device close, orphans, snapshots, anomalies.
+#include "registry.hpp"
+
 #include <gtest/gtest.h>
 
 #include "queries.hpp"
-#include "registry.hpp"
 
 namespace ttmem::server {
 namespace {
@@ -13,8 +14,9 @@ using proto::ClosePhase;
 using proto::EventOp;
 using proto::ReleaseReason;
 
-proto::EventRecord alloc(std::uint16_t device, std::uint64_t id, std::uint64_t size, BufferType type = BufferType::DRAM,
-                         AllocKind kind = AllocKind::owning, std::uint32_t site = 0) {
+proto::EventRecord alloc(std::uint16_t device, std::uint64_t id, std::uint64_t size,
+                         BufferType type = BufferType::DRAM, AllocKind kind = AllocKind::owning,
+                         std::uint32_t site = 0) {
   proto::EventRecord e;
   e.op = EventOp::alloc;
   e.device = device;
@@ -27,7 +29,8 @@ proto::EventRecord alloc(std::uint16_t device, std::uint64_t id, std::uint64_t s
   return e;
 }
 
-proto::EventRecord release(std::uint16_t device, std::uint64_t id, ReleaseReason reason = ReleaseReason::explicit_free) {
+proto::EventRecord release(std::uint16_t device, std::uint64_t id,
+                           ReleaseReason reason = ReleaseReason::explicit_free) {
   proto::EventRecord e;
   e.op = EventOp::free;
   e.device = device;
@@ -112,7 +115,8 @@ TEST(Registry, ADeadProcessLeavesAnOrphanRecordSayingWhatItHeld) {
   EXPECT_EQ(o.total_bytes, 12288u + (1u << 20));
   EXPECT_EQ(o.total_buffers, 4u);
   const auto lines = o.lines();
-  EXPECT_NE(std::find(lines.begin(), lines.end(), "pid 141211 (python) died holding 12288 bytes of L1 on device 0 in 3 buffers"),
+  EXPECT_NE(std::find(lines.begin(), lines.end(),
+                      "pid 141211 (python) died holding 12288 bytes of L1 on device 0 in 3 buffers"),
             lines.end());
   EXPECT_EQ(r.allocations().size(), 0u);
   EXPECT_EQ(r.processes().size(), 0u);
@@ -137,7 +141,7 @@ TEST(Registry, FreesThatOvertakeTheirAllocationAreMatchedAndOthersCountedAtTheBa
   r.event(p, alloc(0, 5, 100));
   EXPECT_EQ(r.allocations().size(), 0u);
   EXPECT_TRUE(r.devices().empty());  // born dead: never counted anywhere
-  r.event(p, release(0, 6));  // never allocated
+  r.event(p, release(0, 6));         // never allocated
   EXPECT_EQ(r.anomalies().free_unknown_id, 0u);
   r.barrier(p);
   EXPECT_EQ(r.anomalies().free_unknown_id, 1u);

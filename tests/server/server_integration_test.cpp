@@ -20,11 +20,14 @@ using nlohmann::json;
 /// A workload process driven line by line, reporting to `server`.
 std::unique_ptr<Child> workload(const ServerProcess& server, Env extra = {}) {
   extra.emplace_back("TTMEM_SOCKET", server.socket());
-  auto child = std::make_unique<Child>(std::vector<std::string>{bin_dir() + "/ttmem-emu", "--step", "-q"}, extra);
+  auto child =
+      std::make_unique<Child>(std::vector<std::string>{bin_dir() + "/ttmem-emu", "--step", "-q"}, extra);
   return child;
 }
 
-void expect_ok(Child& c, const std::string& line) { EXPECT_EQ(c.command(line), "ok") << line; }
+void expect_ok(Child& c, const std::string& line) {
+  EXPECT_EQ(c.command(line), "ok") << line;
+}
 
 /// Rows of the stats' process table for one pid.
 std::vector<json> rows_for(const json& stats, pid_t pid) {
@@ -144,7 +147,8 @@ TEST(ServerIntegration, AKilledProcessIsReclaimedAndLeavesAnOrphanRecord) {
   EXPECT_EQ((*orphan)["buffers"], 5);  // three control buffers, a, b
   const auto messages = (*orphan)["messages"].get<std::vector<std::string>>();
   EXPECT_NE(std::find(messages.begin(), messages.end(),
-                      "pid " + std::to_string(pid) + " (ttmem-emu) died holding 16384 bytes of L1 on device 0 in 4 buffers"),
+                      "pid " + std::to_string(pid) +
+                          " (ttmem-emu) died holding 16384 bytes of L1 on device 0 in 4 buffers"),
             messages.end());
   query::QueryClient q(server.socket());
   EXPECT_EQ(q.stats()["active_allocations"], 0);
@@ -186,7 +190,8 @@ TEST(ServerIntegration, AServerRestartLosesNothing) {
   EXPECT_EQ(used(after, 1, "L1"), 0u);  // b was freed while the server was down
   EXPECT_EQ(after["active_allocations"].get<int>(), before["active_allocations"].get<int>() - 2);
   query::QueryClient q(server->socket());
-  const auto kept = q.query({{"type", "buffers"}, {"pid", w->pid()}, {"buffer_type", "DRAM"}, {"kind", "owning"}});
+  const auto kept =
+      q.query({{"type", "buffers"}, {"pid", w->pid()}, {"buffer_type", "DRAM"}, {"kind", "owning"}});
   ASSERT_EQ(kept["buffers"].size(), 2u);
   EXPECT_EQ(kept["buffers"][0]["site"], "kept_a");
   // And it goes on exactly.
@@ -369,7 +374,8 @@ TEST(ServerIntegration, TheSocketIsGroupOnlyAndALiveServerIsNotClobbered) {
   EXPECT_EQ(st.st_mode & 0777, 0660u);
   const auto second = run_process({bin_dir() + "/ttmemd", "--socket", server.socket()});
   EXPECT_EQ(second.exit_code, 1);
-  EXPECT_NE(second.err.find("a ttmemd is already listening on " + server.socket()), std::string::npos) << second.err;
+  EXPECT_NE(second.err.find("a ttmemd is already listening on " + server.socket()), std::string::npos)
+      << second.err;
   query::QueryClient q(server.socket());  // still serving
   EXPECT_EQ(q.info()["pid"], server.pid());
 }
@@ -409,15 +415,17 @@ TEST(ServerIntegration, VerboseLogsEachEventInTheSeedsWords) {
   expect_ok(*w, "mesh n150");
   expect_ok(*w, "flush");
   const std::string log = server.log();
-  EXPECT_NE(log.find("pid " + std::to_string(w->pid()) + " allocated 4096 bytes of L1 on device 0 (id 1, site dispatch/control)"),
+  EXPECT_NE(log.find("pid " + std::to_string(w->pid()) +
+                     " allocated 4096 bytes of L1 on device 0 (id 1, site dispatch/control)"),
             std::string::npos)
       << log;
 }
 
 TEST(ServerIntegration, WithoutAServerAWorkloadRunsWithOneWarning) {
   TempDir dir;
-  const auto r = run_process({bin_dir() + "/ttmem-emu", "-q", "-"}, "mesh n150\nalloc a DRAM 4K\nflush\nclose\n",
-                             {{"TTMEM_SOCKET", dir.file("nobody.sock")}});
+  const auto r =
+      run_process({bin_dir() + "/ttmem-emu", "-q", "-"}, "mesh n150\nalloc a DRAM 4K\nflush\nclose\n",
+                  {{"TTMEM_SOCKET", dir.file("nobody.sock")}});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
   EXPECT_NE(r.err.find("no allocation server at " + dir.file("nobody.sock")), std::string::npos) << r.err;

@@ -1,10 +1,10 @@
 // Child-process runner for integration tests: fork/exec with three pipes, drained with poll.
 #include "subprocess.hpp"
 
-#include <gtest/gtest.h>
-
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <poll.h>
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -13,7 +13,6 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <signal.h>
 #include <sstream>
 #include <stdexcept>
 
@@ -33,7 +32,9 @@ void apply_env(const Env& env) {
   _exit(127);
 }
 
-int decode_status(int status) { return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status); }
+int decode_status(int status) {
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
 
 }  // namespace
 
@@ -150,7 +151,8 @@ std::string Child::read_line(std::chrono::milliseconds timeout) {
       buffered_.erase(0, nl + 1);
       return line;
     }
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) throw std::runtime_error("timed out waiting for the child's output");
     pollfd p{out_, POLLIN, 0};
     if (poll(&p, 1, static_cast<int>(left.count())) <= 0) continue;
@@ -170,7 +172,9 @@ void Child::close_stdin() {
   in_ = -1;
 }
 
-void Child::kill(int signal) { ::kill(pid_, signal); }
+void Child::kill(int signal) {
+  ::kill(pid_, signal);
+}
 
 int Child::wait() {
   if (!reaped_) {
@@ -194,7 +198,8 @@ ServerProcess::~ServerProcess() {
   if (pid_ > 0) {
     int status = 0;
     if (waitpid(pid_, &status, WNOHANG) == pid_) {
-      ADD_FAILURE() << "ttmemd died during the test (status " << decode_status(status) << "); its log:\n" << log();
+      ADD_FAILURE() << "ttmemd died during the test (status " << decode_status(status) << "); its log:\n"
+                    << log();
     } else {
       ::kill(pid_, SIGKILL);
       waitpid(pid_, nullptr, 0);
@@ -218,7 +223,8 @@ void ServerProcess::start() {
     const int log = open(log_path_.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
     dup2(log, 1);
     dup2(log, 2);
-    std::vector<std::string> argv{bin_dir() + "/ttmemd", "--socket", socket_, "--ready-fd", std::to_string(ready[1])};
+    std::vector<std::string> argv{bin_dir() + "/ttmemd", "--socket", socket_, "--ready-fd",
+                                  std::to_string(ready[1])};
     argv.insert(argv.end(), extra_.begin(), extra_.end());
     exec(argv);
   }

@@ -33,7 +33,8 @@ class TempDir {
 using Env = std::vector<std::pair<std::string, std::string>>;
 
 /// Runs argv[0] (a path) with the given arguments and extra environment; blocks until it exits.
-ProcessResult run_process(const std::vector<std::string>& argv, const std::string& input = {}, const Env& env = {});
+ProcessResult run_process(const std::vector<std::string>& argv, const std::string& input = {},
+                          const Env& env = {});
 
 /// A running child with line-oriented stdin/stdout (stderr is inherited). Killed at destruction.
 class Child {
@@ -89,7 +90,5 @@ class ServerProcess {
 
 /// Directory of the test binaries' sibling tools (build/bin), from TTMEM_BIN_DIR set by CMake.
 std::string bin_dir();
-
-
 
 }  // namespace ttmem::test

@@ -64,7 +64,8 @@ TEST(Cli, SmiJsonHasTheDocumentedSchema) {
     EXPECT_TRUE(d["id"].is_number_integer());
     EXPECT_EQ(d["arch"], "wormhole_b0");
     for (const char* slot : {"DRAM", "L1", "L1_SMALL", "TRACE", "CB"}) {
-      for (const char* f : {"used", "total", "peak"}) EXPECT_TRUE(d["memory"][slot][f].is_number_unsigned()) << slot << f;
+      for (const char* f : {"used", "total", "peak"})
+        EXPECT_TRUE(d["memory"][slot][f].is_number_unsigned()) << slot << f;
     }
     EXPECT_TRUE(d["buffers"].is_number());
   }
@@ -102,9 +103,11 @@ TEST(Cli, SmiCsvMatchesTheJson) {
     EXPECT_EQ(rows[i + 1][1], std::to_string(d["memory"]["DRAM"]["used"].get<std::uint64_t>()));
     EXPECT_EQ(rows[i + 1][3], std::to_string(d["memory"]["CB"]["used"].get<std::uint64_t>()));
   }
-  const auto procs = parse_csv(ttmem(s.server, {"smi", "--csv", "--processes", "--noheader", "--query=pid,dram"}).out);
+  const auto procs =
+      parse_csv(ttmem(s.server, {"smi", "--csv", "--processes", "--noheader", "--query=pid,dram"}).out);
   ASSERT_EQ(procs.size(), 2u);
-  EXPECT_EQ(procs[0], (std::vector<std::string>{std::to_string(s.w->pid()), std::to_string((64u << 20) + 4096)}));
+  EXPECT_EQ(procs[0],
+            (std::vector<std::string>{std::to_string(s.w->pid()), std::to_string((64u << 20) + 4096)}));
 }
 
 TEST(Cli, BadFlagsAndFieldsAreUsageErrors) {
@@ -158,7 +161,8 @@ TEST(Cli, BuffersAreSortedBySizeAndFiltered) {
   const json all = json::parse(ttmem(s.server, {"buffers", "--json", "--all"}).out);
   ASSERT_EQ(all["buffers"].size(), all["total"].get<std::size_t>());
   for (std::size_t i = 1; i < all["buffers"].size(); ++i) {
-    EXPECT_GE(all["buffers"][i - 1]["size"].get<std::uint64_t>(), all["buffers"][i]["size"].get<std::uint64_t>());
+    EXPECT_GE(all["buffers"][i - 1]["size"].get<std::uint64_t>(),
+              all["buffers"][i]["size"].get<std::uint64_t>());
   }
   const json cbs = json::parse(ttmem(s.server, {"buffers", "--json", "-k", "cb", "-d", "0"}).out);
   ASSERT_EQ(cbs["buffers"].size(), 3u);
@@ -186,7 +190,8 @@ TEST(Cli, LeaksListsLeaksAtCloseAndOrphans) {
   EXPECT_EQ(leaks["orphans"][0]["pid"], crash->pid());
   const auto text = ttmem(s.server, {"leaks"});
   EXPECT_NE(text.out.find("model.py:10"), std::string::npos) << text.out;
-  EXPECT_NE(text.out.find("died holding 20480 bytes of L1 on device 0 in 4 buffers"), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find("died holding 20480 bytes of L1 on device 0 in 4 buffers"), std::string::npos)
+      << text.out;
 }
 
 TEST(Cli, EventsShowHistoryAndFollowTheStream) {
@@ -239,11 +244,14 @@ TEST(Cli, DevicesAndInfo) {
 class Tmux {
  public:
   explicit Tmux(const std::string& command) : name_("ttmem-test-" + std::to_string(getpid())) {
-    const auto r = run_process({"/usr/bin/tmux", "-L", name_, "new-session", "-d", "-x", "160", "-y", "45", command});
+    const auto r =
+        run_process({"/usr/bin/tmux", "-L", name_, "new-session", "-d", "-x", "160", "-y", "45", command});
     if (r.exit_code != 0) throw std::runtime_error("tmux failed: " + r.err);
   }
   ~Tmux() { run_process({"/usr/bin/tmux", "-L", name_, "kill-server"}); }
-  std::string capture() { return run_process({"/usr/bin/tmux", "-L", name_, "capture-pane", "-p", "-t", "0"}).out; }
+  std::string capture() {
+    return run_process({"/usr/bin/tmux", "-L", name_, "capture-pane", "-p", "-t", "0"}).out;
+  }
   void keys(const std::string& k) { run_process({"/usr/bin/tmux", "-L", name_, "send-keys", "-t", "0", k}); }
   bool alive() { return run_process({"/usr/bin/tmux", "-L", name_, "has-session"}).exit_code == 0; }
   /// Polls the screen until it shows `text`.
@@ -263,7 +271,8 @@ TEST(CliTop, ShowsDevicesSortsOnKeysAndQuits) {
   Scenario s;
   auto other = workload(s.server);
   run(*other, {"mesh n150", "alloc big L1 8M", "flush"});
-  Tmux tmux("TTMEM_SOCKET=" + s.server.socket() + " LANG=C.UTF-8 " + bin_dir() + "/ttmem top --interval-ms 100");
+  Tmux tmux("TTMEM_SOCKET=" + s.server.socket() + " LANG=C.UTF-8 " + bin_dir() +
+            "/ttmem top --interval-ms 100");
   ASSERT_TRUE(tmux.shows("DEVICES")) << tmux.capture();
   const std::string screen = tmux.capture();
   EXPECT_NE(screen.find("0 wormhole_b0"), std::string::npos) << screen;
@@ -306,13 +315,17 @@ TEST(CliTopModel, SortsKeepsBoundedHistoryAndDrawsSparklines) {
   cli::TopModel model(3);
   auto stats = [](std::uint64_t dram) {
     json mem = {{"used", 0}, {"total", 100}, {"peak", 0}};
-    json d = {{"id", 0}, {"memory", {{"DRAM", mem}, {"L1", mem}, {"L1_SMALL", mem}, {"TRACE", mem}, {"CB", mem}}}};
+    json d = {{"id", 0},
+              {"memory", {{"DRAM", mem}, {"L1", mem}, {"L1_SMALL", mem}, {"TRACE", mem}, {"CB", mem}}}};
     d["memory"]["DRAM"]["used"] = dram;
-    json p1 = {{"pid", 5}, {"name", "b"}, {"device", 0}, {"DRAM", 10}, {"L1", 99}, {"L1_SMALL", 0}, {"TRACE", 0}, {"CB", 0}, {"buffers", 1}};
-    json p2 = {{"pid", 3}, {"name", "a"}, {"device", 0}, {"DRAM", 20}, {"L1", 1}, {"L1_SMALL", 0}, {"TRACE", 0}, {"CB", 0}, {"buffers", 9}};
+    json p1 = {{"pid", 5},      {"name", "b"}, {"device", 0}, {"DRAM", 10},  {"L1", 99},
+               {"L1_SMALL", 0}, {"TRACE", 0},  {"CB", 0},     {"buffers", 1}};
+    json p2 = {{"pid", 3},      {"name", "a"}, {"device", 0}, {"DRAM", 20},  {"L1", 1},
+               {"L1_SMALL", 0}, {"TRACE", 0},  {"CB", 0},     {"buffers", 9}};
     return json{{"devices", {d}}, {"processes", {p1, p2}}, {"active_allocations", 10}};
   };
-  for (std::uint64_t i = 1; i <= 5; ++i) model.update(stats(i * 10), json{{"leaks", json::array()}, {"orphans", json::array()}});
+  for (std::uint64_t i = 1; i <= 5; ++i)
+    model.update(stats(i * 10), json{{"leaks", json::array()}, {"orphans", json::array()}});
   ASSERT_EQ(model.history(0).size(), 3u);
   EXPECT_EQ(model.history(0).front().dram, 30u);
   EXPECT_EQ(model.processes()[0]["pid"], 3);  // DRAM descending

@@ -60,7 +60,8 @@ close
 }
 
 TEST(EmuCli, BuffersStillLiveAtCloseAreListed) {
-  const auto r = emu({"--json", "-"}, "mesh n300\nalloc keep L1 8K site=kept\nalloc gone DRAM 4K\nfree gone\nclose\n");
+  const auto r =
+      emu({"--json", "-"}, "mesh n300\nalloc keep L1 8K site=kept\nalloc gone DRAM 4K\nfree gone\nclose\n");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const json j = json::parse(r.out);
   ASSERT_EQ(j["live_at_close"].size(), 1u);
@@ -71,7 +72,9 @@ TEST(EmuCli, BuffersStillLiveAtCloseAreListed) {
 TEST(EmuCli, ReadableLogShowsAddressesAndLeaks) {
   const auto r = emu({"-"}, "mesh n150\nalloc x L1 4K\nprogram p cb=4Kx3\nrun p\n");
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_NE(r.out.find("alloc x: L1 4096 B (page 2048 B) at 1497088 on 1 device [stdin:2]"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("alloc x: L1 4096 B (page 2048 B) at 1497088 on 1 device [stdin:2]"),
+            std::string::npos)
+      << r.out;
   EXPECT_NE(r.out.find("run p: circular buffers at 101152, 105248, 109344"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("1 buffer was still held when close began"), std::string::npos) << r.out;
 }
@@ -109,7 +112,8 @@ INSTANTIATE_TEST_SUITE_P(
                       BadScript{"mesh n150\nrepeat 2\nalloc a DRAM 4K\n", 2, "'repeat' without 'end'"},
                       BadScript{"mesh n150\nend\n", 2, "'end' without 'repeat'"},
                       BadScript{"mesh n150\nrepeat 2\nalloc a DRAM 4K\nend\n", 3, "buffer 'a' is still live"},
-                      BadScript{"mesh n150\nalloc a DRAM 3000 page=2048\n", 2, "not a multiple of the page size"},
+                      BadScript{"mesh n150\nalloc a DRAM 3000 page=2048\n", 2,
+                                "not a multiple of the page size"},
                       BadScript{"mesh n150\ntrace t 4K\n", 2, "trace_region_size"},
                       BadScript{"mesh n150\nrun ghost\n", 2, "no program named 'ghost'"},
                       BadScript{"mesh n150\nprogram p\n", 2, "needs at least one cb=SIZE"},
@@ -120,15 +124,17 @@ INSTANTIATE_TEST_SUITE_P(
 TEST(EmuCli, OutOfMemoryStopsWithTheAllocatorsMessageAndExitCode3) {
   const auto r = emu({"-"}, "mesh n150\nalloc big DRAM 13G page=1M\n");
   EXPECT_EQ(r.exit_code, 3);
-  EXPECT_NE(r.err.find("stdin:2: Out of Memory: Not enough space to allocate 13958643712 B DRAM buffer across 12 "
-                       "banks"),
-            std::string::npos)
+  EXPECT_NE(
+      r.err.find("stdin:2: Out of Memory: Not enough space to allocate 13958643712 B DRAM buffer across 12 "
+                 "banks"),
+      std::string::npos)
       << r.err;
   EXPECT_NE(r.err.find("largest free block"), std::string::npos);
 }
 
 TEST(EmuCli, CircularBufferClashExitsWith3AndJsonCarriesTheError) {
-  const auto r = emu({"--json", "-"}, "mesh n150\nalloc big L1 80000K page=1250K\nprogram p cb=200K\nrun p\n");
+  const auto r =
+      emu({"--json", "-"}, "mesh n150\nalloc big L1 80000K page=1250K\nprogram p cb=200K\nrun p\n");
   EXPECT_EQ(r.exit_code, 3) << r.err;
   const json j = json::parse(r.out);
   EXPECT_EQ(j["error"]["line"], 4);

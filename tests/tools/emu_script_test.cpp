@@ -28,7 +28,8 @@ TEST(EmuScript, TokensHonourQuotesAndComments) {
 }
 
 TEST(EmuScript, RepeatBlocksNest) {
-  const auto script = parse_script("mesh n150\nrepeat 2\n repeat 3\n  alloc a DRAM 4K\n  free a\n end\nend\nclose\n");
+  const auto script =
+      parse_script("mesh n150\nrepeat 2\n repeat 3\n  alloc a DRAM 4K\n  free a\n end\nend\nclose\n");
   ASSERT_EQ(script.size(), 3u);
   ASSERT_EQ(script[1].verb, "repeat");
   EXPECT_EQ(script[1].repeat_count, 2u);

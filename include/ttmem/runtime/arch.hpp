@@ -13,17 +13,18 @@ namespace ttmem::emu {
 
 struct ArchSpec {
   Arch arch;
-  std::uint64_t l1_size_per_core;      ///< Bytes of L1 in one Tensix core.
-  std::uint32_t worker_grid_x;         ///< Worker cores used for L1 banks (dispatch cores excluded).
+  std::uint64_t l1_size_per_core;  ///< Bytes of L1 in one Tensix core.
+  std::uint32_t worker_grid_x;     ///< Worker cores used for L1 banks (dispatch cores excluded).
   std::uint32_t worker_grid_y;
-  std::uint32_t num_dram_banks;        ///< DRAM bank managers ("views").
-  std::uint64_t dram_bank_size;        ///< Bytes per DRAM view.
-  std::uint32_t dram_views_per_channel;///< Wormhole: 2 views per channel at offsets 0 and 1 GiB.
+  std::uint32_t num_dram_banks;          ///< DRAM bank managers ("views").
+  std::uint64_t dram_bank_size;          ///< Bytes per DRAM view.
+  std::uint32_t dram_views_per_channel;  ///< Wormhole: 2 views per channel at offsets 0 and 1 GiB.
   std::uint32_t l1_alignment;
   std::uint32_t dram_alignment;
   std::uint64_t dram_unreserved_base;
-  std::uint64_t l1_unreserved_base;    ///< Below: firmware, mailboxes, kernel-config ring.
-  std::uint64_t control_buffer_base;   ///< Where device init places its dispatch control buffers (reserved L1).
+  std::uint64_t l1_unreserved_base;  ///< Below: firmware, mailboxes, kernel-config ring.
+  std::uint64_t
+      control_buffer_base;  ///< Where device init places its dispatch control buffers (reserved L1).
 
   std::uint32_t num_worker_cores() const { return worker_grid_x * worker_grid_y; }
   /// Offset of a DRAM bank inside its channel (0 or 1 GiB on Wormhole, 0 on Blackhole).

@@ -19,8 +19,8 @@ class BufferHome;
 class Device;
 
 struct BufferConfig {
-  std::uint64_t size = 0;                    ///< Bytes; 0 allocates nothing.
-  std::uint64_t page_size = 0;               ///< 0: the whole buffer is one page.
+  std::uint64_t size = 0;       ///< Bytes; 0 allocates nothing.
+  std::uint64_t page_size = 0;  ///< 0: the whole buffer is one page.
   BufferType type = BufferType::DRAM;
   std::optional<std::uint32_t> shard_cores;  ///< Sharded over this many cores instead of interleaved.
   std::optional<Placement> placement;        ///< Default: DRAM/TRACE bottom-up, L1/L1_SMALL top-down.
@@ -43,7 +43,8 @@ class Buffer {
   /// registered with it so the close sweep releases and reports it.
   static std::shared_ptr<Buffer> create_at(Device& device, DeviceAddr address, const BufferConfig& config);
   /// View of [offset, offset + size) of `root`: shares its memory, keeps it alive, is never tracked.
-  static std::shared_ptr<Buffer> view(const std::shared_ptr<Buffer>& root, std::uint64_t offset, std::uint64_t size);
+  static std::shared_ptr<Buffer> view(const std::shared_ptr<Buffer>& root, std::uint64_t offset,
+                                      std::uint64_t size);
 
   Buffer(const Buffer&) = delete;
   Buffer& operator=(const Buffer&) = delete;

@@ -62,8 +62,8 @@ class Device {
 };
 
 struct MeshDeviceConfig {
-  std::string preset = "n150";       ///< n150, n300, t3000, galaxy, p150, p300.
-  std::optional<Arch> arch;          ///< Overrides the preset's architecture.
+  std::string preset = "n150";  ///< n150, n300, t3000, galaxy, p150, p300.
+  std::optional<Arch> arch;     ///< Overrides the preset's architecture.
   DeviceOptions options;
 };
 

@@ -9,14 +9,14 @@
 namespace ttmem::emu {
 
 enum class ErrorCode {
-  out_of_memory,      ///< An allocator could not place a buffer (message has free / largest free block).
-  cb_clash,           ///< Circular buffers would run into the lowest L1 buffer, or past the end of L1.
-  invalid_argument,   ///< A size, page size, shard count, core range or option is not valid.
-  invalid_bank_count, ///< A bank manager was configured with an unsupported number of banks.
-  device_closed,      ///< The device or mesh is closed (or was never opened).
-  device_busy,        ///< The physical devices are already open in this process.
-  invalid_state,      ///< The object is not in a state that allows the call (e.g. a released program).
-  unknown_preset,     ///< No mesh preset with that name.
+  out_of_memory,       ///< An allocator could not place a buffer (message has free / largest free block).
+  cb_clash,            ///< Circular buffers would run into the lowest L1 buffer, or past the end of L1.
+  invalid_argument,    ///< A size, page size, shard count, core range or option is not valid.
+  invalid_bank_count,  ///< A bank manager was configured with an unsupported number of banks.
+  device_closed,       ///< The device or mesh is closed (or was never opened).
+  device_busy,         ///< The physical devices are already open in this process.
+  invalid_state,       ///< The object is not in a state that allows the call (e.g. a released program).
+  unknown_preset,      ///< No mesh preset with that name.
 };
 
 std::string_view error_name(ErrorCode code);

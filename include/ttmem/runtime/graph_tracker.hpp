@@ -22,19 +22,19 @@ enum class EventScope : std::uint8_t { device, mesh };
 /// One allocation or release as processors see it.
 struct AllocationEvent {
   EventScope scope = EventScope::device;
-  DeviceId device{};        ///< Physical device (device scope only).
-  MeshId mesh{};            ///< Mesh the device belongs to, or the mesh itself (mesh scope).
+  DeviceId device{};  ///< Physical device (device scope only).
+  MeshId mesh{};      ///< Mesh the device belongs to, or the mesh itself (mesh scope).
   BufferType type = BufferType::DRAM;
   AllocKind kind = AllocKind::owning;
-  BufferId id{};            ///< Process-unique; never an address.
-  std::uint64_t size = 0;   ///< Bytes the owner asked for (per core for circular buffers).
+  BufferId id{};           ///< Process-unique; never an address.
+  std::uint64_t size = 0;  ///< Bytes the owner asked for (per core for circular buffers).
   DeviceAddr address = 0;
   std::uint64_t page_size = 0;
-  std::uint32_t num_banks = 0;       ///< Banks (or cores) it spans.
-  std::uint64_t size_per_bank = 0;   ///< Bytes reserved in each of those banks.
-  std::string_view site;             ///< Who created it ("dispatch/control", "program add/cb0", "script.ttm:4").
-  bool internal = false;             ///< Runtime-owned (control buffers, program cache contents).
-  std::uint64_t timestamp_ns = 0;    ///< CLOCK_MONOTONIC when the allocation was made.
+  std::uint32_t num_banks = 0;      ///< Banks (or cores) it spans.
+  std::uint64_t size_per_bank = 0;  ///< Bytes reserved in each of those banks.
+  std::string_view site;  ///< Who created it ("dispatch/control", "program add/cb0", "script.ttm:4").
+  bool internal = false;  ///< Runtime-owned (control buffers, program cache contents).
+  std::uint64_t timestamp_ns = 0;                       ///< CLOCK_MONOTONIC when the allocation was made.
   ReleaseReason reason = ReleaseReason::explicit_free;  ///< Releases only.
 };
 

@@ -49,10 +49,10 @@ struct StrongId {
   constexpr auto operator<=>(const StrongId&) const = default;
 };
 
-using DeviceId = StrongId<struct DeviceIdTag, std::uint32_t>;   ///< Physical device id, 0..N-1 in a process.
-using MeshId = StrongId<struct MeshIdTag, std::uint32_t>;       ///< Process-unique mesh id, never a device id.
-using BufferId = StrongId<struct BufferIdTag, std::uint64_t>;   ///< Process-unique allocation id.
-using ProgramId = StrongId<struct ProgramIdTag, std::uint64_t>; ///< Process-unique program id.
+using DeviceId = StrongId<struct DeviceIdTag, std::uint32_t>;  ///< Physical device id, 0..N-1 in a process.
+using MeshId = StrongId<struct MeshIdTag, std::uint32_t>;      ///< Process-unique mesh id, never a device id.
+using BufferId = StrongId<struct BufferIdTag, std::uint64_t>;  ///< Process-unique allocation id.
+using ProgramId = StrongId<struct ProgramIdTag, std::uint64_t>;  ///< Process-unique program id.
 
 std::string_view to_string(BufferType type);
 std::string_view to_string(AllocKind kind);

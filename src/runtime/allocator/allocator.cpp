@@ -15,7 +15,9 @@ namespace ttmem::emu {
 
 namespace {
 
-std::size_t index_of(BufferType type) { return static_cast<std::size_t>(type); }
+std::size_t index_of(BufferType type) {
+  return static_cast<std::size_t>(type);
+}
 
 void require_aligned(const char* what, std::uint64_t value, std::uint32_t alignment) {
   if (value % alignment != 0) {
@@ -31,7 +33,9 @@ void require_aligned(const char* what, std::uint64_t value, std::uint32_t alignm
 BufferHome::BufferHome(std::shared_ptr<std::recursive_mutex> mutex)
     : mutex_(mutex ? std::move(mutex) : std::make_shared<std::recursive_mutex>()) {}
 
-void BufferHome::attach(Buffer* buffer, bool owning) { (owning ? owned_ : preallocated_).insert(buffer); }
+void BufferHome::attach(Buffer* buffer, bool owning) {
+  (owning ? owned_ : preallocated_).insert(buffer);
+}
 
 void BufferHome::detach(Buffer* buffer) {
   owned_.erase(buffer);
@@ -59,19 +63,20 @@ Allocator::Allocator(Arch arch, const DeviceOptions& options, std::shared_ptr<st
   require_aligned("trace_region_size", options.trace_region_size, spec.dram_alignment);
   if (worker_l1_size_ > spec.l1_size_per_core) {
     throw Error(ErrorCode::invalid_argument,
-                fmt::format("worker_l1_size = {} B is larger than the {} B of L1 per core on {}", worker_l1_size_,
-                            spec.l1_size_per_core, to_string(arch)));
+                fmt::format("worker_l1_size = {} B is larger than the {} B of L1 per core on {}",
+                            worker_l1_size_, spec.l1_size_per_core, to_string(arch)));
   }
   if (worker_l1_size_ < spec.l1_unreserved_base + options.l1_small_size) {
-    throw Error(ErrorCode::invalid_argument,
-                fmt::format("worker_l1_size = {} B leaves no room for L1 buffers above the unreserved base {} B "
-                            "with l1_small_size = {} B",
-                            worker_l1_size_, spec.l1_unreserved_base, options.l1_small_size));
+    throw Error(
+        ErrorCode::invalid_argument,
+        fmt::format("worker_l1_size = {} B leaves no room for L1 buffers above the unreserved base {} B "
+                    "with l1_small_size = {} B",
+                    worker_l1_size_, spec.l1_unreserved_base, options.l1_small_size));
   }
   if (options.trace_region_size + spec.dram_unreserved_base >= spec.dram_bank_size) {
     throw Error(ErrorCode::invalid_argument,
-                fmt::format("trace_region_size = {} B does not fit in a {} B DRAM bank", options.trace_region_size,
-                            spec.dram_bank_size));
+                fmt::format("trace_region_size = {} B does not fit in a {} B DRAM bank",
+                            options.trace_region_size, spec.dram_bank_size));
   }
 
   std::vector<std::int64_t> dram_offsets(spec.num_dram_banks);
@@ -80,16 +85,17 @@ Allocator::Allocator(Arch arch, const DeviceOptions& options, std::shared_ptr<st
 
   // DRAM bank: unreserved | DRAM buffers | TRACE region (top trace_region_size bytes of the same bank).
   const std::uint64_t dram_top = spec.dram_bank_size - options.trace_region_size;
-  const std::uint64_t dram_size = (dram_top - spec.dram_unreserved_base) / spec.dram_alignment * spec.dram_alignment;
+  const std::uint64_t dram_size =
+      (dram_top - spec.dram_unreserved_base) / spec.dram_alignment * spec.dram_alignment;
   banks_[index_of(BufferType::DRAM)] = std::make_unique<BankManager>(
       BufferType::DRAM, dram_offsets, spec.dram_unreserved_base, dram_size, spec.dram_alignment, true);
   banks_[index_of(BufferType::TRACE)] = std::make_unique<BankManager>(
       BufferType::TRACE, dram_offsets, dram_top, options.trace_region_size, spec.dram_alignment, true);
   // L1 per core: reserved | L1 buffers [unreserved base, top - l1_small) | L1_SMALL (sharded only).
   const std::uint64_t l1_small_base = worker_l1_size_ - options.l1_small_size;
-  banks_[index_of(BufferType::L1)] = std::make_unique<BankManager>(
-      BufferType::L1, l1_offsets, spec.l1_unreserved_base, l1_small_base - spec.l1_unreserved_base,
-      spec.l1_alignment, true);
+  banks_[index_of(BufferType::L1)] =
+      std::make_unique<BankManager>(BufferType::L1, l1_offsets, spec.l1_unreserved_base,
+                                    l1_small_base - spec.l1_unreserved_base, spec.l1_alignment, true);
   banks_[index_of(BufferType::L1_SMALL)] = std::make_unique<BankManager>(
       BufferType::L1_SMALL, l1_offsets, l1_small_base, options.l1_small_size, spec.l1_alignment, false);
 }
@@ -128,10 +134,18 @@ void Allocator::dump_memory_blocks(std::ostream& out) const {
   }
 }
 
-std::uint32_t Allocator::num_banks(BufferType type) const { return bank_manager(type).num_banks(); }
-std::uint64_t Allocator::bank_size(BufferType type) const { return bank_manager(type).bank_size(); }
-DeviceAddr Allocator::base_address(BufferType type) const { return bank_manager(type).free_list().base(); }
-std::uint32_t Allocator::alignment(BufferType type) const { return bank_manager(type).alignment(); }
+std::uint32_t Allocator::num_banks(BufferType type) const {
+  return bank_manager(type).num_banks();
+}
+std::uint64_t Allocator::bank_size(BufferType type) const {
+  return bank_manager(type).bank_size();
+}
+DeviceAddr Allocator::base_address(BufferType type) const {
+  return bank_manager(type).free_list().base();
+}
+std::uint32_t Allocator::alignment(BufferType type) const {
+  return bank_manager(type).alignment();
+}
 
 std::optional<DeviceAddr> Allocator::lowest_occupied_l1_address() const {
   std::lock_guard lock(mutex());
@@ -146,7 +160,9 @@ Reservation Allocator::reserve(const ReservationRequest& request) {
   return r;
 }
 
-void Allocator::release(BufferType type, DeviceAddr address) { bank_manager(type).deallocate(address); }
+void Allocator::release(BufferType type, DeviceAddr address) {
+  bank_manager(type).deallocate(address);
+}
 
 void Allocator::sweep() {
   for (Buffer* buffer : attached_buffers()) {

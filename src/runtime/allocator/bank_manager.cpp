@@ -11,7 +11,8 @@
 namespace ttmem::emu {
 
 bool is_supported_bank_count(std::uint32_t num_banks) {
-  static constexpr std::array<std::uint32_t, 12> kWithModulo = {7, 12, 56, 63, 70, 80, 94, 110, 120, 124, 130, 140};
+  static constexpr std::array<std::uint32_t, 12> kWithModulo = {7,  12,  56,  63,  70,  80,
+                                                                94, 110, 120, 124, 130, 140};
   const bool pow2 = num_banks != 0 && (num_banks & (num_banks - 1)) == 0;
   return pow2 || std::find(kWithModulo.begin(), kWithModulo.end(), num_banks) != kWithModulo.end();
 }
@@ -32,10 +33,11 @@ BankManager::BankManager(BufferType type, std::vector<std::int64_t> bank_offsets
       interleaved_allowed_(interleaved_allowed),
       free_list_(base, size_bytes, alignment) {
   if (interleaved_allowed_ && !is_supported_bank_count(num_banks())) {
-    throw Error(ErrorCode::invalid_bank_count,
-                fmt::format("Invalid number of memory banks {} for {}. Num banks must be power of 2 or have a "
-                            "dedicated modulo implementation",
-                            num_banks(), to_string(type_)));
+    throw Error(
+        ErrorCode::invalid_bank_count,
+        fmt::format("Invalid number of memory banks {} for {}. Num banks must be power of 2 or have a "
+                    "dedicated modulo implementation",
+                    num_banks(), to_string(type_)));
   }
 }
 
@@ -85,9 +87,13 @@ bool BankManager::allocate_at(DeviceAddr address, std::uint64_t per_bank) {
   return free_list_.allocate_at(address, per_bank).has_value();
 }
 
-bool BankManager::deallocate(DeviceAddr address) { return free_list_.deallocate(address); }
+bool BankManager::deallocate(DeviceAddr address) {
+  return free_list_.deallocate(address);
+}
 
-void BankManager::deallocate_all() { free_list_.clear(); }
+void BankManager::deallocate_all() {
+  free_list_.clear();
+}
 
 Statistics BankManager::statistics() const {
   Statistics s = free_list_.statistics();

@@ -22,7 +22,7 @@ namespace ttmem::emu {
 
 /// How a buffer is spread over banks.
 struct BankLayout {
-  std::uint32_t num_banks = 0;      ///< Banks the buffer spans (all banks, or its shard cores).
+  std::uint32_t num_banks = 0;  ///< Banks the buffer spans (all banks, or its shard cores).
   std::uint64_t page_size = 0;
   std::uint64_t aligned_page_size = 0;
   std::uint64_t size_per_bank = 0;  ///< Bytes reserved in every bank.
@@ -40,13 +40,14 @@ class BankManager {
  public:
   /// Banks of `type` whose managed address space is [base, base + size_bytes) in every bank.
   /// Throws Error(invalid_bank_count) when interleaved buffers are allowed and the count is unsupported.
-  BankManager(BufferType type, std::vector<std::int64_t> bank_offsets, DeviceAddr base, std::uint64_t size_bytes,
-              std::uint32_t alignment, bool interleaved_allowed);
+  BankManager(BufferType type, std::vector<std::int64_t> bank_offsets, DeviceAddr base,
+              std::uint64_t size_bytes, std::uint32_t alignment, bool interleaved_allowed);
 
   /// Layout of a buffer: interleaved over every bank, or sharded over `num_shards` banks.
   /// Throws Error(invalid_argument) for a size that is not a whole number of pages, too many shards, or an
   /// interleaved buffer where only sharded ones are allowed.
-  BankLayout layout(std::uint64_t size, std::uint64_t page_size, std::optional<std::uint32_t> num_shards) const;
+  BankLayout layout(std::uint64_t size, std::uint64_t page_size,
+                    std::optional<std::uint32_t> num_shards) const;
 
   /// Reserves layout.size_per_bank; throws Error(out_of_memory) with TT-Metal's message plus free figures.
   DeviceAddr allocate(std::uint64_t size, const BankLayout& layout, Placement placement);

@@ -24,7 +24,8 @@ void FreeList::clear() {
   if (size_ > 0) free_.emplace(base_, size_);
 }
 
-void FreeList::take(std::map<DeviceAddr, std::uint64_t>::iterator block, DeviceAddr start, std::uint64_t size) {
+void FreeList::take(std::map<DeviceAddr, std::uint64_t>::iterator block, DeviceAddr start,
+                    std::uint64_t size) {
   const DeviceAddr block_start = block->first;
   const DeviceAddr block_end = block_start + block->second;
   free_.erase(block);
@@ -129,7 +130,8 @@ std::vector<MemoryBlock> FreeList::blocks() const {
   out.reserve(free_.size() + allocated_.size());
   for (const auto& [start, size] : free_) out.push_back({start, size, false});
   for (const auto& [start, size] : allocated_) out.push_back({start, size, true});
-  std::sort(out.begin(), out.end(), [](const MemoryBlock& a, const MemoryBlock& b) { return a.address < b.address; });
+  std::sort(out.begin(), out.end(),
+            [](const MemoryBlock& a, const MemoryBlock& b) { return a.address < b.address; });
   return out;
 }
 

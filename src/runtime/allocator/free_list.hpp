@@ -33,7 +33,8 @@ class FreeList {
 
   /// First-fit allocation; nullopt when no free block is large enough. With address_limit, a result
   /// below it is refused (TT-Metal's interleaved L1 limit).
-  std::optional<DeviceAddr> allocate(std::uint64_t size_bytes, Placement placement, DeviceAddr address_limit = 0);
+  std::optional<DeviceAddr> allocate(std::uint64_t size_bytes, Placement placement,
+                                     DeviceAddr address_limit = 0);
   /// Reserves exactly [address, address + aligned size) if that range is wholly free.
   std::optional<DeviceAddr> allocate_at(DeviceAddr address, std::uint64_t size_bytes);
   /// Frees the block that starts at address; returns false (and changes nothing) for an unknown address.
@@ -59,8 +60,8 @@ class FreeList {
   DeviceAddr base_;
   std::uint64_t size_;
   std::uint32_t alignment_;
-  std::map<DeviceAddr, std::uint64_t> free_;                // start -> size, never adjacent (coalesced)
-  std::unordered_map<DeviceAddr, std::uint64_t> allocated_; // start -> size
+  std::map<DeviceAddr, std::uint64_t> free_;                 // start -> size, never adjacent (coalesced)
+  std::unordered_map<DeviceAddr, std::uint64_t> allocated_;  // start -> size
   std::uint64_t allocated_bytes_ = 0;
 };
 

@@ -27,12 +27,15 @@ std::vector<AddressRange> intersect(const std::vector<AddressRange>& a, const st
 
 }  // namespace
 
-MeshAllocator::MeshAllocator(std::vector<std::shared_ptr<Allocator>> devices, std::shared_ptr<std::recursive_mutex> mutex)
+MeshAllocator::MeshAllocator(std::vector<std::shared_ptr<Allocator>> devices,
+                             std::shared_ptr<std::recursive_mutex> mutex)
     : BufferHome(std::move(mutex)), devices_(std::move(devices)) {
   if (devices_.empty()) throw Error(ErrorCode::invalid_argument, "a mesh needs at least one device");
 }
 
-const BankManager& MeshAllocator::bank_manager(BufferType type) const { return devices_.front()->bank_manager(type); }
+const BankManager& MeshAllocator::bank_manager(BufferType type) const {
+  return devices_.front()->bank_manager(type);
+}
 
 namespace {
 
@@ -98,8 +101,9 @@ Reservation MeshAllocator::reserve(const ReservationRequest& request) {
         }
         return out;
       }();
-      message += fmt::format(" [lockstep over {} devices: free on all: {} B, largest block free on all: {} B]",
-                             devices_.size(), s.total_free_bytes, s.largest_free_block_bytes);
+      message +=
+          fmt::format(" [lockstep over {} devices: free on all: {} B, largest block free on all: {} B]",
+                      devices_.size(), s.total_free_bytes, s.largest_free_block_bytes);
     }
     throw Error(ErrorCode::out_of_memory, message);
   }

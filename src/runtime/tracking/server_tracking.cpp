@@ -70,8 +70,9 @@ class ForwardingProcessor : public Processor {
   }
   void track_device_open(const DeviceInfo& info) override { Client::instance().device_open(to_report(info)); }
   void track_device_close(DeviceId device, ClosePhase phase) override {
-    Client::instance().device_close(static_cast<std::uint16_t>(device.value),
-                                    phase == ClosePhase::begin ? proto::ClosePhase::begin : proto::ClosePhase::end);
+    Client::instance().device_close(static_cast<std::uint16_t>(device.value), phase == ClosePhase::begin
+                                                                                  ? proto::ClosePhase::begin
+                                                                                  : proto::ClosePhase::end);
     // The close is not done until the server has seen it: its leak report is then complete.
     if (phase == ClosePhase::end) Client::instance().flush(std::chrono::seconds(5));
   }
@@ -88,7 +89,8 @@ void snapshot(client::SnapshotWriter& writer) {
       for (std::size_t d = 0; d < m->num_devices(); ++d) {
         Device& device = m->device(d);
         writer.device(to_report(device.info()));
-        for (const Buffer* b : device.allocator().attached_buffers()) writer.allocation(to_report(b->event()));
+        for (const Buffer* b : device.allocator().attached_buffers())
+          writer.allocation(to_report(b->event()));
         for (const auto& program : device.program_cache().programs()) {
           for (const auto& cb : program->circular_buffers_locked()) {
             if (cb.device != device.id()) continue;
@@ -115,10 +117,16 @@ bool ServerTracking::enable(std::chrono::milliseconds connect_wait) {
   return true;
 }
 
-bool ServerTracking::active() { return Client::instance().active(); }
+bool ServerTracking::active() {
+  return Client::instance().active();
+}
 
-bool ServerTracking::flush(std::chrono::milliseconds timeout) { return Client::instance().flush(timeout); }
+bool ServerTracking::flush(std::chrono::milliseconds timeout) {
+  return Client::instance().flush(timeout);
+}
 
-client::Counters ServerTracking::counters() { return Client::instance().counters(); }
+client::Counters ServerTracking::counters() {
+  return Client::instance().counters();
+}
 
 }  // namespace ttmem::emu

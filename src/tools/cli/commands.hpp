@@ -29,8 +29,8 @@ struct SmiOptions {
   bool processes = false;          ///< CSV of the process table instead of the device table
   std::vector<std::string> query;  ///< CSV fields
   std::optional<int> device;
-  std::uint32_t loop_ms = 0;       ///< 0: once
-  std::uint32_t count = 0;         ///< with a loop: stop after this many reports (0: until interrupted)
+  std::uint32_t loop_ms = 0;  ///< 0: once
+  std::uint32_t count = 0;    ///< with a loop: stop after this many reports (0: until interrupted)
 };
 int run_smi(const Common& common, const SmiOptions& options);
 /// Valid --query fields of the device and process tables.

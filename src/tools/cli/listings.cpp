@@ -21,7 +21,9 @@ query::QueryClient connect_or_exit(const std::string& socket) {
 
 namespace {
 
-std::string num(const json& v) { return std::to_string(v.get<std::int64_t>()); }
+std::string num(const json& v) {
+  return std::to_string(v.get<std::int64_t>());
+}
 
 std::string event_line(const json& e, const Style& style) {
   const std::string when = e.contains("time_ns") ? clock_time(e["time_ns"].get<std::uint64_t>()) + " " : "";
@@ -30,17 +32,18 @@ std::string event_line(const json& e, const Style& style) {
     const bool alloc = type == "alloc";
     const std::string site = e.value("site", "");
     return fmt::format("{}pid {} ({}) {} {} bytes of {} on device {} (id {}, {}{}{})", style.dim(when),
-                       num(e["pid"]), e["name"].get<std::string>(), alloc ? "allocated" : "freed", num(e["size"]),
-                       e["type"].get<std::string>(), num(e["device"]), num(e["id"]), e["kind"].get<std::string>(),
-                       site.empty() ? "" : ", site " + site, alloc ? "" : ", " + e.value("reason", std::string()));
+                       num(e["pid"]), e["name"].get<std::string>(), alloc ? "allocated" : "freed",
+                       num(e["size"]), e["type"].get<std::string>(), num(e["device"]), num(e["id"]),
+                       e["kind"].get<std::string>(), site.empty() ? "" : ", site " + site,
+                       alloc ? "" : ", " + e.value("reason", std::string()));
   }
   if (type == "leak") {
-    return fmt::format("{}{} pid {} ({}) still held {} bytes of {} on device {} when it closed it (id {}, {}, site {}, "
-                       "age {})",
-                       style.dim(when), style.red("LEAK"), num(e["pid"]), e["name"].get<std::string>(),
-                       num(e["size"]), e["type"].get<std::string>(), num(e["device"]), num(e["id"]),
-                       e["kind"].get<std::string>(), e.value("site", std::string("-")),
-                       human_age_ms(e["age_ms"].get<std::uint64_t>()));
+    return fmt::format(
+        "{}{} pid {} ({}) still held {} bytes of {} on device {} when it closed it (id {}, {}, site {}, "
+        "age {})",
+        style.dim(when), style.red("LEAK"), num(e["pid"]), e["name"].get<std::string>(), num(e["size"]),
+        e["type"].get<std::string>(), num(e["device"]), num(e["id"]), e["kind"].get<std::string>(),
+        e.value("site", std::string("-")), human_age_ms(e["age_ms"].get<std::uint64_t>()));
   }
   if (type == "orphan") {
     std::string out;
@@ -50,7 +53,8 @@ std::string event_line(const json& e, const Style& style) {
     }
     return out;
   }
-  if (type == "dropped") return fmt::format("{}({} events were dropped: this reader fell behind)", when, num(e["count"]));
+  if (type == "dropped")
+    return fmt::format("{}({} events were dropped: this reader fell behind)", when, num(e["count"]));
   return e.dump();
 }
 
@@ -90,7 +94,8 @@ int run_buffers(const Common& common, const BufferOptions& o) {
   t.print(std::cout, style);
   const std::uint64_t total = answer["total"];
   if (total > rows.size()) {
-    std::cout << style.dim(fmt::format("showing the {} largest of {} buffers; --all lists every one", rows.size(), total))
+    std::cout << style.dim(fmt::format("showing the {} largest of {} buffers; --all lists every one",
+                                       rows.size(), total))
               << '\n';
   } else {
     std::cout << style.dim(fmt::format("{} buffer{}, largest first", total, total == 1 ? "" : "s")) << '\n';
@@ -101,7 +106,9 @@ int run_buffers(const Common& common, const BufferOptions& o) {
 int run_leaks(const Common& common, std::size_t limit) {
   query::QueryClient client = connect_or_exit(common.socket);
   json answer = client.leaks();
-  if (answer["leaks"].size() > limit) answer["leaks"].erase(answer["leaks"].begin() + static_cast<std::ptrdiff_t>(limit), answer["leaks"].end());
+  if (answer["leaks"].size() > limit)
+    answer["leaks"].erase(answer["leaks"].begin() + static_cast<std::ptrdiff_t>(limit),
+                          answer["leaks"].end());
   if (common.json) {
     std::cout << answer.dump(2) << '\n';
     return 0;
@@ -117,12 +124,13 @@ int run_leaks(const Common& common, std::size_t limit) {
     }
     for (const auto& l : answer["leaks"]) {
       t.row({clock_time(l["time_ns"]), num(l["pid"]), l["name"], num(l["device"]), l["type"], l["kind"],
-             human_bytes(l["size"]), human_age_ms(l["age_ms"]), l["site"].get<std::string>().empty() ? "-" : l["site"],
-             l["cause"]});
+             human_bytes(l["size"]), human_age_ms(l["age_ms"]),
+             l["site"].get<std::string>().empty() ? "-" : l["site"], l["cause"]});
     }
     t.print(std::cout, style, "  ");
   }
-  std::cout << '\n' << style.bold("Orphans: processes that died holding device memory") << " (newest first)\n";
+  std::cout << '\n'
+            << style.bold("Orphans: processes that died holding device memory") << " (newest first)\n";
   if (answer["orphans"].empty()) {
     std::cout << "  none\n";
   } else {
@@ -155,11 +163,13 @@ int run_events(const Common& common, const EventOptions& o) {
   for (const auto& e : history["events"]) print(e);
   std::cout.flush();
   if (!o.follow) return 0;
-  const std::uint64_t seen_until = history["events"].empty() ? 0 : history["events"].back()["time_ns"].get<std::uint64_t>();
+  const std::uint64_t seen_until =
+      history["events"].empty() ? 0 : history["events"].back()["time_ns"].get<std::uint64_t>();
   for (;;) {
     auto e = stream->next_event(std::chrono::milliseconds(1000));
     if (!e) continue;
-    if (e->contains("time_ns") && (*e)["time_ns"].get<std::uint64_t>() <= seen_until && (*e)["event"] != "orphan") {
+    if (e->contains("time_ns") && (*e)["time_ns"].get<std::uint64_t>() <= seen_until &&
+        (*e)["event"] != "orphan") {
       continue;  // already printed from the history
     }
     print(*e);
@@ -187,11 +197,12 @@ int run_devices(const Common& common) {
   for (const auto& d : answer["devices"]) {
     std::string users;
     for (const auto& p : d["processes"]) {
-      users += fmt::format("{}{} {} ({})", users.empty() ? "" : ", ", num(p["pid"]), p["name"].get<std::string>(),
-                           p["state"].get<std::string>());
+      users += fmt::format("{}{} {} ({})", users.empty() ? "" : ", ", num(p["pid"]),
+                           p["name"].get<std::string>(), p["state"].get<std::string>());
     }
-    t.row({num(d["id"]), d["arch"].is_null() ? "?" : d["arch"].get<std::string>(), human_bytes(d["total"]["DRAM"]),
-           human_bytes(d["total"]["L1"]), human_bytes(d["total"]["L1_SMALL"]), human_bytes(d["total"]["TRACE"]),
+    t.row({num(d["id"]), d["arch"].is_null() ? "?" : d["arch"].get<std::string>(),
+           human_bytes(d["total"]["DRAM"]), human_bytes(d["total"]["L1"]),
+           human_bytes(d["total"]["L1_SMALL"]), human_bytes(d["total"]["TRACE"]),
            users.empty() ? "-" : users});
   }
   t.print(std::cout, style);
@@ -209,26 +220,31 @@ int run_info(const Common& common) {
   std::cout << style.bold(fmt::format("ttmemd {}", info["version"].get<std::string>()))
             << fmt::format(" (protocol {}, pid {}) on {}\n", num(info["protocol"]), num(info["pid"]),
                            info["socket"].get<std::string>())
-            << fmt::format("up {}, {} connection(s), {} process(es), {} active allocations, {:.0f} events/s, {} "
-                           "events in all\n",
-                           human_age_ms(static_cast<std::uint64_t>(info["uptime_s"].get<double>() * 1000)),
-                           num(info["connections"]), num(info["processes"]), num(info["active_allocations"]),
-                           info["events_per_second"].get<double>(), num(info["events_total"]))
+            << fmt::format(
+                   "up {}, {} connection(s), {} process(es), {} active allocations, {:.0f} events/s, {} "
+                   "events in all\n",
+                   human_age_ms(static_cast<std::uint64_t>(info["uptime_s"].get<double>() * 1000)),
+                   num(info["connections"]), num(info["processes"]), num(info["active_allocations"]),
+                   info["events_per_second"].get<double>(), num(info["events_total"]))
             << fmt::format("registry: {} | death watch: {}\n", human_bytes(info["registry_bytes"]),
                            info["death_watch"].get<std::string>());
   std::string anomalies;
   for (const auto& [k, v] : info["anomalies"].items()) {
-    if (v.get<std::uint64_t>() > 0) anomalies += fmt::format("{}{} {}", anomalies.empty() ? "" : ", ", k, num(v));
+    if (v.get<std::uint64_t>() > 0)
+      anomalies += fmt::format("{}{} {}", anomalies.empty() ? "" : ", ", k, num(v));
   }
   std::cout << "anomalies: " << (anomalies.empty() ? "none" : style.yellow(anomalies)) << "\n\n";
   Table t;
-  for (const char* c : {"CONN", "PID", "NAME", "ROLE", "EVENTS", "EVENTS/S", "BATCHES", "STALL", "RECONNECTS"}) {
-    t.column(c, std::string(c) == "NAME" || std::string(c) == "ROLE" ? Table::Align::left : Table::Align::right);
+  for (const char* c :
+       {"CONN", "PID", "NAME", "ROLE", "EVENTS", "EVENTS/S", "BATCHES", "STALL", "RECONNECTS"}) {
+    t.column(c,
+             std::string(c) == "NAME" || std::string(c) == "ROLE" ? Table::Align::left : Table::Align::right);
   }
   for (const auto& c : info["clients"]) {
     const bool tracked = c.contains("client");
     t.row({num(c["connection"]), num(c["pid"]), c["name"], c["role"], num(c["events"]),
-           fmt::format("{:.0f}", c["events_per_second"].get<double>()), tracked ? num(c["client"]["batches"]) : "-",
+           fmt::format("{:.0f}", c["events_per_second"].get<double>()),
+           tracked ? num(c["client"]["batches"]) : "-",
            tracked ? human_age_ms(c["client"]["stall_ns"].get<std::uint64_t>() / 1'000'000) : "-",
            tracked ? num(c["client"]["reconnects"]) : "-"});
   }

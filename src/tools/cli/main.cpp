@@ -1,14 +1,14 @@
 // ttmem: the command-line tools over ttmemd (smi, buffers, leaks, events, devices, info, top).
 #include <CLI/CLI.hpp>
-
 #include <iostream>
 
 #include "commands.hpp"
 
 int main(int argc, char** argv) {
   using namespace ttmem::cli;
-  CLI::App app{"ttmem: who holds which device memory, per device, memory type, process and buffer.\n"
-               "Reads from ttmemd (start it with: ttmemd &)."};
+  CLI::App app{
+      "ttmem: who holds which device memory, per device, memory type, process and buffer.\n"
+      "Reads from ttmemd (start it with: ttmemd &)."};
   app.require_subcommand(1);
   Common common;
   common.socket = ttmem::proto::socket_path_from_env();
@@ -20,7 +20,8 @@ int main(int argc, char** argv) {
   auto* smi_cmd = app.add_subcommand("smi", "Memory per device and per process, like nvidia-smi");
   smi_cmd->add_flag("--json", common.json, "One JSON object (schema: docs/tools.md)");
   auto* csv_flag = smi_cmd->add_flag("--csv", smi.csv, "CSV of the device table (or --processes)");
-  smi_cmd->add_option("--query", query_fields, "CSV fields, comma separated (see docs/tools.md)")->needs(csv_flag);
+  smi_cmd->add_option("--query", query_fields, "CSV fields, comma separated (see docs/tools.md)")
+      ->needs(csv_flag);
   smi_cmd->add_flag("--noheader", smi.noheader, "CSV without the header line")->needs(csv_flag);
   smi_cmd->add_flag("--processes", smi.processes, "CSV of the process table")->needs(csv_flag);
   smi_cmd->add_option("-d,--device", smi.device, "Only this device");
@@ -41,7 +42,8 @@ int main(int argc, char** argv) {
   buffers_cmd->add_flag("-a,--all", buffers.all, "Every buffer");
 
   std::size_t leak_limit = 100;
-  auto* leaks_cmd = app.add_subcommand("leaks", "Leaks at device close and orphans of dead processes, newest first");
+  auto* leaks_cmd =
+      app.add_subcommand("leaks", "Leaks at device close and orphans of dead processes, newest first");
   leaks_cmd->add_flag("--json", common.json, "JSON");
   leaks_cmd->add_option("-n,--limit", leak_limit, "At most N leak records (default 100)");
 
@@ -54,7 +56,8 @@ int main(int argc, char** argv) {
   auto* devices_cmd = app.add_subcommand("devices", "What each device is and who has it open");
   devices_cmd->add_flag("--json", common.json, "JSON");
 
-  auto* info_cmd = app.add_subcommand("info", "The server: version, clients, events/s, tracking cost, anomalies");
+  auto* info_cmd =
+      app.add_subcommand("info", "The server: version, clients, events/s, tracking cost, anomalies");
   info_cmd->add_flag("--json", common.json, "JSON");
 
   TopOptions top;
@@ -80,8 +83,8 @@ int main(int argc, char** argv) {
           if (std::find(valid.begin(), valid.end(), f) == valid.end()) {
             std::string list;
             for (const auto& v : valid) list += (list.empty() ? "" : ",") + v;
-            std::cerr << "ttmem smi: unknown --query field '" << f << "'" << (smi.processes ? " for --processes" : "")
-                      << "; valid: " << list << '\n';
+            std::cerr << "ttmem smi: unknown --query field '" << f << "'"
+                      << (smi.processes ? " for --processes" : "") << "; valid: " << list << '\n';
             return kExitUsage;
           }
           smi.query.push_back(f);

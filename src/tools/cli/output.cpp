@@ -39,7 +39,8 @@ std::string clock_time(std::uint64_t realtime_ns) {
   const std::time_t secs = static_cast<std::time_t>(realtime_ns / 1'000'000'000ull);
   std::tm tm{};
   localtime_r(&secs, &tm);
-  return fmt::format("{:02}:{:02}:{:02}.{:03}", tm.tm_hour, tm.tm_min, tm.tm_sec, (realtime_ns / 1'000'000) % 1000);
+  return fmt::format("{:02}:{:02}:{:02}.{:03}", tm.tm_hour, tm.tm_min, tm.tm_sec,
+                     (realtime_ns / 1'000'000) % 1000);
 }
 
 Style Style::detect() {
@@ -55,11 +56,21 @@ std::string wrap(const Style& s, const char* code, const std::string& text) {
 }
 }  // namespace
 
-std::string Style::bold(const std::string& s) const { return wrap(*this, "1", s); }
-std::string Style::dim(const std::string& s) const { return wrap(*this, "2", s); }
-std::string Style::red(const std::string& s) const { return wrap(*this, "31", s); }
-std::string Style::yellow(const std::string& s) const { return wrap(*this, "33", s); }
-std::string Style::green(const std::string& s) const { return wrap(*this, "32", s); }
+std::string Style::bold(const std::string& s) const {
+  return wrap(*this, "1", s);
+}
+std::string Style::dim(const std::string& s) const {
+  return wrap(*this, "2", s);
+}
+std::string Style::red(const std::string& s) const {
+  return wrap(*this, "31", s);
+}
+std::string Style::yellow(const std::string& s) const {
+  return wrap(*this, "33", s);
+}
+std::string Style::green(const std::string& s) const {
+  return wrap(*this, "32", s);
+}
 
 std::string Style::by_level(const std::string& s, double fraction) const {
   if (fraction >= 0.9) return red(s);

@@ -47,7 +47,8 @@ std::string device_field(const json& d, const std::string& field) {
 
 std::string process_field(const json& p, const std::string& field) {
   if (field == "name") return p["name"];
-  if (field == "pid" || field == "device" || field == "buffers") return std::to_string(p[field].get<std::uint64_t>());
+  if (field == "pid" || field == "device" || field == "buffers")
+    return std::to_string(p[field].get<std::uint64_t>());
   std::string slot = field;
   for (char& c : slot) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
   return std::to_string(p[slot].get<std::uint64_t>());
@@ -57,10 +58,10 @@ void print_csv(const json& stats, const SmiOptions& o, bool header) {
   const auto& valid = o.processes ? smi_process_fields() : smi_device_fields();
   std::vector<std::string> fields = o.query;
   if (fields.empty()) {
-    fields = o.processes ? valid
-                         : std::vector<std::string>{"id",         "arch",          "dram.used", "dram.total",
-                                                    "l1.used",    "l1.total",      "l1_small.used", "trace.used",
-                                                    "cb.used",    "buffers",       "processes"};
+    fields =
+        o.processes ? valid : std::vector<std::string>{"id",      "arch",     "dram.used",     "dram.total",
+                                                       "l1.used", "l1.total", "l1_small.used", "trace.used",
+                                                       "cb.used", "buffers",  "processes"};
   }
   if (header) std::cout << csv_line(fields) << '\n';
   for (const auto& row : stats[o.processes ? "processes" : "devices"]) {
@@ -73,14 +74,15 @@ void print_csv(const json& stats, const SmiOptions& o, bool header) {
 void print_table(const json& stats, const json& info, const Style& style) {
   const auto now = std::chrono::system_clock::now().time_since_epoch();
   std::cout << style.bold("ttmem smi") << "  "
-            << style.dim(fmt::format("ttmemd {} at {} | up {} | {} process{} | {} active allocation{} | {}",
-                                     info["version"].get<std::string>(), info["socket"].get<std::string>(),
-                                     human_age_ms(static_cast<std::uint64_t>(info["uptime_s"].get<double>() * 1000)),
-                                     info["processes"].get<int>(), info["processes"] == 1 ? "" : "es",
-                                     stats["active_allocations"].get<std::uint64_t>(),
-                                     stats["active_allocations"] == 1 ? "" : "s",
-                                     clock_time(static_cast<std::uint64_t>(
-                                         std::chrono::duration_cast<std::chrono::nanoseconds>(now).count()))))
+            << style.dim(fmt::format(
+                   "ttmemd {} at {} | up {} | {} process{} | {} active allocation{} | {}",
+                   info["version"].get<std::string>(), info["socket"].get<std::string>(),
+                   human_age_ms(static_cast<std::uint64_t>(info["uptime_s"].get<double>() * 1000)),
+                   info["processes"].get<int>(), info["processes"] == 1 ? "" : "es",
+                   stats["active_allocations"].get<std::uint64_t>(),
+                   stats["active_allocations"] == 1 ? "" : "s",
+                   clock_time(static_cast<std::uint64_t>(
+                       std::chrono::duration_cast<std::chrono::nanoseconds>(now).count()))))
             << "\n\n";
   if (stats["devices"].empty()) {
     std::cout << "  No device has been reported yet.\n";
@@ -99,13 +101,14 @@ void print_table(const json& stats, const json& info, const Style& style) {
       auto usage = [&](const char* slot) {
         const auto& m = d["memory"][slot];
         const std::uint64_t used = m["used"], total = m["total"];
-        return fmt::format("{:>9} / {:<9} {} {:>4}", human_bytes(used), human_bytes(total), bar(used, total, 10, style),
-                           percent(used, total));
+        return fmt::format("{:>9} / {:<9} {} {:>4}", human_bytes(used), human_bytes(total),
+                           bar(used, total, 10, style), percent(used, total));
       };
       t.row({std::to_string(d["id"].get<int>()), d["arch"].is_null() ? "?" : d["arch"].get<std::string>(),
              usage("DRAM"), usage("L1"), human_bytes(d["memory"]["L1_SMALL"]["used"]),
              human_bytes(d["memory"]["TRACE"]["used"]), human_bytes(d["memory"]["CB"]["used"]),
-             std::to_string(d["buffers"].get<std::uint64_t>()), std::to_string(d["processes"].get<std::uint64_t>())});
+             std::to_string(d["buffers"].get<std::uint64_t>()),
+             std::to_string(d["processes"].get<std::uint64_t>())});
     }
     t.print(std::cout, style, "  ");
   }
@@ -121,8 +124,8 @@ void print_table(const json& stats, const json& info, const Style& style) {
   for (const char* s : kSlots) p.column(s, Table::Align::right);
   p.column("BUFFERS", Table::Align::right);
   for (const auto& r : stats["processes"]) {
-    std::vector<std::string> cells{std::to_string(r["device"].get<int>()), std::to_string(r["pid"].get<int>()),
-                                   r["name"]};
+    std::vector<std::string> cells{std::to_string(r["device"].get<int>()),
+                                   std::to_string(r["pid"].get<int>()), r["name"]};
     for (const char* s : kSlots) cells.push_back(human_bytes(r[s]));
     cells.push_back(std::to_string(r["buffers"].get<std::uint64_t>()));
     p.row(cells);
@@ -146,8 +149,8 @@ const std::vector<std::string>& smi_device_fields() {
 }
 
 const std::vector<std::string>& smi_process_fields() {
-  static const std::vector<std::string> fields = {"pid", "name", "device", "dram", "l1", "l1_small", "trace", "cb",
-                                                  "buffers"};
+  static const std::vector<std::string> fields = {"pid",      "name",  "device", "dram",   "l1",
+                                                  "l1_small", "trace", "cb",     "buffers"};
   return fields;
 }
 

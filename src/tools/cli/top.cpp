@@ -92,7 +92,8 @@ int usage_bar(Screen& s, int y, int x, const char* label, const json& m, int wid
   x = s.put(y, x, fmt::format("{:<5}[", label));
   x = s.put(y, x, std::string(static_cast<std::size_t>(filled), '#'), s.level(f));
   x = s.put(y, x, std::string(static_cast<std::size_t>(width - filled), ' ') + "]");
-  return s.put(y, x, fmt::format(" {:>4} {:>9}/{:<9}", percent(used, total), human_bytes(used), human_bytes(total)));
+  return s.put(
+      y, x, fmt::format(" {:>4} {:>9}/{:<9}", percent(used, total), human_bytes(used), human_bytes(total)));
 }
 
 void draw_help(Screen& s) {
@@ -111,17 +112,19 @@ void draw_help(Screen& s) {
   const int w = 70, h = static_cast<int>(lines.size()) + 2;
   const int y0 = std::max(0, (s.rows() - h) / 2), x0 = std::max(0, (s.cols() - w) / 2);
   for (int y = 0; y < h; ++y) s.put(y0 + y, x0, std::string(static_cast<std::size_t>(w), ' '), A_REVERSE);
-  for (std::size_t i = 0; i < lines.size(); ++i) s.put(y0 + 1 + static_cast<int>(i), x0 + 2, lines[i], A_REVERSE);
+  for (std::size_t i = 0; i < lines.size(); ++i)
+    s.put(y0 + 1 + static_cast<int>(i), x0 + 2, lines[i], A_REVERSE);
 }
 
-void draw(Screen& s, const TopModel& model, const json& info, const std::string& socket, std::uint32_t interval_ms,
-          std::uint32_t history_s, const std::string& error, bool help) {
+void draw(Screen& s, const TopModel& model, const json& info, const std::string& socket,
+          std::uint32_t interval_ms, std::uint32_t history_s, const std::string& error, bool help) {
   erase();
   const int cols = s.cols(), rows = s.rows();
   const json& stats = model.stats();
-  std::string title = fmt::format(" ttmem top | ttmemd {} at {} | {} process(es) | {} allocations | every {:.1f} s",
-                                  info.value("version", std::string("?")), socket, info.value("processes", 0),
-                                  stats.value("active_allocations", 0), interval_ms / 1000.0);
+  std::string title =
+      fmt::format(" ttmem top | ttmemd {} at {} | {} process(es) | {} allocations | every {:.1f} s",
+                  info.value("version", std::string("?")), socket, info.value("processes", 0),
+                  stats.value("active_allocations", 0), interval_ms / 1000.0);
   const std::string keys = "h help  q quit ";
   title.resize(static_cast<std::size_t>(std::max(0, cols - static_cast<int>(keys.size()))), ' ');
   s.put(0, 0, title + keys, s.title());
@@ -137,20 +140,24 @@ void draw(Screen& s, const TopModel& model, const json& info, const std::string&
   for (const auto& d : devices) {
     if (y >= rows - 8) break;
     const auto& m = d["memory"];
-    int x = s.put(y, 1, fmt::format("{:>2} {:<12}", d["id"].get<int>(), d["arch"].is_null() ? "?" : d["arch"].get<std::string>()));
+    int x = s.put(y, 1,
+                  fmt::format("{:>2} {:<12}", d["id"].get<int>(),
+                              d["arch"].is_null() ? "?" : d["arch"].get<std::string>()));
     x = usage_bar(s, y, x, "DRAM", m["DRAM"], bar_width);
     usage_bar(s, y, x + 2, "L1", m["L1"], bar_width);
     ++y;
     s.put(y++, 17,
-          fmt::format("L1_SMALL {}   TRACE {}   CB {}   buffers {}   processes {}", human_bytes(m["L1_SMALL"]["used"]),
-                      human_bytes(m["TRACE"]["used"]), human_bytes(m["CB"]["used"]), d["buffers"].get<std::uint64_t>(),
+          fmt::format("L1_SMALL {}   TRACE {}   CB {}   buffers {}   processes {}",
+                      human_bytes(m["L1_SMALL"]["used"]), human_bytes(m["TRACE"]["used"]),
+                      human_bytes(m["CB"]["used"]), d["buffers"].get<std::uint64_t>(),
                       d["processes"].get<std::uint64_t>()));
   }
 
   // History
   if (y < rows - 10 && !devices.empty()) {
     y++;
-    s.put(y++, 0, fmt::format("HISTORY  DRAM and L1 in use per device, last {} s (full height = total)", history_s),
+    s.put(y++, 0,
+          fmt::format("HISTORY  DRAM and L1 in use per device, last {} s (full height = total)", history_s),
           A_BOLD);
     const std::size_t width = static_cast<std::size_t>(std::max(10, cols - 14));
     for (const auto& d : devices) {
@@ -171,12 +178,13 @@ void draw(Screen& s, const TopModel& model, const json& info, const std::string&
   // Processes
   y++;
   s.put(y++, 0,
-        fmt::format("PROCESSES  sorted by {} ({}); keys d l s t c b p n v sort, r reverses", sort_key_name(model.sort_key()),
-                    model.descending() ? "descending" : "ascending"),
+        fmt::format("PROCESSES  sorted by {} ({}); keys d l s t c b p n v sort, r reverses",
+                    sort_key_name(model.sort_key()), model.descending() ? "descending" : "ascending"),
         A_BOLD);
   const auto processes = model.processes();
-  const std::string header = fmt::format("{:>3} {:>8}  {:<15} {:>10} {:>10} {:>10} {:>10} {:>10} {:>8}", "DEV", "PID",
-                                         "NAME", "DRAM", "L1", "L1_SMALL", "TRACE", "CB", "BUFFERS");
+  const std::string header =
+      fmt::format("{:>3} {:>8}  {:<15} {:>10} {:>10} {:>10} {:>10} {:>10} {:>8}", "DEV", "PID", "NAME",
+                  "DRAM", "L1", "L1_SMALL", "TRACE", "CB", "BUFFERS");
   s.put(y++, 1, header, A_UNDERLINE);
   if (processes.empty()) s.put(y++, 2, "No process holds device memory.");
   const int leak_rows = 4;
@@ -185,8 +193,8 @@ void draw(Screen& s, const TopModel& model, const json& info, const std::string&
     s.put(y++, 1,
           fmt::format("{:>3} {:>8}  {:<15} {:>10} {:>10} {:>10} {:>10} {:>10} {:>8}", p["device"].get<int>(),
                       p["pid"].get<int>(), p["name"].get<std::string>().substr(0, 15), human_bytes(p["DRAM"]),
-                      human_bytes(p["L1"]), human_bytes(p["L1_SMALL"]), human_bytes(p["TRACE"]), human_bytes(p["CB"]),
-                      p["buffers"].get<std::uint64_t>()));
+                      human_bytes(p["L1"]), human_bytes(p["L1_SMALL"]), human_bytes(p["TRACE"]),
+                      human_bytes(p["CB"]), p["buffers"].get<std::uint64_t>()));
   }
 
   // Leaks and orphans
@@ -226,7 +234,8 @@ int run_top(const Common& common, const TopOptions& o) {
   auto next_fetch = std::chrono::steady_clock::now() + std::chrono::milliseconds(o.interval_ms);
   for (;;) {
     draw(screen, model, info, common.socket, o.interval_ms, o.history_s, error, help);
-    const auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(next_fetch - std::chrono::steady_clock::now());
+    const auto wait =
+        std::chrono::duration_cast<std::chrono::milliseconds>(next_fetch - std::chrono::steady_clock::now());
     timeout(static_cast<int>(std::max<std::int64_t>(0, wait.count())));
     const int ch = getch();
     if (ch == 'q' || ch == 'Q') return 0;

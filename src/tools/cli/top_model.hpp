@@ -25,8 +25,8 @@ class TopModel {
 
   /// Takes a new stats answer (and leaks answer); appends a history sample per device.
   void update(const nlohmann::json& stats, const nlohmann::json& leaks);
-  /// Key press: 'd' DRAM, 'l' L1, 's' L1_SMALL, 't' TRACE, 'c' CB, 'b' buffers, 'p' pid, 'n' name, 'v' device,
-  /// 'r' reverses. Returns false for keys it does not handle.
+  /// Key press: 'd' DRAM, 'l' L1, 's' L1_SMALL, 't' TRACE, 'c' CB, 'b' buffers, 'p' pid, 'n' name, 'v'
+  /// device, 'r' reverses. Returns false for keys it does not handle.
   bool key(int ch);
 
   const nlohmann::json& stats() const { return stats_; }
@@ -48,6 +48,7 @@ class TopModel {
 };
 
 /// A one-line chart of values scaled to `max`, `width` cells, newest at the right; Unicode blocks or ASCII.
-std::string sparkline(const std::vector<std::uint64_t>& values, std::uint64_t max, std::size_t width, bool unicode);
+std::string sparkline(const std::vector<std::uint64_t>& values, std::uint64_t max, std::size_t width,
+                      bool unicode);
 
 }  // namespace ttmem::cli

@@ -63,7 +63,8 @@ std::uint32_t number_option(const Command& cmd, const char* key, std::uint32_t f
 BufferType buffer_type(const Command& cmd, const std::string& text) {
   auto type = emu::parse_buffer_type(text);
   if (!type || *type == BufferType::SYSTEM_MEMORY) {
-    throw ScriptError(cmd.line, fmt::format("unknown memory type '{}' (use DRAM, L1, L1_SMALL or TRACE)", text));
+    throw ScriptError(cmd.line,
+                      fmt::format("unknown memory type '{}' (use DRAM, L1, L1_SMALL or TRACE)", text));
   }
   return *type;
 }
@@ -131,7 +132,8 @@ void Interpreter::execute(const std::vector<Command>& commands) {
 }
 
 emu::MeshDevice& Interpreter::mesh(int line) {
-  if (!mesh_ || !mesh_->is_open()) throw ScriptError(line, "no open mesh: start the script with 'mesh PRESET'");
+  if (!mesh_ || !mesh_->is_open())
+    throw ScriptError(line, "no open mesh: start the script with 'mesh PRESET'");
   return *mesh_;
 }
 
@@ -196,7 +198,8 @@ void Interpreter::open_mesh(const Command& cmd) {
   if (auto it = cmd.options.find("arch"); it != cmd.options.end()) {
     config.arch = emu::parse_arch(it->second);
     if (!config.arch) {
-      throw ScriptError(cmd.line, fmt::format("unknown arch '{}' (use wormhole_b0 or blackhole)", it->second));
+      throw ScriptError(cmd.line,
+                        fmt::format("unknown arch '{}' (use wormhole_b0 or blackhole)", it->second));
     }
   }
   config.options.l1_small_size = size_option(cmd, "l1_small", 0);
@@ -205,16 +208,19 @@ void Interpreter::open_mesh(const Command& cmd) {
   buffers_.clear();
   programs_.clear();
   mesh_ = emu::MeshDevice::open(config);
-  result_.meshes.push_back({mesh_->preset(), mesh_->arch(), mesh_->rows(), mesh_->cols(), config.options, cmd.line, {}});
-  say("mesh {}: {} {} device{} ({}x{}), mesh id {}", mesh_->preset(), mesh_->num_devices(), emu::to_string(mesh_->arch()),
-      mesh_->num_devices() == 1 ? "" : "s", mesh_->rows(), mesh_->cols(), mesh_->id().value);
+  result_.meshes.push_back(
+      {mesh_->preset(), mesh_->arch(), mesh_->rows(), mesh_->cols(), config.options, cmd.line, {}});
+  say("mesh {}: {} {} device{} ({}x{}), mesh id {}", mesh_->preset(), mesh_->num_devices(),
+      emu::to_string(mesh_->arch()), mesh_->num_devices() == 1 ? "" : "s", mesh_->rows(), mesh_->cols(),
+      mesh_->id().value);
 }
 
 void Interpreter::alloc(const Command& cmd, bool at_address) {
   emu::MeshDevice& m = mesh(cmd.line);
   const std::string& name = cmd.args[0];
   if (buffers_.contains(name)) {
-    throw ScriptError(cmd.line, fmt::format("buffer '{}' is still live; free it before reusing the name", name));
+    throw ScriptError(cmd.line,
+                      fmt::format("buffer '{}' is still live; free it before reusing the name", name));
   }
   emu::BufferConfig config;
   config.type = buffer_type(cmd, cmd.args[1]);
@@ -222,14 +228,17 @@ void Interpreter::alloc(const Command& cmd, bool at_address) {
   config.page_size = size_option(cmd, "page", default_page_size(config.size));
   if (cmd.options.contains("shard_cores")) config.shard_cores = number_option(cmd, "shard_cores", 0);
   auto site = cmd.options.find("site");
-  config.site = site != cmd.options.end() ? site->second : fmt::format("{}:{}", options_.script_name, cmd.line);
+  config.site =
+      site != cmd.options.end() ? site->second : fmt::format("{}:{}", options_.script_name, cmd.line);
 
-  BufferRecord record{name, cmd.line, config.type, AllocKind::owning, config.size, config.page_size, 0, {}, config.site, {}};
+  BufferRecord record{name, cmd.line,    config.type, AllocKind::owning, config.size, config.page_size, 0,
+                      {},   config.site, {}};
   LiveBuffer live;
   if (at_address) {
     const std::uint32_t device = number_option(cmd, "device", 0);
     if (device >= m.num_devices()) {
-      throw ScriptError(cmd.line, fmt::format("device {} is not in this mesh (devices 0..{})", device, m.num_devices() - 1));
+      throw ScriptError(cmd.line, fmt::format("device {} is not in this mesh (devices 0..{})", device,
+                                              m.num_devices() - 1));
     }
     live.device_buffer = m.device(device).create_buffer_at(*parse_size(cmd.args[3]), config);
     record.kind = live.device_buffer->kind();
@@ -242,7 +251,8 @@ void Interpreter::alloc(const Command& cmd, bool at_address) {
     for (std::uint32_t d = 0; d < m.num_devices(); ++d) record.devices.push_back(d);
   }
   say("{} {}: {} {} B (page {} B) at {} on {} device{} [{}]", cmd.verb, name, cmd.args[1], record.size,
-      record.page_size, record.address, record.devices.size(), record.devices.size() == 1 ? "" : "s", record.site);
+      record.page_size, record.address, record.devices.size(), record.devices.size() == 1 ? "" : "s",
+      record.site);
   live.record = result_.buffers.size();
   result_.buffers.push_back(std::move(record));
   buffers_.emplace(name, std::move(live));
@@ -252,20 +262,31 @@ void Interpreter::trace(const Command& cmd) {
   emu::MeshDevice& m = mesh(cmd.line);
   const std::string& name = cmd.args[0];
   if (buffers_.contains(name)) {
-    throw ScriptError(cmd.line, fmt::format("buffer '{}' is still live; free it before reusing the name", name));
+    throw ScriptError(cmd.line,
+                      fmt::format("buffer '{}' is still live; free it before reusing the name", name));
   }
   emu::BufferConfig config;
   config.type = BufferType::TRACE;
   config.size = *parse_size(cmd.args[1]);
   config.page_size = default_page_size(config.size);
   auto site = cmd.options.find("site");
-  config.site = site != cmd.options.end() ? site->second : fmt::format("{}:{}", options_.script_name, cmd.line);
+  config.site =
+      site != cmd.options.end() ? site->second : fmt::format("{}:{}", options_.script_name, cmd.line);
   LiveBuffer live;
   live.mesh_buffer = m.create_buffer(config);
-  BufferRecord record{name,          cmd.line, BufferType::TRACE,       AllocKind::trace, config.size,
-                      config.page_size, live.mesh_buffer->address(), {}, config.site,      {}};
+  BufferRecord record{name,
+                      cmd.line,
+                      BufferType::TRACE,
+                      AllocKind::trace,
+                      config.size,
+                      config.page_size,
+                      live.mesh_buffer->address(),
+                      {},
+                      config.site,
+                      {}};
   for (std::uint32_t d = 0; d < m.num_devices(); ++d) record.devices.push_back(d);
-  say("trace {}: {} B in the trace region at {} on {} device(s)", name, record.size, record.address, record.devices.size());
+  say("trace {}: {} B in the trace region at {} on {} device(s)", name, record.size, record.address,
+      record.devices.size());
   live.record = result_.buffers.size();
   result_.buffers.push_back(std::move(record));
   buffers_.emplace(name, std::move(live));
@@ -274,7 +295,8 @@ void Interpreter::trace(const Command& cmd) {
 void Interpreter::free_buffer(const Command& cmd) {
   mesh(cmd.line);
   auto it = buffers_.find(cmd.args[0]);
-  if (it == buffers_.end()) throw ScriptError(cmd.line, fmt::format("no live buffer named '{}'", cmd.args[0]));
+  if (it == buffers_.end())
+    throw ScriptError(cmd.line, fmt::format("no live buffer named '{}'", cmd.args[0]));
   if (it->second.mesh_buffer) it->second.mesh_buffer->deallocate();
   if (it->second.device_buffer) it->second.device_buffer->deallocate();
   result_.buffers[it->second.record].freed_at_line = cmd.line;
@@ -362,8 +384,8 @@ void Interpreter::print_stats(int line) {
     std::string text = fmt::format("device {}:", d);
     for (BufferType type : emu::kManagedTypes) {
       const emu::Statistics s = a.statistics(type);
-      text += fmt::format("  {} {}/{} B per bank (largest free {})", emu::to_string(type), s.total_allocated_bytes,
-                          s.total_allocatable_bytes, s.largest_free_block_bytes);
+      text += fmt::format("  {} {}/{} B per bank (largest free {})", emu::to_string(type),
+                          s.total_allocated_bytes, s.total_allocatable_bytes, s.largest_free_block_bytes);
     }
     say("{}", text);
   }
@@ -372,10 +394,13 @@ void Interpreter::print_stats(int line) {
 void Interpreter::dump(const Command& cmd) {
   emu::MeshDevice& m = mesh(cmd.line);
   const std::uint32_t device = number_option(cmd, "device", 0);
-  if (device >= m.num_devices()) throw ScriptError(cmd.line, fmt::format("device {} is not in this mesh", device));
+  if (device >= m.num_devices())
+    throw ScriptError(cmd.line, fmt::format("device {} is not in this mesh", device));
   if (options_.log) m.device(device).allocator().dump_memory_blocks(*options_.log);
 }
 
-int exit_code(const RunResult& result) { return result.error ? result.error->exit_code : 0; }
+int exit_code(const RunResult& result) {
+  return result.error ? result.error->exit_code : 0;
+}
 
 }  // namespace ttmem::emu_tool

@@ -1,6 +1,8 @@
 // Runs a parsed ttmem-emu script on the emulated runtime and records what happened for the report.
 #pragma once
 
+#include <fmt/format.h>
+
 #include <array>
 #include <cstdint>
 #include <functional>
@@ -10,8 +12,6 @@
 #include <ostream>
 #include <string>
 #include <vector>
-
-#include <fmt/format.h>
 
 #include "script.hpp"
 #include "ttmem/runtime/device.hpp"

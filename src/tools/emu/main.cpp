@@ -1,7 +1,7 @@
 // ttmem-emu: runs a workload script on the emulated TT-Metal runtime.
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include <CLI/CLI.hpp>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -18,9 +18,10 @@ namespace {
 int list_presets() {
   for (const auto& p : ttmem::emu::mesh_presets()) {
     const auto& spec = ttmem::emu::arch_spec(p.arch);
-    std::cout << fmt::format("{:<7} {}x{} {:<12} {:>2} device(s), {} L1 banks x {} B, {} DRAM banks x {} B\n", p.name,
-                             p.rows, p.cols, ttmem::emu::to_string(p.arch), p.num_devices(), spec.num_worker_cores(),
-                             spec.l1_size_per_core, spec.num_dram_banks, spec.dram_bank_size);
+    std::cout << fmt::format("{:<7} {}x{} {:<12} {:>2} device(s), {} L1 banks x {} B, {} DRAM banks x {} B\n",
+                             p.name, p.rows, p.cols, ttmem::emu::to_string(p.arch), p.num_devices(),
+                             spec.num_worker_cores(), spec.l1_size_per_core, spec.num_dram_banks,
+                             spec.dram_bank_size);
   }
   return 0;
 }
@@ -74,9 +75,10 @@ int main(int argc, char** argv) {
   app.add_flag("-q,--quiet", quiet, "Print nothing but errors");
   app.add_flag("--list-presets", presets, "List the mesh presets and exit");
   bool step = false;
-  app.add_flag("--step", step,
-               "Read commands from standard input and run each as it arrives, answering 'ok' or 'error: ...' on "
-               "standard output (the log goes to standard error)");
+  app.add_flag(
+      "--step", step,
+      "Read commands from standard input and run each as it arrives, answering 'ok' or 'error: ...' on "
+      "standard output (the log goes to standard error)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

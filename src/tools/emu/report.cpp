@@ -56,18 +56,21 @@ json to_json(const RunResult& result) {
                      {"first_core", cb.first_core},
                      {"cores", cb.cores}});
     }
-    out["programs"].push_back({{"name", p.name},
-                               {"line", p.line},
-                               {"runs", p.runs},
-                               {"kernel_binary_size", p.kernel_binary_size},
-                               {"cbs", cbs},
-                               {"released_at_line", p.released_at_line ? json(*p.released_at_line) : json(nullptr)}});
+    out["programs"].push_back(
+        {{"name", p.name},
+         {"line", p.line},
+         {"runs", p.runs},
+         {"kernel_binary_size", p.kernel_binary_size},
+         {"cbs", cbs},
+         {"released_at_line", p.released_at_line ? json(*p.released_at_line) : json(nullptr)}});
   }
   out["peak"] = json::object();
-  for (const auto& [device, figures] : result.peaks) out["peak"][std::to_string(device)] = figures_json(figures);
+  for (const auto& [device, figures] : result.peaks)
+    out["peak"][std::to_string(device)] = figures_json(figures);
   out["live_at_close"] = json::array();
   for (const BufferRecord& b : result.live_at_close) out["live_at_close"].push_back(buffer_json(b));
-  out["error"] = result.error ? json{{"line", result.error->line}, {"message", result.error->message}} : json(nullptr);
+  out["error"] =
+      result.error ? json{{"line", result.error->line}, {"message", result.error->message}} : json(nullptr);
   return out;
 }
 

@@ -22,14 +22,27 @@ struct VerbSpec {
 
 const std::vector<VerbSpec>& verbs() {
   static const std::vector<VerbSpec> table = {
-      {"mesh", 1, 1, {"arch", "l1_small", "trace_region", "worker_l1"},
+      {"mesh",
+       1,
+       1,
+       {"arch", "l1_small", "trace_region", "worker_l1"},
        "mesh PRESET [arch=wormhole_b0|blackhole] [l1_small=BYTES] [trace_region=BYTES] [worker_l1=BYTES]"},
-      {"alloc", 3, 3, {"page", "shard_cores", "site"},
+      {"alloc",
+       3,
+       3,
+       {"page", "shard_cores", "site"},
        "alloc NAME TYPE SIZE [page=BYTES] [shard_cores=N] [site=TEXT]"},
-      {"alloc_at", 4, 4, {"page", "device", "site"},
+      {"alloc_at",
+       4,
+       4,
+       {"page", "device", "site"},
        "alloc_at NAME TYPE SIZE ADDRESS [device=N] [page=BYTES] [site=TEXT]"},
       {"free", 1, 1, {}, "free NAME"},
-      {"program", 1, 1, {"cb", "cores", "kernel"}, "program NAME cb=SIZE[xCOUNT] [cb=...] [cores=N] [kernel=BYTES]"},
+      {"program",
+       1,
+       1,
+       {"cb", "cores", "kernel"},
+       "program NAME cb=SIZE[xCOUNT] [cb=...] [cores=N] [kernel=BYTES]"},
       {"run", 1, 1, {}, "run NAME"},
       {"release", 1, 1, {}, "release NAME"},
       {"clear_program_cache", 0, 0, {}, "clear_program_cache"},
@@ -61,8 +74,8 @@ bool is_size_arg(const std::string& verb, std::size_t index) {
 
 void check_size(int line, std::string_view what, const std::string& value) {
   if (!parse_size(value)) {
-    throw ScriptError(line, fmt::format("{} '{}' is not a size (use bytes or a K, M, G suffix: 4096, 4K, 1M)", what,
-                                        value));
+    throw ScriptError(line, fmt::format("{} '{}' is not a size (use bytes or a K, M, G suffix: 4096, 4K, 1M)",
+                                        what, value));
   }
 }
 
@@ -96,7 +109,8 @@ Command parse_line(const std::vector<std::string>& tokens, int line) {
     const std::string key = t.substr(0, eq);
     const std::string value = t.substr(eq + 1);
     if (!spec->options.contains(key)) {
-      throw ScriptError(line, fmt::format("'{}' does not take option '{}' (usage: {})", cmd.verb, key, spec->usage));
+      throw ScriptError(
+          line, fmt::format("'{}' does not take option '{}' (usage: {})", cmd.verb, key, spec->usage));
     }
     if (value.empty()) throw ScriptError(line, fmt::format("option '{}' has no value", key));
     if (key == "cb") {
@@ -140,7 +154,8 @@ std::optional<std::uint64_t> parse_size(std::string_view text) {
   auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
   if (ec != std::errc() || ptr == text.data()) return std::nullopt;
   std::string suffix(ptr, text.data() + text.size());
-  std::transform(suffix.begin(), suffix.end(), suffix.begin(), [](unsigned char c) { return std::toupper(c); });
+  std::transform(suffix.begin(), suffix.end(), suffix.begin(),
+                 [](unsigned char c) { return std::toupper(c); });
   unsigned shift = 0;
   if (suffix.empty() || suffix == "B") {
     shift = 0;
@@ -194,7 +209,8 @@ std::vector<Command> parse_script(std::string_view text, int first_line) {
   std::size_t pos = 0;
   while (pos <= text.size()) {
     const std::size_t nl = text.find('\n', pos);
-    const std::string_view raw = text.substr(pos, nl == std::string_view::npos ? std::string_view::npos : nl - pos);
+    const std::string_view raw =
+        text.substr(pos, nl == std::string_view::npos ? std::string_view::npos : nl - pos);
     pos = nl == std::string_view::npos ? text.size() + 1 : nl + 1;
     ++line_number;
     const auto tokens = tokenize(raw, line_number);

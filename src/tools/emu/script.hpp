@@ -15,11 +15,11 @@ namespace ttmem::emu_tool {
 struct Command {
   int line = 0;
   std::string verb;
-  std::vector<std::string> args;                 // positional
-  std::map<std::string, std::string> options;    // key=value
-  std::vector<std::string> cbs;                  // program: every cb=SIZE[xCOUNT], in order
-  std::uint64_t repeat_count = 0;                // repeat
-  std::vector<Command> body;                     // repeat
+  std::vector<std::string> args;               // positional
+  std::map<std::string, std::string> options;  // key=value
+  std::vector<std::string> cbs;                // program: every cb=SIZE[xCOUNT], in order
+  std::uint64_t repeat_count = 0;              // repeat
+  std::vector<Command> body;                   // repeat
 };
 
 /// A line that cannot be parsed or run; `line` is 1-based.
