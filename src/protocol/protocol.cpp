@@ -481,36 +481,32 @@ Decoded<DeviceClose> decode_device_close(std::span<const std::uint8_t> p) {
   return m;
 }
 
-Decoded<EventRecord> decode_event(std::span<const std::uint8_t> p) {
-  if (p.size() != kEventRecordSize)
-    return malformed(format_text("event record of {} bytes (must be 64)", p.size()));
-  auto le = [&](std::size_t off, int n) {
-    std::uint64_t x = 0;
-    for (int i = 0; i < n; ++i) x |= static_cast<std::uint64_t>(p[off + i]) << (8 * i);
-    return x;
-  };
+Decoded<EventRecord> decode_event(std::span<const std::uint8_t> span) {
+  if (span.size() != kEventRecordSize) {
+    return malformed(format_text("event record of {} bytes (must be 64)", span.size()));
+  }
+  const std::uint8_t* p = span.data();
   EventRecord e;
   const std::uint8_t op = p[ev::op];
   if (op != 1 && op != 2) return malformed(format_text("event op {} is unknown", op));
   if (!valid_type(p[ev::type])) return malformed(format_text("event buffer type {} is unknown", p[ev::type]));
   if (!valid_kind(p[ev::kind])) return malformed(format_text("event kind {} is unknown", p[ev::kind]));
-  if (!valid_reason(p[ev::reason]))
-    return malformed(format_text("event release reason {} is unknown", p[ev::reason]));
-  if (le(ev::reserved, 4) != 0) return malformed("event record reserved field is not 0");
+  if (!valid_reason(p[ev::reason])) return malformed(format_text("event release reason {} is unknown", p[ev::reason]));
+  if (load_le<std::uint32_t>(p + ev::reserved) != 0) return malformed("event record reserved field is not 0");
   e.op = static_cast<EventOp>(op);
   e.type = static_cast<BufferType>(p[ev::type]);
   e.kind = static_cast<AllocKind>(p[ev::kind]);
   e.reason = static_cast<ReleaseReason>(p[ev::reason]);
-  e.device = static_cast<std::uint16_t>(le(ev::device, 2));
-  e.flags = static_cast<std::uint16_t>(le(ev::flags, 2));
-  e.site = static_cast<std::uint32_t>(le(ev::site, 4));
-  e.num_banks = static_cast<std::uint32_t>(le(ev::num_banks, 4));
-  e.mesh = static_cast<std::uint32_t>(le(ev::mesh, 4));
-  e.id = le(ev::id, 8);
-  e.size = le(ev::size, 8);
-  e.address = le(ev::address, 8);
-  e.size_per_bank = le(ev::size_per_bank, 8);
-  e.timestamp_ns = le(ev::timestamp, 8);
+  e.device = load_le<std::uint16_t>(p + ev::device);
+  e.flags = load_le<std::uint16_t>(p + ev::flags);
+  e.site = load_le<std::uint32_t>(p + ev::site);
+  e.num_banks = load_le<std::uint32_t>(p + ev::num_banks);
+  e.mesh = load_le<std::uint32_t>(p + ev::mesh);
+  e.id = load_le<std::uint64_t>(p + ev::id);
+  e.size = load_le<std::uint64_t>(p + ev::size);
+  e.address = load_le<std::uint64_t>(p + ev::address);
+  e.size_per_bank = load_le<std::uint64_t>(p + ev::size_per_bank);
+  e.timestamp_ns = load_le<std::uint64_t>(p + ev::timestamp);
   return e;
 }
 
@@ -527,7 +523,7 @@ std::optional<DecodeError> decode_events(std::span<const std::uint8_t> p, std::v
     return malformed(format_text("EVENTS batch says {} records ({} bytes) but carries {} bytes", count,
                                  static_cast<std::size_t>(count) * kEventRecordSize, r.remaining()));
   }
-  out.reserve(count);
+  out.resize(count);
   for (std::uint32_t i = 0; i < count; ++i) {
     auto e = decode_event(p.subspan(4 + i * kEventRecordSize, kEventRecordSize));
     if (auto* err = std::get_if<DecodeError>(&e)) {
@@ -535,7 +531,7 @@ std::optional<DecodeError> decode_events(std::span<const std::uint8_t> p, std::v
       out.clear();
       return *err;
     }
-    out.push_back(std::get<EventRecord>(e));
+    out[i] = std::get<EventRecord>(e);
   }
   return std::nullopt;
 }

@@ -1,6 +1,7 @@
 // Little-endian byte writer and bounds-checked reader: the only place that lays out bytes on the wire.
 #pragma once
 
+#include <bit>
 #include <cstdint>
 #include <cstring>
 #include <span>
@@ -30,6 +31,20 @@ class WireWriter {
 /// Stores little-endian values at a fixed position (event records are written in place).
 inline void store_le(std::uint8_t* p, std::uint64_t v, int n) {
   for (int i = 0; i < n; ++i) p[i] = static_cast<std::uint8_t>(v >> (8 * i));
+}
+
+/// Loads an n-byte little-endian value (n = 2, 4, 8) as one word: a plain load on little-endian hosts,
+/// a load and a byte swap elsewhere.
+template <typename T>
+inline T load_le(const std::uint8_t* p) {
+  T v;
+  std::memcpy(&v, p, sizeof v);
+  if constexpr (std::endian::native == std::endian::big) {
+    if constexpr (sizeof(T) == 2) v = static_cast<T>(__builtin_bswap16(v));
+    if constexpr (sizeof(T) == 4) v = static_cast<T>(__builtin_bswap32(v));
+    if constexpr (sizeof(T) == 8) v = static_cast<T>(__builtin_bswap64(v));
+  }
+  return v;
 }
 
 class WireReader {

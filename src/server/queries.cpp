@@ -240,7 +240,8 @@ json event_json(const AppliedEvent& a) {
 json history_json(const Registry& registry, std::size_t limit) {
   json out = json::array();
   for (const HistoryEntry& h : registry.recent_events(limit)) {
-    json j = record_json(h.event, h.pid, h.name, registry.site_text(h.process_slot, h.event.site));
+    json j = record_json(h.event, h.pid, registry.process_name(h.process_slot),
+                         registry.site_text(h.process_slot, h.event.site));
     j["time_ns"] = h.time_ns;
     out.push_back(std::move(j));
   }

@@ -123,9 +123,24 @@ const ProcessState* Registry::process_by_slot(std::uint32_t slot) const {
 }
 
 DeviceState& Registry::device(std::uint16_t id) {
+  if (id < device_index_.size() && device_index_[id]) return *device_index_[id];
   DeviceState& d = devices_[id];
   d.id = id;
+  if (device_index_.size() <= id) device_index_.resize(id + 1u, nullptr);
+  device_index_[id] = &d;
   return d;
+}
+
+ProcessDevice& Registry::process_device(ProcessState& p, std::uint16_t id) {
+  if (ProcessDevice* pd = find_process_device(p, id)) return *pd;
+  ProcessDevice& pd = p.devices[id];
+  if (p.device_index.size() <= id) p.device_index.resize(id + 1u, nullptr);
+  p.device_index[id] = &pd;
+  return pd;
+}
+
+ProcessDevice* Registry::find_process_device(ProcessState& p, std::uint16_t id) {
+  return id < p.device_index.size() ? p.device_index[id] : nullptr;
 }
 
 std::string_view Registry::site_text(const ProcessState& p, std::uint32_t site) const {
@@ -137,10 +152,16 @@ std::string_view Registry::site_text(const ProcessState& p, std::uint32_t site) 
 std::string_view Registry::site_text(std::uint32_t process_slot, std::uint32_t site) const {
   if (site == 0) return {};
   if (const ProcessState* p = process_by_slot(process_slot)) return site_text(*p, site);
-  auto retired = retired_sites_.find(process_slot);
-  if (retired == retired_sites_.end()) return "?";
-  auto it = retired->second.find(site);
-  return it == retired->second.end() ? std::string_view("?") : std::string_view(it->second);
+  auto retired = retired_.find(process_slot);
+  if (retired == retired_.end()) return "?";
+  auto it = retired->second.sites.find(site);
+  return it == retired->second.sites.end() ? std::string_view("?") : std::string_view(it->second);
+}
+
+std::string_view Registry::process_name(std::uint32_t process_slot) const {
+  if (const ProcessState* p = process_by_slot(process_slot)) return p->name;
+  auto retired = retired_.find(process_slot);
+  return retired == retired_.end() ? std::string_view("?") : std::string_view(retired->second.name);
 }
 
 Anomalies Registry::anomalies() const {
@@ -158,7 +179,7 @@ void Registry::account(ProcessState& p, std::uint16_t dev, Slot slot, std::int64
   };
   const auto s = static_cast<std::size_t>(slot);
   apply(device(dev).usage[s]);
-  apply(p.devices[dev].usage[s]);
+  apply(process_device(p, dev).usage[s]);
   apply(p.usage[s]);
 }
 
@@ -184,13 +205,17 @@ void Registry::device_open(ProcessState& p, const proto::DeviceOpen& m) {
       m.total_bytes[static_cast<std::size_t>(proto::BufferType::TRACE)];
   d.total_bytes[static_cast<std::size_t>(Slot::CB)] =
       m.total_bytes[static_cast<std::size_t>(proto::BufferType::L1)];
-  ProcessDevice& pd = p.devices[m.device];
+  ProcessDevice& pd = process_device(p, m.device);
   pd.state = ProcessDevice::State::open;
   pd.close_began_ns = 0;
 }
 
 void Registry::device_close(ProcessState& p, const proto::DeviceClose& m) {
-  ProcessDevice& pd = p.devices[m.device];
+  if (m.device > limits_.max_device_id) {
+    ++p.anomalies.events_after_close;
+    return;
+  }
+  ProcessDevice& pd = process_device(p, m.device);
   if (m.phase == proto::ClosePhase::begin) {
     pd.state = ProcessDevice::State::closing;
     pd.close_began_ns = monotonic_ns();
@@ -293,8 +318,8 @@ void Registry::event(ProcessState& p, const proto::EventRecord& e) {
   }
   ++p.events;
   ++events_applied_;
-  auto pd = p.devices.find(e.device);
-  if (pd != p.devices.end() && pd->second.state == ProcessDevice::State::closed) {
+  const ProcessDevice* pd = find_process_device(p, e.device);
+  if (pd && pd->state == ProcessDevice::State::closed) {
     ++p.anomalies.events_after_close;
     return;
   }
@@ -312,10 +337,9 @@ void Registry::event(ProcessState& p, const proto::EventRecord& e) {
   if (limits_.event_history > 0) {
     if (history_.size() < limits_.event_history) history_.resize(limits_.event_history);
     HistoryEntry& h = history_[history_next_];
-    h.time_ns = realtime_ns();
+    h.time_ns = batch_time_ns_ ? batch_time_ns_ : realtime_ns();
     h.pid = p.pid;
     h.process_slot = p.slot;
-    std::strncpy(h.name, p.name.c_str(), sizeof h.name - 1);
     h.event = shown;
     history_next_ = (history_next_ + 1) % history_.size();
     history_full_ |= history_next_ == 0;
@@ -391,10 +415,9 @@ OrphanRecord Registry::process_died(ProcessState& p) {
   p.alive = false;
   retired_anomalies_ += p.anomalies;
   if (limits_.event_history > 0) {
-    retired_sites_[p.slot] = std::move(p.sites);
-    constexpr std::size_t kRetiredSiteTables = 256;
-    while (retired_sites_.size() > kRetiredSiteTables)
-      retired_sites_.erase(retired_sites_.begin());  // oldest slot
+    retired_[p.slot] = Retired{p.name, std::move(p.sites)};
+    constexpr std::size_t kRetiredProcesses = 256;
+    while (retired_.size() > kRetiredProcesses) retired_.erase(retired_.begin());  // oldest slot
   }
   slot_of_pid_.erase(p.pid);
   processes_.erase(p.slot);  // p is gone from here on

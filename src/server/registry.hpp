@@ -69,6 +69,7 @@ struct ProcessState {
   bool alive = true;
   std::unordered_map<std::uint32_t, std::string> sites;
   std::map<std::uint16_t, ProcessDevice> devices;
+  std::vector<ProcessDevice*> device_index;  // by device id, into `devices` (map nodes do not move)
   SlotFigures usage{};
   Anomalies anomalies;
   std::uint64_t events = 0;
@@ -156,6 +157,9 @@ class Registry {
   void event(ProcessState& p, const proto::EventRecord& e);
   void snapshot_begin(ProcessState& p, const proto::SnapshotBegin& m);
   void snapshot_end(ProcessState& p, const proto::SnapshotEnd& m);
+  /// The wall-clock time stamped on history entries until the next call (once per received batch, so the
+  /// clock is not read per event).
+  void set_batch_time(std::uint64_t realtime_ns) { batch_time_ns_ = realtime_ns; }
   /// Everything the process sent before is applied; unmatched early frees become anomalies.
   void barrier(ProcessState& p);
   /// The process died: its allocations are reclaimed and an orphan record says what it held.
@@ -174,6 +178,8 @@ class Registry {
   std::string_view site_text(const ProcessState& p, std::uint32_t site) const;
   /// Site text by process slot, for live processes and recently dead ones ("?" when forgotten).
   std::string_view site_text(std::uint32_t process_slot, std::uint32_t site) const;
+  /// Process name by slot, for live processes and recently dead ones.
+  std::string_view process_name(std::uint32_t process_slot) const;
   const ProcessState* process_by_slot(std::uint32_t slot) const;
 
   /// Observers (the server logs and forwards to subscribers).
@@ -187,20 +193,28 @@ class Registry {
   void record_leak(ProcessState& p, const AllocationRecord& r, bool swept, std::uint64_t now_ns);
   void drop_process_allocations(ProcessState& p);
   DeviceState& device(std::uint16_t id);
+  static ProcessDevice& process_device(ProcessState& p, std::uint16_t id);
+  static ProcessDevice* find_process_device(ProcessState& p, std::uint16_t id);
 
   RegistryLimits limits_;
   AllocationTable table_;
   std::map<std::uint16_t, DeviceState> devices_;
+  std::vector<DeviceState*> device_index_;  // by device id, into `devices_`
   std::map<std::uint32_t, ProcessState> processes_;  // by slot
   std::unordered_map<pid_t, std::uint32_t> slot_of_pid_;
   std::uint32_t next_slot_ = 1;
   std::deque<LeakRecord> leaks_;
   std::deque<OrphanRecord> orphans_;
   Anomalies retired_anomalies_;  // of processes that are gone
-  // Site tables of recently dead processes, so the event history can still name their sites.
-  std::map<std::uint32_t, std::unordered_map<std::uint32_t, std::string>> retired_sites_;
+  // Names and site tables of recently dead processes, so the event history can still name them.
+  struct Retired {
+    std::string name;
+    std::unordered_map<std::uint32_t, std::string> sites;
+  };
+  std::map<std::uint32_t, Retired> retired_;
   std::uint64_t events_applied_ = 0;
   std::vector<HistoryEntry> history_;  // ring
+  std::uint64_t batch_time_ns_ = 0;
   std::size_t history_next_ = 0;
   bool history_full_ = false;
 };

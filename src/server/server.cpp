@@ -327,6 +327,7 @@ void Server::handle_frame(Connection& c, const proto::Frame& frame) {
   switch (frame.type) {
     case MessageType::events: {
       if (auto err = proto::decode_events(frame.payload, c.scratch)) return fail(c, err->code, err->message);
+      registry_.set_batch_time(realtime_ns());
       for (const auto& e : c.scratch) registry_.event(*p, e);
       c.events += c.scratch.size();
       return;

@@ -1,0 +1,226 @@
+// ttmem-loadgen: N producer processes x M threads report allocations to ttmemd through libttmem as fast as
+// they can; the run checks at the end that the server's totals equal the producers' ground truth (a lost
+// event fails it) and prints one JSON object with the figures.
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <deque>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <thread>
+#include <vector>
+
+#include "ttmem/client.hpp"
+#include "ttmem/query.hpp"
+
+namespace {
+
+using nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+struct Config {
+  std::string socket;
+  int processes = 4;
+  int threads = 1;
+  std::uint64_t events = 2'000'000;  // per thread
+  std::uint64_t live = 1000;         // live allocations each thread keeps (then frees the oldest per new one)
+  int devices = 8;
+  std::uint64_t hold = 0;            // extra allocations held per thread at the end (for memory figures)
+};
+
+struct Truth {
+  std::uint64_t live = 0;
+  std::uint64_t bytes = 0;
+  std::uint64_t events = 0;
+};
+
+void write_all(int fd, const void* p, std::size_t n) {
+  const char* c = static_cast<const char*>(p);
+  while (n > 0) {
+    const ssize_t w = ::write(fd, c, n);
+    if (w <= 0) _exit(3);
+    c += w;
+    n -= static_cast<std::size_t>(w);
+  }
+}
+
+void read_all(int fd, void* p, std::size_t n) {
+  char* c = static_cast<char*>(p);
+  while (n > 0) {
+    const ssize_t r = ::read(fd, c, n);
+    if (r <= 0) _exit(3);
+    c += r;
+    n -= static_cast<std::size_t>(r);
+  }
+}
+
+/// One producer process: connect, wait for the start signal, report, flush, send the ground truth, then
+/// hold its live allocations until told to exit.
+[[noreturn]] void producer(const Config& cfg, int index, int to_parent, int from_parent) {
+  ttmem::client::Options o;
+  o.socket_path = cfg.socket;
+  o.ring_events = 16384;
+  ttmem::client::Client client(o);
+  if (!client.wait_for_first_attempt(std::chrono::seconds(10))) _exit(2);
+  char go = 0;
+  write_all(to_parent, &go, 1);  // ready
+  read_all(from_parent, &go, 1); // start
+  std::vector<Truth> truths(static_cast<std::size_t>(cfg.threads));
+  std::vector<std::thread> threads;
+  for (int t = 0; t < cfg.threads; ++t) {
+    threads.emplace_back([&, t] {
+      Truth& truth = truths[static_cast<std::size_t>(t)];
+      std::deque<std::pair<std::uint64_t, std::uint16_t>> live;
+      std::uint64_t next_id = (static_cast<std::uint64_t>(index) << 48) | (static_cast<std::uint64_t>(t) << 40);
+      ttmem::client::AllocationReport a;
+      a.type = ttmem::proto::BufferType::DRAM;
+      a.size = 4096;
+      a.timestamp_ns = 1;  // a fixed stamp: the producer measures the library, not the clock
+      std::uint64_t sent = 0;
+      while (sent < cfg.events) {
+        a.id = ++next_id;
+        a.device = static_cast<std::uint16_t>(a.id % static_cast<std::uint64_t>(cfg.devices));
+        client.report_alloc(a);
+        live.emplace_back(a.id, a.device);
+        ++sent;
+        if (live.size() > cfg.live && sent < cfg.events) {
+          client.report_free(live.front().second, live.front().first);
+          live.pop_front();
+          ++sent;
+        }
+      }
+      for (std::uint64_t h = 0; h < cfg.hold; ++h) {
+        a.id = ++next_id;
+        a.device = static_cast<std::uint16_t>(a.id % static_cast<std::uint64_t>(cfg.devices));
+        client.report_alloc(a);
+        live.emplace_back(a.id, a.device);
+        ++sent;
+      }
+      truth.live = live.size();
+      truth.bytes = live.size() * a.size;
+      truth.events = sent;
+    });
+  }
+  for (auto& th : threads) th.join();
+  const bool flushed = client.flush(std::chrono::seconds(120));
+  Truth total;
+  for (const auto& t : truths) {
+    total.live += t.live;
+    total.bytes += t.bytes;
+    total.events += t.events;
+  }
+  const auto counters = client.counters();
+  struct Report {
+    Truth truth;
+    std::uint64_t stall_ns, superseded, flushed;
+  } report{total, counters.stall_ns, counters.superseded_events, flushed ? 1u : 0u};
+  write_all(to_parent, &report, sizeof report);
+  read_all(from_parent, &go, 1);  // exit
+  _exit(0);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"ttmem-loadgen: N processes x M threads reporting to ttmemd; checks totals against ground truth"};
+  Config cfg;
+  cfg.socket = ttmem::proto::socket_path_from_env();
+  app.add_option("--socket", cfg.socket, "ttmemd's socket");
+  app.add_option("-p,--processes", cfg.processes, "Producer processes")->check(CLI::Range(1, 64));
+  app.add_option("-t,--threads", cfg.threads, "Threads per process")->check(CLI::Range(1, 64));
+  app.add_option("-n,--events", cfg.events, "Events per thread");
+  app.add_option("--live", cfg.live, "Live allocations each thread keeps while it runs");
+  app.add_option("--hold", cfg.hold, "Allocations each thread adds and holds at the end");
+  app.add_option("--devices", cfg.devices, "Devices the allocations spread over")->check(CLI::Range(1, 4096));
+  bool keep = false;
+  app.add_flag("--keep", keep, "Keep the producers alive (holding their allocations) until stdin closes");
+  CLI11_PARSE(app, argc, argv);
+
+  struct Child {
+    pid_t pid;
+    int to_child, from_child;
+  };
+  std::vector<Child> children;
+  for (int i = 0; i < cfg.processes; ++i) {
+    int up[2], down[2];
+    if (pipe(up) || pipe(down)) return 1;
+    const pid_t pid = fork();  // before any client exists in this process
+    if (pid == 0) {
+      close(up[0]);
+      close(down[1]);
+      producer(cfg, i, up[1], down[0]);
+    }
+    close(up[1]);
+    close(down[0]);
+    children.push_back({pid, down[1], up[0]});
+  }
+  auto dram_used = [](const json& stats) {
+    std::uint64_t bytes = 0;
+    for (const auto& d : stats["devices"]) bytes += d["memory"]["DRAM"]["used"].get<std::uint64_t>();
+    return bytes;
+  };
+  json before;
+  {
+    ttmem::query::QueryClient q(cfg.socket);
+    before = q.stats();
+  }
+  char byte = 0;
+  for (auto& c : children) read_all(c.from_child, &byte, 1);
+  const auto start = Clock::now();
+  for (auto& c : children) write_all(c.to_child, &byte, 1);
+  Truth truth;
+  std::uint64_t stall_ns = 0, superseded = 0, flushed = 1;
+  for (auto& c : children) {
+    struct {
+      Truth truth;
+      std::uint64_t stall_ns, superseded, flushed;
+    } r{};
+    read_all(c.from_child, &r, sizeof r);
+    truth.live += r.truth.live;
+    truth.bytes += r.truth.bytes;
+    truth.events += r.truth.events;
+    stall_ns += r.stall_ns;
+    superseded += r.superseded;
+    flushed &= r.flushed;
+  }
+  const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+
+  ttmem::query::QueryClient q(cfg.socket);
+  const json stats = q.stats();
+  const json info = q.info();
+  // Exact: what the server gained equals what the producers hold, and nothing odd happened on the way.
+  const std::uint64_t server_live =
+      stats["active_allocations"].get<std::uint64_t>() - before["active_allocations"].get<std::uint64_t>();
+  const std::uint64_t server_bytes = dram_used(stats) - dram_used(before);
+  std::uint64_t anomalies = 0;
+  for (const auto& [k, v] : info["anomalies"].items()) anomalies += v.get<std::uint64_t>();
+  const bool exact = flushed && superseded == 0 && anomalies == 0 && server_live == truth.live &&
+                     server_bytes == truth.bytes;
+  json out = {{"processes", cfg.processes},
+              {"threads_per_process", cfg.threads},
+              {"events", truth.events},
+              {"seconds", seconds},
+              {"events_per_second", static_cast<double>(truth.events) / seconds},
+              {"producer_stall_ms", static_cast<double>(stall_ns) / 1e6},
+              {"truth_live", truth.live},
+              {"truth_bytes", truth.bytes},
+              {"server_live", server_live},
+              {"server_dram_bytes", server_bytes},
+              {"anomalies", info["anomalies"]},
+              {"registry_bytes", info["registry_bytes"]},
+              {"exact", exact}};
+  std::cout << out.dump() << std::endl;
+  if (keep) {
+    std::string line;
+    while (std::getline(std::cin, line)) {
+    }
+  }
+  for (auto& c : children) write_all(c.to_child, &byte, 1);
+  for (auto& c : children) waitpid(c.pid, nullptr, 0);
+  return exact ? 0 : 1;
+}
