@@ -9,6 +9,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -203,6 +204,22 @@ void encode(std::vector<std::uint8_t>& out, const EventNotify& m);
 /// Writes one event record's 64 wire bytes at `out`.
 void encode_event(std::uint8_t* out, const EventRecord& e);
 
+/// Builds EVENTS frames record by record, straight into an output buffer (no intermediate copy).
+class EventFrameWriter {
+ public:
+  explicit EventFrameWriter(std::vector<std::uint8_t>& out) : out_(out) {}
+  ~EventFrameWriter() { close(); }
+  void add(const EventRecord& e);
+  /// Ends the frame being built (if any); returns the records it held.
+  std::size_t close();
+
+ private:
+  std::vector<std::uint8_t>& out_;
+  std::size_t frame_at_ = 0;
+  std::size_t count_ = 0;
+  bool open_ = false;
+};
+
 // ---- decoding ---------------------------------------------------------------------------------------
 
 struct DecodeError {
@@ -234,14 +251,22 @@ struct Frame {
 class FrameReader {
  public:
   explicit FrameReader(std::uint32_t max_payload) : max_payload_(max_payload) {}
+  FrameReader(FrameReader&&) noexcept = default;
+  FrameReader& operator=(FrameReader&&) noexcept = default;
   void append(std::span<const std::uint8_t> bytes);
+  /// Room for up to `n` more bytes at the end of the buffer, to read() into directly; then commit(written).
+  std::span<std::uint8_t> prepare(std::size_t n);
+  void commit(std::size_t written) { size_ += written; }
   /// Next complete frame; std::nullopt when more bytes are needed; DecodeError on a bad header.
   std::variant<std::nullopt_t, Frame, DecodeError> next();
-  std::size_t buffered() const { return buffer_.size() - consumed_; }
+  std::size_t buffered() const { return size_ - consumed_; }
 
  private:
+  void reserve_tail(std::size_t n);
   std::uint32_t max_payload_;
-  std::vector<std::uint8_t> buffer_;
+  std::unique_ptr<std::uint8_t[]> data_;  // not a vector: growing it must not zero what read() overwrites
+  std::size_t capacity_ = 0;
+  std::size_t size_ = 0;
   std::size_t consumed_ = 0;
 };
 
@@ -253,6 +278,10 @@ Decoded<DeviceClose> decode_device_close(std::span<const std::uint8_t> payload);
 /// Appends the batch's records to `out` (cleared first).
 std::optional<DecodeError> decode_events(std::span<const std::uint8_t> payload,
                                          std::vector<EventRecord>& out);
+/// Checks a whole EVENTS payload (count, size, every record) without keeping the records.
+std::optional<DecodeError> validate_events(std::span<const std::uint8_t> payload);
+/// Decodes record i of a payload that validate_events accepted.
+EventRecord event_at(std::span<const std::uint8_t> payload, std::size_t i);
 Decoded<EventRecord> decode_event(std::span<const std::uint8_t> record);
 Decoded<std::vector<Site>> decode_sites(std::span<const std::uint8_t> payload);
 Decoded<SnapshotBegin> decode_snapshot_begin(std::span<const std::uint8_t> payload);

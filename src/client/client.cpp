@@ -44,7 +44,8 @@ struct TlsBinding {
     if (ring) ring->abandoned.store(true, std::memory_order_release);
   }
 };
-thread_local TlsBinding t_binding;
+// initial-exec: a direct %fs access on the hot path instead of a __tls_get_addr call from this shared library.
+thread_local TlsBinding t_binding __attribute__((tls_model("initial-exec")));
 
 bool env_off(const char* name) {
   const char* v = std::getenv(name);
@@ -101,6 +102,10 @@ struct Client::Impl {
   std::mutex wake_mutex;
   std::condition_variable wake_cv;
   bool wake = false;
+  // Producers whose ring is full sleep here; the sender wakes them after it has drained.
+  std::mutex space_mutex;
+  std::condition_variable space_cv;
+  std::atomic<int> sleepers{0};
   std::atomic<bool> stopping{false};
   bool forked = false;
 
@@ -120,7 +125,8 @@ struct Client::Impl {
   std::uint64_t snapshot_seq = 0;
   std::uint64_t last_stats_ns = 0;
   std::vector<std::uint8_t> out;
-  std::vector<proto::EventRecord> batch;
+  std::vector<proto::EventRecord> batch;       // snapshot records
+  proto::EventFrameWriter* frames = nullptr;  // while draining: the frame being written
   proto::FrameReader reader{proto::kMaxReplyPayload};
   std::vector<proto::DeviceOpen> snap_devices;
   std::vector<proto::EventRecord> snap_allocs;
@@ -185,6 +191,14 @@ struct Client::Impl {
     batch.clear();
   }
 
+  /// Ends the EVENTS frame being written straight from the rings, counting it.
+  void close_frame() {
+    if (const std::size_t n = frames->close()) {
+      events.fetch_add(n, std::memory_order_relaxed);
+      batches.fetch_add(1, std::memory_order_relaxed);
+    }
+  }
+
   /// Moves ring i's records with epoch < limit into the output, honouring fences: before fence F goes
   /// out, every record of every ring written before F (epoch < F) goes out first.
   void drain_ring(std::size_t i, std::uint32_t limit) {
@@ -199,7 +213,7 @@ struct Client::Impl {
         for (std::size_t j = 0; j < rings.size(); ++j) {
           if (j != i) drain_ring(j, s.fence);
         }
-        emit_batch();
+        close_frame();
         std::lock_guard lock(control_mutex);
         auto it = control_frames.find(s.fence);
         if (it != control_frames.end()) {
@@ -209,17 +223,27 @@ struct Client::Impl {
           batches.fetch_add(1, std::memory_order_relaxed);
         }
       } else {
-        batch.push_back(s.record);
+        frames->add(s.record);
       }
       ++tail;
       r.tail.store(tail, std::memory_order_release);
     }
   }
 
+  void wake_sleepers() {
+    if (sleepers.load(std::memory_order_acquire) == 0) return;
+    std::lock_guard lock(space_mutex);
+    space_cv.notify_all();
+  }
+
   void drain_all() {
     std::lock_guard lock(rings_mutex);
+    proto::EventFrameWriter writer(out);
+    frames = &writer;
     for (std::size_t i = 0; i < rings.size(); ++i) drain_ring(i, UINT32_MAX);
-    emit_batch();
+    wake_sleepers();
+    close_frame();
+    frames = nullptr;
     std::erase_if(rings, [](const std::shared_ptr<Ring>& r) {
       return r->abandoned.load(std::memory_order_acquire) &&
              r->tail.load(std::memory_order_relaxed) == r->head.load(std::memory_order_acquire);
@@ -235,6 +259,7 @@ struct Client::Impl {
       superseded.fetch_add(head - tail, std::memory_order_relaxed);
       r->tail.store(head, std::memory_order_release);
     }
+    wake_sleepers();
     std::lock_guard control(control_mutex);
     control_frames.clear();
   }
@@ -643,22 +668,21 @@ void Client::write(const proto::EventRecord& record, std::uint32_t fence) {
     if (head - r.cached_tail >= r.capacity()) {
       // Full: the sender is behind. Wait for room (backpressure) — but not past the client going inactive,
       // in which case the record is covered by the next snapshot.
+      // Sleep rather than spin: on a small machine the sender and the server need the CPU to make room.
       const std::uint64_t t0 = now_ns();
       impl_->notify_sender();
-      for (int spins = 0;; ++spins) {
-        if (!active_.load(std::memory_order_relaxed)) {
-          stall_ns_.fetch_add(now_ns() - t0, std::memory_order_relaxed);
-          return;
-        }
-        r.cached_tail = r.tail.load(std::memory_order_acquire);
-        if (head - r.cached_tail < r.capacity()) break;
-        if (spins < 64) {
-          std::this_thread::yield();
-        } else {
-          std::this_thread::sleep_for(std::chrono::microseconds(50));
+      impl_->sleepers.fetch_add(1, std::memory_order_acq_rel);
+      {
+        std::unique_lock lock(impl_->space_mutex);
+        for (;;) {
+          r.cached_tail = r.tail.load(std::memory_order_acquire);
+          if (head - r.cached_tail < r.capacity() || !active_.load(std::memory_order_relaxed)) break;
+          impl_->space_cv.wait_for(lock, std::chrono::milliseconds(1));
         }
       }
+      impl_->sleepers.fetch_sub(1, std::memory_order_acq_rel);
       stall_ns_.fetch_add(now_ns() - t0, std::memory_order_relaxed);
+      if (head - r.cached_tail >= r.capacity()) return;  // inactive: the next snapshot covers this record
     }
   }
   Slot& s = r.slots[head & r.mask];

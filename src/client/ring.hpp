@@ -24,6 +24,7 @@ struct Ring {
   std::uint64_t cached_tail = 0;                   // producer's copy of `tail`
   alignas(64) std::atomic<std::uint64_t> tail{0};  // next slot the consumer reads
   alignas(64) std::atomic<bool> abandoned{false};  // the producing thread exited
+  std::atomic<bool> waiting{false};                // the producer sleeps until the sender makes room
   const std::uint64_t mask;
   const std::unique_ptr<Slot[]> slots;
 

@@ -1,6 +1,7 @@
 // Encoders and validating decoders of every message; see ttmem/protocol.hpp and docs/protocol.md.
 #include "ttmem/protocol.hpp"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -281,17 +282,39 @@ void encode_event(std::uint8_t* p, const EventRecord& e) {
   p[ev::type] = static_cast<std::uint8_t>(e.type);
   p[ev::kind] = static_cast<std::uint8_t>(e.kind);
   p[ev::reason] = static_cast<std::uint8_t>(e.reason);
-  store_le(p + ev::device, e.device, 2);
-  store_le(p + ev::flags, e.flags, 2);
-  store_le(p + ev::site, e.site, 4);
-  store_le(p + ev::num_banks, e.num_banks, 4);
-  store_le(p + ev::mesh, e.mesh, 4);
-  store_le(p + ev::reserved, 0, 4);
-  store_le(p + ev::id, e.id, 8);
-  store_le(p + ev::size, e.size, 8);
-  store_le(p + ev::address, e.address, 8);
-  store_le(p + ev::size_per_bank, e.size_per_bank, 8);
-  store_le(p + ev::timestamp, e.timestamp_ns, 8);
+  store_le_word<std::uint16_t>(p + ev::device, e.device);
+  store_le_word<std::uint16_t>(p + ev::flags, e.flags);
+  store_le_word<std::uint32_t>(p + ev::site, e.site);
+  store_le_word<std::uint32_t>(p + ev::num_banks, e.num_banks);
+  store_le_word<std::uint32_t>(p + ev::mesh, e.mesh);
+  store_le_word<std::uint32_t>(p + ev::reserved, 0);
+  store_le_word<std::uint64_t>(p + ev::id, e.id);
+  store_le_word<std::uint64_t>(p + ev::size, e.size);
+  store_le_word<std::uint64_t>(p + ev::address, e.address);
+  store_le_word<std::uint64_t>(p + ev::size_per_bank, e.size_per_bank);
+  store_le_word<std::uint64_t>(p + ev::timestamp, e.timestamp_ns);
+}
+
+void EventFrameWriter::add(const EventRecord& e) {
+  if (open_ && count_ == kMaxEventsPerFrame) close();
+  if (!open_) {
+    frame_at_ = begin_frame(out_, static_cast<std::uint16_t>(MessageType::events));
+    WireWriter(out_).u32(0);  // count, patched by close()
+    count_ = 0;
+    open_ = true;
+  }
+  const std::size_t at = out_.size();
+  out_.resize(at + kEventRecordSize);
+  encode_event(out_.data() + at, e);
+  ++count_;
+}
+
+std::size_t EventFrameWriter::close() {
+  if (!open_) return 0;
+  store_le(out_.data() + frame_at_ + kFrameHeaderSize, count_, 4);
+  finish_frame(out_, frame_at_);
+  open_ = false;
+  return count_;
 }
 
 void encode(std::vector<std::uint8_t>& out, std::span<const EventRecord> events) {
@@ -382,19 +405,39 @@ Decoded<FrameHeader> decode_header(std::span<const std::uint8_t> bytes, std::uin
   return FrameHeader{length, static_cast<MessageType>(type)};
 }
 
-void FrameReader::append(std::span<const std::uint8_t> bytes) {
-  if (consumed_ > 0 && consumed_ == buffer_.size()) {
-    buffer_.clear();
-    consumed_ = 0;
-  } else if (consumed_ > (1u << 16) && consumed_ * 2 > buffer_.size()) {
-    buffer_.erase(buffer_.begin(), buffer_.begin() + static_cast<std::ptrdiff_t>(consumed_));
-    consumed_ = 0;
+void FrameReader::reserve_tail(std::size_t n) {
+  if (consumed_ == size_) {
+    size_ = consumed_ = 0;
   }
-  buffer_.insert(buffer_.end(), bytes.begin(), bytes.end());
+  if (size_ + n <= capacity_) return;
+  // Move what is pending to the front, then grow if that is not enough.
+  const std::size_t pending = size_ - consumed_;
+  if (pending + n <= capacity_ && consumed_ > 0) {
+    std::memmove(data_.get(), data_.get() + consumed_, pending);
+  } else {
+    const std::size_t capacity = std::max<std::size_t>({pending + n, capacity_ * 2, 64 * 1024});
+    auto bigger = std::make_unique_for_overwrite<std::uint8_t[]>(capacity);
+    if (pending) std::memcpy(bigger.get(), data_.get() + consumed_, pending);
+    data_ = std::move(bigger);
+    capacity_ = capacity;
+  }
+  size_ = pending;
+  consumed_ = 0;
+}
+
+void FrameReader::append(std::span<const std::uint8_t> bytes) {
+  reserve_tail(bytes.size());
+  if (!bytes.empty()) std::memcpy(data_.get() + size_, bytes.data(), bytes.size());
+  size_ += bytes.size();
+}
+
+std::span<std::uint8_t> FrameReader::prepare(std::size_t n) {
+  reserve_tail(n);
+  return {data_.get() + size_, n};
 }
 
 std::variant<std::nullopt_t, Frame, DecodeError> FrameReader::next() {
-  const std::span<const std::uint8_t> pending(buffer_.data() + consumed_, buffer_.size() - consumed_);
+  const std::span<const std::uint8_t> pending(data_.get() + consumed_, size_ - consumed_);
   if (pending.size() < kFrameHeaderSize) return std::nullopt;
   auto header = decode_header(pending.first(kFrameHeaderSize), max_payload_);
   if (auto* e = std::get_if<DecodeError>(&header)) return *e;
@@ -534,6 +577,50 @@ std::optional<DecodeError> decode_events(std::span<const std::uint8_t> p, std::v
     out[i] = std::get<EventRecord>(e);
   }
   return std::nullopt;
+}
+
+std::optional<DecodeError> validate_events(std::span<const std::uint8_t> p) {
+  WireReader r(p);
+  std::uint32_t count = 0;
+  if (!r.u32(count)) return malformed("truncated EVENTS message");
+  if (count > kMaxEventsPerFrame) {
+    return malformed(format_text("EVENTS batch of {} records exceeds the maximum of {}", count, kMaxEventsPerFrame));
+  }
+  if (r.remaining() != static_cast<std::size_t>(count) * kEventRecordSize) {
+    return malformed(format_text("EVENTS batch says {} records ({} bytes) but carries {} bytes", count,
+                                 static_cast<std::size_t>(count) * kEventRecordSize, r.remaining()));
+  }
+  for (std::uint32_t i = 0; i < count; ++i) {
+    const std::uint8_t* rec = p.data() + 4 + i * kEventRecordSize;
+    const bool valid = (rec[ev::op] == 1 || rec[ev::op] == 2) && valid_type(rec[ev::type]) &&
+                       valid_kind(rec[ev::kind]) && valid_reason(rec[ev::reason]) &&
+                       load_le<std::uint32_t>(rec + ev::reserved) == 0;
+    if (!valid) {
+      auto e = decode_event(std::span<const std::uint8_t>(rec, kEventRecordSize));  // for its message
+      return malformed(format_text("record {}: {}", i, std::get<DecodeError>(e).message));
+    }
+  }
+  return std::nullopt;
+}
+
+EventRecord event_at(std::span<const std::uint8_t> payload, std::size_t i) {
+  const std::uint8_t* p = payload.data() + 4 + i * kEventRecordSize;  // validated: no checks here
+  EventRecord e;
+  e.op = static_cast<EventOp>(p[ev::op]);
+  e.type = static_cast<BufferType>(p[ev::type]);
+  e.kind = static_cast<AllocKind>(p[ev::kind]);
+  e.reason = static_cast<ReleaseReason>(p[ev::reason]);
+  e.device = load_le<std::uint16_t>(p + ev::device);
+  e.flags = load_le<std::uint16_t>(p + ev::flags);
+  e.site = load_le<std::uint32_t>(p + ev::site);
+  e.num_banks = load_le<std::uint32_t>(p + ev::num_banks);
+  e.mesh = load_le<std::uint32_t>(p + ev::mesh);
+  e.id = load_le<std::uint64_t>(p + ev::id);
+  e.size = load_le<std::uint64_t>(p + ev::size);
+  e.address = load_le<std::uint64_t>(p + ev::address);
+  e.size_per_bank = load_le<std::uint64_t>(p + ev::size_per_bank);
+  e.timestamp_ns = load_le<std::uint64_t>(p + ev::timestamp);
+  return e;
 }
 
 Decoded<std::vector<Site>> decode_sites(std::span<const std::uint8_t> p) {

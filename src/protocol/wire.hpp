@@ -33,6 +33,17 @@ inline void store_le(std::uint8_t* p, std::uint64_t v, int n) {
   for (int i = 0; i < n; ++i) p[i] = static_cast<std::uint8_t>(v >> (8 * i));
 }
 
+/// Stores a value as sizeof(T) little-endian bytes (one store on little-endian hosts).
+template <typename T>
+inline void store_le_word(std::uint8_t* p, T v) {
+  if constexpr (std::endian::native == std::endian::big) {
+    if constexpr (sizeof(T) == 2) v = static_cast<T>(__builtin_bswap16(v));
+    if constexpr (sizeof(T) == 4) v = static_cast<T>(__builtin_bswap32(v));
+    if constexpr (sizeof(T) == 8) v = static_cast<T>(__builtin_bswap64(v));
+  }
+  std::memcpy(p, &v, sizeof v);
+}
+
 /// Loads an n-byte little-endian value (n = 2, 4, 8) as one word: a plain load on little-endian hosts,
 /// a load and a byte swap elsewhere.
 template <typename T>

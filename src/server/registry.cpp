@@ -344,7 +344,7 @@ void Registry::event(ProcessState& p, const proto::EventRecord& e) {
     history_next_ = (history_next_ + 1) % history_.size();
     history_full_ |= history_next_ == 0;
   }
-  if (on_event) on_event(AppliedEvent{&p, shown, site_text(p, shown.site)});
+  if (notify_events_ && on_event) on_event(AppliedEvent{&p, shown, site_text(p, shown.site)});
 }
 
 std::vector<HistoryEntry> Registry::recent_events(std::size_t limit) const {

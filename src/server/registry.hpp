@@ -182,6 +182,9 @@ class Registry {
   std::string_view process_name(std::uint32_t process_slot) const;
   const ProcessState* process_by_slot(std::uint32_t slot) const;
 
+  /// Whether on_event is called (it costs a call per event; the server turns it on only when it logs or
+  /// streams events).
+  void notify_events(bool on) { notify_events_ = on; }
   /// Observers (the server logs and forwards to subscribers).
   std::function<void(const AppliedEvent&)> on_event;
   std::function<void(const LeakRecord&)> on_leak;
@@ -215,6 +218,7 @@ class Registry {
   std::uint64_t events_applied_ = 0;
   std::vector<HistoryEntry> history_;  // ring
   std::uint64_t batch_time_ns_ = 0;
+  bool notify_events_ = true;
   std::size_t history_next_ = 0;
   bool history_full_ = false;
 };

@@ -43,7 +43,6 @@ struct Server::Connection {
   std::uint64_t events_at_last_tick = 0;
   double events_per_second = 0;
   std::uint64_t connected_ns = 0;
-  std::vector<proto::EventRecord> scratch;
 };
 
 namespace {
@@ -139,6 +138,7 @@ Server::Server(ServerOptions options) : options_(std::move(options)), registry_(
   loop_.add_timer(1000, [this] { tick(); });
   if (options_.poll_for_deaths) loop_.add_timer(options_.death_poll_ms, [this] { poll_deaths(); });
 
+  registry_.notify_events(options_.verbose);
   registry_.on_event = [this](const AppliedEvent& a) {
     if (options_.verbose) {
       const auto& e = a.event;
@@ -243,10 +243,11 @@ void Server::on_connection_event(Connection& c, std::uint32_t events) {
 
 void Server::read_from(Connection& c) {
   const std::uint64_t id = c.id;
-  std::uint8_t buf[64 * 1024];
   // Bounded work per wake-up so one busy client cannot starve the others.
   for (std::size_t budget = 0; budget < (4u << 20);) {
-    const ssize_t n = ::read(c.fd, buf, sizeof buf);
+    // Read straight into the frame reader: no copy between the socket and the decoder.
+    const auto space = c.reader.prepare(256 * 1024);
+    const ssize_t n = ::read(c.fd, space.data(), space.size());
     if (n == 0) {
       close_connection(id);
       return;
@@ -259,7 +260,7 @@ void Server::read_from(Connection& c) {
     }
     budget += static_cast<std::size_t>(n);
     if (c.closing) continue;  // discard input from a connection we are closing
-    c.reader.append({buf, static_cast<std::size_t>(n)});
+    c.reader.commit(static_cast<std::size_t>(n));
     for (;;) {
       auto next = c.reader.next();
       if (std::holds_alternative<std::nullopt_t>(next)) break;
@@ -326,10 +327,12 @@ void Server::handle_frame(Connection& c, const proto::Frame& frame) {
   }
   switch (frame.type) {
     case MessageType::events: {
-      if (auto err = proto::decode_events(frame.payload, c.scratch)) return fail(c, err->code, err->message);
+      // Validate the whole batch first: a bad one changes nothing.
+      if (auto err = proto::validate_events(frame.payload)) return fail(c, err->code, err->message);
       registry_.set_batch_time(realtime_ns());
-      for (const auto& e : c.scratch) registry_.event(*p, e);
-      c.events += c.scratch.size();
+      const std::size_t count = (frame.payload.size() - 4) / proto::kEventRecordSize;
+      for (std::size_t i = 0; i < count; ++i) registry_.event(*p, proto::event_at(frame.payload, i));
+      c.events += count;
       return;
     }
     case MessageType::device_open: {
@@ -455,6 +458,7 @@ void Server::handle_query(Connection& c, const proto::Frame& frame) {
     } else if (type == "subscribe") {
       if (!c.subscriber) ++subscribers_;
       c.subscriber = true;
+      registry_.notify_events(true);
       answer = {{"subscribed", true}};
     } else {
       throw std::invalid_argument("unknown query type '" + type +
@@ -523,6 +527,7 @@ void Server::close_connection(std::uint64_t id) {
   if (it == connections_.end()) return;
   Connection& c = *it->second;
   if (c.subscriber) --subscribers_;
+  registry_.notify_events(options_.verbose || subscribers_ > 0);
   if (c.role == proto::Role::tracked_process && c.greeted) {
     spdlog::info("pid {} ({}) disconnected (connection {}, {} events)", c.pid, c.name, c.id, c.events);
   }
