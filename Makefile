@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PRESET ?= default
 BUILD_DIR := build
 
-.PHONY: deps build test test-cpp demo asan tsan format format-check clean
+.PHONY: deps build test demo bench asan tsan format format-check clean
 
 deps:
 	@scripts/install-deps.sh
@@ -18,6 +18,10 @@ test: build
 
 demo: build
 	@scripts/demo.sh
+
+# Every benchmark figure, several runs; writes bench/results/latest.json and docs/benchmarks.md.
+bench: build
+	@/usr/bin/python3 bench/run_bench.py --runs 3
 
 # Sanitizer builds of the whole C++ suite (separate build trees).
 asan: deps

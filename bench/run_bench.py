@@ -1,0 +1,253 @@
+#!/usr/bin/env python3
+"""make bench: every figure of the benchmark table, several runs, median and spread, against the targets.
+
+Writes bench/results/latest.json and the results table of docs/benchmarks.md. `--smoke` runs everything
+once at tiny sizes and writes nothing (make test uses it so the benchmarks keep working).
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIN = os.environ.get("TTMEM_BIN_DIR", os.path.join(ROOT, "build", "bin"))
+
+# figure key -> (label, target, unit, better): better is "lower" or "higher"
+TARGETS = {
+    "hotpath_median_ns": ("client hot path per event, median", 15, "ns", "lower"),
+    "hotpath_p99_ns": ("client hot path per event, p99", 100, "ns", "lower"),
+    "ingest_events_per_s": ("end-to-end ingest, 4 producer processes -> ttmemd", 10e6, "events/s", "higher"),
+    "bytes_per_live_buffer": ("server memory per live buffer at 1M live (RSS growth)", 64, "B", "lower"),
+    "smi_json_ms": ("`ttmem smi --json` whole process, 1M live buffers", 10, "ms", "lower"),
+    "reclaim_ms": ("reclaim after kill -9 of a process with 100k buffers", 100, "ms", "lower"),
+    "allocator_pair_ns": ("emulated allocator alloc + free, 10k live", 100, "ns", "lower"),
+}
+EXTRA = {
+    "hotpath_2threads_median_ns": "client hot path, 2 threads at once, median (ns)",
+    "hotpath_2threads_p99_ns": "client hot path, 2 threads at once, p99 (ns)",
+    "blocking_send_median_ns": "baseline (a) blocking send per event, median (ns)",
+    "blocking_send_2threads_median_ns": "baseline (a), 2 threads, median (ns)",
+    "shm_atomics_median_ns": "baseline (b) shared-memory atomics, median (ns)",
+    "shm_atomics_2threads_median_ns": "baseline (b), 2 threads contending, median (ns)",
+    "ratio_blocking_send_over_ttmem": "ratio (a) / ttmem, median, 1 thread",
+    "ratio_shm_atomics_over_ttmem": "ratio (b) / ttmem, median, 1 thread",
+    "ratio_shm_atomics_over_ttmem_2threads": "ratio (b) / ttmem, median, 2 threads",
+    "registry_bytes_per_live_buffer": "allocation table's own bytes per live buffer",
+    "ingest_exact": "ingest runs whose totals matched the ground truth",
+    "buffer_create_deallocate_ns": "Buffer create + deallocate (whole runtime path), 10k live (ns)",
+    "registry_apply_per_event_ns": "registry apply, single-threaded, per event (ns)",
+}
+
+
+def rss_bytes(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmRSS")
+
+
+class Server:
+    def __init__(self):
+        self.dir = tempfile.TemporaryDirectory(prefix="ttmem-bench-")
+        self.socket = os.path.join(self.dir.name, "ttmemd.sock")
+        r, w = os.pipe()
+        self.log = open(os.path.join(self.dir.name, "log"), "wb")
+        self.proc = subprocess.Popen([os.path.join(BIN, "ttmemd"), "--socket", self.socket, "--ready-fd", str(w)],
+                                     pass_fds=(w,), stdout=self.log, stderr=subprocess.STDOUT)
+        os.close(w)
+        if os.read(r, 1) != b"1":
+            raise RuntimeError("ttmemd did not start")
+        os.close(r)
+
+    def stop(self, failed=False):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        code = self.proc.wait(timeout=30)
+        self.log.close()
+        if failed or code != 0:
+            with open(os.path.join(self.dir.name, "log")) as f:
+                print(f"ttmemd exited with {code}; the end of its log:\n" + "".join(f.readlines()[-20:]), file=sys.stderr)
+        self.dir.cleanup()
+
+
+def run_json(args):
+    """The JSON a command prints: one (possibly pretty-printed) object, or a log whose last line is one."""
+    out = subprocess.run(args, check=True, capture_output=True, text=True).stdout.strip()
+    try:
+        return json.loads(out)
+    except json.JSONDecodeError:
+        return json.loads(out.splitlines()[-1])
+
+
+def one_run(smoke):
+    figures = {}
+    server = Server()
+    env = {**os.environ, "TTMEM_SOCKET": server.socket}
+    try:
+        hot = run_json([os.path.join(BIN, "ttmem-bench-hotpath"), "--socket", server.socket,
+                        "-n", "20000" if smoke else "1000000"])
+        figures["hotpath_median_ns"] = hot["ttmem"]["median_ns"]
+        figures["hotpath_p99_ns"] = hot["ttmem"]["p99_ns"]
+        figures["hotpath_2threads_median_ns"] = hot["ttmem_2threads"]["median_ns"]
+        figures["hotpath_2threads_p99_ns"] = hot["ttmem_2threads"]["p99_ns"]
+        figures["blocking_send_median_ns"] = hot["blocking_send"]["median_ns"]
+        figures["blocking_send_2threads_median_ns"] = hot["blocking_send_2threads"]["median_ns"]
+        figures["shm_atomics_median_ns"] = hot["shm_atomics"]["median_ns"]
+        figures["shm_atomics_2threads_median_ns"] = hot["shm_atomics_2threads"]["median_ns"]
+        figures["ratio_blocking_send_over_ttmem"] = hot["ratio_median_blocking_send_over_ttmem"]
+        figures["ratio_shm_atomics_over_ttmem"] = hot["ratio_median_shm_atomics_over_ttmem"]
+        figures["ratio_shm_atomics_over_ttmem_2threads"] = hot["ratio_median_shm_atomics_over_ttmem_2threads"]
+
+        ingest = run_json([os.path.join(BIN, "ttmem-loadgen"), "--socket", server.socket, "-p", "4",
+                           "-n", "20000" if smoke else "2000000"])
+        figures["ingest_events_per_s"] = ingest["events_per_second"]
+        figures["ingest_exact"] = 1 if ingest["exact"] else 0
+        if not ingest["exact"]:
+            raise RuntimeError(f"ingest lost events: {ingest}")
+
+        # 1M live buffers (4 processes x 250k), held while we measure memory and smi.
+        hold = 2500 if smoke else 250_000
+        rss_before = rss_bytes(server.proc.pid)
+        gen = subprocess.Popen([os.path.join(BIN, "ttmem-loadgen"), "--socket", server.socket, "-p", "4", "-n", "0",
+                                "--hold", str(hold), "--keep"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        held = json.loads(gen.stdout.readline())
+        live = held["truth_live"]
+        figures["bytes_per_live_buffer"] = (rss_bytes(server.proc.pid) - rss_before) / live
+        figures["registry_bytes_per_live_buffer"] = held["registry_bytes"] / live
+        smi_times = []
+        for _ in range(3 if smoke else 15):
+            t0 = time.perf_counter()
+            subprocess.run([os.path.join(BIN, "ttmem"), "smi", "--json"], env=env, check=True, capture_output=True)
+            smi_times.append((time.perf_counter() - t0) * 1000)
+        figures["smi_json_ms"] = statistics.median(smi_times)
+        gen.stdin.close()
+        gen.wait(timeout=60)
+
+        # Reclaim: one process holding 100k buffers is killed; the orphan record's time says when the
+        # server had reclaimed everything (it is recorded after the totals are updated).
+        gen = subprocess.Popen([os.path.join(BIN, "ttmem-loadgen"), "--socket", server.socket, "-p", "1", "-n", "0",
+                                "--hold", "1000" if smoke else "100000", "--keep"],
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        victim = json.loads(gen.stdout.readline())["producer_pids"][0]
+        follow = subprocess.Popen([os.path.join(BIN, "ttmem"), "events", "--follow", "--json", "-n", "0"], env=env,
+                                  stdout=subprocess.PIPE, text=True)
+        # The follower is subscribed once the server lists it as a subscriber.
+        info = [os.path.join(BIN, "ttmem"), "--socket", server.socket, "info", "--json"]
+        while not any(c["subscriber"] for c in run_json(info)["clients"]):
+            time.sleep(0.01)
+        killed_at = time.time_ns()
+        os.kill(victim, signal.SIGKILL)
+        for line in follow.stdout:
+            event = json.loads(line)
+            if event.get("event") == "orphan" and event["pid"] == victim:
+                figures["reclaim_ms"] = (event["time_ns"] - killed_at) / 1e6
+                break
+        follow.kill()
+        follow.wait()
+        gen.stdin.close()
+        gen.wait(timeout=60)
+    except BaseException:
+        server.stop(failed=True)
+        raise
+    server.stop()
+
+    micro = run_json([os.path.join(BIN, "ttmem-bench-micro"), "--benchmark_format=json",
+                      "--benchmark_min_time=" + ("0.01" if smoke else "0.5")])
+    by_name = {b["name"]: b for b in micro["benchmarks"]}
+    figures["allocator_pair_ns"] = by_name["BM_AllocatorAllocFreePair/10000"]["real_time"]
+    figures["buffer_create_deallocate_ns"] = by_name["BM_BufferCreateDeallocate/10000"]["real_time"]
+    figures["registry_apply_per_event_ns"] = by_name["BM_RegistryApplyPair"]["real_time"] / 2
+    return figures
+
+
+def machine():
+    cpu = "?"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    return {"cpu": cpu, "cores": os.cpu_count(), "kernel": platform.release(),
+            "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)}
+
+
+def fmt(value, unit):
+    if unit == "events/s":
+        return f"{value / 1e6:.2f} M/s"
+    if unit == "ns":
+        return f"{value:.1f} ns"
+    if unit == "ms":
+        return f"{value:.2f} ms"
+    return f"{value:.1f} {unit}"
+
+
+def write_docs(result):
+    path = os.path.join(ROOT, "docs", "benchmarks.md")
+    with open(path) as f:
+        text = f.read()
+    begin, end = "<!-- results:begin -->", "<!-- results:end -->"
+    m = result["machine"]
+    lines = [begin, "",
+             f"Measured {result['date']} on {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, Linux {m['kernel']}; "
+             f"`{result['command']}`, {result['runs']} runs: median, and the spread (min..max) over the runs.", "",
+             "| figure | target | median | spread | met |", "|---|---|---|---|---|"]
+    for key, (label, target, unit, better) in TARGETS.items():
+        f = result["figures"][key]
+        goal = ("<= " if better == "lower" else ">= ") + fmt(target, unit)
+        lines.append(f"| {label} | {goal} | {fmt(f['median'], unit)} | {fmt(f['min'], unit)} .. {fmt(f['max'], unit)} | "
+                     f"{'yes' if f['met'] else '**no**'} |")
+    lines += ["", "| also measured | median | spread |", "|---|---|---|"]
+    for key, label in EXTRA.items():
+        f = result["figures"][key]
+        lines.append(f"| {label} | {f['median']:.2f} | {f['min']:.2f} .. {f['max']:.2f} |")
+    lines += ["", end]
+    start, stop = text.index(begin), text.index(end) + len(end)
+    with open(path, "w") as f:
+        f.write(text[:start] + "\n".join(lines) + text[stop:])
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--smoke", action="store_true", help="one tiny run; write nothing")
+    args = parser.parse_args()
+    runs = 1 if args.smoke else args.runs
+    samples = []
+    for i in range(runs):
+        print(f"run {i + 1}/{runs} ...", file=sys.stderr, flush=True)
+        samples.append(one_run(args.smoke))
+    figures = {}
+    for key in list(TARGETS) + list(EXTRA):
+        values = [s[key] for s in samples]
+        entry = {"median": statistics.median(values), "min": min(values), "max": max(values), "runs": values}
+        if key in TARGETS:
+            _, target, _, better = TARGETS[key]
+            entry["target"] = target
+            entry["met"] = entry["median"] <= target if better == "lower" else entry["median"] >= target
+        figures[key] = entry
+    result = {"date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"), "machine": machine(),
+              "command": "make bench", "runs": runs, "figures": figures}
+    for key, (label, target, unit, better) in TARGETS.items():
+        f = figures[key]
+        print(f"{label:58s} {fmt(f['median'], unit):>14s}  target {'<=' if better == 'lower' else '>='} "
+              f"{fmt(target, unit):>10s}  {'met' if f['met'] else 'MISSED'}")
+    if args.smoke:
+        return 0
+    os.makedirs(os.path.join(ROOT, "bench", "results"), exist_ok=True)
+    with open(os.path.join(ROOT, "bench", "results", "latest.json"), "w") as f:
+        json.dump(result, f, indent=2)
+    write_docs(result)
+    print("wrote bench/results/latest.json and docs/benchmarks.md", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
