@@ -212,11 +212,16 @@ class EventFrameWriter {
   void add(const EventRecord& e);
   /// Ends the frame being built (if any); returns the records it held.
   std::size_t close();
+  /// Records and frames written so far (frames are also closed when they reach the per-frame maximum).
+  std::size_t records() const { return records_; }
+  std::size_t frames() const { return frames_; }
 
  private:
   std::vector<std::uint8_t>& out_;
   std::size_t frame_at_ = 0;
   std::size_t count_ = 0;
+  std::size_t records_ = 0;
+  std::size_t frames_ = 0;
   bool open_ = false;
 };
 

@@ -191,13 +191,8 @@ struct Client::Impl {
     batch.clear();
   }
 
-  /// Ends the EVENTS frame being written straight from the rings, counting it.
-  void close_frame() {
-    if (const std::size_t n = frames->close()) {
-      events.fetch_add(n, std::memory_order_relaxed);
-      batches.fetch_add(1, std::memory_order_relaxed);
-    }
-  }
+  /// Ends the EVENTS frame being written straight from the rings (drain_all counts them at the end).
+  void close_frame() { frames->close(); }
 
   /// Moves ring i's records with epoch < limit into the output, honouring fences: before fence F goes
   /// out, every record of every ring written before F (epoch < F) goes out first.
@@ -243,6 +238,8 @@ struct Client::Impl {
     for (std::size_t i = 0; i < rings.size(); ++i) drain_ring(i, UINT32_MAX);
     wake_sleepers();
     close_frame();
+    events.fetch_add(writer.records(), std::memory_order_relaxed);
+    batches.fetch_add(writer.frames(), std::memory_order_relaxed);
     frames = nullptr;
     std::erase_if(rings, [](const std::shared_ptr<Ring>& r) {
       return r->abandoned.load(std::memory_order_acquire) &&

@@ -314,6 +314,8 @@ std::size_t EventFrameWriter::close() {
   store_le(out_.data() + frame_at_ + kFrameHeaderSize, count_, 4);
   finish_frame(out_, frame_at_);
   open_ = false;
+  records_ += count_;
+  ++frames_;
   return count_;
 }
 

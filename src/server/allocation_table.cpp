@@ -55,6 +55,7 @@ void AllocationTable::grow_index() {
 }
 
 bool AllocationTable::insert(const AllocationRecord& r) {
+  if (r.process == 0) return false;  // slot 0 marks free records
   // Keep the load factor at or under 1/2 so probe runs stay short.
   if ((size_ + 1) * 2 > index_.size()) grow_index();
   const std::size_t i = probe(r.key());
@@ -62,7 +63,6 @@ bool AllocationTable::insert(const AllocationRecord& r) {
   const std::uint32_t slot = new_slot();
   AllocationRecord& dst = record(slot);
   dst = r;
-  dst.live = 1;
   index_[i] = slot;
   ++size_;
   return true;
@@ -73,7 +73,7 @@ bool AllocationTable::erase(const AllocationKey& key, AllocationRecord* removed)
   if (index_[i] == kEmpty) return false;
   const std::uint32_t slot = index_[i];
   if (removed) *removed = record(slot);
-  record(slot).live = 0;
+  record(slot).process = 0;  // free
   free_slots_.push_back(slot);
   --size_;
   // Backward-shift deletion: pull later members of the run into the hole so lookups never need tombstones.

@@ -1,12 +1,14 @@
 // The server's registry of live allocations, keyed by (process, device, unique id) — never by address.
 // Built for millions of entries: 48-byte records in fixed chunks (no reallocation spikes) and an
 // open-addressing index of 4-byte record numbers with linear probing and backward-shift deletion,
-// about 57 bytes per live allocation in all (docs/benchmarks.md).
+// about 50 bytes per live allocation in all (docs/benchmarks.md).
 #pragma once
 
 #include <cstdint>
 #include <memory>
 #include <vector>
+
+#include "ttmem/protocol.hpp"
 
 namespace ttmem::server {
 
@@ -21,18 +23,27 @@ struct AllocationRecord {
   std::uint64_t id = 0;
   std::uint64_t size = 0;
   std::uint64_t address = 0;
-  std::uint64_t timestamp_ns = 0;  ///< CLOCK_MONOTONIC of the allocation
-  std::uint32_t process = 0;       ///< Process slot in the registry
+  std::uint32_t time_ms = 0;   ///< CLOCK_MONOTONIC in ms, modulo 2^32: ages are exact up to 49 days
+  std::uint32_t process = 0;   ///< registry slot of the owner; 0 marks a free record (slots start at 1)
   std::uint32_t site = 0;
   std::uint16_t device = 0;
-  std::uint8_t type = 0;   ///< proto::BufferType
-  std::uint8_t kind = 0;   ///< proto::AllocKind
-  std::uint8_t flags = 0;  ///< proto::kFlagInternal
-  std::uint8_t live = 0;   ///< slot in use (internal)
+  std::uint8_t type = 0;       ///< proto::BufferType
+  std::uint8_t kind_bits = 0;  ///< proto::AllocKind in the low bits, the runtime-internal flag in the top bit
+
   AllocationKey key() const { return {process, device, id}; }
+  bool live() const { return process != 0; }
+  proto::AllocKind kind() const { return static_cast<proto::AllocKind>(kind_bits & 0x7f); }
+  bool internal() const { return (kind_bits & 0x80) != 0; }
+  void set_kind(proto::AllocKind kind, bool internal) {
+    kind_bits = static_cast<std::uint8_t>(static_cast<std::uint8_t>(kind) | (internal ? 0x80 : 0));
+  }
+  void set_time(std::uint64_t monotonic_ns) { time_ms = static_cast<std::uint32_t>(monotonic_ns / 1'000'000); }
+  std::uint64_t age_ms(std::uint64_t now_monotonic_ns) const {
+    const std::uint32_t age = static_cast<std::uint32_t>(now_monotonic_ns / 1'000'000) - time_ms;
+    return age > 0x80000000u ? 0 : age;  // stamped a little in our future by the client: no age yet
+  }
 };
-static_assert(sizeof(AllocationRecord) == 48,
-              "keep the record at 48 bytes: it is most of the server's memory");
+static_assert(sizeof(AllocationRecord) == 40, "keep the record at 40 bytes: it is most of the server's memory");
 
 class AllocationTable {
  public:
@@ -43,7 +54,7 @@ class AllocationTable {
 
   /// nullptr when absent.
   const AllocationRecord* find(const AllocationKey& key) const;
-  /// Inserts; returns false (and changes nothing) when the key is already present.
+  /// Inserts; returns false (and changes nothing) when the key is already present or the process slot is 0.
   bool insert(const AllocationRecord& record);
   /// Removes and copies out the record; false when absent.
   bool erase(const AllocationKey& key, AllocationRecord* removed = nullptr);
@@ -59,7 +70,7 @@ class AllocationTable {
       const AllocationRecord* chunk = chunks_[c].get();
       const std::size_t n = c + 1 == chunks_.size() ? used_in_last_ : kChunkRecords;
       for (std::size_t i = 0; i < n; ++i) {
-        if (chunk[i].live) f(chunk[i]);
+        if (chunk[i].live()) f(chunk[i]);
       }
     }
   }

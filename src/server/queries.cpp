@@ -115,7 +115,7 @@ json buffers_json(const Registry& registry, const BufferFilter& f) {
     if (slot && r.process != *slot) return;
     if (f.device && r.device != *f.device) return;
     if (f.type && r.type != static_cast<std::uint8_t>(*f.type)) return;
-    if (f.kind && r.kind != static_cast<std::uint8_t>(*f.kind)) return;
+    if (f.kind && r.kind() != *f.kind) return;
     rows.push_back(&r);
   });
   const std::size_t total = rows.size();
@@ -133,13 +133,13 @@ json buffers_json(const Registry& registry, const BufferFilter& f) {
                    {"name", p ? p->name : ""},
                    {"device", r.device},
                    {"type", proto::to_string(static_cast<proto::BufferType>(r.type))},
-                   {"kind", proto::to_string(static_cast<proto::AllocKind>(r.kind))},
+                   {"kind", proto::to_string(r.kind())},
                    {"id", r.id},
                    {"size", r.size},
                    {"address", r.address},
                    {"site", p ? std::string(registry.site_text(*p, r.site)) : ""},
-                   {"internal", (r.flags & proto::kFlagInternal) != 0},
-                   {"age_ms", now > r.timestamp_ns ? (now - r.timestamp_ns) / 1'000'000 : 0}});
+                   {"internal", r.internal()},
+                   {"age_ms", r.age_ms(now)}});
   }
   return {{"buffers", out}, {"total", total}};
 }

@@ -228,7 +228,7 @@ void Registry::device_close(ProcessState& p, const proto::DeviceClose& m) {
       [&](const AllocationRecord& r) {
         record_leak(p, r, false, now);
         account(p, r.device,
-                slot_of(static_cast<proto::BufferType>(r.type), static_cast<proto::AllocKind>(r.kind)),
+                slot_of(static_cast<proto::BufferType>(r.type), r.kind()),
                 -static_cast<std::int64_t>(r.size), -1);
       });
   std::erase_if(p.early_frees, [&](const auto& kv) {
@@ -249,12 +249,12 @@ void Registry::record_leak(ProcessState& p, const AllocationRecord& r, bool swep
   leak.process_name = p.name;
   leak.device = r.device;
   leak.type = static_cast<proto::BufferType>(r.type);
-  leak.kind = static_cast<proto::AllocKind>(r.kind);
+  leak.kind = r.kind();
   leak.id = r.id;
   leak.size = r.size;
   leak.address = r.address;
   leak.site = std::string(site_text(p, r.site));
-  leak.age_ns = now_ns > r.timestamp_ns ? now_ns - r.timestamp_ns : 0;
+  leak.age_ns = r.age_ms(now_ns) * 1'000'000;
   leak.time_ns = realtime_ns();
   leak.swept_by_close = swept;
   if (on_leak) on_leak(leak);
@@ -262,9 +262,11 @@ void Registry::record_leak(ProcessState& p, const AllocationRecord& r, bool swep
 }
 
 void Registry::insert_allocation(ProcessState& p, const proto::EventRecord& e) {
-  if (auto early = p.early_frees.find(e.id); early != p.early_frees.end() && early->second == e.device) {
-    p.early_frees.erase(early);  // freed before we saw it: born dead, never live
-    return;
+  if (!p.early_frees.empty()) {
+    if (auto early = p.early_frees.find(e.id); early != p.early_frees.end() && early->second == e.device) {
+      p.early_frees.erase(early);  // freed before we saw it: born dead, never live
+      return;
+    }
   }
   if (table_.size() >= limits_.max_live_allocations_per_process &&
       p.usage[0].buffers + p.usage[1].buffers + p.usage[2].buffers + p.usage[3].buffers +
@@ -277,13 +279,12 @@ void Registry::insert_allocation(ProcessState& p, const proto::EventRecord& e) {
   r.id = e.id;
   r.size = e.size;
   r.address = e.address;
-  r.timestamp_ns = e.timestamp_ns;
+  r.set_time(e.timestamp_ns);
   r.process = p.slot;
   r.site = e.site;
   r.device = e.device;
   r.type = static_cast<std::uint8_t>(e.type);
-  r.kind = static_cast<std::uint8_t>(e.kind);
-  r.flags = static_cast<std::uint8_t>(e.flags & proto::kFlagInternal);
+  r.set_kind(e.kind, (e.flags & proto::kFlagInternal) != 0);
   if (!table_.insert(r)) {
     ++p.anomalies.duplicate_id;
     return;
@@ -301,7 +302,7 @@ std::optional<AllocationRecord> Registry::release_allocation(ProcessState& p, co
     }
     return std::nullopt;
   }
-  account(p, r.device, slot_of(static_cast<proto::BufferType>(r.type), static_cast<proto::AllocKind>(r.kind)),
+  account(p, r.device, slot_of(static_cast<proto::BufferType>(r.type), r.kind()),
           -static_cast<std::int64_t>(r.size), -1);
   if (e.reason == proto::ReleaseReason::close_leak) record_leak(p, r, true, monotonic_ns());
   return r;
@@ -331,7 +332,7 @@ void Registry::event(ProcessState& p, const proto::EventRecord& e) {
     shown.size = r->size;
     shown.address = r->address;
     shown.type = static_cast<proto::BufferType>(r->type);
-    shown.kind = static_cast<proto::AllocKind>(r->kind);
+    shown.kind = r->kind();
     shown.site = r->site;
   }
   if (limits_.event_history > 0) {
@@ -341,8 +342,10 @@ void Registry::event(ProcessState& p, const proto::EventRecord& e) {
     h.pid = p.pid;
     h.process_slot = p.slot;
     h.event = shown;
-    history_next_ = (history_next_ + 1) % history_.size();
-    history_full_ |= history_next_ == 0;
+    if (++history_next_ == history_.size()) {  // no division on this path
+      history_next_ = 0;
+      history_full_ = true;
+    }
   }
   if (notify_events_ && on_event) on_event(AppliedEvent{&p, shown, site_text(p, shown.site)});
 }
@@ -373,7 +376,7 @@ void Registry::drop_process_allocations(ProcessState& p) {
       [&](const AllocationRecord& r) { return r.process == p.slot; },
       [&](const AllocationRecord& r) {
         account(p, r.device,
-                slot_of(static_cast<proto::BufferType>(r.type), static_cast<proto::AllocKind>(r.kind)),
+                slot_of(static_cast<proto::BufferType>(r.type), r.kind()),
                 -static_cast<std::int64_t>(r.size), -1);
       });
 }

@@ -59,16 +59,20 @@ TEST(Client, ManyThreadsThroughATinyRingLoseNothing) {
     });
   }
   for (auto& th : threads) th.join();
-  ASSERT_TRUE(c.flush());
+  const auto counters = c.counters();
+  const std::string why = "events " + std::to_string(counters.events) + ", stall_ns " +
+                          std::to_string(counters.stall_ns) + ", superseded " +
+                          std::to_string(counters.superseded_events) + ", reconnects " +
+                          std::to_string(counters.reconnects) + "; server log:\n" + server.log();
+  ASSERT_TRUE(c.flush(std::chrono::seconds(30))) << why;
   query::QueryClient q(server.socket());
   const auto stats = q.stats();
-  EXPECT_EQ(stats["active_allocations"], kThreads * kPerThread / 2);
-  for (int t = 0; t < kThreads; ++t) EXPECT_EQ(dram_used(stats, t), kPerThread / 2 * 100);
-  const auto counters = c.counters();
-  EXPECT_EQ(counters.events, kThreads * kPerThread * 3 / 2);
-  EXPECT_GT(counters.stall_ns, 0u);  // backpressure happened, and was counted
-  EXPECT_EQ(counters.superseded_events, 0u);
-  EXPECT_EQ(q.info()["anomalies"]["free_unknown_id"], 0);
+  EXPECT_EQ(stats["active_allocations"], kThreads * kPerThread / 2) << why;
+  for (int t = 0; t < kThreads; ++t) EXPECT_EQ(dram_used(stats, t), kPerThread / 2 * 100) << why;
+  EXPECT_EQ(c.counters().events, kThreads * kPerThread * 3 / 2) << why;
+  EXPECT_GT(counters.stall_ns, 0u) << why;  // backpressure happened, and was counted
+  EXPECT_EQ(counters.superseded_events, 0u) << why;
+  EXPECT_EQ(q.info()["anomalies"]["free_unknown_id"], 0) << why;
 }
 
 TEST(Client, FlushWaitsForEverythingReportedBeforeIt) {
