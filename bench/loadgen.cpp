@@ -164,10 +164,11 @@ int main(int argc, char** argv) {
     for (const auto& d : stats["devices"]) bytes += d["memory"]["DRAM"]["used"].get<std::uint64_t>();
     return bytes;
   };
-  json before;
+  json before, info_before;
   {
     ttmem::query::QueryClient q(cfg.socket);
     before = q.stats();
+    info_before = q.info();
   }
   char byte = 0;
   for (auto& c : children) read_all(c.from_child, &byte, 1);
@@ -197,8 +198,10 @@ int main(int argc, char** argv) {
   const std::uint64_t server_live =
       stats["active_allocations"].get<std::uint64_t>() - before["active_allocations"].get<std::uint64_t>();
   const std::uint64_t server_bytes = dram_used(stats) - dram_used(before);
-  std::uint64_t anomalies = 0;
-  for (const auto& [k, v] : info["anomalies"].items()) anomalies += v.get<std::uint64_t>();
+  std::uint64_t anomalies = 0;  // new ones, during this run
+  for (const auto& [k, v] : info["anomalies"].items()) {
+    anomalies += v.get<std::uint64_t>() - info_before["anomalies"][k].get<std::uint64_t>();
+  }
   const bool exact = flushed && superseded == 0 && anomalies == 0 && server_live == truth.live &&
                      server_bytes == truth.bytes;
   json out = {{"processes", cfg.processes},
@@ -212,6 +215,9 @@ int main(int argc, char** argv) {
               {"server_live", server_live},
               {"server_dram_bytes", server_bytes},
               {"anomalies", info["anomalies"]},
+              {"new_anomalies", anomalies},
+              {"flushed", flushed == 1},
+              {"superseded", superseded},
               {"registry_bytes", info["registry_bytes"]},
               {"exact", exact},
               {"producer_pids", [&] {

@@ -106,8 +106,9 @@ def one_run(smoke):
         figures["ratio_shm_atomics_over_ttmem"] = hot["ratio_median_shm_atomics_over_ttmem"]
         figures["ratio_shm_atomics_over_ttmem_2threads"] = hot["ratio_median_shm_atomics_over_ttmem_2threads"]
 
-        ingest = run_json([os.path.join(BIN, "ttmem-loadgen"), "--socket", server.socket, "-p", "4",
-                           "-n", "20000" if smoke else "2000000"])
+        run = subprocess.run([os.path.join(BIN, "ttmem-loadgen"), "--socket", server.socket, "-p", "4",
+                              "-n", "20000" if smoke else "2000000"], capture_output=True, text=True)
+        ingest = json.loads(run.stdout.strip().splitlines()[-1])
         figures["ingest_events_per_s"] = ingest["events_per_second"]
         figures["ingest_exact"] = 1 if ingest["exact"] else 0
         if not ingest["exact"]:
