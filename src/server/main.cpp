@@ -30,6 +30,8 @@ int main(int argc, char** argv) {
   int ready_fd = -1;
   app.add_option("--ready-fd", ready_fd,
                  "Write one byte to this descriptor once listening (for supervisors and tests)");
+  app.add_option("--max-pending-output", options.max_pending_output,
+                 "Bytes of unread replies a connection may have before it is closed");
   app.add_option("--event-history", options.limits.event_history,
                  "Recent events kept for `ttmem events` (0: none)");
   app.add_flag("--poll-deaths", options.poll_for_deaths,

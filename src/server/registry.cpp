@@ -73,6 +73,7 @@ Anomalies& Anomalies::operator+=(const Anomalies& o) {
   pid_mismatch += o.pid_mismatch;
   snapshot_mismatch += o.snapshot_mismatch;
   limit_refused += o.limit_refused;
+  device_out_of_range += o.device_out_of_range;
   return *this;
 }
 
@@ -185,7 +186,7 @@ void Registry::account(ProcessState& p, std::uint16_t dev, Slot slot, std::int64
 
 void Registry::device_open(ProcessState& p, const proto::DeviceOpen& m) {
   if (m.device > limits_.max_device_id) {
-    ++p.anomalies.events_after_close;  // counted, not applied: an id no machine has
+    ++p.anomalies.device_out_of_range;  // counted, not applied: an id no machine has
     return;
   }
   if (p.snapshot) {
@@ -212,7 +213,7 @@ void Registry::device_open(ProcessState& p, const proto::DeviceOpen& m) {
 
 void Registry::device_close(ProcessState& p, const proto::DeviceClose& m) {
   if (m.device > limits_.max_device_id) {
-    ++p.anomalies.events_after_close;
+    ++p.anomalies.device_out_of_range;
     return;
   }
   ProcessDevice& pd = process_device(p, m.device);
@@ -310,7 +311,7 @@ std::optional<AllocationRecord> Registry::release_allocation(ProcessState& p, co
 
 void Registry::event(ProcessState& p, const proto::EventRecord& e) {
   if (e.device > limits_.max_device_id) {
-    ++p.anomalies.events_after_close;
+    ++p.anomalies.device_out_of_range;
     return;
   }
   if (p.snapshot) {

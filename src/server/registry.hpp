@@ -41,6 +41,7 @@ struct Anomalies {
   std::uint64_t pid_mismatch = 0;        ///< HELLO claimed a pid other than the peer's
   std::uint64_t snapshot_mismatch = 0;   ///< SNAPSHOT_END count differed from what was received
   std::uint64_t limit_refused = 0;       ///< allocations refused by the per-process limit
+  std::uint64_t device_out_of_range = 0; ///< events naming a device id above the limit (no machine has it)
   Anomalies& operator+=(const Anomalies& o);
   std::uint64_t total() const;
 };

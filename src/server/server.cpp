@@ -695,6 +695,7 @@ json Server::info_json() const {
             {"pid_mismatch", a.pid_mismatch},
             {"snapshot_mismatch", a.snapshot_mismatch},
             {"limit_refused", a.limit_refused},
+            {"device_out_of_range", a.device_out_of_range},
             {"protocol_errors", decode_errors_},
             {"refused_connections", refused_connections_}}},
           {"limits",
@@ -703,7 +704,9 @@ json Server::info_json() const {
             {"max_live_allocations_per_process", options_.limits.max_live_allocations_per_process},
             {"max_leak_records", options_.limits.max_leak_records},
             {"max_orphan_records", options_.limits.max_orphan_records},
-            {"max_pending_output_bytes", options_.max_pending_output}}}};
+            {"max_pending_output_bytes", options_.max_pending_output},
+            {"max_subscriber_backlog_bytes", options_.max_subscriber_backlog},
+            {"max_device_id", options_.limits.max_device_id}}}};
 }
 
 }  // namespace ttmem::server

@@ -210,8 +210,13 @@ TEST(Registry, DeviceIdsOutOfRangeAreRefused) {
   Registry r;
   ProcessState& p = r.process(1, 1, 0, "p");
   r.event(p, alloc(60000, 1, 100));
+  proto::DeviceOpen d;
+  d.device = 5000;
+  r.device_open(p, d);
+  r.device_close(p, {5000, ClosePhase::end});
   EXPECT_EQ(r.allocations().size(), 0u);
   EXPECT_TRUE(r.devices().empty());
+  EXPECT_EQ(r.anomalies().device_out_of_range, 3u);
 }
 
 }  // namespace
