@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PRESET ?= default
 BUILD_DIR := build
 
-.PHONY: deps build test demo bench asan tsan format format-check clean
+.PHONY: deps build test demo bench fuzz asan tsan format format-check clean
 
 deps:
 	@scripts/install-deps.sh
@@ -23,6 +23,11 @@ demo: build
 bench: build
 	@/usr/bin/python3 bench/run_bench.py --runs 3
 
+# libFuzzer on every target for FUZZ_SECONDS each (clang build in build-fuzz/); a crash fails it.
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	@scripts/fuzz.sh $(FUZZ_SECONDS)
+
 # Sanitizer builds of the whole C++ suite (separate build trees).
 asan: deps
 	@cmake --preset asan >/dev/null && cmake --build build-asan && ctest --preset asan
@@ -37,4 +42,4 @@ format-check:
 	@git ls-files '*.cpp' '*.hpp' '*.h' | xargs clang-format --dry-run --Werror
 
 clean:
-	rm -rf build build-debug build-asan build-tsan
+	rm -rf build build-debug build-asan build-tsan build-fuzz

@@ -30,4 +30,8 @@ nlohmann::json event_json(const AppliedEvent& event);
 nlohmann::json history_json(const Registry& registry, std::size_t limit);
 std::string_view arch_name(std::uint8_t arch);
 
+/// Serialises an answer for the wire. Strings from clients (sites, names, query text) may hold invalid
+/// UTF-8: it is replaced, never allowed to throw (a throw here would take the server down).
+std::string to_wire_text(const nlohmann::json& j);
+
 }  // namespace ttmem::server

@@ -219,19 +219,24 @@ void Server::accept_clients() {
       }
       continue;
     }
-    auto c = std::make_unique<Connection>();
-    c->fd = fd;
-    c->id = next_connection_id_++;
-    c->pid = cred.pid;
-    c->uid = cred.uid;
-    c->connected_ns = monotonic_ns();
-    Connection& ref = *c;
-    connections_.emplace(c->id, std::move(c));
-    loop_.add(fd, EPOLLIN | EPOLLRDHUP, [this, id = ref.id](std::uint32_t events) {
-      auto it = connections_.find(id);
-      if (it != connections_.end()) on_connection_event(*it->second, events);
-    });
+    add_connection(fd, cred.pid, cred.uid);
   }
+}
+
+std::uint64_t Server::add_connection(int fd, pid_t pid, uid_t uid) {
+  auto c = std::make_unique<Connection>();
+  c->fd = fd;
+  c->id = next_connection_id_++;
+  c->pid = pid;
+  c->uid = uid;
+  c->connected_ns = monotonic_ns();
+  const std::uint64_t id = c->id;
+  connections_.emplace(id, std::move(c));
+  loop_.add(fd, EPOLLIN | EPOLLRDHUP, [this, id](std::uint32_t events) {
+    auto it = connections_.find(id);
+    if (it != connections_.end()) on_connection_event(*it->second, events);
+  });
+  return id;
 }
 
 void Server::on_connection_event(Connection& c, std::uint32_t events) {
@@ -261,17 +266,36 @@ void Server::read_from(Connection& c) {
     budget += static_cast<std::size_t>(n);
     if (c.closing) continue;  // discard input from a connection we are closing
     c.reader.commit(static_cast<std::size_t>(n));
-    for (;;) {
-      auto next = c.reader.next();
-      if (std::holds_alternative<std::nullopt_t>(next)) break;
-      if (auto* err = std::get_if<proto::DecodeError>(&next)) {
-        fail(c, err->code, err->message);  // may close (and free) the connection
-        return;
-      }
-      handle_frame(c, std::get<proto::Frame>(next));
-      if (!connections_.contains(id) || c.closing) return;
-    }
+    if (!process_frames(c)) return;
   }
+}
+
+bool Server::process_frames(Connection& c) {
+  const std::uint64_t id = c.id;
+  for (;;) {
+    auto next = c.reader.next();
+    if (std::holds_alternative<std::nullopt_t>(next)) return true;
+    if (auto* err = std::get_if<proto::DecodeError>(&next)) {
+      fail(c, err->code, err->message);  // may close (and free) the connection
+      return false;
+    }
+    handle_frame(c, std::get<proto::Frame>(next));
+    if (!connections_.contains(id) || c.closing) return false;
+  }
+}
+
+void Server::feed(std::span<const std::uint8_t> bytes) {
+  // A connection from this very process over a socket pair, given `bytes` as if read from it.
+  int pair[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, pair) != 0) return;
+  const std::uint64_t id = add_connection(pair[0], getpid(), getuid());
+  auto it = connections_.find(id);
+  if (it != connections_.end()) {
+    it->second->reader.append(bytes);
+    process_frames(*it->second);
+  }
+  close_connection(id);
+  close(pair[1]);  // drops whatever the server answered
 }
 
 ProcessState* Server::process_of(Connection& c) {
@@ -468,7 +492,7 @@ void Server::handle_query(Connection& c, const proto::Frame& frame) {
     reply.ok = 0;
     answer = {{"error", e.what()}};
   }
-  reply.json = answer.dump();
+  reply.json = to_wire_text(answer);
   std::vector<std::uint8_t> bytes;
   proto::encode(bytes, reply);
   send(c, bytes);
@@ -502,7 +526,7 @@ void Server::flush_output(Connection& c) {
     if (c.subscriber && c.dropped_notifications > 0) {
       std::vector<std::uint8_t> bytes;
       proto::encode(
-          bytes, proto::EventNotify{json{{"event", "dropped"}, {"count", c.dropped_notifications}}.dump()});
+          bytes, proto::EventNotify{to_wire_text(json{{"event", "dropped"}, {"count", c.dropped_notifications}})});
       c.dropped_notifications = 0;
       c.out = std::move(bytes);
       return flush_output(c);
@@ -604,7 +628,7 @@ void Server::on_process_exit(std::uint32_t slot) {
 }
 
 void Server::notify(const json& j) {
-  const std::string text = j.dump();
+  const std::string text = to_wire_text(j);
   std::vector<std::uint8_t> bytes;
   proto::encode(bytes, proto::EventNotify{text});
   std::vector<std::uint64_t> ids;

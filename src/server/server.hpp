@@ -10,6 +10,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -47,6 +48,9 @@ class Server {
   void run();
   void stop();
   const Registry& registry() const { return registry_; }
+  /// Handles `bytes` as the whole input of one new connection from this process, then closes it (the
+  /// connection handler fed a byte stream: fuzzing and tests).
+  void feed(std::span<const std::uint8_t> bytes);
 
  private:
   struct Connection;
@@ -59,6 +63,9 @@ class Server {
   void accept_clients();
   void on_connection_event(Connection& c, std::uint32_t events);
   void read_from(Connection& c);
+  /// Handles every complete frame buffered for `c`; false when `c` was closed or is closing.
+  bool process_frames(Connection& c);
+  std::uint64_t add_connection(int fd, pid_t pid, uid_t uid);
   void handle_frame(Connection& c, const proto::Frame& frame);
   void handle_hello(Connection& c, const proto::Frame& frame);
   void handle_query(Connection& c, const proto::Frame& frame);

@@ -317,3 +317,52 @@ TEST(HostileClients, OtherUsersNeedTheSocketsGroup) {
 
 }  // namespace
 }  // namespace ttmem::test
+
+namespace ttmem::test {
+namespace {
+
+// Found by fuzz_query and fuzz_connection: invalid UTF-8 in a query (or a site) made the JSON answer throw
+// and took the server down.
+TEST(HostileClients, InvalidUtf8InQueriesAndSitesIsAnsweredNotFatal) {
+  ServerProcess server;
+  const int fd = connect_to(server.socket());
+  auto bytes = hello();
+  proto::encode(bytes, std::vector<proto::Site>{{1, std::string("bad\xfa\x9b site")}});
+  proto::EventRecord e;
+  e.id = 1;
+  e.size = 4096;
+  e.site = 1;
+  proto::encode(bytes, std::span<const proto::EventRecord>(&e, 1));
+  proto::encode(bytes, proto::Query{7, "{\"type\":\"i\x9b" "fo\"}"});
+  proto::encode(bytes, proto::Query{8, R"({"type":"buffers"})"});
+  send_bytes(fd, bytes);
+  timeval tv{5, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  proto::FrameReader reader(proto::kMaxReplyPayload);
+  std::vector<proto::QueryReply> replies;
+  std::uint8_t buf[65536];
+  while (replies.size() < 2) {
+    const ssize_t n = recv(fd, buf, sizeof buf, 0);
+    ASSERT_GT(n, 0) << server.log();
+    reader.append({buf, static_cast<std::size_t>(n)});
+    for (auto next = reader.next(); std::holds_alternative<proto::Frame>(next); next = reader.next()) {
+      const auto& f = std::get<proto::Frame>(next);
+      if (f.type == proto::MessageType::query_reply) {
+        replies.push_back(std::get<proto::QueryReply>(proto::decode_query_reply(f.payload)));
+      }
+    }
+  }
+  EXPECT_EQ(replies[0].ok, 0);
+  // The parse error's own message quotes the bad byte: the reply must still be valid JSON.
+  const json error = json::parse(replies[0].json);
+  EXPECT_NE(error["error"].get<std::string>().find("parse error"), std::string::npos);
+  EXPECT_EQ(replies[1].ok, 1);
+  const json answer = json::parse(replies[1].json);
+  EXPECT_EQ(answer["buffers"][0]["site"].get<std::string>().rfind("bad", 0), 0u);  // bad bytes replaced
+  close(fd);
+  query::QueryClient q(server.socket());  // and the server is still there
+  EXPECT_EQ(q.info()["pid"], server.pid());
+}
+
+}  // namespace
+}  // namespace ttmem::test

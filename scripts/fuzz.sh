@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# make fuzz: builds the libFuzzer targets (clang, ASan + UBSan) and runs each for SECONDS, starting from the
+# seed corpus and the regression inputs. A crash stops with the input's path: add it to
+# fuzz/regressions/TARGET/ (make test replays those) and fix the bug.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seconds="${1:-60}"
+cmake --preset fuzz >/dev/null
+cmake --build build-fuzz --target fuzz_decoders fuzz_connection fuzz_query fuzz_emu_script
+mkdir -p build-fuzz/artifacts
+status=0
+for t in decoders connection query emu_script; do
+  work="build-fuzz/corpus/$t"
+  mkdir -p "$work"
+  echo "== fuzz_$t for ${seconds}s =="
+  if ! build-fuzz/bin/fuzz_$t -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+       -artifact_prefix="build-fuzz/artifacts/$t-" "$work" "fuzz/corpus/$t" "fuzz/regressions/$t" \
+       > "build-fuzz/fuzz_$t.log" 2>&1; then
+    echo "fuzz_$t found a crash; see build-fuzz/fuzz_$t.log and build-fuzz/artifacts/$t-*"
+    tail -30 "build-fuzz/fuzz_$t.log"
+    status=1
+  else
+    grep -E "stat::number_of_executed_runs|stat::new_units_added" "build-fuzz/fuzz_$t.log" | tr '\n' ' '
+    echo
+  fi
+done
+exit $status
