@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PRESET ?= default
 BUILD_DIR := build
 
-.PHONY: deps build test demo bench fuzz asan tsan format format-check clean
+.PHONY: deps build test demo bench fuzz soak asan tsan format format-check clean
 
 deps:
 	@scripts/install-deps.sh
@@ -27,6 +27,14 @@ bench: build
 FUZZ_SECONDS ?= 60
 fuzz: deps
 	@scripts/fuzz.sh $(FUZZ_SECONDS)
+
+# The chaos test, long: more workers, steps, kills and server restarts, over several seeds.
+soak: build
+	@for seed in 1 2 3 4 5; do \
+	  echo "== chaos soak, seed $$seed =="; \
+	  TTMEM_CHAOS_SEED=$$seed TTMEM_CHAOS_WORKERS=12 TTMEM_CHAOS_STEPS=200000 TTMEM_CHAOS_KILLS=10 \
+	  TTMEM_CHAOS_RESTARTS=10 build/bin/chaos_tests || exit 1; \
+	done
 
 # Sanitizer builds of the whole C++ suite (separate build trees).
 asan: deps

@@ -7,13 +7,13 @@
 // Each approach runs on one thread and on two threads at once (contention is where shared counters lose).
 // libttmem is measured in bursts that fit its ring, with the sender draining to a real ttmemd between
 // bursts: this is the hot path, not the ingest ceiling (ttmem-loadgen measures sustained throughput).
-#include <CLI/CLI.hpp>
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <x86intrin.h>
 
+#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -56,7 +56,8 @@ constexpr std::size_t kGroup = 16;
 json summarize(std::vector<std::uint64_t>& ticks, std::uint64_t overhead, double ns_per_tick) {
   std::vector<double> ns;
   ns.reserve(ticks.size());
-  for (auto t : ticks) ns.push_back(static_cast<double>(t > overhead ? t - overhead : 0) * ns_per_tick / kGroup);
+  for (auto t : ticks)
+    ns.push_back(static_cast<double>(t > overhead ? t - overhead : 0) * ns_per_tick / kGroup);
   std::sort(ns.begin(), ns.end());
   auto at = [&](double q) { return ns[static_cast<std::size_t>(q * static_cast<double>(ns.size() - 1))]; };
   double sum = 0;
@@ -100,11 +101,13 @@ std::vector<std::uint64_t> on_threads(int threads, Body&& body) {
   return all;
 }
 
-json bench_ttmem(const std::string& socket, std::size_t events, int threads, std::uint64_t overhead, double npt) {
+json bench_ttmem(const std::string& socket, std::size_t events, int threads, std::uint64_t overhead,
+                 double npt) {
   ttmem::client::Options o;
   o.socket_path = socket;
   ttmem::client::Client client(o);
-  if (!client.wait_for_first_attempt(std::chrono::seconds(5))) throw std::runtime_error("no ttmemd at " + socket);
+  if (!client.wait_for_first_attempt(std::chrono::seconds(5)))
+    throw std::runtime_error("no ttmemd at " + socket);
   constexpr std::size_t kBurst = 4096;  // within a ring: the application never waits
   auto ticks = on_threads(threads, [&](int t, std::vector<std::uint64_t>& out) {
     ttmem::client::AllocationReport a;
@@ -174,7 +177,8 @@ json bench_shm_atomics(std::size_t events, int threads, std::uint64_t overhead, 
   const std::string name = "/ttmem-bench-" + std::to_string(getpid());
   const int fd = shm_open(name.c_str(), O_CREAT | O_RDWR, 0600);
   if (fd < 0 || ftruncate(fd, sizeof(Region)) != 0) throw std::runtime_error("shm_open");
-  auto* region = static_cast<Region*>(mmap(nullptr, sizeof(Region), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0));
+  auto* region =
+      static_cast<Region*>(mmap(nullptr, sizeof(Region), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0));
   auto ticks = on_threads(threads, [&](int t, std::vector<std::uint64_t>& out) {
     const auto slot = static_cast<std::size_t>((getpid() + t) % 64);  // threads stand for processes
     time_groups(out, events, [&](std::size_t i) {
@@ -204,11 +208,13 @@ int main(int argc, char** argv) {
   for (int threads : {1, 2}) {
     const std::string suffix = threads == 1 ? "" : "_2threads";
     out["ttmem" + suffix] = bench_ttmem(socket, events, threads, overhead, npt);
-    out["blocking_send" + suffix] = bench_blocking_send(std::min<std::size_t>(events, 200'000), threads, overhead, npt);
+    out["blocking_send" + suffix] =
+        bench_blocking_send(std::min<std::size_t>(events, 200'000), threads, overhead, npt);
     out["shm_atomics" + suffix] = bench_shm_atomics(events, threads, overhead, npt);
     for (const char* base : {"blocking_send", "shm_atomics"}) {
       out["ratio_median_" + std::string(base) + "_over_ttmem" + suffix] =
-          out[base + suffix]["median_ns"].get<double>() / std::max(0.01, out["ttmem" + suffix]["median_ns"].get<double>());
+          out[base + suffix]["median_ns"].get<double>() /
+          std::max(0.01, out["ttmem" + suffix]["median_ns"].get<double>());
     }
   }
   out["timer_overhead_ns"] = static_cast<double>(overhead) * npt;

@@ -1,12 +1,12 @@
 // ttmem-loadgen: N producer processes x M threads report allocations to ttmemd through libttmem as fast as
 // they can; the run checks at the end that the server's totals equal the producers' ground truth (a lost
 // event fails it) and prints one JSON object with the figures.
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <chrono>
 #include <cstdio>
 #include <deque>
@@ -30,7 +30,7 @@ struct Config {
   std::uint64_t events = 2'000'000;  // per thread
   std::uint64_t live = 1000;         // live allocations each thread keeps (then frees the oldest per new one)
   int devices = 8;
-  std::uint64_t hold = 0;            // extra allocations held per thread at the end (for memory figures)
+  std::uint64_t hold = 0;  // extra allocations held per thread at the end (for memory figures)
 };
 
 struct Truth {
@@ -68,15 +68,16 @@ void read_all(int fd, void* p, std::size_t n) {
   ttmem::client::Client client(o);
   if (!client.wait_for_first_attempt(std::chrono::seconds(10))) _exit(2);
   char go = 0;
-  write_all(to_parent, &go, 1);  // ready
-  read_all(from_parent, &go, 1); // start
+  write_all(to_parent, &go, 1);   // ready
+  read_all(from_parent, &go, 1);  // start
   std::vector<Truth> truths(static_cast<std::size_t>(cfg.threads));
   std::vector<std::thread> threads;
   for (int t = 0; t < cfg.threads; ++t) {
     threads.emplace_back([&, t] {
       Truth& truth = truths[static_cast<std::size_t>(t)];
       std::deque<std::pair<std::uint64_t, std::uint16_t>> live;
-      std::uint64_t next_id = (static_cast<std::uint64_t>(index) << 48) | (static_cast<std::uint64_t>(t) << 40);
+      std::uint64_t next_id =
+          (static_cast<std::uint64_t>(index) << 48) | (static_cast<std::uint64_t>(t) << 40);
       ttmem::client::AllocationReport a;
       a.type = ttmem::proto::BufferType::DRAM;
       a.size = 4096;
@@ -127,7 +128,8 @@ void read_all(int fd, void* p, std::size_t n) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"ttmem-loadgen: N processes x M threads reporting to ttmemd; checks totals against ground truth"};
+  CLI::App app{
+      "ttmem-loadgen: N processes x M threads reporting to ttmemd; checks totals against ground truth"};
   Config cfg;
   cfg.socket = ttmem::proto::socket_path_from_env();
   app.add_option("--socket", cfg.socket, "ttmemd's socket");

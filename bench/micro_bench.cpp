@@ -17,7 +17,8 @@ using namespace ttmem;
 void BM_AllocatorAllocFreePair(benchmark::State& state) {
   emu::Allocator alloc(emu::Arch::wormhole_b0, {});
   std::lock_guard lock(alloc.mutex());
-  const emu::ReservationRequest r{emu::BufferType::DRAM, 12 * 2048, 2048, std::nullopt, emu::Placement::bottom_up};
+  const emu::ReservationRequest r{emu::BufferType::DRAM, 12 * 2048, 2048, std::nullopt,
+                                  emu::Placement::bottom_up};
   for (int i = 0; i < state.range(0); ++i) alloc.reserve(r);
   for (auto _ : state) {
     const auto got = alloc.reserve(r);
@@ -78,7 +79,8 @@ void BM_ProtocolEventRoundTrip(benchmark::State& state) {
   for (auto _ : state) {
     out.clear();
     proto::encode(out, std::span<const proto::EventRecord>(events));
-    std::span<const std::uint8_t> payload(out.data() + proto::kFrameHeaderSize, out.size() - proto::kFrameHeaderSize);
+    std::span<const std::uint8_t> payload(out.data() + proto::kFrameHeaderSize,
+                                          out.size() - proto::kFrameHeaderSize);
     benchmark::DoNotOptimize(proto::validate_events(payload));
     std::uint64_t sum = 0;
     for (std::size_t i = 0; i < events.size(); ++i) sum += proto::event_at(payload, i).id;

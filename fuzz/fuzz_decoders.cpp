@@ -16,10 +16,18 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const std::span<const std::uint8_t> p(data + 1, size - 1);
   std::vector<EventRecord> events;
   switch (selector % 16) {
-    case 0: decode_hello(p); break;
-    case 1: decode_hello_ack(p); break;
-    case 2: decode_device_open(p); break;
-    case 3: decode_device_close(p); break;
+    case 0:
+      decode_hello(p);
+      break;
+    case 1:
+      decode_hello_ack(p);
+      break;
+    case 2:
+      decode_device_open(p);
+      break;
+    case 3:
+      decode_device_close(p);
+      break;
     case 4: {
       const bool reference_ok = !decode_events(p, events).has_value();
       const bool validated = !validate_events(p).has_value();
@@ -32,14 +40,30 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       }
       break;
     }
-    case 5: decode_sites(p); break;
-    case 6: decode_snapshot_begin(p); break;
-    case 7: decode_snapshot_end(p); break;
-    case 8: decode_barrier(p); break;
-    case 9: decode_client_stats(p); break;
-    case 10: decode_query(p); break;
-    case 11: decode_query_reply(p); break;
-    case 12: decode_error(p); break;
+    case 5:
+      decode_sites(p);
+      break;
+    case 6:
+      decode_snapshot_begin(p);
+      break;
+    case 7:
+      decode_snapshot_end(p);
+      break;
+    case 8:
+      decode_barrier(p);
+      break;
+    case 9:
+      decode_client_stats(p);
+      break;
+    case 10:
+      decode_query(p);
+      break;
+    case 11:
+      decode_query_reply(p);
+      break;
+    case 12:
+      decode_error(p);
+      break;
     default: {
       // A byte stream cut into chunks whose sizes come from the input itself.
       FrameReader reader(kMaxRequestPayload);

@@ -20,7 +20,7 @@ for t in decoders connection query emu_script; do
     tail -30 "build-fuzz/fuzz_$t.log"
     status=1
   else
-    grep -E "stat::number_of_executed_runs|stat::new_units_added" "build-fuzz/fuzz_$t.log" | tr '\n' ' '
+    grep -E "stat::number_of_executed_units|stat::new_units_added" "build-fuzz/fuzz_$t.log" | tr '\n' ' '
     echo
   fi
 done

@@ -44,7 +44,8 @@ struct TlsBinding {
     if (ring) ring->abandoned.store(true, std::memory_order_release);
   }
 };
-// initial-exec: a direct %fs access on the hot path instead of a __tls_get_addr call from this shared library.
+// initial-exec: a direct %fs access on the hot path instead of a __tls_get_addr call from this shared
+// library.
 thread_local TlsBinding t_binding __attribute__((tls_model("initial-exec")));
 
 bool env_off(const char* name) {
@@ -125,7 +126,7 @@ struct Client::Impl {
   std::uint64_t snapshot_seq = 0;
   std::uint64_t last_stats_ns = 0;
   std::vector<std::uint8_t> out;
-  std::vector<proto::EventRecord> batch;       // snapshot records
+  std::vector<proto::EventRecord> batch;      // snapshot records
   proto::EventFrameWriter* frames = nullptr;  // while draining: the frame being written
   proto::FrameReader reader{proto::kMaxReplyPayload};
   std::vector<proto::DeviceOpen> snap_devices;

@@ -536,7 +536,8 @@ Decoded<EventRecord> decode_event(std::span<const std::uint8_t> span) {
   if (op != 1 && op != 2) return malformed(format_text("event op {} is unknown", op));
   if (!valid_type(p[ev::type])) return malformed(format_text("event buffer type {} is unknown", p[ev::type]));
   if (!valid_kind(p[ev::kind])) return malformed(format_text("event kind {} is unknown", p[ev::kind]));
-  if (!valid_reason(p[ev::reason])) return malformed(format_text("event release reason {} is unknown", p[ev::reason]));
+  if (!valid_reason(p[ev::reason]))
+    return malformed(format_text("event release reason {} is unknown", p[ev::reason]));
   if (load_le<std::uint32_t>(p + ev::reserved) != 0) return malformed("event record reserved field is not 0");
   e.op = static_cast<EventOp>(op);
   e.type = static_cast<BufferType>(p[ev::type]);
@@ -586,7 +587,8 @@ std::optional<DecodeError> validate_events(std::span<const std::uint8_t> p) {
   std::uint32_t count = 0;
   if (!r.u32(count)) return malformed("truncated EVENTS message");
   if (count > kMaxEventsPerFrame) {
-    return malformed(format_text("EVENTS batch of {} records exceeds the maximum of {}", count, kMaxEventsPerFrame));
+    return malformed(
+        format_text("EVENTS batch of {} records exceeds the maximum of {}", count, kMaxEventsPerFrame));
   }
   if (r.remaining() != static_cast<std::size_t>(count) * kEventRecordSize) {
     return malformed(format_text("EVENTS batch says {} records ({} bytes) but carries {} bytes", count,

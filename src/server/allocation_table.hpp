@@ -23,8 +23,8 @@ struct AllocationRecord {
   std::uint64_t id = 0;
   std::uint64_t size = 0;
   std::uint64_t address = 0;
-  std::uint32_t time_ms = 0;   ///< CLOCK_MONOTONIC in ms, modulo 2^32: ages are exact up to 49 days
-  std::uint32_t process = 0;   ///< registry slot of the owner; 0 marks a free record (slots start at 1)
+  std::uint32_t time_ms = 0;  ///< CLOCK_MONOTONIC in ms, modulo 2^32: ages are exact up to 49 days
+  std::uint32_t process = 0;  ///< registry slot of the owner; 0 marks a free record (slots start at 1)
   std::uint32_t site = 0;
   std::uint16_t device = 0;
   std::uint8_t type = 0;       ///< proto::BufferType
@@ -37,13 +37,16 @@ struct AllocationRecord {
   void set_kind(proto::AllocKind kind, bool internal) {
     kind_bits = static_cast<std::uint8_t>(static_cast<std::uint8_t>(kind) | (internal ? 0x80 : 0));
   }
-  void set_time(std::uint64_t monotonic_ns) { time_ms = static_cast<std::uint32_t>(monotonic_ns / 1'000'000); }
+  void set_time(std::uint64_t monotonic_ns) {
+    time_ms = static_cast<std::uint32_t>(monotonic_ns / 1'000'000);
+  }
   std::uint64_t age_ms(std::uint64_t now_monotonic_ns) const {
     const std::uint32_t age = static_cast<std::uint32_t>(now_monotonic_ns / 1'000'000) - time_ms;
     return age > 0x80000000u ? 0 : age;  // stamped a little in our future by the client: no age yet
   }
 };
-static_assert(sizeof(AllocationRecord) == 40, "keep the record at 40 bytes: it is most of the server's memory");
+static_assert(sizeof(AllocationRecord) == 40,
+              "keep the record at 40 bytes: it is most of the server's memory");
 
 class AllocationTable {
  public:

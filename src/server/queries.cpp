@@ -12,7 +12,9 @@ std::string_view arch_name(std::uint8_t arch) {
   return arch == 1 ? "blackhole" : "wormhole_b0";
 }
 
-std::string to_wire_text(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+std::string to_wire_text(const json& j) {
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
 
 namespace {
 

@@ -224,14 +224,12 @@ void Registry::device_close(ProcessState& p, const proto::DeviceClose& m) {
   }
   // End of close: whatever the process still holds there was never released by the close sequence.
   const std::uint64_t now = monotonic_ns();
-  table_.erase_if(
-      [&](const AllocationRecord& r) { return r.process == p.slot && r.device == m.device; },
-      [&](const AllocationRecord& r) {
-        record_leak(p, r, false, now);
-        account(p, r.device,
-                slot_of(static_cast<proto::BufferType>(r.type), r.kind()),
-                -static_cast<std::int64_t>(r.size), -1);
-      });
+  table_.erase_if([&](const AllocationRecord& r) { return r.process == p.slot && r.device == m.device; },
+                  [&](const AllocationRecord& r) {
+                    record_leak(p, r, false, now);
+                    account(p, r.device, slot_of(static_cast<proto::BufferType>(r.type), r.kind()),
+                            -static_cast<std::int64_t>(r.size), -1);
+                  });
   std::erase_if(p.early_frees, [&](const auto& kv) {
     if (kv.second != m.device) return false;
     ++p.anomalies.free_unknown_id;
@@ -373,13 +371,11 @@ void Registry::snapshot_begin(ProcessState& p, const proto::SnapshotBegin& m) {
 }
 
 void Registry::drop_process_allocations(ProcessState& p) {
-  table_.erase_if(
-      [&](const AllocationRecord& r) { return r.process == p.slot; },
-      [&](const AllocationRecord& r) {
-        account(p, r.device,
-                slot_of(static_cast<proto::BufferType>(r.type), r.kind()),
-                -static_cast<std::int64_t>(r.size), -1);
-      });
+  table_.erase_if([&](const AllocationRecord& r) { return r.process == p.slot; },
+                  [&](const AllocationRecord& r) {
+                    account(p, r.device, slot_of(static_cast<proto::BufferType>(r.type), r.kind()),
+                            -static_cast<std::int64_t>(r.size), -1);
+                  });
 }
 
 void Registry::snapshot_end(ProcessState& p, const proto::SnapshotEnd& m) {

@@ -35,13 +35,13 @@ struct Figures {
 using SlotFigures = std::array<Figures, kNumSlots>;
 
 struct Anomalies {
-  std::uint64_t free_unknown_id = 0;     ///< a free for an id the server never saw
-  std::uint64_t duplicate_id = 0;        ///< an allocation whose id is already live
-  std::uint64_t events_after_close = 0;  ///< events for a device the process had closed
-  std::uint64_t pid_mismatch = 0;        ///< HELLO claimed a pid other than the peer's
-  std::uint64_t snapshot_mismatch = 0;   ///< SNAPSHOT_END count differed from what was received
-  std::uint64_t limit_refused = 0;       ///< allocations refused by the per-process limit
-  std::uint64_t device_out_of_range = 0; ///< events naming a device id above the limit (no machine has it)
+  std::uint64_t free_unknown_id = 0;      ///< a free for an id the server never saw
+  std::uint64_t duplicate_id = 0;         ///< an allocation whose id is already live
+  std::uint64_t events_after_close = 0;   ///< events for a device the process had closed
+  std::uint64_t pid_mismatch = 0;         ///< HELLO claimed a pid other than the peer's
+  std::uint64_t snapshot_mismatch = 0;    ///< SNAPSHOT_END count differed from what was received
+  std::uint64_t limit_refused = 0;        ///< allocations refused by the per-process limit
+  std::uint64_t device_out_of_range = 0;  ///< events naming a device id above the limit (no machine has it)
   Anomalies& operator+=(const Anomalies& o);
   std::uint64_t total() const;
 };
@@ -203,7 +203,7 @@ class Registry {
   RegistryLimits limits_;
   AllocationTable table_;
   std::map<std::uint16_t, DeviceState> devices_;
-  std::vector<DeviceState*> device_index_;  // by device id, into `devices_`
+  std::vector<DeviceState*> device_index_;           // by device id, into `devices_`
   std::map<std::uint32_t, ProcessState> processes_;  // by slot
   std::unordered_map<pid_t, std::uint32_t> slot_of_pid_;
   std::uint32_t next_slot_ = 1;

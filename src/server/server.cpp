@@ -525,8 +525,8 @@ void Server::flush_output(Connection& c) {
     c.out_offset = 0;
     if (c.subscriber && c.dropped_notifications > 0) {
       std::vector<std::uint8_t> bytes;
-      proto::encode(
-          bytes, proto::EventNotify{to_wire_text(json{{"event", "dropped"}, {"count", c.dropped_notifications}})});
+      proto::encode(bytes, proto::EventNotify{
+                               to_wire_text(json{{"event", "dropped"}, {"count", c.dropped_notifications}})});
       c.dropped_notifications = 0;
       c.out = std::move(bytes);
       return flush_output(c);

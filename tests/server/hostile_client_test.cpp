@@ -333,7 +333,9 @@ TEST(HostileClients, InvalidUtf8InQueriesAndSitesIsAnsweredNotFatal) {
   e.size = 4096;
   e.site = 1;
   proto::encode(bytes, std::span<const proto::EventRecord>(&e, 1));
-  proto::encode(bytes, proto::Query{7, "{\"type\":\"i\x9b" "fo\"}"});
+  proto::encode(bytes, proto::Query{7,
+                                    "{\"type\":\"i\x9b"
+                                    "fo\"}"});
   proto::encode(bytes, proto::Query{8, R"({"type":"buffers"})"});
   send_bytes(fd, bytes);
   timeval tv{5, 0};
