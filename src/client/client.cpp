@@ -559,14 +559,20 @@ void SnapshotWriter::begin() {
   client_.active_.store(true);
 }
 
-void SnapshotWriter::device(const DeviceReport& d) {
+namespace {
+proto::DeviceOpen device_open_message(const DeviceReport& d) {
   proto::DeviceOpen m;
   m.device = d.device;
   m.arch = d.arch;
   m.mesh = d.mesh;
   m.total_bytes = d.total_bytes;
   m.num_banks = d.num_banks;
-  client_.impl_->snap_devices.push_back(m);
+  return m;
+}
+}  // namespace
+
+void SnapshotWriter::device(const DeviceReport& d) {
+  client_.impl_->snap_devices.push_back(device_open_message(d));
 }
 
 namespace {
@@ -721,12 +727,7 @@ void Client::fence(std::function<void(std::vector<std::uint8_t>&)> encode_contro
 }
 
 void Client::device_open(const DeviceReport& d) {
-  proto::DeviceOpen m;
-  m.device = d.device;
-  m.arch = d.arch;
-  m.mesh = d.mesh;
-  m.total_bytes = d.total_bytes;
-  m.num_banks = d.num_banks;
+  const proto::DeviceOpen m = device_open_message(d);
   fence([&](std::vector<std::uint8_t>& out) { proto::encode(out, m); });
 }
 

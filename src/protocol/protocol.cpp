@@ -526,20 +526,12 @@ Decoded<DeviceClose> decode_device_close(std::span<const std::uint8_t> p) {
   return m;
 }
 
-Decoded<EventRecord> decode_event(std::span<const std::uint8_t> span) {
-  if (span.size() != kEventRecordSize) {
-    return malformed(format_text("event record of {} bytes (must be 64)", span.size()));
-  }
-  const std::uint8_t* p = span.data();
+namespace {
+
+/// Reads the fields of a 64-byte record whose enums and reserved field were checked.
+EventRecord read_record(const std::uint8_t* p) {
   EventRecord e;
-  const std::uint8_t op = p[ev::op];
-  if (op != 1 && op != 2) return malformed(format_text("event op {} is unknown", op));
-  if (!valid_type(p[ev::type])) return malformed(format_text("event buffer type {} is unknown", p[ev::type]));
-  if (!valid_kind(p[ev::kind])) return malformed(format_text("event kind {} is unknown", p[ev::kind]));
-  if (!valid_reason(p[ev::reason]))
-    return malformed(format_text("event release reason {} is unknown", p[ev::reason]));
-  if (load_le<std::uint32_t>(p + ev::reserved) != 0) return malformed("event record reserved field is not 0");
-  e.op = static_cast<EventOp>(op);
+  e.op = static_cast<EventOp>(p[ev::op]);
   e.type = static_cast<BufferType>(p[ev::type]);
   e.kind = static_cast<AllocKind>(p[ev::kind]);
   e.reason = static_cast<ReleaseReason>(p[ev::reason]);
@@ -554,6 +546,24 @@ Decoded<EventRecord> decode_event(std::span<const std::uint8_t> span) {
   e.size_per_bank = load_le<std::uint64_t>(p + ev::size_per_bank);
   e.timestamp_ns = load_le<std::uint64_t>(p + ev::timestamp);
   return e;
+}
+
+}  // namespace
+
+Decoded<EventRecord> decode_event(std::span<const std::uint8_t> span) {
+  if (span.size() != kEventRecordSize) {
+    return malformed(format_text("event record of {} bytes (must be 64)", span.size()));
+  }
+  const std::uint8_t* p = span.data();
+  const std::uint8_t op = p[ev::op];
+  if (op != 1 && op != 2) return malformed(format_text("event op {} is unknown", op));
+  if (!valid_type(p[ev::type])) return malformed(format_text("event buffer type {} is unknown", p[ev::type]));
+  if (!valid_kind(p[ev::kind])) return malformed(format_text("event kind {} is unknown", p[ev::kind]));
+  if (!valid_reason(p[ev::reason])) {
+    return malformed(format_text("event release reason {} is unknown", p[ev::reason]));
+  }
+  if (load_le<std::uint32_t>(p + ev::reserved) != 0) return malformed("event record reserved field is not 0");
+  return read_record(p);
 }
 
 std::optional<DecodeError> decode_events(std::span<const std::uint8_t> p, std::vector<EventRecord>& out) {
@@ -608,23 +618,7 @@ std::optional<DecodeError> validate_events(std::span<const std::uint8_t> p) {
 }
 
 EventRecord event_at(std::span<const std::uint8_t> payload, std::size_t i) {
-  const std::uint8_t* p = payload.data() + 4 + i * kEventRecordSize;  // validated: no checks here
-  EventRecord e;
-  e.op = static_cast<EventOp>(p[ev::op]);
-  e.type = static_cast<BufferType>(p[ev::type]);
-  e.kind = static_cast<AllocKind>(p[ev::kind]);
-  e.reason = static_cast<ReleaseReason>(p[ev::reason]);
-  e.device = load_le<std::uint16_t>(p + ev::device);
-  e.flags = load_le<std::uint16_t>(p + ev::flags);
-  e.site = load_le<std::uint32_t>(p + ev::site);
-  e.num_banks = load_le<std::uint32_t>(p + ev::num_banks);
-  e.mesh = load_le<std::uint32_t>(p + ev::mesh);
-  e.id = load_le<std::uint64_t>(p + ev::id);
-  e.size = load_le<std::uint64_t>(p + ev::size);
-  e.address = load_le<std::uint64_t>(p + ev::address);
-  e.size_per_bank = load_le<std::uint64_t>(p + ev::size_per_bank);
-  e.timestamp_ns = load_le<std::uint64_t>(p + ev::timestamp);
-  return e;
+  return read_record(payload.data() + 4 + i * kEventRecordSize);  // validate_events checked it
 }
 
 Decoded<std::vector<Site>> decode_sites(std::span<const std::uint8_t> p) {

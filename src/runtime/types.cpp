@@ -21,50 +21,6 @@ std::optional<E> parse_enum(std::string_view text, const std::array<E, N>& value
 
 }  // namespace
 
-std::string_view to_string(BufferType type) {
-  switch (type) {
-    case BufferType::DRAM:
-      return "DRAM";
-    case BufferType::L1:
-      return "L1";
-    case BufferType::SYSTEM_MEMORY:
-      return "SYSTEM_MEMORY";
-    case BufferType::L1_SMALL:
-      return "L1_SMALL";
-    case BufferType::TRACE:
-      return "TRACE";
-  }
-  return "?";
-}
-
-std::string_view to_string(AllocKind kind) {
-  switch (kind) {
-    case AllocKind::owning:
-      return "owning";
-    case AllocKind::preallocated:
-      return "preallocated";
-    case AllocKind::circular_buffer:
-      return "cb";
-    case AllocKind::kernel_binary:
-      return "kernel_binary";
-    case AllocKind::trace:
-      return "trace";
-  }
-  return "?";
-}
-
-std::string_view to_string(ReleaseReason reason) {
-  switch (reason) {
-    case ReleaseReason::explicit_free:
-      return "explicit";
-    case ReleaseReason::close_internal:
-      return "close_internal";
-    case ReleaseReason::close_leak:
-      return "close_leak";
-  }
-  return "?";
-}
-
 std::string_view to_string(Arch arch) {
   switch (arch) {
     case Arch::wormhole_b0:
@@ -85,16 +41,6 @@ std::string_view to_string(BufferStatus status) {
       return "deallocated";
   }
   return "?";
-}
-
-std::optional<BufferType> parse_buffer_type(std::string_view text) {
-  return parse_enum(text, std::array{BufferType::DRAM, BufferType::L1, BufferType::SYSTEM_MEMORY,
-                                     BufferType::L1_SMALL, BufferType::TRACE});
-}
-
-std::optional<AllocKind> parse_alloc_kind(std::string_view text) {
-  return parse_enum(text, std::array{AllocKind::owning, AllocKind::preallocated, AllocKind::circular_buffer,
-                                     AllocKind::kernel_binary, AllocKind::trace});
 }
 
 std::optional<Arch> parse_arch(std::string_view text) {

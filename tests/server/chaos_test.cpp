@@ -95,7 +95,8 @@ TEST(Chaos, KillsAndServerRestartsLeaveExactTotals) {
       const bool dram = rng() % 2 == 0;
       const std::uint64_t bytes = 2048 * (1 + rng() % 64);
       const std::string name = "b" + std::to_string(w.next_name++);
-      ASSERT_EQ(w.process->command("alloc " + name + (dram ? " DRAM " : " L1 ") + std::to_string(bytes)), "ok");
+      ASSERT_EQ(w.process->command("alloc " + name + (dram ? " DRAM " : " L1 ") + std::to_string(bytes)),
+                "ok");
       w.live[name] = {dram, bytes};
     }
 
@@ -121,7 +122,8 @@ TEST(Chaos, KillsAndServerRestartsLeaveExactTotals) {
           const Worker& s = workers[i];
           bool found = false;
           for (const auto& row : stats["processes"]) {
-            if (row["pid"] == s.process->pid() && row["DRAM"] == s.bytes(true) && row["L1"] == s.bytes(false) + kControlL1) {
+            if (row["pid"] == s.process->pid() && row["DRAM"] == s.bytes(true) &&
+                row["L1"] == s.bytes(false) + kControlL1) {
               found = true;
             }
           }
@@ -190,7 +192,9 @@ TEST(Chaos, KillsAndServerRestartsLeaveExactTotals) {
   EXPECT_EQ(stats["active_allocations"], expected_live);
   EXPECT_EQ(stats["processes"].size(), alive.size());
   for (const auto& w : workers) {
-    if (std::find_if(alive.begin(), alive.end(), [&](std::size_t i) { return &workers[i] == &w; }) != alive.end()) continue;
+    if (std::find_if(alive.begin(), alive.end(), [&](std::size_t i) { return &workers[i] == &w; }) !=
+        alive.end())
+      continue;
     EXPECT_TRUE(q.query({{"type", "buffers"}, {"pid", w.process->pid()}})["buffers"].empty());
   }
   const json info = q.info();

@@ -20,18 +20,6 @@ namespace {
 
 using nlohmann::json;
 
-int connect_to(const std::string& path) {
-  const int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    close(fd);
-    return -1;
-  }
-  return fd;
-}
-
 bool send_bytes(int fd, const std::vector<std::uint8_t>& b) {
   std::size_t sent = 0;
   while (sent < b.size()) {
@@ -88,7 +76,7 @@ std::uint64_t rss_kib(pid_t pid) {
 TEST(HostileClients, AFrameClaimingAHugeLengthIsRefusedBeforeAnythingIsBuffered) {
   ServerProcess server;
   const std::uint64_t before = rss_kib(server.pid());
-  const int fd = connect_to(server.socket());
+  const int fd = connect_unix(server.socket());
   auto bytes = hello();
   const std::vector<std::uint8_t> header = {0xff, 0xff, 0xff, 0x7f, 4, 0, 0, 0};  // EVENTS of 2 GiB
   bytes.insert(bytes.end(), header.begin(), header.end());
@@ -112,7 +100,7 @@ TEST(HostileClients, AReaderThatNeverReadsIsCutOffAndOthersGoOn) {
   ASSERT_EQ(w->command("mesh t3000"), "ok");
   for (int i = 0; i < 100; ++i) ASSERT_EQ(w->command("alloc a" + std::to_string(i) + " DRAM 4K"), "ok");
   ASSERT_EQ(w->command("flush"), "ok");  // 800 buffers: every `buffers` answer is about 150 KB
-  const int fd = connect_to(server.socket());
+  const int fd = connect_unix(server.socket());
   int small = 4096;
   setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
   auto bytes = hello(proto::Role::tool);
@@ -134,7 +122,7 @@ TEST(HostileClients, AFlooderDoesNotStarveOtherClientsAndIsCountedExactly) {
   constexpr std::uint64_t kEvents = 2'000'000;
   std::atomic<bool> done{false};
   std::thread flooder([&] {
-    const int fd = connect_to(server.socket());
+    const int fd = connect_unix(server.socket());
     auto bytes = hello();
     send_bytes(fd, bytes);
     std::vector<proto::EventRecord> batch(proto::kMaxEventsPerFrame);
@@ -182,7 +170,7 @@ TEST(HostileClients, ThousandsOfConnectionsMeetTheConnectionLimit) {
   std::vector<int> fds;
   int refused = 0;
   for (int i = 0; i < 1000; ++i) {
-    const int fd = connect_to(server.socket());
+    const int fd = connect_unix(server.socket());
     if (fd < 0) {
       ++refused;  // the listen backlog itself can refuse under such a storm: also fine
       continue;
@@ -217,7 +205,7 @@ TEST(HostileClients, ThousandsOfConnectionsMeetTheConnectionLimit) {
 
 TEST(HostileClients, DeviceIdsNoMachineHasAreRefusedAndCounted) {
   ServerProcess server;
-  const int fd = connect_to(server.socket());
+  const int fd = connect_unix(server.socket());
   auto bytes = hello();
   proto::EventRecord e;
   e.device = 60000;
@@ -247,7 +235,7 @@ TEST(HostileClients, NoClientCanFreeAnotherProcesssAllocations) {
   query::QueryClient q(server.socket());
   const json before = q.stats();
   // An attacker frees ids 1..100 on device 0 (the victim's ids) and claims the victim's pid.
-  const int fd = connect_to(server.socket());
+  const int fd = connect_unix(server.socket());
   std::vector<std::uint8_t> bytes;
   proto::Hello h;
   h.claimed_pid = static_cast<std::uint32_t>(victim->pid());
@@ -325,7 +313,7 @@ namespace {
 // and took the server down.
 TEST(HostileClients, InvalidUtf8InQueriesAndSitesIsAnsweredNotFatal) {
   ServerProcess server;
-  const int fd = connect_to(server.socket());
+  const int fd = connect_unix(server.socket());
   auto bytes = hello();
   proto::encode(bytes, std::vector<proto::Site>{{1, std::string("bad\xfa\x9b site")}});
   proto::EventRecord e;

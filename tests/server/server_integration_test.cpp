@@ -57,18 +57,6 @@ bool eventually(Pred pred, std::chrono::milliseconds within = std::chrono::secon
   return pred();
 }
 
-int raw_connect(const std::string& path) {
-  const int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    close(fd);
-    return -1;
-  }
-  return fd;
-}
-
 void raw_send(int fd, const std::vector<std::uint8_t>& bytes) {
   ASSERT_EQ(send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL), static_cast<ssize_t>(bytes.size()));
 }
@@ -242,7 +230,7 @@ TEST(ServerIntegration, ABufferNotFreedBeforeCloseIsALeakWithItsSite) {
 
 TEST(ServerIntegration, AClaimedPidIsIgnoredInFavourOfThePeerCredentials) {
   ServerProcess server;
-  const int fd = raw_connect(server.socket());
+  const int fd = connect_unix(server.socket());
   ASSERT_GE(fd, 0);
   std::vector<std::uint8_t> bytes;
   proto::Hello hello;
@@ -286,7 +274,7 @@ TEST(ServerIntegration, GarbageClosesThatConnectionOnlyWithAnError) {
   expect_ok(*w, "mesh n150");
   expect_ok(*w, "alloc a DRAM 1M");
   for (const auto& garbage : std::vector<std::string>{"GET / HTTP/1.1\r\n\r\n", std::string(64, '\xff')}) {
-    const int fd = raw_connect(server.socket());
+    const int fd = connect_unix(server.socket());
     ASSERT_GE(fd, 0);
     raw_send(fd, std::vector<std::uint8_t>(garbage.begin(), garbage.end()));
     std::vector<std::vector<std::uint8_t>> storage;
@@ -307,7 +295,7 @@ TEST(ServerIntegration, GarbageClosesThatConnectionOnlyWithAnError) {
 
 TEST(ServerIntegration, AnotherProtocolVersionGetsAClearErrorOnBothSides) {
   ServerProcess server;
-  const int fd = raw_connect(server.socket());
+  const int fd = connect_unix(server.socket());
   std::vector<std::uint8_t> bytes;
   proto::Hello hello;
   hello.protocol_version = 7;
@@ -325,7 +313,7 @@ TEST(ServerIntegration, AnotherProtocolVersionGetsAClearErrorOnBothSides) {
 
 TEST(ServerIntegration, EventsBeforeHelloAreRefused) {
   ServerProcess server;
-  const int fd = raw_connect(server.socket());
+  const int fd = connect_unix(server.socket());
   std::vector<std::uint8_t> bytes;
   proto::encode(bytes, proto::Barrier{1});
   raw_send(fd, bytes);
@@ -339,7 +327,7 @@ TEST(ServerIntegration, EventsBeforeHelloAreRefused) {
 
 TEST(ServerIntegration, ToolsCannotReportAllocations) {
   ServerProcess server;
-  const int fd = raw_connect(server.socket());
+  const int fd = connect_unix(server.socket());
   std::vector<std::uint8_t> bytes;
   proto::Hello hello;
   hello.role = proto::Role::tool;

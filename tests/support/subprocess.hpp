@@ -88,6 +88,9 @@ class ServerProcess {
   pid_t pid_ = -1;
 };
 
+/// A connected Unix stream socket to `path`, or -1.
+int connect_unix(const std::string& path);
+
 /// Directory of the test binaries' sibling tools (build/bin), from TTMEM_BIN_DIR set by CMake.
 std::string bin_dir();
 

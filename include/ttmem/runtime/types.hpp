@@ -8,28 +8,17 @@
 #include <optional>
 #include <string_view>
 
+#include "ttmem/protocol.hpp"
+
 namespace ttmem::emu {
 
 using DeviceAddr = std::uint64_t;
 
-/// TT-Metal's BufferType, same numeric values (api/tt-metalium/buffer_types.hpp).
-enum class BufferType : std::uint8_t { DRAM = 0, L1 = 1, SYSTEM_MEMORY = 2, L1_SMALL = 3, TRACE = 4 };
-
-/// How an allocation came to be; reported with every tracking event.
-enum class AllocKind : std::uint8_t {
-  owning = 0,           ///< Buffer that took its memory from an allocator.
-  preallocated = 1,     ///< Non-owning Buffer placed at a given address (never touches the allocator).
-  circular_buffer = 2,  ///< A program's circular buffer in L1.
-  kernel_binary = 3,    ///< Kernel binary held by the program cache (DRAM).
-  trace = 4,            ///< Trace region buffer (TRACE).
-};
-
-/// Why an allocation was released; lets a tracker tell a user's leak from runtime clean-up.
-enum class ReleaseReason : std::uint8_t {
-  explicit_free = 0,   ///< The owner freed it (deallocate, release, clear_program_cache, GC).
-  close_internal = 1,  ///< Runtime-internal allocation released by the close sequence.
-  close_leak = 2,      ///< The application still held it when close began; the close sweep freed it.
-};
+// BufferType (TT-Metal's values), AllocKind and ReleaseReason have one definition, the wire protocol's:
+// the runtime reports them as they are.
+using proto::AllocKind;
+using proto::BufferType;
+using proto::ReleaseReason;
 
 /// Placement direction in a bank manager's address space.
 enum class Placement : std::uint8_t { bottom_up, top_down };
@@ -54,14 +43,12 @@ using MeshId = StrongId<struct MeshIdTag, std::uint32_t>;      ///< Process-uniq
 using BufferId = StrongId<struct BufferIdTag, std::uint64_t>;  ///< Process-unique allocation id.
 using ProgramId = StrongId<struct ProgramIdTag, std::uint64_t>;  ///< Process-unique program id.
 
-std::string_view to_string(BufferType type);
-std::string_view to_string(AllocKind kind);
-std::string_view to_string(ReleaseReason reason);
+using proto::parse_alloc_kind;
+using proto::parse_buffer_type;
+using proto::to_string;
 std::string_view to_string(Arch arch);
 std::string_view to_string(BufferStatus status);
 
-std::optional<BufferType> parse_buffer_type(std::string_view text);
-std::optional<AllocKind> parse_alloc_kind(std::string_view text);
 std::optional<Arch> parse_arch(std::string_view text);
 
 /// The four memory types that have bank managers, in a fixed order for tables and loops.
