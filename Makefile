@@ -44,7 +44,7 @@ tsan: deps
 	@cmake --preset tsan >/dev/null && cmake --build build-tsan && ctest --preset tsan
 
 format:
-	@git ls-files '*.cpp' '*.hpp' '*.h' | xargs clang-format -i
+	@git ls-files --cached --others --exclude-standard '*.cpp' '*.hpp' '*.h' | xargs clang-format -i
 
 format-check:
 	@git ls-files '*.cpp' '*.hpp' '*.h' | xargs clang-format --dry-run --Werror
