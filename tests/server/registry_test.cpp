@@ -221,3 +221,26 @@ TEST(Registry, DeviceIdsOutOfRangeAreRefused) {
 
 }  // namespace
 }  // namespace ttmem::server
+
+namespace ttmem::server {
+namespace {
+
+TEST(Registry, APerProcessLimitBoundsLiveAllocationsAndCountsTheRest) {
+  RegistryLimits limits;
+  limits.max_live_allocations_per_process = 10;
+  Registry r(limits);
+  ProcessState& greedy = r.process(1, 1, 0, "greedy");
+  ProcessState& modest = r.process(2, 1, 0, "modest");
+  for (std::uint64_t id = 1; id <= 15; ++id) r.event(greedy, alloc(0, id, 100));
+  r.event(modest, alloc(0, 1, 100));  // another process is not held back by the greedy one
+  EXPECT_EQ(greedy.usage[0].buffers, 10u);
+  EXPECT_EQ(modest.usage[0].buffers, 1u);
+  EXPECT_EQ(r.anomalies().limit_refused, 5u);
+  r.event(greedy, release(0, 1));
+  r.event(greedy, alloc(0, 16, 100));  // room again
+  EXPECT_EQ(greedy.usage[0].buffers, 10u);
+  EXPECT_EQ(r.anomalies().limit_refused, 5u);
+}
+
+}  // namespace
+}  // namespace ttmem::server
