@@ -254,6 +254,10 @@ class Tmux {
   }
   void keys(const std::string& k) { run_process({"/usr/bin/tmux", "-L", name_, "send-keys", "-t", "0", k}); }
   bool alive() { return run_process({"/usr/bin/tmux", "-L", name_, "has-session"}).exit_code == 0; }
+  void resize(int cols, int rows) {
+    run_process({"/usr/bin/tmux", "-L", name_, "resize-window", "-t", "0", "-x", std::to_string(cols), "-y",
+                 std::to_string(rows)});
+  }
   /// Polls the screen until it shows `text`.
   bool shows(const std::string& text) {
     for (int i = 0; i < 500; ++i) {
@@ -290,6 +294,19 @@ TEST(CliTop, ShowsDevicesSortsOnKeysAndQuits) {
   tmux.keys("h");
   ASSERT_TRUE(tmux.shows("ttmem top: keys")) << tmux.capture();
   tmux.keys("h");
+  // A smaller terminal: the view is laid out again to fit it. Drawn for 160 columns, the title's key help
+  // would be cut off at 90; laid out again, it ends the first line.
+  tmux.resize(90, 30);
+  bool relaid = false;
+  for (int i = 0; i < 500 && !relaid; ++i) {
+    std::string first = tmux.capture();
+    first = first.substr(0, first.find('\n'));
+    first.erase(first.find_last_not_of(' ') + 1);
+    relaid = first.size() >= 6 && first.compare(first.size() - 6, 6, "q quit") == 0;
+    if (!relaid) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_TRUE(relaid) << tmux.capture();
+  EXPECT_NE(tmux.capture().find("DEVICES"), std::string::npos);
   tmux.keys("q");
   for (int i = 0; i < 500 && tmux.alive(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
   EXPECT_FALSE(tmux.alive());  // q ended ttmem top, and with it the session
