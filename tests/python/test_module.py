@@ -121,3 +121,15 @@ def test_the_server_helper_logs_and_stops(ttmemd):
         assert ttmem.flush()
     assert "ttmem" in ttmemd.log and "connected" in ttmemd.log
     assert ttmem.socket_path() == ttmemd.socket
+
+
+def test_the_type_stubs_name_everything_the_module_exports():
+    """The stubs (_ttmem.pyi) must not drift from the compiled module."""
+    import ast
+    import pathlib
+
+    stub = pathlib.Path(ttmem.__file__).with_name("_ttmem.pyi")
+    tree = ast.parse(stub.read_text())
+    stubbed = {node.name for node in tree.body if isinstance(node, (ast.ClassDef, ast.FunctionDef))}
+    public = {name for name in dir(ttmem._ttmem) if not name.startswith("_")}
+    assert public <= stubbed, f"missing from _ttmem.pyi: {sorted(public - stubbed)}"
