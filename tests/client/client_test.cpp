@@ -174,7 +174,9 @@ TEST(Client, ResyncReplacesTheProcessStateOnEveryConnect) {
   for (std::uint64_t i = 51; i <= 100; ++i) expected += i;
   EXPECT_EQ(dram_used(stats, 0), expected);
   EXPECT_GE(c.counters().reconnects, 1u);
-  EXPECT_GE(c.counters().snapshots, 2u);
+  // The reconnect sent a snapshot. (The first connection may have been made before the callback was set,
+  // with nothing to list yet, so it is not counted on.)
+  EXPECT_GE(c.counters().snapshots, 1u);
 }
 
 TEST(Client, AForkedChildNeverWritesIntoItsParentsConnection) {
