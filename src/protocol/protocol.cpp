@@ -568,27 +568,9 @@ Decoded<EventRecord> decode_event(std::span<const std::uint8_t> span) {
 
 std::optional<DecodeError> decode_events(std::span<const std::uint8_t> p, std::vector<EventRecord>& out) {
   out.clear();
-  WireReader r(p);
-  std::uint32_t count = 0;
-  if (!r.u32(count)) return malformed("truncated EVENTS message");
-  if (count > kMaxEventsPerFrame) {
-    return malformed(
-        format_text("EVENTS batch of {} records exceeds the maximum of {}", count, kMaxEventsPerFrame));
-  }
-  if (r.remaining() != static_cast<std::size_t>(count) * kEventRecordSize) {
-    return malformed(format_text("EVENTS batch says {} records ({} bytes) but carries {} bytes", count,
-                                 static_cast<std::size_t>(count) * kEventRecordSize, r.remaining()));
-  }
-  out.resize(count);
-  for (std::uint32_t i = 0; i < count; ++i) {
-    auto e = decode_event(p.subspan(4 + i * kEventRecordSize, kEventRecordSize));
-    if (auto* err = std::get_if<DecodeError>(&e)) {
-      err->message = format_text("record {}: {}", i, err->message);
-      out.clear();
-      return *err;
-    }
-    out[i] = std::get<EventRecord>(e);
-  }
+  if (auto err = validate_events(p)) return err;
+  out.resize(load_le<std::uint32_t>(p.data()));
+  for (std::size_t i = 0; i < out.size(); ++i) out[i] = event_at(p, i);
   return std::nullopt;
 }
 
