@@ -184,6 +184,16 @@ void Registry::account(ProcessState& p, std::uint16_t dev, Slot slot, std::int64
   apply(p.usage[s]);
 }
 
+template <typename F>
+void Registry::drop_group(ProcessState& p, ProcessDevice& pd, F&& f) {
+  if (pd.group == AllocationTable::kNoGroup) return;
+  table_.erase_group(pd.group, [&](const AllocationRecord& r) {
+    f(r);
+    account(p, r.device, slot_of(static_cast<proto::BufferType>(r.type), r.kind()),
+            -static_cast<std::int64_t>(r.size), -1);
+  });
+}
+
 void Registry::device_open(ProcessState& p, const proto::DeviceOpen& m) {
   if (m.device > limits_.max_device_id) {
     ++p.anomalies.device_out_of_range;  // counted, not applied: an id no machine has
@@ -224,12 +234,7 @@ void Registry::device_close(ProcessState& p, const proto::DeviceClose& m) {
   }
   // End of close: whatever the process still holds there was never released by the close sequence.
   const std::uint64_t now = monotonic_ns();
-  table_.erase_if([&](const AllocationRecord& r) { return r.process == p.slot && r.device == m.device; },
-                  [&](const AllocationRecord& r) {
-                    record_leak(p, r, false, now);
-                    account(p, r.device, slot_of(static_cast<proto::BufferType>(r.type), r.kind()),
-                            -static_cast<std::int64_t>(r.size), -1);
-                  });
+  drop_group(p, pd, [&](const AllocationRecord& r) { record_leak(p, r, false, now); });
   std::erase_if(p.early_frees, [&](const auto& kv) {
     if (kv.second != m.device) return false;
     ++p.anomalies.free_unknown_id;
@@ -274,6 +279,8 @@ void Registry::insert_allocation(ProcessState& p, const proto::EventRecord& e) {
     ++p.anomalies.limit_refused;
     return;
   }
+  ProcessDevice& pd = process_device(p, e.device);
+  if (pd.group == AllocationTable::kNoGroup) pd.group = table_.new_group();
   AllocationRecord r;
   r.id = e.id;
   r.size = e.size;
@@ -284,9 +291,15 @@ void Registry::insert_allocation(ProcessState& p, const proto::EventRecord& e) {
   r.device = e.device;
   r.type = static_cast<std::uint8_t>(e.type);
   r.set_kind(e.kind, (e.flags & proto::kFlagInternal) != 0);
-  if (!table_.insert(r)) {
-    ++p.anomalies.duplicate_id;
-    return;
+  switch (table_.insert(pd.group, r)) {
+    case AllocationTable::Insert::inserted:
+      break;
+    case AllocationTable::Insert::duplicate:
+      ++p.anomalies.duplicate_id;
+      return;
+    case AllocationTable::Insert::full:
+      ++p.anomalies.limit_refused;
+      return;
   }
   account(p, e.device, slot_of(e.type, e.kind), static_cast<std::int64_t>(e.size), 1);
 }
@@ -371,11 +384,7 @@ void Registry::snapshot_begin(ProcessState& p, const proto::SnapshotBegin& m) {
 }
 
 void Registry::drop_process_allocations(ProcessState& p) {
-  table_.erase_if([&](const AllocationRecord& r) { return r.process == p.slot; },
-                  [&](const AllocationRecord& r) {
-                    account(p, r.device, slot_of(static_cast<proto::BufferType>(r.type), r.kind()),
-                            -static_cast<std::int64_t>(r.size), -1);
-                  });
+  for (auto& [dev, pd] : p.devices) drop_group(p, pd, [](const AllocationRecord&) {});
 }
 
 void Registry::snapshot_end(ProcessState& p, const proto::SnapshotEnd& m) {
@@ -411,6 +420,9 @@ OrphanRecord Registry::process_died(ProcessState& p) {
     }
   }
   drop_process_allocations(p);
+  for (auto& [dev, pd] : p.devices) {
+    if (pd.group != AllocationTable::kNoGroup) table_.release_group(pd.group);
+  }
   if (!orphan.held.empty()) push_bounded(orphans_, orphan, limits_.max_orphan_records);
   p.alive = false;
   retired_anomalies_ += p.anomalies;

@@ -59,6 +59,7 @@ struct ProcessDevice {
   State state = State::implicit;
   std::uint64_t close_began_ns = 0;
   SlotFigures usage{};
+  AllocationTable::Group group = AllocationTable::kNoGroup;  ///< its live allocations in the table
 };
 
 struct ProcessState {
@@ -196,6 +197,9 @@ class Registry {
   std::optional<AllocationRecord> release_allocation(ProcessState& p, const proto::EventRecord& e);
   void record_leak(ProcessState& p, const AllocationRecord& r, bool swept, std::uint64_t now_ns);
   void drop_process_allocations(ProcessState& p);
+  /// Removes every allocation of (p, device) from the table and the totals, calling f(record) for each.
+  template <typename F>
+  void drop_group(ProcessState& p, ProcessDevice& pd, F&& f);
   DeviceState& device(std::uint16_t id);
   static ProcessDevice& process_device(ProcessState& p, std::uint16_t id);
   static ProcessDevice* find_process_device(ProcessState& p, std::uint16_t id);
