@@ -142,7 +142,7 @@ class Client {
 
   bool enabled_ = false;
   std::atomic<bool> active_{false};
-  std::atomic<std::uint32_t> epoch_{0};  // fences so far; every record carries it
+  std::atomic<std::uint32_t> epoch_{0};  // fences and send cycles so far (wraps); every record carries it
   std::atomic<std::uint64_t> coarse_now_ns_{0};
   std::atomic<std::uint64_t> stall_ns_{0};
   std::atomic<std::uint32_t> peer_pid_{0};

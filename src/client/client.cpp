@@ -204,7 +204,7 @@ struct Client::Impl {
       const std::uint64_t head = r.head.load(std::memory_order_acquire);
       if (tail == head) break;
       const Slot& s = r.slots[tail & r.mask];
-      if (s.epoch >= limit) break;
+      if (static_cast<std::int32_t>(s.epoch - limit) >= 0) break;  // at or after `limit`, wrap-safe
       if (s.fence != 0) {
         for (std::size_t j = 0; j < rings.size(); ++j) {
           if (j != i) drain_ring(j, s.fence);
@@ -236,7 +236,13 @@ struct Client::Impl {
     std::lock_guard lock(rings_mutex);
     proto::EventFrameWriter writer(out);
     frames = &writer;
-    for (std::size_t i = 0; i < rings.size(); ++i) drain_ring(i, UINT32_MAX);
+    // Open a new epoch and send only what was written before it. A record written after another thread's
+    // record (a free after the allocation it received) carries an epoch at least as large, so when the
+    // later one is drained the earlier one is too: the server never sees a free before its allocation.
+    // (Producers load the epoch with acquire and publish with release; with this RMW that orders them on
+    // x86-TSO and on ARMv8's RCsc acquire/release.)
+    const std::uint32_t limit = client.epoch_.fetch_add(1, std::memory_order_seq_cst) + 1;
+    for (std::size_t i = 0; i < rings.size(); ++i) drain_ring(i, limit);
     wake_sleepers();
     close_frame();
     events.fetch_add(writer.records(), std::memory_order_relaxed);
@@ -691,7 +697,7 @@ void Client::write(const proto::EventRecord& record, std::uint32_t fence) {
   }
   Slot& s = r.slots[head & r.mask];
   s.record = record;
-  s.epoch = fence ? fence : epoch_.load(std::memory_order_relaxed);
+  s.epoch = fence ? fence : epoch_.load(std::memory_order_acquire);
   s.fence = fence;
   r.head.store(head + 1, std::memory_order_release);
   if (head - r.cached_tail == r.capacity() / 2)
@@ -720,6 +726,7 @@ void Client::fence(std::function<void(std::vector<std::uint8_t>&)> encode_contro
   {
     std::lock_guard lock(impl_->control_mutex);
     number = epoch_.fetch_add(1) + 1;
+    if (number == 0) number = epoch_.fetch_add(1) + 1;  // 0 marks "not a fence" (the epoch wrapped)
     encode_control(impl_->control_frames[number]);
   }
   write(proto::EventRecord{}, number);

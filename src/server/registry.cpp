@@ -235,11 +235,6 @@ void Registry::device_close(ProcessState& p, const proto::DeviceClose& m) {
   // End of close: whatever the process still holds there was never released by the close sequence.
   const std::uint64_t now = monotonic_ns();
   drop_group(p, pd, [&](const AllocationRecord& r) { record_leak(p, r, false, now); });
-  std::erase_if(p.early_frees, [&](const auto& kv) {
-    if (kv.second != m.device) return false;
-    ++p.anomalies.free_unknown_id;
-    return true;
-  });
   pd.state = ProcessDevice::State::closed;
 }
 
@@ -266,12 +261,6 @@ void Registry::record_leak(ProcessState& p, const AllocationRecord& r, bool swep
 }
 
 void Registry::insert_allocation(ProcessState& p, const proto::EventRecord& e) {
-  if (!p.early_frees.empty()) {
-    if (auto early = p.early_frees.find(e.id); early != p.early_frees.end() && early->second == e.device) {
-      p.early_frees.erase(early);  // freed before we saw it: born dead, never live
-      return;
-    }
-  }
   if (table_.size() >= limits_.max_live_allocations_per_process &&
       p.usage[0].buffers + p.usage[1].buffers + p.usage[2].buffers + p.usage[3].buffers +
               p.usage[4].buffers >=
@@ -307,11 +296,9 @@ void Registry::insert_allocation(ProcessState& p, const proto::EventRecord& e) {
 std::optional<AllocationRecord> Registry::release_allocation(ProcessState& p, const proto::EventRecord& e) {
   AllocationRecord r;
   if (!table_.erase({p.slot, e.device, e.id}, &r)) {
-    if (p.early_frees.size() < limits_.max_early_frees_per_process) {
-      p.early_frees.emplace(e.id, e.device);
-    } else {
-      ++p.anomalies.free_unknown_id;
-    }
+    // libttmem sends every allocation before its free (send epochs), so this id is not live: a double
+    // free, or a free of something allocated before tracking began.
+    ++p.anomalies.free_unknown_id;
     return std::nullopt;
   }
   account(p, r.device, slot_of(static_cast<proto::BufferType>(r.type), r.kind()),
@@ -374,11 +361,6 @@ std::vector<HistoryEntry> Registry::recent_events(std::size_t limit) const {
   return out;
 }
 
-void Registry::barrier(ProcessState& p) {
-  p.anomalies.free_unknown_id += p.early_frees.size();
-  p.early_frees.clear();
-}
-
 void Registry::snapshot_begin(ProcessState& p, const proto::SnapshotBegin& m) {
   p.snapshot = ProcessState::Snapshot{m.snapshot_id, {}, {}};
 }
@@ -398,7 +380,6 @@ void Registry::snapshot_end(ProcessState& p, const proto::SnapshotEnd& m) {
     ++p.anomalies.snapshot_mismatch;
   // Replace the process's state as one step: the event loop runs nothing else in between.
   drop_process_allocations(p);
-  p.early_frees.clear();
   for (auto& [id, pd] : p.devices) {
     if (pd.state != ProcessDevice::State::closed) pd.state = ProcessDevice::State::implicit;
   }

@@ -77,9 +77,6 @@ struct ProcessState {
   std::uint64_t events = 0;
   proto::ClientStats client_stats;  ///< as last reported by the client library
   std::uint64_t first_seen_ns = 0;
-  // Frees that arrived before their allocation (another thread's ring drained later); matched when the
-  // allocation arrives, counted as free_unknown_id at the next barrier.
-  std::unordered_map<std::uint64_t, std::uint16_t> early_frees;  // id -> device
   struct Snapshot {
     std::uint64_t id = 0;
     std::vector<proto::DeviceOpen> devices;
@@ -133,7 +130,6 @@ struct RegistryLimits {
   std::size_t max_leak_records = 10'000;
   std::size_t max_orphan_records = 1'000;
   std::size_t max_live_allocations_per_process = 16'000'000;
-  std::size_t max_early_frees_per_process = 1 << 20;
   std::uint16_t max_device_id = 4095;
   std::size_t event_history = 10'000;  ///< recent events kept for `ttmem events`; 0: none
 };
@@ -162,8 +158,6 @@ class Registry {
   /// The wall-clock time stamped on history entries until the next call (once per received batch, so the
   /// clock is not read per event).
   void set_batch_time(std::uint64_t realtime_ns) { batch_time_ns_ = realtime_ns; }
-  /// Everything the process sent before is applied; unmatched early frees become anomalies.
-  void barrier(ProcessState& p);
   /// The process died: its allocations are reclaimed and an orphan record says what it held.
   /// Returns the record (empty `held` when it held nothing).
   OrphanRecord process_died(ProcessState& p);

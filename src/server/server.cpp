@@ -334,7 +334,6 @@ void Server::handle_frame(Connection& c, const proto::Frame& frame) {
   if (frame.type == MessageType::barrier) {
     auto m = proto::decode_barrier(frame.payload);
     if (!proto::ok(m)) return fail(c, proto::ErrorCode::malformed, std::get<proto::DecodeError>(m).message);
-    if (ProcessState* p = process_of(c)) registry_.barrier(*p);
     std::vector<std::uint8_t> bytes;
     proto::encode(bytes, std::get<proto::Barrier>(m), MessageType::barrier_ack);
     send(c, bytes);

@@ -6,6 +6,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <memory>
 #include <thread>
 
 #include "subprocess.hpp"
@@ -110,6 +112,45 @@ TEST(Client, ADeviceCloseIsOrderedAfterEveryEarlierEventOfEveryThread) {
   const auto info = q.info();
   EXPECT_EQ(info["anomalies"]["events_after_close"], 0);
   EXPECT_EQ(info["anomalies"]["free_unknown_id"], 0);
+}
+
+TEST(Client, AFreeOnAnotherThreadNeverReachesTheServerBeforeItsAllocation) {
+  // A runtime hands buffers between threads: one allocates, another frees. Their records sit in two
+  // rings; the server counts a free it has no allocation for as an anomaly, so the order must hold even
+  // when the sender drains the freeing thread's ring right after the allocating thread's.
+  ServerProcess server;
+  Client c(options_for(server, 256));
+  ASSERT_TRUE(c.wait_for_first_attempt(std::chrono::seconds(5)));
+  constexpr int kPairs = 2;
+  constexpr std::uint64_t kBuffers = 200'000;
+  std::vector<std::thread> threads;
+  std::vector<std::unique_ptr<std::atomic<std::uint64_t>>> slots;
+  for (int p = 0; p < kPairs; ++p) slots.push_back(std::make_unique<std::atomic<std::uint64_t>>(0));
+  for (int p = 0; p < kPairs; ++p) {
+    std::atomic<std::uint64_t>& slot = *slots[static_cast<std::size_t>(p)];
+    const std::uint64_t base = static_cast<std::uint64_t>(p) << 40;
+    threads.emplace_back([&, base] {  // allocates, then hands the id over
+      for (std::uint64_t i = 1; i <= kBuffers; ++i) {
+        c.report_alloc(report(0, base + i, 64));
+        slot.store(base + i, std::memory_order_release);
+        while (slot.load(std::memory_order_acquire) != 0) std::this_thread::yield();
+      }
+    });
+    threads.emplace_back([&, base] {  // frees what it is handed
+      for (std::uint64_t i = 1; i <= kBuffers; ++i) {
+        std::uint64_t id;
+        while ((id = slot.load(std::memory_order_acquire)) == 0) std::this_thread::yield();
+        c.report_free(0, id);
+        slot.store(0, std::memory_order_release);
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  ASSERT_TRUE(c.flush(std::chrono::seconds(30)));
+  query::QueryClient q(server.socket());
+  EXPECT_EQ(q.stats()["active_allocations"], 0);
+  EXPECT_EQ(q.info()["anomalies"]["free_unknown_id"], 0);
+  EXPECT_EQ(c.counters().superseded_events, 0u);
 }
 
 TEST(Client, WithoutAServerReportsAreCheapNoOps) {

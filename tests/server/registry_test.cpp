@@ -134,17 +134,20 @@ TEST(Registry, AReusedPidIsANewProcessAndTheOldOneIsReclaimed) {
   EXPECT_EQ(r.orphans().size(), 1u);
 }
 
-TEST(Registry, FreesThatOvertakeTheirAllocationAreMatchedAndOthersCountedAtTheBarrier) {
+TEST(Registry, AStrayFreeIsCountedAtOnceAndNeverCancelsALaterAllocation) {
   Registry r;
   ProcessState& p = r.process(1, 1, 0, "p");
-  r.event(p, release(0, 5));  // from another thread's ring, drained first
-  r.event(p, alloc(0, 5, 100));
-  EXPECT_EQ(r.allocations().size(), 0u);
-  EXPECT_TRUE(r.devices().empty());  // born dead: never counted anywhere
-  r.event(p, release(0, 6));         // never allocated
-  EXPECT_EQ(r.anomalies().free_unknown_id, 0u);
-  r.barrier(p);
+  r.event(p, alloc(0, 8, 100));
+  r.event(p, release(0, 8));
+  r.event(p, release(0, 8));  // a double free
   EXPECT_EQ(r.anomalies().free_unknown_id, 1u);
+  r.event(p, alloc(0, 8, 100));  // the id again: a live buffer, counted
+  EXPECT_EQ(r.allocations().size(), 1u);
+  EXPECT_EQ(device_figures(r, 0, Slot::DRAM).bytes, 100u);
+  // Unknown frees of one id on two devices are two anomalies.
+  r.event(p, release(1, 99));
+  r.event(p, release(2, 99));
+  EXPECT_EQ(r.anomalies().free_unknown_id, 3u);
 }
 
 TEST(Registry, DuplicateIdsAreCountedNotDoubleCounted) {
