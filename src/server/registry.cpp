@@ -74,6 +74,8 @@ Anomalies& Anomalies::operator+=(const Anomalies& o) {
   snapshot_mismatch += o.snapshot_mismatch;
   limit_refused += o.limit_refused;
   device_out_of_range += o.device_out_of_range;
+  size_overflow += o.size_overflow;
+  site_limit += o.site_limit;
   return *this;
 }
 
@@ -200,7 +202,15 @@ void Registry::device_open(ProcessState& p, const proto::DeviceOpen& m) {
     return;
   }
   if (p.snapshot) {
-    p.snapshot->devices.push_back(m);
+    // One entry per device: a snapshot repeating DEVICE_OPEN cannot grow it past the device ids.
+    auto& devices = p.snapshot->devices;
+    auto same =
+        std::find_if(devices.begin(), devices.end(), [&](const auto& d) { return d.device == m.device; });
+    if (same != devices.end()) {
+      *same = m;
+    } else {
+      devices.push_back(m);
+    }
     return;
   }
   DeviceState& d = device(m.device);
@@ -239,7 +249,17 @@ void Registry::device_close(ProcessState& p, const proto::DeviceClose& m) {
 }
 
 void Registry::sites(ProcessState& p, const std::vector<proto::Site>& sites) {
-  for (const auto& s : sites) p.sites[s.id] = s.text;
+  for (const auto& s : sites) {
+    auto it = p.sites.find(s.id);
+    const std::size_t old_bytes = it == p.sites.end() ? 0 : it->second.size();
+    const bool room = it != p.sites.end() || p.sites.size() < limits_.max_sites_per_process;
+    if (!room || p.site_bytes - old_bytes + s.text.size() > limits_.max_site_bytes_per_process) {
+      ++p.anomalies.site_limit;  // events naming it show "?"
+      continue;
+    }
+    p.site_bytes = p.site_bytes - old_bytes + s.text.size();
+    p.sites[s.id] = s.text;
+  }
 }
 
 void Registry::record_leak(ProcessState& p, const AllocationRecord& r, bool swept, std::uint64_t now_ns) {
@@ -266,6 +286,14 @@ void Registry::insert_allocation(ProcessState& p, const proto::EventRecord& e) {
               p.usage[4].buffers >=
           limits_.max_live_allocations_per_process) {
     ++p.anomalies.limit_refused;
+    return;
+  }
+  // Totals are sums of sizes: refuse what would wrap them (the device's total bounds the process's on
+  // that device; the process's own total adds up its devices).
+  const auto s = static_cast<std::size_t>(slot_of(e.type, e.kind));
+  if (e.size > ~std::uint64_t{0} - device(e.device).usage[s].bytes ||
+      e.size > ~std::uint64_t{0} - p.usage[s].bytes) {
+    ++p.anomalies.size_overflow;
     return;
   }
   ProcessDevice& pd = process_device(p, e.device);
@@ -313,7 +341,14 @@ void Registry::event(ProcessState& p, const proto::EventRecord& e) {
     return;
   }
   if (p.snapshot) {
-    if (e.op == proto::EventOp::alloc) p.snapshot->allocations.push_back(e);
+    if (e.op != proto::EventOp::alloc) return;
+    ++p.snapshot->received;
+    // The per-process limit holds while the snapshot is received, not only once it ends.
+    if (p.snapshot->allocations.size() >= limits_.max_live_allocations_per_process) {
+      ++p.anomalies.limit_refused;
+      return;
+    }
+    p.snapshot->allocations.push_back(e);
     return;
   }
   ++p.events;
@@ -362,7 +397,7 @@ std::vector<HistoryEntry> Registry::recent_events(std::size_t limit) const {
 }
 
 void Registry::snapshot_begin(ProcessState& p, const proto::SnapshotBegin& m) {
-  p.snapshot = ProcessState::Snapshot{m.snapshot_id, {}, {}};
+  p.snapshot = ProcessState::Snapshot{m.snapshot_id, {}, {}, 0};
 }
 
 void Registry::drop_process_allocations(ProcessState& p) {
@@ -376,8 +411,7 @@ void Registry::snapshot_end(ProcessState& p, const proto::SnapshotEnd& m) {
   }
   ProcessState::Snapshot snap = std::move(*p.snapshot);
   p.snapshot.reset();
-  if (snap.id != m.snapshot_id || snap.allocations.size() != m.num_allocations)
-    ++p.anomalies.snapshot_mismatch;
+  if (snap.id != m.snapshot_id || snap.received != m.num_allocations) ++p.anomalies.snapshot_mismatch;
   // Replace the process's state as one step: the event loop runs nothing else in between.
   drop_process_allocations(p);
   for (auto& [id, pd] : p.devices) {

@@ -42,6 +42,8 @@ struct Anomalies {
   std::uint64_t snapshot_mismatch = 0;    ///< SNAPSHOT_END count differed from what was received
   std::uint64_t limit_refused = 0;        ///< allocations refused by the per-process limit
   std::uint64_t device_out_of_range = 0;  ///< events naming a device id above the limit (no machine has it)
+  std::uint64_t size_overflow = 0;        ///< allocations refused because a total would pass 2^64 - 1
+  std::uint64_t site_limit = 0;           ///< sites not kept: the process's site table is full
   Anomalies& operator+=(const Anomalies& o);
   std::uint64_t total() const;
 };
@@ -70,6 +72,7 @@ struct ProcessState {
   std::string name;
   bool alive = true;
   std::unordered_map<std::uint32_t, std::string> sites;
+  std::size_t site_bytes = 0;  ///< text held by `sites`
   std::map<std::uint16_t, ProcessDevice> devices;
   std::vector<ProcessDevice*> device_index;  // by device id, into `devices` (map nodes do not move)
   SlotFigures usage{};
@@ -81,6 +84,7 @@ struct ProcessState {
     std::uint64_t id = 0;
     std::vector<proto::DeviceOpen> devices;
     std::vector<proto::EventRecord> allocations;
+    std::uint64_t received = 0;  ///< allocations received, kept or refused by the limit
   };
   std::optional<Snapshot> snapshot;
 };
@@ -129,7 +133,9 @@ struct HistoryEntry {
 struct RegistryLimits {
   std::size_t max_leak_records = 10'000;
   std::size_t max_orphan_records = 1'000;
-  std::size_t max_live_allocations_per_process = 16'000'000;
+  std::size_t max_live_allocations_per_process = 16'000'000;  ///< also bounds a snapshot being received
+  std::size_t max_sites_per_process = 65'536;
+  std::size_t max_site_bytes_per_process = 8u << 20;  ///< site texts, in all
   std::uint16_t max_device_id = 4095;
   std::size_t event_history = 10'000;  ///< recent events kept for `ttmem events`; 0: none
 };

@@ -150,6 +150,22 @@ TEST(Registry, AStrayFreeIsCountedAtOnceAndNeverCancelsALaterAllocation) {
   EXPECT_EQ(r.anomalies().free_unknown_id, 3u);
 }
 
+TEST(Registry, TotalsNeverWrapAnAllocationThatWouldOverflowIsRefusedAndCounted) {
+  Registry r;
+  ProcessState& p = r.process(1, 1, 0, "p");
+  r.event(p, alloc(0, 1, 1ull << 30));
+  r.event(p, alloc(0, 2, ~0ull - (1ull << 30) + 1));  // 2^64 - 2^30: the sum would be 2^64
+  r.event(p, alloc(1, 3, 1ull << 63));
+  r.event(p, alloc(1, 4, 1ull << 63));  // the device's total would wrap
+  r.event(p, alloc(2, 5, 1ull << 63));  // each device fine, the process's DRAM total would wrap
+  EXPECT_EQ(r.anomalies().size_overflow, 3u);
+  EXPECT_EQ(device_figures(r, 0, Slot::DRAM).bytes, 1ull << 30);
+  EXPECT_EQ(device_figures(r, 0, Slot::DRAM).peak_bytes, 1ull << 30);
+  EXPECT_EQ(device_figures(r, 1, Slot::DRAM).bytes, 1ull << 63);
+  EXPECT_EQ(p.usage[0].bytes, (1ull << 30) + (1ull << 63));
+  EXPECT_EQ(r.allocations().size(), 2u);
+}
+
 TEST(Registry, DuplicateIdsAreCountedNotDoubleCounted) {
   Registry r;
   ProcessState& p = r.process(1, 1, 0, "p");
@@ -227,6 +243,42 @@ TEST(Registry, DeviceIdsOutOfRangeAreRefused) {
 
 namespace ttmem::server {
 namespace {
+
+TEST(Registry, ASnapshotThatNeverEndsIsBoundedByThePerProcessLimit) {
+  RegistryLimits limits;
+  limits.max_live_allocations_per_process = 100;
+  Registry r(limits);
+  ProcessState& p = r.process(1, 1, 0, "p");
+  r.snapshot_begin(p, {1});
+  for (std::uint64_t id = 1; id <= 10'000; ++id) r.event(p, alloc(0, id, 1));
+  for (int i = 0; i < 10'000; ++i) r.device_open(p, open_device(0));  // the same device, again and again
+  ASSERT_TRUE(p.snapshot.has_value());
+  EXPECT_EQ(p.snapshot->allocations.size(), 100u);
+  EXPECT_EQ(p.snapshot->devices.size(), 1u);
+  EXPECT_EQ(r.anomalies().limit_refused, 9'900u);
+  r.snapshot_end(p, {1, 10'000});
+  EXPECT_EQ(r.allocations().size(), 100u);
+  EXPECT_EQ(r.anomalies().snapshot_mismatch, 0u);  // the count matched what was sent
+}
+
+TEST(Registry, TheSiteTableOfAProcessIsBounded) {
+  RegistryLimits limits;
+  limits.max_sites_per_process = 10;
+  limits.max_site_bytes_per_process = 1000;
+  Registry r(limits);
+  ProcessState& p = r.process(1, 1, 0, "p");
+  std::vector<proto::Site> sites;
+  for (std::uint32_t id = 1; id <= 20; ++id) sites.push_back({id, std::string(50, 'a')});
+  r.sites(p, sites);
+  EXPECT_EQ(p.sites.size(), 10u);
+  EXPECT_EQ(r.anomalies().site_limit, 10u);
+  r.sites(p, {{1, std::string(600, 'b')}});  // replacing a text counts its new length: 550 + 600 > 1000
+  EXPECT_EQ(p.site_bytes, 500u);
+  r.sites(p, {{1, std::string(540, 'b')}});
+  EXPECT_EQ(p.site_bytes, 990u);
+  EXPECT_EQ(r.site_text(p, 1), std::string(540, 'b'));
+  EXPECT_EQ(r.site_text(p, 15), "?");
+}
 
 TEST(Registry, APerProcessLimitBoundsLiveAllocationsAndCountsTheRest) {
   RegistryLimits limits;
