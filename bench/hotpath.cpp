@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "ttmem/client.hpp"
+#include "ttmem/socket_path.hpp"
 
 namespace {
 
@@ -197,7 +198,7 @@ json bench_shm_atomics(std::size_t events, int threads, std::uint64_t overhead, 
 
 int main(int argc, char** argv) {
   CLI::App app{"ttmem-bench-hotpath: per-event cost on the application thread, ttmem vs the prior art"};
-  std::string socket = ttmem::proto::socket_path_from_env();
+  std::string socket = ttmem::client_socket_path();
   std::size_t events = 1'000'000;
   app.add_option("--socket", socket, "ttmemd's socket");
   app.add_option("-n,--events", events, "Events per approach");

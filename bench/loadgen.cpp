@@ -17,6 +17,7 @@
 
 #include "ttmem/client.hpp"
 #include "ttmem/query.hpp"
+#include "ttmem/socket_path.hpp"
 
 namespace {
 
@@ -131,7 +132,7 @@ int main(int argc, char** argv) {
   CLI::App app{
       "ttmem-loadgen: N processes x M threads reporting to ttmemd; checks totals against ground truth"};
   Config cfg;
-  cfg.socket = ttmem::proto::socket_path_from_env();
+  cfg.socket = ttmem::client_socket_path();
   app.add_option("--socket", cfg.socket, "ttmemd's socket");
   app.add_option("-p,--processes", cfg.processes, "Producer processes")->check(CLI::Range(1, 64));
   app.add_option("-t,--threads", cfg.threads, "Threads per process")->check(CLI::Range(1, 64));

@@ -20,7 +20,7 @@
 namespace ttmem::proto {
 
 inline constexpr std::uint32_t kMagic = 0x4D4D5454;  // "TTMM" in little-endian byte order
-inline constexpr std::uint16_t kProtocolVersion = 1;
+inline constexpr std::uint16_t kProtocolVersion = 2;
 inline constexpr std::size_t kFrameHeaderSize = 8;
 /// Largest payload a client may send (an EVENTS frame of 16,383 records fits).
 inline constexpr std::uint32_t kMaxRequestPayload = 1u << 20;
@@ -161,6 +161,8 @@ struct ClientStats {
   std::uint64_t reconnects = 0;
   std::uint64_t snapshots = 0;
   std::uint64_t superseded_events = 0;  ///< recorded while disconnected, replaced by a snapshot
+  std::uint64_t dropped_events = 0;     ///< not recorded: the server could not keep up (see gaps)
+  std::uint64_t gaps = 0;               ///< times the client gave up waiting and resynchronised
 };
 
 struct Query {
@@ -168,9 +170,14 @@ struct Query {
   std::string json;
 };
 
+/// QUERY_REPLY status: an answer comes whole (done) or in pages (partial ... partial, done); error ends it.
+inline constexpr std::uint8_t kReplyError = 0;
+inline constexpr std::uint8_t kReplyDone = 1;
+inline constexpr std::uint8_t kReplyPartial = 2;
+
 struct QueryReply {
   std::uint32_t query_id = 0;
-  std::uint8_t ok = 1;
+  std::uint8_t status = kReplyDone;
   std::string json;
 };
 
@@ -265,6 +272,12 @@ class FrameReader {
   /// Next complete frame; std::nullopt when more bytes are needed; DecodeError on a bad header.
   std::variant<std::nullopt_t, Frame, DecodeError> next();
   std::size_t buffered() const { return size_ - consumed_; }
+  /// Bytes still needed to complete the first buffered frame (its header first); 0 when it is complete
+  /// or nothing is buffered. A header that is already known bad needs 0.
+  std::size_t missing() const;
+  /// Frees the buffer when nothing is buffered and it holds more than `keep` bytes (idle connections
+  /// hold no grown buffer).
+  void release_if_empty(std::size_t keep);
 
  private:
   void reserve_tail(std::size_t n);
@@ -276,6 +289,10 @@ class FrameReader {
 };
 
 Decoded<FrameHeader> decode_header(std::span<const std::uint8_t> bytes, std::uint32_t max_payload);
+/// The next complete frame at the front of `bytes`, which is advanced past it: frames parsed in place
+/// from a caller's buffer. std::nullopt (bytes unchanged) when the frame is incomplete.
+std::variant<std::nullopt_t, Frame, DecodeError> next_frame(std::span<const std::uint8_t>& bytes,
+                                                            std::uint32_t max_payload);
 Decoded<Hello> decode_hello(std::span<const std::uint8_t> payload);
 Decoded<HelloAck> decode_hello_ack(std::span<const std::uint8_t> payload);
 Decoded<DeviceOpen> decode_device_open(std::span<const std::uint8_t> payload);
@@ -297,11 +314,6 @@ Decoded<Query> decode_query(std::span<const std::uint8_t> payload);
 Decoded<QueryReply> decode_query_reply(std::span<const std::uint8_t> payload);
 Decoded<ErrorMessage> decode_error(std::span<const std::uint8_t> payload);
 Decoded<EventNotify> decode_event_notify(std::span<const std::uint8_t> payload);
-
-/// Where ttmemd listens and clients connect unless told otherwise.
-inline constexpr const char* kDefaultSocketPath = "/tmp/ttmemd.sock";
-/// $TTMEM_SOCKET when set and not empty, else kDefaultSocketPath.
-std::string socket_path_from_env();
 
 /// "0.1.0" for a packed version.
 std::string version_string(std::uint32_t packed);

@@ -3,12 +3,14 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <stdexcept>
 #include <string>
 
 #include "ttmem/protocol.hpp"
+#include "ttmem/socket_path.hpp"
 
 namespace ttmem::query {
 
@@ -26,8 +28,9 @@ class QueryError : public std::runtime_error {
 
 class QueryClient {
  public:
-  /// Connects and says hello as a tool. Throws ConnectError.
-  explicit QueryClient(const std::string& socket_path = proto::socket_path_from_env(),
+  /// Connects and says hello as a tool. Throws ConnectError (also when the server runs as a user this
+  /// process does not trust: see ttmem/socket_path.hpp).
+  explicit QueryClient(const std::string& socket_path = client_socket_path(),
                        std::chrono::milliseconds timeout = std::chrono::seconds(5));
   ~QueryClient();
   QueryClient(const QueryClient&) = delete;
@@ -35,8 +38,12 @@ class QueryClient {
   QueryClient(QueryClient&& other) noexcept;
   QueryClient& operator=(QueryClient&&) = delete;
 
-  /// Sends {"type": ..., ...} and returns the answer. Throws QueryError.
+  /// Sends {"type": ..., ...} and returns the answer (the pages of a paged answer joined). Throws
+  /// QueryError.
   nlohmann::json query(const nlohmann::json& request);
+  /// Sends a query and hands each page of the answer to `on_page` as it arrives (an answer that is not
+  /// paged is one page): a caller that keeps less than the whole answer needs less memory.
+  void query_pages(const nlohmann::json& request, const std::function<void(nlohmann::json page)>& on_page);
   nlohmann::json stats() { return query({{"type", "stats"}}); }
   nlohmann::json leaks() { return query({{"type", "leaks"}}); }
   nlohmann::json devices() { return query({{"type", "devices"}}); }

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "ring.hpp"
+#include "ttmem/socket_path.hpp"
 
 namespace ttmem::client {
 
@@ -69,7 +70,7 @@ std::string own_process_name() {
 
 Options Options::from_environment() {
   Options o;
-  o.socket_path = proto::socket_path_from_env();
+  o.socket_path = client_socket_path();
   o.enabled = !env_off("TTMEM_TRACKING") && !env_off("TT_ALLOC_TRACKING_ENABLED");
   if (const char* n = std::getenv("TTMEM_RING_EVENTS")) {
     const unsigned long v = std::strtoul(n, nullptr, 10);
@@ -382,6 +383,16 @@ struct Client::Impl {
           "this)");
       return false;
     }
+    ucred server{};
+    socklen_t len = sizeof server;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &server, &len) == 0 && !trusted_server_uid(server.uid)) {
+      // Someone else listens on the path: tell nothing of this process's allocations to a squatter.
+      ::close(fd);
+      fd = -1;
+      std::fprintf(stderr, "ttmem: %s\n", untrusted_server_message(options.socket_path, server.uid).c_str());
+      permanent_failure = true;
+      return false;
+    }
     proto::Hello hello;
     hello.role = proto::Role::tracked_process;
     hello.client_version = kClientVersion;
@@ -636,7 +647,7 @@ Client& Client::instance() {
 }
 
 Client::Client(Options options) {
-  if (options.socket_path.empty()) options.socket_path = proto::socket_path_from_env();
+  if (options.socket_path.empty()) options.socket_path = client_socket_path();
   if (options.ring_events < 64 || (options.ring_events & (options.ring_events - 1)) != 0)
     options.ring_events = 8192;
   enabled_ = options.enabled;

@@ -20,7 +20,7 @@ constexpr std::size_t kDeviceCloseSize = 2 + 1 + 1;
 constexpr std::size_t kSnapshotBeginSize = 8;
 constexpr std::size_t kSnapshotEndSize = 16;
 constexpr std::size_t kBarrierSize = 8;
-constexpr std::size_t kClientStatsSize = 7 * 8;
+constexpr std::size_t kClientStatsSize = 9 * 8;
 static_assert(kHelloFixed == 17);
 static_assert(kHelloAckSize == 24);
 static_assert(kDeviceOpenSize == 68);
@@ -218,11 +218,6 @@ std::string_view to_string(ErrorCode code) {
   return "?";
 }
 
-std::string socket_path_from_env() {
-  const char* env = std::getenv("TTMEM_SOCKET");
-  return env && *env ? std::string(env) : std::string(kDefaultSocketPath);
-}
-
 std::string version_string(std::uint32_t packed) {
   return format_text("{}.{}.{}", packed >> 16, (packed >> 8) & 0xff, packed & 0xff);
 }
@@ -366,7 +361,8 @@ void encode(std::vector<std::uint8_t>& out, const Barrier& m, MessageType type) 
 void encode(std::vector<std::uint8_t>& out, const ClientStats& m) {
   const std::size_t at = begin_frame(out, static_cast<std::uint16_t>(MessageType::client_stats));
   WireWriter w(out);
-  for (auto v : {m.events, m.bytes, m.batches, m.stall_ns, m.reconnects, m.snapshots, m.superseded_events})
+  for (auto v : {m.events, m.bytes, m.batches, m.stall_ns, m.reconnects, m.snapshots, m.superseded_events,
+                 m.dropped_events, m.gaps})
     w.u64(v);
   finish_frame(out, at);
 }
@@ -376,7 +372,7 @@ void encode(std::vector<std::uint8_t>& out, const Query& m) {
 }
 
 void encode(std::vector<std::uint8_t>& out, const QueryReply& m) {
-  encode_string_frame(out, MessageType::query_reply, m.query_id, true, m.json, m.ok);
+  encode_string_frame(out, MessageType::query_reply, m.query_id, true, m.json, m.status);
 }
 
 void encode(std::vector<std::uint8_t>& out, const ErrorMessage& m) {
@@ -438,15 +434,40 @@ std::span<std::uint8_t> FrameReader::prepare(std::size_t n) {
   return {data_.get() + size_, n};
 }
 
-std::variant<std::nullopt_t, Frame, DecodeError> FrameReader::next() {
-  const std::span<const std::uint8_t> pending(data_.get() + consumed_, size_ - consumed_);
-  if (pending.size() < kFrameHeaderSize) return std::nullopt;
-  auto header = decode_header(pending.first(kFrameHeaderSize), max_payload_);
+std::variant<std::nullopt_t, Frame, DecodeError> next_frame(std::span<const std::uint8_t>& bytes,
+                                                            std::uint32_t max_payload) {
+  if (bytes.size() < kFrameHeaderSize) return std::nullopt;
+  auto header = decode_header(bytes.first(kFrameHeaderSize), max_payload);
   if (auto* e = std::get_if<DecodeError>(&header)) return *e;
   const FrameHeader h = std::get<FrameHeader>(header);
-  if (pending.size() < kFrameHeaderSize + h.length) return std::nullopt;
-  consumed_ += kFrameHeaderSize + h.length;
-  return Frame{h.type, pending.subspan(kFrameHeaderSize, h.length)};
+  if (bytes.size() - kFrameHeaderSize < h.length) return std::nullopt;
+  const Frame frame{h.type, bytes.subspan(kFrameHeaderSize, h.length)};
+  bytes = bytes.subspan(kFrameHeaderSize + h.length);
+  return frame;
+}
+
+std::variant<std::nullopt_t, Frame, DecodeError> FrameReader::next() {
+  std::span<const std::uint8_t> pending(data_.get() + consumed_, size_ - consumed_);
+  const std::size_t before = pending.size();
+  auto next = next_frame(pending, max_payload_);
+  consumed_ += before - pending.size();
+  return next;
+}
+
+std::size_t FrameReader::missing() const {
+  const std::size_t have = size_ - consumed_;
+  if (have == 0) return 0;
+  if (have < kFrameHeaderSize) return kFrameHeaderSize - have;
+  auto header = decode_header({data_.get() + consumed_, kFrameHeaderSize}, max_payload_);
+  if (!ok(header)) return 0;
+  const std::size_t whole = kFrameHeaderSize + std::get<FrameHeader>(header).length;
+  return have >= whole ? 0 : whole - have;
+}
+
+void FrameReader::release_if_empty(std::size_t keep) {
+  if (size_ != consumed_ || capacity_ <= keep) return;
+  data_.reset();
+  capacity_ = size_ = consumed_ = 0;
 }
 
 Decoded<Hello> decode_hello(std::span<const std::uint8_t> p) {
@@ -651,8 +672,8 @@ Decoded<ClientStats> decode_client_stats(std::span<const std::uint8_t> p) {
   if (auto e = exact_size("CLIENT_STATS", p, kClientStatsSize)) return *e;
   ClientStats m;
   WireReader r(p);
-  for (auto* v :
-       {&m.events, &m.bytes, &m.batches, &m.stall_ns, &m.reconnects, &m.snapshots, &m.superseded_events}) {
+  for (auto* v : {&m.events, &m.bytes, &m.batches, &m.stall_ns, &m.reconnects, &m.snapshots,
+                  &m.superseded_events, &m.dropped_events, &m.gaps}) {
     r.u64(*v);
   }
   return m;
@@ -669,8 +690,8 @@ Decoded<Query> decode_query(std::span<const std::uint8_t> p) {
 Decoded<QueryReply> decode_query_reply(std::span<const std::uint8_t> p) {
   WireReader r(p);
   QueryReply m;
-  if (!r.u32(m.query_id) || !r.u8(m.ok)) return malformed("truncated QUERY_REPLY message");
-  if (m.ok > 1) return malformed(format_text("QUERY_REPLY status {} is unknown", m.ok));
+  if (!r.u32(m.query_id) || !r.u8(m.status)) return malformed("truncated QUERY_REPLY message");
+  if (m.status > kReplyPartial) return malformed(format_text("QUERY_REPLY status {} is unknown", m.status));
   r.bytes(m.json, r.remaining());
   return m;
 }

@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "ttmem/query.hpp"
+#include "ttmem/reply_pages.hpp"
 
 namespace ttmem::query {
 
@@ -38,6 +39,13 @@ QueryClient::QueryClient(const std::string& socket_path, std::chrono::millisecon
     if (fd_ >= 0) ::close(fd_);
     fd_ = -1;
     throw ConnectError(unreachable_message(socket_path, why));
+  }
+  ucred server{};
+  socklen_t len = sizeof server;
+  if (getsockopt(fd_, SOL_SOCKET, SO_PEERCRED, &server, &len) == 0 && !trusted_server_uid(server.uid)) {
+    ::close(fd_);
+    fd_ = -1;
+    throw ConnectError("ttmem: " + untrusted_server_message(socket_path, server.uid));
   }
   proto::Hello hello;
   hello.role = proto::Role::tool;
@@ -123,7 +131,8 @@ proto::Frame QueryClient::read_frame(std::chrono::milliseconds timeout, bool* ti
   }
 }
 
-nlohmann::json QueryClient::query(const nlohmann::json& request) {
+void QueryClient::query_pages(const nlohmann::json& request,
+                              const std::function<void(nlohmann::json page)>& on_page) {
   proto::Query q;
   q.query_id = next_id_++;
   q.json = request.dump();
@@ -144,11 +153,18 @@ nlohmann::json QueryClient::query(const nlohmann::json& request) {
       throw QueryError("unexpected reply from ttmemd");
     const proto::QueryReply& r = std::get<proto::QueryReply>(reply);
     if (r.query_id != q.query_id) continue;
-    nlohmann::json answer = nlohmann::json::parse(r.json, nullptr, false);
-    if (answer.is_discarded()) throw QueryError("ttmemd sent a reply that is not JSON");
-    if (!r.ok) throw QueryError(answer.value("error", std::string("query failed")));
-    return answer;
+    nlohmann::json page = nlohmann::json::parse(r.json, nullptr, false);
+    if (page.is_discarded()) throw QueryError("ttmemd sent a reply that is not JSON");
+    if (r.status == proto::kReplyError) throw QueryError(page.value("error", std::string("query failed")));
+    on_page(std::move(page));
+    if (r.status == proto::kReplyDone) return;
   }
+}
+
+nlohmann::json QueryClient::query(const nlohmann::json& request) {
+  nlohmann::json answer = nlohmann::json::object();
+  query_pages(request, [&](nlohmann::json page) { join_page(answer, std::move(page)); });
+  return answer;
 }
 
 void QueryClient::subscribe() {

@@ -3,6 +3,7 @@
 
 #include <sys/epoll.h>
 #include <sys/timerfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -14,6 +15,20 @@ namespace ttmem::server {
 namespace {
 [[noreturn]] void fail(const char* what) {
   throw std::system_error(errno, std::generic_category(), what);
+}
+
+std::uint64_t now_ns() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000ull + static_cast<std::uint64_t>(ts.tv_nsec);
+}
+
+timespec ms(std::uint32_t v) {
+  timespec t{};
+  t.tv_sec = v / 1000;
+  t.tv_nsec = static_cast<long>(v % 1000) * 1'000'000;
+  if (v == 0) t.tv_nsec = 1;  // 0 would disarm
+  return t;
 }
 }  // namespace
 
@@ -46,30 +61,69 @@ void EventLoop::remove(int fd) {
   handlers_.erase(fd);
 }
 
-int EventLoop::add_timer(std::uint32_t interval_ms, std::function<void()> tick) {
+EventLoop::Timer EventLoop::add_timer(std::function<void()> tick) {
   const int fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
   if (fd < 0) fail("timerfd_create");
+  try {
+    add(fd, EPOLLIN, [fd, tick = std::move(tick)](std::uint32_t) {
+      std::uint64_t expirations = 0;
+      if (read(fd, &expirations, sizeof expirations) == sizeof expirations) tick();
+    });
+  } catch (...) {
+    close(fd);
+    throw;
+  }
+  Timer t;
+  t.loop_ = this;
+  t.fd_ = fd;
+  return t;
+}
+
+EventLoop::Timer& EventLoop::Timer::operator=(Timer&& other) noexcept {
+  if (this != &other) {
+    this->~Timer();
+    loop_ = other.loop_;
+    fd_ = other.fd_;
+    other.fd_ = -1;
+  }
+  return *this;
+}
+
+EventLoop::Timer::~Timer() {
+  if (fd_ < 0) return;
+  loop_->remove(fd_);
+  close(fd_);
+  fd_ = -1;
+}
+
+void EventLoop::Timer::arm(std::uint32_t interval_ms) {
   itimerspec spec{};
-  spec.it_interval.tv_sec = interval_ms / 1000;
-  spec.it_interval.tv_nsec = static_cast<long>(interval_ms % 1000) * 1'000'000;
+  spec.it_interval = ms(interval_ms);
   spec.it_value = spec.it_interval;
-  if (timerfd_settime(fd, 0, &spec, nullptr) < 0) fail("timerfd_settime");
-  add(fd, EPOLLIN, [fd, tick = std::move(tick)](std::uint32_t) {
-    std::uint64_t expirations = 0;
-    if (read(fd, &expirations, sizeof expirations) == sizeof expirations) tick();
-  });
-  return fd;
+  timerfd_settime(fd_, 0, &spec, nullptr);
+}
+
+void EventLoop::Timer::arm_once(std::uint32_t delay_ms) {
+  itimerspec spec{};
+  spec.it_value = ms(delay_ms);
+  timerfd_settime(fd_, 0, &spec, nullptr);
+}
+
+void EventLoop::Timer::disarm() {
+  itimerspec spec{};
+  timerfd_settime(fd_, 0, &spec, nullptr);
 }
 
 void EventLoop::run() {
   running_ = true;
   epoll_event events[128];
   while (running_) {
-    const int n = epoll_wait(epoll_fd_, events, 128, -1);
+    const int n = epoll_wait(epoll_fd_, events, 128, more_background_ ? 0 : -1);
     if (n < 0) {
       if (errno == EINTR) continue;
       fail("epoll_wait");
     }
+    const std::uint64_t woke = now_ns();
     for (int i = 0; i < n; ++i) {
       // A handler may remove itself or others; keep it alive while it runs and skip removed ones.
       auto it = handlers_.find(events[i].data.fd);
@@ -77,6 +131,9 @@ void EventLoop::run() {
       std::shared_ptr<Handler> handler = it->second;
       (*handler)(events[i].events);
     }
+    more_background_ = background_ && running_ && background_();
+    const std::uint64_t busy = now_ns() - woke;
+    if (busy > longest_busy_ns_) longest_busy_ns_ = busy;
   }
 }
 

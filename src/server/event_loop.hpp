@@ -1,5 +1,6 @@
-// The server's single event loop: epoll over non-blocking descriptors, each with a callback. The only file
-// that touches epoll. Callbacks run on the loop's thread, one at a time.
+// The server's single event loop: epoll over non-blocking descriptors, each with a callback, timers, and
+// deferred work that runs in bounded slices between batches of events. The only file that touches epoll.
+// Callbacks run on the loop's thread, one at a time.
 #pragma once
 
 #include <cstdint>
@@ -23,17 +24,48 @@ class EventLoop {
   void modify(int fd, std::uint32_t events);
   /// Stops watching fd (it is not closed). Safe to call from inside fd's own handler.
   void remove(int fd);
-  /// Calls `tick` every interval_ms on the loop; returns the timer's descriptor.
-  int add_timer(std::uint32_t interval_ms, std::function<void()> tick);
+
+  /// A timer made once (its descriptor reserved up front) and armed or disarmed at will.
+  class Timer {
+   public:
+    Timer() = default;
+    Timer(Timer&& other) noexcept : fd_(other.fd_) { other.fd_ = -1; }
+    Timer& operator=(Timer&& other) noexcept;
+    ~Timer();
+    /// Fires every interval_ms from now.
+    void arm(std::uint32_t interval_ms);
+    /// Fires once, after delay_ms.
+    void arm_once(std::uint32_t delay_ms);
+    void disarm();
+
+   private:
+    friend class EventLoop;
+    EventLoop* loop_ = nullptr;
+    int fd_ = -1;
+  };
+  /// Throws std::system_error when no timer can be made.
+  Timer add_timer(std::function<void()> tick);
+
+  /// Called after each batch of events while it returns true ("more to do"); the loop does not block
+  /// while it has more to do. Each call should do a bounded slice of work.
+  void set_background(std::function<bool()> work) { background_ = std::move(work); }
 
   /// Runs until stop(). Returns after the current batch of events is handled.
   void run();
   void stop() { running_ = false; }
 
+  /// The longest stretch the loop spent between two waits (handlers and background work), in ns, since
+  /// the last reset.
+  std::uint64_t longest_busy_ns() const { return longest_busy_ns_; }
+  void reset_longest_busy() { longest_busy_ns_ = 0; }
+
  private:
   int epoll_fd_;
   bool running_ = false;
+  bool more_background_ = false;
+  std::function<bool()> background_;
   std::unordered_map<int, std::shared_ptr<Handler>> handlers_;
+  std::uint64_t longest_busy_ns_ = 0;
 };
 
 }  // namespace ttmem::server

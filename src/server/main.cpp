@@ -1,6 +1,7 @@
 // ttmemd: the ttmem allocation server.
 #include <grp.h>
 #include <spdlog/spdlog.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -8,23 +9,37 @@
 #include <iostream>
 
 #include "server.hpp"
+#include "ttmem/socket_path.hpp"
 
 int main(int argc, char** argv) {
   CLI::App app{
       "ttmemd: the ttmem allocation server. Processes using Tenstorrent devices report their allocations "
       "here; `ttmem` queries it."};
   ttmem::server::ServerOptions options;
-  options.socket_path = ttmem::proto::socket_path_from_env();
+  options.socket_path = ttmem::server_socket_path();
   std::string group;
   std::string log_level = "info";
   app.add_option("-s,--socket", options.socket_path,
-                 "Unix socket to listen on ($TTMEM_SOCKET, default /tmp/ttmemd.sock)");
+                 "Unix socket to listen on ($TTMEM_SOCKET; default /run/ttmem/ttmemd.sock as root, else "
+                 "$XDG_RUNTIME_DIR/ttmemd.sock)");
   app.add_option("-g,--group", group, "Group (name or id) given access to the socket (mode 0660)");
   app.add_flag("-v,--verbose", options.verbose, "Log every allocation and release");
   app.add_option("--stats-interval", options.stats_interval_s,
                  "Log per-device statistics every SEC seconds (0: off)");
   app.add_option("--max-connections", options.max_connections, "Connections served at once")
+      ->check(CLI::Range(2, 1 << 20));
+  app.add_option("--tool-slots", options.tool_slots,
+                 "Connections kept for tools (ttmem, queries) that tracked processes cannot take")
       ->check(CLI::Range(1, 1 << 20));
+  app.add_option("--max-handshakes", options.max_handshakes,
+                 "Connections that have not said HELLO yet; past this the oldest is closed")
+      ->check(CLI::Range(1, 1 << 20));
+  app.add_option("--handshake-timeout-ms", options.handshake_timeout_ms,
+                 "A connection that says no HELLO within this time is closed")
+      ->check(CLI::Range(10, 3'600'000));
+  app.add_option("--write-timeout-ms", options.write_timeout_ms,
+                 "A client that reads none of its pending replies for this long is cut off")
+      ->check(CLI::Range(10, 86'400'000));
   app.add_option("--max-live-per-process", options.limits.max_live_allocations_per_process,
                  "Live allocations tracked per process; more are refused and counted");
   int ready_fd = -1;
@@ -42,6 +57,17 @@ int main(int argc, char** argv) {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? 0 : 2;
+  }
+  if (options.tool_slots >= options.max_connections) {
+    std::cerr << "ttmemd: --tool-slots (" << options.tool_slots << ") must be below --max-connections ("
+              << options.max_connections << ")\n";
+    return 2;
+  }
+  // Every connection costs a descriptor and a tracked process a pidfd: take what the hard limit allows.
+  rlimit files{};
+  if (getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
+    files.rlim_cur = files.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &files);
   }
   spdlog::set_level(spdlog::level::from_str(log_level));
   spdlog::set_pattern("%Y-%m-%d %H:%M:%S.%e [%^%l%$] %v");

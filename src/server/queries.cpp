@@ -106,48 +106,6 @@ json stats_json(const Registry& registry) {
       {"devices", devices}, {"processes", processes}, {"active_allocations", registry.allocations().size()}};
 }
 
-json buffers_json(const Registry& registry, const BufferFilter& f) {
-  std::vector<const AllocationRecord*> rows;
-  std::optional<std::uint32_t> slot;
-  if (f.pid) {
-    for (const auto& [s, p] : registry.processes()) {
-      if (p.pid == *f.pid) slot = s;
-    }
-    if (!slot) return {{"buffers", json::array()}, {"total", 0}};
-  }
-  registry.allocations().for_each([&](const AllocationRecord& r) {
-    if (slot && r.process != *slot) return;
-    if (f.device && r.device != *f.device) return;
-    if (f.type && r.type != static_cast<std::uint8_t>(*f.type)) return;
-    if (f.kind && r.kind() != *f.kind) return;
-    rows.push_back(&r);
-  });
-  const std::size_t total = rows.size();
-  const std::size_t n = std::min(total, f.limit.value_or(total));
-  std::partial_sort(rows.begin(), rows.begin() + static_cast<std::ptrdiff_t>(n), rows.end(),
-                    [](const AllocationRecord* a, const AllocationRecord* b) {
-                      return a->size != b->size ? a->size > b->size : a->id < b->id;
-                    });
-  const std::uint64_t now = monotonic_ns();
-  json out = json::array();
-  for (std::size_t i = 0; i < n; ++i) {
-    const AllocationRecord& r = *rows[i];
-    const ProcessState* p = registry.process_by_slot(r.process);
-    out.push_back({{"pid", p ? p->pid : 0},
-                   {"name", p ? p->name : ""},
-                   {"device", r.device},
-                   {"type", proto::to_string(static_cast<proto::BufferType>(r.type))},
-                   {"kind", proto::to_string(r.kind())},
-                   {"id", r.id},
-                   {"size", r.size},
-                   {"address", r.address},
-                   {"site", p ? std::string(registry.site_text(*p, r.site)) : ""},
-                   {"internal", r.internal()},
-                   {"age_ms", r.age_ms(now)}});
-  }
-  return {{"buffers", out}, {"total", total}};
-}
-
 json leak_json(const LeakRecord& l) {
   return {{"pid", l.pid},
           {"name", l.process_name},
@@ -171,14 +129,6 @@ json orphan_json(const OrphanRecord& o) {
   }
   return {{"pid", o.pid},           {"name", o.process_name},     {"time_ns", o.time_ns}, {"held", held},
           {"bytes", o.total_bytes}, {"buffers", o.total_buffers}, {"messages", o.lines()}};
-}
-
-json leaks_json(const Registry& registry) {
-  json leaks = json::array();
-  for (const auto& l : registry.leaks()) leaks.push_back(leak_json(l));
-  json orphans = json::array();
-  for (const auto& o : registry.orphans()) orphans.push_back(orphan_json(o));
-  return {{"leaks", leaks}, {"orphans", orphans}};
 }
 
 json devices_json(const Registry& registry) {
@@ -241,15 +191,11 @@ json event_json(const AppliedEvent& a) {
   return j;
 }
 
-json history_json(const Registry& registry, std::size_t limit) {
-  json out = json::array();
-  for (const HistoryEntry& h : registry.recent_events(limit)) {
-    json j = record_json(h.event, h.pid, registry.process_name(h.process_slot),
-                         registry.site_text(h.process_slot, h.event.site));
-    j["time_ns"] = h.time_ns;
-    out.push_back(std::move(j));
-  }
-  return {{"events", out}};
+json history_entry_json(const Registry& registry, const HistoryEntry& h) {
+  json j = record_json(h.event, h.pid, registry.process_name(h.process_slot),
+                       registry.site_text(h.process_slot, h.event.site));
+  j["time_ns"] = h.time_ns;
+  return j;
 }
 
 }  // namespace ttmem::server

@@ -1,4 +1,5 @@
-// JSON answers to tool queries, built from the registry (schemas: docs/protocol.md, "Queries").
+// JSON answers to tool queries, built from the registry (schemas: docs/protocol.md, "Queries"); the
+// large ones are answered in pages (query_pages.hpp).
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -20,14 +21,12 @@ struct BufferFilter {
 BufferFilter parse_buffer_filter(const nlohmann::json& query);
 
 nlohmann::json stats_json(const Registry& registry);
-nlohmann::json buffers_json(const Registry& registry, const BufferFilter& filter);
-nlohmann::json leaks_json(const Registry& registry);
 nlohmann::json devices_json(const Registry& registry);
 nlohmann::json leak_json(const LeakRecord& leak);
 nlohmann::json orphan_json(const OrphanRecord& orphan);
 nlohmann::json event_json(const AppliedEvent& event);
-/// {"events": [...]} — the newest `limit` events, oldest first, each as event_json plus "time_ns".
-nlohmann::json history_json(const Registry& registry, std::size_t limit);
+/// One entry of the event history: as event_json, with the time it was applied.
+nlohmann::json history_entry_json(const Registry& registry, const HistoryEntry& entry);
 std::string_view arch_name(std::uint8_t arch);
 
 /// Serialises an answer for the wire. Strings from clients (sites, names, query text) may hold invalid

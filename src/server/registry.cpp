@@ -103,6 +103,12 @@ ProcessState& Registry::process(pid_t pid, std::uint64_t start_time, uid_t uid, 
     // The pid was reused: the process we knew is gone even if we missed its death.
     process_died(existing);
   }
+  ProcessState& p = new_process(pid, start_time, uid, name);
+  slot_of_pid_[pid] = p.slot;
+  return p;
+}
+
+ProcessState& Registry::new_process(pid_t pid, std::uint64_t start_time, uid_t uid, const std::string& name) {
   const std::uint32_t slot = next_slot_++;
   ProcessState& p = processes_[slot];
   p.slot = slot;
@@ -110,12 +116,23 @@ ProcessState& Registry::process(pid_t pid, std::uint64_t start_time, uid_t uid, 
   p.start_time = start_time;
   p.uid = uid;
   p.name = name;
+  p.alive = true;
   p.first_seen_ns = monotonic_ns();
-  slot_of_pid_[pid] = slot;
+  return p;
+}
+
+ProcessState& Registry::detached_process(pid_t pid, uid_t uid) {
+  ProcessState& p = new_process(pid, 0, uid, "?");
+  p.alive = false;
   return p;
 }
 
 ProcessState* Registry::find_process(pid_t pid) {
+  auto it = slot_of_pid_.find(pid);
+  return it == slot_of_pid_.end() ? nullptr : &processes_.at(it->second);
+}
+
+const ProcessState* Registry::find_process(pid_t pid) const {
   auto it = slot_of_pid_.find(pid);
   return it == slot_of_pid_.end() ? nullptr : &processes_.at(it->second);
 }
@@ -276,6 +293,7 @@ void Registry::record_leak(ProcessState& p, const AllocationRecord& r, bool swep
   leak.age_ns = r.age_ms(now_ns) * 1'000'000;
   leak.time_ns = realtime_ns();
   leak.swept_by_close = swept;
+  leak.seq = ++leak_seq_;
   if (on_leak) on_leak(leak);
   push_bounded(leaks_, std::move(leak), limits_.max_leak_records);
 }
@@ -434,6 +452,7 @@ OrphanRecord Registry::process_died(ProcessState& p) {
       orphan.total_buffers += pd.usage[s].buffers;
     }
   }
+  orphan.seq = orphan.held.empty() ? 0 : ++orphan_seq_;
   drop_process_allocations(p);
   for (auto& [dev, pd] : p.devices) {
     if (pd.group != AllocationTable::kNoGroup) table_.release_group(pd.group);
@@ -446,7 +465,8 @@ OrphanRecord Registry::process_died(ProcessState& p) {
     constexpr std::size_t kRetiredProcesses = 256;
     while (retired_.size() > kRetiredProcesses) retired_.erase(retired_.begin());  // oldest slot
   }
-  slot_of_pid_.erase(p.pid);
+  if (auto it = slot_of_pid_.find(p.pid); it != slot_of_pid_.end() && it->second == p.slot)
+    slot_of_pid_.erase(it);
   processes_.erase(p.slot);  // p is gone from here on
   return orphan;
 }

@@ -90,6 +90,7 @@ struct ProcessState {
 };
 
 struct LeakRecord {
+  std::uint64_t seq = 0;  ///< 1, 2, ... in the order recorded
   pid_t pid = 0;
   std::string process_name;
   std::uint16_t device = 0;
@@ -105,6 +106,7 @@ struct LeakRecord {
 };
 
 struct OrphanRecord {
+  std::uint64_t seq = 0;  ///< 1, 2, ... in the order recorded
   pid_t pid = 0;
   std::string process_name;
   std::uint64_t time_ns = 0;  ///< CLOCK_REALTIME
@@ -153,7 +155,12 @@ class Registry {
 
   /// The process with this pid; a different start time means the old process died (it is reclaimed).
   ProcessState& process(pid_t pid, std::uint64_t start_time, uid_t uid, const std::string& name);
+  ProcessState& new_process(pid_t pid, std::uint64_t start_time, uid_t uid, const std::string& name);
   ProcessState* find_process(pid_t pid);
+  const ProcessState* find_process(pid_t pid) const;
+  /// A process known only by what its connection carried: it had exited before it could be identified.
+  /// It is never found by pid (a live process may have that pid now) and is reclaimed like any other.
+  ProcessState& detached_process(pid_t pid, uid_t uid);
 
   void device_open(ProcessState& p, const proto::DeviceOpen& m);
   void device_close(ProcessState& p, const proto::DeviceClose& m);
@@ -171,8 +178,8 @@ class Registry {
   const AllocationTable& allocations() const { return table_; }
   const std::map<std::uint16_t, DeviceState>& devices() const { return devices_; }
   const std::map<std::uint32_t, ProcessState>& processes() const { return processes_; }
-  const std::deque<LeakRecord>& leaks() const { return leaks_; }        ///< newest first
-  const std::deque<OrphanRecord>& orphans() const { return orphans_; }  ///< newest first
+  const std::deque<LeakRecord>& leaks() const { return leaks_; }        ///< newest first, seq descending
+  const std::deque<OrphanRecord>& orphans() const { return orphans_; }  ///< newest first, seq descending
   Anomalies anomalies() const;
   std::uint64_t events_applied() const { return events_applied_; }
   /// The newest `limit` events of the history, oldest first.
@@ -213,6 +220,8 @@ class Registry {
   std::uint32_t next_slot_ = 1;
   std::deque<LeakRecord> leaks_;
   std::deque<OrphanRecord> orphans_;
+  std::uint64_t leak_seq_ = 0;
+  std::uint64_t orphan_seq_ = 0;
   Anomalies retired_anomalies_;  // of processes that are gone
   // Names and site tables of recently dead processes, so the event history can still name them.
   struct Retired {

@@ -1,59 +1,37 @@
 // ttmemd's connection handling and event dispatch; see server.hpp.
 #include "server.hpp"
 
-#include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <stdexcept>
 
-#include "process_info.hpp"
 #include "queries.hpp"
+#include "ttmem/reply_pages.hpp"
 
 namespace ttmem::server {
 
 using nlohmann::json;
 
-struct Server::Connection {
-  int fd = -1;
-  std::uint64_t id = 0;
-  pid_t pid = 0;
-  uid_t uid = 0;
-  bool greeted = false;
-  proto::Role role = proto::Role::tool;
-  std::uint32_t process_slot = 0;  // registry slot; 0 until a tracked process says hello
-  std::string name;
-  proto::FrameReader reader{proto::kMaxRequestPayload};
-  std::vector<std::uint8_t> out;
-  std::size_t out_offset = 0;
-  bool want_write = false;
-  bool closing = false;  // close once `out` is flushed
-  bool subscriber = false;
-  std::uint64_t dropped_notifications = 0;
-  std::uint64_t frames = 0;
-  std::uint64_t events = 0;
-  std::uint64_t events_at_last_tick = 0;
-  double events_per_second = 0;
-  std::uint64_t connected_ns = 0;
-};
-
 namespace {
 
-std::string errno_text() {
-  return std::strerror(errno);
-}
-
-std::uint64_t pending(const std::vector<std::uint8_t>& out, std::size_t offset) {
-  return out.size() - offset;
-}
+constexpr std::size_t kScratchBytes = 256 * 1024;
+/// Read per wake-up from one connection, so one busy client cannot hold up the others for long.
+constexpr std::size_t kReadBudget = 1u << 20;
+/// A connection's read buffer is given back once empty if it grew past this.
+constexpr std::size_t kKeepReadBuffer = 64 * 1024;
+/// A paged query waits while its connection has this much unread output.
+constexpr std::size_t kPagedWatermark = 256 * 1024;
+/// Time given to paged queries after each batch of events.
+constexpr std::uint64_t kPagedSliceNs = 1'000'000;
 
 std::string human_bytes(std::uint64_t b) {
   const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
@@ -66,60 +44,76 @@ std::string human_bytes(std::uint64_t b) {
   return u == 0 ? fmt::format("{} B", b) : fmt::format("{:.1f} {}", v, units[u]);
 }
 
-}  // namespace
-
-int listen_on_socket(const ServerOptions& options) {
-  const std::string& path = options.socket_path;
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  if (path.empty() || path.size() >= sizeof addr.sun_path) {
-    throw std::runtime_error(
-        fmt::format("socket path '{}' is empty or longer than {} bytes; pick a shorter --socket", path,
-                    sizeof addr.sun_path - 1));
-  }
-  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
-  struct stat st {};
-  if (lstat(path.c_str(), &st) == 0) {
-    if (!S_ISSOCK(st.st_mode)) {
-      throw std::runtime_error(
-          fmt::format("{} exists and is not a socket; remove it or pick another --socket", path));
-    }
-    const int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    const bool live = connect(probe, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
-    close(probe);
-    if (live) {
-      throw std::runtime_error(
-          fmt::format("a ttmemd is already listening on {}; stop it first or pick another --socket", path));
-    }
-    spdlog::info("replacing stale socket file {}", path);
-    unlink(path.c_str());
-  }
-  const int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) throw std::runtime_error("socket: " + errno_text());
-  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0) {
-    const std::string why = errno_text();
-    close(fd);
-    throw std::runtime_error(fmt::format("cannot bind {}: {}", path, why));
-  }
-  if (chmod(path.c_str(), 0660) < 0 ||
-      (options.group && chown(path.c_str(), static_cast<uid_t>(-1), *options.group) < 0)) {
-    const std::string why = errno_text();
-    close(fd);
-    unlink(path.c_str());
-    throw std::runtime_error(fmt::format("cannot set mode or group of {}: {}", path, why));
-  }
-  if (listen(fd, 512) < 0) {
-    const std::string why = errno_text();
-    close(fd);
-    throw std::runtime_error("listen: " + why);
-  }
-  return fd;
+/// The peer has shut its end: nobody can send on this connection any more.
+bool peer_closed(int fd) {
+  pollfd p{fd, POLLRDHUP, 0};
+  return ::poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP)) != 0;
 }
 
-Server::Server(ServerOptions options) : options_(std::move(options)), registry_(options_.limits) {
-  started_ns_ = monotonic_ns();
-  listen_fd_ = listen_on_socket(options_);
-  loop_.add(listen_fd_, EPOLLIN, [this](std::uint32_t) { accept_clients(); });
+/// Still the process identified at accept: alive, and /proc agrees.
+bool still_alive(const PeerIdentity& peer) {
+  if (!peer.alive) return false;
+  if (peer.pidfd >= 0) return !pidfd_exited(peer.pidfd);
+  const auto info = read_process_info(peer.pid);
+  return info && !info->exited && info->start_time == peer.start_time && info->euid == peer.uid;
+}
+
+/// Calls handle(message) when `d` decoded, else fail(code, message) with the decoder's own error code
+/// (malformed, version_mismatch...).
+template <typename T, typename Fail, typename Handle>
+void on_decoded(const proto::Decoded<T>& d, Fail&& fail, Handle&& handle) {
+  if (const auto* e = std::get_if<proto::DecodeError>(&d)) return fail(e->code, e->message);
+  handle(std::get<T>(d));
+}
+
+}  // namespace
+
+struct Server::Connection {
+  int fd = -1;
+  std::uint64_t id = 0;
+  PeerIdentity peer;  ///< bound at accept; its pidfd goes to the death watch or is closed at HELLO
+  bool greeted = false;
+  proto::Role role = proto::Role::tool;
+  std::uint32_t process_slot = 0;  // registry slot; 0 until a tracked process says hello
+  bool detached = false;           // its process had exited before HELLO: reclaimed when this closes
+  std::string name;
+  proto::FrameReader reader{proto::kMaxRequestPayload};
+  std::vector<std::uint8_t> out;
+  std::size_t out_offset = 0;
+  std::uint64_t out_progress_ns = 0;  // when output last drained (or became pending)
+  std::uint32_t interest = 0;         // epoll bits asked for
+  bool reading = true;                // false while frames wait behind a paged query
+  bool closing = false;               // a protocol error: close once `out` is flushed, ignore input
+  bool write_failed = false;          // the peer stopped taking replies: drop them, keep reading its input
+  bool subscriber = false;
+  std::uint64_t dropped_notifications = 0;
+  std::unique_ptr<PagedQuery> paged;
+  std::uint32_t paged_query_id = 0;
+  std::uint64_t frames = 0;
+  std::uint64_t events = 0;
+  std::uint64_t events_at_last_tick = 0;
+  double events_per_second = 0;
+  std::uint64_t connected_ns = 0;
+
+  ~Connection() {
+    if (peer.pidfd >= 0) ::close(peer.pidfd);
+  }
+  std::size_t pending() const { return out.size() - out_offset; }
+};
+
+Server::Server(ServerOptions options)
+    : options_(std::move(options)),
+      registry_(options_.limits),
+      listener_(options_.socket_path, options_.group),
+      deaths_(loop_, options_.death_poll_ms, options_.poll_for_deaths,
+              [this](std::uint32_t slot) { on_process_exit(slot); }),
+      scratch_(kScratchBytes) {
+  started_ns_ = last_tick_ns_ = monotonic_ns();
+  loop_.add(listener_.fd(), EPOLLIN, [this](std::uint32_t) { accept_clients(); });
+  accept_pause_ = loop_.add_timer([this] {
+    accepting_ = true;
+    loop_.modify(listener_.fd(), EPOLLIN);
+  });
 
   sigset_t mask;
   sigemptyset(&mask);
@@ -135,8 +129,9 @@ Server::Server(ServerOptions options) : options_(std::move(options)), registry_(
     }
     stop();
   });
-  loop_.add_timer(1000, [this] { tick(); });
-  if (options_.poll_for_deaths) loop_.add_timer(options_.death_poll_ms, [this] { poll_deaths(); });
+  housekeeping_timer_ = loop_.add_timer([this] { housekeeping(); });
+  housekeeping_timer_.arm(std::clamp<std::uint32_t>(options_.handshake_timeout_ms / 2, 10, 1000));
+  loop_.set_background([this] { return run_paged_queries(); });
 
   registry_.notify_events(options_.verbose);
   registry_.on_event = [this](const AppliedEvent& a) {
@@ -169,14 +164,11 @@ Server::Server(ServerOptions options) : options_(std::move(options)), registry_(
 }
 
 Server::~Server() {
-  for (auto& [id, c] : connections_) close(c->fd);
-  for (auto& [slot, w] : watches_) {
-    if (w.pidfd >= 0) close(w.pidfd);
+  for (auto& [id, c] : connections_) {
+    loop_.remove(c->fd);
+    close(c->fd);
   }
-  if (listen_fd_ >= 0) {
-    close(listen_fd_);
-    unlink(options_.socket_path.c_str());
-  }
+  connections_.clear();
   if (signal_fd_ >= 0) close(signal_fd_);
 }
 
@@ -190,69 +182,124 @@ void Server::stop() {
   loop_.stop();
 }
 
+// ---- connections --------------------------------------------------------------------------------------
+
 void Server::accept_clients() {
-  for (;;) {
-    const int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd < 0) {
-      if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) spdlog::warn("accept: {}", errno_text());
-      return;
+  for (int round = 0; round < 64 && accepting_; ++round) {
+    int fd = -1;
+    switch (listener_.accept(&fd)) {
+      case Listener::Outcome::none:
+        return;
+      case Listener::Outcome::refused:
+        ++refused_connections_;
+        if (++descriptor_shortages_ == 1 || descriptor_shortages_ % 1000 == 0)
+          spdlog::warn("out of file descriptors: refused a connection ({} so far)", descriptor_shortages_);
+        continue;
+      case Listener::Outcome::exhausted:
+        // Not even a spare descriptor: stop listening for a moment instead of spinning on a readable socket.
+        ++descriptor_shortages_;
+        accepting_ = false;
+        loop_.modify(listener_.fd(), 0);
+        accept_pause_.arm_once(100);
+        return;
+      case Listener::Outcome::accepted:
+        break;
     }
-    ucred cred{};
-    socklen_t len = sizeof cred;
-    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
-      spdlog::warn("SO_PEERCRED: {}; refusing the connection", errno_text());
-      close(fd);
-      continue;
-    }
+    PeerIdentity peer = identify_peer(fd);
     if (connections_.size() >= options_.max_connections) {
-      ++refused_connections_;
-      std::vector<std::uint8_t> bytes;
-      proto::encode(bytes,
-                    proto::ErrorMessage{proto::ErrorCode::limit_exceeded,
-                                        fmt::format("ttmemd serves at most {} connections; try again later",
-                                                    options_.max_connections)});
-      [[maybe_unused]] auto n = ::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
-      close(fd);
-      if (refused_connections_ == 1 || refused_connections_ % 1000 == 0) {
-        spdlog::warn("connection limit ({}) reached; refused {} so far (last from pid {})",
-                     options_.max_connections, refused_connections_, cred.pid);
+      if (handshaking_.empty()) {
+        ++refused_connections_;
+        std::vector<std::uint8_t> bytes;
+        proto::encode(bytes,
+                      proto::ErrorMessage{proto::ErrorCode::limit_exceeded,
+                                          fmt::format("ttmemd serves at most {} connections; try again later",
+                                                      options_.max_connections)});
+        Listener::refuse(fd, bytes);
+        if (peer.pidfd >= 0) close(peer.pidfd);
+        if (refused_connections_ == 1 || refused_connections_ % 1000 == 0) {
+          spdlog::warn("connection limit ({}) reached; refused {} so far (last from pid {})",
+                       options_.max_connections, refused_connections_, peer.pid);
+        }
+        continue;
       }
-      continue;
+      evict_oldest_handshake(fmt::format(
+          "ttmemd serves at most {} connections, and this one never said HELLO", options_.max_connections));
     }
-    add_connection(fd, cred.pid, cred.uid);
+    if (handshaking_.size() >= options_.max_handshakes)
+      evict_oldest_handshake(
+          fmt::format("more than {} connections are waiting to say HELLO; this one waited longest",
+                      options_.max_handshakes));
+    const std::uint64_t id = add_connection(fd, std::move(peer));
+    // Clients say HELLO as they connect: take it now, so idle connections arriving behind cannot push
+    // a real client out first.
+    if (auto it = connections_.find(id); it != connections_.end()) read_from(*it->second, false);
   }
 }
 
-std::uint64_t Server::add_connection(int fd, pid_t pid, uid_t uid) {
+std::uint64_t Server::add_connection(int fd, PeerIdentity peer) {
   auto c = std::make_unique<Connection>();
   c->fd = fd;
   c->id = next_connection_id_++;
-  c->pid = pid;
-  c->uid = uid;
+  c->peer = std::move(peer);
+  c->name = c->peer.alive ? c->peer.name : "?";
   c->connected_ns = monotonic_ns();
+  c->interest = EPOLLIN | EPOLLRDHUP;
   const std::uint64_t id = c->id;
   connections_.emplace(id, std::move(c));
-  loop_.add(fd, EPOLLIN | EPOLLRDHUP, [this, id](std::uint32_t events) {
-    auto it = connections_.find(id);
-    if (it != connections_.end()) on_connection_event(*it->second, events);
-  });
+  handshaking_.insert(id);
+  loop_.add(fd, EPOLLIN | EPOLLRDHUP, [this, id](std::uint32_t events) { on_connection_event(id, events); });
   return id;
 }
 
-void Server::on_connection_event(Connection& c, std::uint32_t events) {
-  const std::uint64_t id = c.id;
-  if (events & EPOLLOUT) flush_output(c);
-  if (!connections_.contains(id)) return;
-  if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) read_from(c);
+void Server::evict_oldest_handshake(const std::string& why) {
+  const std::uint64_t id = *handshaking_.begin();
+  Connection& c = *connections_.at(id);
+  std::vector<std::uint8_t> bytes;
+  proto::encode(bytes, proto::ErrorMessage{proto::ErrorCode::limit_exceeded, why});
+  [[maybe_unused]] auto n = ::send(c.fd, bytes.data(), bytes.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+  ++refused_connections_;
+  close_connection(id);
 }
 
-void Server::read_from(Connection& c) {
+bool Server::usable(const Connection&, std::uint64_t id) const {
+  auto it = connections_.find(id);
+  return it != connections_.end() && !it->second->closing;
+}
+
+void Server::on_connection_event(std::uint64_t id, std::uint32_t events) {
+  auto it = connections_.find(id);
+  if (it == connections_.end()) return;
+  Connection& c = *it->second;
+  if (events & EPOLLOUT) flush_output(c);
+  if (!connections_.contains(id)) return;
+  if ((events & (EPOLLHUP | EPOLLERR)) && c.paged) {
+    // The client is gone while its answer was being built: stop building it, read what is left.
+    c.paged.reset();
+    paged_.erase(id);
+    set_reading(c, true);
+  }
+  if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) read_from(c, false);
+}
+
+void Server::set_reading(Connection& c, bool on) {
+  c.reading = on;
+  const std::uint32_t want =
+      (on ? EPOLLIN | EPOLLRDHUP : 0u) | (c.pending() > 0 && !c.write_failed ? EPOLLOUT : 0u);
+  if (want != c.interest) {
+    c.interest = want;
+    loop_.modify(c.fd, want);
+  }
+}
+
+void Server::read_from(Connection& c, bool drain) {
   const std::uint64_t id = c.id;
-  // Bounded work per wake-up so one busy client cannot starve the others.
-  for (std::size_t budget = 0; budget < (4u << 20);) {
-    // Read straight into the frame reader: no copy between the socket and the decoder.
-    const auto space = c.reader.prepare(256 * 1024);
-    const ssize_t n = ::read(c.fd, space.data(), space.size());
+  const std::size_t budget = drain ? SIZE_MAX : kReadBudget;
+  for (std::size_t got = 0; got < budget;) {
+    if (c.paged) {
+      set_reading(c, false);  // later frames wait for this answer; the socket buffers them meanwhile
+      return;
+    }
+    const ssize_t n = ::read(c.fd, scratch_.data(), scratch_.size());
     if (n == 0) {
       close_connection(id);
       return;
@@ -263,56 +310,167 @@ void Server::read_from(Connection& c) {
       close_connection(id);
       return;
     }
-    budget += static_cast<std::size_t>(n);
+    got += static_cast<std::size_t>(n);
     if (c.closing) continue;  // discard input from a connection we are closing
-    c.reader.commit(static_cast<std::size_t>(n));
-    if (!process_frames(c)) return;
+    if (!consume(c, {scratch_.data(), static_cast<std::size_t>(n)})) return;
   }
 }
 
-bool Server::process_frames(Connection& c) {
+bool Server::consume(Connection& c, std::span<const std::uint8_t> bytes) {
   const std::uint64_t id = c.id;
-  for (;;) {
-    auto next = c.reader.next();
-    if (std::holds_alternative<std::nullopt_t>(next)) return true;
+  // First complete the frame the reader holds part of, with only the bytes it still needs.
+  while (c.reader.buffered() > 0 && !bytes.empty()) {
+    const std::size_t need = c.reader.missing();
+    if (need == 0) break;
+    const std::size_t take = std::min(need, bytes.size());
+    c.reader.append(bytes.first(take));
+    bytes = bytes.subspan(take);
+  }
+  if (c.reader.buffered() > 0) {
+    if (!process_buffered(c)) return false;
+    if (c.reader.buffered() > 0) {
+      c.reader.append(bytes);
+      return true;
+    }
+  }
+  // Then handle whole frames where they lie, and keep only the tail.
+  while (!bytes.empty()) {
+    if (c.paged) break;
+    auto next = proto::next_frame(bytes, proto::kMaxRequestPayload);
+    if (std::holds_alternative<std::nullopt_t>(next)) break;
     if (auto* err = std::get_if<proto::DecodeError>(&next)) {
       fail(c, err->code, err->message);  // may close (and free) the connection
       return false;
     }
     handle_frame(c, std::get<proto::Frame>(next));
-    if (!connections_.contains(id) || c.closing) return false;
+    if (!usable(c, id)) return false;
   }
+  c.reader.append(bytes);
+  c.reader.release_if_empty(kKeepReadBuffer);
+  return true;
+}
+
+bool Server::process_buffered(Connection& c) {
+  const std::uint64_t id = c.id;
+  while (!c.paged) {
+    auto next = c.reader.next();
+    if (std::holds_alternative<std::nullopt_t>(next)) break;
+    if (auto* err = std::get_if<proto::DecodeError>(&next)) {
+      fail(c, err->code, err->message);
+      return false;
+    }
+    handle_frame(c, std::get<proto::Frame>(next));
+    if (!usable(c, id)) return false;
+  }
+  c.reader.release_if_empty(kKeepReadBuffer);
+  return true;
 }
 
 void Server::feed(std::span<const std::uint8_t> bytes) {
-  // A connection from this very process over a socket pair, given `bytes` as if read from it.
+  // A connection from this very process over a socket pair, given `bytes` as if read from it. Its replies
+  // are dropped (nobody reads them), so paged queries run to their end.
   int pair[2];
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, pair) != 0) return;
-  const std::uint64_t id = add_connection(pair[0], getpid(), getuid());
-  auto it = connections_.find(id);
-  if (it != connections_.end()) {
-    it->second->reader.append(bytes);
-    process_frames(*it->second);
+  PeerIdentity self;
+  self.pid = getpid();
+  self.uid = geteuid();
+  if (const auto info = read_process_info(self.pid)) {
+    self.start_time = info->start_time;
+    self.name = info->name;
+    self.alive = true;
+  }
+  const std::uint64_t id = add_connection(pair[0], std::move(self));
+  connections_.at(id)->write_failed = true;
+  if (consume(*connections_.at(id), bytes)) {
+    while (connections_.contains(id) && connections_.at(id)->paged) run_paged_queries();
   }
   close_connection(id);
-  close(pair[1]);  // drops whatever the server answered
+  close(pair[1]);
 }
+
+void Server::close_connection(std::uint64_t id) {
+  auto it = connections_.find(id);
+  if (it == connections_.end()) return;
+  Connection& c = *it->second;
+  if (c.subscriber) --subscribers_;
+  registry_.notify_events(options_.verbose || subscribers_ > 0);
+  handshaking_.erase(id);
+  paged_.erase(id);
+  if (c.role == proto::Role::tracked_process && c.greeted) {
+    --tracked_connections_;
+    spdlog::info("pid {} ({}) disconnected (connection {}, {} events)", c.peer.pid, c.name, c.id, c.events);
+  }
+  loop_.remove(c.fd);
+  close(c.fd);
+  const bool detached = c.detached;
+  const std::uint32_t slot = c.process_slot;
+  connections_.erase(it);
+  if (detached) {
+    // Everything its exited process sent is in: reclaim it like any dead process.
+    if (auto* p = const_cast<ProcessState*>(registry_.process_by_slot(slot))) {
+      const OrphanRecord orphan = registry_.process_died(*p);
+      for (const auto& line : orphan.lines()) spdlog::warn("{}", line);
+      if (subscribers_ > 0 && !orphan.held.empty()) {
+        json j = orphan_json(orphan);
+        j["event"] = "orphan";
+        notify(j);
+      }
+    }
+  }
+}
+
+void Server::housekeeping() {
+  const std::uint64_t now = monotonic_ns();
+  const std::uint64_t handshake_ns = std::uint64_t{options_.handshake_timeout_ms} * 1'000'000;
+  std::vector<std::uint64_t> late;
+  for (std::uint64_t id : handshaking_) {
+    if (now - connections_.at(id)->connected_ns > handshake_ns) late.push_back(id);
+  }
+  for (std::uint64_t id : late) {
+    ++handshake_timeouts_;
+    Connection& c = *connections_.at(id);
+    std::vector<std::uint8_t> bytes;
+    proto::encode(bytes,
+                  proto::ErrorMessage{proto::ErrorCode::unexpected_message,
+                                      fmt::format("no HELLO within {} ms", options_.handshake_timeout_ms)});
+    [[maybe_unused]] auto n = ::send(c.fd, bytes.data(), bytes.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    close_connection(id);
+  }
+  if (!late.empty()) spdlog::info("closed {} connection(s) that never said HELLO", late.size());
+  const std::uint64_t write_ns = std::uint64_t{options_.write_timeout_ms} * 1'000'000;
+  std::vector<std::uint64_t> stalled;
+  for (const auto& [id, c] : connections_) {
+    if (c->pending() > 0 && !c->write_failed && now - c->out_progress_ns > write_ns) stalled.push_back(id);
+  }
+  for (std::uint64_t id : stalled) {
+    Connection& c = *connections_.at(id);
+    spdlog::warn("connection {} of pid {} does not read its replies ({} pending for {} ms); closing it", id,
+                 c.peer.pid, human_bytes(c.pending()), options_.write_timeout_ms);
+    close_connection(id);
+  }
+  if (now - last_tick_ns_ >= 1'000'000'000ull) {
+    last_tick_ns_ = now;
+    tick();
+  }
+}
+
+// ---- frames -------------------------------------------------------------------------------------------
 
 ProcessState* Server::process_of(Connection& c) {
   if (c.process_slot == 0) return nullptr;
-  auto* p = const_cast<ProcessState*>(registry_.process_by_slot(c.process_slot));
-  return p;
+  return const_cast<ProcessState*>(registry_.process_by_slot(c.process_slot));
 }
 
 void Server::fail(Connection& c, proto::ErrorCode code, const std::string& message) {
   ++decode_errors_;
-  spdlog::warn("closing connection {} of pid {} ({}): {}: {}", c.id, c.pid, c.name.empty() ? "?" : c.name,
+  spdlog::warn("closing connection {} of pid {} ({}): {}: {}", c.id, c.peer.pid, c.name,
                proto::to_string(code), message);
   std::vector<std::uint8_t> bytes;
   proto::encode(bytes, proto::ErrorMessage{code, message});
   send(c, bytes);
+  if (!connections_.contains(c.id)) return;
   c.closing = true;
-  if (pending(c.out, c.out_offset) == 0) close_connection(c.id);
+  if (c.pending() == 0) close_connection(c.id);
 }
 
 void Server::handle_frame(Connection& c, const proto::Frame& frame) {
@@ -327,83 +485,75 @@ void Server::handle_frame(Connection& c, const proto::Frame& frame) {
     handle_hello(c, frame);
     return;
   }
-  if (frame.type == MessageType::query) {
-    handle_query(c, frame);
-    return;
-  }
-  if (frame.type == MessageType::barrier) {
-    auto m = proto::decode_barrier(frame.payload);
-    if (!proto::ok(m)) return fail(c, proto::ErrorCode::malformed, std::get<proto::DecodeError>(m).message);
-    std::vector<std::uint8_t> bytes;
-    proto::encode(bytes, std::get<proto::Barrier>(m), MessageType::barrier_ack);
-    send(c, bytes);
-    return;
+  auto failing = [&](proto::ErrorCode code, const std::string& m) { fail(c, code, m); };
+  switch (frame.type) {
+    case MessageType::query:
+      handle_query(c, frame);
+      return;
+    case MessageType::barrier: {
+      // Everything before it on this connection is applied: acknowledge.
+      on_decoded(proto::decode_barrier(frame.payload), failing, [&](const proto::Barrier& m) {
+        std::vector<std::uint8_t> bytes;
+        proto::encode(bytes, m, MessageType::barrier_ack);
+        send(c, bytes);
+      });
+      return;
+    }
+    default:
+      break;
   }
   ProcessState* p = process_of(c);
   if (!p) {
     fail(c, proto::ErrorCode::unexpected_message,
          fmt::format("{} is only accepted from a tracked process (this connection said hello as a tool, or "
-                     "its process "
-                     "is gone)",
+                     "its process is gone)",
                      proto::to_string(frame.type)));
     return;
   }
+  handle_process_frame(c, *p, frame);
+}
+
+void Server::handle_process_frame(Connection& c, ProcessState& p, const proto::Frame& frame) {
+  using proto::MessageType;
+  auto failing = [&](proto::ErrorCode code, const std::string& m) { fail(c, code, m); };
   switch (frame.type) {
     case MessageType::events: {
       // Validate the whole batch first: a bad one changes nothing.
       if (auto err = proto::validate_events(frame.payload)) return fail(c, err->code, err->message);
       registry_.set_batch_time(realtime_ns());
       const std::size_t count = (frame.payload.size() - 4) / proto::kEventRecordSize;
-      for (std::size_t i = 0; i < count; ++i) registry_.event(*p, proto::event_at(frame.payload, i));
+      for (std::size_t i = 0; i < count; ++i) registry_.event(p, proto::event_at(frame.payload, i));
       c.events += count;
       return;
     }
-    case MessageType::device_open: {
-      auto m = proto::decode_device_open(frame.payload);
-      if (!proto::ok(m)) return fail(c, proto::ErrorCode::malformed, std::get<proto::DecodeError>(m).message);
-      const auto& d = std::get<proto::DeviceOpen>(m);
-      if (options_.verbose)
-        spdlog::info("pid {} ({}) opened device {} ({})", p->pid, p->name, d.device, arch_name(d.arch));
-      registry_.device_open(*p, d);
-      return;
-    }
-    case MessageType::device_close: {
-      auto m = proto::decode_device_close(frame.payload);
-      if (!proto::ok(m)) return fail(c, proto::ErrorCode::malformed, std::get<proto::DecodeError>(m).message);
-      const auto& d = std::get<proto::DeviceClose>(m);
-      if (options_.verbose) {
-        spdlog::info("pid {} ({}) {} closing device {}", p->pid, p->name,
-                     d.phase == proto::ClosePhase::begin ? "began" : "finished", d.device);
-      }
-      registry_.device_close(*p, d);
-      return;
-    }
-    case MessageType::sites: {
-      auto m = proto::decode_sites(frame.payload);
-      if (!proto::ok(m)) return fail(c, proto::ErrorCode::malformed, std::get<proto::DecodeError>(m).message);
-      registry_.sites(*p, std::get<std::vector<proto::Site>>(m));
-      return;
-    }
-    case MessageType::snapshot_begin: {
-      auto m = proto::decode_snapshot_begin(frame.payload);
-      if (!proto::ok(m)) return fail(c, proto::ErrorCode::malformed, std::get<proto::DecodeError>(m).message);
-      registry_.snapshot_begin(*p, std::get<proto::SnapshotBegin>(m));
-      return;
-    }
-    case MessageType::snapshot_end: {
-      auto m = proto::decode_snapshot_end(frame.payload);
-      if (!proto::ok(m)) return fail(c, proto::ErrorCode::malformed, std::get<proto::DecodeError>(m).message);
-      const auto& s = std::get<proto::SnapshotEnd>(m);
-      registry_.snapshot_end(*p, s);
-      spdlog::info("pid {} ({}) resynchronised: {} live allocations", p->pid, p->name, s.num_allocations);
-      return;
-    }
-    case MessageType::client_stats: {
-      auto m = proto::decode_client_stats(frame.payload);
-      if (!proto::ok(m)) return fail(c, proto::ErrorCode::malformed, std::get<proto::DecodeError>(m).message);
-      p->client_stats = std::get<proto::ClientStats>(m);
-      return;
-    }
+    case MessageType::device_open:
+      return on_decoded(proto::decode_device_open(frame.payload), failing, [&](const proto::DeviceOpen& d) {
+        if (options_.verbose)
+          spdlog::info("pid {} ({}) opened device {} ({})", p.pid, p.name, d.device, arch_name(d.arch));
+        registry_.device_open(p, d);
+      });
+    case MessageType::device_close:
+      return on_decoded(proto::decode_device_close(frame.payload), failing, [&](const proto::DeviceClose& d) {
+        if (options_.verbose) {
+          spdlog::info("pid {} ({}) {} closing device {}", p.pid, p.name,
+                       d.phase == proto::ClosePhase::begin ? "began" : "finished", d.device);
+        }
+        registry_.device_close(p, d);
+      });
+    case MessageType::sites:
+      return on_decoded(proto::decode_sites(frame.payload), failing,
+                        [&](const std::vector<proto::Site>& sites) { registry_.sites(p, sites); });
+    case MessageType::snapshot_begin:
+      return on_decoded(proto::decode_snapshot_begin(frame.payload), failing,
+                        [&](const proto::SnapshotBegin& m) { registry_.snapshot_begin(p, m); });
+    case MessageType::snapshot_end:
+      return on_decoded(proto::decode_snapshot_end(frame.payload), failing, [&](const proto::SnapshotEnd& m) {
+        registry_.snapshot_end(p, m);
+        spdlog::info("pid {} ({}) resynchronised: {} live allocations", p.pid, p.name, m.num_allocations);
+      });
+    case MessageType::client_stats:
+      return on_decoded(proto::decode_client_stats(frame.payload), failing,
+                        [&](const proto::ClientStats& m) { p.client_stats = m; });
     default:
       fail(c, proto::ErrorCode::unexpected_message,
            fmt::format("{} is not a message a client sends", proto::to_string(frame.type)));
@@ -423,61 +573,114 @@ void Server::handle_hello(Connection& c, const proto::Frame& frame) {
     return;
   }
   const proto::Hello& hello = std::get<proto::Hello>(decoded);
-  const auto info = read_process_info(c.pid);
-  c.greeted = true;
-  c.role = hello.role;
-  c.name = info ? info->name : hello.process_name;
-  if (hello.role == proto::Role::tracked_process) {
-    ProcessState& p = registry_.process(c.pid, info ? info->start_time : 0, c.uid, c.name);
-    c.process_slot = p.slot;
-    if (hello.claimed_pid != 0 && hello.claimed_pid != static_cast<std::uint32_t>(c.pid)) {
-      ++p.anomalies.pid_mismatch;
-      spdlog::warn(
-          "connection {} claims pid {} but its peer credentials say pid {} ({}); attributing it to pid {}",
-          c.id, hello.claimed_pid, c.pid, c.name, c.pid);
-    }
-    watch_process(p);
-    spdlog::info("pid {} ({}) connected (client {}, connection {})", c.pid, c.name,
-                 proto::version_string(hello.client_version), c.id);
+  const pid_t pid = c.peer.pid;
+  auto acknowledge = [&] {
+    proto::HelloAck ack;
+    ack.server_version = kServerVersion;
+    ack.server_pid = static_cast<std::uint32_t>(getpid());
+    ack.peer_pid = static_cast<std::uint32_t>(pid);
+    ack.connection_id = c.id;
+    std::vector<std::uint8_t> bytes;
+    proto::encode(bytes, ack);
+    send(c, bytes);
+  };
+  if (hello.role != proto::Role::tracked_process) {
+    c.greeted = true;
+    handshaking_.erase(c.id);
+    c.role = hello.role;
+    if (c.peer.pidfd >= 0) close(c.peer.pidfd);
+    c.peer.pidfd = -1;
+    acknowledge();
+    return;
   }
-  proto::HelloAck ack;
-  ack.server_version = kServerVersion;
-  ack.server_pid = static_cast<std::uint32_t>(getpid());
-  ack.peer_pid = static_cast<std::uint32_t>(c.pid);
-  ack.connection_id = c.id;
-  std::vector<std::uint8_t> bytes;
-  proto::encode(bytes, ack);
-  send(c, bytes);
+  if (pid <= 0) {
+    ++refused_identities_;
+    fail(c, proto::ErrorCode::unexpected_message,
+         "ttmemd cannot tell which process this is: the client runs in a pid namespace ttmemd cannot see "
+         "(its peer credentials say pid 0), so its memory could be merged with others' or reclaimed while it "
+         "lives; run ttmemd in the host's pid namespace (or in the client's)");
+    return;
+  }
+  if (tracked_connections_ + options_.tool_slots >= options_.max_connections) {
+    fail(c, proto::ErrorCode::limit_exceeded,
+         fmt::format(
+             "ttmemd serves at most {} tracked connections ({} of {} kept for tools); try again later",
+             options_.max_connections - options_.tool_slots, options_.tool_slots, options_.max_connections));
+    return;
+  }
+  if (!still_alive(c.peer)) {
+    // The process that connected has exited. What it sent before it died belongs to a record of its own,
+    // never to whoever has its pid now — and only if nobody else holds the connection.
+    if (!peer_closed(c.fd)) {
+      ++refused_identities_;
+      fail(c, proto::ErrorCode::unexpected_message,
+           fmt::format("the process that opened this connection (pid {}) has exited; a connection cannot be "
+                       "handed to another process: connect again",
+                       pid));
+      return;
+    }
+    ProcessState& p = registry_.detached_process(pid, c.peer.uid);
+    c.greeted = true;
+    handshaking_.erase(c.id);
+    c.role = hello.role;
+    c.process_slot = p.slot;
+    c.detached = true;
+    ++tracked_connections_;
+    spdlog::info(
+        "pid {} exited before it was identified; applying what its connection carried (connection {})", pid,
+        c.id);
+    acknowledge();
+    return;
+  }
+  c.greeted = true;
+  handshaking_.erase(c.id);
+  c.role = hello.role;
+  ++tracked_connections_;
+  ProcessState& p = registry_.process(pid, c.peer.start_time, c.peer.uid, c.name);
+  c.process_slot = p.slot;
+  if (hello.claimed_pid != 0 && hello.claimed_pid != static_cast<std::uint32_t>(pid)) {
+    ++p.anomalies.pid_mismatch;
+    spdlog::warn(
+        "connection {} claims pid {} but its peer credentials say pid {} ({}); attributing it to pid {}",
+        c.id, hello.claimed_pid, pid, c.name, pid);
+  }
+  if (!deaths_.watching(p.slot)) {
+    int pidfd = c.peer.pidfd;
+    c.peer.pidfd = -1;
+    if (pidfd < 0) pidfd = open_pidfd(pid);  // none at accept (no descriptor then): one more try
+    deaths_.watch(p.slot, pid, p.start_time, pidfd);
+  }
+  spdlog::info("pid {} ({}) connected (client {}, connection {})", pid, c.name,
+               proto::version_string(hello.client_version), c.id);
+  acknowledge();
 }
 
 void Server::handle_query(Connection& c, const proto::Frame& frame) {
   auto decoded = proto::decode_query(frame.payload);
-  if (!proto::ok(decoded))
-    return fail(c, proto::ErrorCode::malformed, std::get<proto::DecodeError>(decoded).message);
-  const proto::Query& q = std::get<proto::Query>(decoded);
-  proto::QueryReply reply;
-  reply.query_id = q.query_id;
+  if (const auto* e = std::get_if<proto::DecodeError>(&decoded)) return fail(c, e->code, e->message);
+  const proto::Query* q = &std::get<proto::Query>(decoded);
   json answer;
   try {
-    const json request = json::parse(q.json);
+    const json request = json::parse(q->json);
     if (!request.is_object() || !request.contains("type") || !request["type"].is_string()) {
       throw std::invalid_argument("a query is a JSON object with a string field 'type'");
     }
     const std::string type = request["type"];
+    std::unique_ptr<PagedQuery> paged;
     if (type == "stats") {
       answer = stats_json(registry_);
     } else if (type == "buffers") {
-      answer = buffers_json(registry_, parse_buffer_filter(request));
+      paged = buffers_query(parse_buffer_filter(request), options_.query_limits);
     } else if (type == "leaks") {
-      answer = leaks_json(registry_);
-    } else if (type == "devices") {
-      answer = devices_json(registry_);
+      paged = leaks_query();
     } else if (type == "events") {
       const auto limit = request.value("limit", 100);
       if (limit < 0) throw std::invalid_argument("field 'limit' must not be negative");
-      answer = history_json(registry_, static_cast<std::size_t>(limit));
+      paged = events_query(registry_, static_cast<std::size_t>(limit));
+    } else if (type == "devices") {
+      answer = devices_json(registry_);
     } else if (type == "info") {
-      answer = info_json();
+      answer = info_json(request.value("reset_loop", false));
     } else if (type == "subscribe") {
       if (!c.subscriber) ++subscribers_;
       c.subscriber = true;
@@ -487,42 +690,67 @@ void Server::handle_query(Connection& c, const proto::Frame& frame) {
       throw std::invalid_argument("unknown query type '" + type +
                                   "' (stats, buffers, leaks, devices, events, info, subscribe)");
     }
+    if (paged) {
+      // Answered in pages between batches of events; this connection's later frames wait for it.
+      c.paged = std::move(paged);
+      c.paged_query_id = q->query_id;
+      paged_.insert(c.id);
+      return;
+    }
   } catch (const std::exception& e) {
-    reply.ok = 0;
-    answer = {{"error", e.what()}};
+    reply(c, q->query_id, proto::kReplyError, to_wire_text(json{{"error", e.what()}}));
+    return;
   }
-  reply.json = to_wire_text(answer);
+  reply(c, q->query_id, proto::kReplyDone, to_wire_text(answer));
+}
+
+// ---- output -------------------------------------------------------------------------------------------
+
+void Server::reply(Connection& c, std::uint32_t query_id, std::uint8_t status, std::string text) {
+  proto::QueryReply r;
+  r.query_id = query_id;
+  r.status = status;
+  r.json = std::move(text);
   std::vector<std::uint8_t> bytes;
-  proto::encode(bytes, reply);
+  proto::encode(bytes, r);
   send(c, bytes);
 }
 
 void Server::send(Connection& c, const std::vector<std::uint8_t>& bytes) {
+  if (c.write_failed) return;
+  if (c.pending() == 0) c.out_progress_ns = monotonic_ns();
   c.out.insert(c.out.end(), bytes.begin(), bytes.end());
   flush_output(c);
-  if (connections_.contains(c.id) && pending(c.out, c.out_offset) > options_.max_pending_output) {
-    spdlog::warn("connection {} of pid {} does not read its replies ({} pending); closing it", c.id, c.pid,
-                 human_bytes(pending(c.out, c.out_offset)));
+  if (connections_.contains(c.id) && c.pending() > options_.max_pending_output) {
+    spdlog::warn("connection {} of pid {} does not read its replies ({} pending); closing it", c.id,
+                 c.peer.pid, human_bytes(c.pending()));
     close_connection(c.id);
   }
 }
 
 void Server::flush_output(Connection& c) {
-  while (c.out_offset < c.out.size()) {
+  while (c.out_offset < c.out.size() && !c.write_failed) {
     const ssize_t n =
         ::send(c.fd, c.out.data() + c.out_offset, c.out.size() - c.out_offset, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) break;
-      close_connection(c.id);
-      return;
+      // The peer takes no more replies (it may have exited). Its input is still to be applied: drop the
+      // output, keep reading until the end of what it sent.
+      c.write_failed = true;
+      break;
     }
     c.out_offset += static_cast<std::size_t>(n);
+    c.out_progress_ns = monotonic_ns();
   }
-  if (c.out_offset == c.out.size()) {
-    c.out.clear();
+  if (c.write_failed || c.out_offset == c.out.size()) {
+    if (c.out.capacity() > kKeepReadBuffer) {
+      std::vector<std::uint8_t>().swap(c.out);  // a big answer's buffer is given back
+    } else {
+      c.out.clear();
+    }
     c.out_offset = 0;
-    if (c.subscriber && c.dropped_notifications > 0) {
+    if (c.subscriber && c.dropped_notifications > 0 && !c.write_failed) {
       std::vector<std::uint8_t> bytes;
       proto::encode(bytes, proto::EventNotify{
                                to_wire_text(json{{"event", "dropped"}, {"count", c.dropped_notifications}})});
@@ -538,73 +766,78 @@ void Server::flush_output(Connection& c) {
     c.out.erase(c.out.begin(), c.out.begin() + static_cast<std::ptrdiff_t>(c.out_offset));
     c.out_offset = 0;
   }
-  const bool want = c.out_offset < c.out.size();
-  if (want != c.want_write) {
-    c.want_write = want;
-    loop_.modify(c.fd, EPOLLIN | EPOLLRDHUP | (want ? EPOLLOUT : 0u));
-  }
+  set_reading(c, c.reading);  // asks for EPOLLOUT exactly while output is pending
 }
 
-void Server::close_connection(std::uint64_t id) {
-  auto it = connections_.find(id);
-  if (it == connections_.end()) return;
-  Connection& c = *it->second;
-  if (c.subscriber) --subscribers_;
-  registry_.notify_events(options_.verbose || subscribers_ > 0);
-  if (c.role == proto::Role::tracked_process && c.greeted) {
-    spdlog::info("pid {} ({}) disconnected (connection {}, {} events)", c.pid, c.name, c.id, c.events);
+// ---- paged queries ------------------------------------------------------------------------------------
+
+bool Server::run_paged_queries() {
+  if (paged_.empty()) return false;
+  const std::uint64_t deadline = monotonic_ns() + kPagedSliceNs;
+  bool ready = false;
+  do {
+    ready = false;
+    std::vector<std::uint64_t> turn(paged_.begin(), paged_.end());
+    if (turn.size() > options_.max_paged_queries) turn.resize(options_.max_paged_queries);  // the rest wait
+    for (std::uint64_t id : turn) {
+      auto it = connections_.find(id);
+      if (it == connections_.end() || !it->second->paged) continue;
+      Connection& c = *it->second;
+      if (c.pending() > kPagedWatermark) continue;  // until the client reads what it has
+      std::string page;
+      bool last = false;
+      try {
+        last = c.paged->step(registry_, page);
+      } catch (const std::exception& e) {
+        reply(c, c.paged_query_id, proto::kReplyError, to_wire_text(json{{"error", e.what()}}));
+        if (connections_.contains(id)) finish_paged_query(c);
+        continue;
+      }
+      if (!page.empty())
+        reply(c, c.paged_query_id, last ? proto::kReplyDone : proto::kReplyPartial, std::move(page));
+      if (!connections_.contains(id)) continue;
+      if (last) {
+        finish_paged_query(c);
+      } else {
+        ready = true;
+      }
+    }
+  } while (ready && monotonic_ns() < deadline);
+  // More to do now only if some query can go on without waiting for its client.
+  for (std::uint64_t id : paged_) {
+    auto it = connections_.find(id);
+    if (it != connections_.end() && it->second->pending() <= kPagedWatermark) return true;
   }
-  loop_.remove(c.fd);
-  close(c.fd);
-  connections_.erase(it);
+  return false;
 }
 
-void Server::watch_process(const ProcessState& p) {
-  if (watches_.contains(p.slot)) return;
-  Watch w;
-  w.pid = p.pid;
-  w.start_time = p.start_time;
-  if (!options_.poll_for_deaths) w.pidfd = open_pidfd(p.pid);
-  if (w.pidfd >= 0) {
-    loop_.add(w.pidfd, EPOLLIN, [this, slot = p.slot](std::uint32_t) { on_process_exit(slot); });
-  } else if (!options_.poll_for_deaths) {
-    // pidfd_open is missing (kernel < 5.3) or refused: fall back to polling for this and later processes.
-    spdlog::warn("pidfd_open failed for pid {} ({}); watching process deaths by polling every {} ms", p.pid,
-                 errno_text(), options_.death_poll_ms);
-    options_.poll_for_deaths = true;
-    loop_.add_timer(options_.death_poll_ms, [this] { poll_deaths(); });
-  }
-  watches_[p.slot] = w;
+void Server::finish_paged_query(Connection& c) {
+  const std::uint64_t id = c.id;
+  c.paged.reset();
+  paged_.erase(id);
+  // Frames that waited behind the answer go on now, then reading resumes.
+  if (!process_buffered(c) || !connections_.contains(id)) return;
+  if (!c.paged) set_reading(c, true);
 }
 
-void Server::poll_deaths() {
-  std::vector<std::uint32_t> dead;
-  for (const auto& [slot, w] : watches_) {
-    if (w.pidfd >= 0) continue;
-    const auto info = read_process_info(w.pid);
-    // Gone, a zombie being reaped, or a new process under the same pid.
-    if (!info || (w.start_time != 0 && info->start_time != w.start_time)) dead.push_back(slot);
-  }
-  for (std::uint32_t slot : dead) on_process_exit(slot);
-}
+// ---- processes ----------------------------------------------------------------------------------------
 
 void Server::on_process_exit(std::uint32_t slot) {
-  auto w = watches_.find(slot);
-  if (w != watches_.end()) {
-    if (w->second.pidfd >= 0) {
-      loop_.remove(w->second.pidfd);
-      close(w->second.pidfd);
-    }
-    watches_.erase(w);
-  }
-  // Apply whatever the process managed to send before it died, then reclaim.
+  // Apply everything the process managed to send before it died, then reclaim.
   std::vector<std::uint64_t> ids;
   for (auto& [id, c] : connections_) {
     if (c->process_slot == slot) ids.push_back(id);
   }
   for (std::uint64_t id : ids) {
     auto it = connections_.find(id);
-    if (it != connections_.end()) read_from(*it->second);
+    if (it == connections_.end()) continue;
+    Connection& c = *it->second;
+    if (c.paged) {  // nobody will read that answer now
+      c.paged.reset();
+      paged_.erase(id);
+      if (!process_buffered(c)) continue;
+    }
+    read_from(c, true);  // all of it: a dead process sends nothing more, and all it sent counts
   }
   auto* p = const_cast<ProcessState*>(registry_.process_by_slot(slot));
   if (!p) return;
@@ -632,15 +865,15 @@ void Server::notify(const json& j) {
   proto::encode(bytes, proto::EventNotify{text});
   std::vector<std::uint64_t> ids;
   for (auto& [id, c] : connections_) {
-    if (c->subscriber) ids.push_back(id);
+    if (c->subscriber && !c->write_failed) ids.push_back(id);
   }
   for (std::uint64_t id : ids) {
     auto it = connections_.find(id);
     if (it == connections_.end()) continue;
     Connection& c = *it->second;
-    if (pending(c.out, c.out_offset) + bytes.size() > options_.max_subscriber_backlog) {
-      ++c.dropped_notifications;  // a slow subscriber loses notifications (and is told how many), never the
-                                  // server
+    if (c.pending() + bytes.size() > options_.max_subscriber_backlog) {
+      ++c.dropped_notifications;  // a slow subscriber loses notifications (and is told how many), never
+                                  // the server
       continue;
     }
     send(c, bytes);
@@ -673,15 +906,17 @@ void Server::log_statistics() {
                events_per_second_);
 }
 
-json Server::info_json() const {
+json Server::info_json(bool reset_loop) {
   const Anomalies a = registry_.anomalies();
   json clients = json::array();
   for (const auto& [id, c] : connections_) {
     json row = {{"connection", c->id},
-                {"pid", c->pid},
-                {"uid", c->uid},
+                {"pid", c->peer.pid},
+                {"uid", c->peer.uid},
                 {"name", c->name},
-                {"role", c->role == proto::Role::tool ? "tool" : "tracked"},
+                {"role", !c->greeted                    ? "handshake"
+                         : c->role == proto::Role::tool ? "tool"
+                                                        : "tracked"},
                 {"events", c->events},
                 {"events_per_second", c->events_per_second},
                 {"subscriber", c->subscriber},
@@ -694,46 +929,66 @@ json Server::info_json() const {
                        {"stall_ns", s.stall_ns},
                        {"reconnects", s.reconnects},
                        {"snapshots", s.snapshots},
-                       {"superseded_events", s.superseded_events}};
+                       {"superseded_events", s.superseded_events},
+                       {"dropped_events", s.dropped_events},
+                       {"gaps", s.gaps}};
     }
     clients.push_back(row);
   }
-  return {{"version", proto::version_string(kServerVersion)},
-          {"protocol", proto::kProtocolVersion},
-          {"pid", getpid()},
-          {"socket", options_.socket_path},
-          {"uptime_s", static_cast<double>(monotonic_ns() - started_ns_) / 1e9},
-          {"connections", connections_.size()},
-          {"processes", registry_.processes().size()},
-          {"clients", clients},
-          {"events_total", registry_.events_applied()},
-          {"events_per_second", events_per_second_},
-          {"active_allocations", registry_.allocations().size()},
-          {"registry_bytes", registry_.allocations().memory_bytes()},
-          {"death_watch", options_.poll_for_deaths ? "polling" : "pidfd"},
-          {"anomalies",
-           {{"free_unknown_id", a.free_unknown_id},
-            {"duplicate_id", a.duplicate_id},
-            {"events_after_close", a.events_after_close},
-            {"pid_mismatch", a.pid_mismatch},
-            {"snapshot_mismatch", a.snapshot_mismatch},
-            {"limit_refused", a.limit_refused},
-            {"device_out_of_range", a.device_out_of_range},
-            {"size_overflow", a.size_overflow},
-            {"site_limit", a.site_limit},
-            {"protocol_errors", decode_errors_},
-            {"refused_connections", refused_connections_}}},
-          {"limits",
-           {{"max_connections", options_.max_connections},
-            {"max_frame_bytes", proto::kMaxRequestPayload},
-            {"max_live_allocations_per_process", options_.limits.max_live_allocations_per_process},
-            {"max_sites_per_process", options_.limits.max_sites_per_process},
-            {"max_site_bytes_per_process", options_.limits.max_site_bytes_per_process},
-            {"max_leak_records", options_.limits.max_leak_records},
-            {"max_orphan_records", options_.limits.max_orphan_records},
-            {"max_pending_output_bytes", options_.max_pending_output},
-            {"max_subscriber_backlog_bytes", options_.max_subscriber_backlog},
-            {"max_device_id", options_.limits.max_device_id}}}};
+  const std::string death_watch =
+      options_.poll_for_deaths    ? "polling"
+      : deaths_.by_polling() == 0 ? "pidfd"
+                                  : fmt::format("pidfd, polling for {} process(es)", deaths_.by_polling());
+  json answer = {{"version", proto::version_string(kServerVersion)},
+                 {"protocol", proto::kProtocolVersion},
+                 {"pid", getpid()},
+                 {"socket", options_.socket_path},
+                 {"uptime_s", static_cast<double>(monotonic_ns() - started_ns_) / 1e9},
+                 {"connections", connections_.size()},
+                 {"processes", registry_.processes().size()},
+                 {"clients", clients},
+                 {"events_total", registry_.events_applied()},
+                 {"events_per_second", events_per_second_},
+                 {"active_allocations", registry_.allocations().size()},
+                 {"registry_bytes", registry_.allocations().memory_bytes()},
+                 {"death_watch", death_watch},
+                 {"loop",
+                  {{"longest_busy_ms", static_cast<double>(loop_.longest_busy_ns()) / 1e6},
+                   {"paged_queries", paged_.size()}}},
+                 {"anomalies",
+                  {{"free_unknown_id", a.free_unknown_id},
+                   {"duplicate_id", a.duplicate_id},
+                   {"events_after_close", a.events_after_close},
+                   {"pid_mismatch", a.pid_mismatch},
+                   {"snapshot_mismatch", a.snapshot_mismatch},
+                   {"limit_refused", a.limit_refused},
+                   {"device_out_of_range", a.device_out_of_range},
+                   {"size_overflow", a.size_overflow},
+                   {"site_limit", a.site_limit},
+                   {"protocol_errors", decode_errors_},
+                   {"refused_connections", refused_connections_},
+                   {"handshake_timeouts", handshake_timeouts_},
+                   {"refused_identities", refused_identities_},
+                   {"descriptor_shortages", descriptor_shortages_}}},
+                 {"limits",
+                  {{"max_connections", options_.max_connections},
+                   {"tool_slots", options_.tool_slots},
+                   {"max_handshakes", options_.max_handshakes},
+                   {"handshake_timeout_ms", options_.handshake_timeout_ms},
+                   {"max_frame_bytes", proto::kMaxRequestPayload},
+                   {"max_live_allocations_per_process", options_.limits.max_live_allocations_per_process},
+                   {"max_sites_per_process", options_.limits.max_sites_per_process},
+                   {"max_site_bytes_per_process", options_.limits.max_site_bytes_per_process},
+                   {"max_leak_records", options_.limits.max_leak_records},
+                   {"max_orphan_records", options_.limits.max_orphan_records},
+                   {"max_pending_output_bytes", options_.max_pending_output},
+                   {"write_timeout_ms", options_.write_timeout_ms},
+                   {"max_subscriber_backlog_bytes", options_.max_subscriber_backlog},
+                   {"max_paged_queries", options_.max_paged_queries},
+                   {"max_query_rows", options_.query_limits.max_rows},
+                   {"max_device_id", options_.limits.max_device_id}}}};
+  if (reset_loop) loop_.reset_longest_busy();
+  return answer;
 }
 
 }  // namespace ttmem::server

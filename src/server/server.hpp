@@ -1,6 +1,6 @@
-// ttmemd: accepts clients on a Unix socket, attributes each to its real process (SO_PEERCRED), applies their
-// messages to the registry in order, answers queries, streams events to subscribers, and reclaims the
-// allocations of processes that die (pidfd, polling as fallback).
+// ttmemd: accepts clients on a Unix socket, binds each connection to the process that opened it, applies
+// their messages to the registry in order, answers queries (large ones in pages, between batches of
+// events), streams events to subscribers, and reclaims the allocations of processes that die.
 #pragma once
 
 #include <sys/types.h>
@@ -10,35 +10,42 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <set>
 #include <span>
 #include <string>
 #include <vector>
 
+#include "death_watch.hpp"
 #include "event_loop.hpp"
+#include "listener.hpp"
+#include "peer.hpp"
+#include "query_pages.hpp"
 #include "registry.hpp"
 #include "ttmem/protocol.hpp"
 
 namespace ttmem::server {
 
-inline constexpr std::uint32_t kServerVersion = proto::pack_version(0, 1, 0);
+inline constexpr std::uint32_t kServerVersion = proto::pack_version(0, 2, 0);
 
 struct ServerOptions {
   std::string socket_path;
   std::optional<gid_t> group;          ///< socket group (mode 0660)
   bool verbose = false;                ///< log every event
   std::uint32_t stats_interval_s = 0;  ///< periodic statistics in the log; 0: off
-  std::size_t max_connections = 1024;
-  std::size_t max_pending_output = 256u << 20;  ///< per connection: replies a client does not read
+  std::size_t max_connections = 1024;  ///< every connection, greeted or not
+  std::size_t tool_slots = 16;         ///< of those, kept for tools: tracked processes get the rest
+  std::size_t max_handshakes = 64;     ///< connections still to say HELLO; the oldest goes first past this
+  std::uint32_t handshake_timeout_ms = 5000;
+  std::size_t max_pending_output = 64u << 20;  ///< per connection: replies a client does not read
+  std::uint32_t write_timeout_ms = 30'000;     ///< replies pending this long without progress: cut off
   std::size_t max_subscriber_backlog =
-      8u << 20;                  ///< per subscriber: notifications beyond are dropped and counted
-  bool poll_for_deaths = false;  ///< use polling even where pidfd works (tests the fallback)
+      8u << 20;                       ///< per subscriber: notifications beyond are dropped and counted
+  std::size_t max_paged_queries = 8;  ///< large answers being built at once; more wait their turn
+  bool poll_for_deaths = false;       ///< use polling even where pidfd works (tests the fallback)
   std::uint32_t death_poll_ms = 20;
   RegistryLimits limits;
+  PagedQueryLimits query_limits;
 };
-
-/// Binds the socket: replaces a stale socket file, refuses to clobber a live server or a non-socket.
-/// Throws std::runtime_error with a message that says what to do.
-int listen_on_socket(const ServerOptions& options);
 
 class Server {
  public:
@@ -48,53 +55,79 @@ class Server {
   void run();
   void stop();
   const Registry& registry() const { return registry_; }
-  /// Handles `bytes` as the whole input of one new connection from this process, then closes it (the
-  /// connection handler fed a byte stream: fuzzing and tests).
+  /// Handles `bytes` as the whole input of one new connection from this process, runs its queries to
+  /// their end, then closes it (the connection handler fed a byte stream: fuzzing and tests).
   void feed(std::span<const std::uint8_t> bytes);
 
  private:
   struct Connection;
-  struct Watch {
-    int pidfd = -1;
-    pid_t pid = 0;
-    std::uint64_t start_time = 0;
-  };
 
+  // connections
   void accept_clients();
-  void on_connection_event(Connection& c, std::uint32_t events);
-  void read_from(Connection& c);
-  /// Handles every complete frame buffered for `c`; false when `c` was closed or is closing.
-  bool process_frames(Connection& c);
-  std::uint64_t add_connection(int fd, pid_t pid, uid_t uid);
+  std::uint64_t add_connection(int fd, PeerIdentity peer);
+  void on_connection_event(std::uint64_t id, std::uint32_t events);
+  /// Reads what the client sent; `drain`: everything there is (a death), else a bounded amount.
+  void read_from(Connection& c, bool drain);
+  /// Handles the frames in `bytes`; what is left (a partial frame, or frames behind a paged query) stays
+  /// in the connection's reader. False when `c` was closed or is closing.
+  bool consume(Connection& c, std::span<const std::uint8_t> bytes);
+  /// Handles the complete frames buffered in the connection's reader.
+  bool process_buffered(Connection& c);
+  bool usable(const Connection& c, std::uint64_t id) const;
+  void set_reading(Connection& c, bool on);
+  void close_connection(std::uint64_t id);
+  void evict_oldest_handshake(const std::string& why);
+  void housekeeping();
+
+  // frames
   void handle_frame(Connection& c, const proto::Frame& frame);
   void handle_hello(Connection& c, const proto::Frame& frame);
   void handle_query(Connection& c, const proto::Frame& frame);
+  void handle_process_frame(Connection& c, ProcessState& p, const proto::Frame& frame);
   ProcessState* process_of(Connection& c);
+  void fail(Connection& c, proto::ErrorCode code, const std::string& message);
+
+  // output
   void send(Connection& c, const std::vector<std::uint8_t>& bytes);
   void flush_output(Connection& c);
-  void fail(Connection& c, proto::ErrorCode code, const std::string& message);
-  void close_connection(std::uint64_t id);
-  void watch_process(const ProcessState& p);
+  void reply(Connection& c, std::uint32_t query_id, std::uint8_t status, std::string text);
+
+  // paged queries
+  bool run_paged_queries();
+  void finish_paged_query(Connection& c);
+
+  // processes
   void on_process_exit(std::uint32_t slot);
-  void poll_deaths();
   void notify(const nlohmann::json& j);
   void tick();
   void log_statistics();
-  nlohmann::json info_json() const;
+  nlohmann::json info_json(bool reset_loop);
 
   ServerOptions options_;
   EventLoop loop_;
   Registry registry_;
-  int listen_fd_ = -1;
+  Listener listener_;
+  DeathWatch deaths_;
   int signal_fd_ = -1;
+  EventLoop::Timer housekeeping_timer_;
+  EventLoop::Timer accept_pause_;
+  bool accepting_ = true;
+  std::vector<std::uint8_t> scratch_;  // every read lands here; frames are handled in place
   std::uint64_t next_connection_id_ = 1;
   std::map<std::uint64_t, std::unique_ptr<Connection>> connections_;
-  std::map<std::uint32_t, Watch> watches_;  // by process slot
+  std::set<std::uint64_t> handshaking_;  // ids of connections yet to say HELLO (oldest first)
+  std::size_t tracked_connections_ = 0;
+  std::set<std::uint64_t> paged_;  // connections with a paged query under way
+  std::uint64_t next_paged_turn_ = 0;
   std::uint64_t started_ns_ = 0;
+  std::uint64_t last_tick_ns_ = 0;
   std::uint64_t events_at_last_tick_ = 0;
   double events_per_second_ = 0;
   std::uint64_t decode_errors_ = 0;
   std::uint64_t refused_connections_ = 0;
+  std::uint64_t handshake_timeouts_ = 0;
+  std::uint64_t refused_identities_ = 0;
+  std::uint64_t descriptor_shortages_ = 0;
   std::size_t subscribers_ = 0;
   std::uint32_t ticks_ = 0;
 };

@@ -141,7 +141,7 @@ TEST(Protocol, EveryMessageRoundTrips) {
   b.clear();
   encode(b, QueryReply{5, 0, R"({"error":"x"})"});
   const QueryReply qr = round_trip<QueryReply>(b, MessageType::query_reply, decode_query_reply);
-  EXPECT_EQ(qr.ok, 0);
+  EXPECT_EQ(qr.status, 0);
   EXPECT_EQ(qr.query_id, 5u);
   b.clear();
   encode(b, ErrorMessage{ErrorCode::limit_exceeded, "too many"});
@@ -170,15 +170,16 @@ TEST(Protocol, HandshakeRejectsBadMagicAndOtherVersions) {
   EXPECT_NE(std::get<DecodeError>(d).message.find("0xdeadbeef"), std::string::npos);
   b.clear();
   h.magic = kMagic;
-  h.protocol_version = 2;
+  h.protocol_version = kProtocolVersion + 1;
   encode(b, h);
   d = decode_hello(single_frame(b).payload);
   ASSERT_FALSE(ok(d));
   EXPECT_EQ(std::get<DecodeError>(d).code, ErrorCode::version_mismatch);
-  EXPECT_EQ(std::get<DecodeError>(d).message,
-            "protocol version 2 is not supported (this side speaks version 1)");
+  EXPECT_EQ(std::get<DecodeError>(d).message, "protocol version " + std::to_string(kProtocolVersion + 1) +
+                                                  " is not supported (this side speaks version " +
+                                                  std::to_string(kProtocolVersion) + ")");
   b.clear();
-  encode(b, HelloAck{2, 0, 0, 0, 0});
+  encode(b, HelloAck{kProtocolVersion + 1, 0, 0, 0, 0});
   auto a = decode_hello_ack(single_frame(b).payload);
   ASSERT_FALSE(ok(a));
   EXPECT_EQ(std::get<DecodeError>(a).code, ErrorCode::version_mismatch);

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "queries.hpp"
+#include "query_pages.hpp"
 
 namespace ttmem::server {
 namespace {
@@ -44,6 +45,10 @@ proto::DeviceOpen open_device(std::uint16_t device) {
   d.device = device;
   d.total_bytes = {12ull << 30, 64ull * 1'397'984, 0, 0, 0};
   return d;
+}
+
+nlohmann::json buffers_json(const Registry& r, const BufferFilter& f) {
+  return run_paged_query(*buffers_query(f), r);
 }
 
 const Figures& device_figures(const Registry& r, std::uint16_t device, Slot slot) {

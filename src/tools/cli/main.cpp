@@ -3,6 +3,7 @@
 #include <iostream>
 
 #include "commands.hpp"
+#include "ttmem/socket_path.hpp"
 
 int main(int argc, char** argv) {
   using namespace ttmem::cli;
@@ -11,8 +12,9 @@ int main(int argc, char** argv) {
       "Reads from ttmemd (start it with: ttmemd &)."};
   app.require_subcommand(1);
   Common common;
-  common.socket = ttmem::proto::socket_path_from_env();
-  app.add_option("-s,--socket", common.socket, "ttmemd's socket ($TTMEM_SOCKET, default /tmp/ttmemd.sock)");
+  common.socket = ttmem::client_socket_path();
+  app.add_option("-s,--socket", common.socket,
+                 "ttmemd's socket ($TTMEM_SOCKET; default: your own ttmemd's, else /run/ttmem/ttmemd.sock)");
 
   SmiOptions smi;
   std::string query_fields;

@@ -1,0 +1,98 @@
+// Peer identity, /proc and pidfd; see peer.hpp.
+#include "peer.hpp"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <fstream>
+#include <sstream>
+
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
+#ifndef SO_PEERPIDFD
+#define SO_PEERPIDFD 77  // Linux 6.5
+#endif
+
+namespace ttmem::server {
+
+std::optional<ProcessInfo> read_process_info(pid_t pid) {
+  if (pid <= 0) return std::nullopt;
+  const std::string base = "/proc/" + std::to_string(pid);
+  std::ifstream stat(base + "/stat");
+  if (!stat) return std::nullopt;
+  std::string line;
+  std::getline(stat, line);
+  // comm may hold spaces and parentheses: fields resume after the last ')'.
+  const auto close = line.rfind(')');
+  if (close == std::string::npos || close + 2 > line.size()) return std::nullopt;
+  std::istringstream rest(line.substr(close + 2));
+  std::string field;
+  ProcessInfo info;
+  for (int i = 3; i <= 22 && rest >> field; ++i) {
+    if (i == 3) info.exited = field == "Z" || field == "X" || field == "x";
+    if (i == 22) info.start_time = std::strtoull(field.c_str(), nullptr, 10);
+  }
+  std::ifstream status(base + "/status");
+  for (std::string key; status >> key;) {
+    if (key == "Uid:") {
+      std::uint64_t real = 0, effective = 0;
+      status >> real >> effective;
+      info.euid = static_cast<uid_t>(effective);
+      break;
+    }
+    std::getline(status, line);
+  }
+  std::ifstream comm(base + "/comm");
+  std::getline(comm, info.name);
+  if (info.name.empty()) info.name = line.substr(line.find('(') + 1, close - line.find('(') - 1);
+  return info;
+}
+
+int open_pidfd(pid_t pid) {
+  const long fd = syscall(SYS_pidfd_open, pid, 0);
+  if (fd < 0) return -1;
+  fcntl(static_cast<int>(fd), F_SETFD, FD_CLOEXEC);
+  return static_cast<int>(fd);
+}
+
+bool pidfd_exited(int pidfd) {
+  pollfd p{pidfd, POLLIN, 0};
+  return ::poll(&p, 1, 0) > 0;
+}
+
+PeerIdentity identify_peer(int fd) {
+  PeerIdentity id;
+  ucred cred{};
+  socklen_t len = sizeof cred;
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) return id;
+  id.pid = cred.pid;
+  id.uid = cred.uid;
+  id.gid = cred.gid;
+  if (id.pid <= 0) return id;  // another pid namespace: nothing here names that process
+  // The kernel's own pidfd of the connecting process (no race with pid reuse); pidfd_open by number where
+  // the kernel is older, checked below against the credentials.
+  int pidfd = -1;
+  len = sizeof pidfd;
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERPIDFD, &pidfd, &len) < 0 || pidfd < 0) {
+    pidfd = errno == ESRCH ? -1 : open_pidfd(id.pid);
+  } else {
+    fcntl(pidfd, F_SETFD, FD_CLOEXEC);
+  }
+  id.pidfd = pidfd;
+  const auto info = read_process_info(id.pid);
+  // /proc describes the connecting process only if that process is still alive after the read (a pid is
+  // not reused before its process is reaped) and its effective uid is the one that connected.
+  if (!info || info->exited || info->euid != id.uid) return id;
+  if (pidfd >= 0 && pidfd_exited(pidfd)) return id;
+  id.start_time = info->start_time;
+  id.name = info->name;
+  id.alive = true;
+  return id;
+}
+
+}  // namespace ttmem::server

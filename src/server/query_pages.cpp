@@ -1,0 +1,376 @@
+// Paged answers; see query_pages.hpp.
+#include "query_pages.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <queue>
+#include <stdexcept>
+#include <unordered_map>
+
+#include "ttmem/reply_pages.hpp"
+
+namespace ttmem::server {
+
+using nlohmann::json;
+
+namespace {
+
+constexpr std::size_t kRowsPerPage = 1024;
+constexpr std::size_t kChunksPerStep = 256;  // 16,384 records scanned per step
+constexpr std::size_t kSortRun = 16'384;     // rows sorted per step
+constexpr std::size_t kTopHeapLimit = 65'536;
+constexpr std::size_t kRecordsPerPage = 500;  // leak, orphan and event records: bigger rows
+
+/// A matching buffer, copied out of the table when the scan passes it.
+struct Row {
+  std::uint64_t size = 0;
+  std::uint64_t id = 0;
+  std::uint64_t address = 0;
+  std::uint32_t process = 0;
+  std::uint32_t site = 0;
+  std::uint32_t time_ms = 0;
+  pid_t pid = 0;
+  std::uint16_t device = 0;
+  std::uint8_t type = 0;
+  std::uint8_t kind_bits = 0;
+};
+static_assert(sizeof(Row) == 48);
+
+/// Largest first; among equal sizes, lower ids first (a stable, repeatable order).
+bool before(const Row& a, const Row& b) {
+  if (a.size != b.size) return a.size > b.size;
+  if (a.id != b.id) return a.id < b.id;
+  if (a.process != b.process) return a.process < b.process;
+  return a.device < b.device;
+}
+
+class BuffersQuery final : public PagedQuery {
+ public:
+  BuffersQuery(const BufferFilter& f, PagedQueryLimits limits) : filter_(f), limits_(limits) {
+    top_ = f.limit && *f.limit <= kTopHeapLimit;
+  }
+
+  bool step(const Registry& registry, std::string& page) override {
+    switch (phase_) {
+      case Phase::scan:
+        scan(registry);
+        return false;
+      case Phase::sort:
+        sort_run();
+        return false;
+      case Phase::emit:
+        return emit(registry, page);
+    }
+    return true;
+  }
+
+ private:
+  enum class Phase { scan, sort, emit };
+
+  bool matches(const AllocationRecord& r) const {
+    if (process_ && r.process != *process_) return false;
+    if (filter_.device && r.device != *filter_.device) return false;
+    if (filter_.type && r.type != static_cast<std::uint8_t>(*filter_.type)) return false;
+    if (filter_.kind && r.kind() != *filter_.kind) return false;
+    return true;
+  }
+
+  void scan(const Registry& registry) {
+    if (!started_) {
+      started_ = true;
+      if (filter_.pid) {
+        if (const ProcessState* p = registry.find_process(*filter_.pid)) {
+          process_ = p->slot;
+        } else {
+          process_ = 0;  // no such process: nothing matches (slot 0 is never live)
+        }
+      }
+    }
+    const AllocationTable& t = registry.allocations();
+    const std::size_t end = cursor_ + kChunksPerStep;
+    t.for_each_in_chunks(cursor_, end, [&](const AllocationRecord& r) {
+      if (!matches(r)) return;
+      ++matched_;
+      Row row{r.size, r.id, r.address, r.process, r.site, r.time_ms, 0, r.device, r.type, r.kind_bits};
+      if (const ProcessState* p = registry.process_by_slot(r.process)) row.pid = p->pid;
+      if (top_) {
+        // A bounded heap whose top is the row that would be dropped next.
+        if (rows_.size() < *filter_.limit) {
+          rows_.push_back(row);
+          std::push_heap(rows_.begin(), rows_.end(), before);
+        } else if (!rows_.empty() && before(row, rows_.front())) {
+          std::pop_heap(rows_.begin(), rows_.end(), before);
+          rows_.back() = row;
+          std::push_heap(rows_.begin(), rows_.end(), before);
+        }
+      } else {
+        if (rows_.size() >= limits_.max_rows) {
+          throw std::runtime_error(fmt::format(
+              "more than {} buffers match; narrow the query (device, pid, type, kind) or ask for a limit",
+              limits_.max_rows));
+        }
+        rows_.push_back(row);
+      }
+    });
+    cursor_ = end;
+    if (cursor_ >= t.chunk_count()) {
+      phase_ = Phase::sort;
+      if (top_) {
+        std::sort_heap(rows_.begin(), rows_.end(), before);
+        runs_.push_back({0, rows_.size()});
+        phase_ = Phase::emit;
+      }
+    }
+  }
+
+  void sort_run() {
+    const std::size_t begin = sorted_;
+    const std::size_t end = std::min(rows_.size(), begin + kSortRun);
+    std::sort(rows_.begin() + static_cast<std::ptrdiff_t>(begin),
+              rows_.begin() + static_cast<std::ptrdiff_t>(end), before);
+    if (end > begin) runs_.push_back({begin, end});
+    sorted_ = end;
+    if (sorted_ >= rows_.size()) phase_ = Phase::emit;
+  }
+
+  /// The next row in order: a merge of the sorted runs.
+  const Row* next_row() {
+    if (!merge_started_) {
+      merge_started_ = true;
+      for (std::size_t i = 0; i < runs_.size(); ++i) {
+        if (runs_[i].first < runs_[i].second) heap_.push({i});
+      }
+    }
+    if (heap_.empty()) return nullptr;
+    const std::size_t run = heap_.top().run;
+    heap_.pop();
+    const Row* row = &rows_[runs_[run].first++];
+    if (runs_[run].first < runs_[run].second) heap_.push({run});
+    return row;
+  }
+
+  std::string_view site_text(const Registry& registry, const Row& r) {
+    if (r.site == 0) return {};
+    const std::uint64_t key = static_cast<std::uint64_t>(r.process) << 32 | r.site;
+    auto it = escaped_sites_.find(key);
+    if (it == escaped_sites_.end()) {
+      std::string text;
+      append_json_string(text, registry.site_text(r.process, r.site));
+      it = escaped_sites_.emplace(key, std::move(text)).first;
+    }
+    return it->second;
+  }
+
+  std::string_view process_name(const Registry& registry, const Row& r) {
+    auto it = escaped_names_.find(r.process);
+    if (it == escaped_names_.end()) {
+      std::string text;
+      append_json_string(text, registry.process_name(r.process));
+      it = escaped_names_.emplace(r.process, std::move(text)).first;
+    }
+    return it->second;
+  }
+
+  bool emit(const Registry& registry, std::string& page) {
+    const std::size_t wanted = filter_.limit.value_or(matched_);
+    const std::uint64_t now = monotonic_ns();
+    page += R"({"buffers":[)";
+    std::size_t n = 0;
+    for (; n < kRowsPerPage && emitted_ < wanted; ++n) {
+      const Row* r = next_row();
+      if (!r) break;
+      AllocationRecord rec;
+      rec.time_ms = r->time_ms;
+      rec.kind_bits = r->kind_bits;
+      if (n) page += ',';
+      fmt::format_to(std::back_inserter(page), R"({{"pid":{},"name":)", r->pid);
+      page += process_name(registry, *r);
+      fmt::format_to(std::back_inserter(page),
+                     R"(,"device":{},"type":"{}","kind":"{}","id":{},"size":{},"address":{},"site":)",
+                     r->device, proto::to_string(static_cast<proto::BufferType>(r->type)),
+                     proto::to_string(rec.kind()), r->id, r->size, r->address);
+      const std::string_view site = site_text(registry, *r);
+      page += site.empty() ? std::string_view(R"("")") : site;
+      fmt::format_to(std::back_inserter(page), R"(,"internal":{},"age_ms":{}}})",
+                     rec.internal() ? "true" : "false", rec.age_ms(now));
+      ++emitted_;
+    }
+    const bool last = emitted_ >= wanted || heap_.empty();
+    page += ']';
+    if (last) fmt::format_to(std::back_inserter(page), R"(,"total":{})", matched_);
+    page += '}';
+    return last;
+  }
+
+  struct HeapEntry {
+    std::size_t run;
+  };
+  struct HeapOrder {
+    const BuffersQuery* q;
+    bool operator()(const HeapEntry& a, const HeapEntry& b) const {
+      // std::priority_queue keeps the greatest on top: "greater" is the row that comes first.
+      return before(q->rows_[q->runs_[b.run].first], q->rows_[q->runs_[a.run].first]);
+    }
+  };
+
+  BufferFilter filter_;
+  PagedQueryLimits limits_;
+  bool top_ = false;
+  bool started_ = false;
+  std::optional<std::uint32_t> process_;
+  Phase phase_ = Phase::scan;
+  std::size_t cursor_ = 0;
+  std::uint64_t matched_ = 0;
+  std::vector<Row> rows_;
+  std::size_t sorted_ = 0;
+  std::vector<std::pair<std::size_t, std::size_t>> runs_;  // [next, end) of each sorted run
+  bool merge_started_ = false;
+  std::priority_queue<HeapEntry, std::vector<HeapEntry>, HeapOrder> heap_{HeapOrder{this}};
+  std::uint64_t emitted_ = 0;
+  std::unordered_map<std::uint64_t, std::string> escaped_sites_;
+  std::unordered_map<std::uint32_t, std::string> escaped_names_;
+};
+
+/// Leak records, then orphan records, newest first, from the newest at the query's start down: the record
+/// numbers (seq) keep the place while newer records arrive and old ones are dropped.
+class LeaksQuery final : public PagedQuery {
+ public:
+  bool step(const Registry& registry, std::string& page) override {
+    if (!started_) {
+      started_ = true;
+      next_leak_ = registry.leaks().empty() ? 0 : registry.leaks().front().seq;
+      next_orphan_ = registry.orphans().empty() ? 0 : registry.orphans().front().seq;
+    }
+    json leaks = json::array(), orphans = json::array();
+    std::size_t n = 0;
+    for (; n < kRecordsPerPage && next_leak_ > 0; --next_leak_, ++n) {
+      const auto& q = registry.leaks();
+      if (q.empty() || next_leak_ > q.front().seq) continue;
+      const std::uint64_t at = q.front().seq - next_leak_;
+      if (at >= q.size()) {
+        next_leak_ = 0;  // older records were dropped (the cap) while paging
+        break;
+      }
+      leaks.push_back(leak_json(q[at]));
+    }
+    for (; n < kRecordsPerPage && next_orphan_ > 0; --next_orphan_, ++n) {
+      const auto& q = registry.orphans();
+      if (q.empty() || next_orphan_ > q.front().seq) continue;
+      const std::uint64_t at = q.front().seq - next_orphan_;
+      if (at >= q.size()) {
+        next_orphan_ = 0;
+        break;
+      }
+      orphans.push_back(orphan_json(q[at]));
+    }
+    page += to_wire_text(json{{"leaks", std::move(leaks)}, {"orphans", std::move(orphans)}});
+    return next_leak_ == 0 && next_orphan_ == 0;
+  }
+
+ private:
+  bool started_ = false;
+  std::uint64_t next_leak_ = 0;
+  std::uint64_t next_orphan_ = 0;
+};
+
+/// The history's newest entries, copied when the query starts (fixed-size entries: a plain copy).
+class EventsQuery final : public PagedQuery {
+ public:
+  EventsQuery(const Registry& registry, std::size_t limit) : entries_(registry.recent_events(limit)) {}
+
+  bool step(const Registry& registry, std::string& page) override {
+    json out = json::array();
+    for (std::size_t n = 0; n < kRecordsPerPage && next_ < entries_.size(); ++n, ++next_)
+      out.push_back(history_entry_json(registry, entries_[next_]));
+    page += to_wire_text(json{{"events", std::move(out)}});
+    return next_ >= entries_.size();
+  }
+
+ private:
+  std::vector<HistoryEntry> entries_;
+  std::size_t next_ = 0;
+};
+
+}  // namespace
+
+std::unique_ptr<PagedQuery> buffers_query(const BufferFilter& filter, PagedQueryLimits limits) {
+  return std::make_unique<BuffersQuery>(filter, limits);
+}
+
+std::unique_ptr<PagedQuery> leaks_query() {
+  return std::make_unique<LeaksQuery>();
+}
+
+std::unique_ptr<PagedQuery> events_query(const Registry& registry, std::size_t limit) {
+  return std::make_unique<EventsQuery>(registry, limit);
+}
+
+json run_paged_query(PagedQuery& query, const Registry& registry) {
+  json answer = json::object();
+  for (bool last = false; !last;) {
+    std::string page;
+    last = query.step(registry, page);
+    if (!page.empty()) join_page(answer, json::parse(page));
+  }
+  return answer;
+}
+
+void append_json_string(std::string& out, std::string_view s) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  out += '"';
+  for (std::size_t i = 0; i < s.size();) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c < 0x80) {
+      switch (c) {
+        case '"':
+          out += "\\\"";
+          break;
+        case '\\':
+          out += "\\\\";
+          break;
+        case '\n':
+          out += "\\n";
+          break;
+        case '\r':
+          out += "\\r";
+          break;
+        case '\t':
+          out += "\\t";
+          break;
+        default:
+          if (c < 0x20) {
+            out += "\\u00";
+            out += kHex[c >> 4];
+            out += kHex[c & 15];
+          } else {
+            out += static_cast<char>(c);
+          }
+      }
+      ++i;
+      continue;
+    }
+    // A well-formed UTF-8 sequence (no overlongs, no surrogates, at most U+10FFFF) is copied as is.
+    std::size_t len = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc2 ? 2 : 0;
+    bool valid = len != 0 && c <= 0xf4 && i + len <= s.size();
+    for (std::size_t k = 1; valid && k < len; ++k)
+      valid = (static_cast<unsigned char>(s[i + k]) & 0xc0) == 0x80;
+    if (valid && len >= 3) {
+      const auto c1 = static_cast<unsigned char>(s[i + 1]);
+      if (c == 0xe0 && c1 < 0xa0) valid = false;   // overlong
+      if (c == 0xed && c1 >= 0xa0) valid = false;  // surrogate
+      if (c == 0xf0 && c1 < 0x90) valid = false;   // overlong
+      if (c == 0xf4 && c1 >= 0x90) valid = false;  // above U+10FFFF
+    }
+    if (valid) {
+      out.append(s.substr(i, len));
+      i += len;
+    } else {
+      out += "\\ufffd";
+      ++i;
+    }
+  }
+  out += '"';
+}
+
+}  // namespace ttmem::server

@@ -1,0 +1,43 @@
+// Queries whose answers can be large (buffers, leaks, events), answered in pages: each step does a bounded
+// slice of work between batches of events, so a query over a million buffers never stalls the loop for
+// more than a slice, and its memory is bounded by what it keeps, never a whole JSON document.
+//
+// Every page is a JSON object; arrays of later pages continue those of earlier ones, and the last page
+// carries the totals. A `buffers` answer is largest first. The rows reflect the table as the scan passed:
+// a buffer allocated or freed while the query runs may or may not be listed; none is listed twice.
+#pragma once
+
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "queries.hpp"
+#include "registry.hpp"
+
+namespace ttmem::server {
+
+class PagedQuery {
+ public:
+  virtual ~PagedQuery() = default;
+  /// Does one bounded slice of work. Appends a page's JSON text to `page` when one is ready (not every
+  /// step yields one). Returns true once the last page has been appended. Throws std::runtime_error when
+  /// the query cannot be answered (the answer is then that error).
+  virtual bool step(const Registry& registry, std::string& page) = 0;
+};
+
+/// Limits of one paged query.
+struct PagedQueryLimits {
+  std::size_t max_rows = 4'000'000;  ///< matching buffers a `buffers` query may collect (48 bytes each)
+};
+
+std::unique_ptr<PagedQuery> buffers_query(const BufferFilter& filter, PagedQueryLimits limits = {});
+std::unique_ptr<PagedQuery> leaks_query();
+std::unique_ptr<PagedQuery> events_query(const Registry& registry, std::size_t limit);
+
+/// Runs a paged query to its end and joins its pages (tests).
+nlohmann::json run_paged_query(PagedQuery& query, const Registry& registry);
+
+/// Appends `text` as a JSON string literal; invalid UTF-8 becomes U+FFFD (clients send arbitrary bytes).
+void append_json_string(std::string& out, std::string_view text);
+
+}  // namespace ttmem::server
