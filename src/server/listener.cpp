@@ -52,6 +52,26 @@ void prepare_private_directory(const std::string& dir) {
   }
 }
 
+/// Anyone who can write the socket's directory can replace the socket (and make this server change what
+/// they put there, or hijack its clients): refuse such a directory unless it is sticky (as /tmp is).
+void check_directory(const std::string& dir) {
+  struct stat st {};
+  if (stat(dir.c_str(), &st) < 0)
+    throw std::runtime_error(fmt::format("cannot use the directory {}: {}", dir, errno_text()));
+  if (st.st_uid != geteuid() && st.st_uid != 0) {
+    throw std::runtime_error(fmt::format(
+        "{} belongs to another user (uid {}), who could replace the socket; pick a directory of yours or "
+        "root's for --socket",
+        dir, st.st_uid));
+  }
+  if ((st.st_mode & 022) != 0 && (st.st_mode & S_ISVTX) == 0) {
+    throw std::runtime_error(fmt::format(
+        "{} is writable by its group or by everyone (mode {:o}), who could replace the socket; remove that "
+        "permission, make it sticky (as /tmp is), or pick another --socket",
+        dir, st.st_mode & 07777));
+  }
+}
+
 }  // namespace
 
 Listener::Listener(const std::string& path, std::optional<gid_t> group) : path_(path) {
@@ -68,6 +88,7 @@ Listener::Listener(const std::string& path, std::optional<gid_t> group) : path_(
   } else if (dir == "/tmp/ttmem-" + std::to_string(geteuid())) {
     prepare_private_directory(dir);
   }
+  check_directory(dir.empty() ? std::string(".") : dir);
   std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
   struct stat st {};
   if (lstat(path.c_str(), &st) == 0) {

@@ -8,7 +8,6 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <fstream>
 #include <sstream>
 
 #ifndef SYS_pidfd_open
@@ -20,16 +19,48 @@
 
 namespace ttmem::server {
 
+namespace {
+
+/// Reads a small /proc file whole (plain syscalls: errno tells a missing process from a descriptor
+/// shortage). Empty on failure.
+std::string read_small_file(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return {};
+  char buf[4096];
+  std::string out;
+  for (;;) {
+    const ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n > 0) {
+      out.append(buf, static_cast<std::size_t>(n));
+      if (out.size() < 64 * 1024) continue;
+    } else if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    break;
+  }
+  const int saved = errno;
+  ::close(fd);
+  errno = saved;
+  return out;
+}
+
+}  // namespace
+
 std::optional<ProcessInfo> read_process_info(pid_t pid) {
-  if (pid <= 0) return std::nullopt;
+  if (pid <= 0) {
+    errno = ESRCH;
+    return std::nullopt;
+  }
   const std::string base = "/proc/" + std::to_string(pid);
-  std::ifstream stat(base + "/stat");
-  if (!stat) return std::nullopt;
-  std::string line;
-  std::getline(stat, line);
+  const std::string line = read_small_file(base + "/stat");
+  if (line.empty()) return std::nullopt;
   // comm may hold spaces and parentheses: fields resume after the last ')'.
   const auto close = line.rfind(')');
-  if (close == std::string::npos || close + 2 > line.size()) return std::nullopt;
+  const auto open = line.find('(');
+  if (close == std::string::npos || open == std::string::npos || close + 2 > line.size()) {
+    errno = EINVAL;
+    return std::nullopt;
+  }
   std::istringstream rest(line.substr(close + 2));
   std::string field;
   ProcessInfo info;
@@ -37,19 +68,22 @@ std::optional<ProcessInfo> read_process_info(pid_t pid) {
     if (i == 3) info.exited = field == "Z" || field == "X" || field == "x";
     if (i == 22) info.start_time = std::strtoull(field.c_str(), nullptr, 10);
   }
-  std::ifstream status(base + "/status");
-  for (std::string key; status >> key;) {
+  const std::string status = read_small_file(base + "/status");
+  if (status.empty()) return std::nullopt;
+  std::istringstream lines(status);
+  for (std::string key; lines >> key;) {
     if (key == "Uid:") {
       std::uint64_t real = 0, effective = 0;
-      status >> real >> effective;
+      lines >> real >> effective;
       info.euid = static_cast<uid_t>(effective);
       break;
     }
-    std::getline(status, line);
+    std::string skip;
+    std::getline(lines, skip);
   }
-  std::ifstream comm(base + "/comm");
-  std::getline(comm, info.name);
-  if (info.name.empty()) info.name = line.substr(line.find('(') + 1, close - line.find('(') - 1);
+  std::string comm = read_small_file(base + "/comm");
+  if (!comm.empty() && comm.back() == '\n') comm.pop_back();
+  info.name = comm.empty() ? line.substr(open + 1, close - open - 1) : comm;
   return info;
 }
 
@@ -79,12 +113,15 @@ PeerIdentity identify_peer(int fd) {
   int pidfd = -1;
   len = sizeof pidfd;
   if (getsockopt(fd, SOL_SOCKET, SO_PEERPIDFD, &pidfd, &len) < 0 || pidfd < 0) {
-    pidfd = errno == ESRCH ? -1 : open_pidfd(id.pid);
+    pidfd = -1;
+    if (errno != ESRCH) pidfd = open_pidfd(id.pid);
   } else {
     fcntl(pidfd, F_SETFD, FD_CLOEXEC);
   }
+  if (pidfd < 0 && (errno == EMFILE || errno == ENFILE)) id.short_of_descriptors = true;
   id.pidfd = pidfd;
   const auto info = read_process_info(id.pid);
+  if (!info && (errno == EMFILE || errno == ENFILE)) id.short_of_descriptors = true;
   // /proc describes the connecting process only if that process is still alive after the read (a pid is
   // not reused before its process is reaped) and its effective uid is the one that connected.
   if (!info || info->exited || info->euid != id.uid) return id;

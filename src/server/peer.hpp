@@ -34,6 +34,7 @@ struct PeerIdentity {
   std::uint64_t start_time = 0;  ///< of that process, read while it was alive
   std::string name;              ///< from /proc; empty when unknown
   bool alive = false;            ///< verified alive, and /proc matched it, at accept
+  bool short_of_descriptors = false;  ///< no descriptor was left to look (not alive, yet not known dead)
 };
 
 /// Reads the identity of a connected Unix socket's peer. Never throws; an unknown peer has alive=false.

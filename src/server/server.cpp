@@ -206,6 +206,18 @@ void Server::accept_clients() {
         break;
     }
     PeerIdentity peer = identify_peer(fd);
+    if (!peer.alive && peer.short_of_descriptors) {
+      // Without a descriptor to read /proc, who connected cannot be told: refuse rather than guess.
+      ++refused_connections_;
+      ++descriptor_shortages_;
+      std::vector<std::uint8_t> bytes;
+      proto::encode(bytes,
+                    proto::ErrorMessage{proto::ErrorCode::limit_exceeded,
+                                        "ttmemd has no file descriptor left to identify this connection "
+                                        "(raise its limit with ulimit -n or LimitNOFILE=); try again later"});
+      Listener::refuse(fd, bytes);
+      continue;
+    }
     if (connections_.size() >= options_.max_connections) {
       if (handshaking_.empty()) {
         ++refused_connections_;

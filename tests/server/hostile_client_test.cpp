@@ -11,6 +11,7 @@
 #include <fstream>
 #include <thread>
 
+#include "raw_client.hpp"
 #include "subprocess.hpp"
 #include "ttmem/protocol.hpp"
 #include "ttmem/query.hpp"
@@ -20,57 +21,8 @@ namespace {
 
 using nlohmann::json;
 
-bool send_bytes(int fd, const std::vector<std::uint8_t>& b) {
-  std::size_t sent = 0;
-  while (sent < b.size()) {
-    const ssize_t n = send(fd, b.data() + sent, b.size() - sent, MSG_NOSIGNAL);
-    if (n <= 0) return false;
-    sent += static_cast<std::size_t>(n);
-  }
-  return true;
-}
-
-/// Reads until the server closes the connection (or 10 s); returns the frames' types.
-std::vector<proto::MessageType> frames_until_eof(int fd, std::string* error_text = nullptr) {
-  timeval tv{10, 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  proto::FrameReader reader(proto::kMaxReplyPayload);
-  std::vector<proto::MessageType> types;
-  std::uint8_t buf[65536];
-  for (;;) {
-    const ssize_t n = recv(fd, buf, sizeof buf, 0);
-    if (n <= 0) break;
-    reader.append({buf, static_cast<std::size_t>(n)});
-    for (auto next = reader.next(); std::holds_alternative<proto::Frame>(next); next = reader.next()) {
-      const auto& f = std::get<proto::Frame>(next);
-      types.push_back(f.type);
-      if (f.type == proto::MessageType::error && error_text) {
-        *error_text = std::get<proto::ErrorMessage>(proto::decode_error(f.payload)).text;
-      }
-    }
-  }
-  return types;
-}
-
 std::vector<std::uint8_t> hello(proto::Role role = proto::Role::tracked_process) {
-  std::vector<std::uint8_t> b;
-  proto::Hello h;
-  h.role = role;
-  proto::encode(b, h);
-  return b;
-}
-
-std::uint64_t rss_kib(pid_t pid) {
-  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
-  std::string key;
-  std::uint64_t value = 0;
-  while (status >> key) {
-    if (key == "VmRSS:") {
-      status >> value;
-      return value;
-    }
-  }
-  return 0;
+  return hello_frame(role);
 }
 
 TEST(HostileClients, AFrameClaimingAHugeLengthIsRefusedBeforeAnythingIsBuffered) {

@@ -2,10 +2,13 @@
 #include "subprocess.hpp"
 
 #include <fcntl.h>
+#include <grp.h>
 #include <gtest/gtest.h>
+#include <linux/sched.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -34,11 +37,41 @@ void apply_env(const Env& env) {
   _exit(127);
 }
 
+/// In the child, before exec: limits, then the user (groups and gid first, while still root).
+void apply_spawn(const Spawn& s) {
+  if (s.max_files) {
+    const rlimit r{*s.max_files, *s.max_files};
+    if (setrlimit(RLIMIT_NOFILE, &r) != 0) _exit(125);
+  }
+  if (s.uid) {
+    if (setgroups(s.groups.size(), s.groups.data()) != 0 || setgid(s.gid) != 0 || setuid(*s.uid) != 0)
+      _exit(126);
+  }
+}
+
+std::vector<std::string> with_wrapper(const Spawn& s, const std::vector<std::string>& argv) {
+  std::vector<std::string> all = s.wrapper;
+  all.insert(all.end(), argv.begin(), argv.end());
+  return all;
+}
+
+pid_t spawn_fork(const Spawn& s) {
+  return s.pid ? fork_with_pid(s.pid) : fork();
+}
+
 int decode_status(int status) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
 }  // namespace
+
+pid_t fork_with_pid(pid_t want) {
+  clone_args args{};
+  args.exit_signal = SIGCHLD;
+  args.set_tid = reinterpret_cast<std::uintptr_t>(&want);
+  args.set_tid_size = 1;
+  return static_cast<pid_t>(syscall(SYS_clone3, &args, sizeof args));
+}
 
 ProcessResult run_process(const std::vector<std::string>& argv, const std::string& input, const Env& env) {
   int in_pipe[2], out_pipe[2], err_pipe[2];
@@ -105,16 +138,17 @@ ProcessResult run_process(const std::vector<std::string>& argv, const std::strin
 
 // Child ------------------------------------------------------------------------------------------------
 
-Child::Child(const std::vector<std::string>& argv, const Env& env) {
+Child::Child(const std::vector<std::string>& argv, const Env& env, const Spawn& spawn) {
   int in_pipe[2], out_pipe[2];
   if (pipe2(in_pipe, O_CLOEXEC) || pipe2(out_pipe, O_CLOEXEC)) throw std::runtime_error("pipe failed");
-  pid_ = fork();
-  if (pid_ < 0) throw std::runtime_error("fork failed");
+  pid_ = spawn_fork(spawn);
+  if (pid_ < 0) throw std::runtime_error(std::string("fork failed: ") + std::strerror(errno));
   if (pid_ == 0) {
     dup2(in_pipe[0], 0);
     dup2(out_pipe[1], 1);
     apply_env(env);
-    exec(argv);
+    apply_spawn(spawn);
+    exec(with_wrapper(spawn, argv));
   }
   close(in_pipe[0]);
   close(out_pipe[1]);
@@ -191,8 +225,13 @@ int Child::wait() {
 
 // ServerProcess ----------------------------------------------------------------------------------------
 
-ServerProcess::ServerProcess(std::vector<std::string> extra_args)
-    : socket_(dir_.file("ttmemd.sock")), log_path_(dir_.file("ttmemd.log")), extra_(std::move(extra_args)) {
+ServerProcess::ServerProcess(std::vector<std::string> extra_args, Spawn spawn)
+    : socket_(dir_.file("ttmemd.sock")),
+      log_path_(dir_.file("ttmemd.log")),
+      extra_(std::move(extra_args)),
+      spawn_(std::move(spawn)) {
+  if (spawn_.uid && chown(dir_.path().c_str(), *spawn_.uid, spawn_.gid) != 0)
+    throw std::runtime_error("cannot give the server's directory to its user");
   start();
 }
 
@@ -217,7 +256,7 @@ ServerProcess::~ServerProcess() {
 void ServerProcess::start() {
   int ready[2];
   if (pipe2(ready, O_CLOEXEC)) throw std::runtime_error("pipe failed");
-  pid_ = fork();
+  pid_ = spawn_fork(spawn_);
   if (pid_ < 0) throw std::runtime_error("fork failed");
   if (pid_ == 0) {
     close(ready[0]);
@@ -228,7 +267,8 @@ void ServerProcess::start() {
     std::vector<std::string> argv{bin_dir() + "/ttmemd", "--socket", socket_, "--ready-fd",
                                   std::to_string(ready[1])};
     argv.insert(argv.end(), extra_.begin(), extra_.end());
-    exec(argv);
+    apply_spawn(spawn_);
+    exec(with_wrapper(spawn_, argv));
   }
   close(ready[1]);
   char byte = 0;

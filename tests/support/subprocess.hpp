@@ -1,9 +1,11 @@
 // Runs a real child process with optional standard input and captures its output and exit status.
 #pragma once
 
+#include <sys/resource.h>
 #include <sys/types.h>
 
 #include <chrono>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -32,6 +34,19 @@ class TempDir {
 
 using Env = std::vector<std::pair<std::string, std::string>>;
 
+/// How to start a child beyond argv and environment (root only for the user and pid parts).
+struct Spawn {
+  std::optional<uid_t> uid;  ///< run as this user (with gid and no supplementary groups)
+  gid_t gid = 0;
+  std::vector<gid_t> groups;         ///< supplementary groups when uid is set
+  std::optional<rlim_t> max_files;   ///< RLIMIT_NOFILE, soft and hard
+  pid_t pid = 0;                     ///< this exact pid (clone3 set_tid); 0: any
+  std::vector<std::string> wrapper;  ///< argv prefix, e.g. {"/usr/bin/unshare", "--pid", "--fork"}
+};
+
+/// Forks as fork() does, but the child gets pid `want` (clone3 with set_tid, root only); -1 with errno set.
+pid_t fork_with_pid(pid_t want);
+
 /// Runs argv[0] (a path) with the given arguments and extra environment; blocks until it exits.
 ProcessResult run_process(const std::vector<std::string>& argv, const std::string& input = {},
                           const Env& env = {});
@@ -39,7 +54,7 @@ ProcessResult run_process(const std::vector<std::string>& argv, const std::strin
 /// A running child with line-oriented stdin/stdout (stderr is inherited). Killed at destruction.
 class Child {
  public:
-  Child(const std::vector<std::string>& argv, const Env& env = {});
+  Child(const std::vector<std::string>& argv, const Env& env = {}, const Spawn& spawn = {});
   ~Child();
   Child(const Child&) = delete;
   Child& operator=(const Child&) = delete;
@@ -68,7 +83,7 @@ class Child {
 /// ttmemd on a private socket in its own temporary directory; ready when constructed.
 class ServerProcess {
  public:
-  explicit ServerProcess(std::vector<std::string> extra_args = {});
+  explicit ServerProcess(std::vector<std::string> extra_args = {}, Spawn spawn = {});
   ~ServerProcess();
   const std::string& socket() const { return socket_; }
   pid_t pid() const { return pid_; }
@@ -79,12 +94,15 @@ class ServerProcess {
   void start();
   /// Everything the server logged so far.
   std::string log() const;
+  /// The directory holding the socket and the log.
+  const std::string& dir() const { return dir_.path(); }
 
  private:
   TempDir dir_;
   std::string socket_;
   std::string log_path_;
   std::vector<std::string> extra_;
+  Spawn spawn_;
   pid_t pid_ = -1;
 };
 
