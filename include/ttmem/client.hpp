@@ -2,14 +2,16 @@
 //
 // Hot path (report_alloc / report_free): no syscall and no shared lock — the record goes into a ring owned
 // by the calling thread, and one background thread sends batches. Rings are bounded; when the server
-// cannot keep up the reporting thread waits (backpressure, counted as stall time) — events are never
-// dropped silently. Without a server the calls are a cheap no-op (one warning at most) and the library
-// keeps trying to connect; on every (re)connect it asks the integration for a snapshot of its live
-// allocations (set_resync_callback), so a server restart loses nothing.
+// cannot keep up the reporting thread waits (backpressure, counted as stall time), but never longer than
+// Options::max_stall: past that the library stops recording (counting what it drops), and once the server
+// has caught up it sends a snapshot of the live allocations (set_resync_callback), so the server's picture
+// is exact again and the gap is counted, never hidden. Without a server the calls are a cheap no-op (one
+// warning at most) and the library keeps trying to connect; every (re)connect sends such a snapshot too,
+// so a server restart loses nothing.
 //
-// Environment: TTMEM_SOCKET (default /tmp/ttmemd.sock); TTMEM_TRACKING=0 turns tracking off;
-// TT_ALLOC_TRACKING_ENABLED=0/1 is accepted as well. Contract for exact resync: report events while
-// holding the lock your resync callback takes.
+// Environment: TTMEM_SOCKET (default: ttmem/socket_path.hpp); TTMEM_TRACKING=0 turns tracking off;
+// TT_ALLOC_TRACKING_ENABLED=0/1 is accepted as well; TTMEM_MAX_STALL_MS bounds backpressure. Contract for
+// exact resync: report events while holding the lock your resync callback takes.
 #pragma once
 
 #include <array>
@@ -59,6 +61,8 @@ struct Counters {
   std::uint64_t snapshots = 0;          ///< resync snapshots sent
   std::uint64_t superseded_events = 0;  ///< recorded but replaced by a snapshot (server was away)
   std::uint64_t flushes = 0;
+  std::uint64_t dropped_events = 0;  ///< not recorded: the server could not keep up for max_stall
+  std::uint64_t gaps = 0;            ///< times recording stopped so; each ended with a snapshot
   bool connected = false;
 };
 
@@ -86,11 +90,14 @@ struct Options {
   bool enabled = true;
   std::size_t ring_events = 8192;  ///< per reporting thread (power of two)
   std::chrono::milliseconds send_interval{2};
+  /// The longest a reporting thread waits for ring space before recording stops until a resync.
+  std::chrono::milliseconds max_stall{20};
   std::chrono::milliseconds server_timeout{
       10'000};  ///< no progress for this long: the server is considered gone
   bool warn_without_server = true;
   std::string process_name;  ///< informational; the server reads /proc
-  /// Options from TTMEM_SOCKET, TTMEM_TRACKING, TT_ALLOC_TRACKING_ENABLED, TTMEM_RING_EVENTS.
+  /// Options from TTMEM_SOCKET, TTMEM_TRACKING, TT_ALLOC_TRACKING_ENABLED, TTMEM_RING_EVENTS,
+  /// TTMEM_MAX_STALL_MS.
   static Options from_environment();
 };
 
@@ -138,6 +145,7 @@ class Client {
   friend class SnapshotWriter;
   Ring* ring_for_this_thread();
   void write(const proto::EventRecord& record, std::uint32_t fence);
+  void skipped();  // a report while not recording
   void fence(std::function<void(std::vector<std::uint8_t>&)> encode_control);
 
   bool enabled_ = false;
@@ -145,6 +153,8 @@ class Client {
   std::atomic<std::uint32_t> epoch_{0};  // fences and send cycles so far (wraps); every record carries it
   std::atomic<std::uint64_t> coarse_now_ns_{0};
   std::atomic<std::uint64_t> stall_ns_{0};
+  std::atomic<bool> overflowed_{false};  // recording stopped: the server could not keep up
+  std::atomic<std::uint64_t> dropped_{0};
   std::atomic<std::uint32_t> peer_pid_{0};
   std::unique_ptr<Impl> impl_;
 };

@@ -57,6 +57,8 @@ typedef struct ttmem_device {
 
 typedef struct ttmem_counters {
   uint64_t events, bytes, batches, stall_ns, reconnects, snapshots, superseded_events, flushes;
+  uint64_t dropped_events,
+      gaps; /* recording stopped when the server could not keep up; each gap ends in a resync */
   int connected;
 } ttmem_counters;
 

@@ -80,9 +80,9 @@ int ttmem_flush(uint32_t timeout_ms) {
 void ttmem_get_counters(ttmem_counters* out) {
   if (!out) return;
   const auto c = Client::instance().counters();
-  *out = {c.events,           c.bytes,     c.batches,           c.stall_ns,
-          c.reconnects,       c.snapshots, c.superseded_events, c.flushes,
-          c.connected ? 1 : 0};
+  *out = {c.events,         c.bytes,     c.batches,           c.stall_ns,
+          c.reconnects,     c.snapshots, c.superseded_events, c.flushes,
+          c.dropped_events, c.gaps,      c.connected ? 1 : 0};
 }
 
 void ttmem_set_resync_callback(ttmem_resync_fn fn, void* user) {

@@ -76,6 +76,11 @@ Options Options::from_environment() {
     const unsigned long v = std::strtoul(n, nullptr, 10);
     if (v >= 64 && v <= (1u << 24) && (v & (v - 1)) == 0) o.ring_events = v;
   }
+  if (const char* n = std::getenv("TTMEM_MAX_STALL_MS")) {
+    char* end = nullptr;
+    const unsigned long v = std::strtoul(n, &end, 10);
+    if (end != n && *end == '\0' && v <= 3'600'000) o.max_stall = std::chrono::milliseconds(v);
+  }
   return o;
 }
 
@@ -165,7 +170,7 @@ struct Client::Impl {
   }
 
   std::atomic<std::uint64_t> events{0}, bytes{0}, batches{0}, reconnects{0}, snapshots{0}, superseded{0},
-      flushes{0};
+      flushes{0}, gaps{0};
 
   void notify_sender() {
     {
@@ -504,7 +509,7 @@ struct Client::Impl {
       last_stats_ns = now;
       const Counters c = client.counters();
       proto::encode(out, proto::ClientStats{c.events, c.bytes, c.batches, c.stall_ns, c.reconnects,
-                                            c.snapshots, c.superseded_events});
+                                            c.snapshots, c.superseded_events, c.dropped_events, c.gaps});
     }
     if (token) proto::encode(out, proto::Barrier{token});
     if (!out.empty() && !send_all()) return;
@@ -538,6 +543,7 @@ struct Client::Impl {
       if (!connected) {
         if (!permanent_failure && handshake()) {
           if (++connections > 1) reconnects.fetch_add(1);
+          if (client.overflowed_.exchange(false)) gaps.fetch_add(1, std::memory_order_relaxed);
           resynchronise();
           const bool sent = connected && send_all();
           first_attempt_over();
@@ -560,6 +566,14 @@ struct Client::Impl {
       }
       client.coarse_now_ns_.store(now_ns(), std::memory_order_relaxed);
       cycle();
+      if (connected && client.overflowed_.load(std::memory_order_acquire)) {
+        // The server has taken everything sent so far: make its picture exact again with a snapshot, on
+        // this same connection, and record from the snapshot's cut on.
+        client.overflowed_.store(false, std::memory_order_release);
+        gaps.fetch_add(1, std::memory_order_relaxed);
+        resynchronise();
+        if (!send_all()) continue;
+      }
     }
     if (connected) cycle();  // last words
     if (fd >= 0) ::close(fd);
@@ -691,6 +705,8 @@ void Client::write(const proto::EventRecord& record, std::uint32_t fence) {
       // in which case the record is covered by the next snapshot.
       // Sleep rather than spin: on a small machine the sender and the server need the CPU to make room.
       const std::uint64_t t0 = now_ns();
+      const std::uint64_t deadline =
+          t0 + static_cast<std::uint64_t>(impl_->options.max_stall.count()) * 1'000'000ull;
       impl_->notify_sender();
       impl_->sleepers.fetch_add(1, std::memory_order_acq_rel);
       {
@@ -698,12 +714,23 @@ void Client::write(const proto::EventRecord& record, std::uint32_t fence) {
         for (;;) {
           r.cached_tail = r.tail.load(std::memory_order_acquire);
           if (head - r.cached_tail < r.capacity() || !active_.load(std::memory_order_relaxed)) break;
+          if (now_ns() >= deadline) break;
           impl_->space_cv.wait_for(lock, std::chrono::milliseconds(1));
         }
       }
       impl_->sleepers.fetch_sub(1, std::memory_order_acq_rel);
       stall_ns_.fetch_add(now_ns() - t0, std::memory_order_relaxed);
-      if (head - r.cached_tail >= r.capacity()) return;  // inactive: the next snapshot covers this record
+      if (head - r.cached_tail >= r.capacity()) {
+        // Waited max_stall, or tracking went inactive. Either way the application goes on: stop recording
+        // (the sender resynchronises once the server has caught up) and count what is dropped.
+        if (active_.load(std::memory_order_relaxed)) {
+          overflowed_.store(true, std::memory_order_release);
+          active_.store(false, std::memory_order_release);
+          impl_->notify_sender();
+        }
+        skipped();
+        return;
+      }
     }
   }
   Slot& s = r.slots[head & r.mask];
@@ -715,13 +742,17 @@ void Client::write(const proto::EventRecord& record, std::uint32_t fence) {
     impl_->notify_sender();  // half full: do not wait for the timer
 }
 
+void Client::skipped() {
+  if (overflowed_.load(std::memory_order_relaxed)) dropped_.fetch_add(1, std::memory_order_relaxed);
+}
+
 void Client::report_alloc(const AllocationReport& a) {
-  if (!active_.load(std::memory_order_relaxed)) return;
+  if (!active_.load(std::memory_order_relaxed)) return skipped();
   write(alloc_record(a, coarse_now_ns_.load(std::memory_order_relaxed)), 0);
 }
 
 void Client::report_free(std::uint16_t device, std::uint64_t id, proto::ReleaseReason reason) {
-  if (!active_.load(std::memory_order_relaxed)) return;
+  if (!active_.load(std::memory_order_relaxed)) return skipped();
   proto::EventRecord r;
   r.op = proto::EventOp::free;
   r.device = device;
@@ -826,6 +857,8 @@ Counters Client::counters() const {
   c.snapshots = impl_->snapshots.load();
   c.superseded_events = impl_->superseded.load();
   c.flushes = impl_->flushes.load();
+  c.dropped_events = dropped_.load();
+  c.gaps = impl_->gaps.load();
   c.connected = active();
   return c;
 }

@@ -318,6 +318,8 @@ PYBIND11_MODULE(_ttmem, m) {
         d["reconnects"] = c.reconnects;
         d["snapshots"] = c.snapshots;
         d["superseded_events"] = c.superseded_events;
+        d["dropped_events"] = c.dropped_events;
+        d["gaps"] = c.gaps;
         d["connected"] = c.connected;
         return d;
       },

@@ -3,13 +3,17 @@
 #include "ttmem/client.hpp"
 
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <thread>
 
+#include "raw_client.hpp"
 #include "subprocess.hpp"
 #include "ttmem/query.hpp"
 #include "ttmem/ttmem.h"
@@ -46,7 +50,9 @@ std::uint64_t dram_used(const nlohmann::json& stats, int device) {
 
 TEST(Client, ManyThreadsThroughATinyRingLoseNothing) {
   ServerProcess server;
-  Client c(options_for(server, 64));  // 64 slots: the threads will wait for the sender, often
+  Options o = options_for(server, 64);     // 64 slots: the threads will wait for the sender, often
+  o.max_stall = std::chrono::seconds(60);  // backpressure, never the bounded-stall resync (tested apart)
+  Client c(o);
   ASSERT_TRUE(c.wait_for_first_attempt(std::chrono::seconds(5)));
   constexpr int kThreads = 4;
   constexpr std::uint64_t kPerThread = 50'000;
@@ -75,6 +81,68 @@ TEST(Client, ManyThreadsThroughATinyRingLoseNothing) {
   EXPECT_GT(counters.stall_ns, 0u) << why;  // backpressure happened, and was counted
   EXPECT_EQ(counters.superseded_events, 0u) << why;
   EXPECT_EQ(q.info()["anomalies"]["free_unknown_id"], 0) << why;
+}
+
+TEST(Client, AServerThatCannotKeepUpStallsTheApplicationBrieflyThenAResyncMakesItExact) {
+  // The server stops reading (SIGSTOP stands in for a server that cannot keep up). Reports must not
+  // wait for it longer than max_stall; once it is back, a snapshot makes its picture exact again, and the
+  // gap is counted.
+  ServerProcess server;
+  Options o = options_for(server, 256);
+  o.max_stall = std::chrono::milliseconds(50);
+  Client c(o);
+  std::mutex m;  // the runtime's lock: reports and the snapshot are taken under it
+  std::map<std::uint64_t, std::uint64_t> live;
+  c.set_resync_callback([&](client::SnapshotWriter& w) {
+    std::lock_guard lock(m);
+    w.begin();
+    for (const auto& [id, size] : live) w.allocation(report(0, id, size));
+  });
+  ASSERT_TRUE(c.wait_for_first_attempt(std::chrono::seconds(5)));
+  kill(server.pid(), SIGSTOP);
+  std::thread resume([&] {
+    std::this_thread::sleep_for(std::chrono::seconds(2));
+    kill(server.pid(), SIGCONT);
+  });
+  std::chrono::nanoseconds longest{0};
+  std::uint64_t id = 0;
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+  while (std::chrono::steady_clock::now() < until) {
+    const auto t0 = std::chrono::steady_clock::now();
+    {
+      std::lock_guard lock(m);
+      ++id;
+      live[id] = 64 + id % 100;
+      c.report_alloc(report(0, id, live[id]));
+      if (id % 3 == 0) {
+        live.erase(id - 1);
+        c.report_free(0, id - 1);
+      }
+    }
+    longest = std::max(longest, std::chrono::steady_clock::now() - t0);
+    std::this_thread::sleep_for(std::chrono::microseconds(50));  // a workload's pace, not a spin
+  }
+  resume.join();
+  EXPECT_LT(longest, std::chrono::milliseconds(500)) << "a report waited for the stopped server";
+  ASSERT_TRUE(eventually([&] { return c.flush(std::chrono::seconds(1)); }));
+  const auto counters = c.counters();
+  EXPECT_GE(counters.gaps, 1u);
+  EXPECT_GT(counters.dropped_events, 0u);
+  query::QueryClient q(server.socket());
+  std::uint64_t bytes = 0;
+  {
+    std::lock_guard lock(m);
+    for (const auto& [k, v] : live) bytes += v;
+    EXPECT_EQ(q.stats()["active_allocations"], live.size());
+  }
+  EXPECT_EQ(dram_used(q.stats(), 0), bytes);
+  // The gap is visible from outside too.
+  bool shown = false;
+  const auto info = q.info();
+  for (const auto& client : info["clients"]) {
+    if (client.contains("client") && client["client"]["gaps"].get<std::uint64_t>() >= 1) shown = true;
+  }
+  EXPECT_TRUE(shown);
 }
 
 TEST(Client, FlushWaitsForEverythingReportedBeforeIt) {
