@@ -6,6 +6,7 @@ import struct
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MAGIC = 0x4D4D5454
+PROTOCOL = 2  # ttmem/protocol.hpp kProtocolVersion
 
 
 def frame(kind, payload):
@@ -13,7 +14,7 @@ def frame(kind, payload):
 
 
 def hello(role=0, name=b"seed"):
-    return frame(1, struct.pack("<IHBBIIB", MAGIC, 1, role, 0, 0x000100, 4242, len(name)) + name)
+    return frame(1, struct.pack("<IHBBIIB", MAGIC, PROTOCOL, role, 0, 0x000100, 4242, len(name)) + name)
 
 
 def device_open(device=0):
@@ -69,11 +70,15 @@ write("connection", "session", session)
 write("connection", "tool_queries", hello(role=1) + query(b'{"type":"stats"}') + query(b'{"type":"buffers","limit":3}', 2)
       + query(b'{"type":"leaks"}', 3) + query(b'{"type":"info"}', 4) + query(b'{"type":"events","limit":5}', 5))
 write("connection", "garbage", b"GET / HTTP/1.1\r\n\r\n")
+# a paged answer with frames waiting behind it, then a query of an unknown type
+write("connection", "paged", hello(role=1) + query(b'{"type":"buffers"}') + query(b'{"type":"leaks"}', 2)
+      + query(b'{"type":"events","limit":10000}', 3) + query(b'{"type":"x"}', 4))
 
 # query: the JSON of one query
 for i, text in enumerate([b'{"type":"stats"}', b'{"type":"buffers","device":0,"buffer_type":"L1","kind":"cb","limit":2}',
                           b'{"type":"buffers","pid":1}', b'{"type":"leaks"}', b'{"type":"devices"}',
-                          b'{"type":"events","limit":10}', b'{"type":"info"}', b'{"type":"nope"}']):
+                          b'{"type":"events","limit":10}', b'{"type":"info"}', b'{"type":"nope"}',
+                          b'{"type":"buffers"}', b'{"type":"info","reset_loop":true}', b'{"type":"buffers","limit":100000}']):
     write("query", f"q{i}", text)
 
 # emu_script: the example scripts
