@@ -31,7 +31,9 @@ struct Config {
   std::uint64_t events = 2'000'000;  // per thread
   std::uint64_t live = 1000;         // live allocations each thread keeps (then frees the oldest per new one)
   int devices = 8;
-  std::uint64_t hold = 0;  // extra allocations held per thread at the end (for memory figures)
+  std::uint64_t hold = 0;    // extra allocations held per thread at the end (for memory figures)
+  bool hostile_ids = false;  // ids that differ only in their high bits (they flooded an unkeyed hash)
+  std::uint64_t max_stall_ms = 10'000;
 };
 
 struct Truth {
@@ -66,6 +68,8 @@ void read_all(int fd, void* p, std::size_t n) {
   ttmem::client::Options o;
   o.socket_path = cfg.socket;
   o.ring_events = 16384;
+  // Measures saturated ingest: producers wait for the server (backpressure) rather than drop and resync.
+  o.max_stall = std::chrono::milliseconds(cfg.max_stall_ms);
   ttmem::client::Client client(o);
   if (!client.wait_for_first_attempt(std::chrono::seconds(10))) _exit(2);
   char go = 0;
@@ -79,14 +83,18 @@ void read_all(int fd, void* p, std::size_t n) {
       std::deque<std::pair<std::uint64_t, std::uint16_t>> live;
       std::uint64_t next_id =
           (static_cast<std::uint64_t>(index) << 48) | (static_cast<std::uint64_t>(t) << 40);
+      std::uint64_t hostile_counter = 0;
+      const std::uint64_t hostile_low =
+          static_cast<std::uint64_t>(index) << 8 | static_cast<std::uint64_t>(t);
+      auto new_id = [&] { return cfg.hostile_ids ? (++hostile_counter << 44) | hostile_low : ++next_id; };
       ttmem::client::AllocationReport a;
       a.type = ttmem::proto::BufferType::DRAM;
       a.size = 4096;
       a.timestamp_ns = 1;  // a fixed stamp: the producer measures the library, not the clock
       std::uint64_t sent = 0;
       while (sent < cfg.events) {
-        a.id = ++next_id;
-        a.device = static_cast<std::uint16_t>(a.id % static_cast<std::uint64_t>(cfg.devices));
+        a.id = new_id();
+        a.device = static_cast<std::uint16_t>(sent % static_cast<std::uint64_t>(cfg.devices));
         client.report_alloc(a);
         live.emplace_back(a.id, a.device);
         ++sent;
@@ -97,8 +105,9 @@ void read_all(int fd, void* p, std::size_t n) {
         }
       }
       for (std::uint64_t h = 0; h < cfg.hold; ++h) {
-        a.id = ++next_id;
-        a.device = static_cast<std::uint16_t>(a.id % static_cast<std::uint64_t>(cfg.devices));
+        a.id = new_id();
+        a.device =
+            cfg.hostile_ids ? 0 : static_cast<std::uint16_t>(h % static_cast<std::uint64_t>(cfg.devices));
         client.report_alloc(a);
         live.emplace_back(a.id, a.device);
         ++sent;
@@ -120,7 +129,7 @@ void read_all(int fd, void* p, std::size_t n) {
   struct Report {
     Truth truth;
     std::uint64_t stall_ns, superseded, flushed;
-  } report{total, counters.stall_ns, counters.superseded_events, flushed ? 1u : 0u};
+  } report{total, counters.stall_ns, counters.superseded_events + counters.dropped_events, flushed ? 1u : 0u};
   write_all(to_parent, &report, sizeof report);
   read_all(from_parent, &go, 1);  // exit
   _exit(0);
@@ -140,6 +149,9 @@ int main(int argc, char** argv) {
   app.add_option("--live", cfg.live, "Live allocations each thread keeps while it runs");
   app.add_option("--hold", cfg.hold, "Allocations each thread adds and holds at the end");
   app.add_option("--devices", cfg.devices, "Devices the allocations spread over")->check(CLI::Range(1, 4096));
+  app.add_flag("--hostile-ids", cfg.hostile_ids,
+               "Ids that differ only in their high bits (all on device 0 when held): a hash-flooding probe");
+  app.add_option("--max-stall-ms", cfg.max_stall_ms, "libttmem's max_stall in the producers");
   bool keep = false;
   app.add_flag("--keep", keep, "Keep the producers alive (holding their allocations) until stdin closes");
   CLI11_PARSE(app, argc, argv);

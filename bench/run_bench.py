@@ -18,6 +18,8 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.environ.get("TTMEM_BIN_DIR", os.path.join(ROOT, "build", "bin"))
+sys.path.insert(0, os.path.join(os.path.dirname(BIN), "python"))
+import ttmem  # noqa: E402  (the module built beside the binaries: queries with fields the CLI has no flag for)
 
 # figure key -> (label, target, unit, better): better is "lower" or "higher"
 TARGETS = {
@@ -28,6 +30,10 @@ TARGETS = {
     "smi_json_ms": ("`ttmem smi --json` whole process, 1M live buffers", 10, "ms", "lower"),
     "reclaim_ms": ("reclaim after kill -9 of a process with 100k buffers", 100, "ms", "lower"),
     "allocator_pair_ns": ("emulated allocator alloc + free, 10k live", 100, "ns", "lower"),
+    "query_loop_stall_ms": ("longest loop stall while `buffers --all` runs over 1M buffers, with ingest", 5, "ms",
+                            "lower"),
+    "hostile_ids_insert_s": ("100k client-chosen colliding ids: insert and flush", 0.5, "s", "lower"),
+    "hostile_ids_reclaim_ms": ("reclaim after kill -9 of the process holding them", 100, "ms", "lower"),
 }
 EXTRA = {
     "hotpath_2threads_median_ns": "client hot path, 2 threads at once, median (ns)",
@@ -43,6 +49,12 @@ EXTRA = {
     "ingest_exact": "ingest runs whose totals matched the ground truth",
     "buffer_create_deallocate_ns": "Buffer create + deallocate (whole runtime path), 10k live (ns)",
     "registry_apply_per_event_ns": "registry apply, single-threaded, per event (ns)",
+    "paged_step_ms": "longest single step of that paged query (ms)",
+    "query_all_1m_s": "`ttmem buffers --all --json` over 1M buffers, whole process (s)",
+    "ingest_while_querying_events_per_s": "ingest, 2 producers, while that query runs (events/s)",
+    "ingest_alone_events_per_s": "ingest, 2 producers, same load without the query (events/s)",
+    "loop_stall_ingest_alone_ms": "longest loop stall with that ingest alone (ms)",
+    "sequential_ids_insert_s": "100k sequential ids: insert and flush (s)",
 }
 
 
@@ -76,6 +88,51 @@ class Server:
             with open(os.path.join(self.dir.name, "log")) as f:
                 print(f"ttmemd exited with {code}; the end of its log:\n" + "".join(f.readlines()[-20:]), file=sys.stderr)
         self.dir.cleanup()
+
+
+def loop_figures(server, reset):
+    info = ttmem._query({"type": "info", "reset_loop": reset}, server.socket)
+    return info["loop"]
+
+
+def loadgen(server, args):
+    run = subprocess.run([os.path.join(BIN, "ttmem-loadgen"), "--socket", server.socket] + args, capture_output=True,
+                         text=True)
+    result = json.loads(run.stdout.strip().splitlines()[-1])
+    if not result["exact"]:
+        raise RuntimeError(f"ingest lost events: {result}")
+    return result
+
+
+def held_and_reclaimed(server, env, args):
+    """One process adds and holds buffers (`args` for ttmem-loadgen), then is killed: (seconds its reports took
+    to be applied, ms from kill() until a subscriber sees the orphan record, which is stamped after the
+    reclaim)."""
+    gen = subprocess.Popen([os.path.join(BIN, "ttmem-loadgen"), "--socket", server.socket, "-p", "1", "-n", "0",
+                            "--keep"] + args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    held = json.loads(gen.stdout.readline())
+    if not held["exact"]:
+        raise RuntimeError(f"the held buffers did not all arrive: {held}")
+    victim = held["producer_pids"][0]
+    follow = subprocess.Popen([os.path.join(BIN, "ttmem"), "events", "--follow", "--json", "-n", "0"], env=env,
+                              stdout=subprocess.PIPE, text=True)
+    # The follower is subscribed once the server lists it as a subscriber.
+    info = [os.path.join(BIN, "ttmem"), "--socket", server.socket, "info", "--json"]
+    while not any(c["subscriber"] for c in run_json(info)["clients"]):
+        time.sleep(0.01)
+    killed_at = time.time_ns()
+    os.kill(victim, signal.SIGKILL)
+    reclaim_ms = None
+    for line in follow.stdout:
+        event = json.loads(line)
+        if event.get("event") == "orphan" and event["pid"] == victim:
+            reclaim_ms = (event["time_ns"] - killed_at) / 1e6
+            break
+    follow.kill()
+    follow.wait()
+    gen.stdin.close()
+    gen.wait(timeout=60)
+    return held["seconds"], reclaim_ms
 
 
 def run_json(args):
@@ -129,32 +186,32 @@ def one_run(smoke):
             subprocess.run([os.path.join(BIN, "ttmem"), "smi", "--json"], env=env, check=True, capture_output=True)
             smi_times.append((time.perf_counter() - t0) * 1000)
         figures["smi_json_ms"] = statistics.median(smi_times)
+
+        # Every buffer listed while two more producers ingest: the loop must keep serving them.
+        ingest_args = ["-p", "2", "-n", "20000" if smoke else "1000000"]
+        loop_figures(server, reset=True)
+        figures["ingest_alone_events_per_s"] = loadgen(server, ingest_args)["events_per_second"]
+        figures["loop_stall_ingest_alone_ms"] = loop_figures(server, reset=True)["longest_busy_ms"]
+        t0 = time.perf_counter()
+        query = subprocess.Popen([os.path.join(BIN, "ttmem"), "buffers", "--all", "--json"], env=env,
+                                 stdout=subprocess.DEVNULL)
+        while loop_figures(server, reset=False)["paged_queries"] == 0 and query.poll() is None:
+            time.sleep(0.001)
+        figures["ingest_while_querying_events_per_s"] = loadgen(server, ingest_args)["events_per_second"]
+        query.wait(timeout=300)
+        figures["query_all_1m_s"] = time.perf_counter() - t0
+        loop = loop_figures(server, reset=True)
+        figures["query_loop_stall_ms"] = loop["longest_busy_ms"]
+        figures["paged_step_ms"] = loop["longest_paged_step_ms"]
         gen.stdin.close()
         gen.wait(timeout=60)
 
-        # Reclaim: one process holding 100k buffers is killed; the orphan record's time says when the
-        # server had reclaimed everything (it is recorded after the totals are updated).
-        gen = subprocess.Popen([os.path.join(BIN, "ttmem-loadgen"), "--socket", server.socket, "-p", "1", "-n", "0",
-                                "--hold", "1000" if smoke else "100000", "--keep"],
-                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        victim = json.loads(gen.stdout.readline())["producer_pids"][0]
-        follow = subprocess.Popen([os.path.join(BIN, "ttmem"), "events", "--follow", "--json", "-n", "0"], env=env,
-                                  stdout=subprocess.PIPE, text=True)
-        # The follower is subscribed once the server lists it as a subscriber.
-        info = [os.path.join(BIN, "ttmem"), "--socket", server.socket, "info", "--json"]
-        while not any(c["subscriber"] for c in run_json(info)["clients"]):
-            time.sleep(0.01)
-        killed_at = time.time_ns()
-        os.kill(victim, signal.SIGKILL)
-        for line in follow.stdout:
-            event = json.loads(line)
-            if event.get("event") == "orphan" and event["pid"] == victim:
-                figures["reclaim_ms"] = (event["time_ns"] - killed_at) / 1e6
-                break
-        follow.kill()
-        follow.wait()
-        gen.stdin.close()
-        gen.wait(timeout=60)
+        _, figures["reclaim_ms"] = held_and_reclaimed(server, env, ["--hold", "1000" if smoke else "100000"])
+        # Ids chosen to collide under an unkeyed multiplicative hash (they differ only in their high bits).
+        ids = "1000" if smoke else "100000"
+        figures["sequential_ids_insert_s"], _ = held_and_reclaimed(server, env, ["--hold", ids])
+        figures["hostile_ids_insert_s"], figures["hostile_ids_reclaim_ms"] = held_and_reclaimed(
+            server, env, ["--hold", ids, "--hostile-ids"])
     except BaseException:
         server.stop(failed=True)
         raise
@@ -187,6 +244,8 @@ def fmt(value, unit):
         return f"{value:.1f} ns"
     if unit == "ms":
         return f"{value:.2f} ms"
+    if unit == "s":
+        return f"{value:.2f} s"
     return f"{value:.1f} {unit}"
 
 

@@ -443,7 +443,6 @@ OrphanRecord Registry::process_died(ProcessState& p) {
   OrphanRecord orphan;
   orphan.pid = p.pid;
   orphan.process_name = p.name;
-  orphan.time_ns = realtime_ns();
   for (const auto& [dev, pd] : p.devices) {
     for (std::size_t s = 0; s < kNumSlots; ++s) {
       if (pd.usage[s].buffers == 0) continue;
@@ -457,6 +456,7 @@ OrphanRecord Registry::process_died(ProcessState& p) {
   for (auto& [dev, pd] : p.devices) {
     if (pd.group != AllocationTable::kNoGroup) table_.release_group(pd.group);
   }
+  orphan.time_ns = realtime_ns();  // once reclaimed: the record's time says when its memory was free again
   if (!orphan.held.empty()) push_bounded(orphans_, orphan, limits_.max_orphan_records);
   p.alive = false;
   retired_anomalies_ += p.anomalies;

@@ -798,8 +798,10 @@ bool Server::run_paged_queries() {
       if (c.pending() > kPagedWatermark) continue;  // until the client reads what it has
       std::string page;
       bool last = false;
+      const std::uint64_t t0 = monotonic_ns();
       try {
         last = c.paged->step(registry_, page);
+        longest_paged_step_ns_ = std::max(longest_paged_step_ns_, monotonic_ns() - t0);
       } catch (const std::exception& e) {
         reply(c, c.paged_query_id, proto::kReplyError, to_wire_text(json{{"error", e.what()}}));
         if (connections_.contains(id)) finish_paged_query(c);
@@ -966,6 +968,7 @@ json Server::info_json(bool reset_loop) {
                  {"death_watch", death_watch},
                  {"loop",
                   {{"longest_busy_ms", static_cast<double>(loop_.longest_busy_ns()) / 1e6},
+                   {"longest_paged_step_ms", static_cast<double>(longest_paged_step_ns_) / 1e6},
                    {"paged_queries", paged_.size()}}},
                  {"anomalies",
                   {{"free_unknown_id", a.free_unknown_id},
@@ -999,7 +1002,10 @@ json Server::info_json(bool reset_loop) {
                    {"max_paged_queries", options_.max_paged_queries},
                    {"max_query_rows", options_.query_limits.max_rows},
                    {"max_device_id", options_.limits.max_device_id}}}};
-  if (reset_loop) loop_.reset_longest_busy();
+  if (reset_loop) {
+    loop_.reset_longest_busy();
+    longest_paged_step_ns_ = 0;
+  }
   return answer;
 }
 

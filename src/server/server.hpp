@@ -118,7 +118,7 @@ class Server {
   std::set<std::uint64_t> handshaking_;  // ids of connections yet to say HELLO (oldest first)
   std::size_t tracked_connections_ = 0;
   std::set<std::uint64_t> paged_;  // connections with a paged query under way
-  std::uint64_t next_paged_turn_ = 0;
+  std::uint64_t longest_paged_step_ns_ = 0;
   std::uint64_t started_ns_ = 0;
   std::uint64_t last_tick_ns_ = 0;
   std::uint64_t events_at_last_tick_ = 0;
