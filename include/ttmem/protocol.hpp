@@ -272,6 +272,8 @@ class FrameReader {
   /// Next complete frame; std::nullopt when more bytes are needed; DecodeError on a bad header.
   std::variant<std::nullopt_t, Frame, DecodeError> next();
   std::size_t buffered() const { return size_ - consumed_; }
+  /// Bytes the reader's buffer holds room for (its memory).
+  std::size_t capacity() const { return capacity_; }
   /// Bytes still needed to complete the first buffered frame (its header first); 0 when it is complete
   /// or nothing is buffered. A header that is already known bad needs 0.
   std::size_t missing() const;

@@ -43,6 +43,7 @@ from ._ttmem import (
     ServerUnreachableError,
     UnknownPresetError,
     client_counters,
+    default_socket_path,
     flush,
     presets,
     socket_path,
@@ -52,7 +53,7 @@ from ._ttmem import (
 
 __all__ = [
     "open_mesh_device", "close_mesh_device", "MeshDevice", "Buffer", "Program", "Device",
-    "flush", "tracking_active", "use_server", "socket_path", "client_counters", "presets",
+    "flush", "tracking_active", "use_server", "socket_path", "default_socket_path", "client_counters", "presets",
     "stats", "buffers", "leaks", "devices", "events", "info", "Server",
     "Error", "OutOfMemoryError", "CircularBufferClashError", "InvalidArgumentError", "DeviceClosedError",
     "DeviceBusyError", "InvalidStateError", "UnknownPresetError", "ServerUnreachableError", "QueryError",
@@ -60,8 +61,6 @@ __all__ = [
 
 _program_names = itertools.count(1)
 
-#: Where ttmemd listens unless told otherwise (ttmem/protocol.hpp's kDefaultSocketPath).
-DEFAULT_SOCKET = "/tmp/ttmemd.sock"
 
 
 def _caller_site(depth: int = 2) -> str:
@@ -227,7 +226,7 @@ class Server:
         if self.track:
             # A process that has not reported yet then connects straight here, never to the default socket.
             self._previous_env = os.environ.get("TTMEM_SOCKET")
-            self._previous = self._previous_env or DEFAULT_SOCKET
+            self._previous = self._previous_env or default_socket_path()
             os.environ["TTMEM_SOCKET"] = self.socket
             if not use_server(self.socket):
                 raise RuntimeError(f"could not connect tracking to {self.socket}:\n" + self.log)

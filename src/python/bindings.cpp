@@ -7,6 +7,7 @@
 #include "ttmem/runtime/device.hpp"
 #include "ttmem/runtime/error.hpp"
 #include "ttmem/runtime/server_tracking.hpp"
+#include "ttmem/socket_path.hpp"
 
 namespace py = pybind11;
 using namespace ttmem;
@@ -306,6 +307,10 @@ PYBIND11_MODULE(_ttmem, m) {
   m.def(
       "socket_path", [] { return client::Client::instance().socket_path(); },
       "The socket tracking reports to.");
+  m.def(
+      "default_socket_path", [] { return ttmem::client_socket_path(); },
+      "Where clients connect unless told otherwise: $TTMEM_SOCKET, else your own ttmemd's socket, else the "
+      "host service's (/run/ttmem/ttmemd.sock).");
   m.def(
       "client_counters",
       [] {

@@ -934,6 +934,8 @@ json Server::info_json(bool reset_loop) {
                 {"events", c->events},
                 {"events_per_second", c->events_per_second},
                 {"subscriber", c->subscriber},
+                {"read_buffer_bytes", c->reader.capacity()},
+                {"pending_output_bytes", c->pending()},
                 {"connected_s", static_cast<double>(monotonic_ns() - c->connected_ns) / 1e9}};
     if (const ProcessState* p = registry_.process_by_slot(c->process_slot)) {
       const auto& s = p->client_stats;

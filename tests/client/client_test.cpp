@@ -30,6 +30,8 @@ Options options_for(const ServerProcess& server, std::size_t ring = 8192) {
   o.socket_path = server.socket();
   o.ring_events = ring;
   o.warn_without_server = false;
+  // These tests check exactness under backpressure; the bounded stall (and its resync) is tested apart.
+  o.max_stall = std::chrono::seconds(60);
   return o;
 }
 

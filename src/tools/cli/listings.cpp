@@ -226,8 +226,9 @@ int run_info(const Common& common) {
                    human_age_ms(static_cast<std::uint64_t>(info["uptime_s"].get<double>() * 1000)),
                    num(info["connections"]), num(info["processes"]), num(info["active_allocations"]),
                    info["events_per_second"].get<double>(), num(info["events_total"]))
-            << fmt::format("registry: {} | death watch: {}\n", human_bytes(info["registry_bytes"]),
-                           info["death_watch"].get<std::string>());
+            << fmt::format("registry: {} | death watch: {} | longest loop stall: {:.2f} ms\n",
+                           human_bytes(info["registry_bytes"]), info["death_watch"].get<std::string>(),
+                           info["loop"]["longest_busy_ms"].get<double>());
   std::string anomalies;
   for (const auto& [k, v] : info["anomalies"].items()) {
     if (v.get<std::uint64_t>() > 0)
@@ -235,8 +236,8 @@ int run_info(const Common& common) {
   }
   std::cout << "anomalies: " << (anomalies.empty() ? "none" : style.yellow(anomalies)) << "\n\n";
   Table t;
-  for (const char* c :
-       {"CONN", "PID", "NAME", "ROLE", "EVENTS", "EVENTS/S", "BATCHES", "STALL", "RECONNECTS"}) {
+  for (const char* c : {"CONN", "PID", "NAME", "ROLE", "EVENTS", "EVENTS/S", "BATCHES", "STALL", "RECONNECTS",
+                        "GAPS", "DROPPED"}) {
     t.column(c,
              std::string(c) == "NAME" || std::string(c) == "ROLE" ? Table::Align::left : Table::Align::right);
   }
@@ -246,7 +247,8 @@ int run_info(const Common& common) {
            fmt::format("{:.0f}", c["events_per_second"].get<double>()),
            tracked ? num(c["client"]["batches"]) : "-",
            tracked ? human_age_ms(c["client"]["stall_ns"].get<std::uint64_t>() / 1'000'000) : "-",
-           tracked ? num(c["client"]["reconnects"]) : "-"});
+           tracked ? num(c["client"]["reconnects"]) : "-", tracked ? num(c["client"]["gaps"]) : "-",
+           tracked ? num(c["client"]["dropped_events"]) : "-"});
   }
   t.print(std::cout, style);
   return 0;
