@@ -81,7 +81,7 @@ EventLoop::Timer EventLoop::add_timer(std::function<void()> tick) {
 
 EventLoop::Timer& EventLoop::Timer::operator=(Timer&& other) noexcept {
   if (this != &other) {
-    this->~Timer();
+    reset();
     loop_ = other.loop_;
     fd_ = other.fd_;
     other.fd_ = -1;
@@ -89,7 +89,7 @@ EventLoop::Timer& EventLoop::Timer::operator=(Timer&& other) noexcept {
   return *this;
 }
 
-EventLoop::Timer::~Timer() {
+void EventLoop::Timer::reset() {
   if (fd_ < 0) return;
   loop_->remove(fd_);
   close(fd_);

@@ -29,9 +29,9 @@ class EventLoop {
   class Timer {
    public:
     Timer() = default;
-    Timer(Timer&& other) noexcept : fd_(other.fd_) { other.fd_ = -1; }
+    Timer(Timer&& other) noexcept : loop_(other.loop_), fd_(other.fd_) { other.fd_ = -1; }
     Timer& operator=(Timer&& other) noexcept;
-    ~Timer();
+    ~Timer() { reset(); }
     /// Fires every interval_ms from now.
     void arm(std::uint32_t interval_ms);
     /// Fires once, after delay_ms.
@@ -40,6 +40,7 @@ class EventLoop {
 
    private:
     friend class EventLoop;
+    void reset();
     EventLoop* loop_ = nullptr;
     int fd_ = -1;
   };

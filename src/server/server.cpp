@@ -477,12 +477,13 @@ void Server::fail(Connection& c, proto::ErrorCode code, const std::string& messa
   ++decode_errors_;
   spdlog::warn("closing connection {} of pid {} ({}): {}: {}", c.id, c.peer.pid, c.name,
                proto::to_string(code), message);
+  const std::uint64_t id = c.id;
   std::vector<std::uint8_t> bytes;
   proto::encode(bytes, proto::ErrorMessage{code, message});
   send(c, bytes);
-  if (!connections_.contains(c.id)) return;
+  if (!connections_.contains(id)) return;  // send() may have closed it
   c.closing = true;
-  if (c.pending() == 0) close_connection(c.id);
+  if (c.pending() == 0) close_connection(id);
 }
 
 void Server::handle_frame(Connection& c, const proto::Frame& frame) {
@@ -730,10 +731,11 @@ void Server::reply(Connection& c, std::uint32_t query_id, std::uint8_t status, s
 
 void Server::send(Connection& c, const std::vector<std::uint8_t>& bytes) {
   if (c.write_failed) return;
+  const std::uint64_t id = c.id;
   if (c.pending() == 0) c.out_progress_ns = monotonic_ns();
   c.out.insert(c.out.end(), bytes.begin(), bytes.end());
   flush_output(c);
-  if (connections_.contains(c.id) && c.pending() > options_.max_pending_output) {
+  if (connections_.contains(id) && c.pending() > options_.max_pending_output) {
     spdlog::warn("connection {} of pid {} does not read its replies ({} pending); closing it", c.id,
                  c.peer.pid, human_bytes(c.pending()));
     close_connection(c.id);

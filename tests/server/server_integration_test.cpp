@@ -8,6 +8,7 @@
 
 #include <thread>
 
+#include "raw_client.hpp"
 #include "subprocess.hpp"
 #include "ttmem/protocol.hpp"
 #include "ttmem/query.hpp"
@@ -43,18 +44,6 @@ std::uint64_t used(const json& stats, int device, const char* slot) {
     if (d["id"] == device) return d["memory"][slot]["used"];
   }
   return 0;
-}
-
-/// Polls a condition on the server's answers until it holds or the deadline passes (for asynchronous
-/// events such as a client reconnecting after a server restart).
-template <typename Pred>
-bool eventually(Pred pred, std::chrono::milliseconds within = std::chrono::seconds(10)) {
-  const auto deadline = std::chrono::steady_clock::now() + within;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  return pred();
 }
 
 void raw_send(int fd, const std::vector<std::uint8_t>& bytes) {
