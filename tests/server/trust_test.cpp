@@ -28,14 +28,6 @@ using nlohmann::json;
 
 constexpr uid_t kOtherUser = 61234;  // any uid with no account: the kernel does not care
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-// A sanitizer's allocator keeps freed memory in quarantine: resident memory says little there, so those
-// builds check the server's own accounts (info) only.
-constexpr bool kSanitized = true;
-#else
-constexpr bool kSanitized = false;
-#endif
-
 std::unique_ptr<Child> workload(const ServerProcess& server, const Spawn& spawn = {}) {
   return std::make_unique<Child>(std::vector<std::string>{bin_dir() + "/ttmem-emu", "--step", "-q"},
                                  Env{{"TTMEM_SOCKET", server.socket()}}, spawn);
