@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <deque>
 #include <iostream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <thread>
 #include <vector>
@@ -240,6 +241,18 @@ int main(int argc, char** argv) {
                  for (const auto& c : children) pids.push_back(c.pid);
                  return pids;
                }()}};
+  if (!exact) {
+    // Whose buffers the server holds beyond the truth: a producer's (a report lost on its way) or
+    // another process's (counted in the difference by mistake).
+    auto by_pid = [](const json& s) {
+      std::map<std::string, std::uint64_t> counts;  // rows are per (pid, device)
+      for (const auto& row : s["processes"])
+        counts[std::to_string(row["pid"].get<int>())] += row["buffers"].get<std::uint64_t>();
+      return counts;
+    };
+    out["server_buffers_by_pid"] = by_pid(stats);
+    out["before_buffers_by_pid"] = by_pid(before);
+  }
   std::cout << out.dump() << std::endl;
   if (keep) {
     std::string line;

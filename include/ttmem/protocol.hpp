@@ -17,6 +17,8 @@
 #include <variant>
 #include <vector>
 
+#include "ttmem/vocab.hpp"
+
 namespace ttmem::proto {
 
 inline constexpr std::uint32_t kMagic = 0x4D4D5454;  // "TTMM" in little-endian byte order
@@ -28,62 +30,23 @@ inline constexpr std::uint32_t kMaxRequestPayload = 1u << 20;
 inline constexpr std::uint32_t kMaxReplyPayload = 1u << 30;
 inline constexpr std::size_t kEventRecordSize = 64;
 inline constexpr std::size_t kMaxEventsPerFrame = (kMaxRequestPayload - 4) / kEventRecordSize;
+/// What libttmem puts in one EVENTS frame: a frame is applied in one go, so its size bounds how long the
+/// server's loop is busy with it (128 KiB: about a millisecond with a million buffers live).
+inline constexpr std::size_t kSendEventsPerFrame = 2048;
 inline constexpr std::size_t kMaxNameLength = 255;
 inline constexpr std::size_t kMaxSiteLength = 1024;
-inline constexpr std::size_t kNumMemorySlots = 5;  // DRAM, L1, SYSTEM_MEMORY(unused), L1_SMALL, TRACE
+inline constexpr std::size_t kNumMemorySlots = kBufferTypes;  // indexed by BufferType value
 
-enum class MessageType : std::uint16_t {
-  // client -> server
-  hello = 1,
-  device_open = 2,
-  device_close = 3,
-  events = 4,
-  sites = 5,
-  snapshot_begin = 6,
-  snapshot_end = 7,
-  barrier = 8,
-  client_stats = 9,
-  query = 16,
-  // server -> client
-  hello_ack = 32,
-  error = 33,
-  barrier_ack = 34,
-  query_reply = 35,
-  event_notify = 36,
-};
-std::string_view to_string(MessageType type);
-
-/// Values shared with ttmem::emu (same numbers): buffer types, allocation kinds, release reasons.
-enum class BufferType : std::uint8_t { DRAM = 0, L1 = 1, SYSTEM_MEMORY = 2, L1_SMALL = 3, TRACE = 4 };
-enum class AllocKind : std::uint8_t {
-  owning = 0,
-  preallocated = 1,
-  circular_buffer = 2,
-  kernel_binary = 3,
-  trace = 4
-};
-enum class ReleaseReason : std::uint8_t { explicit_free = 0, close_internal = 1, close_leak = 2 };
-enum class EventOp : std::uint8_t { alloc = 1, free = 2 };
-enum class ClosePhase : std::uint8_t { begin = 0, end = 1 };
-enum class Role : std::uint8_t { tracked_process = 0, tool = 1 };
-
-std::string_view to_string(BufferType type);
-std::string_view to_string(AllocKind kind);
-std::string_view to_string(ReleaseReason reason);
-std::optional<BufferType> parse_buffer_type(std::string_view text);
-std::optional<AllocKind> parse_alloc_kind(std::string_view text);
-
-/// Error codes carried by ERROR frames (and used by decoders).
-enum class ErrorCode : std::uint16_t {
-  bad_magic = 1,
-  version_mismatch = 2,
-  malformed = 3,           ///< truncated, oversized or inconsistent message
-  unexpected_message = 4,  ///< valid message in the wrong state (e.g. events before hello)
-  limit_exceeded = 5,      ///< a documented server limit (connections, live allocations, queue) was hit
-  bad_query = 6,
-  internal = 7,
-};
-std::string_view to_string(ErrorCode code);
+// The enums of the wire are the vocabulary's (ttmem/vocab.hpp), with their wire values.
+using ttmem::AllocKind;
+using ttmem::BufferType;
+using ttmem::ClosePhase;
+using ttmem::ErrorCode;
+using ttmem::EventOp;
+using ttmem::MessageType;
+using ttmem::ReleaseReason;
+using ttmem::Role;
+using ttmem::to_string;
 
 // ---- messages ---------------------------------------------------------------------------------------
 
@@ -214,7 +177,8 @@ void encode_event(std::uint8_t* out, const EventRecord& e);
 /// Builds EVENTS frames record by record, straight into an output buffer (no intermediate copy).
 class EventFrameWriter {
  public:
-  explicit EventFrameWriter(std::vector<std::uint8_t>& out) : out_(out) {}
+  explicit EventFrameWriter(std::vector<std::uint8_t>& out, std::size_t per_frame = kSendEventsPerFrame)
+      : out_(out), per_frame_(per_frame < kMaxEventsPerFrame ? per_frame : kMaxEventsPerFrame) {}
   ~EventFrameWriter() { close(); }
   void add(const EventRecord& e);
   /// Ends the frame being built (if any); returns the records it held.
@@ -225,6 +189,7 @@ class EventFrameWriter {
 
  private:
   std::vector<std::uint8_t>& out_;
+  std::size_t per_frame_;
   std::size_t frame_at_ = 0;
   std::size_t count_ = 0;
   std::size_t records_ = 0;

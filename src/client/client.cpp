@@ -189,8 +189,8 @@ struct Client::Impl {
   // ---- draining ------------------------------------------------------------------------------------
 
   void emit_batch() {
-    for (std::size_t i = 0; i < batch.size(); i += proto::kMaxEventsPerFrame) {
-      const std::size_t n = std::min(proto::kMaxEventsPerFrame, batch.size() - i);
+    for (std::size_t i = 0; i < batch.size(); i += proto::kSendEventsPerFrame) {
+      const std::size_t n = std::min(proto::kSendEventsPerFrame, batch.size() - i);
       proto::encode(out, std::span<const proto::EventRecord>(batch.data() + i, n));
       batches.fetch_add(1, std::memory_order_relaxed);
     }

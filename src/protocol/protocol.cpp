@@ -60,38 +60,6 @@ std::optional<DecodeError> exact_size(std::string_view message, std::span<const 
   return std::nullopt;
 }
 
-bool valid_type(std::uint8_t v) {
-  return v <= 4;
-}
-bool valid_kind(std::uint8_t v) {
-  return v <= 4;
-}
-bool valid_reason(std::uint8_t v) {
-  return v <= 2;
-}
-
-bool known_message(std::uint16_t t) {
-  switch (static_cast<MessageType>(t)) {
-    case MessageType::hello:
-    case MessageType::device_open:
-    case MessageType::device_close:
-    case MessageType::events:
-    case MessageType::sites:
-    case MessageType::snapshot_begin:
-    case MessageType::snapshot_end:
-    case MessageType::barrier:
-    case MessageType::client_stats:
-    case MessageType::query:
-    case MessageType::hello_ack:
-    case MessageType::error:
-    case MessageType::barrier_ack:
-    case MessageType::query_reply:
-    case MessageType::event_notify:
-      return true;
-  }
-  return false;
-}
-
 void encode_string_frame(std::vector<std::uint8_t>& out, MessageType type, std::uint32_t id, bool with_id,
                          std::string_view text, std::optional<std::uint8_t> status = std::nullopt) {
   const std::size_t at = begin_frame(out, static_cast<std::uint16_t>(type));
@@ -103,120 +71,6 @@ void encode_string_frame(std::vector<std::uint8_t>& out, MessageType type, std::
 }
 
 }  // namespace
-
-std::string_view to_string(MessageType type) {
-  switch (type) {
-    case MessageType::hello:
-      return "HELLO";
-    case MessageType::device_open:
-      return "DEVICE_OPEN";
-    case MessageType::device_close:
-      return "DEVICE_CLOSE";
-    case MessageType::events:
-      return "EVENTS";
-    case MessageType::sites:
-      return "SITES";
-    case MessageType::snapshot_begin:
-      return "SNAPSHOT_BEGIN";
-    case MessageType::snapshot_end:
-      return "SNAPSHOT_END";
-    case MessageType::barrier:
-      return "BARRIER";
-    case MessageType::client_stats:
-      return "CLIENT_STATS";
-    case MessageType::query:
-      return "QUERY";
-    case MessageType::hello_ack:
-      return "HELLO_ACK";
-    case MessageType::error:
-      return "ERROR";
-    case MessageType::barrier_ack:
-      return "BARRIER_ACK";
-    case MessageType::query_reply:
-      return "QUERY_REPLY";
-    case MessageType::event_notify:
-      return "EVENT_NOTIFY";
-  }
-  return "UNKNOWN";
-}
-
-std::string_view to_string(BufferType type) {
-  switch (type) {
-    case BufferType::DRAM:
-      return "DRAM";
-    case BufferType::L1:
-      return "L1";
-    case BufferType::SYSTEM_MEMORY:
-      return "SYSTEM_MEMORY";
-    case BufferType::L1_SMALL:
-      return "L1_SMALL";
-    case BufferType::TRACE:
-      return "TRACE";
-  }
-  return "?";
-}
-
-std::string_view to_string(AllocKind kind) {
-  switch (kind) {
-    case AllocKind::owning:
-      return "owning";
-    case AllocKind::preallocated:
-      return "preallocated";
-    case AllocKind::circular_buffer:
-      return "cb";
-    case AllocKind::kernel_binary:
-      return "kernel_binary";
-    case AllocKind::trace:
-      return "trace";
-  }
-  return "?";
-}
-
-std::string_view to_string(ReleaseReason reason) {
-  switch (reason) {
-    case ReleaseReason::explicit_free:
-      return "explicit";
-    case ReleaseReason::close_internal:
-      return "close_internal";
-    case ReleaseReason::close_leak:
-      return "close_leak";
-  }
-  return "?";
-}
-
-std::optional<BufferType> parse_buffer_type(std::string_view text) {
-  for (std::uint8_t v = 0; v <= 4; ++v) {
-    if (to_string(static_cast<BufferType>(v)) == text) return static_cast<BufferType>(v);
-  }
-  return std::nullopt;
-}
-
-std::optional<AllocKind> parse_alloc_kind(std::string_view text) {
-  for (std::uint8_t v = 0; v <= 4; ++v) {
-    if (to_string(static_cast<AllocKind>(v)) == text) return static_cast<AllocKind>(v);
-  }
-  return std::nullopt;
-}
-
-std::string_view to_string(ErrorCode code) {
-  switch (code) {
-    case ErrorCode::bad_magic:
-      return "bad_magic";
-    case ErrorCode::version_mismatch:
-      return "version_mismatch";
-    case ErrorCode::malformed:
-      return "malformed";
-    case ErrorCode::unexpected_message:
-      return "unexpected_message";
-    case ErrorCode::limit_exceeded:
-      return "limit_exceeded";
-    case ErrorCode::bad_query:
-      return "bad_query";
-    case ErrorCode::internal:
-      return "internal";
-  }
-  return "?";
-}
 
 std::string version_string(std::uint32_t packed) {
   return format_text("{}.{}.{}", packed >> 16, (packed >> 8) & 0xff, packed & 0xff);
@@ -291,7 +145,7 @@ void encode_event(std::uint8_t* p, const EventRecord& e) {
 }
 
 void EventFrameWriter::add(const EventRecord& e) {
-  if (open_ && count_ == kMaxEventsPerFrame) close();
+  if (open_ && count_ == per_frame_) close();
   if (!open_) {
     frame_at_ = begin_frame(out_, static_cast<std::uint16_t>(MessageType::events));
     WireWriter(out_).u32(0);  // count, patched by close()
@@ -394,7 +248,7 @@ Decoded<FrameHeader> decode_header(std::span<const std::uint8_t> bytes, std::uin
   std::uint32_t length = 0;
   std::uint16_t type = 0, reserved = 0;
   if (!r.u32(length) || !r.u16(type) || !r.u16(reserved)) return truncated<FrameHeader>("frame header");
-  if (!known_message(type)) return malformed(format_text("unknown message type {}", type));
+  if (!enum_from<MessageType>(type)) return malformed(format_text("unknown message type {}", type));
   if (reserved != 0) return malformed(format_text("frame header reserved field is {} (must be 0)", reserved));
   if (length > max_payload) {
     return malformed(format_text("{} frame of {} bytes exceeds the maximum of {} bytes",
@@ -494,8 +348,9 @@ Decoded<Hello> decode_hello(std::span<const std::uint8_t> p) {
       !r.u8(name_len) || !r.bytes(m.process_name, name_len)) {
     return truncated<Hello>("HELLO");
   }
-  if (role > 1) return malformed(format_text("HELLO role {} is unknown", role));
-  m.role = static_cast<Role>(role);
+  const auto known_role = enum_from<Role>(role);
+  if (!known_role) return malformed(format_text("HELLO role {} is unknown", role));
+  m.role = *known_role;
   if (!r.done()) return trailing<Hello>("HELLO", r.remaining());
   return m;
 }
@@ -530,7 +385,7 @@ Decoded<DeviceOpen> decode_device_open(std::span<const std::uint8_t> p) {
   r.u32(m.mesh);
   for (auto& v : m.total_bytes) r.u64(v);
   for (auto& v : m.num_banks) r.u32(v);
-  if (m.arch > 1) return malformed(format_text("DEVICE_OPEN arch {} is unknown", m.arch));
+  if (!enum_from<Arch>(m.arch)) return malformed(format_text("DEVICE_OPEN arch {} is unknown", m.arch));
   return m;
 }
 
@@ -542,12 +397,39 @@ Decoded<DeviceClose> decode_device_close(std::span<const std::uint8_t> p) {
   r.u16(m.device);
   r.u8(phase);
   r.u8(reserved);
-  if (phase > 1) return malformed(format_text("DEVICE_CLOSE phase {} is unknown", phase));
-  m.phase = static_cast<ClosePhase>(phase);
+  const auto known_phase = enum_from<ClosePhase>(phase);
+  if (!known_phase) return malformed(format_text("DEVICE_CLOSE phase {} is unknown", phase));
+  m.phase = *known_phase;
   return m;
 }
 
 namespace {
+
+/// Whether the record's four enum bytes are values of their enums. On the ingest path of every record,
+/// so a bit set per enum rather than a table walk; the static_asserts tie the sets to the vocabulary.
+constexpr std::uint32_t value_set(auto values) {
+  std::uint32_t bits = 0;
+  for (auto v : values) bits |= 1u << static_cast<unsigned>(v);
+  return bits;
+}
+constexpr std::uint32_t kOps = value_set(enum_values<EventOp>());
+constexpr std::uint32_t kTypes = value_set(enum_values<BufferType>());
+constexpr std::uint32_t kKinds = value_set(enum_values<AllocKind>());
+constexpr std::uint32_t kReasons = value_set(enum_values<ReleaseReason>());
+constexpr bool all_below_32(auto values) {
+  for (auto v : values) {
+    if (static_cast<unsigned>(v) >= 32) return false;
+  }
+  return true;
+}
+static_assert(all_below_32(enum_values<EventOp>()) && all_below_32(enum_values<BufferType>()) &&
+              all_below_32(enum_values<AllocKind>()) && all_below_32(enum_values<ReleaseReason>()));
+
+inline bool record_enums_valid(const std::uint8_t* rec) {
+  return rec[ev::op] < 32 && (kOps >> rec[ev::op] & 1) && rec[ev::type] < 32 &&
+         (kTypes >> rec[ev::type] & 1) && rec[ev::kind] < 32 && (kKinds >> rec[ev::kind] & 1) &&
+         rec[ev::reason] < 32 && (kReasons >> rec[ev::reason] & 1);
+}
 
 /// Reads the fields of a 64-byte record whose enums and reserved field were checked.
 EventRecord read_record(const std::uint8_t* p) {
@@ -576,11 +458,12 @@ Decoded<EventRecord> decode_event(std::span<const std::uint8_t> span) {
     return malformed(format_text("event record of {} bytes (must be 64)", span.size()));
   }
   const std::uint8_t* p = span.data();
-  const std::uint8_t op = p[ev::op];
-  if (op != 1 && op != 2) return malformed(format_text("event op {} is unknown", op));
-  if (!valid_type(p[ev::type])) return malformed(format_text("event buffer type {} is unknown", p[ev::type]));
-  if (!valid_kind(p[ev::kind])) return malformed(format_text("event kind {} is unknown", p[ev::kind]));
-  if (!valid_reason(p[ev::reason])) {
+  if (!enum_from<EventOp>(p[ev::op])) return malformed(format_text("event op {} is unknown", p[ev::op]));
+  if (!enum_from<BufferType>(p[ev::type]))
+    return malformed(format_text("event buffer type {} is unknown", p[ev::type]));
+  if (!enum_from<AllocKind>(p[ev::kind]))
+    return malformed(format_text("event kind {} is unknown", p[ev::kind]));
+  if (!enum_from<ReleaseReason>(p[ev::reason])) {
     return malformed(format_text("event release reason {} is unknown", p[ev::reason]));
   }
   if (load_le<std::uint32_t>(p + ev::reserved) != 0) return malformed("event record reserved field is not 0");
@@ -609,9 +492,7 @@ std::optional<DecodeError> validate_events(std::span<const std::uint8_t> p) {
   }
   for (std::uint32_t i = 0; i < count; ++i) {
     const std::uint8_t* rec = p.data() + 4 + i * kEventRecordSize;
-    const bool valid = (rec[ev::op] == 1 || rec[ev::op] == 2) && valid_type(rec[ev::type]) &&
-                       valid_kind(rec[ev::kind]) && valid_reason(rec[ev::reason]) &&
-                       load_le<std::uint32_t>(rec + ev::reserved) == 0;
+    const bool valid = record_enums_valid(rec) && load_le<std::uint32_t>(rec + ev::reserved) == 0;
     if (!valid) {
       auto e = decode_event(std::span<const std::uint8_t>(rec, kEventRecordSize));  // for its message
       return malformed(format_text("record {}: {}", i, std::get<DecodeError>(e).message));
@@ -700,9 +581,10 @@ Decoded<ErrorMessage> decode_error(std::span<const std::uint8_t> p) {
   WireReader r(p);
   std::uint16_t code = 0;
   if (!r.u16(code)) return malformed("truncated ERROR message");
-  if (code < 1 || code > 7) return malformed(format_text("ERROR code {} is unknown", code));
+  const auto known = enum_from<ErrorCode>(code);
+  if (!known) return malformed(format_text("ERROR code {} is unknown", code));
   ErrorMessage m;
-  m.code = static_cast<ErrorCode>(code);
+  m.code = *known;
   r.bytes(m.text, r.remaining());
   return m;
 }

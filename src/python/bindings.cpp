@@ -54,7 +54,7 @@ py::handle class_for(emu::ErrorCode code) {
 }
 
 emu::BufferType buffer_type(const std::string& name) {
-  auto t = emu::parse_buffer_type(name);
+  auto t = parse_enum<emu::BufferType>(name);
   if (!t || *t == emu::BufferType::SYSTEM_MEMORY) {
     throw emu::Error(emu::ErrorCode::invalid_argument,
                      "unknown buffer type '" + name + "' (use \"DRAM\", \"L1\", \"L1_SMALL\" or \"TRACE\")");
@@ -272,7 +272,7 @@ PYBIND11_MODULE(_ttmem, m) {
         emu::MeshDeviceConfig c;
         c.preset = preset;
         if (arch) {
-          c.arch = emu::parse_arch(*arch);
+          c.arch = parse_enum<emu::Arch>(*arch);
           if (!c.arch) throw emu::Error(emu::ErrorCode::invalid_argument, "unknown arch '" + *arch + "'");
         }
         c.options.l1_small_size = l1_small_size;

@@ -1,35 +1,11 @@
-// Names of the runtime's enums, their parsers, and the process-wide buffer id counter.
+// Names of the runtime's own enums and the process-wide buffer id counter.
 #include "ttmem/runtime/types.hpp"
 
-#include <array>
 #include <atomic>
-#include <ctime>
 
 #include "ttmem/runtime/error.hpp"
 
 namespace ttmem::emu {
-
-namespace {
-
-template <typename E, std::size_t N>
-std::optional<E> parse_enum(std::string_view text, const std::array<E, N>& values) {
-  for (E v : values) {
-    if (to_string(v) == text) return v;
-  }
-  return std::nullopt;
-}
-
-}  // namespace
-
-std::string_view to_string(Arch arch) {
-  switch (arch) {
-    case Arch::wormhole_b0:
-      return "wormhole_b0";
-    case Arch::blackhole:
-      return "blackhole";
-  }
-  return "?";
-}
 
 std::string_view to_string(BufferStatus status) {
   switch (status) {
@@ -41,16 +17,6 @@ std::string_view to_string(BufferStatus status) {
       return "deallocated";
   }
   return "?";
-}
-
-std::optional<Arch> parse_arch(std::string_view text) {
-  return parse_enum(text, std::array{Arch::wormhole_b0, Arch::blackhole});
-}
-
-std::uint64_t monotonic_ns() {
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000ull + static_cast<std::uint64_t>(ts.tv_nsec);
 }
 
 BufferId next_buffer_id() {

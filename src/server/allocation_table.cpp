@@ -3,19 +3,13 @@
 
 #include <sys/random.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 
 namespace ttmem::server {
 
 namespace {
-
-/// 64 x 64 -> 128-bit multiply folded to 64 bits: the mixing step of wyhash-style hashes.
-__extension__ using u128 = unsigned __int128;  // GCC and Clang; one MUL instruction on x86-64
-inline std::uint64_t mix(std::uint64_t a, std::uint64_t b) {
-  const u128 p = static_cast<u128>(a) * b;
-  return static_cast<std::uint64_t>(p) ^ static_cast<std::uint64_t>(p >> 64);
-}
 
 std::uint64_t splitmix(std::uint64_t& state) {
   std::uint64_t z = (state += 0x9e3779b97f4a7c15ull);
@@ -35,35 +29,20 @@ std::uint64_t system_random() {
 
 }  // namespace
 
-AllocationTable::AllocationTable(std::uint64_t seed) : index_(kMinIndexCells, kEmpty) {
+AllocationTable::AllocationTable(std::uint64_t seed) : index_(kMinIndexCells) {
   std::uint64_t state = seed ? seed : system_random();
-  for (auto& s : seed_) s = splitmix(state) | 1;  // odd: a multiplier never zero
+  for (auto& s : seed_) s = splitmix(state);
 }
 
 AllocationTable::~AllocationTable() = default;
 
-std::uint64_t AllocationTable::hash(const AllocationKey& key) const {
-  const std::uint64_t owner = static_cast<std::uint64_t>(key.process) << 16 | key.device;
-  return mix(mix(key.id ^ seed_[0], owner ^ seed_[1]), seed_[2]);
-}
-
-std::size_t AllocationTable::probe(const AllocationKey& key, std::uint64_t h) const {
-  const std::size_t mask = index_.size() - 1;
-  const std::uint32_t fingerprint = cell(h, 0);
-  std::size_t i = h & mask;
-  std::size_t steps = 0;
-  for (std::uint32_t c = index_[i]; c != kEmpty; c = index_[i]) {
-    if ((c & ~kSlotMask) == fingerprint && record(c & kSlotMask).key() == key) break;
-    i = (i + 1) & mask;
-    ++steps;
-  }
-  if (steps > max_probe_) max_probe_ = steps;
-  return i;
-}
-
 const AllocationRecord* AllocationTable::find(const AllocationKey& key) const {
-  const std::size_t i = probe(key, hash(key));
-  return index_[i] == kEmpty ? nullptr : &record(index_[i] & kSlotMask);
+  const std::uint32_t hb = bits(hash(key));
+  std::size_t i = probe(index_, key, hb);
+  if (index_[i] != kEmpty) return &record(slot_of(index_[i]));
+  if (old_index_.empty()) return nullptr;
+  i = probe(old_index_, key, hb);
+  return old_index_[i] == kEmpty ? nullptr : &record(slot_of(old_index_[i]));
 }
 
 AllocationTable::Group AllocationTable::new_group() {
@@ -92,6 +71,11 @@ void AllocationTable::release_group(Group g) {
 
 bool AllocationTable::take_slot(Group g, std::uint32_t* slot) {
   GroupState& s = groups_[g];
+  while (!s.partial.empty()) {
+    const std::uint32_t top = s.partial.back();
+    if (chunk_meta_[top].group == g && chunk_meta_[top].free_mask != 0) break;
+    s.partial.pop_back();  // full again, or given back since it was pushed
+  }
   if (s.partial.empty()) {
     std::uint32_t c;
     if (!spare_chunks_.empty()) {
@@ -111,7 +95,6 @@ bool AllocationTable::take_slot(Group g, std::uint32_t* slot) {
     m.free_mask = kAllFree;
     m.group = g;
     m.pos_in_group = static_cast<std::uint32_t>(s.chunks.size());
-    m.pos_in_partial = static_cast<std::uint32_t>(s.partial.size());
     s.chunks.push_back(c);
     s.partial.push_back(c);
   }
@@ -119,36 +102,20 @@ bool AllocationTable::take_slot(Group g, std::uint32_t* slot) {
   ChunkMeta& m = chunk_meta_[c];
   const int bit = std::countr_zero(m.free_mask);
   m.free_mask &= m.free_mask - 1;
-  if (m.free_mask == 0) remove_from_partial(c);
   *slot = static_cast<std::uint32_t>(c * kChunkRecords + static_cast<std::uint32_t>(bit));
   return true;
-}
-
-void AllocationTable::remove_from_partial(std::uint32_t c) {
-  ChunkMeta& m = chunk_meta_[c];
-  auto& partial = groups_[m.group].partial;
-  const std::uint32_t last = partial.back();
-  partial[m.pos_in_partial] = last;
-  chunk_meta_[last].pos_in_partial = m.pos_in_partial;
-  partial.pop_back();
-  m.pos_in_partial = ChunkMeta::kNone;
 }
 
 void AllocationTable::give_back_slot(std::uint32_t slot) {
   const std::uint32_t c = slot / kChunkRecords;
   ChunkMeta& m = chunk_meta_[c];
   GroupState& s = groups_[m.group];
-  const bool was_full = m.free_mask == 0;
+  if (m.free_mask == 0) s.partial.push_back(c);  // was full: it has room again
   m.free_mask |= std::uint64_t{1} << (slot % kChunkRecords);
   --s.live;
-  if (was_full) {
-    m.pos_in_partial = static_cast<std::uint32_t>(s.partial.size());
-    s.partial.push_back(c);
-  }
   if (m.free_mask == kAllFree && s.chunks.size() > 1) {
     // An empty chunk beyond the group's last goes back to the spare list (a group that shrinks from a
-    // million records to a few does not keep a million slots).
-    remove_from_partial(c);
+    // million records to a few does not keep a million slots); its `partial` entry goes stale.
     const std::uint32_t last = s.chunks.back();
     s.chunks[m.pos_in_group] = last;
     chunk_meta_[last].pos_in_group = m.pos_in_group;
@@ -163,63 +130,99 @@ void AllocationTable::give_back_slot(std::uint32_t slot) {
   }
 }
 
-void AllocationTable::resize_index(std::size_t cells) {
-  std::vector<std::uint32_t> old(cells, kEmpty);
-  old.swap(index_);
-  const std::size_t mask = index_.size() - 1;
-  for (std::uint32_t c : old) {
-    if (c == kEmpty) continue;
-    const std::uint64_t h = hash(record(c & kSlotMask).key());
-    std::size_t i = h & mask;
-    while (index_[i] != kEmpty) i = (i + 1) & mask;
-    index_[i] = cell(h, c & kSlotMask);
+void AllocationTable::put(Cells& index, Cell c) {
+  const std::size_t mask = index.size() - 1;
+  std::size_t i = bits_of(c) & mask;
+  while (index[i] != kEmpty) i = (i + 1) & mask;
+  index[i] = c;
+}
+
+void AllocationTable::start_resize(std::size_t cells) {
+  old_index_ = std::move(index_);  // callers start a move only when none is under way
+  index_ = Cells(cells);
+  // Begin just after an empty cell (there is one: the load is at most 1/2), so runs are moved whole.
+  std::size_t start = 0;
+  while (old_index_[start] != kEmpty) ++start;
+  migrate_pos_ = (start + 1) & (old_index_.size() - 1);
+  migrate_left_ = old_index_.size();
+  migrate_at_boundary_ = true;
+  migrate(kMigrateCells);
+}
+
+void AllocationTable::migrate(std::size_t cells) {
+  const std::size_t mask = old_index_.size() - 1;
+  std::size_t looked = 0;
+  for (; migrate_left_ > 0; ++looked) {
+    // Stop only on a run's boundary (the cell last looked at was empty), so no run is left half moved.
+    if (looked >= cells && migrate_at_boundary_) break;
+    const Cell c = old_index_[migrate_pos_];
+    migrate_at_boundary_ = c == kEmpty;
+    if (c != kEmpty) {
+      put(index_, c);
+      old_index_[migrate_pos_] = kEmpty;
+    }
+    migrate_pos_ = (migrate_pos_ + 1) & mask;
+    --migrate_left_;
   }
+  if (cells < old_index_.size()) most_moved_ = std::max(most_moved_, looked);  // not the finishing call
+  if (migrate_left_ == 0) old_index_ = Cells();
 }
 
 AllocationTable::Insert AllocationTable::insert(Group g, const AllocationRecord& r) {
   if (r.process == 0) return Insert::duplicate;  // slot 0 marks free records
+  if (!old_index_.empty()) migrate(kMigrateCells);
   // Keep the load factor at or under 1/2 so probe runs stay short.
-  if ((size_ + 1) * 2 > index_.size()) resize_index(index_.size() * 2);
-  const std::uint64_t h = hash(r.key());
-  const std::size_t i = probe(r.key(), h);
+  if ((size_ + 1) * 2 > index_.size() && old_index_.empty()) start_resize(index_.size() * 2);
+  const std::uint32_t hb = bits(hash(r.key()));
+  const std::size_t i = probe(index_, r.key(), hb);
   if (index_[i] != kEmpty) return Insert::duplicate;
+  if (!old_index_.empty() && old_index_[probe(old_index_, r.key(), hb)] != kEmpty) return Insert::duplicate;
   std::uint32_t slot = 0;
   if (!take_slot(g, &slot)) return Insert::full;
   record(slot) = r;
-  index_[i] = cell(h, slot);
+  index_[i] = cell(hb, slot);
   ++groups_[g].live;
   ++size_;
   return Insert::inserted;
 }
 
-void AllocationTable::unindex(std::size_t i) {
+void AllocationTable::unindex(Cells& index, std::size_t i) {
   // Backward-shift deletion: pull later members of the run into the hole so lookups never need tombstones.
-  const std::size_t mask = index_.size() - 1;
+  const std::size_t mask = index.size() - 1;
   std::size_t hole = i;
-  for (std::size_t j = (i + 1) & mask; index_[j] != kEmpty; j = (j + 1) & mask) {
-    const std::size_t home = hash(record(index_[j] & kSlotMask).key()) & mask;
+  for (std::size_t j = (i + 1) & mask; index[j] != kEmpty; j = (j + 1) & mask) {
+    const std::size_t home = bits_of(index[j]) & mask;
     // Move j into the hole unless its home lies cyclically in (hole, j].
     const bool home_after_hole = hole <= j ? (home > hole && home <= j) : (home > hole || home <= j);
     if (!home_after_hole) {
-      index_[hole] = index_[j];
+      index[hole] = index[j];
       hole = j;
     }
   }
-  index_[hole] = kEmpty;
+  index[hole] = kEmpty;
 }
 
 bool AllocationTable::erase(const AllocationKey& key, AllocationRecord* removed) {
-  const std::size_t i = probe(key, hash(key));
-  if (index_[i] == kEmpty) return false;
-  const std::uint32_t slot = index_[i] & kSlotMask;
+  if (!old_index_.empty()) migrate(kMigrateCells);
+  const std::uint32_t hb = bits(hash(key));
+  Cells* index = &index_;
+  std::size_t i = probe(index_, key, hb);
+  if (index_[i] == kEmpty) {
+    if (old_index_.empty()) return false;
+    index = &old_index_;
+    i = probe(old_index_, key, hb);
+    if (old_index_[i] == kEmpty) return false;
+  }
+  const std::uint32_t slot = slot_of((*index)[i]);
   AllocationRecord& r = record(slot);
   if (removed) *removed = r;
-  unindex(i);
+  unindex(*index, i);
   r.process = 0;  // free
   give_back_slot(slot);
   --size_;
   // Shrink once at most 1/8 is used (grown again past 1/2: no thrashing in between).
-  if (size_ * 8 < index_.size() && index_.size() > kMinIndexCells) resize_index(index_.size() / 2);
+  if (size_ * 8 < index_.size() && index_.size() > kMinIndexCells && old_index_.empty())
+    start_resize(index_.size() / 2);
   return true;
 }
 
@@ -229,8 +232,8 @@ std::size_t AllocationTable::memory_bytes() const {
     groups += (g.chunks.capacity() + g.partial.capacity()) * sizeof(std::uint32_t);
   return chunks_with_memory_ * kChunkRecords * sizeof(AllocationRecord) +
          chunk_data_.capacity() * sizeof(void*) + chunk_meta_.capacity() * sizeof(ChunkMeta) +
-         spare_chunks_.capacity() * sizeof(std::uint32_t) + index_.capacity() * sizeof(std::uint32_t) +
-         groups;
+         spare_chunks_.capacity() * sizeof(std::uint32_t) +
+         (index_.size() + old_index_.size()) * sizeof(Cell) + groups;
 }
 
 }  // namespace ttmem::server

@@ -3,8 +3,10 @@
 // Built for millions of entries and for clients that choose their own ids:
 // * Records live in chunks of 64 owned by a *group* (one group per process x device), so closing a
 //   device or reclaiming a process visits that group's records only, never the whole table.
-// * The index is open addressing with linear probing over 4-byte cells (a 26-bit record slot and a
-//   6-bit fingerprint of the hash), so a probe rarely has to read a record that is not the one sought.
+// * The index is open addressing with linear probing over 8-byte cells: a record slot and 32 bits of the
+//   key's hash. Probes compare the hash bits first, and moving or deleting cells recomputes no hash, so
+//   the index is walked without reading a record that is not the one sought. It grows and shrinks a few
+//   runs per operation (old and new searched meanwhile): no insert ever rehashes the whole table.
 // * The hash is keyed by a per-table random seed: ids are client-chosen, and an unkeyed hash lets a
 //   client pick ids that all land in one probe run (hash flooding).
 // About 50 bytes per live allocation in all (docs/benchmarks.md).
@@ -12,7 +14,10 @@
 
 #include <bit>
 #include <cstdint>
+#include <cstdlib>
 #include <memory>
+#include <new>
+#include <utility>
 #include <vector>
 
 #include "ttmem/protocol.hpp"
@@ -60,9 +65,9 @@ class AllocationTable {
   using Group = std::uint32_t;
   static constexpr Group kNoGroup = 0xffffffffu;
   enum class Insert : std::uint8_t { inserted, duplicate, full };
-  /// Records a table can hold at once: 2^26 slots (the index cell's slot field), one kept unused.
+  /// Records a table can hold at once: 64 x (2^26 - 1) (slots fit in 32 bits, all ones kept for "empty").
   static constexpr std::size_t kChunkRecords = 64;
-  static constexpr std::size_t kMaxChunks = (std::size_t{1} << 20) - 1;
+  static constexpr std::size_t kMaxChunks = (std::size_t{1} << 26) - 1;
 
   /// `seed` keys the hash; 0 draws one from the system's random source.
   explicit AllocationTable(std::uint64_t seed = 0);
@@ -92,6 +97,9 @@ class AllocationTable {
   std::size_t memory_bytes() const;
   /// The longest probe run any lookup or insert has walked (a hash-flooding gauge).
   std::size_t max_probe() const { return max_probe_; }
+  /// The most index cells one insert or erase has looked at while the index grew or shrank (tests: no
+  /// insert costs O(table), not even the one that doubles the index).
+  std::size_t most_cells_moved_at_once() const { return most_moved_; }
   /// Records visited by erase_group since construction (tests: no frame costs O(table)).
   std::uint64_t group_records_visited() const { return group_records_visited_; }
 
@@ -116,42 +124,93 @@ class AllocationTable {
   }
 
  private:
-  static constexpr unsigned kSlotBits = 26;
-  static constexpr std::uint32_t kSlotMask = (1u << kSlotBits) - 1;
-  static constexpr std::uint32_t kEmpty = 0xffffffffu;  // fingerprint 63 with slot 2^26-1, never used
+  using Cell = std::uint64_t;  // hash bits << 32 | (record slot + 1); 0 is empty
+  static constexpr Cell kEmpty = 0;
+  /// The index's cells, from calloc: a fresh large block comes zeroed (empty) from the kernel page by page,
+  /// so making a new index costs nothing until its cells are used (a vector would fill it at once).
+  class Cells {
+   public:
+    Cells() = default;
+    explicit Cells(std::size_t n) : data_(static_cast<Cell*>(std::calloc(n, sizeof(Cell)))), size_(n) {
+      if (!data_) throw std::bad_alloc();
+    }
+    Cells(Cells&& o) noexcept : data_(o.data_), size_(o.size_) { o.data_ = nullptr, o.size_ = 0; }
+    Cells& operator=(Cells&& o) noexcept {
+      std::swap(data_, o.data_);
+      std::swap(size_, o.size_);
+      return *this;
+    }
+    ~Cells() { std::free(data_); }
+    Cell& operator[](std::size_t i) { return data_[i]; }
+    Cell operator[](std::size_t i) const { return data_[i]; }
+    std::size_t size() const { return size_; }
+    bool empty() const { return size_ == 0; }
+
+   private:
+    Cell* data_ = nullptr;
+    std::size_t size_ = 0;
+  };
   static constexpr std::uint64_t kAllFree = ~std::uint64_t{0};
   static constexpr std::size_t kMinIndexCells = 1024;
+  static constexpr std::size_t kMigrateCells = 64;        // old index cells looked at per insert or erase
   static constexpr std::size_t kSpareChunkMemory = 1024;  // spare chunks that keep their memory (2.5 MiB)
 
   struct ChunkMeta {
     std::uint64_t free_mask = kAllFree;  // bit i set: record i is free
     Group group = kNoGroup;              // owner; kNoGroup: the chunk is spare
     std::uint32_t pos_in_group = 0;      // index in the group's `chunks`
-    std::uint32_t pos_in_partial = kNone;
-    static constexpr std::uint32_t kNone = 0xffffffffu;
   };
   struct GroupState {
-    std::vector<std::uint32_t> chunks;   // every chunk the group owns
-    std::vector<std::uint32_t> partial;  // those with a free record
+    std::vector<std::uint32_t> chunks;  // every chunk the group owns
+    // Chunks that had a free record when pushed. Kept lazily: an entry whose chunk is full again, or no
+    // longer the group's, is dropped when it reaches the top.
+    std::vector<std::uint32_t> partial;
     std::size_t live = 0;
     bool in_use = false;
   };
 
-  std::uint64_t hash(const AllocationKey& key) const;
-  static std::uint32_t cell(std::uint64_t h, std::uint32_t slot) {
-    return static_cast<std::uint32_t>(h >> 58) << kSlotBits | slot;
+  /// A 64 x 64 -> 128-bit multiply of the key's words, each first mixed with a secret, folded to 64 bits
+  /// (wyhash's mixing step): one MUL on x86-64, and which ids collide depends on the secret.
+  std::uint64_t hash(const AllocationKey& key) const {
+    __extension__ using u128 = unsigned __int128;
+    const std::uint64_t owner = static_cast<std::uint64_t>(key.process) << 16 | key.device;
+    const u128 p = static_cast<u128>(key.id ^ seed_[0]) * (owner ^ seed_[1]);
+    return static_cast<std::uint64_t>(p) ^ static_cast<std::uint64_t>(p >> 64);
   }
+  /// The index's position and compare bits come from the hash's upper half (the keyed, well-mixed part).
+  static std::uint32_t bits(std::uint64_t h) { return static_cast<std::uint32_t>(h >> 32); }
+  static Cell cell(std::uint32_t hash_bits, std::uint32_t slot) {
+    return Cell{hash_bits} << 32 | (slot + 1u);
+  }
+  static std::uint32_t slot_of(Cell c) { return static_cast<std::uint32_t>(c) - 1u; }
+  static std::uint32_t bits_of(Cell c) { return static_cast<std::uint32_t>(c >> 32); }
   AllocationRecord& record(std::uint32_t slot) const {
     return chunk_data_[slot / kChunkRecords][slot % kChunkRecords];
   }
-  /// Index position of key, or of the empty cell ending its run.
-  std::size_t probe(const AllocationKey& key, std::uint64_t h) const;
-  void resize_index(std::size_t cells);
+  /// Position of key in `index`, or of the empty cell ending its run.
+  std::size_t probe(const Cells& index, const AllocationKey& key, std::uint32_t hb) const {
+    const std::size_t mask = index.size() - 1;
+    std::size_t i = hb & mask;
+    std::size_t steps = 0;
+    for (Cell c = index[i]; c != kEmpty; c = index[i]) {
+      if (bits_of(c) == hb && record(slot_of(c)).key() == key) break;
+      i = (i + 1) & mask;
+      ++steps;
+    }
+    if (steps > max_probe_) max_probe_ = steps;
+    return i;
+  }
+  /// Starts moving the index to one of `cells` cells. The move is incremental (a few runs per insert or
+  /// erase, old and new index both searched meanwhile), so growing past a million entries never stalls.
+  void start_resize(std::size_t cells);
+  /// Moves whole runs of the old index (bounded by empty cells, so the runs left stay intact) until
+  /// about `cells` old cells were looked at.
+  void migrate(std::size_t cells);
+  static void put(Cells& index, Cell c);
   /// A free record slot in group g; false when the table is full.
   bool take_slot(Group g, std::uint32_t* slot);
   void give_back_slot(std::uint32_t slot);
-  void remove_from_partial(std::uint32_t chunk);
-  void unindex(std::size_t position);
+  static void unindex(Cells& index, std::size_t position);
   template <typename F>
   void visit_chunk(std::uint32_t c, F& f) const {
     std::uint64_t used = ~chunk_meta_[c].free_mask;
@@ -162,14 +221,19 @@ class AllocationTable {
     }
   }
 
-  std::uint64_t seed_[3] = {};
+  std::uint64_t seed_[2] = {};
   std::vector<std::unique_ptr<AllocationRecord[]>> chunk_data_;
   std::vector<ChunkMeta> chunk_meta_;
   std::vector<std::uint32_t> spare_chunks_;  // owned by no group; memory kept for reuse
   std::size_t chunks_with_memory_ = 0;
   std::vector<GroupState> groups_;
   std::vector<Group> free_groups_;
-  std::vector<std::uint32_t> index_;
+  Cells index_;
+  Cells old_index_;                  // being moved into index_ (empty when no move is under way)
+  std::size_t migrate_pos_ = 0;      // next old cell to look at
+  std::size_t migrate_left_ = 0;     // old cells still to look at
+  bool migrate_at_boundary_ = true;  // the old cell looked at last was empty
+  std::size_t most_moved_ = 0;
   std::size_t size_ = 0;
   mutable std::size_t max_probe_ = 0;
   std::uint64_t group_records_visited_ = 0;

@@ -6,6 +6,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <memory>
 #include <system_error>
@@ -17,9 +18,9 @@ namespace {
   throw std::system_error(errno, std::generic_category(), what);
 }
 
-std::uint64_t now_ns() {
+std::uint64_t clock_ns(clockid_t clock) {
   timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);
+  clock_gettime(clock, &ts);
   return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000ull + static_cast<std::uint64_t>(ts.tv_nsec);
 }
 
@@ -123,7 +124,9 @@ void EventLoop::run() {
       if (errno == EINTR) continue;
       fail("epoll_wait");
     }
-    const std::uint64_t woke = now_ns();
+    const std::uint64_t woke = clock_ns(CLOCK_MONOTONIC);
+    const std::uint64_t woke_cpu = clock_ns(CLOCK_THREAD_CPUTIME_ID);
+    ++turn_;
     for (int i = 0; i < n; ++i) {
       // A handler may remove itself or others; keep it alive while it runs and skip removed ones.
       auto it = handlers_.find(events[i].data.fd);
@@ -132,8 +135,8 @@ void EventLoop::run() {
       (*handler)(events[i].events);
     }
     more_background_ = background_ && running_ && background_();
-    const std::uint64_t busy = now_ns() - woke;
-    if (busy > longest_busy_ns_) longest_busy_ns_ = busy;
+    longest_busy_ns_ = std::max(longest_busy_ns_, clock_ns(CLOCK_MONOTONIC) - woke);
+    longest_busy_cpu_ns_ = std::max(longest_busy_cpu_ns_, clock_ns(CLOCK_THREAD_CPUTIME_ID) - woke_cpu);
   }
 }
 

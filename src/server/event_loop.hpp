@@ -55,10 +55,16 @@ class EventLoop {
   void run();
   void stop() { running_ = false; }
 
+  /// Counts the loop's turns (one wait and the handlers after it): lets a handler keep a budget per turn.
+  std::uint64_t turn() const { return turn_; }
+
   /// The longest stretch the loop spent between two waits (handlers and background work), in ns, since
   /// the last reset.
   std::uint64_t longest_busy_ns() const { return longest_busy_ns_; }
-  void reset_longest_busy() { longest_busy_ns_ = 0; }
+  /// The same stretch in CPU time of the loop's thread: what the loop itself spent, without the time it
+  /// was not running (on a loaded machine the two differ).
+  std::uint64_t longest_busy_cpu_ns() const { return longest_busy_cpu_ns_; }
+  void reset_longest_busy() { longest_busy_ns_ = longest_busy_cpu_ns_ = 0; }
 
  private:
   int epoll_fd_;
@@ -67,6 +73,8 @@ class EventLoop {
   std::function<bool()> background_;
   std::unordered_map<int, std::shared_ptr<Handler>> handlers_;
   std::uint64_t longest_busy_ns_ = 0;
+  std::uint64_t longest_busy_cpu_ns_ = 0;
+  std::uint64_t turn_ = 0;
 };
 
 }  // namespace ttmem::server

@@ -9,7 +9,8 @@ namespace ttmem::server {
 using nlohmann::json;
 
 std::string_view arch_name(std::uint8_t arch) {
-  return arch == 1 ? "blackhole" : "wormhole_b0";
+  const auto a = enum_from<Arch>(arch);
+  return a ? to_string(*a) : "?";
 }
 
 std::string to_wire_text(const json& j) {
@@ -18,9 +19,9 @@ std::string to_wire_text(const json& j) {
 
 namespace {
 
-json slots_json(const SlotFigures& usage, const std::array<std::uint64_t, kNumSlots>* totals) {
+json slots_json(const SlotFigures& usage, const std::array<std::uint64_t, kSlots>* totals) {
   json out = json::object();
-  for (std::size_t s = 0; s < kNumSlots; ++s) {
+  for (std::size_t s = 0; s < kSlots; ++s) {
     json f = {{"used", usage[s].bytes}, {"peak", usage[s].peak_bytes}, {"buffers", usage[s].buffers}};
     if (totals) f["total"] = (*totals)[s];
     out[std::string(to_string(static_cast<Slot>(s)))] = f;
@@ -54,15 +55,14 @@ BufferFilter parse_buffer_filter(const json& q) {
   }
   if (auto p = optional_field<std::int64_t>(q, "pid")) f.pid = static_cast<pid_t>(*p);
   if (auto t = optional_field<std::string>(q, "buffer_type")) {
-    f.type = proto::parse_buffer_type(*t);
-    if (!f.type) throw std::invalid_argument("unknown buffer_type '" + *t + "' (DRAM, L1, L1_SMALL, TRACE)");
+    f.type = parse_enum<BufferType>(*t);
+    if (!f.type)
+      throw std::invalid_argument("unknown buffer_type '" + *t + "' (" + names_of(kManagedTypes) + ")");
   }
   if (auto k = optional_field<std::string>(q, "kind")) {
-    f.kind = proto::parse_alloc_kind(*k);
-    if (!f.kind) {
-      throw std::invalid_argument("unknown kind '" + *k +
-                                  "' (owning, preallocated, cb, kernel_binary, trace)");
-    }
+    f.kind = parse_enum<AllocKind>(*k);
+    if (!f.kind)
+      throw std::invalid_argument("unknown kind '" + *k + "' (" + names_of(enum_values<AllocKind>()) + ")");
   }
   if (auto l = optional_field<std::int64_t>(q, "limit")) {
     if (*l < 0) throw std::invalid_argument("field 'limit' must not be negative");
@@ -96,7 +96,7 @@ json stats_json(const Registry& registry) {
       const bool open = pd.state == ProcessDevice::State::open || pd.state == ProcessDevice::State::closing;
       if (!holds && !open) continue;
       json row = {{"pid", p.pid}, {"name", p.name}, {"device", dev}};
-      for (std::size_t s = 0; s < kNumSlots; ++s)
+      for (std::size_t s = 0; s < kSlots; ++s)
         row[std::string(to_string(static_cast<Slot>(s)))] = pd.usage[s].bytes;
       row["buffers"] = buffer_count(pd.usage);
       processes.push_back(row);
@@ -135,7 +135,7 @@ json devices_json(const Registry& registry) {
   json out = json::array();
   for (const auto& [id, d] : registry.devices()) {
     json total = json::object();
-    for (std::size_t s = 0; s < kNumSlots; ++s)
+    for (std::size_t s = 0; s < kSlots; ++s)
       total[std::string(to_string(static_cast<Slot>(s)))] = d.total_bytes[s];
     json users = json::array();
     for (const auto& [slot, p] : registry.processes()) {

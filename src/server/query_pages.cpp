@@ -16,9 +16,9 @@ using nlohmann::json;
 
 namespace {
 
-constexpr std::size_t kRowsPerPage = 1024;
-constexpr std::size_t kChunksPerStep = 256;  // 16,384 records scanned per step
-constexpr std::size_t kSortRun = 16'384;     // rows sorted per step
+constexpr std::size_t kRowsPerPage = 256;
+constexpr std::size_t kChunksPerStep = 32;  // 2,048 records scanned per step
+constexpr std::size_t kSortRun = 2048;      // rows sorted per step
 constexpr std::size_t kTopHeapLimit = 65'536;
 constexpr std::size_t kRecordsPerPage = 500;  // leak, orphan and event records: bigger rows
 
@@ -49,6 +49,12 @@ class BuffersQuery final : public PagedQuery {
  public:
   BuffersQuery(const BufferFilter& f, PagedQueryLimits limits) : filter_(f), limits_(limits) {
     top_ = f.limit && *f.limit <= kTopHeapLimit;
+  }
+
+  bool release_some() override {
+    std::vector<Row>().swap(rows_);
+    for (int i = 0; i < 16 && !runs_.empty(); ++i) runs_.pop_back();
+    return runs_.empty();
   }
 
   bool step(const Registry& registry, std::string& page) override {
@@ -92,8 +98,13 @@ class BuffersQuery final : public PagedQuery {
     t.for_each_in_chunks(cursor_, end, [&](const AllocationRecord& r) {
       if (!matches(r)) return;
       ++matched_;
-      Row row{r.size, r.id, r.address, r.process, r.site, r.time_ms, 0, r.device, r.type, r.kind_bits};
-      if (const ProcessState* p = registry.process_by_slot(r.process)) row.pid = p->pid;
+      if (r.process != last_process_) {  // a group's records are together: look the owner up once a run
+        last_process_ = r.process;
+        const ProcessState* p = registry.process_by_slot(r.process);
+        last_pid_ = p ? p->pid : 0;
+      }
+      const Row row{r.size,    r.id,      r.address, r.process, r.site,
+                    r.time_ms, last_pid_, r.device,  r.type,    r.kind_bits};
       if (top_) {
         // A bounded heap whose top is the row that would be dropped next.
         if (rows_.size() < *filter_.limit) {
@@ -105,12 +116,17 @@ class BuffersQuery final : public PagedQuery {
           std::push_heap(rows_.begin(), rows_.end(), before);
         }
       } else {
-        if (rows_.size() >= limits_.max_rows) {
+        if (matched_ > limits_.max_rows) {
           throw std::runtime_error(fmt::format(
               "more than {} buffers match; narrow the query (device, pid, type, kind) or ask for a limit",
               limits_.max_rows));
         }
-        rows_.push_back(row);
+        // Rows go into runs of fixed capacity: no vector ever grows by copying a million rows at once.
+        if (runs_.empty() || runs_.back().size() == kSortRun) {
+          runs_.emplace_back();
+          runs_.back().reserve(kSortRun);
+        }
+        runs_.back().push_back(row);
       }
     });
     cursor_ = end;
@@ -118,35 +134,34 @@ class BuffersQuery final : public PagedQuery {
       phase_ = Phase::sort;
       if (top_) {
         std::sort_heap(rows_.begin(), rows_.end(), before);
-        runs_.push_back({0, rows_.size()});
+        runs_.push_back(std::move(rows_));
         phase_ = Phase::emit;
       }
     }
   }
 
   void sort_run() {
-    const std::size_t begin = sorted_;
-    const std::size_t end = std::min(rows_.size(), begin + kSortRun);
-    std::sort(rows_.begin() + static_cast<std::ptrdiff_t>(begin),
-              rows_.begin() + static_cast<std::ptrdiff_t>(end), before);
-    if (end > begin) runs_.push_back({begin, end});
-    sorted_ = end;
-    if (sorted_ >= rows_.size()) phase_ = Phase::emit;
+    if (sorted_ < runs_.size()) {
+      std::sort(runs_[sorted_].begin(), runs_[sorted_].end(), before);
+      ++sorted_;
+    }
+    if (sorted_ >= runs_.size()) phase_ = Phase::emit;
   }
 
   /// The next row in order: a merge of the sorted runs.
   const Row* next_row() {
     if (!merge_started_) {
       merge_started_ = true;
+      next_in_run_.assign(runs_.size(), 0);
       for (std::size_t i = 0; i < runs_.size(); ++i) {
-        if (runs_[i].first < runs_[i].second) heap_.push({i});
+        if (!runs_[i].empty()) heap_.push({i});
       }
     }
     if (heap_.empty()) return nullptr;
     const std::size_t run = heap_.top().run;
     heap_.pop();
-    const Row* row = &rows_[runs_[run].first++];
-    if (runs_[run].first < runs_[run].second) heap_.push({run});
+    const Row* row = &runs_[run][next_in_run_[run]++];
+    if (next_in_run_[run] < runs_[run].size()) heap_.push({run});
     return row;
   }
 
@@ -175,7 +190,9 @@ class BuffersQuery final : public PagedQuery {
   bool emit(const Registry& registry, std::string& page) {
     const std::size_t wanted = filter_.limit.value_or(matched_);
     const std::uint64_t now = monotonic_ns();
-    page += R"({"buffers":[)";
+    fmt::memory_buffer out;  // fmt appends to its own buffer in place; one copy into the page at the end
+    auto text = [&](std::string_view t) { out.append(t.data(), t.data() + t.size()); };
+    text(R"({"buffers":[)");
     std::size_t n = 0;
     for (; n < kRowsPerPage && emitted_ < wanted; ++n) {
       const Row* r = next_row();
@@ -183,19 +200,20 @@ class BuffersQuery final : public PagedQuery {
       AllocationRecord rec;
       rec.time_ms = r->time_ms;
       rec.kind_bits = r->kind_bits;
-      if (n) page += ',';
-      fmt::format_to(std::back_inserter(page), R"({{"pid":{},"name":)", r->pid);
-      page += process_name(registry, *r);
-      fmt::format_to(std::back_inserter(page),
+      if (n) text(",");
+      fmt::format_to(std::back_inserter(out), R"({{"pid":{},"name":)", r->pid);
+      text(process_name(registry, *r));
+      fmt::format_to(std::back_inserter(out),
                      R"(,"device":{},"type":"{}","kind":"{}","id":{},"size":{},"address":{},"site":)",
                      r->device, proto::to_string(static_cast<proto::BufferType>(r->type)),
                      proto::to_string(rec.kind()), r->id, r->size, r->address);
       const std::string_view site = site_text(registry, *r);
-      page += site.empty() ? std::string_view(R"("")") : site;
-      fmt::format_to(std::back_inserter(page), R"(,"internal":{},"age_ms":{}}})",
+      text(site.empty() ? std::string_view(R"("")") : site);
+      fmt::format_to(std::back_inserter(out), R"(,"internal":{},"age_ms":{}}})",
                      rec.internal() ? "true" : "false", rec.age_ms(now));
       ++emitted_;
     }
+    page.append(out.data(), out.size());
     const bool last = emitted_ >= wanted || heap_.empty();
     page += ']';
     if (last) fmt::format_to(std::back_inserter(page), R"(,"total":{})", matched_);
@@ -206,11 +224,12 @@ class BuffersQuery final : public PagedQuery {
   struct HeapEntry {
     std::size_t run;
   };
+  const Row& head(std::size_t run) const { return runs_[run][next_in_run_[run]]; }
   struct HeapOrder {
     const BuffersQuery* q;
     bool operator()(const HeapEntry& a, const HeapEntry& b) const {
       // std::priority_queue keeps the greatest on top: "greater" is the row that comes first.
-      return before(q->rows_[q->runs_[b.run].first], q->rows_[q->runs_[a.run].first]);
+      return before(q->head(b.run), q->head(a.run));
     }
   };
 
@@ -222,9 +241,12 @@ class BuffersQuery final : public PagedQuery {
   Phase phase_ = Phase::scan;
   std::size_t cursor_ = 0;
   std::uint64_t matched_ = 0;
-  std::vector<Row> rows_;
+  std::uint32_t last_process_ = 0;
+  pid_t last_pid_ = 0;
+  std::vector<Row> rows_;               // the bounded heap of a query with a small limit
+  std::vector<std::vector<Row>> runs_;  // matching rows, kSortRun to a run, each sorted in one step
   std::size_t sorted_ = 0;
-  std::vector<std::pair<std::size_t, std::size_t>> runs_;  // [next, end) of each sorted run
+  std::vector<std::size_t> next_in_run_;
   bool merge_started_ = false;
   std::priority_queue<HeapEntry, std::vector<HeapEntry>, HeapOrder> heap_{HeapOrder{this}};
   std::uint64_t emitted_ = 0;

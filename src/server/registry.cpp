@@ -2,21 +2,13 @@
 #include "registry.hpp"
 
 #include <fmt/format.h>
-#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <cstring>
-#include <ctime>
 
 namespace ttmem::server {
 
 namespace {
-
-std::uint64_t clock_ns(clockid_t clock) {
-  timespec ts{};
-  clock_gettime(clock, &ts);
-  return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000ull + static_cast<std::uint64_t>(ts.tv_nsec);
-}
 
 template <typename T>
 void push_bounded(std::deque<T>& q, T value, std::size_t max) {
@@ -25,46 +17,6 @@ void push_bounded(std::deque<T>& q, T value, std::size_t max) {
 }
 
 }  // namespace
-
-std::uint64_t monotonic_ns() {
-  return clock_ns(CLOCK_MONOTONIC);
-}
-std::uint64_t realtime_ns() {
-  return clock_ns(CLOCK_REALTIME);
-}
-
-std::string_view to_string(Slot slot) {
-  switch (slot) {
-    case Slot::DRAM:
-      return "DRAM";
-    case Slot::L1:
-      return "L1";
-    case Slot::L1_SMALL:
-      return "L1_SMALL";
-    case Slot::TRACE:
-      return "TRACE";
-    case Slot::CB:
-      return "CB";
-  }
-  return "?";
-}
-
-Slot slot_of(proto::BufferType type, proto::AllocKind kind) {
-  if (kind == proto::AllocKind::circular_buffer) return Slot::CB;
-  switch (type) {
-    case proto::BufferType::DRAM:
-      return Slot::DRAM;
-    case proto::BufferType::L1:
-      return Slot::L1;
-    case proto::BufferType::L1_SMALL:
-      return Slot::L1_SMALL;
-    case proto::BufferType::TRACE:
-      return Slot::TRACE;
-    case proto::BufferType::SYSTEM_MEMORY:
-      return Slot::DRAM;  // never tracked by the runtime; keep it counted
-  }
-  return Slot::DRAM;
-}
 
 Anomalies& Anomalies::operator+=(const Anomalies& o) {
   free_unknown_id += o.free_unknown_id;
@@ -142,8 +94,7 @@ const ProcessState* Registry::process_by_slot(std::uint32_t slot) const {
   return it == processes_.end() ? nullptr : &it->second;
 }
 
-DeviceState& Registry::device(std::uint16_t id) {
-  if (id < device_index_.size() && device_index_[id]) return *device_index_[id];
+DeviceState& Registry::new_device(std::uint16_t id) {
   DeviceState& d = devices_[id];
   d.id = id;
   if (device_index_.size() <= id) device_index_.resize(id + 1u, nullptr);
@@ -151,16 +102,12 @@ DeviceState& Registry::device(std::uint16_t id) {
   return d;
 }
 
-ProcessDevice& Registry::process_device(ProcessState& p, std::uint16_t id) {
-  if (ProcessDevice* pd = find_process_device(p, id)) return *pd;
+ProcessDevice& Registry::new_process_device(ProcessState& p, std::uint16_t id) {
   ProcessDevice& pd = p.devices[id];
+  pd.device = &device(id);
   if (p.device_index.size() <= id) p.device_index.resize(id + 1u, nullptr);
   p.device_index[id] = &pd;
   return pd;
-}
-
-ProcessDevice* Registry::find_process_device(ProcessState& p, std::uint16_t id) {
-  return id < p.device_index.size() ? p.device_index[id] : nullptr;
 }
 
 std::string_view Registry::site_text(const ProcessState& p, std::uint32_t site) const {
@@ -190,16 +137,16 @@ Anomalies Registry::anomalies() const {
   return a;
 }
 
-void Registry::account(ProcessState& p, std::uint16_t dev, Slot slot, std::int64_t bytes,
+void Registry::account(ProcessState& p, ProcessDevice& pd, Slot slot, std::int64_t bytes,
                        std::int64_t buffers) {
   auto apply = [&](Figures& f) {
     f.bytes = static_cast<std::uint64_t>(static_cast<std::int64_t>(f.bytes) + bytes);
     f.buffers = static_cast<std::uint64_t>(static_cast<std::int64_t>(f.buffers) + buffers);
     f.peak_bytes = std::max(f.peak_bytes, f.bytes);
   };
-  const auto s = static_cast<std::size_t>(slot);
-  apply(device(dev).usage[s]);
-  apply(process_device(p, dev).usage[s]);
+  const std::size_t s = index(slot);
+  apply(pd.device->usage[s]);
+  apply(pd.usage[s]);
   apply(p.usage[s]);
 }
 
@@ -208,7 +155,7 @@ void Registry::drop_group(ProcessState& p, ProcessDevice& pd, F&& f) {
   if (pd.group == AllocationTable::kNoGroup) return;
   table_.erase_group(pd.group, [&](const AllocationRecord& r) {
     f(r);
-    account(p, r.device, slot_of(static_cast<proto::BufferType>(r.type), r.kind()),
+    account(p, pd, slot_of(static_cast<proto::BufferType>(r.type), r.kind()),
             -static_cast<std::int64_t>(r.size), -1);
   });
 }
@@ -233,16 +180,7 @@ void Registry::device_open(ProcessState& p, const proto::DeviceOpen& m) {
   DeviceState& d = device(m.device);
   d.announced = true;
   d.arch = m.arch;
-  d.total_bytes[static_cast<std::size_t>(Slot::DRAM)] =
-      m.total_bytes[static_cast<std::size_t>(proto::BufferType::DRAM)];
-  d.total_bytes[static_cast<std::size_t>(Slot::L1)] =
-      m.total_bytes[static_cast<std::size_t>(proto::BufferType::L1)];
-  d.total_bytes[static_cast<std::size_t>(Slot::L1_SMALL)] =
-      m.total_bytes[static_cast<std::size_t>(proto::BufferType::L1_SMALL)];
-  d.total_bytes[static_cast<std::size_t>(Slot::TRACE)] =
-      m.total_bytes[static_cast<std::size_t>(proto::BufferType::TRACE)];
-  d.total_bytes[static_cast<std::size_t>(Slot::CB)] =
-      m.total_bytes[static_cast<std::size_t>(proto::BufferType::L1)];
+  for (Slot slot : enum_values<Slot>()) d.total_bytes[index(slot)] = m.total_bytes[index(memory_of(slot))];
   ProcessDevice& pd = process_device(p, m.device);
   pd.state = ProcessDevice::State::open;
   pd.close_began_ns = 0;
@@ -308,13 +246,13 @@ void Registry::insert_allocation(ProcessState& p, const proto::EventRecord& e) {
   }
   // Totals are sums of sizes: refuse what would wrap them (the device's total bounds the process's on
   // that device; the process's own total adds up its devices).
-  const auto s = static_cast<std::size_t>(slot_of(e.type, e.kind));
-  if (e.size > ~std::uint64_t{0} - device(e.device).usage[s].bytes ||
+  ProcessDevice& pd = process_device(p, e.device);
+  const std::size_t s = index(slot_of(e.type, e.kind));
+  if (e.size > ~std::uint64_t{0} - pd.device->usage[s].bytes ||
       e.size > ~std::uint64_t{0} - p.usage[s].bytes) {
     ++p.anomalies.size_overflow;
     return;
   }
-  ProcessDevice& pd = process_device(p, e.device);
   if (pd.group == AllocationTable::kNoGroup) pd.group = table_.new_group();
   AllocationRecord r;
   r.id = e.id;
@@ -336,7 +274,7 @@ void Registry::insert_allocation(ProcessState& p, const proto::EventRecord& e) {
       ++p.anomalies.limit_refused;
       return;
   }
-  account(p, e.device, slot_of(e.type, e.kind), static_cast<std::int64_t>(e.size), 1);
+  account(p, pd, slot_of(e.type, e.kind), static_cast<std::int64_t>(e.size), 1);
 }
 
 std::optional<AllocationRecord> Registry::release_allocation(ProcessState& p, const proto::EventRecord& e) {
@@ -347,7 +285,7 @@ std::optional<AllocationRecord> Registry::release_allocation(ProcessState& p, co
     ++p.anomalies.free_unknown_id;
     return std::nullopt;
   }
-  account(p, r.device, slot_of(static_cast<proto::BufferType>(r.type), r.kind()),
+  account(p, *find_process_device(p, r.device), slot_of(static_cast<proto::BufferType>(r.type), r.kind()),
           -static_cast<std::int64_t>(r.size), -1);
   if (e.reason == proto::ReleaseReason::close_leak) record_leak(p, r, true, monotonic_ns());
   return r;
@@ -444,7 +382,7 @@ OrphanRecord Registry::process_died(ProcessState& p) {
   orphan.pid = p.pid;
   orphan.process_name = p.name;
   for (const auto& [dev, pd] : p.devices) {
-    for (std::size_t s = 0; s < kNumSlots; ++s) {
+    for (std::size_t s = 0; s < kSlots; ++s) {
       if (pd.usage[s].buffers == 0) continue;
       orphan.held.push_back({dev, static_cast<Slot>(s), pd.usage[s].bytes, pd.usage[s].buffers});
       orphan.total_bytes += pd.usage[s].bytes;

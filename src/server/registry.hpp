@@ -17,22 +17,22 @@
 
 #include "allocation_table.hpp"
 #include "ttmem/protocol.hpp"
+#include "ttmem/units.hpp"
+#include "ttmem/vocab.hpp"
 
 namespace ttmem::server {
 
-/// Memory slots of the tables: the four memory types plus circular buffers (which live in L1 but are
-/// shown apart; the L1 slot excludes them).
-enum class Slot : std::uint8_t { DRAM = 0, L1 = 1, L1_SMALL = 2, TRACE = 3, CB = 4 };
-inline constexpr std::size_t kNumSlots = 5;
-std::string_view to_string(Slot slot);
-Slot slot_of(proto::BufferType type, proto::AllocKind kind);
+using ttmem::kSlots;
+using ttmem::Slot;
+using ttmem::slot_of;
+using ttmem::to_string;
 
 struct Figures {
   std::uint64_t bytes = 0;
   std::uint64_t buffers = 0;
   std::uint64_t peak_bytes = 0;
 };
-using SlotFigures = std::array<Figures, kNumSlots>;
+using SlotFigures = std::array<Figures, kSlots>;
 
 struct Anomalies {
   std::uint64_t free_unknown_id = 0;      ///< a free for an id the server never saw
@@ -52,7 +52,7 @@ struct DeviceState {
   std::uint16_t id = 0;
   std::uint8_t arch = 0;
   bool announced = false;  ///< some process sent DEVICE_OPEN for it
-  std::array<std::uint64_t, kNumSlots> total_bytes{};
+  std::array<std::uint64_t, kSlots> total_bytes{};
   SlotFigures usage{};
 };
 
@@ -62,6 +62,7 @@ struct ProcessDevice {
   std::uint64_t close_began_ns = 0;
   SlotFigures usage{};
   AllocationTable::Group group = AllocationTable::kNoGroup;  ///< its live allocations in the table
+  DeviceState* device = nullptr;                             ///< the device's own figures
 };
 
 struct ProcessState {
@@ -199,7 +200,7 @@ class Registry {
   std::function<void(const LeakRecord&)> on_leak;
 
  private:
-  void account(ProcessState& p, std::uint16_t device, Slot slot, std::int64_t bytes, std::int64_t buffers);
+  void account(ProcessState& p, ProcessDevice& pd, Slot slot, std::int64_t bytes, std::int64_t buffers);
   void insert_allocation(ProcessState& p, const proto::EventRecord& e);
   std::optional<AllocationRecord> release_allocation(ProcessState& p, const proto::EventRecord& e);
   void record_leak(ProcessState& p, const AllocationRecord& r, bool swept, std::uint64_t now_ns);
@@ -207,9 +208,19 @@ class Registry {
   /// Removes every allocation of (p, device) from the table and the totals, calling f(record) for each.
   template <typename F>
   void drop_group(ProcessState& p, ProcessDevice& pd, F&& f);
-  DeviceState& device(std::uint16_t id);
-  static ProcessDevice& process_device(ProcessState& p, std::uint16_t id);
-  static ProcessDevice* find_process_device(ProcessState& p, std::uint16_t id);
+  DeviceState& device(std::uint16_t id) {
+    if (id < device_index_.size() && device_index_[id]) return *device_index_[id];
+    return new_device(id);
+  }
+  DeviceState& new_device(std::uint16_t id);
+  ProcessDevice& process_device(ProcessState& p, std::uint16_t id) {
+    if (ProcessDevice* pd = find_process_device(p, id)) return *pd;
+    return new_process_device(p, id);
+  }
+  ProcessDevice& new_process_device(ProcessState& p, std::uint16_t id);
+  static ProcessDevice* find_process_device(ProcessState& p, std::uint16_t id) {
+    return id < p.device_index.size() ? p.device_index[id] : nullptr;
+  }
 
   RegistryLimits limits_;
   AllocationTable table_;
@@ -237,7 +248,7 @@ class Registry {
   bool history_full_ = false;
 };
 
-std::uint64_t monotonic_ns();
-std::uint64_t realtime_ns();
+using ttmem::monotonic_ns;
+using ttmem::realtime_ns;
 
 }  // namespace ttmem::server

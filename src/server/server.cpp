@@ -23,26 +23,19 @@ using nlohmann::json;
 
 namespace {
 
-constexpr std::size_t kScratchBytes = 256 * 1024;
-/// Read per wake-up from one connection, so one busy client cannot hold up the others for long.
-constexpr std::size_t kReadBudget = 1u << 20;
+constexpr std::size_t kScratchBytes = 128 * 1024;  // one frame of libttmem's size (kSendEventsPerFrame)
+/// Read per wake-up from one connection (one read), so a busy client holds the loop for a few thousand
+/// events at most; epoll reports it again at once if it has more.
+constexpr std::size_t kReadBudget = kScratchBytes;
+/// Read per turn of the loop from all connections together: the bound on how long the loop goes without
+/// a wait (and without giving paged answers their slice). Connections left out are served next turn.
+constexpr std::size_t kTurnReadBudget = kScratchBytes;
 /// A connection's read buffer is given back once empty if it grew past this.
 constexpr std::size_t kKeepReadBuffer = 64 * 1024;
 /// A paged query waits while its connection has this much unread output.
 constexpr std::size_t kPagedWatermark = 256 * 1024;
 /// Time given to paged queries after each batch of events.
-constexpr std::uint64_t kPagedSliceNs = 1'000'000;
-
-std::string human_bytes(std::uint64_t b) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  double v = static_cast<double>(b);
-  int u = 0;
-  while (v >= 1024 && u < 4) {
-    v /= 1024;
-    ++u;
-  }
-  return u == 0 ? fmt::format("{} B", b) : fmt::format("{:.1f} {}", v, units[u]);
-}
+constexpr std::uint64_t kPagedSliceNs = 500'000;
 
 /// The peer has shut its end: nobody can send on this connection any more.
 bool peer_closed(int fd) {
@@ -86,6 +79,7 @@ struct Server::Connection {
   bool closing = false;               // a protocol error: close once `out` is flushed, ignore input
   bool write_failed = false;          // the peer stopped taking replies: drop them, keep reading its input
   bool subscriber = false;
+  bool dying = false;  // its process died: read to the end, then the process is reclaimed
   std::uint64_t dropped_notifications = 0;
   std::unique_ptr<PagedQuery> paged;
   std::uint32_t paged_query_id = 0;
@@ -244,7 +238,7 @@ void Server::accept_clients() {
     const std::uint64_t id = add_connection(fd, std::move(peer));
     // Clients say HELLO as they connect: take it now, so idle connections arriving behind cannot push
     // a real client out first.
-    if (auto it = connections_.find(id); it != connections_.end()) read_from(*it->second, false);
+    if (auto it = connections_.find(id); it != connections_.end()) read_and_settle(*it->second);
   }
 }
 
@@ -286,11 +280,10 @@ void Server::on_connection_event(std::uint64_t id, std::uint32_t events) {
   if (!connections_.contains(id)) return;
   if ((events & (EPOLLHUP | EPOLLERR)) && c.paged) {
     // The client is gone while its answer was being built: stop building it, read what is left.
-    c.paged.reset();
-    paged_.erase(id);
+    drop_paged_query(c);
     set_reading(c, true);
   }
-  if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) read_from(c, false);
+  if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) read_and_settle(c);
 }
 
 void Server::set_reading(Connection& c, bool on) {
@@ -303,29 +296,54 @@ void Server::set_reading(Connection& c, bool on) {
   }
 }
 
-void Server::read_from(Connection& c, bool drain) {
+Server::Read Server::read_from(Connection& c) {
   const std::uint64_t id = c.id;
-  const std::size_t budget = drain ? SIZE_MAX : kReadBudget;
-  for (std::size_t got = 0; got < budget;) {
+  if (turn_ != loop_.turn()) {
+    turn_ = loop_.turn();
+    turn_bytes_ = 0;
+  }
+  for (std::size_t got = 0; got < kReadBudget;) {
+    if (turn_bytes_ >= kTurnReadBudget) return Read::more;  // epoll reports it again next turn
     if (c.paged) {
       set_reading(c, false);  // later frames wait for this answer; the socket buffers them meanwhile
-      return;
+      return Read::more;
     }
     const ssize_t n = ::read(c.fd, scratch_.data(), scratch_.size());
     if (n == 0) {
       close_connection(id);
-      return;
+      return Read::closed;
     }
     if (n < 0) {
       if (errno == EINTR) continue;
-      if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return Read::drained;
       close_connection(id);
-      return;
+      return Read::closed;
     }
     got += static_cast<std::size_t>(n);
+    turn_bytes_ += static_cast<std::size_t>(n);
     if (c.closing) continue;  // discard input from a connection we are closing
-    if (!consume(c, {scratch_.data(), static_cast<std::size_t>(n)})) return;
+    if (!consume(c, {scratch_.data(), static_cast<std::size_t>(n)})) {
+      return connections_.contains(id) ? Read::more : Read::closed;
+    }
   }
+  return Read::more;
+}
+
+void Server::read_and_settle(Connection& c) {
+  const std::uint64_t id = c.id;
+  const Read r = read_from(c);
+  // A dead process's connection is read, a slice at a time like any other, until nothing it sent is
+  // left; then its process is reclaimed. (close_connection settles the ones that close.)
+  if (r == Read::drained && connections_.contains(id) && c.dying) settle_dying(c);
+}
+
+void Server::settle_dying(Connection& c) {
+  c.dying = false;
+  const std::uint32_t slot = c.process_slot;
+  auto it = dying_.find(slot);
+  if (it == dying_.end() || --it->second > 0) return;
+  dying_.erase(it);
+  reclaim(slot);
 }
 
 bool Server::consume(Connection& c, std::span<const std::uint8_t> bytes) {
@@ -407,7 +425,7 @@ void Server::close_connection(std::uint64_t id) {
   if (c.subscriber) --subscribers_;
   registry_.notify_events(options_.verbose || subscribers_ > 0);
   handshaking_.erase(id);
-  paged_.erase(id);
+  drop_paged_query(c);
   if (c.role == proto::Role::tracked_process && c.greeted) {
     --tracked_connections_;
     spdlog::info("pid {} ({}) disconnected (connection {}, {} events)", c.peer.pid, c.name, c.id, c.events);
@@ -415,18 +433,16 @@ void Server::close_connection(std::uint64_t id) {
   loop_.remove(c.fd);
   close(c.fd);
   const bool detached = c.detached;
+  const bool dying = c.dying;
   const std::uint32_t slot = c.process_slot;
   connections_.erase(it);
   if (detached) {
-    // Everything its exited process sent is in: reclaim it like any dead process.
-    if (auto* p = const_cast<ProcessState*>(registry_.process_by_slot(slot))) {
-      const OrphanRecord orphan = registry_.process_died(*p);
-      for (const auto& line : orphan.lines()) spdlog::warn("{}", line);
-      if (subscribers_ > 0 && !orphan.held.empty()) {
-        json j = orphan_json(orphan);
-        j["event"] = "orphan";
-        notify(j);
-      }
+    reclaim(slot);  // everything its exited process sent is in
+  } else if (dying) {
+    auto d = dying_.find(slot);
+    if (d != dying_.end() && --d->second == 0) {
+      dying_.erase(d);
+      reclaim(slot);
     }
   }
 }
@@ -719,21 +735,12 @@ void Server::handle_query(Connection& c, const proto::Frame& frame) {
 
 // ---- output -------------------------------------------------------------------------------------------
 
-void Server::reply(Connection& c, std::uint32_t query_id, std::uint8_t status, std::string text) {
-  proto::QueryReply r;
-  r.query_id = query_id;
-  r.status = status;
-  r.json = std::move(text);
-  std::vector<std::uint8_t> bytes;
-  proto::encode(bytes, r);
-  send(c, bytes);
-}
-
-void Server::send(Connection& c, const std::vector<std::uint8_t>& bytes) {
+template <typename Encode>
+void Server::send_encoded(Connection& c, Encode&& encode) {
   if (c.write_failed) return;
   const std::uint64_t id = c.id;
   if (c.pending() == 0) c.out_progress_ns = monotonic_ns();
-  c.out.insert(c.out.end(), bytes.begin(), bytes.end());
+  encode(c.out);  // straight into the connection's output: no copy of a page on its way
   flush_output(c);
   if (connections_.contains(id) && c.pending() > options_.max_pending_output) {
     spdlog::warn("connection {} of pid {} does not read its replies ({} pending); closing it", c.id,
@@ -742,10 +749,24 @@ void Server::send(Connection& c, const std::vector<std::uint8_t>& bytes) {
   }
 }
 
+void Server::reply(Connection& c, std::uint32_t query_id, std::uint8_t status, std::string text) {
+  proto::QueryReply r;
+  r.query_id = query_id;
+  r.status = status;
+  r.json = std::move(text);
+  send_encoded(c, [&](std::vector<std::uint8_t>& out) { proto::encode(out, r); });
+}
+
+void Server::send(Connection& c, const std::vector<std::uint8_t>& bytes) {
+  send_encoded(c, [&](std::vector<std::uint8_t>& out) { out.insert(out.end(), bytes.begin(), bytes.end()); });
+}
+
 void Server::flush_output(Connection& c) {
   while (c.out_offset < c.out.size() && !c.write_failed) {
-    const ssize_t n =
-        ::send(c.fd, c.out.data() + c.out_offset, c.out.size() - c.out_offset, MSG_NOSIGNAL | MSG_DONTWAIT);
+    // At most 16 KiB a call: larger sends make the kernel look for high-order pages for the socket buffer,
+    // which on a fragmented host can mean direct compaction inside the call (seen: 6 ms for 100 KB).
+    const std::size_t chunk = std::min<std::size_t>(c.out.size() - c.out_offset, 16 * 1024);
+    const ssize_t n = ::send(c.fd, c.out.data() + c.out_offset, chunk, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) break;
@@ -758,8 +779,8 @@ void Server::flush_output(Connection& c) {
     c.out_progress_ns = monotonic_ns();
   }
   if (c.write_failed || c.out_offset == c.out.size()) {
-    if (c.out.capacity() > kKeepReadBuffer) {
-      std::vector<std::uint8_t>().swap(c.out);  // a big answer's buffer is given back
+    if (c.out.capacity() > kKeepReadBuffer && !c.paged) {
+      std::vector<std::uint8_t>().swap(c.out);  // a big answer's buffer is given back once it is over
     } else {
       c.out.clear();
     }
@@ -786,7 +807,8 @@ void Server::flush_output(Connection& c) {
 // ---- paged queries ------------------------------------------------------------------------------------
 
 bool Server::run_paged_queries() {
-  if (paged_.empty()) return false;
+  std::erase_if(retired_, [](const std::unique_ptr<PagedQuery>& q) { return q->release_some(); });
+  if (paged_.empty()) return !retired_.empty();
   const std::uint64_t deadline = monotonic_ns() + kPagedSliceNs;
   bool ready = false;
   do {
@@ -824,13 +846,19 @@ bool Server::run_paged_queries() {
     auto it = connections_.find(id);
     if (it != connections_.end() && it->second->pending() <= kPagedWatermark) return true;
   }
-  return false;
+  return !retired_.empty();
+}
+
+void Server::drop_paged_query(Connection& c) {
+  if (!c.paged) return;
+  if (!c.paged->release_some()) retired_.push_back(std::move(c.paged));  // freed a slice per turn
+  c.paged.reset();
+  paged_.erase(c.id);
 }
 
 void Server::finish_paged_query(Connection& c) {
   const std::uint64_t id = c.id;
-  c.paged.reset();
-  paged_.erase(id);
+  drop_paged_query(c);
   // Frames that waited behind the answer go on now, then reading resumes.
   if (!process_buffered(c) || !connections_.contains(id)) return;
   if (!c.paged) set_reading(c, true);
@@ -839,29 +867,33 @@ void Server::finish_paged_query(Connection& c) {
 // ---- processes ----------------------------------------------------------------------------------------
 
 void Server::on_process_exit(std::uint32_t slot) {
-  // Apply everything the process managed to send before it died, then reclaim.
+  // Everything the process sent before it died is applied first: its connections are read to their end
+  // (in slices, between other clients' batches), then it is reclaimed.
   std::vector<std::uint64_t> ids;
   for (auto& [id, c] : connections_) {
-    if (c->process_slot == slot) ids.push_back(id);
+    if (c->process_slot == slot && !c->dying) ids.push_back(id);
   }
+  if (ids.empty()) return reclaim(slot);
+  dying_[slot] = ids.size();
   for (std::uint64_t id : ids) {
-    auto it = connections_.find(id);
-    if (it == connections_.end()) continue;
-    Connection& c = *it->second;
+    Connection& c = *connections_.at(id);
+    c.dying = true;
     if (c.paged) {  // nobody will read that answer now
-      c.paged.reset();
-      paged_.erase(id);
+      drop_paged_query(c);
+      set_reading(c, true);
       if (!process_buffered(c)) continue;
     }
-    read_from(c, true);  // all of it: a dead process sends nothing more, and all it sent counts
+    read_and_settle(c);
   }
+}
+
+void Server::reclaim(std::uint32_t slot) {
   auto* p = const_cast<ProcessState*>(registry_.process_by_slot(slot));
   if (!p) return;
   const pid_t pid = p->pid;
   const OrphanRecord orphan = registry_.process_died(*p);
-  for (std::uint64_t id : ids) {
-    auto it = connections_.find(id);
-    if (it != connections_.end()) it->second->process_slot = 0;
+  for (auto& [id, c] : connections_) {
+    if (c->process_slot == slot) c->process_slot = 0;
   }
   if (orphan.held.empty()) {
     spdlog::info("pid {} ({}) exited holding no device memory", pid, orphan.process_name);
@@ -910,10 +942,11 @@ void Server::tick() {
 void Server::log_statistics() {
   for (const auto& [id, d] : registry_.devices()) {
     std::string line;
-    for (std::size_t s = 0; s < kNumSlots; ++s) {
-      if (d.usage[s].buffers == 0) continue;
-      line += fmt::format("{}{} {} in {} buffers", line.empty() ? "" : ", ", to_string(static_cast<Slot>(s)),
-                          human_bytes(d.usage[s].bytes), d.usage[s].buffers);
+    for (Slot slot : enum_values<Slot>()) {
+      const Figures& f = d.usage[index(slot)];
+      if (f.buffers == 0) continue;
+      line += fmt::format("{}{} {} in {} buffers", line.empty() ? "" : ", ", to_string(slot),
+                          human_bytes(f.bytes), f.buffers);
     }
     spdlog::info("device {}: {}", id, line.empty() ? "nothing allocated" : line);
   }
@@ -972,6 +1005,7 @@ json Server::info_json(bool reset_loop) {
                  {"death_watch", death_watch},
                  {"loop",
                   {{"longest_busy_ms", static_cast<double>(loop_.longest_busy_ns()) / 1e6},
+                   {"longest_busy_cpu_ms", static_cast<double>(loop_.longest_busy_cpu_ns()) / 1e6},
                    {"longest_paged_step_ms", static_cast<double>(longest_paged_step_ns_) / 1e6},
                    {"paged_queries", paged_.size()}}},
                  {"anomalies",

@@ -66,8 +66,12 @@ class Server {
   void accept_clients();
   std::uint64_t add_connection(int fd, PeerIdentity peer);
   void on_connection_event(std::uint64_t id, std::uint32_t events);
-  /// Reads what the client sent; `drain`: everything there is (a death), else a bounded amount.
-  void read_from(Connection& c, bool drain);
+  enum class Read : std::uint8_t { more, drained, closed };
+  /// Reads what the client sent, a bounded amount: `drained` when nothing more is buffered now.
+  Read read_from(Connection& c);
+  /// read_from, then reclaims a dead process once its connections are drained.
+  void read_and_settle(Connection& c);
+  void settle_dying(Connection& c);
   /// Handles the frames in `bytes`; what is left (a partial frame, or frames behind a paged query) stays
   /// in the connection's reader. False when `c` was closed or is closing.
   bool consume(Connection& c, std::span<const std::uint8_t> bytes);
@@ -89,15 +93,22 @@ class Server {
 
   // output
   void send(Connection& c, const std::vector<std::uint8_t>& bytes);
+  /// Appends a frame encode(out) writes to the connection's output, then flushes what it can.
+  template <typename Encode>
+  void send_encoded(Connection& c, Encode&& encode);
   void flush_output(Connection& c);
   void reply(Connection& c, std::uint32_t query_id, std::uint8_t status, std::string text);
 
   // paged queries
   bool run_paged_queries();
   void finish_paged_query(Connection& c);
+  /// Ends the connection's paged query, if any; its memory is freed over the next turns.
+  void drop_paged_query(Connection& c);
 
   // processes
   void on_process_exit(std::uint32_t slot);
+  /// The process is gone and all it sent is applied: its records become an orphan record.
+  void reclaim(std::uint32_t slot);
   void notify(const nlohmann::json& j);
   void tick();
   void log_statistics();
@@ -113,11 +124,15 @@ class Server {
   EventLoop::Timer accept_pause_;
   bool accepting_ = true;
   std::vector<std::uint8_t> scratch_;  // every read lands here; frames are handled in place
+  std::uint64_t turn_ = 0;             // the loop's turn turn_bytes_ counts for
+  std::size_t turn_bytes_ = 0;
   std::uint64_t next_connection_id_ = 1;
   std::map<std::uint64_t, std::unique_ptr<Connection>> connections_;
   std::set<std::uint64_t> handshaking_;  // ids of connections yet to say HELLO (oldest first)
   std::size_t tracked_connections_ = 0;
-  std::set<std::uint64_t> paged_;  // connections with a paged query under way
+  std::set<std::uint64_t> paged_;                     // connections with a paged query under way
+  std::vector<std::unique_ptr<PagedQuery>> retired_;  // answered; their memory goes back a slice a turn
+  std::map<std::uint32_t, std::size_t> dying_;        // dead processes' slots -> connections still to drain
   std::uint64_t longest_paged_step_ns_ = 0;
   std::uint64_t started_ns_ = 0;
   std::uint64_t last_tick_ns_ = 0;

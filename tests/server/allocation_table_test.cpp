@@ -5,6 +5,7 @@
 #include <rapidcheck/gtest.h>
 
 #include <map>
+#include <unordered_map>
 
 namespace ttmem::server {
 namespace {
@@ -81,6 +82,32 @@ TEST(AllocationTable, ChosenIdsCannotFloodOneProbeRun) {
   EXPECT_LT(t.max_probe(), 64u);
 }
 
+TEST(AllocationTable, GrowingAndShrinkingTheIndexNeverCostsOneOperationTheWholeTable) {
+  // Doubling a million-entry index at once took 60 ms in one insert; it moves a few runs per operation.
+  AllocationTable t(42);
+  const auto g = t.new_group();
+  std::unordered_map<std::uint64_t, std::uint64_t> model;
+  std::uint64_t next = 0;
+  for (int round = 0; round < 3; ++round) {
+    for (int i = 0; i < 300'000; ++i) {
+      ++next;
+      ASSERT_EQ(t.insert(g, rec(1, 0, next, next)), Insert::inserted);
+      model[next] = next;
+    }
+    for (std::uint64_t id = next; id > next - 280'000; --id) {  // shrink again, through the moves
+      ASSERT_TRUE(t.erase({1, 0, id}));
+      model.erase(id);
+    }
+    for (const auto& [id, size] : model) {
+      const auto* r = t.find({1, 0, id});
+      ASSERT_NE(r, nullptr) << id;
+      ASSERT_EQ(r->size, size);
+    }
+  }
+  EXPECT_EQ(t.size(), model.size());
+  EXPECT_LT(t.most_cells_moved_at_once(), 1024u);
+}
+
 TEST(AllocationTable, AShrunkGroupGivesItsChunksBack) {
   AllocationTable t;
   const auto g = t.new_group();
@@ -106,7 +133,9 @@ TEST(AllocationTable, UsesUnderSixtyFourBytesPerRecordAtAMillion) {
   for (std::uint64_t i = 0; i < kN; ++i)
     t.insert(groups[i % 8], rec(1, static_cast<std::uint16_t>(i % 8), i));
   EXPECT_EQ(t.size(), kN);
-  EXPECT_LE(t.memory_bytes() / kN, 56u);
+  // 40-byte records plus 8-byte index cells at a load of 1/4 to 1/2 (they carry hash bits so the index is
+  // walked without reading records): 57 bytes here, under the 64 docs/benchmarks.md promises.
+  EXPECT_LT(t.memory_bytes() / kN, 64u);
 }
 
 RC_GTEST_PROP(AllocationTableProperty, BehavesLikeAMap, ()) {

@@ -103,7 +103,7 @@ class Allocator : public BufferHome {
   Arch arch_;
   DeviceOptions options_;
   std::uint64_t worker_l1_size_;
-  std::array<std::unique_ptr<BankManager>, 5> banks_;  // indexed by BufferType value
+  std::array<std::unique_ptr<BankManager>, kBufferTypes> banks_;  // indexed by BufferType value
 };
 
 /// The mesh-level allocator: one address valid on every device of the mesh (lockstep). It searches the

@@ -44,11 +44,9 @@ struct DeviceInfo {
   MeshId mesh{};
   Arch arch = Arch::wormhole_b0;
   /// Allocatable bytes per managed memory type over all banks, indexed by BufferType value.
-  std::array<std::uint64_t, 5> total_bytes{};
-  std::array<std::uint32_t, 5> num_banks{};
+  std::array<std::uint64_t, kBufferTypes> total_bytes{};
+  std::array<std::uint32_t, kBufferTypes> num_banks{};
 };
-
-enum class ClosePhase : std::uint8_t { begin, end };
 
 /// Observer interface. Callbacks run synchronously on the allocating thread while the allocator's lock is
 /// held, so they see events of one device in order; they must not call back into the runtime.

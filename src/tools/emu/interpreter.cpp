@@ -61,7 +61,7 @@ std::uint32_t number_option(const Command& cmd, const char* key, std::uint32_t f
 }
 
 BufferType buffer_type(const Command& cmd, const std::string& text) {
-  auto type = emu::parse_buffer_type(text);
+  auto type = parse_enum<emu::BufferType>(text);
   if (!type || *type == BufferType::SYSTEM_MEMORY) {
     throw ScriptError(cmd.line,
                       fmt::format("unknown memory type '{}' (use DRAM, L1, L1_SMALL or TRACE)", text));
@@ -196,7 +196,7 @@ void Interpreter::open_mesh(const Command& cmd) {
   emu::MeshDeviceConfig config;
   config.preset = cmd.args[0];
   if (auto it = cmd.options.find("arch"); it != cmd.options.end()) {
-    config.arch = emu::parse_arch(it->second);
+    config.arch = parse_enum<emu::Arch>(it->second);
     if (!config.arch) {
       throw ScriptError(cmd.line,
                         fmt::format("unknown arch '{}' (use wormhole_b0 or blackhole)", it->second));

@@ -1,0 +1,196 @@
+// The words of ttmem's domain, each defined once: every enum with its wire value, its name, a parser and
+// its count, generated from one list so the enum and its table cannot drift apart (a test checks each
+// table against its enum's whole value range). Header-only and dependency-free: libttmem, the runtime,
+// the server and the tools all use it. ttmem.h mirrors the values for C; c_api.cpp checks the mirror.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <type_traits>
+
+namespace ttmem {
+
+template <typename E>
+struct EnumEntry {
+  E value;
+  std::string_view name;
+};
+
+/// Specialised for each enum below: `entries` lists every value once, with its name.
+template <typename E>
+struct EnumTable;
+
+template <typename E>
+concept NamedEnum = requires {
+  EnumTable<E>::entries;
+};
+
+#define TTMEM_ENUM_VALUE(name, value, text) name = value,
+#define TTMEM_ENUM_ENTRY(name, value, text) EnumEntry<Type>{Type::name, text},
+#define TTMEM_DEFINE_ENUM(Enum, Rep, LIST)                          \
+  enum class Enum : Rep { LIST(TTMEM_ENUM_VALUE) };                 \
+  template <>                                                       \
+  struct EnumTable<Enum> {                                          \
+    using Type = Enum;                                              \
+    static constexpr std::array entries = {LIST(TTMEM_ENUM_ENTRY)}; \
+  };
+
+// Memory types: TT-Metal's BufferType, with its values (they are on the wire and in TT-Metal's API).
+#define TTMEM_BUFFER_TYPES(X) \
+  X(DRAM, 0, "DRAM")          \
+  X(L1, 1, "L1") X(SYSTEM_MEMORY, 2, "SYSTEM_MEMORY") X(L1_SMALL, 3, "L1_SMALL") X(TRACE, 4, "TRACE")
+TTMEM_DEFINE_ENUM(BufferType, std::uint8_t, TTMEM_BUFFER_TYPES)
+
+// What the figures are counted in: the four memory types the runtime manages, plus circular buffers,
+// which live in L1 but are shown apart (the L1 slot leaves them out).
+#define TTMEM_SLOTS(X) \
+  X(DRAM, 0, "DRAM") X(L1, 1, "L1") X(L1_SMALL, 2, "L1_SMALL") X(TRACE, 3, "TRACE") X(CB, 4, "CB")
+TTMEM_DEFINE_ENUM(Slot, std::uint8_t, TTMEM_SLOTS)
+
+#define TTMEM_ALLOC_KINDS(X)                                                                          \
+  X(owning, 0, "owning")                                                                              \
+  X(preallocated, 1, "preallocated") X(circular_buffer, 2, "cb") X(kernel_binary, 3, "kernel_binary") \
+      X(trace, 4, "trace")
+TTMEM_DEFINE_ENUM(AllocKind, std::uint8_t, TTMEM_ALLOC_KINDS)
+
+#define TTMEM_RELEASE_REASONS(X) \
+  X(explicit_free, 0, "explicit") X(close_internal, 1, "close_internal") X(close_leak, 2, "close_leak")
+TTMEM_DEFINE_ENUM(ReleaseReason, std::uint8_t, TTMEM_RELEASE_REASONS)
+
+#define TTMEM_EVENT_OPS(X) X(alloc, 1, "alloc") X(free, 2, "free")
+TTMEM_DEFINE_ENUM(EventOp, std::uint8_t, TTMEM_EVENT_OPS)
+
+// A device close has two phases: begin (the runtime's sweep follows) and end (the device is gone).
+#define TTMEM_CLOSE_PHASES(X) X(begin, 0, "begin") X(end, 1, "end")
+TTMEM_DEFINE_ENUM(ClosePhase, std::uint8_t, TTMEM_CLOSE_PHASES)
+
+#define TTMEM_ARCHS(X) X(wormhole_b0, 0, "wormhole_b0") X(blackhole, 1, "blackhole")
+TTMEM_DEFINE_ENUM(Arch, std::uint8_t, TTMEM_ARCHS)
+
+#define TTMEM_ROLES(X) X(tracked_process, 0, "tracked") X(tool, 1, "tool")
+TTMEM_DEFINE_ENUM(Role, std::uint8_t, TTMEM_ROLES)
+
+// Wire message types: client to server below 32, server to client from 32.
+#define TTMEM_MESSAGE_TYPES(X)                                                                       \
+  X(hello, 1, "HELLO")                                                                               \
+  X(device_open, 2, "DEVICE_OPEN") X(device_close, 3, "DEVICE_CLOSE") X(events, 4, "EVENTS")         \
+      X(sites, 5, "SITES") X(snapshot_begin, 6, "SNAPSHOT_BEGIN") X(snapshot_end, 7, "SNAPSHOT_END") \
+          X(barrier, 8, "BARRIER") X(client_stats, 9, "CLIENT_STATS") X(query, 16, "QUERY")          \
+              X(hello_ack, 32, "HELLO_ACK") X(error, 33, "ERROR") X(barrier_ack, 34, "BARRIER_ACK")  \
+                  X(query_reply, 35, "QUERY_REPLY") X(event_notify, 36, "EVENT_NOTIFY")
+TTMEM_DEFINE_ENUM(MessageType, std::uint16_t, TTMEM_MESSAGE_TYPES)
+
+// Error codes of ERROR frames, of decoders, and of failed queries.
+#define TTMEM_ERROR_CODES(X)                                                                \
+  X(bad_magic, 1, "bad_magic")                                                              \
+  X(version_mismatch, 2, "version_mismatch") X(malformed, 3, "malformed")                   \
+      X(unexpected_message, 4, "unexpected_message") X(limit_exceeded, 5, "limit_exceeded") \
+          X(bad_query, 6, "bad_query") X(internal, 7, "internal")
+TTMEM_DEFINE_ENUM(ErrorCode, std::uint16_t, TTMEM_ERROR_CODES)
+
+#undef TTMEM_DEFINE_ENUM
+#undef TTMEM_ENUM_ENTRY
+#undef TTMEM_ENUM_VALUE
+
+/// How many values the enum has.
+template <NamedEnum E>
+inline constexpr std::size_t kEnumCount = EnumTable<E>::entries.size();
+
+/// Every value, in the table's order.
+template <NamedEnum E>
+constexpr std::array<E, kEnumCount<E>> enum_values() {
+  std::array<E, kEnumCount<E>> out{};
+  for (std::size_t i = 0; i < out.size(); ++i) out[i] = EnumTable<E>::entries[i].value;
+  return out;
+}
+
+/// The value's name ("?" for a value outside the enum).
+template <NamedEnum E>
+constexpr std::string_view to_string(E v) {
+  for (const auto& e : EnumTable<E>::entries) {
+    if (e.value == v) return e.name;
+  }
+  return "?";
+}
+
+/// The value with this name, if any.
+template <NamedEnum E>
+constexpr std::optional<E> parse_enum(std::string_view name) {
+  for (const auto& e : EnumTable<E>::entries) {
+    if (e.name == name) return e.value;
+  }
+  return std::nullopt;
+}
+
+/// The value with this number (a decoder's check), if the enum has it.
+template <NamedEnum E>
+constexpr std::optional<E> enum_from(std::underlying_type_t<E> raw) {
+  for (const auto& e : EnumTable<E>::entries) {
+    if (static_cast<std::underlying_type_t<E>>(e.value) == raw) return e.value;
+  }
+  return std::nullopt;
+}
+
+/// "DRAM, L1, L1_SMALL, TRACE" — names, for messages that list the choices.
+template <NamedEnum E, std::size_t N>
+std::string names_of(const std::array<E, N>& values) {
+  std::string out;
+  for (E v : values) {
+    if (!out.empty()) out += ", ";
+    out += to_string(v);
+  }
+  return out;
+}
+
+inline constexpr std::size_t kSlots = kEnumCount<Slot>;
+inline constexpr std::size_t kBufferTypes = kEnumCount<BufferType>;
+
+/// The four memory types that have bank managers (SYSTEM_MEMORY is host memory, never tracked).
+inline constexpr std::array kManagedTypes = {BufferType::DRAM, BufferType::L1, BufferType::L1_SMALL,
+                                             BufferType::TRACE};
+
+/// The slot an allocation is counted in.
+constexpr Slot slot_of(BufferType type, AllocKind kind) {
+  if (kind == AllocKind::circular_buffer) return Slot::CB;
+  switch (type) {
+    case BufferType::L1:
+      return Slot::L1;
+    case BufferType::L1_SMALL:
+      return Slot::L1_SMALL;
+    case BufferType::TRACE:
+      return Slot::TRACE;
+    case BufferType::DRAM:
+    case BufferType::SYSTEM_MEMORY:  // never tracked by the runtime; counted with DRAM if reported
+      return Slot::DRAM;
+  }
+  return Slot::DRAM;
+}
+
+/// The memory type whose total a slot is a share of (circular buffers share L1's).
+constexpr BufferType memory_of(Slot slot) {
+  switch (slot) {
+    case Slot::L1:
+    case Slot::CB:
+      return BufferType::L1;
+    case Slot::L1_SMALL:
+      return BufferType::L1_SMALL;
+    case Slot::TRACE:
+      return BufferType::TRACE;
+    case Slot::DRAM:
+      return BufferType::DRAM;
+  }
+  return BufferType::DRAM;
+}
+
+constexpr std::size_t index(Slot s) {
+  return static_cast<std::size_t>(s);
+}
+constexpr std::size_t index(BufferType t) {
+  return static_cast<std::size_t>(t);
+}
+
+}  // namespace ttmem
