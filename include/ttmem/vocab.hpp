@@ -11,6 +11,7 @@
 #include <string>
 #include <string_view>
 #include <type_traits>
+#include <vector>
 
 namespace ttmem {
 
@@ -39,58 +40,92 @@ concept NamedEnum = requires {
     static constexpr std::array entries = {LIST(TTMEM_ENUM_ENTRY)}; \
   };
 
+// One entry per line, as a table; clang-format would reflow the lists.
+// clang-format off
 // Memory types: TT-Metal's BufferType, with its values (they are on the wire and in TT-Metal's API).
 #define TTMEM_BUFFER_TYPES(X) \
-  X(DRAM, 0, "DRAM")          \
-  X(L1, 1, "L1") X(SYSTEM_MEMORY, 2, "SYSTEM_MEMORY") X(L1_SMALL, 3, "L1_SMALL") X(TRACE, 4, "TRACE")
+  X(DRAM, 0, "DRAM") \
+  X(L1, 1, "L1") \
+  X(SYSTEM_MEMORY, 2, "SYSTEM_MEMORY") \
+  X(L1_SMALL, 3, "L1_SMALL") \
+  X(TRACE, 4, "TRACE")
 TTMEM_DEFINE_ENUM(BufferType, std::uint8_t, TTMEM_BUFFER_TYPES)
 
 // What the figures are counted in: the four memory types the runtime manages, plus circular buffers,
 // which live in L1 but are shown apart (the L1 slot leaves them out).
 #define TTMEM_SLOTS(X) \
-  X(DRAM, 0, "DRAM") X(L1, 1, "L1") X(L1_SMALL, 2, "L1_SMALL") X(TRACE, 3, "TRACE") X(CB, 4, "CB")
+  X(DRAM, 0, "DRAM") \
+  X(L1, 1, "L1") \
+  X(L1_SMALL, 2, "L1_SMALL") \
+  X(TRACE, 3, "TRACE") \
+  X(CB, 4, "CB")
 TTMEM_DEFINE_ENUM(Slot, std::uint8_t, TTMEM_SLOTS)
 
-#define TTMEM_ALLOC_KINDS(X)                                                                          \
-  X(owning, 0, "owning")                                                                              \
-  X(preallocated, 1, "preallocated") X(circular_buffer, 2, "cb") X(kernel_binary, 3, "kernel_binary") \
-      X(trace, 4, "trace")
+#define TTMEM_ALLOC_KINDS(X) \
+  X(owning, 0, "owning") \
+  X(preallocated, 1, "preallocated") \
+  X(circular_buffer, 2, "cb") \
+  X(kernel_binary, 3, "kernel_binary") \
+  X(trace, 4, "trace")
 TTMEM_DEFINE_ENUM(AllocKind, std::uint8_t, TTMEM_ALLOC_KINDS)
 
 #define TTMEM_RELEASE_REASONS(X) \
-  X(explicit_free, 0, "explicit") X(close_internal, 1, "close_internal") X(close_leak, 2, "close_leak")
+  X(explicit_free, 0, "explicit") \
+  X(close_internal, 1, "close_internal") \
+  X(close_leak, 2, "close_leak")
 TTMEM_DEFINE_ENUM(ReleaseReason, std::uint8_t, TTMEM_RELEASE_REASONS)
 
-#define TTMEM_EVENT_OPS(X) X(alloc, 1, "alloc") X(free, 2, "free")
+#define TTMEM_EVENT_OPS(X) \
+  X(alloc, 1, "alloc") \
+  X(free, 2, "free")
 TTMEM_DEFINE_ENUM(EventOp, std::uint8_t, TTMEM_EVENT_OPS)
 
 // A device close has two phases: begin (the runtime's sweep follows) and end (the device is gone).
-#define TTMEM_CLOSE_PHASES(X) X(begin, 0, "begin") X(end, 1, "end")
+#define TTMEM_CLOSE_PHASES(X) \
+  X(begin, 0, "begin") \
+  X(end, 1, "end")
 TTMEM_DEFINE_ENUM(ClosePhase, std::uint8_t, TTMEM_CLOSE_PHASES)
 
-#define TTMEM_ARCHS(X) X(wormhole_b0, 0, "wormhole_b0") X(blackhole, 1, "blackhole")
+#define TTMEM_ARCHS(X) \
+  X(wormhole_b0, 0, "wormhole_b0") \
+  X(blackhole, 1, "blackhole")
 TTMEM_DEFINE_ENUM(Arch, std::uint8_t, TTMEM_ARCHS)
 
-#define TTMEM_ROLES(X) X(tracked_process, 0, "tracked") X(tool, 1, "tool")
+#define TTMEM_ROLES(X) \
+  X(tracked_process, 0, "tracked") \
+  X(tool, 1, "tool")
 TTMEM_DEFINE_ENUM(Role, std::uint8_t, TTMEM_ROLES)
 
 // Wire message types: client to server below 32, server to client from 32.
-#define TTMEM_MESSAGE_TYPES(X)                                                                       \
-  X(hello, 1, "HELLO")                                                                               \
-  X(device_open, 2, "DEVICE_OPEN") X(device_close, 3, "DEVICE_CLOSE") X(events, 4, "EVENTS")         \
-      X(sites, 5, "SITES") X(snapshot_begin, 6, "SNAPSHOT_BEGIN") X(snapshot_end, 7, "SNAPSHOT_END") \
-          X(barrier, 8, "BARRIER") X(client_stats, 9, "CLIENT_STATS") X(query, 16, "QUERY")          \
-              X(hello_ack, 32, "HELLO_ACK") X(error, 33, "ERROR") X(barrier_ack, 34, "BARRIER_ACK")  \
-                  X(query_reply, 35, "QUERY_REPLY") X(event_notify, 36, "EVENT_NOTIFY")
+#define TTMEM_MESSAGE_TYPES(X) \
+  X(hello, 1, "HELLO") \
+  X(device_open, 2, "DEVICE_OPEN") \
+  X(device_close, 3, "DEVICE_CLOSE") \
+  X(events, 4, "EVENTS") \
+  X(sites, 5, "SITES") \
+  X(snapshot_begin, 6, "SNAPSHOT_BEGIN") \
+  X(snapshot_end, 7, "SNAPSHOT_END") \
+  X(barrier, 8, "BARRIER") \
+  X(client_stats, 9, "CLIENT_STATS") \
+  X(query, 16, "QUERY") \
+  X(hello_ack, 32, "HELLO_ACK") \
+  X(error, 33, "ERROR") \
+  X(barrier_ack, 34, "BARRIER_ACK") \
+  X(query_reply, 35, "QUERY_REPLY") \
+  X(event_notify, 36, "EVENT_NOTIFY")
 TTMEM_DEFINE_ENUM(MessageType, std::uint16_t, TTMEM_MESSAGE_TYPES)
 
 // Error codes of ERROR frames, of decoders, and of failed queries.
-#define TTMEM_ERROR_CODES(X)                                                                \
-  X(bad_magic, 1, "bad_magic")                                                              \
-  X(version_mismatch, 2, "version_mismatch") X(malformed, 3, "malformed")                   \
-      X(unexpected_message, 4, "unexpected_message") X(limit_exceeded, 5, "limit_exceeded") \
-          X(bad_query, 6, "bad_query") X(internal, 7, "internal")
+#define TTMEM_ERROR_CODES(X) \
+  X(bad_magic, 1, "bad_magic") \
+  X(version_mismatch, 2, "version_mismatch") \
+  X(malformed, 3, "malformed") \
+  X(unexpected_message, 4, "unexpected_message") \
+  X(limit_exceeded, 5, "limit_exceeded") \
+  X(bad_query, 6, "bad_query") \
+  X(internal, 7, "internal")
 TTMEM_DEFINE_ENUM(ErrorCode, std::uint16_t, TTMEM_ERROR_CODES)
+// clang-format on
 
 #undef TTMEM_DEFINE_ENUM
 #undef TTMEM_ENUM_ENTRY
@@ -143,6 +178,14 @@ std::string names_of(const std::array<E, N>& values) {
     if (!out.empty()) out += ", ";
     out += to_string(v);
   }
+  return out;
+}
+
+/// The names as a list (command-line choices).
+template <NamedEnum E, std::size_t N>
+std::vector<std::string> name_list(const std::array<E, N>& values) {
+  std::vector<std::string> out;
+  for (E v : values) out.emplace_back(to_string(v));
   return out;
 }
 

@@ -489,6 +489,14 @@ struct Client::Impl {
   }
 
   void cycle() {
+    // The barrier covers what was reported before flush() asked for it: read the request before draining,
+    // so that every such report has an epoch below this drain's limit. (Read after, a report made while
+    // the drain ran and flushed at once would go out behind its own barrier.)
+    std::uint64_t token = 0;
+    {
+      std::lock_guard lock(flush_mutex);
+      if (flush_requested > barrier_sent) token = barrier_sent = flush_requested;
+    }
     drain_all();
     std::vector<std::uint8_t> body;
     body.swap(out);
@@ -498,11 +506,6 @@ struct Client::Impl {
       pending_sites.clear();
     }
     out.insert(out.end(), body.begin(), body.end());
-    std::uint64_t token = 0;
-    {
-      std::lock_guard lock(flush_mutex);
-      if (flush_requested > barrier_sent) token = barrier_sent = flush_requested;
-    }
     const std::uint64_t now = now_ns();
     // Every second, and with every flush so a barrier also brings the server's view of our costs up to date.
     if (token || now - last_stats_ns > 1'000'000'000ull) {

@@ -57,7 +57,7 @@ emu::BufferType buffer_type(const std::string& name) {
   auto t = parse_enum<emu::BufferType>(name);
   if (!t || *t == emu::BufferType::SYSTEM_MEMORY) {
     throw emu::Error(emu::ErrorCode::invalid_argument,
-                     "unknown buffer type '" + name + "' (use \"DRAM\", \"L1\", \"L1_SMALL\" or \"TRACE\")");
+                     "unknown buffer type '" + name + "' (use " + names_of(kManagedTypes) + ")");
   }
   return *t;
 }

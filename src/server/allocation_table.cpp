@@ -32,6 +32,7 @@ std::uint64_t system_random() {
 AllocationTable::AllocationTable(std::uint64_t seed) : index_(kMinIndexCells) {
   std::uint64_t state = seed ? seed : system_random();
   for (auto& s : seed_) s = splitmix(state);
+  seed_[3] |= 1;  // a multiplier: odd, so the second round loses no bits
 }
 
 AllocationTable::~AllocationTable() = default;

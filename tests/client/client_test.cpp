@@ -159,6 +159,32 @@ TEST(Client, FlushWaitsForEverythingReportedBeforeIt) {
   }
 }
 
+TEST(Client, FlushCoversEverythingReportedBeforeItWhileOtherThreadsKeepTheSenderBusy) {
+  // The sender drains in cycles. A report made while a cycle drains, followed at once by flush(), once went
+  // out after the barrier of that same cycle: flush returned with the report still in its ring (make bench
+  // saw one free missing in about one run in ten).
+  ServerProcess server;
+  Client c(options_for(server));
+  ASSERT_TRUE(c.wait_for_first_attempt(std::chrono::seconds(5)));
+  std::atomic<bool> stop{false};
+  std::thread busy([&] {  // keeps the sender draining
+    for (std::uint64_t i = 1; !stop.load(std::memory_order_relaxed); ++i) {
+      c.report_alloc(report(1, i, 1));
+      c.report_free(1, i);
+    }
+  });
+  query::QueryClient q(server.socket());
+  for (std::uint64_t round = 1; round <= 300; ++round) {
+    c.report_alloc(report(2, round, 10));
+    ASSERT_TRUE(c.flush());
+    const auto used = dram_used(q.stats(), 2);
+    EXPECT_EQ(used, round * 10) << "round " << round;
+    if (used != round * 10) break;
+  }
+  stop = true;
+  busy.join();
+}
+
 TEST(Client, ADeviceCloseIsOrderedAfterEveryEarlierEventOfEveryThread) {
   ServerProcess server;
   Client c(options_for(server));

@@ -4,6 +4,7 @@
 
 #include "commands.hpp"
 #include "ttmem/socket_path.hpp"
+#include "ttmem/vocab.hpp"
 
 int main(int argc, char** argv) {
   using namespace ttmem::cli;
@@ -37,9 +38,9 @@ int main(int argc, char** argv) {
   buffers_cmd->add_option("-d,--device", buffers.device, "Only this device");
   buffers_cmd->add_option("-p,--pid", buffers.pid, "Only this process");
   buffers_cmd->add_option("-t,--type", buffers.type, "Only this memory type")
-      ->check(CLI::IsMember({"DRAM", "L1", "L1_SMALL", "TRACE"}));
+      ->check(CLI::IsMember(ttmem::name_list(ttmem::kManagedTypes)));
   buffers_cmd->add_option("-k,--kind", buffers.kind, "Only this kind")
-      ->check(CLI::IsMember({"owning", "preallocated", "cb", "kernel_binary", "trace"}));
+      ->check(CLI::IsMember(ttmem::name_list(ttmem::enum_values<ttmem::AllocKind>())));
   buffers_cmd->add_option("-n,--limit", buffers.limit, "At most N rows (default 50)");
   buffers_cmd->add_flag("-a,--all", buffers.all, "Every buffer");
 

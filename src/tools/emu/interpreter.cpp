@@ -17,23 +17,20 @@ using emu::BufferType;
 
 // UsageTracker ---------------------------------------------------------------------------------------------
 
-std::size_t UsageTracker::slot(const emu::AllocationEvent& e) {
-  return e.kind == AllocKind::circular_buffer ? kCb : static_cast<std::size_t>(e.type);
-}
-
 void UsageTracker::track_allocate(const emu::AllocationEvent& e) {
   if (e.scope != emu::EventScope::device) return;  // mesh backing buffers are counted on each device
   std::lock_guard lock(mutex_);
-  auto& live = live_[e.device.value][slot(e)];
+  const std::size_t s = index(slot_of(e.type, e.kind));
+  auto& live = live_[e.device.value][s];
   live += e.size;
-  auto& peak = peak_[e.device.value][slot(e)];
+  auto& peak = peak_[e.device.value][s];
   peak = std::max(peak, live);
 }
 
 void UsageTracker::track_deallocate(const emu::AllocationEvent& e) {
   if (e.scope != emu::EventScope::device) return;
   std::lock_guard lock(mutex_);
-  live_[e.device.value][slot(e)] -= e.size;
+  live_[e.device.value][index(slot_of(e.type, e.kind))] -= e.size;
 }
 
 std::map<std::uint32_t, UsageTracker::Figures> UsageTracker::peaks() const {
@@ -64,7 +61,7 @@ BufferType buffer_type(const Command& cmd, const std::string& text) {
   auto type = parse_enum<emu::BufferType>(text);
   if (!type || *type == BufferType::SYSTEM_MEMORY) {
     throw ScriptError(cmd.line,
-                      fmt::format("unknown memory type '{}' (use DRAM, L1, L1_SMALL or TRACE)", text));
+                      fmt::format("unknown memory type '{}' (use {})", text, names_of(kManagedTypes)));
   }
   return *type;
 }

@@ -18,18 +18,17 @@
 
 namespace ttmem::emu_tool {
 
-/// Live and peak bytes per device, per memory type plus circular buffers (index 5), from tracker events.
+/// Live and peak bytes per device and slot (ttmem/vocab.hpp: memory types, and circular buffers apart),
+/// from tracker events.
 class UsageTracker : public emu::Processor {
  public:
-  static constexpr std::size_t kCb = 5;
-  using Figures = std::array<std::uint64_t, 6>;
+  using Figures = std::array<std::uint64_t, kSlots>;  // by Slot
   void track_allocate(const emu::AllocationEvent& e) override;
   void track_deallocate(const emu::AllocationEvent& e) override;
   std::map<std::uint32_t, Figures> peaks() const;
   std::map<std::uint32_t, Figures> live() const;
 
  private:
-  static std::size_t slot(const emu::AllocationEvent& e);
   mutable std::mutex mutex_;
   std::map<std::uint32_t, Figures> live_;
   std::map<std::uint32_t, Figures> peak_;

@@ -21,11 +21,9 @@ json buffer_json(const BufferRecord& b) {
 }
 
 json figures_json(const UsageTracker::Figures& f) {
-  return {{"DRAM", f[static_cast<std::size_t>(emu::BufferType::DRAM)]},
-          {"L1", f[static_cast<std::size_t>(emu::BufferType::L1)]},
-          {"L1_SMALL", f[static_cast<std::size_t>(emu::BufferType::L1_SMALL)]},
-          {"TRACE", f[static_cast<std::size_t>(emu::BufferType::TRACE)]},
-          {"CB", f[UsageTracker::kCb]}};
+  json out = json::object();
+  for (Slot s : enum_values<Slot>()) out[std::string(to_string(s))] = f[index(s)];
+  return out;
 }
 
 }  // namespace
