@@ -47,8 +47,8 @@ BENCHMARK(BM_BufferCreateDeallocate)->Arg(10'000);
 
 /// Registry apply rate, single-threaded: an alloc and a free per iteration on a table of 1,000 live.
 void BM_RegistryApplyPair(benchmark::State& state) {
-  server::Registry registry;
-  registry.set_batch_time(server::realtime_ns());  // as ttmemd does once per received batch
+  model::Registry registry;
+  registry.set_batch_time(ttmem::realtime_ns());  // as ttmemd does once per received batch
   auto& p = registry.process(1, 1, 0, "bench");
   proto::EventRecord a;
   a.op = proto::EventOp::alloc;

@@ -8,32 +8,11 @@ namespace ttmem::server {
 
 using nlohmann::json;
 
-std::string_view arch_name(std::uint8_t arch) {
-  const auto a = enum_from<Arch>(arch);
-  return a ? to_string(*a) : "?";
-}
-
 std::string to_wire_text(const json& j) {
   return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
 namespace {
-
-json slots_json(const SlotFigures& usage, const std::array<std::uint64_t, kSlots>* totals) {
-  json out = json::object();
-  for (std::size_t s = 0; s < kSlots; ++s) {
-    json f = {{"used", usage[s].bytes}, {"peak", usage[s].peak_bytes}, {"buffers", usage[s].buffers}};
-    if (totals) f["total"] = (*totals)[s];
-    out[std::string(to_string(static_cast<Slot>(s)))] = f;
-  }
-  return out;
-}
-
-std::uint64_t buffer_count(const SlotFigures& usage) {
-  std::uint64_t n = 0;
-  for (const auto& f : usage) n += f.buffers;
-  return n;
-}
 
 template <typename T>
 std::optional<T> optional_field(const json& q, const char* name) {
@@ -71,39 +50,29 @@ BufferFilter parse_buffer_filter(const json& q) {
   return f;
 }
 
-json stats_json(const Registry& registry) {
+json stats_json(const model::Stats& stats) {
   json devices = json::array();
-  for (const auto& [id, d] : registry.devices()) {
-    std::uint64_t processes = 0;
-    for (const auto& [slot, p] : registry.processes()) {
-      auto it = p.devices.find(id);
-      if (it != p.devices.end() &&
-          (buffer_count(it->second.usage) > 0 || it->second.state == ProcessDevice::State::open ||
-           it->second.state == ProcessDevice::State::closing)) {
-        ++processes;
-      }
+  for (const auto& d : stats.devices) {
+    json memory = json::object();
+    for (Slot slot : enum_values<Slot>()) {
+      const auto& m = d.memory[index(slot)];
+      memory[std::string(to_string(slot))] = {
+          {"used", m.used}, {"peak", m.peak}, {"buffers", m.buffers}, {"total", m.total}};
     }
-    devices.push_back({{"id", id},
-                       {"arch", d.announced ? json(arch_name(d.arch)) : json(nullptr)},
-                       {"memory", slots_json(d.usage, &d.total_bytes)},
-                       {"buffers", buffer_count(d.usage)},
-                       {"processes", processes}});
+    devices.push_back({{"id", d.id},
+                       {"arch", d.arch ? json(to_string(*d.arch)) : json(nullptr)},
+                       {"memory", memory},
+                       {"buffers", d.buffers},
+                       {"processes", d.processes}});
   }
   json processes = json::array();
-  for (const auto& [slot, p] : registry.processes()) {
-    for (const auto& [dev, pd] : p.devices) {
-      const bool holds = buffer_count(pd.usage) > 0;
-      const bool open = pd.state == ProcessDevice::State::open || pd.state == ProcessDevice::State::closing;
-      if (!holds && !open) continue;
-      json row = {{"pid", p.pid}, {"name", p.name}, {"device", dev}};
-      for (std::size_t s = 0; s < kSlots; ++s)
-        row[std::string(to_string(static_cast<Slot>(s)))] = pd.usage[s].bytes;
-      row["buffers"] = buffer_count(pd.usage);
-      processes.push_back(row);
-    }
+  for (const auto& p : stats.processes) {
+    json row = {{"pid", p.pid}, {"name", p.name}, {"device", p.device}};
+    for (Slot slot : enum_values<Slot>()) row[std::string(to_string(slot))] = p.bytes[index(slot)];
+    row["buffers"] = p.buffers;
+    processes.push_back(row);
   }
-  return {
-      {"devices", devices}, {"processes", processes}, {"active_allocations", registry.allocations().size()}};
+  return {{"devices", devices}, {"processes", processes}, {"active_allocations", stats.active_allocations}};
 }
 
 json leak_json(const LeakRecord& l) {
@@ -131,34 +100,16 @@ json orphan_json(const OrphanRecord& o) {
           {"bytes", o.total_bytes}, {"buffers", o.total_buffers}, {"messages", o.lines()}};
 }
 
-json devices_json(const Registry& registry) {
+json devices_json(const std::vector<model::DeviceInfo>& devices) {
   json out = json::array();
-  for (const auto& [id, d] : registry.devices()) {
+  for (const auto& d : devices) {
     json total = json::object();
-    for (std::size_t s = 0; s < kSlots; ++s)
-      total[std::string(to_string(static_cast<Slot>(s)))] = d.total_bytes[s];
+    for (Slot slot : enum_values<Slot>()) total[std::string(to_string(slot))] = d.total[index(slot)];
     json users = json::array();
-    for (const auto& [slot, p] : registry.processes()) {
-      auto it = p.devices.find(id);
-      if (it == p.devices.end()) continue;
-      const char* state = "implicit";
-      switch (it->second.state) {
-        case ProcessDevice::State::open:
-          state = "open";
-          break;
-        case ProcessDevice::State::closing:
-          state = "closing";
-          break;
-        case ProcessDevice::State::closed:
-          state = "closed";
-          break;
-        case ProcessDevice::State::implicit:
-          break;
-      }
-      users.push_back({{"pid", p.pid}, {"name", p.name}, {"state", state}});
-    }
-    out.push_back({{"id", id},
-                   {"arch", d.announced ? json(arch_name(d.arch)) : json(nullptr)},
+    for (const auto& u : d.processes)
+      users.push_back({{"pid", u.pid}, {"name", u.name}, {"state", to_string(u.state)}});
+    out.push_back({{"id", d.id},
+                   {"arch", d.arch ? json(to_string(*d.arch)) : json(nullptr)},
                    {"total", total},
                    {"processes", users}});
   }

@@ -5,7 +5,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 
-#include "registry.hpp"
+#include "ledger.hpp"
 
 namespace ttmem::server {
 
@@ -20,14 +20,13 @@ struct BufferFilter {
 /// Parses the filter fields of a `buffers` query; throws std::invalid_argument naming a bad field.
 BufferFilter parse_buffer_filter(const nlohmann::json& query);
 
-nlohmann::json stats_json(const Registry& registry);
-nlohmann::json devices_json(const Registry& registry);
+nlohmann::json stats_json(const model::Stats& stats);
+nlohmann::json devices_json(const std::vector<model::DeviceInfo>& devices);
 nlohmann::json leak_json(const LeakRecord& leak);
 nlohmann::json orphan_json(const OrphanRecord& orphan);
 nlohmann::json event_json(const AppliedEvent& event);
 /// One entry of the event history: as event_json, with the time it was applied.
 nlohmann::json history_entry_json(const Registry& registry, const HistoryEntry& entry);
-std::string_view arch_name(std::uint8_t arch);
 
 /// Serialises an answer for the wire. Strings from clients (sites, names, query text) may hold invalid
 /// UTF-8: it is replaced, never allowed to throw (a throw here would take the server down).

@@ -11,8 +11,8 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "ledger.hpp"
 #include "queries.hpp"
-#include "registry.hpp"
 
 namespace ttmem::server {
 

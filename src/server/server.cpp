@@ -98,6 +98,8 @@ struct Server::Connection {
 Server::Server(ServerOptions options)
     : options_(std::move(options)),
       registry_(options_.limits),
+      log_(options_.verbose),
+      subscribers_(registry_, [this](const json& j) { notify(j); }),
       listener_(options_.socket_path, options_.group),
       deaths_(loop_, options_.death_poll_ms, options_.poll_for_deaths,
               [this](std::uint32_t slot) { on_process_exit(slot); }),
@@ -127,37 +129,13 @@ Server::Server(ServerOptions options)
   housekeeping_timer_.arm(std::clamp<std::uint32_t>(options_.handshake_timeout_ms / 2, 10, 1000));
   loop_.set_background([this] { return run_paged_queries(); });
 
-  registry_.notify_events(options_.verbose);
-  registry_.on_event = [this](const AppliedEvent& a) {
-    if (options_.verbose) {
-      const auto& e = a.event;
-      const bool alloc = e.op == proto::EventOp::alloc;
-      spdlog::info("pid {} {} {} bytes of {} on device {} (id {}, site {}{})", a.process->pid,
-                   alloc ? "allocated" : "freed", e.size, proto::to_string(e.type), e.device, e.id,
-                   a.site.empty() ? "-" : a.site,
-                   alloc ? "" : fmt::format(", {}", proto::to_string(e.reason)));
-    }
-    if (subscribers_ > 0) notify(event_json(a));
-  };
-  registry_.on_leak = [this](const LeakRecord& l) {
-    spdlog::warn(
-        "leak: pid {} ({}) still held {} bytes of {} on device {} when it closed the device (id {}, kind {}, "
-        "site {}, age {:.3f} s{})",
-        l.pid, l.process_name, l.size, proto::to_string(l.type), l.device, l.id, proto::to_string(l.kind),
-        l.site.empty() ? "-" : l.site, static_cast<double>(l.age_ns) / 1e9,
-        l.swept_by_close ? "" : "; the close sequence never released it");
-    if (subscribers_ > 0) {
-      json j = leak_json(l);
-      j["event"] = "leak";
-      j["time_ns"] = realtime_ns();
-      notify(j);
-    }
-  };
+  registry_.add_sink(log_);
   spdlog::info("ttmemd {} listening on {} (protocol {}, pid {})", proto::version_string(kServerVersion),
                options_.socket_path, proto::kProtocolVersion, getpid());
 }
 
 Server::~Server() {
+  registry_.remove_sink(log_);
   for (auto& [id, c] : connections_) {
     loop_.remove(c->fd);
     close(c->fd);
@@ -422,8 +400,7 @@ void Server::close_connection(std::uint64_t id) {
   auto it = connections_.find(id);
   if (it == connections_.end()) return;
   Connection& c = *it->second;
-  if (c.subscriber) --subscribers_;
-  registry_.notify_events(options_.verbose || subscribers_ > 0);
+  if (c.subscriber) subscribers_.removed();
   handshaking_.erase(id);
   drop_paged_query(c);
   if (c.role == proto::Role::tracked_process && c.greeted) {
@@ -556,19 +533,11 @@ void Server::handle_process_frame(Connection& c, ProcessState& p, const proto::F
       return;
     }
     case MessageType::device_open:
-      return on_decoded(proto::decode_device_open(frame.payload), failing, [&](const proto::DeviceOpen& d) {
-        if (options_.verbose)
-          spdlog::info("pid {} ({}) opened device {} ({})", p.pid, p.name, d.device, arch_name(d.arch));
-        registry_.device_open(p, d);
-      });
+      return on_decoded(proto::decode_device_open(frame.payload), failing,
+                        [&](const proto::DeviceOpen& d) { registry_.device_open(p, d); });
     case MessageType::device_close:
-      return on_decoded(proto::decode_device_close(frame.payload), failing, [&](const proto::DeviceClose& d) {
-        if (options_.verbose) {
-          spdlog::info("pid {} ({}) {} closing device {}", p.pid, p.name,
-                       d.phase == proto::ClosePhase::begin ? "began" : "finished", d.device);
-        }
-        registry_.device_close(p, d);
-      });
+      return on_decoded(proto::decode_device_close(frame.payload), failing,
+                        [&](const proto::DeviceClose& d) { registry_.device_close(p, d); });
     case MessageType::sites:
       return on_decoded(proto::decode_sites(frame.payload), failing,
                         [&](const std::vector<proto::Site>& sites) { registry_.sites(p, sites); });
@@ -697,7 +666,7 @@ void Server::handle_query(Connection& c, const proto::Frame& frame) {
     const std::string type = request["type"];
     std::unique_ptr<PagedQuery> paged;
     if (type == "stats") {
-      answer = stats_json(registry_);
+      answer = stats_json(model::stats_view(registry_));
     } else if (type == "buffers") {
       paged = buffers_query(parse_buffer_filter(request), options_.query_limits);
     } else if (type == "leaks") {
@@ -707,13 +676,12 @@ void Server::handle_query(Connection& c, const proto::Frame& frame) {
       if (limit < 0) throw std::invalid_argument("field 'limit' must not be negative");
       paged = events_query(registry_, static_cast<std::size_t>(limit));
     } else if (type == "devices") {
-      answer = devices_json(registry_);
+      answer = devices_json(model::devices_view(registry_));
     } else if (type == "info") {
       answer = info_json(request.value("reset_loop", false));
     } else if (type == "subscribe") {
-      if (!c.subscriber) ++subscribers_;
+      if (!c.subscriber) subscribers_.added();
       c.subscriber = true;
-      registry_.notify_events(true);
       answer = {{"subscribed", true}};
     } else {
       throw std::invalid_argument("unknown query type '" + type +
@@ -890,20 +858,9 @@ void Server::on_process_exit(std::uint32_t slot) {
 void Server::reclaim(std::uint32_t slot) {
   auto* p = const_cast<ProcessState*>(registry_.process_by_slot(slot));
   if (!p) return;
-  const pid_t pid = p->pid;
-  const OrphanRecord orphan = registry_.process_died(*p);
+  registry_.process_died(*p);  // the sinks log it and tell subscribers
   for (auto& [id, c] : connections_) {
     if (c->process_slot == slot) c->process_slot = 0;
-  }
-  if (orphan.held.empty()) {
-    spdlog::info("pid {} ({}) exited holding no device memory", pid, orphan.process_name);
-    return;
-  }
-  for (const auto& line : orphan.lines()) spdlog::warn("{}", line);
-  if (subscribers_ > 0) {
-    json j = orphan_json(orphan);
-    j["event"] = "orphan";
-    notify(j);
   }
 }
 

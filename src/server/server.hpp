@@ -17,10 +17,12 @@
 
 #include "death_watch.hpp"
 #include "event_loop.hpp"
+#include "ledger.hpp"
 #include "listener.hpp"
+#include "log_sink.hpp"
 #include "peer.hpp"
 #include "query_pages.hpp"
-#include "registry.hpp"
+#include "subscribers.hpp"
 #include "ttmem/protocol.hpp"
 
 namespace ttmem::server {
@@ -117,6 +119,8 @@ class Server {
   ServerOptions options_;
   EventLoop loop_;
   Registry registry_;
+  LogSink log_;
+  Subscribers subscribers_;
   Listener listener_;
   DeathWatch deaths_;
   int signal_fd_ = -1;
@@ -143,7 +147,6 @@ class Server {
   std::uint64_t handshake_timeouts_ = 0;
   std::uint64_t refused_identities_ = 0;
   std::uint64_t descriptor_shortages_ = 0;
-  std::size_t subscribers_ = 0;
   std::uint32_t ticks_ = 0;
 };
 

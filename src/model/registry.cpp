@@ -1,4 +1,4 @@
-// ttmemd's state machine; see registry.hpp.
+// The ledger's state machine; see registry.hpp.
 #include "registry.hpp"
 
 #include <fmt/format.h>
@@ -6,7 +6,7 @@
 #include <algorithm>
 #include <cstring>
 
-namespace ttmem::server {
+namespace ttmem::model {
 
 namespace {
 
@@ -31,9 +31,35 @@ Anomalies& Anomalies::operator+=(const Anomalies& o) {
   return *this;
 }
 
-std::uint64_t Anomalies::total() const {
-  return free_unknown_id + duplicate_id + events_after_close + pid_mismatch + snapshot_mismatch +
-         limit_refused;
+std::string_view to_string(DeviceUseState s) {
+  switch (s) {
+    case DeviceUseState::open:
+      return "open";
+    case DeviceUseState::closing:
+      return "closing";
+    case DeviceUseState::closed:
+      return "closed";
+    case DeviceUseState::implicit:
+      break;
+  }
+  return "implicit";
+}
+
+void Registry::add_sink(Sink& sink) {
+  sinks_.push_back(&sink);
+  sinks_changed();
+}
+
+void Registry::remove_sink(Sink& sink) {
+  std::erase(sinks_, &sink);
+  sinks_changed();
+}
+
+void Registry::sinks_changed() {
+  event_sinks_.clear();
+  for (Sink* s : sinks_) {
+    if (s->wants_events()) event_sinks_.push_back(s);
+  }
 }
 
 std::vector<std::string> OrphanRecord::lines() const {
@@ -184,6 +210,7 @@ void Registry::device_open(ProcessState& p, const proto::DeviceOpen& m) {
   ProcessDevice& pd = process_device(p, m.device);
   pd.state = ProcessDevice::State::open;
   pd.close_began_ns = 0;
+  for (Sink* s : sinks_) s->on_device_open(p, m);
 }
 
 void Registry::device_close(ProcessState& p, const proto::DeviceClose& m) {
@@ -195,12 +222,14 @@ void Registry::device_close(ProcessState& p, const proto::DeviceClose& m) {
   if (m.phase == proto::ClosePhase::begin) {
     pd.state = ProcessDevice::State::closing;
     pd.close_began_ns = monotonic_ns();
+    for (Sink* s : sinks_) s->on_device_close(p, m);
     return;
   }
   // End of close: whatever the process still holds there was never released by the close sequence.
   const std::uint64_t now = monotonic_ns();
   drop_group(p, pd, [&](const AllocationRecord& r) { record_leak(p, r, false, now); });
   pd.state = ProcessDevice::State::closed;
+  for (Sink* s : sinks_) s->on_device_close(p, m);
 }
 
 void Registry::sites(ProcessState& p, const std::vector<proto::Site>& sites) {
@@ -232,7 +261,7 @@ void Registry::record_leak(ProcessState& p, const AllocationRecord& r, bool swep
   leak.time_ns = realtime_ns();
   leak.swept_by_close = swept;
   leak.seq = ++leak_seq_;
-  if (on_leak) on_leak(leak);
+  for (Sink* s : sinks_) s->on_leak(leak);
   push_bounded(leaks_, std::move(leak), limits_.max_leak_records);
 }
 
@@ -337,7 +366,10 @@ void Registry::event(ProcessState& p, const proto::EventRecord& e) {
       history_full_ = true;
     }
   }
-  if (notify_events_ && on_event) on_event(AppliedEvent{&p, shown, site_text(p, shown.site)});
+  if (!event_sinks_.empty()) {
+    const AppliedEvent applied{&p, shown, site_text(p, shown.site)};
+    for (Sink* s : event_sinks_) s->on_event(applied);
+  }
 }
 
 std::vector<HistoryEntry> Registry::recent_events(std::size_t limit) const {
@@ -406,7 +438,8 @@ OrphanRecord Registry::process_died(ProcessState& p) {
   if (auto it = slot_of_pid_.find(p.pid); it != slot_of_pid_.end() && it->second == p.slot)
     slot_of_pid_.erase(it);
   processes_.erase(p.slot);  // p is gone from here on
+  for (Sink* s : sinks_) s->on_process_died(orphan);
   return orphan;
 }
 
-}  // namespace ttmem::server
+}  // namespace ttmem::model

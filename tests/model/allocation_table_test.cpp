@@ -7,7 +7,7 @@
 #include <map>
 #include <unordered_map>
 
-namespace ttmem::server {
+namespace ttmem::model {
 namespace {
 
 AllocationRecord rec(std::uint32_t process, std::uint16_t device, std::uint64_t id, std::uint64_t size = 1) {
@@ -209,4 +209,4 @@ RC_GTEST_PROP(AllocationTableProperty, BehavesLikeAMap, ()) {
 }
 
 }  // namespace
-}  // namespace ttmem::server
+}  // namespace ttmem::model

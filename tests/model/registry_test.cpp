@@ -1,12 +1,12 @@
-// ttmemd's registry on its own: totals, peaks, leaks at device close, orphans, snapshots, anomalies.
+// The ledger on its own, no sockets: events in, figures, views, records and sink calls out. Totals, peaks,
+// leaks at device close, orphans, snapshots, anomalies.
 #include "registry.hpp"
 
 #include <gtest/gtest.h>
 
-#include "queries.hpp"
-#include "query_pages.hpp"
+#include "views.hpp"
 
-namespace ttmem::server {
+namespace ttmem::model {
 namespace {
 
 using proto::AllocKind;
@@ -47,13 +47,28 @@ proto::DeviceOpen open_device(std::uint16_t device) {
   return d;
 }
 
-nlohmann::json buffers_json(const Registry& r, const BufferFilter& f) {
-  return run_paged_query(*buffers_query(f), r);
-}
-
 const Figures& device_figures(const Registry& r, std::uint16_t device, Slot slot) {
   return r.devices().at(device).usage[static_cast<std::size_t>(slot)];
 }
+
+/// A sink that keeps what it is told.
+struct Recorder : Sink {
+  bool events = false;
+  std::vector<proto::EventRecord> applied;
+  std::vector<LeakRecord> leaks;
+  std::vector<OrphanRecord> deaths;
+  std::vector<std::string> devices;  // "open 0", "begin 0", "end 0"
+  bool wants_events() const override { return events; }
+  void on_event(const AppliedEvent& a) override { applied.push_back(a.event); }
+  void on_leak(const LeakRecord& l) override { leaks.push_back(l); }
+  void on_process_died(const OrphanRecord& o) override { deaths.push_back(o); }
+  void on_device_open(const ProcessState&, const proto::DeviceOpen& d) override {
+    devices.push_back("open " + std::to_string(d.device));
+  }
+  void on_device_close(const ProcessState&, const proto::DeviceClose& d) override {
+    devices.push_back(std::string(to_string(d.phase)) + " " + std::to_string(d.device));
+  }
+};
 
 TEST(Registry, TotalsAndPeaksPerDeviceAndProcess) {
   Registry r;
@@ -73,16 +88,23 @@ TEST(Registry, TotalsAndPeaksPerDeviceAndProcess) {
   EXPECT_EQ(a.devices.at(0).usage[0].buffers, 1u);
   EXPECT_EQ(a.usage[0].peak_bytes, 12288u);
   EXPECT_EQ(r.allocations().size(), 3u);
-  const auto stats = stats_json(r);
-  EXPECT_EQ(stats["active_allocations"], 3);
-  EXPECT_EQ(stats["devices"][0]["memory"]["DRAM"]["total"], 12ull << 30);
-  EXPECT_EQ(stats["processes"].size(), 2u);
+  const Stats stats = stats_view(r);
+  EXPECT_EQ(stats.active_allocations, 3u);
+  ASSERT_EQ(stats.devices.size(), 1u);
+  EXPECT_EQ(stats.devices[0].memory[index(Slot::DRAM)].total, 12ull << 30);
+  EXPECT_EQ(stats.devices[0].memory[index(Slot::DRAM)].used, 4096u);
+  EXPECT_EQ(stats.devices[0].memory[index(Slot::DRAM)].peak, 12288u);
+  EXPECT_EQ(stats.devices[0].processes, 2u);
+  ASSERT_EQ(stats.processes.size(), 2u);
+  EXPECT_EQ(stats.processes[1].pid, 200);
+  EXPECT_EQ(stats.processes[1].bytes[index(Slot::CB)], 500u);
+  EXPECT_EQ(stats.processes[1].buffers, 2u);
 }
 
 TEST(Registry, DeviceCloseRecordsTheLeaksWithTheirSiteAndSweepsTheRest) {
   Registry r;
-  std::vector<LeakRecord> logged;
-  r.on_leak = [&](const LeakRecord& l) { logged.push_back(l); };
+  Recorder logged;
+  r.add_sink(logged);
   ProcessState& p = r.process(100, 1, 0, "python");
   r.sites(p, {{1, "test_mesh_allocation.py:42"}, {2, "dispatch/control"}});
   r.device_open(p, open_device(0));
@@ -98,7 +120,7 @@ TEST(Registry, DeviceCloseRecordsTheLeaksWithTheirSiteAndSweepsTheRest) {
   EXPECT_FALSE(r.leaks()[0].swept_by_close);
   EXPECT_EQ(r.leaks()[1].site, "test_mesh_allocation.py:42");
   EXPECT_TRUE(r.leaks()[1].swept_by_close);
-  EXPECT_EQ(logged.size(), 2u);
+  EXPECT_EQ(logged.leaks.size(), 2u);
   EXPECT_EQ(r.allocations().size(), 0u);
   EXPECT_EQ(device_figures(r, 0, Slot::L1).bytes, 0u);
   // Events for the closed device are anomalies, not state.
@@ -204,32 +226,6 @@ TEST(Registry, ASnapshotReplacesTheProcessStateAtOnce) {
   EXPECT_EQ(r.anomalies().snapshot_mismatch, 1u);
 }
 
-TEST(Registry, BufferQueriesFilterAndSortBySize) {
-  Registry r;
-  ProcessState& p = r.process(1, 1, 0, "p");
-  r.sites(p, {{1, "s"}});
-  r.event(p, alloc(0, 1, 100, BufferType::DRAM, AllocKind::owning, 1));
-  r.event(p, alloc(0, 2, 300, BufferType::L1));
-  r.event(p, alloc(1, 3, 200, BufferType::L1, AllocKind::circular_buffer));
-  auto all = buffers_json(r, {});
-  ASSERT_EQ(all["buffers"].size(), 3u);
-  EXPECT_EQ(all["buffers"][0]["size"], 300);
-  EXPECT_EQ(all["buffers"][2]["site"], "s");
-  BufferFilter f;
-  f.type = BufferType::L1;
-  EXPECT_EQ(buffers_json(r, f)["buffers"].size(), 2u);
-  f.kind = AllocKind::circular_buffer;
-  EXPECT_EQ(buffers_json(r, f)["buffers"][0]["id"], 3);
-  BufferFilter g;
-  g.device = 0;
-  g.limit = 1;
-  const auto limited = buffers_json(r, g);
-  EXPECT_EQ(limited["buffers"].size(), 1u);
-  EXPECT_EQ(limited["total"], 2);
-  EXPECT_THROW(parse_buffer_filter({{"buffer_type", "HBM"}}), std::invalid_argument);
-  EXPECT_THROW(parse_buffer_filter({{"device", "zero"}}), std::invalid_argument);
-}
-
 TEST(Registry, DeviceIdsOutOfRangeAreRefused) {
   Registry r;
   ProcessState& p = r.process(1, 1, 0, "p");
@@ -244,9 +240,9 @@ TEST(Registry, DeviceIdsOutOfRangeAreRefused) {
 }
 
 }  // namespace
-}  // namespace ttmem::server
+}  // namespace ttmem::model
 
-namespace ttmem::server {
+namespace ttmem::model {
 namespace {
 
 TEST(Registry, ASnapshotThatNeverEndsIsBoundedByThePerProcessLimit) {
@@ -303,9 +299,9 @@ TEST(Registry, APerProcessLimitBoundsLiveAllocationsAndCountsTheRest) {
 }
 
 }  // namespace
-}  // namespace ttmem::server
+}  // namespace ttmem::model
 
-namespace ttmem::server {
+namespace ttmem::model {
 namespace {
 
 TEST(Registry, NoFrameOfOneProcessCostsTheOtherProcessesBuffers) {
@@ -336,5 +332,62 @@ TEST(Registry, NoFrameOfOneProcessCostsTheOtherProcessesBuffers) {
   EXPECT_EQ(r.allocations().size(), 0u);
 }
 
+TEST(Registry, SinksHearEveryChangeAndEventsOnlyWhenTheyAskForThem) {
+  Registry r;
+  Recorder quiet, loud;
+  loud.events = true;
+  r.add_sink(quiet);
+  r.add_sink(loud);
+  ProcessState& p = r.process(7, 1, 0, "p");
+  r.sites(p, {{1, "model.py:3"}});
+  r.device_open(p, open_device(0));
+  r.event(p, alloc(0, 1, 100, BufferType::L1, AllocKind::owning, 1));
+  r.event(p, alloc(0, 2, 200));
+  r.event(p, release(0, 1));
+  ASSERT_EQ(loud.applied.size(), 3u);
+  EXPECT_TRUE(quiet.applied.empty());
+  EXPECT_EQ(loud.applied[2].size, 100u);  // a free is shown with what it freed
+  EXPECT_EQ(loud.applied[2].type, BufferType::L1);
+  // A sink that starts wanting events says so, and hears the next ones.
+  quiet.events = true;
+  r.sinks_changed();
+  r.event(p, alloc(0, 3, 300));
+  EXPECT_EQ(quiet.applied.size(), 1u);
+  r.device_close(p, {0, ClosePhase::begin});
+  r.device_close(p, {0, ClosePhase::end});  // 2 and 3 still held: leaks, heard before the close ends
+  EXPECT_EQ(loud.devices, (std::vector<std::string>{"open 0", "begin 0", "end 0"}));
+  ASSERT_EQ(loud.leaks.size(), 2u);
+  r.event(r.process(8, 1, 0, "q"), alloc(1, 9, 4096));
+  r.remove_sink(quiet);
+  r.process_died(*r.find_process(8));
+  r.process_died(*r.find_process(7));  // held nothing: heard too, with nothing held
+  ASSERT_EQ(loud.deaths.size(), 2u);
+  EXPECT_EQ(loud.deaths[0].pid, 8);
+  EXPECT_EQ(loud.deaths[0].total_bytes, 4096u);
+  EXPECT_TRUE(loud.deaths[1].held.empty());
+  EXPECT_TRUE(quiet.deaths.empty());  // removed before
+}
+
+TEST(Registry, TheDevicesViewNamesEachUserAndItsState) {
+  Registry r;
+  ProcessState& a = r.process(1, 1, 0, "a");
+  ProcessState& b = r.process(2, 1, 0, "b");
+  proto::DeviceOpen d = open_device(3);
+  d.arch = static_cast<std::uint8_t>(Arch::blackhole);
+  r.device_open(a, d);
+  r.event(b, alloc(3, 1, 64));  // never opened it: implicit
+  r.device_close(a, {3, ClosePhase::begin});
+  const auto devices = devices_view(r);
+  ASSERT_EQ(devices.size(), 1u);
+  EXPECT_EQ(devices[0].id, 3);
+  EXPECT_EQ(devices[0].arch, Arch::blackhole);
+  EXPECT_EQ(devices[0].total[index(Slot::DRAM)], 12ull << 30);
+  ASSERT_EQ(devices[0].processes.size(), 2u);
+  EXPECT_EQ(devices[0].processes[0].state, DeviceUseState::closing);
+  EXPECT_EQ(devices[0].processes[1].state, DeviceUseState::implicit);
+  EXPECT_EQ(to_string(devices[0].processes[1].state), "implicit");
+  EXPECT_FALSE(stats_view(Registry{}).devices.size());
+}
+
 }  // namespace
-}  // namespace ttmem::server
+}  // namespace ttmem::model

@@ -1,6 +1,7 @@
-// ttmemd's state, free of I/O: live allocations per (process, device, id), totals and peaks per device and
-// per (process, device) and memory slot, leak records from device closes, orphan records from dead
-// processes, snapshots (resync) and anomaly counters. The server feeds it decoded messages in order.
+// The ledger, free of I/O (no sockets, JSON or logging): live allocations per (process, device, id), totals
+// and peaks per device and per (process, device) and memory slot, leak records from device closes, orphan
+// records from dead processes, snapshots (resync) and anomaly counters. The server feeds it decoded
+// messages in order; sinks (sink.hpp) hear what happened.
 #pragma once
 
 #include <sys/types.h>
@@ -8,7 +9,6 @@
 #include <array>
 #include <cstdint>
 #include <deque>
-#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -16,11 +16,12 @@
 #include <vector>
 
 #include "allocation_table.hpp"
+#include "sink.hpp"
 #include "ttmem/protocol.hpp"
 #include "ttmem/units.hpp"
 #include "ttmem/vocab.hpp"
 
-namespace ttmem::server {
+namespace ttmem::model {
 
 using ttmem::kSlots;
 using ttmem::Slot;
@@ -45,7 +46,6 @@ struct Anomalies {
   std::uint64_t size_overflow = 0;        ///< allocations refused because a total would pass 2^64 - 1
   std::uint64_t site_limit = 0;           ///< sites not kept: the process's site table is full
   Anomalies& operator+=(const Anomalies& o);
-  std::uint64_t total() const;
 };
 
 struct DeviceState {
@@ -56,8 +56,13 @@ struct DeviceState {
   SlotFigures usage{};
 };
 
+/// A process's relation to a device: it allocated there without DEVICE_OPEN (implicit), opened it, is
+/// closing it (the runtime's sweep runs), or closed it.
+enum class DeviceUseState : std::uint8_t { implicit, open, closing, closed };
+std::string_view to_string(DeviceUseState s);
+
 struct ProcessDevice {
-  enum class State : std::uint8_t { implicit, open, closing, closed };
+  using State = DeviceUseState;
   State state = State::implicit;
   std::uint64_t close_began_ns = 0;
   SlotFigures usage{};
@@ -192,12 +197,11 @@ class Registry {
   std::string_view process_name(std::uint32_t process_slot) const;
   const ProcessState* process_by_slot(std::uint32_t slot) const;
 
-  /// Whether on_event is called (it costs a call per event; the server turns it on only when it logs or
-  /// streams events).
-  void notify_events(bool on) { notify_events_ = on; }
-  /// Observers (the server logs and forwards to subscribers).
-  std::function<void(const AppliedEvent&)> on_event;
-  std::function<void(const LeakRecord&)> on_leak;
+  /// Sinks are called in the order added; a sink outlives its registration.
+  void add_sink(Sink& sink);
+  void remove_sink(Sink& sink);
+  /// A sink's wants_events() changed.
+  void sinks_changed();
 
  private:
   void account(ProcessState& p, ProcessDevice& pd, Slot slot, std::int64_t bytes, std::int64_t buffers);
@@ -243,7 +247,8 @@ class Registry {
   std::uint64_t events_applied_ = 0;
   std::vector<HistoryEntry> history_;  // ring
   std::uint64_t batch_time_ns_ = 0;
-  bool notify_events_ = true;
+  std::vector<Sink*> sinks_;
+  std::vector<Sink*> event_sinks_;  // those of sinks_ that want events now
   std::size_t history_next_ = 0;
   bool history_full_ = false;
 };
@@ -251,4 +256,4 @@ class Registry {
 using ttmem::monotonic_ns;
 using ttmem::realtime_ns;
 
-}  // namespace ttmem::server
+}  // namespace ttmem::model

@@ -7,7 +7,7 @@
 #include <chrono>
 #include <cstring>
 
-namespace ttmem::server {
+namespace ttmem::model {
 
 namespace {
 
@@ -237,4 +237,4 @@ std::size_t AllocationTable::memory_bytes() const {
          (index_.size() + old_index_.size()) * sizeof(Cell) + groups;
 }
 
-}  // namespace ttmem::server
+}  // namespace ttmem::model

@@ -22,7 +22,7 @@
 
 #include "ttmem/protocol.hpp"
 
-namespace ttmem::server {
+namespace ttmem::model {
 
 struct AllocationKey {
   std::uint32_t process = 0;
@@ -256,4 +256,4 @@ std::size_t AllocationTable::erase_group(Group g, Removed&& removed) {
   return keys.size();
 }
 
-}  // namespace ttmem::server
+}  // namespace ttmem::model

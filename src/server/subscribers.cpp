@@ -1,0 +1,45 @@
+#include "subscribers.hpp"
+
+#include "queries.hpp"
+
+namespace ttmem::server {
+
+Subscribers::Subscribers(model::Registry& registry, Publish publish)
+    : registry_(registry), publish_(std::move(publish)) {
+  registry_.add_sink(*this);
+}
+
+Subscribers::~Subscribers() {
+  registry_.remove_sink(*this);
+}
+
+void Subscribers::change(int delta) {
+  const bool before = count_ > 0;
+  if (delta > 0) {
+    ++count_;
+  } else if (count_ > 0) {
+    --count_;
+  }
+  if (before != (count_ > 0)) registry_.sinks_changed();
+}
+
+void Subscribers::on_event(const model::AppliedEvent& a) {
+  publish_(event_json(a));
+}
+
+void Subscribers::on_leak(const model::LeakRecord& l) {
+  if (count_ == 0) return;
+  nlohmann::json j = leak_json(l);
+  j["event"] = "leak";
+  j["time_ns"] = realtime_ns();
+  publish_(j);
+}
+
+void Subscribers::on_process_died(const model::OrphanRecord& o) {
+  if (count_ == 0 || o.held.empty()) return;
+  nlohmann::json j = orphan_json(o);
+  j["event"] = "orphan";
+  publish_(j);
+}
+
+}  // namespace ttmem::server

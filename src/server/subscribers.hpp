@@ -1,0 +1,37 @@
+// `ttmem events --follow` and other subscribers, as a sink of the ledger: what happens is published to
+// them as JSON notifications (schemas: docs/protocol.md). The server delivers them (and drops what a slow
+// subscriber cannot take).
+#pragma once
+
+#include <functional>
+#include <nlohmann/json.hpp>
+
+#include "ledger.hpp"
+
+namespace ttmem::server {
+
+class Subscribers final : public model::Sink {
+ public:
+  using Publish = std::function<void(const nlohmann::json&)>;
+  Subscribers(model::Registry& registry, Publish publish);
+  ~Subscribers() override;
+  Subscribers(const Subscribers&) = delete;
+  Subscribers& operator=(const Subscribers&) = delete;
+
+  void added() { change(+1); }
+  void removed() { change(-1); }
+  std::size_t count() const { return count_; }
+
+  bool wants_events() const override { return count_ > 0; }
+  void on_event(const model::AppliedEvent& a) override;
+  void on_leak(const model::LeakRecord& l) override;
+  void on_process_died(const model::OrphanRecord& o) override;
+
+ private:
+  void change(int delta);
+  model::Registry& registry_;
+  Publish publish_;
+  std::size_t count_ = 0;
+};
+
+}  // namespace ttmem::server

@@ -1,0 +1,58 @@
+// The server's JSON answers over the model: buffer listings (paged), filters and their errors.
+#include "queries.hpp"
+
+#include <gtest/gtest.h>
+
+#include "query_pages.hpp"
+
+namespace ttmem::server {
+namespace {
+
+using proto::AllocKind;
+using proto::BufferType;
+
+proto::EventRecord alloc(std::uint16_t device, std::uint64_t id, std::uint64_t size,
+                         BufferType type = BufferType::DRAM, AllocKind kind = AllocKind::owning,
+                         std::uint32_t site = 0) {
+  proto::EventRecord e;
+  e.device = device;
+  e.id = id;
+  e.size = size;
+  e.type = type;
+  e.kind = kind;
+  e.site = site;
+  return e;
+}
+
+nlohmann::json buffers_json(const Registry& r, const BufferFilter& f) {
+  return run_paged_query(*buffers_query(f), r);
+}
+
+TEST(Queries, BufferListingsFilterAndSortBySize) {
+  Registry r;
+  ProcessState& p = r.process(1, 1, 0, "p");
+  r.sites(p, {{1, "s"}});
+  r.event(p, alloc(0, 1, 100, BufferType::DRAM, AllocKind::owning, 1));
+  r.event(p, alloc(0, 2, 300, BufferType::L1));
+  r.event(p, alloc(1, 3, 200, BufferType::L1, AllocKind::circular_buffer));
+  auto all = buffers_json(r, {});
+  ASSERT_EQ(all["buffers"].size(), 3u);
+  EXPECT_EQ(all["buffers"][0]["size"], 300);
+  EXPECT_EQ(all["buffers"][2]["site"], "s");
+  BufferFilter f;
+  f.type = BufferType::L1;
+  EXPECT_EQ(buffers_json(r, f)["buffers"].size(), 2u);
+  f.kind = AllocKind::circular_buffer;
+  EXPECT_EQ(buffers_json(r, f)["buffers"][0]["id"], 3);
+  BufferFilter g;
+  g.device = 0;
+  g.limit = 1;
+  const auto limited = buffers_json(r, g);
+  EXPECT_EQ(limited["buffers"].size(), 1u);
+  EXPECT_EQ(limited["total"], 2);
+  EXPECT_THROW(parse_buffer_filter({{"buffer_type", "HBM"}}), std::invalid_argument);
+  EXPECT_THROW(parse_buffer_filter({{"device", "zero"}}), std::invalid_argument);
+}
+
+}  // namespace
+}  // namespace ttmem::server
