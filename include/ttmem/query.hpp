@@ -23,7 +23,14 @@ class ConnectError : public std::runtime_error {
 /// The server answered with an error, or the connection broke.
 class QueryError : public std::runtime_error {
  public:
-  using std::runtime_error::runtime_error;
+  explicit QueryError(const std::string& what, std::optional<ErrorCode> code = std::nullopt)
+      : std::runtime_error(what), code_(code) {}
+  /// The server's code for a failed query: bad_query (change the request), limit_exceeded (narrow it),
+  /// internal. Empty when the connection broke or the server's reply was unreadable.
+  std::optional<ErrorCode> code() const { return code_; }
+
+ private:
+  std::optional<ErrorCode> code_;
 };
 
 class QueryClient {

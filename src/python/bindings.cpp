@@ -109,7 +109,10 @@ PYBIND11_MODULE(_ttmem, m) {
                                         "No mesh preset with that name.");
   g_exc.unreachable = make_exception(m, "ServerUnreachableError", {g_exc.base, PyExc_ConnectionError},
                                      "ttmemd cannot be reached.");
-  g_exc.query = make_exception(m, "QueryError", {g_exc.base}, "ttmemd answered a query with an error.");
+  g_exc.query =
+      make_exception(m, "QueryError", {g_exc.base},
+                     "ttmemd answered a query with an error (its `code`: bad_query, limit_exceeded, "
+                     "internal; None when the connection broke).");
 
   py::register_exception_translator([](std::exception_ptr p) {
     try {
@@ -119,7 +122,11 @@ PYBIND11_MODULE(_ttmem, m) {
     } catch (const query::ConnectError& e) {
       PyErr_SetString(g_exc.unreachable.ptr(), e.what());
     } catch (const query::QueryError& e) {
-      PyErr_SetString(g_exc.query.ptr(), e.what());
+      // The server's code rides along as an attribute: "bad_query", "limit_exceeded", "internal", or
+      // None when the connection broke.
+      py::object err = py::reinterpret_borrow<py::object>(g_exc.query)(e.what());
+      err.attr("code") = e.code() ? py::object(py::str(std::string(to_string(*e.code())))) : py::none();
+      PyErr_SetObject(g_exc.query.ptr(), err.ptr());
     }
   });
 

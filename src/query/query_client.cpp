@@ -155,7 +155,12 @@ void QueryClient::query_pages(const nlohmann::json& request,
     if (r.query_id != q.query_id) continue;
     nlohmann::json page = nlohmann::json::parse(r.json, nullptr, false);
     if (page.is_discarded()) throw QueryError("ttmemd sent a reply that is not JSON");
-    if (r.status == proto::kReplyError) throw QueryError(page.value("error", std::string("query failed")));
+    if (r.status == proto::kReplyError) {
+      const auto code = page.contains("code") && page["code"].is_string()
+                            ? parse_enum<ErrorCode>(page["code"].get<std::string>())
+                            : std::nullopt;
+      throw QueryError(page.value("error", std::string("query failed")), code.value_or(ErrorCode::internal));
+    }
     on_page(std::move(page));
     if (r.status == proto::kReplyDone) return;
   }

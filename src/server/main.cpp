@@ -47,6 +47,9 @@ int main(int argc, char** argv) {
                  "Write one byte to this descriptor once listening (for supervisors and tests)");
   app.add_option("--max-pending-output", options.max_pending_output,
                  "Bytes of unread replies a connection may have before it is closed");
+  app.add_option("--max-query-rows", options.query_limits.max_rows,
+                 "Matching buffers a `buffers` query without a limit may list (48 bytes each while it runs)")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 32));
   app.add_option("--event-history", options.limits.event_history,
                  "Recent events kept for `ttmem events` (0: none)");
   app.add_flag("--poll-deaths", options.poll_for_deaths,

@@ -8,6 +8,10 @@ namespace ttmem::server {
 
 using nlohmann::json;
 
+json query_error_json(ErrorCode code, std::string_view text) {
+  return {{"error", text}, {"code", to_string(code)}};
+}
+
 std::string to_wire_text(const json& j) {
   return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
@@ -20,7 +24,7 @@ std::optional<T> optional_field(const json& q, const char* name) {
   try {
     return q[name].get<T>();
   } catch (const json::exception&) {
-    throw std::invalid_argument(std::string("field '") + name + "' has the wrong type");
+    throw QueryFailure(ErrorCode::bad_query, std::string("field '") + name + "' has the wrong type");
   }
 }
 
@@ -29,22 +33,24 @@ std::optional<T> optional_field(const json& q, const char* name) {
 BufferFilter parse_buffer_filter(const json& q) {
   BufferFilter f;
   if (auto d = optional_field<std::int64_t>(q, "device")) {
-    if (*d < 0 || *d > 65535) throw std::invalid_argument("field 'device' is out of range");
+    if (*d < 0 || *d > 65535) throw QueryFailure(ErrorCode::bad_query, "field 'device' is out of range");
     f.device = static_cast<std::uint16_t>(*d);
   }
   if (auto p = optional_field<std::int64_t>(q, "pid")) f.pid = static_cast<pid_t>(*p);
   if (auto t = optional_field<std::string>(q, "buffer_type")) {
     f.type = parse_enum<BufferType>(*t);
     if (!f.type)
-      throw std::invalid_argument("unknown buffer_type '" + *t + "' (" + names_of(kManagedTypes) + ")");
+      throw QueryFailure(ErrorCode::bad_query,
+                         "unknown buffer_type '" + *t + "' (" + names_of(kManagedTypes) + ")");
   }
   if (auto k = optional_field<std::string>(q, "kind")) {
     f.kind = parse_enum<AllocKind>(*k);
     if (!f.kind)
-      throw std::invalid_argument("unknown kind '" + *k + "' (" + names_of(enum_values<AllocKind>()) + ")");
+      throw QueryFailure(ErrorCode::bad_query,
+                         "unknown kind '" + *k + "' (" + names_of(enum_values<AllocKind>()) + ")");
   }
   if (auto l = optional_field<std::int64_t>(q, "limit")) {
-    if (*l < 0) throw std::invalid_argument("field 'limit' must not be negative");
+    if (*l < 0) throw QueryFailure(ErrorCode::bad_query, "field 'limit' must not be negative");
     f.limit = static_cast<std::size_t>(*l);
   }
   return f;

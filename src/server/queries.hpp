@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <stdexcept>
 
 #include "ledger.hpp"
 
@@ -17,7 +18,21 @@ struct BufferFilter {
   std::optional<std::size_t> limit;
 };
 
-/// Parses the filter fields of a `buffers` query; throws std::invalid_argument naming a bad field.
+/// A query that cannot be answered, with the code its error reply carries: `bad_query` (the request is
+/// wrong: say what to change), `limit_exceeded` (too large an answer: narrow it), `internal`.
+class QueryFailure : public std::runtime_error {
+ public:
+  QueryFailure(ErrorCode code, const std::string& what) : std::runtime_error(what), code_(code) {}
+  ErrorCode code() const { return code_; }
+
+ private:
+  ErrorCode code_;
+};
+
+/// The error reply's JSON: {"error": text, "code": name}.
+nlohmann::json query_error_json(ErrorCode code, std::string_view text);
+
+/// Parses the filter fields of a `buffers` query; throws QueryFailure (bad_query) naming a bad field.
 BufferFilter parse_buffer_filter(const nlohmann::json& query);
 
 nlohmann::json stats_json(const model::Stats& stats);

@@ -117,9 +117,11 @@ class BuffersQuery final : public PagedQuery {
         }
       } else {
         if (matched_ > limits_.max_rows) {
-          throw std::runtime_error(fmt::format(
-              "more than {} buffers match; narrow the query (device, pid, type, kind) or ask for a limit",
-              limits_.max_rows));
+          throw QueryFailure(
+              ErrorCode::limit_exceeded,
+              fmt::format(
+                  "more than {} buffers match; narrow the query (device, pid, type, kind) or ask for a limit",
+                  limits_.max_rows));
         }
         // Rows go into runs of fixed capacity: no vector ever grows by copying a million rows at once.
         if (runs_.empty() || runs_.back().size() == kSortRun) {

@@ -20,8 +20,8 @@ class PagedQuery {
  public:
   virtual ~PagedQuery() = default;
   /// Does one bounded slice of work. Appends a page's JSON text to `page` when one is ready (not every
-  /// step yields one). Returns true once the last page has been appended. Throws std::runtime_error when
-  /// the query cannot be answered (the answer is then that error).
+  /// step yields one). Returns true once the last page has been appended. Throws QueryFailure when the
+  /// query cannot be answered (the answer is then that error).
   virtual bool step(const Registry& registry, std::string& page) = 0;
   /// After the last page: frees a bounded part of what the query holds (returning tens of megabytes to
   /// the system at once would stall the loop); true once nothing is left.

@@ -661,7 +661,7 @@ void Server::handle_query(Connection& c, const proto::Frame& frame) {
   try {
     const json request = json::parse(q->json);
     if (!request.is_object() || !request.contains("type") || !request["type"].is_string()) {
-      throw std::invalid_argument("a query is a JSON object with a string field 'type'");
+      throw QueryFailure(ErrorCode::bad_query, "a query is a JSON object with a string field 'type'");
     }
     const std::string type = request["type"];
     std::unique_ptr<PagedQuery> paged;
@@ -673,7 +673,7 @@ void Server::handle_query(Connection& c, const proto::Frame& frame) {
       paged = leaks_query();
     } else if (type == "events") {
       const auto limit = request.value("limit", 100);
-      if (limit < 0) throw std::invalid_argument("field 'limit' must not be negative");
+      if (limit < 0) throw QueryFailure(ErrorCode::bad_query, "field 'limit' must not be negative");
       paged = events_query(registry_, static_cast<std::size_t>(limit));
     } else if (type == "devices") {
       answer = devices_json(model::devices_view(registry_));
@@ -684,8 +684,9 @@ void Server::handle_query(Connection& c, const proto::Frame& frame) {
       c.subscriber = true;
       answer = {{"subscribed", true}};
     } else {
-      throw std::invalid_argument("unknown query type '" + type +
-                                  "' (stats, buffers, leaks, devices, events, info, subscribe)");
+      throw QueryFailure(
+          ErrorCode::bad_query,
+          "unknown query type '" + type + "' (stats, buffers, leaks, devices, events, info, subscribe)");
     }
     if (paged) {
       // Answered in pages between batches of events; this connection's later frames wait for it.
@@ -694,8 +695,15 @@ void Server::handle_query(Connection& c, const proto::Frame& frame) {
       paged_.insert(c.id);
       return;
     }
+  } catch (const QueryFailure& e) {
+    reply(c, q->query_id, proto::kReplyError, to_wire_text(query_error_json(e.code(), e.what())));
+    return;
+  } catch (const json::exception& e) {  // the request's text is not JSON, or a field has the wrong type
+    reply(c, q->query_id, proto::kReplyError,
+          to_wire_text(query_error_json(ErrorCode::bad_query, std::string("bad query: ") + e.what())));
+    return;
   } catch (const std::exception& e) {
-    reply(c, q->query_id, proto::kReplyError, to_wire_text(json{{"error", e.what()}}));
+    reply(c, q->query_id, proto::kReplyError, to_wire_text(query_error_json(ErrorCode::internal, e.what())));
     return;
   }
   reply(c, q->query_id, proto::kReplyDone, to_wire_text(answer));
@@ -795,7 +803,9 @@ bool Server::run_paged_queries() {
         last = c.paged->step(registry_, page);
         longest_paged_step_ns_ = std::max(longest_paged_step_ns_, monotonic_ns() - t0);
       } catch (const std::exception& e) {
-        reply(c, c.paged_query_id, proto::kReplyError, to_wire_text(json{{"error", e.what()}}));
+        const auto* failure = dynamic_cast<const QueryFailure*>(&e);
+        reply(c, c.paged_query_id, proto::kReplyError,
+              to_wire_text(query_error_json(failure ? failure->code() : ErrorCode::internal, e.what())));
         if (connections_.contains(id)) finish_paged_query(c);
         continue;
       }

@@ -99,8 +99,12 @@ def test_queries_filter_and_sort(ttmemd):
         assert info["anomalies"]["free_unknown_id"] == 0
         counters = ttmem.client_counters()
         assert counters["connected"] and counters["events"] > 0
-        with pytest.raises(ttmem.QueryError, match="unknown buffer_type"):
+        with pytest.raises(ttmem.QueryError, match="unknown buffer_type") as bad:
             ttmem.buffers(buffer_type="HBM")
+        assert bad.value.code == "bad_query"
+        with pytest.raises(ttmem.QueryError, match="unknown query type") as unknown:
+            ttmem._query('{"type": "nonsense"}', None)
+        assert unknown.value.code == "bad_query"
         del small, big
 
 

@@ -50,8 +50,16 @@ TEST(Queries, BufferListingsFilterAndSortBySize) {
   const auto limited = buffers_json(r, g);
   EXPECT_EQ(limited["buffers"].size(), 1u);
   EXPECT_EQ(limited["total"], 2);
-  EXPECT_THROW(parse_buffer_filter({{"buffer_type", "HBM"}}), std::invalid_argument);
-  EXPECT_THROW(parse_buffer_filter({{"device", "zero"}}), std::invalid_argument);
+  for (const auto& bad : {nlohmann::json{{"buffer_type", "HBM"}}, nlohmann::json{{"device", "zero"}},
+                          nlohmann::json{{"limit", -1}}, nlohmann::json{{"kind", "weights"}}}) {
+    try {
+      parse_buffer_filter(bad);
+      ADD_FAILURE() << bad.dump() << " was accepted";
+    } catch (const QueryFailure& e) {
+      EXPECT_EQ(e.code(), ErrorCode::bad_query) << bad.dump();
+      EXPECT_EQ(query_error_json(e.code(), e.what())["code"], "bad_query");
+    }
+  }
 }
 
 }  // namespace

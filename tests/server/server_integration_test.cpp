@@ -300,6 +300,33 @@ TEST(ServerIntegration, AnotherProtocolVersionGetsAClearErrorOnBothSides) {
   EXPECT_NE(server.log().find("version_mismatch"), std::string::npos);
 }
 
+TEST(ServerIntegration, AFailedQuerySaysWhyWithACode) {
+  ServerProcess server({"--max-query-rows", "2"});
+  auto w = workload(server);
+  expect_ok(*w, "mesh n150");  // and its 3 control buffers
+  for (const char* name : {"a", "b", "c"}) expect_ok(*w, std::string("alloc ") + name + " DRAM 4K");
+  expect_ok(*w, "flush");
+  query::QueryClient q(server.socket());
+  auto code_of = [&](const json& request) -> std::optional<ErrorCode> {
+    try {
+      q.query(request);
+    } catch (const query::QueryError& e) {
+      EXPECT_FALSE(std::string(e.what()).empty());
+      return e.code();
+    }
+    ADD_FAILURE() << request.dump() << " was answered";
+    return std::nullopt;
+  };
+  EXPECT_EQ(code_of({{"type", "nonsense"}}), ErrorCode::bad_query);
+  EXPECT_EQ(code_of({{"type", "buffers"}, {"device", "zero"}}), ErrorCode::bad_query);
+  EXPECT_EQ(code_of({{"type", "events"}, {"limit", "many"}}), ErrorCode::bad_query);
+  EXPECT_EQ(code_of({{"no type", 1}}), ErrorCode::bad_query);
+  // Too large an answer: more buffers match than the server lists without a limit.
+  EXPECT_EQ(code_of({{"type", "buffers"}}), ErrorCode::limit_exceeded);
+  EXPECT_EQ(q.query({{"type", "buffers"}, {"limit", 2}})["buffers"].size(), 2u);
+  EXPECT_EQ(q.stats()["active_allocations"], 6);  // the connection is still usable after each error
+}
+
 TEST(ServerIntegration, EventsBeforeHelloAreRefused) {
   ServerProcess server;
   const int fd = connect_unix(server.socket());
