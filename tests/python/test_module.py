@@ -103,7 +103,7 @@ def test_queries_filter_and_sort(ttmemd):
             ttmem.buffers(buffer_type="HBM")
         assert bad.value.code == "bad_query"
         with pytest.raises(ttmem.QueryError, match="unknown query type") as unknown:
-            ttmem._query('{"type": "nonsense"}', None)
+            ttmem._query({"type": "nonsense"}, None)
         assert unknown.value.code == "bad_query"
         del small, big
 
