@@ -1,7 +1,8 @@
 # ttmem: the two commands a newcomer runs are `make demo` and `make test`; both install what they need.
 SHELL := /bin/bash
+# PRESET picks the build tree (CMakePresets.json): default -> build/, debug -> build-debug/.
 PRESET ?= default
-BUILD_DIR := build
+BUILD_DIR := $(if $(filter default,$(PRESET)),build,build-$(PRESET))
 
 .PHONY: deps build test demo bench fuzz soak asan tsan format format-check clean
 
@@ -10,18 +11,18 @@ deps:
 
 build: deps
 	@cmake --preset $(PRESET) >/dev/null
-	@cmake --build $(BUILD_DIR)
+	@cmake --build --preset $(PRESET)
 
 # Every test suite; fails if any suite fails.
 test: build
-	@ctest --preset default
+	@ctest --preset $(PRESET)
 
 demo: build
-	@scripts/demo.sh
+	@BUILD_DIR=$(BUILD_DIR) scripts/demo.sh
 
 # Every benchmark figure, several runs; writes bench/results/latest.json and docs/benchmarks.md.
 bench: build
-	@/usr/bin/python3 bench/run_bench.py --runs 3
+	@TTMEM_BIN_DIR=$(CURDIR)/$(BUILD_DIR)/bin /usr/bin/python3 bench/run_bench.py --runs 3
 
 # libFuzzer on every target for FUZZ_SECONDS each (clang build in build-fuzz/); a crash fails it.
 FUZZ_SECONDS ?= 60
@@ -33,15 +34,15 @@ soak: build
 	@for seed in 1 2 3 4 5; do \
 	  echo "== chaos soak, seed $$seed =="; \
 	  TTMEM_CHAOS_SEED=$$seed TTMEM_CHAOS_WORKERS=12 TTMEM_CHAOS_STEPS=200000 TTMEM_CHAOS_KILLS=10 \
-	  TTMEM_CHAOS_RESTARTS=10 build/bin/chaos_tests || exit 1; \
+	  TTMEM_CHAOS_RESTARTS=10 $(BUILD_DIR)/bin/chaos_tests || exit 1; \
 	done
 
 # Sanitizer builds of the whole C++ suite (separate build trees).
 asan: deps
-	@cmake --preset asan >/dev/null && cmake --build build-asan && ctest --preset asan
+	@cmake --preset asan >/dev/null && cmake --build --preset asan && ctest --preset asan
 
 tsan: deps
-	@cmake --preset tsan >/dev/null && cmake --build build-tsan && ctest --preset tsan
+	@cmake --preset tsan >/dev/null && cmake --build --preset tsan && ctest --preset tsan
 
 format:
 	@git ls-files --cached --others --exclude-standard '*.cpp' '*.hpp' '*.h' | xargs clang-format -i

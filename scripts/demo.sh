@@ -2,6 +2,7 @@
 # make demo: the seed's investigation, done with ttmem (examples/demo.py drives it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export TTMEM_BIN_DIR="$PWD/build/bin"
-export PYTHONPATH="$PWD/build/python${PYTHONPATH:+:$PYTHONPATH}"
+BUILD_DIR="${BUILD_DIR:-build}"  # make demo PRESET=debug passes build-debug
+export TTMEM_BIN_DIR="$PWD/$BUILD_DIR/bin"
+export PYTHONPATH="$PWD/$BUILD_DIR/python${PYTHONPATH:+:$PYTHONPATH}"
 exec /usr/bin/python3 examples/demo.py

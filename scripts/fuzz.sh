@@ -5,11 +5,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds="${1:-60}"
+mapfile -t targets < <(grep -E '^[a-z_]+$' fuzz/targets.txt)
 cmake --preset fuzz >/dev/null
-cmake --build build-fuzz --target fuzz_decoders fuzz_connection fuzz_query fuzz_emu_script
+cmake --build build-fuzz --target "${targets[@]/#/fuzz_}"
 mkdir -p build-fuzz/artifacts
 status=0
-for t in decoders connection query emu_script; do
+for t in "${targets[@]}"; do
   work="build-fuzz/corpus/$t"
   mkdir -p "$work"
   echo "== fuzz_$t for ${seconds}s =="

@@ -2,7 +2,6 @@
 #include "death_watch.hpp"
 
 #include <spdlog/spdlog.h>
-#include <sys/epoll.h>
 #include <unistd.h>
 
 #include <vector>
@@ -38,7 +37,7 @@ void DeathWatch::watch(std::uint32_t slot, pid_t pid, std::uint64_t start_time, 
   }
   if (pidfd >= 0) {
     try {
-      loop_.add(pidfd, EPOLLIN, [this, slot](std::uint32_t) { exited(slot); });
+      loop_.add(pidfd, EventLoop::kReadable, [this, slot](std::uint32_t) { exited(slot); });
     } catch (const std::exception& e) {
       spdlog::warn("cannot watch pid {} by pidfd ({}); polling for its death instead", pid, e.what());
       close(pidfd);

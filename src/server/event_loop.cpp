@@ -31,6 +31,18 @@ timespec ms(std::uint32_t v) {
   if (v == 0) t.tv_nsec = 1;  // 0 would disarm
   return t;
 }
+
+std::uint32_t to_epoll(std::uint32_t events) {
+  return (events & EventLoop::kReadable ? EPOLLIN : 0u) | (events & EventLoop::kWritable ? EPOLLOUT : 0u) |
+         (events & EventLoop::kPeerClosed ? EPOLLRDHUP : 0u);
+}
+
+std::uint32_t from_epoll(std::uint32_t events) {
+  return (events & EPOLLIN ? EventLoop::kReadable : 0u) | (events & EPOLLOUT ? EventLoop::kWritable : 0u) |
+         (events & EPOLLRDHUP ? EventLoop::kPeerClosed : 0u) | (events & EPOLLHUP ? EventLoop::kHangup : 0u) |
+         (events & EPOLLERR ? EventLoop::kError : 0u);
+}
+
 }  // namespace
 
 EventLoop::EventLoop() : epoll_fd_(epoll_create1(EPOLL_CLOEXEC)) {
@@ -44,7 +56,7 @@ EventLoop::~EventLoop() {
 
 void EventLoop::add(int fd, std::uint32_t events, Handler handler) {
   epoll_event ev{};
-  ev.events = events;
+  ev.events = to_epoll(events);
   ev.data.fd = fd;
   if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev) < 0) fail("epoll_ctl(ADD)");
   handlers_[fd] = std::make_shared<Handler>(std::move(handler));
@@ -52,7 +64,7 @@ void EventLoop::add(int fd, std::uint32_t events, Handler handler) {
 
 void EventLoop::modify(int fd, std::uint32_t events) {
   epoll_event ev{};
-  ev.events = events;
+  ev.events = to_epoll(events);
   ev.data.fd = fd;
   if (epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, fd, &ev) < 0) fail("epoll_ctl(MOD)");
 }
@@ -66,7 +78,7 @@ EventLoop::Timer EventLoop::add_timer(std::function<void()> tick) {
   const int fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
   if (fd < 0) fail("timerfd_create");
   try {
-    add(fd, EPOLLIN, [fd, tick = std::move(tick)](std::uint32_t) {
+    add(fd, kReadable, [fd, tick = std::move(tick)](std::uint32_t) {
       std::uint64_t expirations = 0;
       if (read(fd, &expirations, sizeof expirations) == sizeof expirations) tick();
     });
@@ -132,7 +144,7 @@ void EventLoop::run() {
       auto it = handlers_.find(events[i].data.fd);
       if (it == handlers_.end()) continue;
       std::shared_ptr<Handler> handler = it->second;
-      (*handler)(events[i].events);
+      (*handler)(from_epoll(events[i].events));
     }
     more_background_ = background_ && running_ && background_();
     longest_busy_ns_ = std::max(longest_busy_ns_, clock_ns(CLOCK_MONOTONIC) - woke);

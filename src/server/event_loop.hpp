@@ -1,5 +1,6 @@
 // The server's single event loop: epoll over non-blocking descriptors, each with a callback, timers, and
-// deferred work that runs in bounded slices between batches of events. The only file that touches epoll.
+// deferred work that runs in bounded slices between batches of events. The only file that sees epoll: its
+// users watch for the loop's own readiness bits.
 // Callbacks run on the loop's thread, one at a time.
 #pragma once
 
@@ -12,14 +13,17 @@ namespace ttmem::server {
 
 class EventLoop {
  public:
-  using Handler = std::function<void(std::uint32_t events)>;  // EPOLLIN / EPOLLOUT / EPOLLHUP / EPOLLERR bits
+  /// What a descriptor is watched for, and what its handler is told (the loop's own bits: no other file
+  /// sees epoll's).
+  static constexpr std::uint32_t kReadable = 1, kWritable = 2, kPeerClosed = 4, kHangup = 8, kError = 16;
+  using Handler = std::function<void(std::uint32_t events)>;  // k* bits
 
   EventLoop();
   ~EventLoop();
   EventLoop(const EventLoop&) = delete;
   EventLoop& operator=(const EventLoop&) = delete;
 
-  /// Watches fd for `events` (EPOLLIN, EPOLLOUT...). Throws std::system_error on failure.
+  /// Watches fd for `events` (kReadable, kWritable, kPeerClosed). Throws std::system_error on failure.
   void add(int fd, std::uint32_t events, Handler handler);
   void modify(int fd, std::uint32_t events);
   /// Stops watching fd (it is not closed). Safe to call from inside fd's own handler.

@@ -4,7 +4,6 @@
 #include <poll.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
-#include <sys/epoll.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -25,7 +24,7 @@ namespace {
 
 constexpr std::size_t kScratchBytes = 128 * 1024;  // one frame of libttmem's size (kSendEventsPerFrame)
 /// Read per wake-up from one connection (one read), so a busy client holds the loop for a few thousand
-/// events at most; epoll reports it again at once if it has more.
+/// events at most; the loop reports it again at once if it has more.
 constexpr std::size_t kReadBudget = kScratchBytes;
 /// Read per turn of the loop from all connections together: the bound on how long the loop goes without
 /// a wait (and without giving paged answers their slice). Connections left out are served next turn.
@@ -74,7 +73,7 @@ struct Server::Connection {
   std::vector<std::uint8_t> out;
   std::size_t out_offset = 0;
   std::uint64_t out_progress_ns = 0;  // when output last drained (or became pending)
-  std::uint32_t interest = 0;         // epoll bits asked for
+  std::uint32_t interest = 0;         // EventLoop bits asked for
   bool reading = true;                // false while frames wait behind a paged query
   bool closing = false;               // a protocol error: close once `out` is flushed, ignore input
   bool write_failed = false;          // the peer stopped taking replies: drop them, keep reading its input
@@ -105,10 +104,10 @@ Server::Server(ServerOptions options)
               [this](std::uint32_t slot) { on_process_exit(slot); }),
       scratch_(kScratchBytes) {
   started_ns_ = last_tick_ns_ = monotonic_ns();
-  loop_.add(listener_.fd(), EPOLLIN, [this](std::uint32_t) { accept_clients(); });
+  loop_.add(listener_.fd(), EventLoop::kReadable, [this](std::uint32_t) { accept_clients(); });
   accept_pause_ = loop_.add_timer([this] {
     accepting_ = true;
-    loop_.modify(listener_.fd(), EPOLLIN);
+    loop_.modify(listener_.fd(), EventLoop::kReadable);
   });
 
   sigset_t mask;
@@ -118,7 +117,7 @@ Server::Server(ServerOptions options)
   pthread_sigmask(SIG_BLOCK, &mask, nullptr);
   signal(SIGPIPE, SIG_IGN);
   signal_fd_ = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
-  loop_.add(signal_fd_, EPOLLIN, [this](std::uint32_t) {
+  loop_.add(signal_fd_, EventLoop::kReadable, [this](std::uint32_t) {
     signalfd_siginfo info{};
     if (read(signal_fd_, &info, sizeof info) == sizeof info) {
       spdlog::info("received {}, shutting down", strsignal(static_cast<int>(info.ssi_signo)));
@@ -227,11 +226,12 @@ std::uint64_t Server::add_connection(int fd, PeerIdentity peer) {
   c->peer = std::move(peer);
   c->name = c->peer.alive ? c->peer.name : "?";
   c->connected_ns = monotonic_ns();
-  c->interest = EPOLLIN | EPOLLRDHUP;
+  c->interest = EventLoop::kReadable | EventLoop::kPeerClosed;
   const std::uint64_t id = c->id;
   connections_.emplace(id, std::move(c));
   handshaking_.insert(id);
-  loop_.add(fd, EPOLLIN | EPOLLRDHUP, [this, id](std::uint32_t events) { on_connection_event(id, events); });
+  loop_.add(fd, EventLoop::kReadable | EventLoop::kPeerClosed,
+            [this, id](std::uint32_t events) { on_connection_event(id, events); });
   return id;
 }
 
@@ -254,20 +254,21 @@ void Server::on_connection_event(std::uint64_t id, std::uint32_t events) {
   auto it = connections_.find(id);
   if (it == connections_.end()) return;
   Connection& c = *it->second;
-  if (events & EPOLLOUT) flush_output(c);
+  if (events & EventLoop::kWritable) flush_output(c);
   if (!connections_.contains(id)) return;
-  if ((events & (EPOLLHUP | EPOLLERR)) && c.paged) {
+  if ((events & (EventLoop::kHangup | EventLoop::kError)) && c.paged) {
     // The client is gone while its answer was being built: stop building it, read what is left.
     drop_paged_query(c);
     set_reading(c, true);
   }
-  if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) read_and_settle(c);
+  if (events & (EventLoop::kReadable | EventLoop::kPeerClosed | EventLoop::kHangup | EventLoop::kError))
+    read_and_settle(c);
 }
 
 void Server::set_reading(Connection& c, bool on) {
   c.reading = on;
-  const std::uint32_t want =
-      (on ? EPOLLIN | EPOLLRDHUP : 0u) | (c.pending() > 0 && !c.write_failed ? EPOLLOUT : 0u);
+  const std::uint32_t want = (on ? EventLoop::kReadable | EventLoop::kPeerClosed : 0u) |
+                             (c.pending() > 0 && !c.write_failed ? EventLoop::kWritable : 0u);
   if (want != c.interest) {
     c.interest = want;
     loop_.modify(c.fd, want);
@@ -281,7 +282,7 @@ Server::Read Server::read_from(Connection& c) {
     turn_bytes_ = 0;
   }
   for (std::size_t got = 0; got < kReadBudget;) {
-    if (turn_bytes_ >= kTurnReadBudget) return Read::more;  // epoll reports it again next turn
+    if (turn_bytes_ >= kTurnReadBudget) return Read::more;  // the loop reports it again next turn
     if (c.paged) {
       set_reading(c, false);  // later frames wait for this answer; the socket buffers them meanwhile
       return Read::more;
@@ -777,7 +778,7 @@ void Server::flush_output(Connection& c) {
     c.out.erase(c.out.begin(), c.out.begin() + static_cast<std::ptrdiff_t>(c.out_offset));
     c.out_offset = 0;
   }
-  set_reading(c, c.reading);  // asks for EPOLLOUT exactly while output is pending
+  set_reading(c, c.reading);  // asks for EventLoop::kWritable exactly while output is pending
 }
 
 // ---- paged queries ------------------------------------------------------------------------------------

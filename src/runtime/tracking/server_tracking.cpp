@@ -1,7 +1,10 @@
 // The emulated runtime reporting to ttmemd; see ttmem/runtime/server_tracking.hpp.
 #include "ttmem/runtime/server_tracking.hpp"
 
+#include <cstdio>
+#include <limits>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <unordered_map>
 
@@ -29,11 +32,25 @@ client::SiteId site_id(std::string_view site) {
   return id;
 }
 
-client::AllocationReport to_report(const AllocationEvent& e) {
+/// The wire names a device in 16 bits; the runtime's ids are 32. A device past that cannot be reported
+/// (no machine has one: ttmemd refuses ids above 4095): its events are left out, and said so once.
+std::optional<std::uint16_t> wire_device(DeviceId device) {
+  if (device.value <= std::numeric_limits<std::uint16_t>::max())
+    return static_cast<std::uint16_t>(device.value);
+  static std::once_flag warned;
+  std::call_once(warned, [&] {
+    std::fprintf(stderr,
+                 "ttmem: device id %u does not fit the wire protocol's 16 bits; its memory is not tracked\n",
+                 device.value);
+  });
+  return std::nullopt;
+}
+
+client::AllocationReport to_report(const AllocationEvent& e, std::uint16_t device) {
   client::AllocationReport r;
-  r.device = static_cast<std::uint16_t>(e.device.value);
-  r.type = static_cast<proto::BufferType>(e.type);
-  r.kind = static_cast<proto::AllocKind>(e.kind);
+  r.device = device;
+  r.type = e.type;
+  r.kind = e.kind;
   r.id = e.id.value;
   r.size = e.size;
   r.address = e.address;
@@ -46,9 +63,9 @@ client::AllocationReport to_report(const AllocationEvent& e) {
   return r;
 }
 
-client::DeviceReport to_report(const DeviceInfo& info) {
+client::DeviceReport to_report(const DeviceInfo& info, std::uint16_t device) {
   client::DeviceReport d;
-  d.device = static_cast<std::uint16_t>(info.device.value);
+  d.device = device;
   d.arch = static_cast<std::uint8_t>(info.arch);
   d.mesh = info.mesh.value;
   d.total_bytes = info.total_bytes;
@@ -60,19 +77,20 @@ class ForwardingProcessor : public Processor {
  public:
   // Mesh-scope events are the mesh allocator's backing reservations; each device reports its own part.
   void track_allocate(const AllocationEvent& e) override {
-    if (e.scope == EventScope::device) Client::instance().report_alloc(to_report(e));
+    if (e.scope != EventScope::device) return;
+    if (auto d = wire_device(e.device)) Client::instance().report_alloc(to_report(e, *d));
   }
   void track_deallocate(const AllocationEvent& e) override {
-    if (e.scope == EventScope::device) {
-      Client::instance().report_free(static_cast<std::uint16_t>(e.device.value), e.id.value,
-                                     static_cast<proto::ReleaseReason>(e.reason));
-    }
+    if (e.scope != EventScope::device) return;
+    if (auto d = wire_device(e.device)) Client::instance().report_free(*d, e.id.value, e.reason);
   }
-  void track_device_open(const DeviceInfo& info) override { Client::instance().device_open(to_report(info)); }
+  void track_device_open(const DeviceInfo& info) override {
+    if (auto d = wire_device(info.device)) Client::instance().device_open(to_report(info, *d));
+  }
   void track_device_close(DeviceId device, ClosePhase phase) override {
-    Client::instance().device_close(static_cast<std::uint16_t>(device.value), phase == ClosePhase::begin
-                                                                                  ? proto::ClosePhase::begin
-                                                                                  : proto::ClosePhase::end);
+    const auto d = wire_device(device);
+    if (!d) return;
+    Client::instance().device_close(*d, phase);
     // The close is not done until the server has seen it: its leak report is then complete.
     if (phase == ClosePhase::end) Client::instance().flush(std::chrono::seconds(5));
   }
@@ -88,14 +106,16 @@ void snapshot(client::SnapshotWriter& writer) {
       if (!m->is_open()) continue;
       for (std::size_t d = 0; d < m->num_devices(); ++d) {
         Device& device = m->device(d);
-        writer.device(to_report(device.info()));
+        const auto id = wire_device(device.id());
+        if (!id) continue;
+        writer.device(to_report(device.info(), *id));
         for (const Buffer* b : device.allocator().attached_buffers())
-          writer.allocation(to_report(b->event()));
+          writer.allocation(to_report(b->event(), *id));
         for (const auto& program : device.program_cache().programs()) {
           for (const auto& cb : program->circular_buffers_locked()) {
             if (cb.device != device.id()) continue;
             const std::string site = program->cb_site(cb.index);
-            writer.allocation(to_report(program->cb_event(cb, site)));
+            writer.allocation(to_report(program->cb_event(cb, site), *id));
           }
         }
       }

@@ -135,55 +135,64 @@ emu::MeshDevice& Interpreter::mesh(int line) {
 }
 
 void Interpreter::execute(const Command& cmd) {
-  const std::string& v = cmd.verb;
-  if (v == "mesh") {
-    open_mesh(cmd);
-  } else if (v == "alloc") {
-    alloc(cmd, false);
-  } else if (v == "alloc_at") {
-    alloc(cmd, true);
-  } else if (v == "free" || v == "release_trace") {
-    free_buffer(cmd);
-  } else if (v == "program") {
-    define_program(cmd);
-  } else if (v == "run") {
-    run_program(cmd);
-  } else if (v == "release") {
-    release_program(cmd);
-  } else if (v == "clear_program_cache") {
-    mesh(cmd.line).clear_program_cache();
-    say("clear_program_cache: kernel binaries and cached programs' circular buffers released");
-  } else if (v == "trace") {
-    trace(cmd);
-  } else if (v == "close") {
-    mesh(cmd.line);
-    close_mesh(cmd.line);
-  } else if (v == "sleep") {
-    std::this_thread::sleep_for(std::chrono::milliseconds(std::stoull(cmd.args[0])));
-  } else if (v == "flush") {
-    if (options_.flush) options_.flush();
-  } else if (v == "abort") {
-    say("abort: exiting without cleanup (SIGKILL)");
-    if (options_.log) options_.log->flush();
-    if (options_.flush) options_.flush();
-    ::kill(::getpid(), SIGKILL);
-  } else if (v == "stats") {
-    print_stats(cmd.line);
-  } else if (v == "dump") {
-    dump(cmd);
-  } else if (v == "repeat") {
-    // One line for the whole loop, not one per iteration.
-    struct Mute {
-      std::ostream*& log;
-      std::ostream* saved;
-      ~Mute() { log = saved; }
-    } mute{options_.log, options_.log};
-    options_.log = nullptr;
-    for (std::uint64_t i = 0; i < cmd.repeat_count; ++i) execute(cmd.body);
-    options_.log = mute.saved;
-    say("repeat {}: {} command{} per iteration done", cmd.repeat_count, cmd.body.size(),
-        cmd.body.size() == 1 ? "" : "s");
+  switch (cmd.id) {
+    case Verb::mesh:
+      return open_mesh(cmd);
+    case Verb::alloc:
+      return alloc(cmd, false);
+    case Verb::alloc_at:
+      return alloc(cmd, true);
+    case Verb::free:
+    case Verb::release_trace:
+      return free_buffer(cmd);
+    case Verb::program:
+      return define_program(cmd);
+    case Verb::run:
+      return run_program(cmd);
+    case Verb::release:
+      return release_program(cmd);
+    case Verb::clear_program_cache:
+      mesh(cmd.line).clear_program_cache();
+      return say("clear_program_cache: kernel binaries and cached programs' circular buffers released");
+    case Verb::trace:
+      return trace(cmd);
+    case Verb::close:
+      mesh(cmd.line);
+      return close_mesh(cmd.line);
+    case Verb::sleep:
+      return std::this_thread::sleep_for(std::chrono::milliseconds(std::stoull(cmd.args[0])));
+    case Verb::flush:
+      if (options_.flush) options_.flush();
+      return;
+    case Verb::abort:
+      say("abort: exiting without cleanup (SIGKILL)");
+      if (options_.log) options_.log->flush();
+      if (options_.flush) options_.flush();
+      ::kill(::getpid(), SIGKILL);
+      return;
+    case Verb::stats:
+      return print_stats(cmd.line);
+    case Verb::dump:
+      return dump(cmd);
+    case Verb::repeat:
+      return repeat(cmd);
+    case Verb::end:
+      return;  // the parser closes blocks with it; it never reaches here
   }
+}
+
+void Interpreter::repeat(const Command& cmd) {
+  // One line for the whole loop, not one per iteration.
+  struct Mute {
+    std::ostream*& log;
+    std::ostream* saved;
+    ~Mute() { log = saved; }
+  } mute{options_.log, options_.log};
+  options_.log = nullptr;
+  for (std::uint64_t i = 0; i < cmd.repeat_count; ++i) execute(cmd.body);
+  options_.log = mute.saved;
+  say("repeat {}: {} command{} per iteration done", cmd.repeat_count, cmd.body.size(),
+      cmd.body.size() == 1 ? "" : "s");
 }
 
 void Interpreter::open_mesh(const Command& cmd) {
@@ -212,21 +221,35 @@ void Interpreter::open_mesh(const Command& cmd) {
       mesh_->id().value);
 }
 
-void Interpreter::alloc(const Command& cmd, bool at_address) {
-  emu::MeshDevice& m = mesh(cmd.line);
+const std::string& Interpreter::new_buffer_name(const Command& cmd) const {
   const std::string& name = cmd.args[0];
   if (buffers_.contains(name)) {
     throw ScriptError(cmd.line,
                       fmt::format("buffer '{}' is still live; free it before reusing the name", name));
   }
+  return name;
+}
+
+std::string Interpreter::site_of(const Command& cmd) const {
+  auto site = cmd.options.find("site");
+  return site != cmd.options.end() ? site->second : fmt::format("{}:{}", options_.script_name, cmd.line);
+}
+
+void Interpreter::keep(const std::string& name, LiveBuffer live, BufferRecord record) {
+  live.record = result_.buffers.size();
+  result_.buffers.push_back(std::move(record));
+  buffers_.emplace(name, std::move(live));
+}
+
+void Interpreter::alloc(const Command& cmd, bool at_address) {
+  emu::MeshDevice& m = mesh(cmd.line);
+  const std::string& name = new_buffer_name(cmd);
   emu::BufferConfig config;
   config.type = buffer_type(cmd, cmd.args[1]);
   config.size = *parse_size(cmd.args[2]);
   config.page_size = size_option(cmd, "page", default_page_size(config.size));
   if (cmd.options.contains("shard_cores")) config.shard_cores = number_option(cmd, "shard_cores", 0);
-  auto site = cmd.options.find("site");
-  config.site =
-      site != cmd.options.end() ? site->second : fmt::format("{}:{}", options_.script_name, cmd.line);
+  config.site = site_of(cmd);
 
   BufferRecord record{name, cmd.line,    config.type, AllocKind::owning, config.size, config.page_size, 0,
                       {},   config.site, {}};
@@ -250,25 +273,17 @@ void Interpreter::alloc(const Command& cmd, bool at_address) {
   say("{} {}: {} {} B (page {} B) at {} on {} device{} [{}]", cmd.verb, name, cmd.args[1], record.size,
       record.page_size, record.address, record.devices.size(), record.devices.size() == 1 ? "" : "s",
       record.site);
-  live.record = result_.buffers.size();
-  result_.buffers.push_back(std::move(record));
-  buffers_.emplace(name, std::move(live));
+  keep(name, std::move(live), std::move(record));
 }
 
 void Interpreter::trace(const Command& cmd) {
   emu::MeshDevice& m = mesh(cmd.line);
-  const std::string& name = cmd.args[0];
-  if (buffers_.contains(name)) {
-    throw ScriptError(cmd.line,
-                      fmt::format("buffer '{}' is still live; free it before reusing the name", name));
-  }
+  const std::string& name = new_buffer_name(cmd);
   emu::BufferConfig config;
   config.type = BufferType::TRACE;
   config.size = *parse_size(cmd.args[1]);
   config.page_size = default_page_size(config.size);
-  auto site = cmd.options.find("site");
-  config.site =
-      site != cmd.options.end() ? site->second : fmt::format("{}:{}", options_.script_name, cmd.line);
+  config.site = site_of(cmd);
   LiveBuffer live;
   live.mesh_buffer = m.create_buffer(config);
   BufferRecord record{name,
@@ -284,9 +299,7 @@ void Interpreter::trace(const Command& cmd) {
   for (std::uint32_t d = 0; d < m.num_devices(); ++d) record.devices.push_back(d);
   say("trace {}: {} B in the trace region at {} on {} device(s)", name, record.size, record.address,
       record.devices.size());
-  live.record = result_.buffers.size();
-  result_.buffers.push_back(std::move(record));
-  buffers_.emplace(name, std::move(live));
+  keep(name, std::move(live), std::move(record));
 }
 
 void Interpreter::free_buffer(const Command& cmd) {

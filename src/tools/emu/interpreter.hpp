@@ -119,6 +119,7 @@ class Interpreter {
   void close_mesh(int line);
   void print_stats(int line);
   void dump(const Command& cmd);
+  void repeat(const Command& cmd);
   emu::MeshDevice& mesh(int line);
   template <typename... Args>
   void say(fmt::format_string<Args...> format, Args&&... args);
@@ -128,6 +129,12 @@ class Interpreter {
     std::shared_ptr<emu::Buffer> device_buffer;
     std::size_t record = 0;
   };
+  /// The new buffer's name (the command's first argument); throws when a live buffer has it.
+  const std::string& new_buffer_name(const Command& cmd) const;
+  /// The command's site= option, else "SCRIPT:LINE".
+  std::string site_of(const Command& cmd) const;
+  void keep(const std::string& name, LiveBuffer live, BufferRecord record);
+
   struct LiveProgram {
     std::shared_ptr<emu::Program> program;
     std::size_t record = 0;

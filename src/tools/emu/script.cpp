@@ -13,6 +13,7 @@ namespace ttmem::emu_tool {
 namespace {
 
 struct VerbSpec {
+  Verb id;
   std::string_view verb;
   std::size_t min_args;
   std::size_t max_args;
@@ -22,41 +23,54 @@ struct VerbSpec {
 
 const std::vector<VerbSpec>& verbs() {
   static const std::vector<VerbSpec> table = {
-      {"mesh",
+      {Verb::mesh,
+       "mesh",
        1,
        1,
        {"arch", "l1_small", "trace_region", "worker_l1"},
        "mesh PRESET [arch=wormhole_b0|blackhole] [l1_small=BYTES] [trace_region=BYTES] [worker_l1=BYTES]"},
-      {"alloc",
+      {Verb::alloc,
+       "alloc",
        3,
        3,
        {"page", "shard_cores", "site"},
        "alloc NAME TYPE SIZE [page=BYTES] [shard_cores=N] [site=TEXT]"},
-      {"alloc_at",
+      {Verb::alloc_at,
+       "alloc_at",
        4,
        4,
        {"page", "device", "site"},
        "alloc_at NAME TYPE SIZE ADDRESS [device=N] [page=BYTES] [site=TEXT]"},
-      {"free", 1, 1, {}, "free NAME"},
-      {"program",
+      {Verb::free, "free", 1, 1, {}, "free NAME"},
+      {Verb::program,
+       "program",
        1,
        1,
        {"cb", "cores", "kernel"},
        "program NAME cb=SIZE[xCOUNT] [cb=...] [cores=N] [kernel=BYTES]"},
-      {"run", 1, 1, {}, "run NAME"},
-      {"release", 1, 1, {}, "release NAME"},
-      {"clear_program_cache", 0, 0, {}, "clear_program_cache"},
-      {"trace", 2, 2, {"site"}, "trace NAME SIZE [site=TEXT]"},
-      {"release_trace", 1, 1, {}, "release_trace NAME"},
-      {"close", 0, 0, {}, "close"},
-      {"sleep", 1, 1, {}, "sleep MS"},
-      {"abort", 0, 0, {}, "abort"},
-      {"stats", 0, 0, {}, "stats"},
-      {"dump", 0, 0, {"device"}, "dump [device=N]"},
-      {"flush", 0, 0, {}, "flush"},
-      {"repeat", 1, 1, {}, "repeat N ... end"},
-      {"end", 0, 0, {}, "end"},
+      {Verb::run, "run", 1, 1, {}, "run NAME"},
+      {Verb::release, "release", 1, 1, {}, "release NAME"},
+      {Verb::clear_program_cache, "clear_program_cache", 0, 0, {}, "clear_program_cache"},
+      {Verb::trace, "trace", 2, 2, {"site"}, "trace NAME SIZE [site=TEXT]"},
+      {Verb::release_trace, "release_trace", 1, 1, {}, "release_trace NAME"},
+      {Verb::close, "close", 0, 0, {}, "close"},
+      {Verb::sleep, "sleep", 1, 1, {}, "sleep MS"},
+      {Verb::abort, "abort", 0, 0, {}, "abort"},
+      {Verb::stats, "stats", 0, 0, {}, "stats"},
+      {Verb::dump, "dump", 0, 0, {"device"}, "dump [device=N]"},
+      {Verb::flush, "flush", 0, 0, {}, "flush"},
+      {Verb::repeat, "repeat", 1, 1, {}, "repeat N ... end"},
+      {Verb::end, "end", 0, 0, {}, "end"},
   };
+  // One entry per verb, in the enum's order: a verb added to one and not the other fails every parse.
+  static const bool complete = [] {
+    if (table.size() != kVerbs) return false;
+    for (std::size_t i = 0; i < table.size(); ++i) {
+      if (table[i].id != static_cast<Verb>(i)) return false;
+    }
+    return true;
+  }();
+  if (!complete) throw std::logic_error("the verb table does not list every Verb once, in order");
   return table;
 }
 
@@ -67,9 +81,9 @@ const VerbSpec* find_verb(std::string_view verb) {
   return nullptr;
 }
 
-bool is_size_arg(const std::string& verb, std::size_t index) {
-  return (verb == "alloc" && index == 2) || (verb == "alloc_at" && (index == 2 || index == 3)) ||
-         (verb == "trace" && index == 1);
+bool is_size_arg(Verb verb, std::size_t index) {
+  return ((verb == Verb::alloc || verb == Verb::alloc_at) && index == 2) ||
+         (verb == Verb::alloc_at && index == 3) || (verb == Verb::trace && index == 1);
 }
 
 void check_size(int line, std::string_view what, const std::string& value) {
@@ -99,6 +113,7 @@ Command parse_line(const std::vector<std::string>& tokens, int line) {
   cmd.verb = tokens.front();
   const VerbSpec* spec = find_verb(cmd.verb);
   if (!spec) throw ScriptError(line, fmt::format("unknown command '{}'", cmd.verb));
+  cmd.id = spec->id;
   for (std::size_t i = 1; i < tokens.size(); ++i) {
     const std::string& t = tokens[i];
     const auto eq = t.find('=');
@@ -127,7 +142,7 @@ Command parse_line(const std::vector<std::string>& tokens, int line) {
                                         spec->min_args == 1 ? "" : "s", spec->usage));
   }
   for (std::size_t i = 0; i < cmd.args.size(); ++i) {
-    if (is_size_arg(cmd.verb, i)) check_size(line, i == 3 ? "address" : "size", cmd.args[i]);
+    if (is_size_arg(cmd.id, i)) check_size(line, i == 3 ? "address" : "size", cmd.args[i]);
   }
   for (const char* key : {"page", "l1_small", "trace_region", "worker_l1", "kernel"}) {
     if (cmd.options.contains(key)) check_size(line, key, cmd.options[key]);
@@ -135,12 +150,12 @@ Command parse_line(const std::vector<std::string>& tokens, int line) {
   for (const char* key : {"shard_cores", "cores", "device"}) {
     if (cmd.options.contains(key)) check_number(line, key, cmd.options[key]);
   }
-  if (cmd.verb == "sleep") check_number(line, "sleep time", cmd.args[0]);
-  if (cmd.verb == "repeat") {
+  if (cmd.id == Verb::sleep) check_number(line, "sleep time", cmd.args[0]);
+  if (cmd.id == Verb::repeat) {
     check_number(line, "repeat count", cmd.args[0]);
     cmd.repeat_count = std::stoull(cmd.args[0]);
   }
-  if (cmd.verb == "program" && cmd.cbs.empty() && !cmd.options.contains("kernel")) {
+  if (cmd.id == Verb::program && cmd.cbs.empty() && !cmd.options.contains("kernel")) {
     // A program without CBs is legal in TT-Metal, but in a script it is almost always a typo.
     throw ScriptError(line, fmt::format("'program' needs at least one cb=SIZE (usage: {})", spec->usage));
   }
@@ -217,13 +232,13 @@ std::vector<Command> parse_script(std::string_view text, int first_line) {
     if (tokens.empty()) continue;
     Command cmd = parse_line(tokens, line_number);
     auto& target = open_blocks.empty() ? top : open_blocks.back()->body;
-    if (cmd.verb == "end") {
+    if (cmd.id == Verb::end) {
       if (open_blocks.empty()) throw ScriptError(line_number, "'end' without 'repeat'");
       open_blocks.pop_back();
       continue;
     }
     target.push_back(std::move(cmd));
-    if (target.back().verb == "repeat") open_blocks.push_back(&target.back());
+    if (target.back().id == Verb::repeat) open_blocks.push_back(&target.back());
   }
   if (!open_blocks.empty()) throw ScriptError(open_blocks.back()->line, "'repeat' without 'end'");
   return top;

@@ -12,9 +12,34 @@
 
 namespace ttmem::emu_tool {
 
+/// The commands of the language; script.cpp's table gives each its name, arity, options and usage, and
+/// the interpreter's switch over them must handle every one (-Wswitch).
+enum class Verb : std::uint8_t {
+  mesh,
+  alloc,
+  alloc_at,
+  free,
+  program,
+  run,
+  release,
+  clear_program_cache,
+  trace,
+  release_trace,
+  close,
+  sleep,
+  abort,
+  stats,
+  dump,
+  flush,
+  repeat,
+  end,
+};
+inline constexpr std::size_t kVerbs = static_cast<std::size_t>(Verb::end) + 1;
+
 struct Command {
   int line = 0;
-  std::string verb;
+  Verb id = Verb::end;
+  std::string verb;                            ///< as written (messages)
   std::vector<std::string> args;               // positional
   std::map<std::string, std::string> options;  // key=value
   std::vector<std::string> cbs;                // program: every cb=SIZE[xCOUNT], in order
