@@ -52,17 +52,10 @@ struct DeviceReport {
   std::array<std::uint32_t, proto::kNumMemorySlots> num_banks{};
 };
 
-struct Counters {
-  std::uint64_t events = 0;             ///< records sent (allocations, frees, device open/close)
-  std::uint64_t bytes = 0;              ///< bytes written to the socket
-  std::uint64_t batches = 0;            ///< frames written
-  std::uint64_t stall_ns = 0;           ///< time reporting threads waited for ring space (backpressure)
-  std::uint64_t reconnects = 0;         ///< successful connections after the first
-  std::uint64_t snapshots = 0;          ///< resync snapshots sent
-  std::uint64_t superseded_events = 0;  ///< recorded but replaced by a snapshot (server was away)
-  std::uint64_t flushes = 0;
-  std::uint64_t dropped_events = 0;  ///< not recorded: the server could not keep up for max_stall
-  std::uint64_t gaps = 0;            ///< times recording stopped so; each ended with a snapshot
+/// What the client sends the server (proto::ClientStats: the list is TTMEM_CLIENT_STATS), and what only
+/// this process sees.
+struct Counters : proto::ClientStats {
+  std::uint64_t flushes = 0;  ///< flush() calls that were acknowledged
   bool connected = false;
 };
 

@@ -116,16 +116,25 @@ struct Barrier {
   std::uint64_t token = 0;
 };
 
+// libttmem's own counters, one list: the fields of CLIENT_STATS (u64 each, in this order), of
+// client::Counters, of `info`'s "client" object and of Python's client_counters().
+//   events             records sent (allocations, frees, device open/close)
+//   bytes              bytes written to the socket
+//   batches            frames written
+//   stall_ns           time reporting threads waited for ring space (backpressure)
+//   reconnects         successful connections after the first
+//   snapshots          resync snapshots sent
+//   superseded_events  recorded while disconnected, replaced by a snapshot
+//   dropped_events     not recorded: the server could not keep up for max_stall (see gaps)
+//   gaps               times recording stopped so; each ended with a snapshot
+#define TTMEM_CLIENT_STATS(X) \
+  X(events)                   \
+  X(bytes) X(batches) X(stall_ns) X(reconnects) X(snapshots) X(superseded_events) X(dropped_events) X(gaps)
+
 struct ClientStats {
-  std::uint64_t events = 0;
-  std::uint64_t bytes = 0;
-  std::uint64_t batches = 0;
-  std::uint64_t stall_ns = 0;
-  std::uint64_t reconnects = 0;
-  std::uint64_t snapshots = 0;
-  std::uint64_t superseded_events = 0;  ///< recorded while disconnected, replaced by a snapshot
-  std::uint64_t dropped_events = 0;     ///< not recorded: the server could not keep up (see gaps)
-  std::uint64_t gaps = 0;               ///< times the client gave up waiting and resynchronised
+#define TTMEM_CLIENT_STATS_FIELD(name) std::uint64_t name = 0;
+  TTMEM_CLIENT_STATS(TTMEM_CLIENT_STATS_FIELD)
+#undef TTMEM_CLIENT_STATS_FIELD
 };
 
 struct Query {

@@ -21,6 +21,7 @@
 
 #include "ring.hpp"
 #include "ttmem/socket_path.hpp"
+#include "ttmem/units.hpp"
 
 namespace ttmem::client {
 
@@ -29,9 +30,7 @@ namespace {
 constexpr std::uint32_t kClientVersion = proto::pack_version(0, 1, 0);
 
 std::uint64_t now_ns() {
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000ull + static_cast<std::uint64_t>(ts.tv_nsec);
+  return monotonic_ns();
 }
 
 std::atomic<std::uint64_t> g_next_client_id{1};
@@ -511,8 +510,7 @@ struct Client::Impl {
     if (token || now - last_stats_ns > 1'000'000'000ull) {
       last_stats_ns = now;
       const Counters c = client.counters();
-      proto::encode(out, proto::ClientStats{c.events, c.bytes, c.batches, c.stall_ns, c.reconnects,
-                                            c.snapshots, c.superseded_events, c.dropped_events, c.gaps});
+      proto::encode(out, static_cast<const proto::ClientStats&>(c));
     }
     if (token) proto::encode(out, proto::Barrier{token});
     if (!out.empty() && !send_all()) return;

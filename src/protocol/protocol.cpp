@@ -215,9 +215,9 @@ void encode(std::vector<std::uint8_t>& out, const Barrier& m, MessageType type) 
 void encode(std::vector<std::uint8_t>& out, const ClientStats& m) {
   const std::size_t at = begin_frame(out, static_cast<std::uint16_t>(MessageType::client_stats));
   WireWriter w(out);
-  for (auto v : {m.events, m.bytes, m.batches, m.stall_ns, m.reconnects, m.snapshots, m.superseded_events,
-                 m.dropped_events, m.gaps})
-    w.u64(v);
+#define TTMEM_WRITE(name) w.u64(m.name);
+  TTMEM_CLIENT_STATS(TTMEM_WRITE)
+#undef TTMEM_WRITE
   finish_frame(out, at);
 }
 
@@ -553,10 +553,9 @@ Decoded<ClientStats> decode_client_stats(std::span<const std::uint8_t> p) {
   if (auto e = exact_size("CLIENT_STATS", p, kClientStatsSize)) return *e;
   ClientStats m;
   WireReader r(p);
-  for (auto* v : {&m.events, &m.bytes, &m.batches, &m.stall_ns, &m.reconnects, &m.snapshots,
-                  &m.superseded_events, &m.dropped_events, &m.gaps}) {
-    r.u64(*v);
-  }
+#define TTMEM_READ(name) r.u64(m.name);
+  TTMEM_CLIENT_STATS(TTMEM_READ)
+#undef TTMEM_READ
   return m;
 }
 

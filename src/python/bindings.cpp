@@ -323,15 +323,10 @@ PYBIND11_MODULE(_ttmem, m) {
       [] {
         const auto c = client::Client::instance().counters();
         py::dict d;
-        d["events"] = c.events;
-        d["bytes"] = c.bytes;
-        d["batches"] = c.batches;
-        d["stall_ns"] = c.stall_ns;
-        d["reconnects"] = c.reconnects;
-        d["snapshots"] = c.snapshots;
-        d["superseded_events"] = c.superseded_events;
-        d["dropped_events"] = c.dropped_events;
-        d["gaps"] = c.gaps;
+#define TTMEM_ITEM(name) d[#name] = c.name;
+        TTMEM_CLIENT_STATS(TTMEM_ITEM)
+#undef TTMEM_ITEM
+        d["flushes"] = c.flushes;
         d["connected"] = c.connected;
         return d;
       },

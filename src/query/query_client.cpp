@@ -9,14 +9,13 @@
 
 #include "ttmem/query.hpp"
 #include "ttmem/reply_pages.hpp"
+#include "ttmem/units.hpp"
 
 namespace ttmem::query {
 
 namespace {
 std::uint64_t now_ms() {
-  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                        std::chrono::steady_clock::now().time_since_epoch())
-                                        .count());
+  return monotonic_ns() / 1'000'000;
 }
 }  // namespace
 

@@ -942,15 +942,10 @@ json Server::info_json(bool reset_loop) {
                 {"connected_s", static_cast<double>(monotonic_ns() - c->connected_ns) / 1e9}};
     if (const ProcessState* p = registry_.process_by_slot(c->process_slot)) {
       const auto& s = p->client_stats;
-      row["client"] = {{"events", s.events},
-                       {"bytes", s.bytes},
-                       {"batches", s.batches},
-                       {"stall_ns", s.stall_ns},
-                       {"reconnects", s.reconnects},
-                       {"snapshots", s.snapshots},
-                       {"superseded_events", s.superseded_events},
-                       {"dropped_events", s.dropped_events},
-                       {"gaps", s.gaps}};
+      json& client = row["client"] = json::object();
+#define TTMEM_SHOW(name) client[#name] = s.name;
+      TTMEM_CLIENT_STATS(TTMEM_SHOW)
+#undef TTMEM_SHOW
     }
     clients.push_back(row);
   }

@@ -11,18 +11,6 @@
 
 namespace ttmem::cli {
 
-std::string human_bytes(std::uint64_t bytes) {
-  static const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  if (bytes < 1024) return fmt::format("{} B", bytes);
-  double v = static_cast<double>(bytes);
-  int u = 0;
-  while (v >= 1024 && u < 4) {
-    v /= 1024;
-    ++u;
-  }
-  return fmt::format("{:.1f} {}", v, units[u]);
-}
-
 std::string percent(std::uint64_t used, std::uint64_t total) {
   if (total == 0) return "-";
   return fmt::format("{:.0f}%", 100.0 * static_cast<double>(used) / static_cast<double>(total));

@@ -7,10 +7,11 @@
 #include <string>
 #include <vector>
 
+#include "ttmem/units.hpp"
+
 namespace ttmem::cli {
 
-/// "0 B", "4.0 KiB", "12.0 GiB".
-std::string human_bytes(std::uint64_t bytes);
+using ttmem::human_bytes;  // ttmem/units.hpp
 /// "12%" style share; "-" when total is 0.
 std::string percent(std::uint64_t used, std::uint64_t total);
 /// "1.2 s", "3 min", "2 h".

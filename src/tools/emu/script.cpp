@@ -164,29 +164,6 @@ Command parse_line(const std::vector<std::string>& tokens, int line) {
 
 }  // namespace
 
-std::optional<std::uint64_t> parse_size(std::string_view text) {
-  std::uint64_t value = 0;
-  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (ec != std::errc() || ptr == text.data()) return std::nullopt;
-  std::string suffix(ptr, text.data() + text.size());
-  std::transform(suffix.begin(), suffix.end(), suffix.begin(),
-                 [](unsigned char c) { return std::toupper(c); });
-  unsigned shift = 0;
-  if (suffix.empty() || suffix == "B") {
-    shift = 0;
-  } else if (suffix == "K" || suffix == "KB" || suffix == "KIB") {
-    shift = 10;
-  } else if (suffix == "M" || suffix == "MB" || suffix == "MIB") {
-    shift = 20;
-  } else if (suffix == "G" || suffix == "GB" || suffix == "GIB") {
-    shift = 30;
-  } else {
-    return std::nullopt;
-  }
-  if (shift && value > (~0ull >> shift)) return std::nullopt;
-  return value << shift;
-}
-
 std::vector<std::string> tokenize(std::string_view line, int line_number) {
   std::vector<std::string> out;
   std::string current;

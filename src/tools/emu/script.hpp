@@ -10,6 +10,8 @@
 #include <string_view>
 #include <vector>
 
+#include "ttmem/units.hpp"
+
 namespace ttmem::emu_tool {
 
 /// The commands of the language; script.cpp's table gives each its name, arity, options and usage, and
@@ -60,8 +62,7 @@ class ScriptError : public std::runtime_error {
 /// Parses a whole script. Throws ScriptError for the first bad line.
 std::vector<Command> parse_script(std::string_view text, int first_line = 1);
 
-/// "4096", "4K", "1M", "1G" (binary multiples, optional "iB"/"B"). nullopt when malformed or too large.
-std::optional<std::uint64_t> parse_size(std::string_view text);
+using ttmem::parse_size;  // ttmem/units.hpp: sizes as scripts write them
 
 /// Splits a line into tokens: whitespace separated, double quotes group, '#' outside quotes ends the line.
 std::vector<std::string> tokenize(std::string_view line, int line_number);
