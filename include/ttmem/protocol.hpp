@@ -127,9 +127,18 @@ struct Barrier {
 //   superseded_events  recorded while disconnected, replaced by a snapshot
 //   dropped_events     not recorded: the server could not keep up for max_stall (see gaps)
 //   gaps               times recording stopped so; each ended with a snapshot
+// clang-format off
 #define TTMEM_CLIENT_STATS(X) \
-  X(events)                   \
-  X(bytes) X(batches) X(stall_ns) X(reconnects) X(snapshots) X(superseded_events) X(dropped_events) X(gaps)
+  X(events) \
+  X(bytes) \
+  X(batches) \
+  X(stall_ns) \
+  X(reconnects) \
+  X(snapshots) \
+  X(superseded_events) \
+  X(dropped_events) \
+  X(gaps)
+// clang-format on
 
 struct ClientStats {
 #define TTMEM_CLIENT_STATS_FIELD(name) std::uint64_t name = 0;
