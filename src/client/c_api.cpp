@@ -1,8 +1,34 @@
 // The C face of libttmem (ttmem/ttmem.h), a thin layer over the process-wide Client.
+#include <cstdio>
+#include <iterator>
+#include <mutex>
+#include <optional>
+
 #include "ttmem/client.hpp"
 #include "ttmem/ttmem.h"
+#include "ttmem/vocab.hpp"
 
 using ttmem::client::Client;
+
+// ttmem.h mirrors the vocabulary's values for C; a mirror that drifts does not compile.
+static_assert(TTMEM_DRAM == static_cast<int>(ttmem::BufferType::DRAM));
+static_assert(TTMEM_L1 == static_cast<int>(ttmem::BufferType::L1));
+static_assert(TTMEM_SYSTEM_MEMORY == static_cast<int>(ttmem::BufferType::SYSTEM_MEMORY));
+static_assert(TTMEM_L1_SMALL == static_cast<int>(ttmem::BufferType::L1_SMALL));
+static_assert(TTMEM_TRACE == static_cast<int>(ttmem::BufferType::TRACE));
+static_assert(ttmem::kEnumCount<ttmem::BufferType> == 5);
+static_assert(TTMEM_OWNING == static_cast<int>(ttmem::AllocKind::owning));
+static_assert(TTMEM_PREALLOCATED == static_cast<int>(ttmem::AllocKind::preallocated));
+static_assert(TTMEM_CIRCULAR_BUFFER == static_cast<int>(ttmem::AllocKind::circular_buffer));
+static_assert(TTMEM_KERNEL_BINARY == static_cast<int>(ttmem::AllocKind::kernel_binary));
+static_assert(TTMEM_TRACE_BUFFER == static_cast<int>(ttmem::AllocKind::trace));
+static_assert(ttmem::kEnumCount<ttmem::AllocKind> == 5);
+static_assert(TTMEM_FREE_EXPLICIT == static_cast<int>(ttmem::ReleaseReason::explicit_free));
+static_assert(TTMEM_FREE_CLOSE_INTERNAL == static_cast<int>(ttmem::ReleaseReason::close_internal));
+static_assert(TTMEM_FREE_CLOSE_LEAK == static_cast<int>(ttmem::ReleaseReason::close_leak));
+static_assert(ttmem::kEnumCount<ttmem::ReleaseReason> == 3);
+static_assert(TTMEM_CLOSE_BEGIN == static_cast<int>(ttmem::ClosePhase::begin));
+static_assert(TTMEM_CLOSE_END == static_cast<int>(ttmem::ClosePhase::end));
 
 struct ttmem_snapshot {
   ttmem::client::SnapshotWriter* writer;
@@ -10,11 +36,32 @@ struct ttmem_snapshot {
 
 namespace {
 
-ttmem::client::AllocationReport to_report(const ttmem_alloc& a) {
+/// A value C passed that ttmem.h does not define: said once per field, so a caller's bug is visible.
+void warn_bad_value(std::once_flag& once, const char* field, unsigned value, const char* what_happens) {
+  std::call_once(once, [&] {
+    std::fprintf(stderr, "ttmem: %s %u is not one of ttmem.h's values; %s\n", field, value, what_happens);
+  });
+}
+
+/// Nothing when the allocation names a memory type or kind ttmem does not know: it would be counted in
+/// the wrong place.
+std::optional<ttmem::client::AllocationReport> to_report(const ttmem_alloc& a) {
+  const auto type = ttmem::enum_from<ttmem::BufferType>(a.buffer_type);
+  const auto kind = ttmem::enum_from<ttmem::AllocKind>(a.kind);
+  if (!type) {
+    static std::once_flag once;
+    warn_bad_value(once, "buffer_type", a.buffer_type, "such allocations are not reported");
+    return std::nullopt;
+  }
+  if (!kind) {
+    static std::once_flag once;
+    warn_bad_value(once, "kind", a.kind, "such allocations are not reported");
+    return std::nullopt;
+  }
   ttmem::client::AllocationReport r;
   r.device = a.device;
-  r.type = static_cast<ttmem::proto::BufferType>(a.buffer_type <= 4 ? a.buffer_type : 0);
-  r.kind = static_cast<ttmem::proto::AllocKind>(a.kind <= 4 ? a.kind : 0);
+  r.type = *type;
+  r.kind = *kind;
   r.id = a.id;
   r.size = a.size;
   r.address = a.address;
@@ -32,7 +79,8 @@ ttmem::client::DeviceReport to_report(const ttmem_device& d) {
   r.device = d.device;
   r.arch = d.arch;
   r.mesh = d.mesh;
-  for (int i = 0; i < 5; ++i) {
+  static_assert(std::size(ttmem_device{}.total_bytes) == ttmem::kBufferTypes);
+  for (std::size_t i = 0; i < ttmem::kBufferTypes; ++i) {
     r.total_bytes[i] = d.total_bytes[i];
     r.num_banks[i] = d.num_banks[i];
   }
@@ -56,12 +104,15 @@ uint32_t ttmem_intern_site(const char* text) {
 }
 
 void ttmem_report_alloc(const ttmem_alloc* a) {
-  if (a) Client::instance().report_alloc(to_report(*a));
+  if (!a) return;
+  if (auto r = to_report(*a)) Client::instance().report_alloc(*r);
 }
 
 void ttmem_report_free(uint16_t device, uint64_t id, uint8_t reason) {
-  Client::instance().report_free(device, id,
-                                 static_cast<ttmem::proto::ReleaseReason>(reason <= 2 ? reason : 0));
+  auto r = ttmem::enum_from<ttmem::ReleaseReason>(reason);
+  static std::once_flag once;
+  if (!r) warn_bad_value(once, "reason", reason, "the free is reported as an explicit one");
+  Client::instance().report_free(device, id, r.value_or(ttmem::ReleaseReason::explicit_free));
 }
 
 void ttmem_device_open(const ttmem_device* d) {
@@ -69,8 +120,10 @@ void ttmem_device_open(const ttmem_device* d) {
 }
 
 void ttmem_device_close(uint16_t device, uint8_t phase) {
-  Client::instance().device_close(device,
-                                  phase ? ttmem::proto::ClosePhase::end : ttmem::proto::ClosePhase::begin);
+  auto p = ttmem::enum_from<ttmem::ClosePhase>(phase);
+  static std::once_flag once;
+  if (!p) warn_bad_value(once, "phase", phase, "it is taken as the end of the close");
+  Client::instance().device_close(device, p.value_or(ttmem::ClosePhase::end));
 }
 
 int ttmem_flush(uint32_t timeout_ms) {
@@ -105,7 +158,8 @@ void ttmem_snapshot_device(ttmem_snapshot* s, const ttmem_device* d) {
 }
 
 void ttmem_snapshot_alloc(ttmem_snapshot* s, const ttmem_alloc* a) {
-  if (s && a) s->writer->allocation(to_report(*a));
+  if (!s || !a) return;
+  if (auto r = to_report(*a)) s->writer->allocation(*r);
 }
 
 }  // extern "C"

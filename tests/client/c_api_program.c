@@ -1,5 +1,6 @@
 /* A C program using libttmem's C API, as another runtime would: open a device, report two circular
- * buffers, free one, flush, print the counters, and exit holding the other. */
+ * buffers, free one, report one with a memory type ttmem.h does not define (left out, with a warning),
+ * flush, print the counters, and exit holding the other. */
 #include <stdio.h>
 
 #include "ttmem/ttmem.h"
@@ -27,6 +28,10 @@ int main(void) {
   a.id = 43;
   ttmem_report_alloc(&a);
   ttmem_report_free(5, 43, TTMEM_FREE_EXPLICIT);
+  a.id = 44;
+  a.buffer_type = 9; /* a caller's bug: no such memory type */
+  ttmem_report_alloc(&a);
+  ttmem_report_alloc(&a); /* said once */
   ok = ttmem_flush(5000);
   ttmem_get_counters(&counters);
   printf("flushed=%d connected=%d events=%llu\n", ok, counters.connected, (unsigned long long)counters.events);

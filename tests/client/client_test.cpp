@@ -346,6 +346,10 @@ TEST(Client, AProgramWrittenInCReportsThroughTheCApi) {
   const auto r = run_process({bin_dir() + "/ttmem-c-api-program"}, "", {{"TTMEM_SOCKET", server.socket()}});
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
   EXPECT_NE(r.out.find("flushed=1 connected=1"), std::string::npos) << r.out;
+  const std::string warning =
+      "buffer_type 9 is not one of ttmem.h's values; such allocations are not reported";
+  EXPECT_NE(r.err.find(warning), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find(warning), r.err.rfind(warning)) << "said more than once: " << r.err;
   query::QueryClient q(server.socket());
   // It exited holding one CB: the orphan record names it.
   const auto orphans = q.leaks()["orphans"];
