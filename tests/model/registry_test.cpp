@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include "raw_client.hpp"
 #include "views.hpp"
 
 namespace ttmem::model {
@@ -15,30 +16,8 @@ using proto::ClosePhase;
 using proto::EventOp;
 using proto::ReleaseReason;
 
-proto::EventRecord alloc(std::uint16_t device, std::uint64_t id, std::uint64_t size,
-                         BufferType type = BufferType::DRAM, AllocKind kind = AllocKind::owning,
-                         std::uint32_t site = 0) {
-  proto::EventRecord e;
-  e.op = EventOp::alloc;
-  e.device = device;
-  e.id = id;
-  e.size = size;
-  e.type = type;
-  e.kind = kind;
-  e.site = site;
-  e.timestamp_ns = monotonic_ns();
-  return e;
-}
-
-proto::EventRecord release(std::uint16_t device, std::uint64_t id,
-                           ReleaseReason reason = ReleaseReason::explicit_free) {
-  proto::EventRecord e;
-  e.op = EventOp::free;
-  e.device = device;
-  e.id = id;
-  e.reason = reason;
-  return e;
-}
+using test::alloc_event;
+using test::free_event;
 
 proto::DeviceOpen open_device(std::uint16_t device) {
   proto::DeviceOpen d;
@@ -75,14 +54,14 @@ TEST(Registry, TotalsAndPeaksPerDeviceAndProcess) {
   ProcessState& a = r.process(100, 1, 0, "a");
   ProcessState& b = r.process(200, 1, 0, "b");
   r.device_open(a, open_device(0));
-  r.event(a, alloc(0, 1, 4096));
-  r.event(a, alloc(0, 2, 8192));
-  r.event(b, alloc(0, 1, 1000, BufferType::L1));  // same id in another process: its own allocation
-  r.event(b, alloc(0, 2, 500, BufferType::L1, AllocKind::circular_buffer));
+  r.event(a, alloc_event(0, 1, 4096));
+  r.event(a, alloc_event(0, 2, 8192));
+  r.event(b, alloc_event(0, 1, 1000, BufferType::L1));  // same id in another process: its own allocation
+  r.event(b, alloc_event(0, 2, 500, BufferType::L1, AllocKind::circular_buffer));
   EXPECT_EQ(device_figures(r, 0, Slot::DRAM).bytes, 12288u);
   EXPECT_EQ(device_figures(r, 0, Slot::L1).bytes, 1000u);
   EXPECT_EQ(device_figures(r, 0, Slot::CB).bytes, 500u);  // CBs are apart from L1
-  r.event(a, release(0, 2));
+  r.event(a, free_event(0, 2));
   EXPECT_EQ(device_figures(r, 0, Slot::DRAM).bytes, 4096u);
   EXPECT_EQ(device_figures(r, 0, Slot::DRAM).peak_bytes, 12288u);
   EXPECT_EQ(a.devices.at(0).usage[0].buffers, 1u);
@@ -108,13 +87,13 @@ TEST(Registry, DeviceCloseRecordsTheLeaksWithTheirSiteAndSweepsTheRest) {
   ProcessState& p = r.process(100, 1, 0, "python");
   r.sites(p, {{1, "test_mesh_allocation.py:42"}, {2, "dispatch/control"}});
   r.device_open(p, open_device(0));
-  r.event(p, alloc(0, 10, 4096, BufferType::DRAM, AllocKind::owning, 1));
-  r.event(p, alloc(0, 11, 4096, BufferType::L1, AllocKind::preallocated, 2));
-  r.event(p, alloc(0, 12, 2048, BufferType::L1, AllocKind::circular_buffer));
+  r.event(p, alloc_event(0, 10, 4096, BufferType::DRAM, AllocKind::owning, 1));
+  r.event(p, alloc_event(0, 11, 4096, BufferType::L1, AllocKind::preallocated, 2));
+  r.event(p, alloc_event(0, 12, 2048, BufferType::L1, AllocKind::circular_buffer));
   r.device_close(p, {0, ClosePhase::begin});
-  r.event(p, release(0, 11, ReleaseReason::close_internal));  // the runtime's own: not a leak
-  r.event(p, release(0, 10, ReleaseReason::close_leak));      // the application's: a leak
-  r.device_close(p, {0, ClosePhase::end});                    // CB 12 never released: a lifecycle gap
+  r.event(p, free_event(0, 11, ReleaseReason::close_internal));  // the runtime's own: not a leak
+  r.event(p, free_event(0, 10, ReleaseReason::close_leak));      // the application's: a leak
+  r.device_close(p, {0, ClosePhase::end});                       // CB 12 never released: a lifecycle gap
   ASSERT_EQ(r.leaks().size(), 2u);
   EXPECT_EQ(r.leaks()[0].id, 12u);  // newest first
   EXPECT_FALSE(r.leaks()[0].swept_by_close);
@@ -124,20 +103,20 @@ TEST(Registry, DeviceCloseRecordsTheLeaksWithTheirSiteAndSweepsTheRest) {
   EXPECT_EQ(r.allocations().size(), 0u);
   EXPECT_EQ(device_figures(r, 0, Slot::L1).bytes, 0u);
   // Events for the closed device are anomalies, not state.
-  r.event(p, alloc(0, 13, 1));
+  r.event(p, alloc_event(0, 13, 1));
   EXPECT_EQ(r.allocations().size(), 0u);
   EXPECT_EQ(r.anomalies().events_after_close, 1u);
   // Re-opening makes it usable again.
   r.device_open(p, open_device(0));
-  r.event(p, alloc(0, 14, 1));
+  r.event(p, alloc_event(0, 14, 1));
   EXPECT_EQ(r.allocations().size(), 1u);
 }
 
 TEST(Registry, ADeadProcessLeavesAnOrphanRecordSayingWhatItHeld) {
   Registry r;
   ProcessState& p = r.process(141211, 1, 0, "python");
-  for (std::uint64_t id = 1; id <= 3; ++id) r.event(p, alloc(0, id, 4096, BufferType::L1));
-  r.event(p, alloc(1, 4, 1 << 20));
+  for (std::uint64_t id = 1; id <= 3; ++id) r.event(p, alloc_event(0, id, 4096, BufferType::L1));
+  r.event(p, alloc_event(1, 4, 1 << 20));
   const OrphanRecord o = r.process_died(p);
   EXPECT_EQ(o.total_bytes, 12288u + (1u << 20));
   EXPECT_EQ(o.total_buffers, 4u);
@@ -154,7 +133,7 @@ TEST(Registry, ADeadProcessLeavesAnOrphanRecordSayingWhatItHeld) {
 TEST(Registry, AReusedPidIsANewProcessAndTheOldOneIsReclaimed) {
   Registry r;
   ProcessState& old = r.process(300, 1000, 0, "old");
-  r.event(old, alloc(0, 1, 4096));
+  r.event(old, alloc_event(0, 1, 4096));
   ProcessState& fresh = r.process(300, 2000, 0, "new");
   EXPECT_EQ(fresh.name, "new");
   EXPECT_EQ(r.allocations().size(), 0u);
@@ -164,27 +143,27 @@ TEST(Registry, AReusedPidIsANewProcessAndTheOldOneIsReclaimed) {
 TEST(Registry, AStrayFreeIsCountedAtOnceAndNeverCancelsALaterAllocation) {
   Registry r;
   ProcessState& p = r.process(1, 1, 0, "p");
-  r.event(p, alloc(0, 8, 100));
-  r.event(p, release(0, 8));
-  r.event(p, release(0, 8));  // a double free
+  r.event(p, alloc_event(0, 8, 100));
+  r.event(p, free_event(0, 8));
+  r.event(p, free_event(0, 8));  // a double free
   EXPECT_EQ(r.anomalies().free_unknown_id, 1u);
-  r.event(p, alloc(0, 8, 100));  // the id again: a live buffer, counted
+  r.event(p, alloc_event(0, 8, 100));  // the id again: a live buffer, counted
   EXPECT_EQ(r.allocations().size(), 1u);
   EXPECT_EQ(device_figures(r, 0, Slot::DRAM).bytes, 100u);
   // Unknown frees of one id on two devices are two anomalies.
-  r.event(p, release(1, 99));
-  r.event(p, release(2, 99));
+  r.event(p, free_event(1, 99));
+  r.event(p, free_event(2, 99));
   EXPECT_EQ(r.anomalies().free_unknown_id, 3u);
 }
 
 TEST(Registry, TotalsNeverWrapAnAllocationThatWouldOverflowIsRefusedAndCounted) {
   Registry r;
   ProcessState& p = r.process(1, 1, 0, "p");
-  r.event(p, alloc(0, 1, 1ull << 30));
-  r.event(p, alloc(0, 2, ~0ull - (1ull << 30) + 1));  // 2^64 - 2^30: the sum would be 2^64
-  r.event(p, alloc(1, 3, 1ull << 63));
-  r.event(p, alloc(1, 4, 1ull << 63));  // the device's total would wrap
-  r.event(p, alloc(2, 5, 1ull << 63));  // each device fine, the process's DRAM total would wrap
+  r.event(p, alloc_event(0, 1, 1ull << 30));
+  r.event(p, alloc_event(0, 2, ~0ull - (1ull << 30) + 1));  // 2^64 - 2^30: the sum would be 2^64
+  r.event(p, alloc_event(1, 3, 1ull << 63));
+  r.event(p, alloc_event(1, 4, 1ull << 63));  // the device's total would wrap
+  r.event(p, alloc_event(2, 5, 1ull << 63));  // each device fine, the process's DRAM total would wrap
   EXPECT_EQ(r.anomalies().size_overflow, 3u);
   EXPECT_EQ(device_figures(r, 0, Slot::DRAM).bytes, 1ull << 30);
   EXPECT_EQ(device_figures(r, 0, Slot::DRAM).peak_bytes, 1ull << 30);
@@ -196,8 +175,8 @@ TEST(Registry, TotalsNeverWrapAnAllocationThatWouldOverflowIsRefusedAndCounted) 
 TEST(Registry, DuplicateIdsAreCountedNotDoubleCounted) {
   Registry r;
   ProcessState& p = r.process(1, 1, 0, "p");
-  r.event(p, alloc(0, 5, 100));
-  r.event(p, alloc(0, 5, 100));
+  r.event(p, alloc_event(0, 5, 100));
+  r.event(p, alloc_event(0, 5, 100));
   EXPECT_EQ(r.anomalies().duplicate_id, 1u);
   EXPECT_EQ(device_figures(r, 0, Slot::DRAM).bytes, 100u);
 }
@@ -206,13 +185,13 @@ TEST(Registry, ASnapshotReplacesTheProcessStateAtOnce) {
   Registry r;
   ProcessState& p = r.process(1, 1, 0, "p");
   ProcessState& other = r.process(2, 1, 0, "other");
-  r.event(p, alloc(0, 1, 100));
-  r.event(p, alloc(0, 2, 200));
-  r.event(other, alloc(0, 1, 7));
+  r.event(p, alloc_event(0, 1, 100));
+  r.event(p, alloc_event(0, 2, 200));
+  r.event(other, alloc_event(0, 1, 7));
   r.snapshot_begin(p, {9});
   r.device_open(p, open_device(0));
-  r.event(p, alloc(0, 2, 200));
-  r.event(p, alloc(0, 3, 300));
+  r.event(p, alloc_event(0, 2, 200));
+  r.event(p, alloc_event(0, 3, 300));
   // Until the end, the old state stands.
   EXPECT_EQ(device_figures(r, 0, Slot::DRAM).bytes, 307u);
   r.snapshot_end(p, {9, 2});
@@ -229,7 +208,7 @@ TEST(Registry, ASnapshotReplacesTheProcessStateAtOnce) {
 TEST(Registry, DeviceIdsOutOfRangeAreRefused) {
   Registry r;
   ProcessState& p = r.process(1, 1, 0, "p");
-  r.event(p, alloc(60000, 1, 100));
+  r.event(p, alloc_event(60000, 1, 100));
   proto::DeviceOpen d;
   d.device = 5000;
   r.device_open(p, d);
@@ -251,7 +230,7 @@ TEST(Registry, ASnapshotThatNeverEndsIsBoundedByThePerProcessLimit) {
   Registry r(limits);
   ProcessState& p = r.process(1, 1, 0, "p");
   r.snapshot_begin(p, {1});
-  for (std::uint64_t id = 1; id <= 10'000; ++id) r.event(p, alloc(0, id, 1));
+  for (std::uint64_t id = 1; id <= 10'000; ++id) r.event(p, alloc_event(0, id, 1));
   for (int i = 0; i < 10'000; ++i) r.device_open(p, open_device(0));  // the same device, again and again
   ASSERT_TRUE(p.snapshot.has_value());
   EXPECT_EQ(p.snapshot->allocations.size(), 100u);
@@ -287,13 +266,13 @@ TEST(Registry, APerProcessLimitBoundsLiveAllocationsAndCountsTheRest) {
   Registry r(limits);
   ProcessState& greedy = r.process(1, 1, 0, "greedy");
   ProcessState& modest = r.process(2, 1, 0, "modest");
-  for (std::uint64_t id = 1; id <= 15; ++id) r.event(greedy, alloc(0, id, 100));
-  r.event(modest, alloc(0, 1, 100));  // another process is not held back by the greedy one
+  for (std::uint64_t id = 1; id <= 15; ++id) r.event(greedy, alloc_event(0, id, 100));
+  r.event(modest, alloc_event(0, 1, 100));  // another process is not held back by the greedy one
   EXPECT_EQ(greedy.usage[0].buffers, 10u);
   EXPECT_EQ(modest.usage[0].buffers, 1u);
   EXPECT_EQ(r.anomalies().limit_refused, 5u);
-  r.event(greedy, release(0, 1));
-  r.event(greedy, alloc(0, 16, 100));  // room again
+  r.event(greedy, free_event(0, 1));
+  r.event(greedy, alloc_event(0, 16, 100));  // room again
   EXPECT_EQ(greedy.usage[0].buffers, 10u);
   EXPECT_EQ(r.anomalies().limit_refused, 5u);
 }
@@ -310,11 +289,11 @@ TEST(Registry, NoFrameOfOneProcessCostsTheOtherProcessesBuffers) {
   Registry r;
   ProcessState& big = r.process(1, 1, 0, "big");
   for (std::uint64_t id = 1; id <= 100'000; ++id)
-    r.event(big, alloc(static_cast<std::uint16_t>(id % 2), id, 1));
+    r.event(big, alloc_event(static_cast<std::uint16_t>(id % 2), id, 1));
   ProcessState& small = r.process(2, 1, 0, "small");
   const std::uint64_t before = r.allocations().group_records_visited();
   for (int i = 0; i < 1000; ++i) {
-    r.event(small, alloc(0, 1, 64));
+    r.event(small, alloc_event(0, 1, 64));
     r.device_close(small, {0, ClosePhase::begin});
     r.device_close(small, {0, ClosePhase::end});  // a leak of 1 record each time
     r.device_open(small, open_device(0));
@@ -341,9 +320,9 @@ TEST(Registry, SinksHearEveryChangeAndEventsOnlyWhenTheyAskForThem) {
   ProcessState& p = r.process(7, 1, 0, "p");
   r.sites(p, {{1, "model.py:3"}});
   r.device_open(p, open_device(0));
-  r.event(p, alloc(0, 1, 100, BufferType::L1, AllocKind::owning, 1));
-  r.event(p, alloc(0, 2, 200));
-  r.event(p, release(0, 1));
+  r.event(p, alloc_event(0, 1, 100, BufferType::L1, AllocKind::owning, 1));
+  r.event(p, alloc_event(0, 2, 200));
+  r.event(p, free_event(0, 1));
   ASSERT_EQ(loud.applied.size(), 3u);
   EXPECT_TRUE(quiet.applied.empty());
   EXPECT_EQ(loud.applied[2].size, 100u);  // a free is shown with what it freed
@@ -351,13 +330,13 @@ TEST(Registry, SinksHearEveryChangeAndEventsOnlyWhenTheyAskForThem) {
   // A sink that starts wanting events says so, and hears the next ones.
   quiet.events = true;
   r.sinks_changed();
-  r.event(p, alloc(0, 3, 300));
+  r.event(p, alloc_event(0, 3, 300));
   EXPECT_EQ(quiet.applied.size(), 1u);
   r.device_close(p, {0, ClosePhase::begin});
   r.device_close(p, {0, ClosePhase::end});  // 2 and 3 still held: leaks, heard before the close ends
   EXPECT_EQ(loud.devices, (std::vector<std::string>{"open 0", "begin 0", "end 0"}));
   ASSERT_EQ(loud.leaks.size(), 2u);
-  r.event(r.process(8, 1, 0, "q"), alloc(1, 9, 4096));
+  r.event(r.process(8, 1, 0, "q"), alloc_event(1, 9, 4096));
   r.remove_sink(quiet);
   r.process_died(*r.find_process(8));
   r.process_died(*r.find_process(7));  // held nothing: heard too, with nothing held
@@ -375,7 +354,7 @@ TEST(Registry, TheDevicesViewNamesEachUserAndItsState) {
   proto::DeviceOpen d = open_device(3);
   d.arch = static_cast<std::uint8_t>(Arch::blackhole);
   r.device_open(a, d);
-  r.event(b, alloc(3, 1, 64));  // never opened it: implicit
+  r.event(b, alloc_event(3, 1, 64));  // never opened it: implicit
   r.device_close(a, {3, ClosePhase::begin});
   const auto devices = devices_view(r);
   ASSERT_EQ(devices.size(), 1u);

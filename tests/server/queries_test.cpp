@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "query_pages.hpp"
+#include "raw_client.hpp"
 
 namespace ttmem::server {
 namespace {
@@ -11,18 +12,7 @@ namespace {
 using proto::AllocKind;
 using proto::BufferType;
 
-proto::EventRecord alloc(std::uint16_t device, std::uint64_t id, std::uint64_t size,
-                         BufferType type = BufferType::DRAM, AllocKind kind = AllocKind::owning,
-                         std::uint32_t site = 0) {
-  proto::EventRecord e;
-  e.device = device;
-  e.id = id;
-  e.size = size;
-  e.type = type;
-  e.kind = kind;
-  e.site = site;
-  return e;
-}
+using test::alloc_event;
 
 nlohmann::json buffers_json(const Registry& r, const BufferFilter& f) {
   return run_paged_query(*buffers_query(f), r);
@@ -32,9 +22,9 @@ TEST(Queries, BufferListingsFilterAndSortBySize) {
   Registry r;
   ProcessState& p = r.process(1, 1, 0, "p");
   r.sites(p, {{1, "s"}});
-  r.event(p, alloc(0, 1, 100, BufferType::DRAM, AllocKind::owning, 1));
-  r.event(p, alloc(0, 2, 300, BufferType::L1));
-  r.event(p, alloc(1, 3, 200, BufferType::L1, AllocKind::circular_buffer));
+  r.event(p, alloc_event(0, 1, 100, BufferType::DRAM, AllocKind::owning, 1));
+  r.event(p, alloc_event(0, 2, 300, BufferType::L1));
+  r.event(p, alloc_event(1, 3, 200, BufferType::L1, AllocKind::circular_buffer));
   auto all = buffers_json(r, {});
   ASSERT_EQ(all["buffers"].size(), 3u);
   EXPECT_EQ(all["buffers"][0]["size"], 300);

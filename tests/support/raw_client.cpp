@@ -7,6 +7,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "ttmem/units.hpp"
+
 namespace ttmem::test {
 
 bool send_bytes(int fd, const std::vector<std::uint8_t>& b) {
@@ -65,20 +67,26 @@ std::vector<std::uint8_t> hello_frame(proto::Role role, std::uint32_t claimed_pi
   return b;
 }
 
-proto::EventRecord alloc_event(std::uint16_t device, std::uint64_t id, std::uint64_t size) {
+proto::EventRecord alloc_event(std::uint16_t device, std::uint64_t id, std::uint64_t size, BufferType type,
+                               AllocKind kind, std::uint32_t site) {
   proto::EventRecord e;
   e.op = proto::EventOp::alloc;
   e.device = device;
   e.id = id;
   e.size = size;
+  e.type = type;
+  e.kind = kind;
+  e.site = site;
+  e.timestamp_ns = monotonic_ns();
   return e;
 }
 
-proto::EventRecord free_event(std::uint16_t device, std::uint64_t id) {
+proto::EventRecord free_event(std::uint16_t device, std::uint64_t id, ReleaseReason reason) {
   proto::EventRecord e;
   e.op = proto::EventOp::free;
   e.device = device;
   e.id = id;
+  e.reason = reason;
   return e;
 }
 

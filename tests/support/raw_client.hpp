@@ -32,8 +32,12 @@ bool wait_for_frame(int fd, proto::MessageType type);
 /// A whole HELLO frame.
 std::vector<std::uint8_t> hello_frame(proto::Role role = proto::Role::tracked_process,
                                       std::uint32_t claimed_pid = 0, const std::string& name = {});
-proto::EventRecord alloc_event(std::uint16_t device, std::uint64_t id, std::uint64_t size);
-proto::EventRecord free_event(std::uint16_t device, std::uint64_t id);
+/// An allocation record as libttmem sends it, stamped now.
+proto::EventRecord alloc_event(std::uint16_t device, std::uint64_t id, std::uint64_t size,
+                               BufferType type = BufferType::DRAM, AllocKind kind = AllocKind::owning,
+                               std::uint32_t site = 0);
+proto::EventRecord free_event(std::uint16_t device, std::uint64_t id,
+                              ReleaseReason reason = ReleaseReason::explicit_free);
 /// Resident memory of a process, in KiB (0 when unknown).
 std::uint64_t rss_kib(pid_t pid);
 /// User plus system CPU time a process has used, in clock ticks.
