@@ -89,6 +89,8 @@ class Server {
   void handle_frame(Connection& c, const proto::Frame& frame);
   void handle_hello(Connection& c, const proto::Frame& frame);
   void handle_query(Connection& c, const proto::Frame& frame);
+  struct QueryType;
+  static const std::vector<QueryType>& query_types();
   void handle_process_frame(Connection& c, ProcessState& p, const proto::Frame& frame);
   ProcessState* process_of(Connection& c);
   void fail(Connection& c, proto::ErrorCode code, const std::string& message);
