@@ -69,7 +69,7 @@ Client::Client(Options options) {
   if (options.ring_events < 64 || (options.ring_events & (options.ring_events - 1)) != 0)
     options.ring_events = 8192;
   enabled_ = options.enabled;
-  coarse_now_ns_.store(now_ns());
+  coarse_now_ns_.store(monotonic_ns());
   impl_ = std::make_unique<Impl>(*this, std::move(options));
   if (enabled_) impl_->sender = std::thread([this] { impl_->run(); });
 }

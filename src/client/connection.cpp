@@ -30,18 +30,18 @@ std::string own_process_name() {
 
 bool Client::Impl::send_all() {
   std::size_t sent = 0;
-  std::uint64_t last_progress = now_ns();
+  std::uint64_t last_progress = monotonic_ns();
   while (sent < out.size()) {
     const ssize_t n = ::send(fd, out.data() + sent, out.size() - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (n > 0) {
       sent += static_cast<std::size_t>(n);
-      last_progress = now_ns();
+      last_progress = monotonic_ns();
       continue;
     }
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
       // The server is not keeping up: wait (reporting threads feel it as backpressure), but not forever.
-      if (now_ns() - last_progress >
+      if (monotonic_ns() - last_progress >
           static_cast<std::uint64_t>(options.server_timeout.count()) * 1'000'000ull) {
         disconnect("the allocation server stopped reading");
         return false;
@@ -157,8 +157,8 @@ bool Client::Impl::handshake() {
   proto::encode(out, hello);
   connected = true;  // for send_all / read_replies; not yet active
   if (!send_all()) return false;
-  const std::uint64_t deadline = now_ns() + 5'000'000'000ull;
-  while (connected && now_ns() < deadline) {
+  const std::uint64_t deadline = monotonic_ns() + 5'000'000'000ull;
+  while (connected && monotonic_ns() < deadline) {
     pollfd p{fd, POLLIN, 0};
     if (::poll(&p, 1, 100) <= 0) continue;
     std::uint8_t buf[512];

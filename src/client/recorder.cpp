@@ -93,7 +93,7 @@ void Client::write(const proto::EventRecord& record, std::uint32_t fence) {
       // Full: the sender is behind. Wait for room (backpressure) — but not past the client going inactive,
       // in which case the record is covered by the next snapshot.
       // Sleep rather than spin: on a small machine the sender and the server need the CPU to make room.
-      const std::uint64_t t0 = now_ns();
+      const std::uint64_t t0 = monotonic_ns();
       const std::uint64_t deadline =
           t0 + static_cast<std::uint64_t>(impl_->options.max_stall.count()) * 1'000'000ull;
       impl_->notify_sender();
@@ -103,12 +103,12 @@ void Client::write(const proto::EventRecord& record, std::uint32_t fence) {
         for (;;) {
           r.cached_tail = r.tail.load(std::memory_order_acquire);
           if (head - r.cached_tail < r.capacity() || !active_.load(std::memory_order_relaxed)) break;
-          if (now_ns() >= deadline) break;
+          if (monotonic_ns() >= deadline) break;
           impl_->space_cv.wait_for(lock, std::chrono::milliseconds(1));
         }
       }
       impl_->sleepers.fetch_sub(1, std::memory_order_acq_rel);
-      stall_ns_.fetch_add(now_ns() - t0, std::memory_order_relaxed);
+      stall_ns_.fetch_add(monotonic_ns() - t0, std::memory_order_relaxed);
       if (head - r.cached_tail >= r.capacity()) {
         // Waited max_stall, or tracking went inactive. Either way the application goes on: stop recording
         // (the sender resynchronises once the server has caught up) and count what is dropped.

@@ -133,7 +133,7 @@ void Client::Impl::cycle() {
     pending_sites.clear();
   }
   out.insert(out.end(), body.begin(), body.end());
-  const std::uint64_t now = now_ns();
+  const std::uint64_t now = monotonic_ns();
   // Every second, and with every flush so a barrier also brings the server's view of our costs up to date.
   if (token || now - last_stats_ns > 1'000'000'000ull) {
     last_stats_ns = now;
@@ -144,14 +144,14 @@ void Client::Impl::cycle() {
   if (!out.empty() && !send_all()) return;
   if (token) {
     const std::uint64_t deadline =
-        now_ns() + static_cast<std::uint64_t>(options.server_timeout.count()) * 1'000'000ull;
+        monotonic_ns() + static_cast<std::uint64_t>(options.server_timeout.count()) * 1'000'000ull;
     for (;;) {
       {
         std::lock_guard lock(flush_mutex);
         if (flush_acked >= token) break;
       }
       if (!connected) return;
-      if (now_ns() > deadline) return disconnect("the allocation server did not acknowledge a flush");
+      if (monotonic_ns() > deadline) return disconnect("the allocation server did not acknowledge a flush");
       read_replies(20);
     }
   } else {
@@ -162,7 +162,7 @@ void Client::Impl::cycle() {
 void Client::Impl::run() {
   std::chrono::milliseconds backoff(20);
   while (!stopping.load()) {
-    client.coarse_now_ns_.store(now_ns(), std::memory_order_relaxed);
+    client.coarse_now_ns_.store(monotonic_ns(), std::memory_order_relaxed);
     if (take_new_path()) {
       if (connected) cycle();  // what the old server is owed, then leave it
       disconnect("");
@@ -193,7 +193,7 @@ void Client::Impl::run() {
       wake_cv.wait_for(lock, options.send_interval, [&] { return wake || stopping.load(); });
       wake = false;
     }
-    client.coarse_now_ns_.store(now_ns(), std::memory_order_relaxed);
+    client.coarse_now_ns_.store(monotonic_ns(), std::memory_order_relaxed);
     cycle();
     if (connected && client.overflowed_.load(std::memory_order_acquire)) {
       // The server has taken everything sent so far: make its picture exact again with a snapshot, on
