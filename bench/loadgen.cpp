@@ -175,12 +175,13 @@ int main(int argc, char** argv) {
     close(down[0]);
     children.push_back({pid, down[1], up[0]});
   }
-  auto dram_used = [](const json& stats) {
+  auto dram_used = [](const ttmem::views::Stats& stats) {
     std::uint64_t bytes = 0;
-    for (const auto& d : stats["devices"]) bytes += d["memory"]["DRAM"]["used"].get<std::uint64_t>();
+    for (const auto& d : stats.devices) bytes += d.memory[ttmem::index(ttmem::Slot::DRAM)].used;
     return bytes;
   };
-  json before, info_before;
+  ttmem::views::Stats before;
+  ttmem::views::ServerInfo info_before;
   {
     ttmem::query::QueryClient q(cfg.socket);
     before = q.stats();
@@ -208,16 +209,19 @@ int main(int argc, char** argv) {
   const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
 
   ttmem::query::QueryClient q(cfg.socket);
-  const json stats = q.stats();
-  const json info = q.info();
+  const ttmem::views::Stats stats = q.stats();
+  const ttmem::views::ServerInfo info = q.info();
   // Exact: what the server gained equals what the producers hold, and nothing odd happened on the way.
-  const std::uint64_t server_live =
-      stats["active_allocations"].get<std::uint64_t>() - before["active_allocations"].get<std::uint64_t>();
+  const std::uint64_t server_live = stats.active_allocations - before.active_allocations;
   const std::uint64_t server_bytes = dram_used(stats) - dram_used(before);
   std::uint64_t anomalies = 0;  // new ones, during this run
-  for (const auto& [k, v] : info["anomalies"].items()) {
-    anomalies += v.get<std::uint64_t>() - info_before["anomalies"][k].get<std::uint64_t>();
-  }
+  json all_anomalies = json::object();
+#define TTMEM_COUNT(name)                                        \
+  anomalies += info.anomalies.name - info_before.anomalies.name; \
+  all_anomalies[#name] = info.anomalies.name;
+  TTMEM_LEDGER_ANOMALIES(TTMEM_COUNT)
+  TTMEM_SERVER_ANOMALIES(TTMEM_COUNT)
+#undef TTMEM_COUNT
   const bool exact = flushed && superseded == 0 && anomalies == 0 && server_live == truth.live &&
                      server_bytes == truth.bytes;
   json out = {{"processes", cfg.processes},
@@ -230,11 +234,11 @@ int main(int argc, char** argv) {
               {"truth_bytes", truth.bytes},
               {"server_live", server_live},
               {"server_dram_bytes", server_bytes},
-              {"anomalies", info["anomalies"]},
+              {"anomalies", all_anomalies},
               {"new_anomalies", anomalies},
               {"flushed", flushed == 1},
               {"superseded", superseded},
-              {"registry_bytes", info["registry_bytes"]},
+              {"registry_bytes", info.registry_bytes},
               {"exact", exact},
               {"producer_pids", [&] {
                  std::vector<int> pids;
@@ -244,10 +248,9 @@ int main(int argc, char** argv) {
   if (!exact) {
     // Whose buffers the server holds beyond the truth: a producer's (a report lost on its way) or
     // another process's (counted in the difference by mistake).
-    auto by_pid = [](const json& s) {
+    auto by_pid = [](const ttmem::views::Stats& s) {
       std::map<std::string, std::uint64_t> counts;  // rows are per (pid, device)
-      for (const auto& row : s["processes"])
-        counts[std::to_string(row["pid"].get<int>())] += row["buffers"].get<std::uint64_t>();
+      for (const auto& row : s.processes) counts[std::to_string(row.pid)] += row.buffers;
       return counts;
     };
     out["server_buffers_by_pid"] = by_pid(stats);

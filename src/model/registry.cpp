@@ -19,30 +19,10 @@ void push_bounded(std::deque<T>& q, T value, std::size_t max) {
 }  // namespace
 
 Anomalies& Anomalies::operator+=(const Anomalies& o) {
-  free_unknown_id += o.free_unknown_id;
-  duplicate_id += o.duplicate_id;
-  events_after_close += o.events_after_close;
-  pid_mismatch += o.pid_mismatch;
-  snapshot_mismatch += o.snapshot_mismatch;
-  limit_refused += o.limit_refused;
-  device_out_of_range += o.device_out_of_range;
-  size_overflow += o.size_overflow;
-  site_limit += o.site_limit;
+#define TTMEM_ADD(name) name += o.name;
+  TTMEM_LEDGER_ANOMALIES(TTMEM_ADD)
+#undef TTMEM_ADD
   return *this;
-}
-
-std::string_view to_string(DeviceUseState s) {
-  switch (s) {
-    case DeviceUseState::open:
-      return "open";
-    case DeviceUseState::closing:
-      return "closing";
-    case DeviceUseState::closed:
-      return "closed";
-    case DeviceUseState::implicit:
-      break;
-  }
-  return "implicit";
 }
 
 void Registry::add_sink(Sink& sink) {

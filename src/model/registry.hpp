@@ -19,6 +19,7 @@
 #include "sink.hpp"
 #include "ttmem/protocol.hpp"
 #include "ttmem/units.hpp"
+#include "ttmem/views.hpp"
 #include "ttmem/vocab.hpp"
 
 namespace ttmem::model {
@@ -35,16 +36,11 @@ struct Figures {
 };
 using SlotFigures = std::array<Figures, kSlots>;
 
+/// What the ledger refused or found odd (the list, with what each counts: ttmem/views.hpp).
 struct Anomalies {
-  std::uint64_t free_unknown_id = 0;      ///< a free for an id the server never saw
-  std::uint64_t duplicate_id = 0;         ///< an allocation whose id is already live
-  std::uint64_t events_after_close = 0;   ///< events for a device the process had closed
-  std::uint64_t pid_mismatch = 0;         ///< HELLO claimed a pid other than the peer's
-  std::uint64_t snapshot_mismatch = 0;    ///< SNAPSHOT_END count differed from what was received
-  std::uint64_t limit_refused = 0;        ///< allocations refused by the per-process limit
-  std::uint64_t device_out_of_range = 0;  ///< events naming a device id above the limit (no machine has it)
-  std::uint64_t size_overflow = 0;        ///< allocations refused because a total would pass 2^64 - 1
-  std::uint64_t site_limit = 0;           ///< sites not kept: the process's site table is full
+#define TTMEM_ANOMALY_FIELD(name) std::uint64_t name = 0;
+  TTMEM_LEDGER_ANOMALIES(TTMEM_ANOMALY_FIELD)
+#undef TTMEM_ANOMALY_FIELD
   Anomalies& operator+=(const Anomalies& o);
 };
 
@@ -55,11 +51,6 @@ struct DeviceState {
   std::array<std::uint64_t, kSlots> total_bytes{};
   SlotFigures usage{};
 };
-
-/// A process's relation to a device: it allocated there without DEVICE_OPEN (implicit), opened it, is
-/// closing it (the runtime's sweep runs), or closed it.
-enum class DeviceUseState : std::uint8_t { implicit, open, closing, closed };
-std::string_view to_string(DeviceUseState s);
 
 struct ProcessDevice {
   using State = DeviceUseState;

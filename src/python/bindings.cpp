@@ -74,13 +74,13 @@ py::dict stats_dict(const emu::Statistics& s) {
 }
 
 /// Runs a query on a fresh tool connection and returns the answer as Python objects.
-py::object run_query(const nlohmann::json& request, const std::optional<std::string>& socket) {
+py::object run_query(const std::string& request_json, const std::optional<std::string>& socket) {
   const std::string path = socket ? *socket : client::Client::instance().socket_path();
   std::string text;
   {
     py::gil_scoped_release release;
     query::QueryClient q(path);
-    text = q.query(request).dump();
+    text = q.query_text(request_json);
   }
   return py::module_::import("json").attr("loads")(text);
 }
@@ -332,7 +332,7 @@ PYBIND11_MODULE(_ttmem, m) {
       },
       "libttmem's counters for this process.");
   m.def("_query", [](const std::string& json_text, std::optional<std::string> socket) {
-    return run_query(nlohmann::json::parse(json_text), socket);
+    return run_query(json_text, socket);
   });
   m.def(
       "presets",

@@ -8,7 +8,7 @@
 #include <cstring>
 
 #include "ttmem/query.hpp"
-#include "ttmem/reply_pages.hpp"
+#include "ttmem/schema.hpp"
 #include "ttmem/units.hpp"
 
 namespace ttmem::query {
@@ -130,11 +130,11 @@ proto::Frame QueryClient::read_frame(std::chrono::milliseconds timeout, bool* ti
   }
 }
 
-void QueryClient::query_pages(const nlohmann::json& request,
-                              const std::function<void(nlohmann::json page)>& on_page) {
+void QueryClient::query_pages(std::string_view request_json,
+                              const std::function<void(std::string_view page)>& on_page) {
   proto::Query q;
   q.query_id = next_id_++;
-  q.json = request.dump();
+  q.json = request_json;
   std::vector<std::uint8_t> bytes;
   proto::encode(bytes, q);
   write_all(bytes);
@@ -152,38 +152,95 @@ void QueryClient::query_pages(const nlohmann::json& request,
       throw QueryError("unexpected reply from ttmemd");
     const proto::QueryReply& r = std::get<proto::QueryReply>(reply);
     if (r.query_id != q.query_id) continue;
-    nlohmann::json page = nlohmann::json::parse(r.json, nullptr, false);
-    if (page.is_discarded()) throw QueryError("ttmemd sent a reply that is not JSON");
     if (r.status == proto::kReplyError) {
-      const auto code = page.contains("code") && page["code"].is_string()
-                            ? parse_enum<ErrorCode>(page["code"].get<std::string>())
-                            : std::nullopt;
-      throw QueryError(page.value("error", std::string("query failed")), code.value_or(ErrorCode::internal));
+      const schema::ErrorAnswer e = schema::error_from_json(r.json);
+      throw QueryError(e.text, e.code);
     }
-    on_page(std::move(page));
+    on_page(r.json);
     if (r.status == proto::kReplyDone) return;
   }
 }
 
-nlohmann::json QueryClient::query(const nlohmann::json& request) {
-  nlohmann::json answer = nlohmann::json::object();
-  query_pages(request, [&](nlohmann::json page) { join_page(answer, std::move(page)); });
+std::string QueryClient::query_text(std::string_view request_json) {
+  schema::PageJoiner answer;
+  query_pages(request_json, [&](std::string_view page) {
+    try {
+      answer.add(page);
+    } catch (const schema::SchemaError& e) {
+      throw QueryError(std::string("ttmemd sent a reply that is not JSON: ") + e.what());
+    }
+  });
+  return answer.text();
+}
+
+namespace {
+
+template <typename View>
+void add_page(View& to, View&& page) {
+  if constexpr (requires { schema::append_page(to, std::move(page)); }) {
+    schema::append_page(to, std::move(page));
+  } else {
+    to = std::move(page);
+  }
+}
+
+}  // namespace
+
+template <typename View>
+View QueryClient::typed(const views::Query& q) {
+  View answer{};
+  query_pages(schema::to_json(q), [&](std::string_view page) {
+    try {
+      add_page(answer, schema::from_json<View>(page));
+    } catch (const schema::SchemaError& e) {
+      throw QueryError(std::string("ttmemd's answer is not what this tool expects (versions differ?): ") +
+                       e.what());
+    }
+  });
   return answer;
 }
 
-void QueryClient::subscribe() {
-  query({{"type", "subscribe"}});
+views::Stats QueryClient::stats() {
+  return typed<views::Stats>(views::StatsQuery{});
+}
+views::DeviceList QueryClient::devices() {
+  return typed<views::DeviceList>(views::DevicesQuery{});
+}
+views::BufferList QueryClient::buffers(const views::BufferQuery& query) {
+  return typed<views::BufferList>(query);
+}
+views::Leaks QueryClient::leaks() {
+  return typed<views::Leaks>(views::LeaksQuery{});
+}
+views::EventList QueryClient::events(std::uint64_t limit) {
+  return typed<views::EventList>(views::EventsQuery{limit});
+}
+views::ServerInfo QueryClient::info(bool reset_loop) {
+  return typed<views::ServerInfo>(views::InfoQuery{reset_loop});
 }
 
-std::optional<nlohmann::json> QueryClient::next_event(std::chrono::milliseconds timeout) {
+void QueryClient::subscribe() {
+  query_pages(schema::to_json(views::Query(views::SubscribeQuery{})), [](std::string_view) {});
+}
+
+std::optional<std::string> QueryClient::next_event_text(std::chrono::milliseconds timeout) {
   bool timed_out = false;
   proto::Frame f = read_frame(timeout, &timed_out);
   if (timed_out) return std::nullopt;
   if (f.type != proto::MessageType::event_notify) throw QueryError("unexpected message in the event stream");
   auto n = proto::decode_event_notify(f.payload);
-  nlohmann::json j = nlohmann::json::parse(std::get<proto::EventNotify>(n).json, nullptr, false);
-  if (j.is_discarded()) throw QueryError("ttmemd sent an event that is not JSON");
-  return j;
+  if (!proto::ok(n)) throw QueryError("ttmemd sent an unreadable event");
+  return std::move(std::get<proto::EventNotify>(n).json);
+}
+
+std::optional<views::StreamEvent> QueryClient::next_event(std::chrono::milliseconds timeout) {
+  auto text = next_event_text(timeout);
+  if (!text) return std::nullopt;
+  try {
+    return schema::from_json<views::StreamEvent>(*text);
+  } catch (const schema::SchemaError& e) {
+    throw QueryError(std::string("ttmemd sent an event this tool cannot read: ") + e.what());
+  }
 }
 
 }  // namespace ttmem::query

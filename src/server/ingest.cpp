@@ -8,8 +8,6 @@
 
 namespace ttmem::server {
 
-using nlohmann::json;
-
 namespace {
 
 /// The peer has shut its end: nobody can send on this connection any more.

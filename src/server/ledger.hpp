@@ -1,8 +1,8 @@
 // The model's names, as ttmemd's adapters use them: the server works on the ledger, it does not own it.
 #pragma once
 
+#include "ledger_views.hpp"
 #include "registry.hpp"
-#include "views.hpp"
 
 namespace ttmem::server {
 

@@ -8,10 +8,9 @@
 
 #include "connection.hpp"
 #include "queries.hpp"
+#include "ttmem/schema.hpp"
 
 namespace ttmem::server {
-
-using nlohmann::json;
 
 // ---- output -------------------------------------------------------------------------------------------
 
@@ -68,7 +67,7 @@ void Server::flush_output(Connection& c) {
     if (c.subscriber && c.dropped_notifications > 0 && !c.write_failed) {
       std::vector<std::uint8_t> bytes;
       proto::encode(bytes, proto::EventNotify{
-                               to_wire_text(json{{"event", "dropped"}, {"count", c.dropped_notifications}})});
+                               schema::to_json(views::StreamEvent(views::Dropped{c.dropped_notifications}))});
       c.dropped_notifications = 0;
       c.out = std::move(bytes);
       return flush_output(c);
@@ -84,8 +83,8 @@ void Server::flush_output(Connection& c) {
   set_reading(c, c.reading);  // asks for EventLoop::kWritable exactly while output is pending
 }
 
-void Server::notify(const json& j) {
-  const std::string text = to_wire_text(j);
+void Server::notify(const views::StreamEvent& event) {
+  const std::string text = schema::to_json(event);
   std::vector<std::uint8_t> bytes;
   proto::encode(bytes, proto::EventNotify{text});
   std::vector<std::uint64_t> ids;

@@ -8,11 +8,10 @@
 #include <stdexcept>
 #include <unordered_map>
 
-#include "ttmem/reply_pages.hpp"
+#include "ledger_views.hpp"
+#include "ttmem/schema.hpp"
 
 namespace ttmem::server {
-
-using nlohmann::json;
 
 namespace {
 
@@ -47,7 +46,7 @@ bool before(const Row& a, const Row& b) {
 
 class BuffersQuery final : public PagedQuery {
  public:
-  BuffersQuery(const BufferFilter& f, PagedQueryLimits limits) : filter_(f), limits_(limits) {
+  BuffersQuery(const views::BufferQuery& f, PagedQueryLimits limits) : filter_(f), limits_(limits) {
     top_ = f.limit && *f.limit <= kTopHeapLimit;
   }
 
@@ -173,7 +172,7 @@ class BuffersQuery final : public PagedQuery {
     auto it = escaped_sites_.find(key);
     if (it == escaped_sites_.end()) {
       std::string text;
-      append_json_string(text, registry.site_text(r.process, r.site));
+      schema::append_json_string(text, registry.site_text(r.process, r.site));
       it = escaped_sites_.emplace(key, std::move(text)).first;
     }
     return it->second;
@@ -183,43 +182,28 @@ class BuffersQuery final : public PagedQuery {
     auto it = escaped_names_.find(r.process);
     if (it == escaped_names_.end()) {
       std::string text;
-      append_json_string(text, registry.process_name(r.process));
+      schema::append_json_string(text, registry.process_name(r.process));
       it = escaped_names_.emplace(r.process, std::move(text)).first;
     }
     return it->second;
   }
 
   bool emit(const Registry& registry, std::string& page) {
-    const std::size_t wanted = filter_.limit.value_or(matched_);
+    const std::uint64_t wanted = filter_.limit.value_or(matched_);
     const std::uint64_t now = monotonic_ns();
-    fmt::memory_buffer out;  // fmt appends to its own buffer in place; one copy into the page at the end
-    auto text = [&](std::string_view t) { out.append(t.data(), t.data() + t.size()); };
-    text(R"({"buffers":[)");
-    std::size_t n = 0;
-    for (; n < kRowsPerPage && emitted_ < wanted; ++n) {
+    schema::BufferPageWriter out(page);
+    for (std::size_t n = 0; n < kRowsPerPage && emitted_ < wanted; ++n) {
       const Row* r = next_row();
       if (!r) break;
       AllocationRecord rec;
       rec.time_ms = r->time_ms;
       rec.kind_bits = r->kind_bits;
-      if (n) text(",");
-      fmt::format_to(std::back_inserter(out), R"({{"pid":{},"name":)", r->pid);
-      text(process_name(registry, *r));
-      fmt::format_to(std::back_inserter(out),
-                     R"(,"device":{},"type":"{}","kind":"{}","id":{},"size":{},"address":{},"site":)",
-                     r->device, proto::to_string(static_cast<proto::BufferType>(r->type)),
-                     proto::to_string(rec.kind()), r->id, r->size, r->address);
-      const std::string_view site = site_text(registry, *r);
-      text(site.empty() ? std::string_view(R"("")") : site);
-      fmt::format_to(std::back_inserter(out), R"(,"internal":{},"age_ms":{}}})",
-                     rec.internal() ? "true" : "false", rec.age_ms(now));
+      out.row({r->pid, process_name(registry, *r), r->device, static_cast<BufferType>(r->type), rec.kind(),
+               r->id, r->size, r->address, site_text(registry, *r), rec.internal(), rec.age_ms(now)});
       ++emitted_;
     }
-    page.append(out.data(), out.size());
     const bool last = emitted_ >= wanted || heap_.empty();
-    page += ']';
-    if (last) fmt::format_to(std::back_inserter(page), R"(,"total":{})", matched_);
-    page += '}';
+    out.end(last ? std::optional<std::uint64_t>(matched_) : std::nullopt);
     return last;
   }
 
@@ -235,7 +219,7 @@ class BuffersQuery final : public PagedQuery {
     }
   };
 
-  BufferFilter filter_;
+  views::BufferQuery filter_;
   PagedQueryLimits limits_;
   bool top_ = false;
   bool started_ = false;
@@ -266,7 +250,7 @@ class LeaksQuery final : public PagedQuery {
       next_leak_ = registry.leaks().empty() ? 0 : registry.leaks().front().seq;
       next_orphan_ = registry.orphans().empty() ? 0 : registry.orphans().front().seq;
     }
-    json leaks = json::array(), orphans = json::array();
+    views::Leaks out;
     std::size_t n = 0;
     for (; n < kRecordsPerPage && next_leak_ > 0; --next_leak_, ++n) {
       const auto& q = registry.leaks();
@@ -276,7 +260,7 @@ class LeaksQuery final : public PagedQuery {
         next_leak_ = 0;  // older records were dropped (the cap) while paging
         break;
       }
-      leaks.push_back(leak_json(q[at]));
+      out.leaks.push_back(model::leak_view(q[at]));
     }
     for (; n < kRecordsPerPage && next_orphan_ > 0; --next_orphan_, ++n) {
       const auto& q = registry.orphans();
@@ -286,9 +270,9 @@ class LeaksQuery final : public PagedQuery {
         next_orphan_ = 0;
         break;
       }
-      orphans.push_back(orphan_json(q[at]));
+      out.orphans.push_back(model::orphan_view(q[at]));
     }
-    page += to_wire_text(json{{"leaks", std::move(leaks)}, {"orphans", std::move(orphans)}});
+    page += schema::to_json(out);
     return next_leak_ == 0 && next_orphan_ == 0;
   }
 
@@ -304,10 +288,10 @@ class EventsQuery final : public PagedQuery {
   EventsQuery(const Registry& registry, std::size_t limit) : entries_(registry.recent_events(limit)) {}
 
   bool step(const Registry& registry, std::string& page) override {
-    json out = json::array();
+    views::EventList out;
     for (std::size_t n = 0; n < kRecordsPerPage && next_ < entries_.size(); ++n, ++next_)
-      out.push_back(history_entry_json(registry, entries_[next_]));
-    page += to_wire_text(json{{"events", std::move(out)}});
+      out.events.push_back(model::event_view(registry, entries_[next_]));
+    page += schema::to_json(out);
     return next_ >= entries_.size();
   }
 
@@ -318,7 +302,7 @@ class EventsQuery final : public PagedQuery {
 
 }  // namespace
 
-std::unique_ptr<PagedQuery> buffers_query(const BufferFilter& filter, PagedQueryLimits limits) {
+std::unique_ptr<PagedQuery> buffers_query(const views::BufferQuery& filter, PagedQueryLimits limits) {
   return std::make_unique<BuffersQuery>(filter, limits);
 }
 
@@ -326,75 +310,19 @@ std::unique_ptr<PagedQuery> leaks_query() {
   return std::make_unique<LeaksQuery>();
 }
 
-std::unique_ptr<PagedQuery> events_query(const Registry& registry, std::size_t limit) {
-  return std::make_unique<EventsQuery>(registry, limit);
+std::unique_ptr<PagedQuery> events_query(const Registry& registry, std::uint64_t limit) {
+  return std::make_unique<EventsQuery>(registry,
+                                       static_cast<std::size_t>(std::min<std::uint64_t>(limit, SIZE_MAX)));
 }
 
-json run_paged_query(PagedQuery& query, const Registry& registry) {
-  json answer = json::object();
+std::vector<std::string> run_paged_query(PagedQuery& query, const Registry& registry) {
+  std::vector<std::string> pages;
   for (bool last = false; !last;) {
     std::string page;
     last = query.step(registry, page);
-    if (!page.empty()) join_page(answer, json::parse(page));
+    if (!page.empty()) pages.push_back(std::move(page));
   }
-  return answer;
-}
-
-void append_json_string(std::string& out, std::string_view s) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  out += '"';
-  for (std::size_t i = 0; i < s.size();) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    if (c < 0x80) {
-      switch (c) {
-        case '"':
-          out += "\\\"";
-          break;
-        case '\\':
-          out += "\\\\";
-          break;
-        case '\n':
-          out += "\\n";
-          break;
-        case '\r':
-          out += "\\r";
-          break;
-        case '\t':
-          out += "\\t";
-          break;
-        default:
-          if (c < 0x20) {
-            out += "\\u00";
-            out += kHex[c >> 4];
-            out += kHex[c & 15];
-          } else {
-            out += static_cast<char>(c);
-          }
-      }
-      ++i;
-      continue;
-    }
-    // A well-formed UTF-8 sequence (no overlongs, no surrogates, at most U+10FFFF) is copied as is.
-    std::size_t len = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc2 ? 2 : 0;
-    bool valid = len != 0 && c <= 0xf4 && i + len <= s.size();
-    for (std::size_t k = 1; valid && k < len; ++k)
-      valid = (static_cast<unsigned char>(s[i + k]) & 0xc0) == 0x80;
-    if (valid && len >= 3) {
-      const auto c1 = static_cast<unsigned char>(s[i + 1]);
-      if (c == 0xe0 && c1 < 0xa0) valid = false;   // overlong
-      if (c == 0xed && c1 >= 0xa0) valid = false;  // surrogate
-      if (c == 0xf0 && c1 < 0x90) valid = false;   // overlong
-      if (c == 0xf4 && c1 >= 0x90) valid = false;  // above U+10FFFF
-    }
-    if (valid) {
-      out.append(s.substr(i, len));
-      i += len;
-    } else {
-      out += "\\ufffd";
-      ++i;
-    }
-  }
-  out += '"';
+  return pages;
 }
 
 }  // namespace ttmem::server

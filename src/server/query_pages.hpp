@@ -8,8 +8,8 @@
 #pragma once
 
 #include <memory>
-#include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 #include "ledger.hpp"
 #include "queries.hpp"
@@ -33,14 +33,11 @@ struct PagedQueryLimits {
   std::size_t max_rows = 4'000'000;  ///< matching buffers a `buffers` query may collect (48 bytes each)
 };
 
-std::unique_ptr<PagedQuery> buffers_query(const BufferFilter& filter, PagedQueryLimits limits = {});
+std::unique_ptr<PagedQuery> buffers_query(const views::BufferQuery& filter, PagedQueryLimits limits = {});
 std::unique_ptr<PagedQuery> leaks_query();
-std::unique_ptr<PagedQuery> events_query(const Registry& registry, std::size_t limit);
+std::unique_ptr<PagedQuery> events_query(const Registry& registry, std::uint64_t limit);
 
-/// Runs a paged query to its end and joins its pages (tests).
-nlohmann::json run_paged_query(PagedQuery& query, const Registry& registry);
-
-/// Appends `text` as a JSON string literal; invalid UTF-8 becomes U+FFFD (clients send arbitrary bytes).
-void append_json_string(std::string& out, std::string_view text);
+/// Runs a paged query to its end: its pages' JSON texts (tests).
+std::vector<std::string> run_paged_query(PagedQuery& query, const Registry& registry);
 
 }  // namespace ttmem::server

@@ -19,13 +19,11 @@
 
 namespace ttmem::server {
 
-using nlohmann::json;
-
 Server::Server(ServerOptions options)
     : options_(std::move(options)),
       registry_(options_.limits),
       log_(options_.verbose),
-      subscribers_(registry_, [this](const json& j) { notify(j); }),
+      subscribers_(registry_, [this](const views::StreamEvent& e) { notify(e); }),
       listener_(options_.socket_path, options_.group),
       deaths_(loop_, options_.death_poll_ms, options_.poll_for_deaths,
               [this](std::uint32_t slot) { on_process_exit(slot); }),

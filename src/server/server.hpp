@@ -8,7 +8,6 @@
 #include <cstdint>
 #include <map>
 #include <memory>
-#include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
 #include <span>
@@ -89,8 +88,8 @@ class Server {
   void handle_frame(Connection& c, const proto::Frame& frame);
   void handle_hello(Connection& c, const proto::Frame& frame);
   void handle_query(Connection& c, const proto::Frame& frame);
-  struct QueryType;
-  static const std::vector<QueryType>& query_types();
+  struct Answer;
+  Answer answer(Connection& c, const views::Query& query);
   void handle_process_frame(Connection& c, ProcessState& p, const proto::Frame& frame);
   ProcessState* process_of(Connection& c);
   void fail(Connection& c, proto::ErrorCode code, const std::string& message);
@@ -113,10 +112,10 @@ class Server {
   void on_process_exit(std::uint32_t slot);
   /// The process is gone and all it sent is applied: its records become an orphan record.
   void reclaim(std::uint32_t slot);
-  void notify(const nlohmann::json& j);
+  void notify(const views::StreamEvent& event);
   void tick();
   void log_statistics();
-  nlohmann::json info_json(bool reset_loop);
+  views::ServerInfo info_view(bool reset_loop);
 
   ServerOptions options_;
   EventLoop loop_;

@@ -1,6 +1,6 @@
 #include "subscribers.hpp"
 
-#include "queries.hpp"
+#include "ledger_views.hpp"
 
 namespace ttmem::server {
 
@@ -24,22 +24,17 @@ void Subscribers::change(int delta) {
 }
 
 void Subscribers::on_event(const model::AppliedEvent& a) {
-  publish_(event_json(a));
+  publish_(model::event_view(a));
 }
 
 void Subscribers::on_leak(const model::LeakRecord& l) {
   if (count_ == 0) return;
-  nlohmann::json j = leak_json(l);
-  j["event"] = "leak";
-  j["time_ns"] = realtime_ns();
-  publish_(j);
+  publish_(model::leak_view(l));
 }
 
 void Subscribers::on_process_died(const model::OrphanRecord& o) {
   if (count_ == 0 || o.held.empty()) return;
-  nlohmann::json j = orphan_json(o);
-  j["event"] = "orphan";
-  publish_(j);
+  publish_(model::orphan_view(o));
 }
 
 }  // namespace ttmem::server

@@ -1,10 +1,9 @@
 // `ttmem events --follow` and other subscribers, as a sink of the ledger: what happens is published to
-// them as JSON notifications (schemas: docs/protocol.md). The server delivers them (and drops what a slow
-// subscriber cannot take).
+// them as typed stream events, which the server sends as JSON notifications (schemas: docs/protocol.md). The
+// server delivers them (and drops what a slow subscriber cannot take).
 #pragma once
 
 #include <functional>
-#include <nlohmann/json.hpp>
 
 #include "ledger.hpp"
 
@@ -12,7 +11,7 @@ namespace ttmem::server {
 
 class Subscribers final : public model::Sink {
  public:
-  using Publish = std::function<void(const nlohmann::json&)>;
+  using Publish = std::function<void(const views::StreamEvent&)>;
   Subscribers(model::Registry& registry, Publish publish);
   ~Subscribers() override;
   Subscribers(const Subscribers&) = delete;

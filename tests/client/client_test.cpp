@@ -13,6 +13,7 @@
 #include <mutex>
 #include <thread>
 
+#include "json_client.hpp"
 #include "raw_client.hpp"
 #include "subprocess.hpp"
 #include "ttmem/query.hpp"
@@ -75,7 +76,7 @@ TEST(Client, ManyThreadsThroughATinyRingLoseNothing) {
                           std::to_string(counters.superseded_events) + ", reconnects " +
                           std::to_string(counters.reconnects) + "; server log:\n" + server.log();
   ASSERT_TRUE(c.flush(std::chrono::seconds(30))) << why;
-  query::QueryClient q(server.socket());
+  test::JsonClient q(server.socket());
   const auto stats = q.stats();
   EXPECT_EQ(stats["active_allocations"], kThreads * kPerThread / 2) << why;
   for (int t = 0; t < kThreads; ++t) EXPECT_EQ(dram_used(stats, t), kPerThread / 2 * 100) << why;
@@ -130,7 +131,7 @@ TEST(Client, AServerThatCannotKeepUpStallsTheApplicationBrieflyThenAResyncMakesI
   const auto counters = c.counters();
   EXPECT_GE(counters.gaps, 1u);
   EXPECT_GT(counters.dropped_events, 0u);
-  query::QueryClient q(server.socket());
+  test::JsonClient q(server.socket());
   std::uint64_t bytes = 0;
   {
     std::lock_guard lock(m);
@@ -151,7 +152,7 @@ TEST(Client, FlushWaitsForEverythingReportedBeforeIt) {
   ServerProcess server;
   Client c(options_for(server));
   ASSERT_TRUE(c.wait_for_first_attempt(std::chrono::seconds(5)));
-  query::QueryClient q(server.socket());
+  test::JsonClient q(server.socket());
   for (std::uint64_t round = 1; round <= 20; ++round) {
     c.report_alloc(report(0, round, 10));
     ASSERT_TRUE(c.flush());
@@ -173,7 +174,7 @@ TEST(Client, FlushCoversEverythingReportedBeforeItWhileOtherThreadsKeepTheSender
       c.report_free(1, i);
     }
   });
-  query::QueryClient q(server.socket());
+  test::JsonClient q(server.socket());
   for (std::uint64_t round = 1; round <= 300; ++round) {
     c.report_alloc(report(2, round, 10));
     ASSERT_TRUE(c.flush());
@@ -203,7 +204,7 @@ TEST(Client, ADeviceCloseIsOrderedAfterEveryEarlierEventOfEveryThread) {
   c.device_close(3, proto::ClosePhase::begin);
   c.device_close(3, proto::ClosePhase::end);
   ASSERT_TRUE(c.flush());
-  query::QueryClient q(server.socket());
+  test::JsonClient q(server.socket());
   EXPECT_TRUE(q.leaks()["leaks"].empty());
   const auto info = q.info();
   EXPECT_EQ(info["anomalies"]["events_after_close"], 0);
@@ -243,7 +244,7 @@ TEST(Client, AFreeOnAnotherThreadNeverReachesTheServerBeforeItsAllocation) {
   }
   for (auto& t : threads) t.join();
   ASSERT_TRUE(c.flush(std::chrono::seconds(30)));
-  query::QueryClient q(server.socket());
+  test::JsonClient q(server.socket());
   EXPECT_EQ(q.stats()["active_allocations"], 0);
   EXPECT_EQ(q.info()["anomalies"]["free_unknown_id"], 0);
   EXPECT_EQ(c.counters().superseded_events, 0u);
@@ -270,7 +271,7 @@ TEST(Client, TrackingCanBeTurnedOff) {
   EXPECT_FALSE(c.enabled());
   c.report_alloc(report(0, 1, 1));
   EXPECT_FALSE(c.flush());
-  query::QueryClient q(server.socket());
+  test::JsonClient q(server.socket());
   EXPECT_EQ(q.info()["connections"], 1);  // only this query
 }
 
@@ -304,7 +305,7 @@ TEST(Client, ResyncReplacesTheProcessStateOnEveryConnect) {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
   while (!c.flush(std::chrono::milliseconds(200)) && std::chrono::steady_clock::now() < deadline) {
   }
-  query::QueryClient q(server->socket());
+  test::JsonClient q(server->socket());
   const auto stats = q.stats();
   EXPECT_EQ(stats["active_allocations"], 50);
   std::uint64_t expected = 0;
@@ -336,7 +337,7 @@ TEST(Client, AForkedChildNeverWritesIntoItsParentsConnection) {
   EXPECT_EQ(WEXITSTATUS(status), 0);
   c.report_alloc(report(0, 3, 3000));
   ASSERT_TRUE(c.flush());
-  query::QueryClient q(server.socket());
+  test::JsonClient q(server.socket());
   EXPECT_EQ(dram_used(q.stats(), 0), 4000u);
   EXPECT_EQ(q.info()["anomalies"]["protocol_errors"], 0);
 }
@@ -350,7 +351,7 @@ TEST(Client, AProgramWrittenInCReportsThroughTheCApi) {
       "buffer_type 9 is not one of ttmem.h's values; such allocations are not reported";
   EXPECT_NE(r.err.find(warning), std::string::npos) << r.err;
   EXPECT_EQ(r.err.find(warning), r.err.rfind(warning)) << "said more than once: " << r.err;
-  query::QueryClient q(server.socket());
+  test::JsonClient q(server.socket());
   // It exited holding one CB: the orphan record names it.
   const auto orphans = q.leaks()["orphans"];
   ASSERT_EQ(orphans.size(), 1u) << server.log();

@@ -4,8 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include "ledger_views.hpp"
 #include "raw_client.hpp"
-#include "views.hpp"
 
 namespace ttmem::model {
 namespace {
@@ -67,7 +67,7 @@ TEST(Registry, TotalsAndPeaksPerDeviceAndProcess) {
   EXPECT_EQ(a.devices.at(0).usage[0].buffers, 1u);
   EXPECT_EQ(a.usage[0].peak_bytes, 12288u);
   EXPECT_EQ(r.allocations().size(), 3u);
-  const Stats stats = stats_view(r);
+  const views::Stats stats = stats_view(r);
   EXPECT_EQ(stats.active_allocations, 3u);
   ASSERT_EQ(stats.devices.size(), 1u);
   EXPECT_EQ(stats.devices[0].memory[index(Slot::DRAM)].total, 12ull << 30);

@@ -50,6 +50,7 @@ TEST(Vocabulary, EveryTableCoversItsEnumOnce) {
   expect_table_covers_enum<ClosePhase>("ClosePhase");
   expect_table_covers_enum<Arch>("Arch");
   expect_table_covers_enum<Role>("Role");
+  expect_table_covers_enum<DeviceUseState>("DeviceUseState");
   expect_table_covers_enum<MessageType>("MessageType");
   expect_table_covers_enum<ErrorCode>("ErrorCode");
 }

@@ -10,6 +10,7 @@
 #include <random>
 #include <thread>
 
+#include "json_client.hpp"
 #include "subprocess.hpp"
 #include "ttmem/query.hpp"
 
@@ -71,7 +72,7 @@ TEST(Chaos, KillsAndServerRestartsLeaveExactTotals) {
                                         Env{{"TTMEM_SOCKET", server.socket()}});
     ASSERT_EQ(w.process->command("mesh n150"), "ok");
   }
-  auto watcher = std::make_unique<query::QueryClient>(server.socket());
+  auto watcher = std::make_unique<test::JsonClient>(server.socket());
   watcher->subscribe();
 
   // Kill and restart points spread over the run.
@@ -116,7 +117,7 @@ TEST(Chaos, KillsAndServerRestartsLeaveExactTotals) {
       server_up = true;
       // Every survivor reconnects on its own and resynchronises from a snapshot of its runtime.
       ASSERT_TRUE(eventually([&] {
-        query::QueryClient q(server.socket());
+        test::JsonClient q(server.socket());
         const json stats = q.stats();
         for (std::size_t i : alive) {
           const Worker& s = workers[i];
@@ -131,7 +132,7 @@ TEST(Chaos, KillsAndServerRestartsLeaveExactTotals) {
         }
         return true;
       })) << server.log();
-      watcher = std::make_unique<query::QueryClient>(server.socket());
+      watcher = std::make_unique<test::JsonClient>(server.socket());
       watcher->subscribe();
     } else if (alive.size() > 1 && server_up) {
       // Kill a worker while it is quiet (everything it did has been applied) and check its orphan record.
@@ -172,7 +173,7 @@ TEST(Chaos, KillsAndServerRestartsLeaveExactTotals) {
 
   // The end: survivors' ground truth, exactly; nothing of the dead.
   for (std::size_t i : alive) ASSERT_EQ(workers[i].process->command("flush"), "ok");
-  query::QueryClient q(server.socket());
+  test::JsonClient q(server.socket());
   const json stats = q.stats();
   std::uint64_t expected_live = 0;
   for (std::size_t i : alive) {

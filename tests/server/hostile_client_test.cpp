@@ -11,6 +11,7 @@
 #include <fstream>
 #include <thread>
 
+#include "json_client.hpp"
 #include "raw_client.hpp"
 #include "subprocess.hpp"
 #include "ttmem/protocol.hpp"
@@ -41,7 +42,7 @@ TEST(HostileClients, AFrameClaimingAHugeLengthIsRefusedBeforeAnythingIsBuffered)
   EXPECT_EQ(types[1], proto::MessageType::error);
   EXPECT_NE(why.find("exceeds the maximum of 1048576 bytes"), std::string::npos) << why;
   EXPECT_LT(rss_kib(server.pid()), before + 16 * 1024);  // nothing like 2 GiB was reserved
-  query::QueryClient q(server.socket());
+  test::JsonClient q(server.socket());
   EXPECT_EQ(q.info()["anomalies"]["protocol_errors"], 1);
 }
 
@@ -59,7 +60,7 @@ TEST(HostileClients, AReaderThatNeverReadsIsCutOffAndOthersGoOn) {
   auto bytes = hello(proto::Role::tool);
   for (std::uint32_t i = 0; i < 2000; ++i) proto::encode(bytes, proto::Query{i, R"({"type":"buffers"})"});
   std::thread sender([&] { send_bytes(fd, bytes); });  // and never read a reply
-  query::QueryClient bystander(server.socket());
+  test::JsonClient bystander(server.socket());
   // The server answers a page at a time and stops while the reader does not read: its memory stays put,
   // the workload and the bystander are served, and the reader is cut off after the write timeout.
   std::uint64_t peak = 0, most_pending = 0;
@@ -114,7 +115,7 @@ TEST(HostileClients, AFlooderDoesNotStarveOtherClientsAndIsCountedExactly) {
     close(fd);
   });
   // While the flood goes on, another client's queries are answered.
-  query::QueryClient other(server.socket());
+  test::JsonClient other(server.socket());
   int answered = 0;
   while (!done && answered < 1000) {
     other.info();
@@ -150,7 +151,7 @@ TEST(HostileClients, ThousandsOfConnectionsMeetTheConnectionLimit) {
   }
   EXPECT_GT(limited, 0);
   // While the storm's survivors are still connected, a tool is served at once: they never lock it out.
-  query::QueryClient q(server.socket());
+  test::JsonClient q(server.socket());
   EXPECT_GT(q.info()["anomalies"]["refused_connections"].get<int>(), 0);
   for (int fd : fds) close(fd);
 }
@@ -166,7 +167,7 @@ TEST(HostileClients, IdleConnectionsThatNeverSayHelloAreClosedAndLockNobodyOut) 
   ASSERT_EQ(w->command("mesh n150"), "ok");
   ASSERT_EQ(w->command("alloc a DRAM 1M"), "ok");
   ASSERT_EQ(w->command("flush"), "ok");
-  query::QueryClient q(server.socket());
+  test::JsonClient q(server.socket());
   EXPECT_EQ(q.stats()["active_allocations"], 4);  // 1 plus the device's own 3
   // And after the handshake timeout every idle one has been closed with a reason.
   for (int fd : idle) {
@@ -195,7 +196,7 @@ TEST(HostileClients, DeviceIdsNoMachineHasAreRefusedAndCounted) {
   send_bytes(fd, bytes);
   std::uint8_t buf[256];
   recv(fd, buf, sizeof buf, 0);
-  query::QueryClient q(server.socket());
+  test::JsonClient q(server.socket());
   for (int i = 0; i < 100 && q.info()["anomalies"]["device_out_of_range"] == 0; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
@@ -211,7 +212,7 @@ TEST(HostileClients, NoClientCanFreeAnotherProcesssAllocations) {
   ASSERT_EQ(victim->command("mesh n150"), "ok");
   ASSERT_EQ(victim->command("alloc a DRAM 1M"), "ok");
   ASSERT_EQ(victim->command("flush"), "ok");
-  query::QueryClient q(server.socket());
+  test::JsonClient q(server.socket());
   const json before = q.stats();
   // An attacker frees ids 1..100 on device 0 (the victim's ids) and claims the victim's pid.
   const int fd = connect_unix(server.socket());
@@ -257,7 +258,7 @@ TEST(HostileClients, OtherUsersNeedTheSocketsGroup) {
     if (pid == 0) {
       if (setgroups(0, nullptr) != 0 || setgid(65534) != 0 || setuid(kNobody) != 0) _exit(3);
       try {
-        query::QueryClient q(socket);
+        test::JsonClient q(socket);
         const auto info = q.info();
         _exit(info.contains("version") ? 0 : 4);
       } catch (const query::ConnectError&) {
@@ -329,7 +330,7 @@ TEST(HostileClients, InvalidUtf8InQueriesAndSitesIsAnsweredNotFatal) {
   const json answer = json::parse(replies[1].json);
   EXPECT_EQ(answer["buffers"][0]["site"].get<std::string>().rfind("bad", 0), 0u);  // bad bytes replaced
   close(fd);
-  query::QueryClient q(server.socket());  // and the server is still there
+  test::JsonClient q(server.socket());  // and the server is still there
   EXPECT_EQ(q.info()["pid"], server.pid());
 }
 

@@ -8,10 +8,12 @@
 
 #include <thread>
 
+#include "json_client.hpp"
 #include "raw_client.hpp"
 #include "subprocess.hpp"
 #include "ttmem/protocol.hpp"
 #include "ttmem/query.hpp"
+#include "ttmem/schema.hpp"
 
 namespace ttmem::test {
 namespace {
@@ -87,7 +89,7 @@ TEST(ServerIntegration, TotalsEqualWhatSeveralProcessesAllocated) {
   expect_ok(*c, "alloc z DRAM 4K");
   expect_ok(*c, "free z");
   for (auto* w : {a.get(), b.get(), c.get()}) expect_ok(*w, "flush");
-  query::QueryClient q(server.socket());
+  test::JsonClient q(server.socket());
   const json stats = q.stats();
   EXPECT_EQ(used(stats, 0, "DRAM"), (1u + 2u + 3u) << 20);
   EXPECT_EQ(used(stats, 1, "DRAM"), 2u << 20);
@@ -100,9 +102,51 @@ TEST(ServerIntegration, TotalsEqualWhatSeveralProcessesAllocated) {
   EXPECT_EQ(stats["active_allocations"], (3 + 1) + (3 + 2 * 2) + (3 + 1));
 }
 
+TEST(ServerIntegration, TypedAnswersAreTheWireAnswersRead) {
+  // The query client's views and the JSON on the wire are one answer: each view, written back by the
+  // schema, is the JSON the server sent (at rest, so both queries see the same ledger).
+  ServerProcess server;
+  auto w = workload(server);
+  expect_ok(*w, "mesh t3000");
+  expect_ok(*w, "alloc x DRAM 1M");
+  expect_ok(*w, "alloc y L1 64K");
+  expect_ok(*w, "free y");
+  expect_ok(*w, "flush");
+  query::QueryClient typed(server.socket());
+  test::JsonClient wire(server.socket());
+  EXPECT_EQ(json::parse(schema::to_json(typed.stats())), wire.stats());
+  EXPECT_EQ(json::parse(schema::to_json(typed.devices())), wire.devices());
+  EXPECT_EQ(json::parse(schema::to_json(typed.leaks())), wire.leaks());
+  EXPECT_EQ(json::parse(schema::to_json(typed.events(1000))),
+            wire.query({{"type", "events"}, {"limit", 1000}}));
+  views::BufferQuery only_l1;
+  only_l1.type = BufferType::L1;
+  const views::BufferList l1 = typed.buffers(only_l1);
+  ASSERT_FALSE(l1.buffers.empty());
+  for (const auto& b : l1.buffers) EXPECT_EQ(b.type, BufferType::L1);
+  EXPECT_EQ(l1.total, l1.buffers.size());
+  const views::Stats stats = typed.stats();
+  ASSERT_EQ(stats.devices.size(), 8u);
+  EXPECT_EQ(stats.devices[0].memory[index(Slot::DRAM)].used, 1u << 20);
+  const views::EventList events = typed.events(1000);
+  const auto freed = std::find_if(events.events.begin(), events.events.end(),
+                                  [](const views::EventRow& e) { return e.op == EventOp::free; });
+  ASSERT_NE(freed, events.events.end());
+  EXPECT_EQ(freed->reason, ReleaseReason::explicit_free);
+  const auto allocated =
+      std::find_if(events.events.begin(), events.events.end(),
+                   [&](const views::EventRow& e) { return e.op == EventOp::alloc && e.id == freed->id; });
+  ASSERT_NE(allocated, events.events.end());
+  EXPECT_GT(allocated->num_banks, 0u);  // what the runtime knew of the buffer travels with its allocation
+  EXPECT_GT(allocated->size_per_bank, 0u);
+  const views::ServerInfo info = typed.info();
+  EXPECT_EQ(info.pid, server.pid());
+  EXPECT_EQ(info.anomalies.protocol_errors, 0u);
+}
+
 TEST(ServerIntegration, AKilledProcessIsReclaimedAndLeavesAnOrphanRecord) {
   ServerProcess server;
-  query::QueryClient watcher(server.socket());
+  test::JsonClient watcher(server.socket());
   watcher.subscribe();
   auto w = workload(server);
   expect_ok(*w, "mesh n150");
@@ -127,7 +171,7 @@ TEST(ServerIntegration, AKilledProcessIsReclaimedAndLeavesAnOrphanRecord) {
                       "pid " + std::to_string(pid) +
                           " (ttmem-emu) died holding 16384 bytes of L1 on device 0 in 4 buffers"),
             messages.end());
-  query::QueryClient q(server.socket());
+  test::JsonClient q(server.socket());
   EXPECT_EQ(q.stats()["active_allocations"], 0);
   const json leaks = q.leaks();
   ASSERT_EQ(leaks["orphans"].size(), 1u);
@@ -145,7 +189,7 @@ TEST(ServerIntegration, AServerRestartLosesNothing) {
   expect_ok(*w, "flush");
   json before;
   {
-    query::QueryClient q(server->socket());
+    test::JsonClient q(server->socket());
     before = q.stats();
   }
   server->kill9();
@@ -155,7 +199,7 @@ TEST(ServerIntegration, AServerRestartLosesNothing) {
   json after;
   ASSERT_TRUE(eventually([&] {
     try {
-      query::QueryClient q(server->socket());
+      test::JsonClient q(server->socket());
       after = q.stats();
       return !rows_for(after, w->pid()).empty();
     } catch (const std::exception&) {
@@ -166,7 +210,7 @@ TEST(ServerIntegration, AServerRestartLosesNothing) {
   EXPECT_EQ(used(after, 0, "CB"), used(before, 0, "CB"));
   EXPECT_EQ(used(after, 1, "L1"), 0u);  // b was freed while the server was down
   EXPECT_EQ(after["active_allocations"].get<int>(), before["active_allocations"].get<int>() - 2);
-  query::QueryClient q(server->socket());
+  test::JsonClient q(server->socket());
   const auto kept =
       q.query({{"type", "buffers"}, {"pid", w->pid()}, {"buffer_type", "DRAM"}, {"kind", "owning"}});
   ASSERT_EQ(kept["buffers"].size(), 2u);
@@ -186,7 +230,7 @@ TEST(ServerIntegration, TheSeedScenarioEndsWithNothingTrackedAndNoLeak) {
     expect_ok(*w, line);
   }
   // The process is still alive.
-  query::QueryClient q(server.socket());
+  test::JsonClient q(server.socket());
   const json stats = q.stats();
   EXPECT_EQ(stats["active_allocations"], 0) << stats.dump(2);
   EXPECT_TRUE(rows_for(stats, w->pid()).empty());
@@ -201,7 +245,7 @@ TEST(ServerIntegration, ABufferNotFreedBeforeCloseIsALeakWithItsSite) {
                            "program add cb=4Kx3", "run add", "free b", "clear_program_cache", "close"}) {
     expect_ok(*w, line);
   }
-  query::QueryClient q(server.socket());
+  test::JsonClient q(server.socket());
   EXPECT_EQ(q.stats()["active_allocations"], 0);
   const json leaks = q.leaks()["leaks"];
   ASSERT_EQ(leaks.size(), 8u);  // a, on each of the 8 devices
@@ -248,7 +292,7 @@ TEST(ServerIntegration, AClaimedPidIsIgnoredInFavourOfThePeerCredentials) {
       acked |= std::get<proto::Frame>(next).type == proto::MessageType::barrier_ack;
     }
   }
-  query::QueryClient q(server.socket());
+  test::JsonClient q(server.socket());
   const json stats = q.stats();
   ASSERT_EQ(stats["processes"].size(), 1u);
   EXPECT_EQ(stats["processes"][0]["pid"], getpid());
@@ -258,7 +302,7 @@ TEST(ServerIntegration, AClaimedPidIsIgnoredInFavourOfThePeerCredentials) {
 
 TEST(ServerIntegration, GarbageClosesThatConnectionOnlyWithAnError) {
   ServerProcess server;
-  query::QueryClient bystander(server.socket());
+  test::JsonClient bystander(server.socket());
   auto w = workload(server);
   expect_ok(*w, "mesh n150");
   expect_ok(*w, "alloc a DRAM 1M");
@@ -306,7 +350,7 @@ TEST(ServerIntegration, AFailedQuerySaysWhyWithACode) {
   expect_ok(*w, "mesh n150");  // and its 3 control buffers
   for (const char* name : {"a", "b", "c"}) expect_ok(*w, std::string("alloc ") + name + " DRAM 4K");
   expect_ok(*w, "flush");
-  query::QueryClient q(server.socket());
+  test::JsonClient q(server.socket());
   auto code_of = [&](const json& request) -> std::optional<ErrorCode> {
     try {
       q.query(request);
@@ -365,7 +409,7 @@ TEST(ServerIntegration, DeathIsAlsoNoticedByPolling) {
   expect_ok(*w, "flush");
   w->kill(SIGKILL);
   w->wait();
-  query::QueryClient q(server.socket());
+  test::JsonClient q(server.socket());
   EXPECT_TRUE(eventually([&] { return q.stats()["active_allocations"] == 0; }));
   EXPECT_EQ(q.leaks()["orphans"].size(), 1u);
   EXPECT_EQ(q.info()["death_watch"], "polling");
@@ -380,7 +424,7 @@ TEST(ServerIntegration, TheSocketIsGroupOnlyAndALiveServerIsNotClobbered) {
   EXPECT_EQ(second.exit_code, 1);
   EXPECT_NE(second.err.find("a ttmemd is already listening on " + server.socket()), std::string::npos)
       << second.err;
-  query::QueryClient q(server.socket());  // still serving
+  test::JsonClient q(server.socket());  // still serving
   EXPECT_EQ(q.info()["pid"], server.pid());
 }
 
@@ -391,7 +435,7 @@ TEST(ServerIntegration, AStaleSocketFileIsReplaced) {
   struct stat st {};
   ASSERT_EQ(stat(path.c_str(), &st), 0);
   server.start();
-  query::QueryClient q(path);
+  test::JsonClient q(path);
   EXPECT_EQ(q.info()["pid"], server.pid());
   EXPECT_NE(server.log().find("replacing stale socket file"), std::string::npos);
 }
@@ -444,7 +488,7 @@ TEST(ServerIntegration, TheLegacySwitchTurnsTrackingOff) {
   auto w = workload(server, {{"TT_ALLOC_TRACKING_ENABLED", "0"}});
   expect_ok(*w, "mesh n150");
   expect_ok(*w, "alloc a DRAM 4K");
-  query::QueryClient q(server.socket());
+  test::JsonClient q(server.socket());
   EXPECT_EQ(q.stats()["active_allocations"], 0);
 }
 

@@ -16,6 +16,7 @@
 #include <fstream>
 #include <thread>
 
+#include "json_client.hpp"
 #include "raw_client.hpp"
 #include "subprocess.hpp"
 #include "ttmem/protocol.hpp"
@@ -33,7 +34,7 @@ std::unique_ptr<Child> workload(const ServerProcess& server, const Spawn& spawn 
                                  Env{{"TTMEM_SOCKET", server.socket()}}, spawn);
 }
 
-std::optional<json> orphan_of(query::QueryClient& q, pid_t pid) {
+std::optional<json> orphan_of(test::JsonClient& q, pid_t pid) {
   const json answer = q.leaks();
   for (const auto& o : answer["orphans"]) {
     if (o["pid"] == pid) return o;
@@ -108,7 +109,7 @@ TEST(Identity, AnInheritedConnectionCannotActForTheProcessThatTookItsPid) {
   ASSERT_EQ(r->command("mesh n150"), "ok");
   ASSERT_EQ(r->command("alloc weights DRAM 1M"), "ok");
   ASSERT_EQ(r->command("flush"), "ok");
-  query::QueryClient q(server.socket());
+  test::JsonClient q(server.socket());
   const json before = q.stats();
   const std::uint64_t held = dram_of(before, a);
   ASSERT_GT(held, 0u);
@@ -143,7 +144,7 @@ TEST(Identity, AHelloFromAnExitedProcessMovesNobodyToPollingAndItsNameIsNotBelie
   }
   waitpid(a, nullptr, 0);
   ASSERT_EQ(write(go[1], "g", 1), 1);
-  query::QueryClient q(server.socket());
+  test::JsonClient q(server.socket());
   ASSERT_TRUE(eventually([&] { return q.info()["anomalies"]["refused_identities"] == 1; }));
   // One client's failure changed nothing for the others: deaths are still seen at once, by pidfd.
   EXPECT_EQ(q.info()["death_watch"], "pidfd");
@@ -164,7 +165,7 @@ TEST(Identity, AZombieIsDeadToThePollingWatch) {
   ASSERT_EQ(w->command("alloc a L1 64K"), "ok");
   ASSERT_EQ(w->command("flush"), "ok");
   w->kill(SIGKILL);  // and not reaped: a zombie until w->wait()
-  query::QueryClient q(server.socket());
+  test::JsonClient q(server.socket());
   ASSERT_TRUE(eventually([&] { return orphan_of(q, w->pid()).has_value(); }, std::chrono::seconds(3)))
       << server.log();
   std::ifstream stat("/proc/" + std::to_string(w->pid()) + "/stat");
@@ -190,7 +191,7 @@ TEST(Identity, ClientsInAnotherPidNamespaceAreRefusedNotMerged) {
         run_process({bin_dir() + "/ttmem-emu", "-q", script}, {}, {{"TTMEM_SOCKET", server.socket()}});
     EXPECT_NE(run.err.find("pid namespace"), std::string::npos) << run.err;
   }
-  query::QueryClient q(server.socket());
+  test::JsonClient q(server.socket());
   EXPECT_TRUE(q.stats()["processes"].empty());
   EXPECT_EQ(q.stats()["active_allocations"], 0);
   EXPECT_EQ(q.info()["anomalies"]["refused_identities"], 2);
@@ -255,7 +256,7 @@ TEST(SocketPath, AServerStoppingLeavesTheSocketOfTheServerThatTookThePathOver) {
   EXPECT_EQ(first.stop(), 0);
   struct stat st {};
   EXPECT_EQ(lstat(first.socket().c_str(), &st), 0) << "the first server removed the second one's socket";
-  query::QueryClient q(first.socket());
+  test::JsonClient q(first.socket());
   EXPECT_EQ(q.info()["pid"], second.pid());
 }
 
@@ -267,7 +268,7 @@ TEST(SocketPath, ClientsAndToolsRefuseAServerRunByAnotherUser) {
   ServerProcess squatter({}, spawn);
   open_directory(squatter);
   try {
-    query::QueryClient q(squatter.socket());
+    test::JsonClient q(squatter.socket());
     FAIL() << "a tool trusted a server of uid " << kOtherUser;
   } catch (const query::ConnectError& e) {
     EXPECT_NE(std::string(e.what()).find("squatting"), std::string::npos) << e.what();
@@ -280,7 +281,7 @@ TEST(SocketPath, ClientsAndToolsRefuseAServerRunByAnotherUser) {
   EXPECT_NE(run.err.find("squatting"), std::string::npos) << run.err;
   // Told to trust it, the tool connects: the workload had sent it nothing.
   setenv("TTMEM_SERVER_UID", std::to_string(kOtherUser).c_str(), 1);
-  query::QueryClient q(squatter.socket());
+  test::JsonClient q(squatter.socket());
   unsetenv("TTMEM_SERVER_UID");
   EXPECT_EQ(q.info()["events_total"], 0);
   EXPECT_TRUE(q.stats()["processes"].empty());
@@ -317,7 +318,7 @@ TEST(LostData, EverythingSentBeforeAFailedReplyIsApplied) {
     proto::encode(bytes, std::span<const proto::EventRecord>(second));
     send_bytes(fd, bytes);
   });
-  query::QueryClient q(server.socket());
+  test::JsonClient q(server.socket());
   std::optional<json> orphan;
   ASSERT_TRUE(eventually([&] { return (orphan = orphan_of(q, child)).has_value(); })) << server.log();
   EXPECT_EQ((*orphan)["buffers"], 5);
@@ -343,7 +344,7 @@ TEST(LostData, ProcessesThatDiedWhileTheServerWasStoppedLeaveOrphanRecords) {
   }
   for (pid_t c : children) waitpid(c, nullptr, 0);
   kill(server.pid(), SIGCONT);
-  query::QueryClient q(server.socket());
+  test::JsonClient q(server.socket());
   ASSERT_TRUE(eventually([&] { return q.leaks()["orphans"].size() == 10; })) << q.leaks().dump(1);
   for (std::size_t i = 0; i < children.size(); ++i) {
     const auto o = orphan_of(q, children[i]);
@@ -392,7 +393,7 @@ TEST(LostData, ADeathDrainsEverythingInFlight) {
   waitpid(child, nullptr, 0);
   kill(server.pid(), SIGCONT);
   ASSERT_GT(complete, 4u * proto::kMaxEventsPerFrame) << "the socket held less than the test needs";
-  query::QueryClient q(server.socket());
+  test::JsonClient q(server.socket());
   std::optional<json> orphan;
   ASSERT_TRUE(eventually([&] { return (orphan = orphan_of(q, child)).has_value(); }));
   EXPECT_EQ((*orphan)["buffers"], complete);
@@ -452,7 +453,7 @@ TEST(Load, ALargeAnswerIsBuiltInPagesWhileEveryoneElseIsServed) {
   proto::encode(bytes, proto::Query{7, R"({"type":"buffers"})"});
   ASSERT_TRUE(send_bytes(slow, bytes));
   // Meanwhile everyone else is served, and the big answer is still being built (not done in one go).
-  query::QueryClient q(server.socket());
+  test::JsonClient q(server.socket());
   ASSERT_TRUE(eventually([&] { return q.info()["loop"]["paged_queries"] == 1; }));
   auto w = std::make_unique<Child>(std::vector<std::string>{bin_dir() + "/ttmem-emu", "--step", "-q"},
                                    Env{{"TTMEM_SOCKET", server.socket()}});
@@ -541,10 +542,10 @@ TEST(Load, OutOfDescriptorsTheServerRefusesCleanlyAndNeitherExitsNorSpins) {
     waitpid(pid, nullptr, 0);
     close(keep);
   }
-  std::unique_ptr<query::QueryClient> q;
+  std::unique_ptr<test::JsonClient> q;
   ASSERT_TRUE(eventually([&] {
     try {
-      q = std::make_unique<query::QueryClient>(server.socket());
+      q = std::make_unique<test::JsonClient>(server.socket());
       return q->stats()["active_allocations"] == 0;
     } catch (const std::exception&) {
       return false;
@@ -556,7 +557,7 @@ TEST(Load, OutOfDescriptorsTheServerRefusesCleanlyAndNeitherExitsNorSpins) {
 
 TEST(Load, IdleConnectionsHoldNoGrownBuffers) {
   ServerProcess server;
-  query::QueryClient q(server.socket());
+  test::JsonClient q(server.socket());
   q.info();
   const std::uint64_t before = rss_kib(server.pid());
   // 64 tools each send a query of nearly a megabyte, then sit idle.

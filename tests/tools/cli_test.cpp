@@ -331,27 +331,29 @@ TEST(CliOutput, BinaryUnitsCsvQuotingAndWidths) {
 TEST(CliTopModel, SortsKeepsBoundedHistoryAndDrawsSparklines) {
   cli::TopModel model(3);
   auto stats = [](std::uint64_t dram) {
-    json mem = {{"used", 0}, {"total", 100}, {"peak", 0}};
-    json d = {{"id", 0},
-              {"memory", {{"DRAM", mem}, {"L1", mem}, {"L1_SMALL", mem}, {"TRACE", mem}, {"CB", mem}}}};
-    d["memory"]["DRAM"]["used"] = dram;
-    json p1 = {{"pid", 5},      {"name", "b"}, {"device", 0}, {"DRAM", 10},  {"L1", 99},
-               {"L1_SMALL", 0}, {"TRACE", 0},  {"CB", 0},     {"buffers", 1}};
-    json p2 = {{"pid", 3},      {"name", "a"}, {"device", 0}, {"DRAM", 20},  {"L1", 1},
-               {"L1_SMALL", 0}, {"TRACE", 0},  {"CB", 0},     {"buffers", 9}};
-    return json{{"devices", {d}}, {"processes", {p1, p2}}, {"active_allocations", 10}};
+    views::Stats out;
+    views::DeviceUsage& d = out.devices.emplace_back();
+    for (auto& m : d.memory) m.total = 100;
+    d.memory[index(Slot::DRAM)].used = dram;
+    views::ProcessUsage p1{5, "b", 0, {}, 1}, p2{3, "a", 0, {}, 9};
+    p1.bytes[index(Slot::DRAM)] = 10;
+    p1.bytes[index(Slot::L1)] = 99;
+    p2.bytes[index(Slot::DRAM)] = 20;
+    p2.bytes[index(Slot::L1)] = 1;
+    out.processes = {p1, p2};
+    out.active_allocations = 10;
+    return out;
   };
-  for (std::uint64_t i = 1; i <= 5; ++i)
-    model.update(stats(i * 10), json{{"leaks", json::array()}, {"orphans", json::array()}});
+  for (std::uint64_t i = 1; i <= 5; ++i) model.update(stats(i * 10), {});
   ASSERT_EQ(model.history(0).size(), 3u);
   EXPECT_EQ(model.history(0).front().dram, 30u);
-  EXPECT_EQ(model.processes()[0]["pid"], 3);  // DRAM descending
+  EXPECT_EQ(model.processes()[0].pid, 3);  // DRAM descending
   EXPECT_TRUE(model.key('l'));
-  EXPECT_EQ(model.processes()[0]["pid"], 5);
+  EXPECT_EQ(model.processes()[0].pid, 5);
   EXPECT_TRUE(model.key('n'));
-  EXPECT_EQ(model.processes()[0]["name"], "a");
+  EXPECT_EQ(model.processes()[0].name, "a");
   EXPECT_TRUE(model.key('r'));
-  EXPECT_EQ(model.processes()[0]["name"], "b");
+  EXPECT_EQ(model.processes()[0].name, "b");
   EXPECT_FALSE(model.key('z'));
   EXPECT_EQ(cli::sparkline({0, 50, 100}, 100, 5, false), "   +@");
   EXPECT_EQ(cli::sparkline({100}, 100, 1, true), "\u2588");

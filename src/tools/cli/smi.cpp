@@ -7,54 +7,53 @@
 
 #include "commands.hpp"
 #include "output.hpp"
+#include "ttmem/schema.hpp"
 
 namespace ttmem::cli {
 
-using nlohmann::json;
-
 namespace {
 
-constexpr const char* kSlots[] = {"DRAM", "L1", "L1_SMALL", "TRACE", "CB"};
-
-std::string lower(std::string s) {
-  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
+std::string lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
 }
 
-json filtered(json stats, const SmiOptions& o) {
+/// The slot a CSV field names ("l1_small" or "l1_small.used"), if any.
+std::optional<Slot> slot_named(std::string_view field) {
+  const std::string name = lower(field.substr(0, field.find('.')));
+  for (Slot s : enum_values<Slot>()) {
+    if (lower(to_string(s)) == name) return s;
+  }
+  return std::nullopt;
+}
+
+views::Stats filtered(views::Stats stats, const SmiOptions& o) {
   if (!o.device) return stats;
-  json devices = json::array(), processes = json::array();
-  for (const auto& d : stats["devices"]) {
-    if (d["id"] == *o.device) devices.push_back(d);
-  }
-  for (const auto& p : stats["processes"]) {
-    if (p["device"] == *o.device) processes.push_back(p);
-  }
-  stats["devices"] = devices;
-  stats["processes"] = processes;
+  std::erase_if(stats.devices, [&](const views::DeviceUsage& d) { return d.id != *o.device; });
+  std::erase_if(stats.processes, [&](const views::ProcessUsage& p) { return p.device != *o.device; });
   return stats;
 }
 
-std::string device_field(const json& d, const std::string& field) {
-  if (field == "id") return std::to_string(d["id"].get<int>());
-  if (field == "arch") return d["arch"].is_null() ? "" : d["arch"].get<std::string>();
-  if (field == "buffers" || field == "processes") return std::to_string(d[field].get<std::uint64_t>());
-  const auto dot = field.find('.');
-  std::string slot = field.substr(0, dot);
-  for (char& c : slot) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  return std::to_string(d["memory"][slot][field.substr(dot + 1)].get<std::uint64_t>());
+std::string device_field(const views::DeviceUsage& d, const std::string& field) {
+  if (field == "id") return std::to_string(d.id);
+  if (field == "arch") return d.arch ? std::string(to_string(*d.arch)) : "";
+  if (field == "buffers") return std::to_string(d.buffers);
+  if (field == "processes") return std::to_string(d.processes);
+  const views::SlotUsage& m = d.memory[index(*slot_named(field))];  // fields were checked by the parser
+  const std::string part = field.substr(field.find('.') + 1);
+  return std::to_string(part == "used" ? m.used : part == "total" ? m.total : m.peak);
 }
 
-std::string process_field(const json& p, const std::string& field) {
-  if (field == "name") return p["name"];
-  if (field == "pid" || field == "device" || field == "buffers")
-    return std::to_string(p[field].get<std::uint64_t>());
-  std::string slot = field;
-  for (char& c : slot) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  return std::to_string(p[slot].get<std::uint64_t>());
+std::string process_field(const views::ProcessUsage& p, const std::string& field) {
+  if (field == "name") return p.name;
+  if (field == "pid") return std::to_string(p.pid);
+  if (field == "device") return std::to_string(p.device);
+  if (field == "buffers") return std::to_string(p.buffers);
+  return std::to_string(p.bytes[index(*slot_named(field))]);
 }
 
-void print_csv(const json& stats, const SmiOptions& o, bool header) {
+void print_csv(const views::Stats& stats, const SmiOptions& o, bool header) {
   const auto& valid = o.processes ? smi_process_fields() : smi_device_fields();
   std::vector<std::string> fields = o.query;
   if (fields.empty()) {
@@ -64,27 +63,34 @@ void print_csv(const json& stats, const SmiOptions& o, bool header) {
                                                        "cb.used", "buffers",  "processes"};
   }
   if (header) std::cout << csv_line(fields) << '\n';
-  for (const auto& row : stats[o.processes ? "processes" : "devices"]) {
-    std::vector<std::string> cells;
-    for (const auto& f : fields) cells.push_back(o.processes ? process_field(row, f) : device_field(row, f));
-    std::cout << csv_line(cells) << '\n';
+  std::vector<std::string> cells;
+  if (o.processes) {
+    for (const auto& row : stats.processes) {
+      cells.clear();
+      for (const auto& f : fields) cells.push_back(process_field(row, f));
+      std::cout << csv_line(cells) << '\n';
+    }
+  } else {
+    for (const auto& row : stats.devices) {
+      cells.clear();
+      for (const auto& f : fields) cells.push_back(device_field(row, f));
+      std::cout << csv_line(cells) << '\n';
+    }
   }
 }
 
-void print_table(const json& stats, const json& info, const Style& style) {
+void print_table(const views::Stats& stats, const views::ServerInfo& info, const Style& style) {
   const auto now = std::chrono::system_clock::now().time_since_epoch();
   std::cout << style.bold("ttmem smi") << "  "
-            << style.dim(fmt::format(
-                   "ttmemd {} at {} | up {} | {} process{} | {} active allocation{} | {}",
-                   info["version"].get<std::string>(), info["socket"].get<std::string>(),
-                   human_age_ms(static_cast<std::uint64_t>(info["uptime_s"].get<double>() * 1000)),
-                   info["processes"].get<int>(), info["processes"] == 1 ? "" : "es",
-                   stats["active_allocations"].get<std::uint64_t>(),
-                   stats["active_allocations"] == 1 ? "" : "s",
-                   clock_time(static_cast<std::uint64_t>(
-                       std::chrono::duration_cast<std::chrono::nanoseconds>(now).count()))))
+            << style.dim(fmt::format("ttmemd {} at {} | up {} | {} process{} | {} active allocation{} | {}",
+                                     info.version, info.socket,
+                                     human_age_ms(static_cast<std::uint64_t>(info.uptime_s * 1000)),
+                                     info.processes, info.processes == 1 ? "" : "es",
+                                     stats.active_allocations, stats.active_allocations == 1 ? "" : "s",
+                                     clock_time(static_cast<std::uint64_t>(
+                                         std::chrono::duration_cast<std::chrono::nanoseconds>(now).count()))))
             << "\n\n";
-  if (stats["devices"].empty()) {
+  if (stats.devices.empty()) {
     std::cout << "  No device has been reported yet.\n";
   } else {
     Table t;
@@ -97,23 +103,21 @@ void print_table(const json& stats, const json& info, const Style& style) {
     t.column("CB", Table::Align::right);
     t.column("BUFFERS", Table::Align::right);
     t.column("PROCS", Table::Align::right);
-    for (const auto& d : stats["devices"]) {
-      auto usage = [&](const char* slot) {
-        const auto& m = d["memory"][slot];
-        const std::uint64_t used = m["used"], total = m["total"];
-        return fmt::format("{:>9} / {:<9} {} {:>4}", human_bytes(used), human_bytes(total),
-                           bar(used, total, 10, style), percent(used, total));
+    for (const auto& d : stats.devices) {
+      auto usage = [&](Slot slot) {
+        const auto& m = d.memory[index(slot)];
+        return fmt::format("{:>9} / {:<9} {} {:>4}", human_bytes(m.used), human_bytes(m.total),
+                           bar(m.used, m.total, 10, style), percent(m.used, m.total));
       };
-      t.row({std::to_string(d["id"].get<int>()), d["arch"].is_null() ? "?" : d["arch"].get<std::string>(),
-             usage("DRAM"), usage("L1"), human_bytes(d["memory"]["L1_SMALL"]["used"]),
-             human_bytes(d["memory"]["TRACE"]["used"]), human_bytes(d["memory"]["CB"]["used"]),
-             std::to_string(d["buffers"].get<std::uint64_t>()),
-             std::to_string(d["processes"].get<std::uint64_t>())});
+      t.row({std::to_string(d.id), d.arch ? std::string(to_string(*d.arch)) : "?", usage(Slot::DRAM),
+             usage(Slot::L1), human_bytes(d.memory[index(Slot::L1_SMALL)].used),
+             human_bytes(d.memory[index(Slot::TRACE)].used), human_bytes(d.memory[index(Slot::CB)].used),
+             std::to_string(d.buffers), std::to_string(d.processes)});
     }
     t.print(std::cout, style, "  ");
   }
   std::cout << '\n';
-  if (stats["processes"].empty()) {
+  if (stats.processes.empty()) {
     std::cout << "  No process holds device memory.\n";
     return;
   }
@@ -121,13 +125,12 @@ void print_table(const json& stats, const json& info, const Style& style) {
   p.column("DEV", Table::Align::right);
   p.column("PID", Table::Align::right);
   p.column("NAME", Table::Align::left);
-  for (const char* s : kSlots) p.column(s, Table::Align::right);
+  for (Slot s : enum_values<Slot>()) p.column(std::string(to_string(s)), Table::Align::right);
   p.column("BUFFERS", Table::Align::right);
-  for (const auto& r : stats["processes"]) {
-    std::vector<std::string> cells{std::to_string(r["device"].get<int>()),
-                                   std::to_string(r["pid"].get<int>()), r["name"]};
-    for (const char* s : kSlots) cells.push_back(human_bytes(r[s]));
-    cells.push_back(std::to_string(r["buffers"].get<std::uint64_t>()));
+  for (const auto& r : stats.processes) {
+    std::vector<std::string> cells{std::to_string(r.device), std::to_string(r.pid), r.name};
+    for (Slot s : enum_values<Slot>()) cells.push_back(human_bytes(r.bytes[index(s)]));
+    cells.push_back(std::to_string(r.buffers));
     p.row(cells);
   }
   p.print(std::cout, style, "  ");
@@ -138,8 +141,8 @@ void print_table(const json& stats, const json& info, const Style& style) {
 const std::vector<std::string>& smi_device_fields() {
   static const std::vector<std::string> fields = [] {
     std::vector<std::string> f{"id", "arch"};
-    for (const char* s : kSlots) {
-      for (const char* part : {"used", "total", "peak"}) f.push_back(lower(s) + "." + part);
+    for (Slot s : enum_values<Slot>()) {
+      for (const char* part : {"used", "total", "peak"}) f.push_back(lower(to_string(s)) + "." + part);
     }
     f.push_back("buffers");
     f.push_back("processes");
@@ -149,8 +152,12 @@ const std::vector<std::string>& smi_device_fields() {
 }
 
 const std::vector<std::string>& smi_process_fields() {
-  static const std::vector<std::string> fields = {"pid",      "name",  "device", "dram",   "l1",
-                                                  "l1_small", "trace", "cb",     "buffers"};
+  static const std::vector<std::string> fields = [] {
+    std::vector<std::string> f{"pid", "name", "device"};
+    for (Slot s : enum_values<Slot>()) f.push_back(lower(to_string(s)));
+    f.push_back("buffers");
+    return f;
+  }();
   return fields;
 }
 
@@ -158,9 +165,10 @@ int run_smi(const Common& common, const SmiOptions& o) {
   query::QueryClient client = connect_or_exit(common.socket);
   const Style style = Style::detect();
   for (std::uint32_t n = 1;; ++n) {
-    const json stats = filtered(client.stats(), o);
+    const views::Stats stats = filtered(client.stats(), o);
     if (common.json) {
-      std::cout << (o.loop_ms ? stats.dump() : stats.dump(2)) << std::endl;
+      const std::string text = schema::to_json(stats);
+      std::cout << (o.loop_ms ? text : schema::pretty(text)) << std::endl;
     } else if (o.csv) {
       print_csv(stats, o, !o.noheader && n == 1);
       std::cout.flush();

@@ -17,8 +17,6 @@
 
 namespace ttmem::cli {
 
-using nlohmann::json;
-
 namespace {
 
 enum Colors { kGreen = 1, kYellow, kRed, kTitle };
@@ -84,8 +82,8 @@ double fraction(std::uint64_t used, std::uint64_t total) {
 }
 
 /// "[#####     ] 40% 4.8 GiB/12.0 GiB" with the bar coloured by level.
-int usage_bar(Screen& s, int y, int x, const char* label, const json& m, int width) {
-  const std::uint64_t used = m["used"], total = m["total"];
+int usage_bar(Screen& s, int y, int x, const char* label, const views::SlotUsage& m, int width) {
+  const std::uint64_t used = m.used, total = m.total;
   const double f = fraction(used, total);
   int filled = static_cast<int>(std::min(1.0, f) * width + 0.5);
   if (used > 0 && filled == 0) filled = 1;
@@ -116,15 +114,16 @@ void draw_help(Screen& s) {
     s.put(y0 + 1 + static_cast<int>(i), x0 + 2, lines[i], A_REVERSE);
 }
 
-void draw(Screen& s, const TopModel& model, const json& info, const std::string& socket,
-          std::uint32_t interval_ms, std::uint32_t history_s, const std::string& error, bool help) {
+void draw(Screen& s, const TopModel& model, const std::optional<views::ServerInfo>& info,
+          const std::string& socket, std::uint32_t interval_ms, std::uint32_t history_s,
+          const std::string& error, bool help) {
   erase();
   const int cols = s.cols(), rows = s.rows();
-  const json& stats = model.stats();
+  const views::Stats& stats = model.stats();
   std::string title =
       fmt::format(" ttmem top | ttmemd {} at {} | {} process(es) | {} allocations | every {:.1f} s",
-                  info.value("version", std::string("?")), socket, info.value("processes", 0),
-                  stats.value("active_allocations", 0), interval_ms / 1000.0);
+                  info ? info->version : "?", socket, info ? info->processes : 0, stats.active_allocations,
+                  interval_ms / 1000.0);
   const std::string keys = "h help  q quit ";
   title.resize(static_cast<std::size_t>(std::max(0, cols - static_cast<int>(keys.size()))), ' ');
   s.put(0, 0, title + keys, s.title());
@@ -135,22 +134,19 @@ void draw(Screen& s, const TopModel& model, const json& info, const std::string&
   // Devices
   s.put(y++, 0, "DEVICES", A_BOLD);
   const int bar_width = std::max(5, std::min(20, (cols - 20) / 2 - 34));
-  const auto& devices = stats.contains("devices") ? stats["devices"] : json::array();
+  const auto& devices = stats.devices;
   if (devices.empty()) s.put(y++, 2, "No device has been reported yet.");
   for (const auto& d : devices) {
     if (y >= rows - 8) break;
-    const auto& m = d["memory"];
-    int x = s.put(y, 1,
-                  fmt::format("{:>2} {:<12}", d["id"].get<int>(),
-                              d["arch"].is_null() ? "?" : d["arch"].get<std::string>()));
-    x = usage_bar(s, y, x, "DRAM", m["DRAM"], bar_width);
-    usage_bar(s, y, x + 2, "L1", m["L1"], bar_width);
+    const auto& m = d.memory;
+    int x = s.put(y, 1, fmt::format("{:>2} {:<12}", d.id, d.arch ? std::string(to_string(*d.arch)) : "?"));
+    x = usage_bar(s, y, x, "DRAM", m[index(Slot::DRAM)], bar_width);
+    usage_bar(s, y, x + 2, "L1", m[index(Slot::L1)], bar_width);
     ++y;
     s.put(y++, 17,
           fmt::format("L1_SMALL {}   TRACE {}   CB {}   buffers {}   processes {}",
-                      human_bytes(m["L1_SMALL"]["used"]), human_bytes(m["TRACE"]["used"]),
-                      human_bytes(m["CB"]["used"]), d["buffers"].get<std::uint64_t>(),
-                      d["processes"].get<std::uint64_t>()));
+                      human_bytes(m[index(Slot::L1_SMALL)].used), human_bytes(m[index(Slot::TRACE)].used),
+                      human_bytes(m[index(Slot::CB)].used), d.buffers, d.processes));
   }
 
   // History
@@ -162,16 +158,16 @@ void draw(Screen& s, const TopModel& model, const json& info, const std::string&
     const std::size_t width = static_cast<std::size_t>(std::max(10, cols - 14));
     for (const auto& d : devices) {
       if (y >= rows - 8) break;
-      const int id = d["id"].get<int>();
+      const int id = d.id;
       std::vector<std::uint64_t> dram, l1;
       for (const auto& h : model.history(id)) {
         dram.push_back(h.dram);
         l1.push_back(h.l1);
       }
       s.put(y, 1, fmt::format("{:>2} DRAM", id));
-      s.put(y++, 11, "|" + sparkline(dram, d["memory"]["DRAM"]["total"], width, s.unicode()) + "|");
+      s.put(y++, 11, "|" + sparkline(dram, d.memory[index(Slot::DRAM)].total, width, s.unicode()) + "|");
       s.put(y, 1, fmt::format("{:>2} L1", id));
-      s.put(y++, 11, "|" + sparkline(l1, d["memory"]["L1"]["total"], width, s.unicode()) + "|");
+      s.put(y++, 11, "|" + sparkline(l1, d.memory[index(Slot::L1)].total, width, s.unicode()) + "|");
     }
   }
 
@@ -191,10 +187,11 @@ void draw(Screen& s, const TopModel& model, const json& info, const std::string&
   for (const auto& p : processes) {
     if (y >= rows - leak_rows - 2) break;
     s.put(y++, 1,
-          fmt::format("{:>3} {:>8}  {:<15} {:>10} {:>10} {:>10} {:>10} {:>10} {:>8}", p["device"].get<int>(),
-                      p["pid"].get<int>(), p["name"].get<std::string>().substr(0, 15), human_bytes(p["DRAM"]),
-                      human_bytes(p["L1"]), human_bytes(p["L1_SMALL"]), human_bytes(p["TRACE"]),
-                      human_bytes(p["CB"]), p["buffers"].get<std::uint64_t>()));
+          fmt::format("{:>3} {:>8}  {:<15} {:>10} {:>10} {:>10} {:>10} {:>10} {:>8}", p.device, p.pid,
+                      p.name.substr(0, 15), human_bytes(p.bytes[index(Slot::DRAM)]),
+                      human_bytes(p.bytes[index(Slot::L1)]), human_bytes(p.bytes[index(Slot::L1_SMALL)]),
+                      human_bytes(p.bytes[index(Slot::TRACE)]), human_bytes(p.bytes[index(Slot::CB)]),
+                      p.buffers));
   }
 
   // Leaks and orphans
@@ -216,7 +213,7 @@ int run_top(const Common& common, const TopOptions& o) {
   const bool unicode = std::strcmp(nl_langinfo(CODESET), "UTF-8") == 0;
   TopModel model(std::max<std::size_t>(1, o.history_s * 1000 / std::max<std::uint32_t>(1, o.interval_ms)));
   Screen screen(unicode);
-  json info = json::object();
+  std::optional<views::ServerInfo> info;
   std::string error;
   bool help = false;
   auto fetch = [&] {

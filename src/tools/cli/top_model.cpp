@@ -7,8 +7,6 @@
 
 namespace ttmem::cli {
 
-using nlohmann::json;
-
 const char* sort_key_name(SortKey key) {
   switch (key) {
     case SortKey::dram:
@@ -33,13 +31,33 @@ const char* sort_key_name(SortKey key) {
   return "?";
 }
 
-void TopModel::update(const json& stats, const json& leaks) {
-  stats_ = stats;
-  leaks_ = leaks;
-  for (const auto& d : stats["devices"]) {
-    auto& h = history_[d["id"].get<int>()];
-    h.push_back(
-        {d["memory"]["DRAM"]["used"].get<std::uint64_t>(), d["memory"]["L1"]["used"].get<std::uint64_t>()});
+std::optional<Slot> sort_slot(SortKey key) {
+  switch (key) {
+    case SortKey::dram:
+      return Slot::DRAM;
+    case SortKey::l1:
+      return Slot::L1;
+    case SortKey::l1_small:
+      return Slot::L1_SMALL;
+    case SortKey::trace:
+      return Slot::TRACE;
+    case SortKey::cb:
+      return Slot::CB;
+    case SortKey::buffers:
+    case SortKey::pid:
+    case SortKey::name:
+    case SortKey::device:
+      break;
+  }
+  return std::nullopt;
+}
+
+void TopModel::update(views::Stats stats, views::Leaks leaks) {
+  stats_ = std::move(stats);
+  leaks_ = std::move(leaks);
+  for (const auto& d : stats_.devices) {
+    auto& h = history_[d.id];
+    h.push_back({d.memory[index(Slot::DRAM)].used, d.memory[index(Slot::L1)].used});
     while (h.size() > history_samples_) h.pop_front();
   }
 }
@@ -86,37 +104,24 @@ bool TopModel::key(int ch) {
   return true;
 }
 
-std::vector<json> TopModel::processes() const {
-  std::vector<json> rows;
-  if (stats_.contains("processes")) rows.assign(stats_["processes"].begin(), stats_["processes"].end());
-  auto field = [&](const json& r) -> std::uint64_t {
+std::vector<views::ProcessUsage> TopModel::processes() const {
+  std::vector<views::ProcessUsage> rows = stats_.processes;
+  const std::optional<Slot> slot = sort_slot(key_);
+  auto field = [&](const views::ProcessUsage& r) -> std::uint64_t {
+    if (slot) return r.bytes[index(*slot)];
     switch (key_) {
-      case SortKey::dram:
-        return r["DRAM"];
-      case SortKey::l1:
-        return r["L1"];
-      case SortKey::l1_small:
-        return r["L1_SMALL"];
-      case SortKey::trace:
-        return r["TRACE"];
-      case SortKey::cb:
-        return r["CB"];
       case SortKey::buffers:
-        return r["buffers"];
+        return r.buffers;
       case SortKey::pid:
-        return r["pid"];
+        return static_cast<std::uint64_t>(r.pid);
       case SortKey::device:
-        return r["device"];
-      case SortKey::name:
+        return r.device;
+      default:
         return 0;
     }
-    return 0;
   };
-  std::stable_sort(rows.begin(), rows.end(), [&](const json& a, const json& b) {
-    if (key_ == SortKey::name) {
-      const auto na = a["name"].get<std::string>(), nb = b["name"].get<std::string>();
-      return descending_ ? na > nb : na < nb;
-    }
+  std::stable_sort(rows.begin(), rows.end(), [&](const views::ProcessUsage& a, const views::ProcessUsage& b) {
+    if (key_ == SortKey::name) return descending_ ? a.name > b.name : a.name < b.name;
     return descending_ ? field(a) > field(b) : field(a) < field(b);
   });
   return rows;
@@ -124,18 +129,12 @@ std::vector<json> TopModel::processes() const {
 
 std::vector<std::string> TopModel::recent_records(std::size_t n) const {
   std::vector<std::string> out;
-  if (leaks_.contains("orphans")) {
-    for (const auto& o : leaks_["orphans"]) {
-      for (const auto& m : o["messages"]) out.push_back("ORPHAN " + m.get<std::string>());
-    }
+  for (const auto& o : leaks_.orphans) {
+    for (const auto& m : o.messages) out.push_back("ORPHAN " + m);
   }
-  if (leaks_.contains("leaks")) {
-    for (const auto& l : leaks_["leaks"]) {
-      out.push_back(fmt::format(
-          "LEAK pid {} ({}) held {} B of {} on device {} at close, site {}", l["pid"].get<int>(),
-          l["name"].get<std::string>(), l["size"].get<std::uint64_t>(), l["type"].get<std::string>(),
-          l["device"].get<int>(), l["site"].get<std::string>().empty() ? "-" : l["site"].get<std::string>()));
-    }
+  for (const auto& l : leaks_.leaks) {
+    out.push_back(fmt::format("LEAK pid {} ({}) held {} B of {} on device {} at close, site {}", l.pid,
+                              l.name, l.size, to_string(l.type), l.device, l.site.empty() ? "-" : l.site));
   }
   if (out.size() > n) out.resize(n);
   return out;

@@ -5,14 +5,18 @@
 #include <cstdint>
 #include <deque>
 #include <map>
-#include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
+
+#include "ttmem/views.hpp"
 
 namespace ttmem::cli {
 
 enum class SortKey { dram, l1, l1_small, trace, cb, buffers, pid, name, device };
 const char* sort_key_name(SortKey key);
+/// The memory slot a key sorts by, if it sorts by one.
+std::optional<Slot> sort_slot(SortKey key);
 
 struct UsageSample {
   std::uint64_t dram = 0;
@@ -24,14 +28,14 @@ class TopModel {
   explicit TopModel(std::size_t history_samples) : history_samples_(history_samples) {}
 
   /// Takes a new stats answer (and leaks answer); appends a history sample per device.
-  void update(const nlohmann::json& stats, const nlohmann::json& leaks);
+  void update(views::Stats stats, views::Leaks leaks);
   /// Key press: 'd' DRAM, 'l' L1, 's' L1_SMALL, 't' TRACE, 'c' CB, 'b' buffers, 'p' pid, 'n' name, 'v'
   /// device, 'r' reverses. Returns false for keys it does not handle.
   bool key(int ch);
 
-  const nlohmann::json& stats() const { return stats_; }
+  const views::Stats& stats() const { return stats_; }
   /// Process rows in display order.
-  std::vector<nlohmann::json> processes() const;
+  std::vector<views::ProcessUsage> processes() const;
   /// The newest leak and orphan lines, newest first.
   std::vector<std::string> recent_records(std::size_t n) const;
   const std::deque<UsageSample>& history(int device) const;
@@ -40,8 +44,8 @@ class TopModel {
 
  private:
   std::size_t history_samples_;
-  nlohmann::json stats_ = nlohmann::json::object();
-  nlohmann::json leaks_ = nlohmann::json::object();
+  views::Stats stats_;
+  views::Leaks leaks_;
   std::map<int, std::deque<UsageSample>> history_;
   SortKey key_ = SortKey::dram;
   bool descending_ = true;

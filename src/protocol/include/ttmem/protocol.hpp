@@ -144,6 +144,7 @@ struct ClientStats {
 #define TTMEM_CLIENT_STATS_FIELD(name) std::uint64_t name = 0;
   TTMEM_CLIENT_STATS(TTMEM_CLIENT_STATS_FIELD)
 #undef TTMEM_CLIENT_STATS_FIELD
+  bool operator==(const ClientStats&) const = default;
 };
 
 struct Query {

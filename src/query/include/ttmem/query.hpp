@@ -1,16 +1,18 @@
-// Talking to ttmemd as a tool: connect, ask a query, get its JSON answer, or follow the event stream.
-// Used by the `ttmem` command, the Python module and the tests. Schemas: docs/protocol.md, "Queries".
+// Talking to ttmemd as a tool: connect, ask a query, get its answer as a typed view (ttmem/views.hpp), or
+// follow the event stream. Used by the `ttmem` command, the Python module and the tests. The JSON on the
+// wire is the schema's business (ttmem/schema.hpp; docs/protocol.md, "Queries").
 #pragma once
 
 #include <chrono>
 #include <functional>
-#include <nlohmann/json.hpp>
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 
 #include "ttmem/protocol.hpp"
 #include "ttmem/socket_path.hpp"
+#include "ttmem/views.hpp"
 
 namespace ttmem::query {
 
@@ -45,27 +47,36 @@ class QueryClient {
   QueryClient(QueryClient&& other) noexcept;
   QueryClient& operator=(QueryClient&&) = delete;
 
-  /// Sends {"type": ..., ...} and returns the answer (the pages of a paged answer joined). Throws
-  /// QueryError.
-  nlohmann::json query(const nlohmann::json& request);
-  /// Sends a query and hands each page of the answer to `on_page` as it arrives (an answer that is not
+  views::Stats stats();
+  views::DeviceList devices();
+  /// The matching buffers, largest first (all pages of the answer).
+  views::BufferList buffers(const views::BufferQuery& query = {});
+  views::Leaks leaks();
+  views::EventList events(std::uint64_t limit = 100);
+  views::ServerInfo info(bool reset_loop = false);
+
+  /// Any query, untyped: the request's JSON text in, the answer's JSON text out (the pages of a paged
+  /// answer joined). For tools that pass JSON through (the Python module, tests of the wire format).
+  std::string query_text(std::string_view request_json);
+  /// Sends a query and hands each page's JSON text to `on_page` as it arrives (an answer that is not
   /// paged is one page): a caller that keeps less than the whole answer needs less memory.
-  void query_pages(const nlohmann::json& request, const std::function<void(nlohmann::json page)>& on_page);
-  nlohmann::json stats() { return query({{"type", "stats"}}); }
-  nlohmann::json leaks() { return query({{"type", "leaks"}}); }
-  nlohmann::json devices() { return query({{"type", "devices"}}); }
-  nlohmann::json info() { return query({{"type", "info"}}); }
+  void query_pages(std::string_view request_json, const std::function<void(std::string_view page)>& on_page);
 
   /// Switches to the event stream; then call next_event().
   void subscribe();
-  /// The next streamed event, or nullopt after `timeout`. Throws QueryError when the connection breaks.
-  std::optional<nlohmann::json> next_event(std::chrono::milliseconds timeout);
+  /// The next streamed event, or nullopt after `timeout`. Throws QueryError when the connection breaks
+  /// or the event cannot be read.
+  std::optional<views::StreamEvent> next_event(std::chrono::milliseconds timeout);
+  /// The same, as the server's JSON text.
+  std::optional<std::string> next_event_text(std::chrono::milliseconds timeout);
 
   const std::string& socket_path() const { return socket_path_; }
   std::uint32_t server_pid() const { return server_pid_; }
 
  private:
   proto::Frame read_frame(std::chrono::milliseconds timeout, bool* timed_out);
+  template <typename View>
+  View typed(const views::Query& q);
   void write_all(const std::vector<std::uint8_t>& bytes);
 
   std::string socket_path_;

@@ -96,6 +96,15 @@ TTMEM_DEFINE_ENUM(Arch, std::uint8_t, TTMEM_ARCHS)
   X(tool, 1, "tool")
 TTMEM_DEFINE_ENUM(Role, std::uint8_t, TTMEM_ROLES)
 
+// A process's relation to a device: it allocated there without DEVICE_OPEN (implicit), opened it, is
+// closing it (the runtime's sweep runs), or closed it.
+#define TTMEM_DEVICE_USE_STATES(X) \
+  X(implicit, 0, "implicit") \
+  X(open, 1, "open") \
+  X(closing, 2, "closing") \
+  X(closed, 3, "closed")
+TTMEM_DEFINE_ENUM(DeviceUseState, std::uint8_t, TTMEM_DEVICE_USE_STATES)
+
 // Wire message types: client to server below 32, server to client from 32.
 #define TTMEM_MESSAGE_TYPES(X) \
   X(hello, 1, "HELLO") \

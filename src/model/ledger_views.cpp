@@ -1,0 +1,119 @@
+// The typed views, filled from the registry; see ledger_views.hpp.
+#include "ledger_views.hpp"
+
+namespace ttmem::model {
+
+namespace {
+
+std::uint64_t buffer_count(const SlotFigures& usage) {
+  std::uint64_t n = 0;
+  for (const auto& f : usage) n += f.buffers;
+  return n;
+}
+
+bool in_use(const ProcessDevice& pd) {
+  return pd.state == ProcessDevice::State::open || pd.state == ProcessDevice::State::closing;
+}
+
+std::optional<Arch> arch_of(const DeviceState& d) {
+  if (!d.announced) return std::nullopt;
+  return enum_from<Arch>(d.arch);
+}
+
+}  // namespace
+
+views::Stats stats_view(const Registry& registry) {
+  views::Stats out;
+  for (const auto& [id, d] : registry.devices()) {
+    views::DeviceUsage& u = out.devices.emplace_back();
+    u.id = id;
+    u.arch = arch_of(d);
+    for (std::size_t s = 0; s < kSlots; ++s) {
+      u.memory[s] = {d.usage[s].bytes, d.usage[s].peak_bytes, d.usage[s].buffers, d.total_bytes[s]};
+    }
+    u.buffers = buffer_count(d.usage);
+    for (const auto& [slot, p] : registry.processes()) {
+      auto it = p.devices.find(id);
+      if (it != p.devices.end() && (buffer_count(it->second.usage) > 0 || in_use(it->second))) ++u.processes;
+    }
+  }
+  for (const auto& [slot, p] : registry.processes()) {
+    for (const auto& [dev, pd] : p.devices) {
+      const std::uint64_t buffers = buffer_count(pd.usage);
+      if (buffers == 0 && !in_use(pd)) continue;
+      views::ProcessUsage& row = out.processes.emplace_back();
+      row.pid = p.pid;
+      row.name = p.name;
+      row.device = dev;
+      for (std::size_t s = 0; s < kSlots; ++s) row.bytes[s] = pd.usage[s].bytes;
+      row.buffers = buffers;
+    }
+  }
+  out.active_allocations = registry.allocations().size();
+  return out;
+}
+
+std::vector<views::DeviceInfo> devices_view(const Registry& registry) {
+  std::vector<views::DeviceInfo> out;
+  for (const auto& [id, d] : registry.devices()) {
+    views::DeviceInfo& info = out.emplace_back();
+    info.id = id;
+    info.arch = arch_of(d);
+    info.total = d.total_bytes;
+    for (const auto& [slot, p] : registry.processes()) {
+      auto it = p.devices.find(id);
+      if (it == p.devices.end()) continue;
+      info.processes.push_back({p.pid, p.name, it->second.state});
+    }
+  }
+  return out;
+}
+
+views::Leak leak_view(const LeakRecord& l) {
+  return {l.pid,  l.process_name,       l.device,  l.type,          l.kind, l.id, l.size, l.address,
+          l.site, l.age_ns / 1'000'000, l.time_ns, l.swept_by_close};
+}
+
+views::Orphan orphan_view(const OrphanRecord& o) {
+  views::Orphan out{o.pid, o.process_name, o.time_ns, {}, o.total_bytes, o.total_buffers, o.lines()};
+  for (const auto& h : o.held) out.held.push_back({h.device, h.slot, h.bytes, h.buffers});
+  return out;
+}
+
+namespace {
+
+views::EventRow event_row(const proto::EventRecord& e, pid_t pid, std::string_view name,
+                          std::string_view site, std::uint64_t time_ns) {
+  views::EventRow row;
+  row.op = e.op;
+  row.pid = pid;
+  row.name = name;
+  row.device = e.device;
+  row.type = e.type;
+  row.kind = e.kind;
+  row.id = e.id;
+  row.size = e.size;
+  row.address = e.address;
+  row.site = site;
+  row.internal = (e.flags & proto::kFlagInternal) != 0;
+  row.num_banks = e.num_banks;
+  row.size_per_bank = e.size_per_bank;
+  row.mesh = e.mesh;
+  row.timestamp_ns = e.timestamp_ns;
+  row.time_ns = time_ns;
+  if (e.op == EventOp::free) row.reason = e.reason;
+  return row;
+}
+
+}  // namespace
+
+views::EventRow event_view(const AppliedEvent& a) {
+  return event_row(a.event, a.process->pid, a.process->name, a.site, realtime_ns());
+}
+
+views::EventRow event_view(const Registry& registry, const HistoryEntry& h) {
+  return event_row(h.event, h.pid, registry.process_name(h.process_slot),
+                   registry.site_text(h.process_slot, h.event.site), h.time_ns);
+}
+
+}  // namespace ttmem::model

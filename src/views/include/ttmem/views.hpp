@@ -1,0 +1,303 @@
+// What ttmemd answers, as plain data: one struct per view of the ledger. The model fills them
+// (src/model/ledger_views.hpp), the schema turns them into the JSON of the wire and back (ttmem/schema.hpp),
+// the query client returns them to the tools. No JSON, no sockets: a view is what a query means, not how it
+// travels. Field meanings and units: docs/protocol.md, "Queries".
+#pragma once
+
+#include <sys/types.h>
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "ttmem/protocol.hpp"
+#include "ttmem/vocab.hpp"
+
+namespace ttmem::views {
+
+// ---- stats: usage per device and per process on a device ---------------------------------------------
+
+/// One memory slot of a device.
+struct SlotUsage {
+  std::uint64_t used = 0;
+  std::uint64_t peak = 0;
+  std::uint64_t buffers = 0;
+  std::uint64_t total = 0;  ///< the device's capacity (0: not announced)
+  bool operator==(const SlotUsage&) const = default;
+};
+
+struct DeviceUsage {
+  std::uint16_t id = 0;
+  std::optional<Arch> arch;  ///< empty until a process announces the device (DEVICE_OPEN)
+  std::array<SlotUsage, kSlots> memory{};
+  std::uint64_t buffers = 0;
+  std::uint64_t processes = 0;  ///< holding memory there, or with the device open
+  bool operator==(const DeviceUsage&) const = default;
+};
+
+/// A process on one device: shown while it holds memory there or has the device open.
+struct ProcessUsage {
+  pid_t pid = 0;
+  std::string name;
+  std::uint16_t device = 0;
+  std::array<std::uint64_t, kSlots> bytes{};
+  std::uint64_t buffers = 0;
+  bool operator==(const ProcessUsage&) const = default;
+};
+
+struct Stats {
+  std::vector<DeviceUsage> devices;
+  std::vector<ProcessUsage> processes;
+  std::uint64_t active_allocations = 0;
+  bool operator==(const Stats&) const = default;
+};
+
+// ---- devices: what is known of each device, and who uses it ------------------------------------------
+
+struct DeviceUser {
+  pid_t pid = 0;
+  std::string name;
+  DeviceUseState state = DeviceUseState::implicit;
+  bool operator==(const DeviceUser&) const = default;
+};
+
+struct DeviceInfo {
+  std::uint16_t id = 0;
+  std::optional<Arch> arch;
+  std::array<std::uint64_t, kSlots> total{};
+  std::vector<DeviceUser> processes;
+  bool operator==(const DeviceInfo&) const = default;
+};
+
+struct DeviceList {
+  std::vector<DeviceInfo> devices;
+  bool operator==(const DeviceList&) const = default;
+};
+
+// ---- buffers: the live allocations, largest first ----------------------------------------------------
+
+/// A `buffers` query: the filters, and how many rows (largest first) to send back.
+struct BufferQuery {
+  std::optional<std::uint16_t> device;
+  std::optional<pid_t> pid;
+  std::optional<BufferType> type;
+  std::optional<AllocKind> kind;
+  std::optional<std::uint64_t> limit;  ///< empty: every matching buffer
+  bool operator==(const BufferQuery&) const = default;
+};
+
+struct BufferRow {
+  pid_t pid = 0;
+  std::string name;
+  std::uint16_t device = 0;
+  BufferType type = BufferType::DRAM;
+  AllocKind kind = AllocKind::owning;
+  std::uint64_t id = 0;
+  std::uint64_t size = 0;
+  std::uint64_t address = 0;
+  std::string site;
+  bool internal = false;  ///< allocated by the runtime itself (kernel binaries, ...), not by the program
+  std::uint64_t age_ms = 0;
+  bool operator==(const BufferRow&) const = default;
+};
+
+struct BufferList {
+  std::vector<BufferRow> buffers;
+  std::uint64_t total = 0;  ///< matching buffers, of which `buffers` are the largest
+  bool operator==(const BufferList&) const = default;
+};
+
+// ---- leaks and orphans -----------------------------------------------------------------------------
+
+/// A buffer still held when its device was closed.
+struct Leak {
+  pid_t pid = 0;
+  std::string name;
+  std::uint16_t device = 0;
+  BufferType type = BufferType::DRAM;
+  AllocKind kind = AllocKind::owning;
+  std::uint64_t id = 0;
+  std::uint64_t size = 0;
+  std::uint64_t address = 0;
+  std::string site;
+  std::uint64_t age_ms = 0;
+  std::uint64_t time_ns = 0;   ///< CLOCK_REALTIME when recorded
+  bool swept_by_close = true;  ///< false: the close sequence never released it (a lifecycle gap)
+  bool operator==(const Leak&) const = default;
+};
+
+/// A process that died holding device memory, and what it held.
+struct Orphan {
+  struct Held {
+    std::uint16_t device = 0;
+    Slot slot = Slot::DRAM;
+    std::uint64_t bytes = 0;
+    std::uint64_t buffers = 0;
+    bool operator==(const Held&) const = default;
+  };
+  pid_t pid = 0;
+  std::string name;
+  std::uint64_t time_ns = 0;  ///< CLOCK_REALTIME
+  std::vector<Held> held;
+  std::uint64_t bytes = 0;
+  std::uint64_t buffers = 0;
+  std::vector<std::string> messages;  ///< one line per held slot, for people
+  bool operator==(const Orphan&) const = default;
+};
+
+/// Newest first.
+struct Leaks {
+  std::vector<Leak> leaks;
+  std::vector<Orphan> orphans;
+  bool operator==(const Leaks&) const = default;
+};
+
+// ---- events: the recent history, and the stream of a subscriber --------------------------------------
+
+/// An allocation or a free, as applied.
+struct EventRow {
+  EventOp op = EventOp::alloc;
+  pid_t pid = 0;
+  std::string name;
+  std::uint16_t device = 0;
+  BufferType type = BufferType::DRAM;
+  AllocKind kind = AllocKind::owning;
+  std::uint64_t id = 0;
+  std::uint64_t size = 0;
+  std::uint64_t address = 0;
+  std::string site;
+  bool internal = false;
+  std::uint32_t num_banks = 0;          ///< banks the buffer is spread over (0: not said)
+  std::uint64_t size_per_bank = 0;      ///< bytes in each bank
+  std::uint32_t mesh = 0;               ///< the mesh device it belongs to (0: none)
+  std::uint64_t timestamp_ns = 0;       ///< the client's CLOCK_MONOTONIC when it happened
+  std::uint64_t time_ns = 0;            ///< the server's CLOCK_REALTIME when applied
+  std::optional<ReleaseReason> reason;  ///< frees only
+  bool operator==(const EventRow&) const = default;
+};
+
+struct EventList {
+  std::vector<EventRow> events;  ///< oldest first
+  bool operator==(const EventList&) const = default;
+};
+
+/// The stream told a subscriber that it fell behind and this many notifications were dropped.
+struct Dropped {
+  std::uint64_t count = 0;
+  bool operator==(const Dropped&) const = default;
+};
+
+/// What a subscriber receives.
+using StreamEvent = std::variant<EventRow, Leak, Orphan, Dropped>;
+
+// ---- queries: what a tool asks -----------------------------------------------------------------------
+
+struct StatsQuery {
+  bool operator==(const StatsQuery&) const = default;
+};
+struct DevicesQuery {
+  bool operator==(const DevicesQuery&) const = default;
+};
+struct LeaksQuery {
+  bool operator==(const LeaksQuery&) const = default;
+};
+struct EventsQuery {
+  std::uint64_t limit = 100;  ///< the newest this many
+  bool operator==(const EventsQuery&) const = default;
+};
+struct InfoQuery {
+  bool reset_loop = false;  ///< start the loop's longest-stall figures again after this answer
+  bool operator==(const InfoQuery&) const = default;
+};
+/// Turns the connection into an event stream (StreamEvent).
+struct SubscribeQuery {
+  bool operator==(const SubscribeQuery&) const = default;
+};
+using Query =
+    std::variant<StatsQuery, BufferQuery, LeaksQuery, DevicesQuery, EventsQuery, InfoQuery, SubscribeQuery>;
+
+// ---- info: the server itself ----------------------------------------------------------------------------
+
+// What the ledger refused or found odd, one counter each.
+// clang-format off
+#define TTMEM_LEDGER_ANOMALIES(X) \
+  X(free_unknown_id)      /* a free for an id the server never saw */ \
+  X(duplicate_id)         /* an allocation whose id is already live */ \
+  X(events_after_close)   /* events for a device the process had closed */ \
+  X(pid_mismatch)         /* HELLO claimed a pid other than the peer's */ \
+  X(snapshot_mismatch)    /* SNAPSHOT_END count differed from what was received */ \
+  X(limit_refused)        /* allocations refused by the per-process limit */ \
+  X(device_out_of_range)  /* events naming a device id above the limit (no machine has it) */ \
+  X(size_overflow)        /* allocations refused because a total would pass 2^64 - 1 */ \
+  X(site_limit)           /* sites not kept: the process's site table is full */
+// What the server's connections did wrong or ran into.
+#define TTMEM_SERVER_ANOMALIES(X) \
+  X(protocol_errors)       /* frames that failed to decode */ \
+  X(refused_connections)   /* turned away: over a connection limit, or no descriptor to identify them */ \
+  X(handshake_timeouts)    /* no HELLO in time */ \
+  X(refused_identities)    /* HELLO from a process ttmemd cannot tell apart (pid 0, or already exited) */ \
+  X(descriptor_shortages)  /* times the server ran out of file descriptors */
+// clang-format on
+
+/// A tool's or tracked process's connection.
+struct ClientInfo {
+  std::uint64_t connection = 0;
+  pid_t pid = 0;
+  std::uint32_t uid = 0;
+  std::string name;
+  std::string role;  ///< "tracked", "tool", or "handshake" until HELLO
+  std::uint64_t events = 0;
+  double events_per_second = 0;
+  bool subscriber = false;
+  std::uint64_t read_buffer_bytes = 0;
+  std::uint64_t pending_output_bytes = 0;
+  double connected_s = 0;
+  std::optional<proto::ClientStats> client;  ///< libttmem's own counters (tracked processes)
+  bool operator==(const ClientInfo&) const = default;
+};
+
+/// A named figure (limits are listed, not enumerated: each server option adds one).
+struct NamedValue {
+  std::string name;
+  std::uint64_t value = 0;
+  bool operator==(const NamedValue&) const = default;
+};
+
+struct ServerInfo {
+  struct Loop {
+    double longest_busy_ms = 0;
+    double longest_busy_cpu_ms = 0;
+    double longest_paged_step_ms = 0;
+    std::uint64_t paged_queries = 0;
+    bool operator==(const Loop&) const = default;
+  };
+  struct Anomalies {
+#define TTMEM_ANOMALY_FIELD(name) std::uint64_t name = 0;
+    TTMEM_LEDGER_ANOMALIES(TTMEM_ANOMALY_FIELD)
+    TTMEM_SERVER_ANOMALIES(TTMEM_ANOMALY_FIELD)
+#undef TTMEM_ANOMALY_FIELD
+    bool operator==(const Anomalies&) const = default;
+  };
+  std::string version;
+  std::uint32_t protocol = 0;
+  pid_t pid = 0;
+  std::string socket;
+  double uptime_s = 0;
+  std::uint64_t connections = 0;
+  std::uint64_t processes = 0;
+  std::vector<ClientInfo> clients;
+  std::uint64_t events_total = 0;
+  double events_per_second = 0;
+  std::uint64_t active_allocations = 0;
+  std::uint64_t registry_bytes = 0;
+  std::string death_watch;  ///< "pidfd", "polling", or "pidfd, polling for N process(es)"
+  Loop loop;
+  Anomalies anomalies;
+  std::vector<NamedValue> limits;
+  bool operator==(const ServerInfo&) const = default;
+};
+
+}  // namespace ttmem::views

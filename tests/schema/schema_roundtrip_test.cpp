@@ -1,0 +1,69 @@
+// Every view, and every query, survives JSON: from_json(to_json(v)) == v for arbitrary values.
+#include <gtest/gtest.h>
+#include <rapidcheck/gtest.h>
+
+#include "ttmem/schema.hpp"
+#include "view_generators.hpp"
+
+namespace ttmem::test {
+namespace {
+
+template <typename View>
+void round_trips(const View& v) {
+  const std::string text = schema::to_json(v);
+  RC_ASSERT(schema::from_json<View>(text) == v);
+}
+
+RC_GTEST_PROP(SchemaRoundTrip, Stats, (const views::Stats& v)) {
+  round_trips(v);
+}
+RC_GTEST_PROP(SchemaRoundTrip, DeviceList, (const views::DeviceList& v)) {
+  round_trips(v);
+}
+RC_GTEST_PROP(SchemaRoundTrip, BufferList, (const views::BufferList& v)) {
+  round_trips(v);
+}
+RC_GTEST_PROP(SchemaRoundTrip, Leaks, (const views::Leaks& v)) {
+  round_trips(v);
+}
+RC_GTEST_PROP(SchemaRoundTrip, EventList, (const views::EventList& v)) {
+  round_trips(v);
+}
+RC_GTEST_PROP(SchemaRoundTrip, StreamEvent, (const views::StreamEvent& v)) {
+  round_trips(v);
+}
+RC_GTEST_PROP(SchemaRoundTrip, ServerInfo, (const views::ServerInfo& v)) {
+  round_trips(v);
+}
+RC_GTEST_PROP(SchemaRoundTrip, Query, (const views::Query& q)) {
+  RC_ASSERT(schema::query_from_json(schema::to_json(q)) == q);
+}
+
+RC_GTEST_PROP(SchemaRoundTrip, PagesOfAListingJoinToTheWhole, (const views::BufferList& whole)) {
+  // The server sends a long listing as pages, the total on the last: joined, they are the listing.
+  const auto cut = *rc::gen::inRange<std::size_t>(0, whole.buffers.size() + 1);
+  views::BufferList first{{whole.buffers.begin(), whole.buffers.begin() + static_cast<std::ptrdiff_t>(cut)},
+                          0};
+  views::BufferList last{{whole.buffers.begin() + static_cast<std::ptrdiff_t>(cut), whole.buffers.end()},
+                         whole.total};
+  views::BufferList joined;
+  schema::append_page(joined, schema::from_json<views::BufferList>(schema::to_json(first)));
+  schema::append_page(joined, schema::from_json<views::BufferList>(schema::to_json(last)));
+  RC_ASSERT(joined == whole);
+}
+
+RC_GTEST_PROP(SchemaRoundTrip, InvalidUtf8BecomesReplacementCharactersNeverAnError,
+              (const std::string& raw)) {
+  // Names and sites come from clients as bytes: whatever they are, the text is valid JSON and decodes.
+  views::BufferList v{{views::BufferRow{}}, 1};
+  v.buffers[0].name = raw;
+  v.buffers[0].site = raw;
+  const auto back = schema::from_json<views::BufferList>(schema::to_json(v));
+  RC_ASSERT(back.buffers.size() == 1u);
+  views::Leaks l{{views::Leak{}}, {}};
+  l.leaks[0].site = raw;
+  RC_ASSERT(schema::from_json<views::Leaks>(schema::to_json(l)).leaks.size() == 1u);
+}
+
+}  // namespace
+}  // namespace ttmem::test
