@@ -2,6 +2,9 @@
 // the fast buffer pages.
 #include <fmt/format.h>
 
+#include <ostream>
+#include <sstream>
+
 #include "json_fields.hpp"
 
 namespace ttmem::schema {
@@ -31,10 +34,74 @@ std::string error_json(ErrorCode code, std::string_view text) {
   return detail::dump({{"error", text}, {"code", to_string(code)}});
 }
 
+void write_pretty(std::ostream& out, std::string_view text) {
+  std::string buf;  // written out in large pieces: one stream call per character would dominate
+  buf.reserve(1 << 16);
+  int depth = 0;
+  auto newline = [&] {
+    buf += '\n';
+    buf.append(static_cast<std::size_t>(2 * depth), ' ');
+  };
+  auto next_significant = [&](std::size_t i) {
+    while (i < text.size() && (text[i] == ' ' || text[i] == '\n' || text[i] == '\t' || text[i] == '\r')) ++i;
+    return i;
+  };
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    switch (c) {
+      case '"': {  // a string, escapes and all, copied as it is
+        const std::size_t start = i++;
+        while (i < text.size() && text[i] != '"') i += text[i] == '\\' ? 2 : 1;
+        buf.append(text.substr(start, i - start + 1));
+        break;
+      }
+      case '{':
+      case '[': {
+        const std::size_t n = next_significant(i + 1);
+        if (n < text.size() && (text[n] == '}' || text[n] == ']')) {  // empty: {} or []
+          buf += c;
+          buf += text[n];
+          i = n;
+          break;
+        }
+        buf += c;
+        ++depth;
+        newline();
+        break;
+      }
+      case '}':
+      case ']':
+        --depth;
+        newline();
+        buf += c;
+        break;
+      case ',':
+        buf += ',';
+        newline();
+        break;
+      case ':':
+        buf += ": ";
+        break;
+      case ' ':
+      case '\n':
+      case '\t':
+      case '\r':
+        break;
+      default:
+        buf += c;
+    }
+    if (buf.size() >= (1 << 16) - 256) {
+      out.write(buf.data(), static_cast<std::streamsize>(buf.size()));
+      buf.clear();
+    }
+  }
+  out.write(buf.data(), static_cast<std::streamsize>(buf.size()));
+}
+
 std::string pretty(std::string_view text) {
-  const json j = json::parse(text, nullptr, false);
-  if (j.is_discarded()) return std::string(text);
-  return j.dump(2, ' ', false, json::error_handler_t::replace);
+  std::ostringstream out;
+  write_pretty(out, text);
+  return out.str();
 }
 
 ErrorAnswer error_from_json(std::string_view text) {

@@ -2,6 +2,8 @@
 #include <gtest/gtest.h>
 #include <rapidcheck/gtest.h>
 
+#include <nlohmann/json.hpp>
+
 #include "ttmem/schema.hpp"
 #include "view_generators.hpp"
 
@@ -37,6 +39,21 @@ RC_GTEST_PROP(SchemaRoundTrip, ServerInfo, (const views::ServerInfo& v)) {
 }
 RC_GTEST_PROP(SchemaRoundTrip, Query, (const views::Query& q)) {
   RC_ASSERT(schema::query_from_json(schema::to_json(q)) == q);
+}
+
+template <typename View>
+void indents_as_nlohmann_does(const View& v) {
+  const std::string text = schema::to_json(v);
+  RC_ASSERT(schema::pretty(text) == nlohmann::ordered_json::parse(text).dump(2));  // keys in written order
+}
+
+RC_GTEST_PROP(SchemaPretty, IndentsAsTheJsonLibraryDoes,
+              (const views::Stats& s, const views::BufferList& b, const views::ServerInfo& i,
+               const views::Leaks& l)) {
+  indents_as_nlohmann_does(s);
+  indents_as_nlohmann_does(b);
+  indents_as_nlohmann_does(i);
+  indents_as_nlohmann_does(l);
 }
 
 RC_GTEST_PROP(SchemaRoundTrip, PagesOfAListingJoinToTheWhole, (const views::BufferList& whole)) {

@@ -77,7 +77,8 @@ int run_buffers(const Common& common, const BufferOptions& o) {
   if (!o.all) q.limit = o.limit;
   const views::BufferList answer = client.buffers(q);
   if (common.json) {
-    std::cout << schema::pretty(schema::to_json(answer)) << '\n';
+    schema::write_pretty(std::cout, schema::to_json(answer));
+    std::cout << '\n';
     return 0;
   }
   const Style style = Style::detect();
@@ -115,7 +116,8 @@ int run_leaks(const Common& common, std::size_t limit) {
   views::Leaks answer = client.leaks();
   if (answer.leaks.size() > limit) answer.leaks.resize(limit);
   if (common.json) {
-    std::cout << schema::pretty(schema::to_json(answer)) << '\n';
+    schema::write_pretty(std::cout, schema::to_json(answer));
+    std::cout << '\n';
     return 0;
   }
   const Style style = Style::detect();
@@ -184,7 +186,8 @@ int run_devices(const Common& common) {
   query::QueryClient client = connect_or_exit(common.socket);
   const views::DeviceList answer = client.devices();
   if (common.json) {
-    std::cout << schema::pretty(schema::to_json(answer)) << '\n';
+    schema::write_pretty(std::cout, schema::to_json(answer));
+    std::cout << '\n';
     return 0;
   }
   const Style style = Style::detect();
@@ -216,7 +219,8 @@ int run_info(const Common& common) {
   query::QueryClient client = connect_or_exit(common.socket);
   const views::ServerInfo info = client.info();
   if (common.json) {
-    std::cout << schema::pretty(schema::to_json(info)) << '\n';
+    schema::write_pretty(std::cout, schema::to_json(info));
+    std::cout << '\n';
     return 0;
   }
   const Style style = Style::detect();

@@ -168,7 +168,12 @@ int run_smi(const Common& common, const SmiOptions& o) {
     const views::Stats stats = filtered(client.stats(), o);
     if (common.json) {
       const std::string text = schema::to_json(stats);
-      std::cout << (o.loop_ms ? text : schema::pretty(text)) << std::endl;
+      if (o.loop_ms) {
+        std::cout << text;  // one line per report: easy to follow with a script
+      } else {
+        schema::write_pretty(std::cout, text);
+      }
+      std::cout << std::endl;
     } else if (o.csv) {
       print_csv(stats, o, !o.noheader && n == 1);
       std::cout.flush();
