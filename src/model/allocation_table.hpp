@@ -42,6 +42,32 @@ struct AllocationRecord {
   std::uint8_t type = 0;       ///< proto::BufferType
   std::uint8_t kind_bits = 0;  ///< proto::AllocKind in the low bits, the runtime-internal flag in the top bit
 
+  /// The live record of an allocation event. The layout facts the event carries (banks, size per bank,
+  /// mesh) are not kept: they would make the record 16 bytes larger, and it is most of the server's memory
+  /// (they stay in the event history and the stream).
+  static AllocationRecord of(const proto::EventRecord& e, std::uint32_t process_slot) {
+    AllocationRecord r;
+    r.id = e.id;
+    r.size = e.size;
+    r.address = e.address;
+    r.set_time(e.timestamp_ns);
+    r.process = process_slot;
+    r.site = e.site;
+    r.device = e.device;
+    r.type = static_cast<std::uint8_t>(e.type);
+    r.set_kind(e.kind, (e.flags & proto::kFlagInternal) != 0);
+    return r;
+  }
+  /// Fills in what a free event does not carry (it names only the id): what was freed.
+  void describe(proto::EventRecord& e) const {
+    e.size = size;
+    e.address = address;
+    e.type = static_cast<proto::BufferType>(type);
+    e.kind = kind();
+    e.site = site;
+    e.flags = internal() ? proto::kFlagInternal : 0;
+  }
+
   AllocationKey key() const { return {process, device, id}; }
   bool live() const { return process != 0; }
   proto::AllocKind kind() const { return static_cast<proto::AllocKind>(kind_bits & 0x7f); }

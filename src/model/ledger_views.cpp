@@ -5,12 +5,6 @@ namespace ttmem::model {
 
 namespace {
 
-std::uint64_t buffer_count(const SlotFigures& usage) {
-  std::uint64_t n = 0;
-  for (const auto& f : usage) n += f.buffers;
-  return n;
-}
-
 bool in_use(const ProcessDevice& pd) {
   return pd.state == ProcessDevice::State::open || pd.state == ProcessDevice::State::closing;
 }

@@ -247,9 +247,7 @@ void Registry::record_leak(ProcessState& p, const AllocationRecord& r, bool swep
 
 void Registry::insert_allocation(ProcessState& p, const proto::EventRecord& e) {
   if (table_.size() >= limits_.max_live_allocations_per_process &&
-      p.usage[0].buffers + p.usage[1].buffers + p.usage[2].buffers + p.usage[3].buffers +
-              p.usage[4].buffers >=
-          limits_.max_live_allocations_per_process) {
+      buffer_count(p.usage) >= limits_.max_live_allocations_per_process) {
     ++p.anomalies.limit_refused;
     return;
   }
@@ -263,16 +261,7 @@ void Registry::insert_allocation(ProcessState& p, const proto::EventRecord& e) {
     return;
   }
   if (pd.group == AllocationTable::kNoGroup) pd.group = table_.new_group();
-  AllocationRecord r;
-  r.id = e.id;
-  r.size = e.size;
-  r.address = e.address;
-  r.set_time(e.timestamp_ns);
-  r.process = p.slot;
-  r.site = e.site;
-  r.device = e.device;
-  r.type = static_cast<std::uint8_t>(e.type);
-  r.set_kind(e.kind, (e.flags & proto::kFlagInternal) != 0);
+  const AllocationRecord r = AllocationRecord::of(e, p.slot);
   switch (table_.insert(pd.group, r)) {
     case AllocationTable::Insert::inserted:
       break;
@@ -327,12 +316,7 @@ void Registry::event(ProcessState& p, const proto::EventRecord& e) {
   if (e.op == proto::EventOp::alloc) {
     insert_allocation(p, e);
   } else if (auto r = release_allocation(p, e)) {
-    // A free carries only its id: show what was freed.
-    shown.size = r->size;
-    shown.address = r->address;
-    shown.type = static_cast<proto::BufferType>(r->type);
-    shown.kind = r->kind();
-    shown.site = r->site;
+    r->describe(shown);  // a free carries only its id: show what was freed
   }
   if (limits_.event_history > 0) {
     if (history_.size() < limits_.event_history) history_.resize(limits_.event_history);

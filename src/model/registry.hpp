@@ -36,6 +36,13 @@ struct Figures {
 };
 using SlotFigures = std::array<Figures, kSlots>;
 
+/// Buffers counted in all slots.
+inline std::uint64_t buffer_count(const SlotFigures& usage) {
+  std::uint64_t n = 0;
+  for (const auto& f : usage) n += f.buffers;
+  return n;
+}
+
 /// What the ledger refused or found odd (the list, with what each counts: ttmem/views.hpp).
 struct Anomalies {
 #define TTMEM_ANOMALY_FIELD(name) std::uint64_t name = 0;

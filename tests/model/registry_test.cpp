@@ -368,5 +368,38 @@ TEST(Registry, TheDevicesViewNamesEachUserAndItsState) {
   EXPECT_FALSE(stats_view(Registry{}).devices.size());
 }
 
+TEST(Registry, TheHistoryShowsWhatAFreeFreedAndWhatTheRuntimeSaidOfTheAllocation) {
+  Registry r;
+  ProcessState& p = r.process(1, 1, 0, "p");
+  r.sites(p, {{7, "model.py:3"}});
+  proto::EventRecord a = alloc_event(0, 42, 8192, BufferType::L1, AllocKind::kernel_binary, 7);
+  a.flags = proto::kFlagInternal;
+  a.num_banks = 64;
+  a.size_per_bank = 128;
+  a.mesh = 2;
+  a.address = 0x4000;
+  r.event(p, a);
+  r.event(p, free_event(0, 42, ReleaseReason::close_internal));
+  const auto history = r.recent_events(10);
+  ASSERT_EQ(history.size(), 2u);
+  const views::EventRow alloc = event_view(r, history[0]);
+  EXPECT_EQ(alloc.op, EventOp::alloc);
+  EXPECT_EQ(alloc.num_banks, 64u);
+  EXPECT_EQ(alloc.size_per_bank, 128u);
+  EXPECT_EQ(alloc.mesh, 2u);
+  EXPECT_FALSE(alloc.reason);
+  // A free names only its id; the history fills in what was freed from the live record.
+  const views::EventRow freed = event_view(r, history[1]);
+  EXPECT_EQ(freed.op, EventOp::free);
+  EXPECT_EQ(freed.size, 8192u);
+  EXPECT_EQ(freed.address, 0x4000u);
+  EXPECT_EQ(freed.type, BufferType::L1);
+  EXPECT_EQ(freed.kind, AllocKind::kernel_binary);
+  EXPECT_TRUE(freed.internal);
+  EXPECT_EQ(freed.site, "model.py:3");
+  EXPECT_EQ(freed.name, "p");
+  EXPECT_EQ(freed.reason, ReleaseReason::close_internal);
+}
+
 }  // namespace
 }  // namespace ttmem::model

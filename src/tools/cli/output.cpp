@@ -31,10 +31,14 @@ std::string clock_time(std::uint64_t realtime_ns) {
                      (realtime_ns / 1'000'000) % 1000);
 }
 
+bool Style::color_refused() {
+  const char* no_color = std::getenv("NO_COLOR");
+  return no_color && *no_color;
+}
+
 Style Style::detect() {
   Style s;
-  const char* no_color = std::getenv("NO_COLOR");
-  s.color = isatty(STDOUT_FILENO) && !(no_color && *no_color);
+  s.color = isatty(STDOUT_FILENO) && !color_refused();
   return s;
 }
 

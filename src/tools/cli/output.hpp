@@ -23,6 +23,8 @@ struct Style {
   bool color = false;
   /// Colour when stdout is a terminal and NO_COLOR is unset.
   static Style detect();
+  /// NO_COLOR (https://no-color.org) is set to something: the user wants no colour anywhere.
+  static bool color_refused();
   std::string bold(const std::string& s) const;
   std::string dim(const std::string& s) const;
   std::string red(const std::string& s) const;

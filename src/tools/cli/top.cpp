@@ -29,8 +29,7 @@ class Screen {
     noecho();
     keypad(stdscr, TRUE);
     curs_set(0);
-    const char* no_color = std::getenv("NO_COLOR");
-    color_ = has_colors() && !(no_color && *no_color);
+    color_ = has_colors() && !Style::color_refused();
     if (color_) {
       start_color();
       use_default_colors();
