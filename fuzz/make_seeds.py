@@ -81,6 +81,23 @@ for i, text in enumerate([b'{"type":"stats"}', b'{"type":"buffers","device":0,"b
                           b'{"type":"buffers"}', b'{"type":"info","reset_loop":true}', b'{"type":"buffers","limit":100000}']):
     write("query", f"q{i}", text)
 
+# schema: answers as ttmemd writes them (captured from a run of the n150 emulator), and queries
+SCHEMA_SEEDS = {
+    'smi': '{"active_allocations":0,"devices":[{"arch":"wormhole_b0","buffers":0,"id":0,"memory":{"CB":{"buffers":0,"peak":0,"total":89470976,"used":0},"DRAM":{"buffers":0,"peak":4096,"total":12884901504,"used":0},"L1":{"buffers":0,"peak":20480,"total":89470976,"used":0},"L1_SMALL":{"buffers":0,"peak":0,"total":0,"used":0},"TRACE":{"buffers":0,"peak":0,"total":0,"used":0}},"processes":0}],"processes":[]}',
+    'devices': '{"devices":[{"arch":"wormhole_b0","id":0,"processes":[],"total":{"CB":89470976,"DRAM":12884901504,"L1":89470976,"L1_SMALL":0,"TRACE":0}}]}',
+    'leaks': '{"leaks":[{"address":32,"age_ms":1,"cause":"held at close (swept)","device":0,"id":5,"kind":"owning","name":"ttmem-emu","pid":12298,"site":"s.py:1","size":4096,"swept_by_close":true,"time_ns":1796139537462630719,"type":"DRAM"}],"orphans":[]}',
+    'info': '{"active_allocations":0,"anomalies":{"descriptor_shortages":0,"device_out_of_range":0,"duplicate_id":0,"events_after_close":0,"free_unknown_id":0,"handshake_timeouts":0,"limit_refused":0,"pid_mismatch":0,"protocol_errors":0,"refused_connections":0,"refused_identities":0,"site_limit":0,"size_overflow":0,"snapshot_mismatch":0},"clients":[{"connected_s":0.000196779,"connection":6,"events":0,"events_per_second":0.0,"name":"ttmem","pending_output_bytes":0,"pid":12468,"read_buffer_bytes":0,"role":"tool","subscriber":false,"uid":0}],"connections":1,"death_watch":"pidfd","events_per_second":10.0,"events_total":10,"limits":{"handshake_timeout_ms":5000,"max_connections":1024,"max_device_id":4095,"max_frame_bytes":1048576,"max_handshakes":64,"max_leak_records":10000,"max_live_allocations_per_process":16000000,"max_orphan_records":1000,"max_paged_queries":8,"max_pending_output_bytes":67108864,"max_query_rows":4000000,"max_site_bytes_per_process":8388608,"max_sites_per_process":65536,"max_subscriber_backlog_bytes":8388608,"tool_slots":16,"write_timeout_ms":30000},"loop":{"longest_busy_cpu_ms":1.069215,"longest_busy_ms":1.069416,"longest_paged_step_ms":0.029335,"paged_queries":0},"pid":12296,"processes":0,"protocol":2,"registry_bytes":10844,"socket":"/tmp/seed-2678.sock","uptime_s":1.077222539,"version":"0.2.0"}',
+    'buffers': '{"buffers":[{"pid":7,"name":"p","device":1,"type":"L1","kind":"cb","id":9,"size":4096,"address":4096,"site":"a.py:3","internal":true,"age_ms":12}],"total":1}',
+    'event': '{"address":88864,"device":0,"event":"alloc","id":1,"internal":true,"kind":"preallocated","mesh":1,"name":"ttmem-emu","num_banks":64,"pid":12298,"site":"dispatch/control","size":4096,"size_per_bank":4096,"time_ns":1796139537461624010,"timestamp_ns":25789209182201,"type":"L1"}',
+    'events': '{"events":[{"address":88864,"device":0,"event":"alloc","id":1,"internal":true,"kind":"preallocated","mesh":1,"name":"ttmem-emu","num_banks":64,"pid":12298,"site":"dispatch/control","size":4096,"size_per_bank":4096,"time_ns":1796139537461624010,"timestamp_ns":25789209182201,"type":"L1"},{"address":92960,"device":0,"event":"alloc","id":2,"internal":true,"kind":"preallocated","mesh":1,"name":"ttmem-emu","num_banks":64,"pid":12298,"site":"dispatch/control","size":4096,"size_per_bank":4096,"time_ns":1796139537461624010,"timestamp_ns":25789209200305,"type":"L1"}]}',
+    'dropped': '{"event":"dropped","count":3}',
+    'orphan': '{"event":"orphan","pid":141211,"name":"python","time_ns":1,"bytes":12288,"buffers":3,"held":[{"device":0,"type":"L1","bytes":12288,"buffers":3}],"messages":["pid 141211 (python) died holding 12288 bytes of L1 on device 0 in 3 buffers"]}',
+    'error': '{"error":"unknown query type \'x\'","code":"bad_query"}',
+}
+for name, text in SCHEMA_SEEDS.items():
+    write("schema", name, text.encode())
+write("schema", "query", b'{"type":"buffers","device":0,"buffer_type":"L1","kind":"cb","limit":2}')
+
 # emu_script: the example scripts
 for name in ("seed.ttm", "leaky.ttm", "crash.ttm"):
     with open(os.path.join(HERE, "..", "examples", name), "rb") as f:
