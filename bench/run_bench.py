@@ -9,12 +9,15 @@ import datetime
 import json
 import os
 import platform
+import re
 import signal
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.environ.get("TTMEM_BIN_DIR", os.path.join(ROOT, "build", "bin"))
@@ -34,6 +37,7 @@ TARGETS = {
                                 5, "ms", "lower"),
     "hostile_ids_insert_s": ("100k client-chosen colliding ids: insert and flush", 0.5, "s", "lower"),
     "hostile_ids_reclaim_ms": ("reclaim after kill -9 of the process holding them", 100, "ms", "lower"),
+    "metrics_scrape_ms": ("GET /metrics, whole request, 1M live buffers", 10, "ms", "lower"),
 }
 EXTRA = {
     "hotpath_2threads_median_ns": "client hot path, 2 threads at once, median (ns)",
@@ -56,6 +60,7 @@ EXTRA = {
     "ingest_alone_events_per_s": "ingest, 2 producers, same load without the query (events/s)",
     "loop_stall_ingest_alone_ms": "longest loop turn with that ingest alone, wall clock (ms)",
     "sequential_ids_insert_s": "100k sequential ids: insert and flush (s)",
+    "ingest_while_scraped_events_per_s": "ingest, 4 producers, while /metrics is scraped every 100 ms (events/s)",
 }
 
 
@@ -73,12 +78,21 @@ class Server:
         self.socket = os.path.join(self.dir.name, "ttmemd.sock")
         r, w = os.pipe()
         self.log = open(os.path.join(self.dir.name, "log"), "wb")
-        self.proc = subprocess.Popen([os.path.join(BIN, "ttmemd"), "--socket", self.socket, "--ready-fd", str(w)],
-                                     pass_fds=(w,), stdout=self.log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen([os.path.join(BIN, "ttmemd"), "--socket", self.socket, "--ready-fd", str(w),
+                                      "--http", "0"], pass_fds=(w,), stdout=self.log, stderr=subprocess.STDOUT)
         os.close(w)
         if os.read(r, 1) != b"1":
             raise RuntimeError("ttmemd did not start")
         os.close(r)
+        with open(os.path.join(self.dir.name, "log")) as f:
+            self.http_port = int(re.search(r"HTTP on http://127\.0\.0\.1:(\d+)/", f.read()).group(1))
+
+    def scrape(self):
+        """GET /metrics; returns the seconds the whole request took."""
+        t0 = time.perf_counter()
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}/metrics", timeout=30) as r:
+            r.read()
+        return time.perf_counter() - t0
 
     def stop(self, failed=False):
         if self.proc.poll() is None:
@@ -169,6 +183,18 @@ def one_run(smoke):
         ingest = json.loads(run.stdout.strip().splitlines()[-1])
         figures["ingest_events_per_s"] = ingest["events_per_second"]
         figures["ingest_exact"] = 1 if ingest["exact"] else 0
+        # The same load while a scraper asks for /metrics every 100 ms: HTTP must not slow ingest.
+        scraping = threading.Event()
+
+        def scraper():
+            while not scraping.wait(0.1):
+                server.scrape()
+        scrape_thread = threading.Thread(target=scraper)
+        scrape_thread.start()
+        scraped = loadgen(server, ["-p", "4", "-n", "20000" if smoke else "2000000"])
+        scraping.set()
+        scrape_thread.join()
+        figures["ingest_while_scraped_events_per_s"] = scraped["events_per_second"]
         if not ingest["exact"]:
             raise RuntimeError(f"ingest lost events: {ingest}")
 
@@ -187,6 +213,7 @@ def one_run(smoke):
             subprocess.run([os.path.join(BIN, "ttmem"), "smi", "--json"], env=env, check=True, capture_output=True)
             smi_times.append((time.perf_counter() - t0) * 1000)
         figures["smi_json_ms"] = statistics.median(smi_times)
+        figures["metrics_scrape_ms"] = statistics.median(server.scrape() * 1000 for _ in range(3 if smoke else 15))
 
         # Every buffer listed while two more producers ingest: the loop must keep serving them.
         ingest_args = ["-p", "2", "-n", "20000" if smoke else "1000000"]

@@ -7,11 +7,13 @@ packages=(
   # toolchain and build
   g++ cmake ninja-build make pkg-config clang clang-format libclang-rt-14-dev
   # libraries
-  libfmt-dev libspdlog-dev nlohmann-json3-dev libcli11-dev libncurses-dev
+  libfmt-dev libspdlog-dev nlohmann-json3-dev libcli11-dev libncurses-dev libcpp-httplib-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev googletest librapidcheck-dev libbenchmark-dev tmux
   # python module
   python3 python3-dev pybind11-dev python3-pytest
+  # HTTP: the Prometheus text parser and promtool check what /metrics serves
+  python3-prometheus-client prometheus
 )
 
 missing=()

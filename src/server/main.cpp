@@ -6,8 +6,10 @@
 
 #include <CLI/CLI.hpp>
 #include <cstdlib>
+#include <fstream>
 #include <iostream>
 
+#include "http_address.hpp"
 #include "server.hpp"
 #include "ttmem/socket_path.hpp"
 
@@ -54,6 +56,14 @@ int main(int argc, char** argv) {
                  "Recent events kept for `ttmem events` (0: none)");
   app.add_flag("--poll-deaths", options.poll_for_deaths,
                "Watch process deaths by polling /proc instead of pidfd");
+  std::string http, http_token_file;
+  bool http_remote = false;
+  app.add_option("--http", http,
+                 "Serve /metrics (Prometheus) and /api (JSON) over HTTP at [ADDR:]PORT; loopback unless an "
+                 "address is given (0: any free port)");
+  app.add_flag("--http-remote", http_remote, "Allow --http on an address other than loopback");
+  app.add_option("--http-token-file", http_token_file,
+                 "Require \"Authorization: Bearer TOKEN\" on HTTP requests, TOKEN read from this file");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
   try {
@@ -64,6 +74,38 @@ int main(int argc, char** argv) {
   if (options.tool_slots >= options.max_connections) {
     std::cerr << "ttmemd: --tool-slots (" << options.tool_slots << ") must be below --max-connections ("
               << options.max_connections << ")\n";
+    return 2;
+  }
+  if (!http.empty()) {
+    std::string error;
+    const auto address = ttmem::server::parse_http_address(http, &error);
+    if (!address) {
+      std::cerr << "ttmemd: " << error << '\n';
+      return 2;
+    }
+    if (!ttmem::server::is_loopback(address->host) && !http_remote) {
+      std::cerr << "ttmemd: --http " << http << " would show every process's device memory to the network; "
+                << "add --http-remote to mean it (and consider --http-token-file)\n";
+      return 2;
+    }
+    ttmem::server::HttpOptions h;
+    h.address = address->host;
+    h.port = address->port;
+    if (!http_token_file.empty()) {
+      std::ifstream in(http_token_file);
+      std::getline(in, h.bearer_token);
+      if (!in && h.bearer_token.empty()) {
+        std::cerr << "ttmemd: cannot read a token from --http-token-file " << http_token_file << '\n';
+        return 2;
+      }
+      if (h.bearer_token.empty()) {
+        std::cerr << "ttmemd: --http-token-file " << http_token_file << " is empty\n";
+        return 2;
+      }
+    }
+    options.http = h;
+  } else if (http_remote || !http_token_file.empty()) {
+    std::cerr << "ttmemd: --http-remote and --http-token-file go with --http [ADDR:]PORT\n";
     return 2;
   }
   // Every connection costs a descriptor and a tracked process a pidfd: take what the hard limit allows.

@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "connection.hpp"
+#include "metrics_text.hpp"
 #include "queries.hpp"
 #include "ttmem/schema.hpp"
 
@@ -126,6 +127,28 @@ void Server::finish_paged_query(Connection& c) {
   // Frames that waited behind the answer go on now, then reading resumes.
   if (!process_buffered(c) || !connections_.contains(id)) return;
   if (!c.paged) set_reading(c, true);
+}
+
+std::string Server::http_answer(const std::string& path) {
+  const std::uint64_t leaks_total = registry_.leaks().empty() ? 0 : registry_.leaks().front().seq;
+  const std::uint64_t orphans_total = registry_.orphans().empty() ? 0 : registry_.orphans().front().seq;
+  if (path == "/metrics") {
+    char host[256] = {};
+    gethostname(host, sizeof host - 1);
+    const views::Stats stats = model::stats_view(registry_);
+    const views::ServerInfo info = info_view(false);
+    return metrics_text({stats, info, host, leaks_total, orphans_total});
+  }
+  if (path == "/api/stats") return schema::to_json(model::stats_view(registry_));
+  if (path == "/api/devices") return schema::to_json(views::DeviceList{model::devices_view(registry_)});
+  if (path == "/api/info") return schema::to_json(info_view(false));
+  if (path == "/api/leaks") {  // at most the kept records (10,000 leaks, 1,000 orphans): one answer
+    views::Leaks leaks;
+    for (const auto& l : registry_.leaks()) leaks.leaks.push_back(model::leak_view(l));
+    for (const auto& o : registry_.orphans()) leaks.orphans.push_back(model::orphan_view(o));
+    return schema::to_json(leaks);
+  }
+  throw std::invalid_argument("no such path: " + path);
 }
 
 views::ServerInfo Server::info_view(bool reset_loop) {

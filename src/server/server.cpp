@@ -56,9 +56,16 @@ Server::Server(ServerOptions options)
   registry_.add_sink(log_);
   spdlog::info("ttmemd {} listening on {} (protocol {}, pid {})", proto::version_string(kServerVersion),
                options_.socket_path, proto::kProtocolVersion, getpid());
+  if (options_.http) {  // after the signal mask: its threads inherit it, and signals stay the loop's
+    http_ = std::make_unique<HttpService>(*options_.http, [this](const std::string& path) {
+      return mailbox_.call([this, path] { return http_answer(path); }, std::chrono::seconds(5));
+    });
+  }
 }
 
 Server::~Server() {
+  mailbox_.close();  // requests still waiting are answered "unavailable"; then the HTTP threads end
+  http_.reset();
   registry_.remove_sink(log_);
   for (auto& [id, c] : connections_) {
     loop_.remove(c->fd);
@@ -70,6 +77,7 @@ Server::~Server() {
 
 void Server::run() {
   loop_.run();
+  mailbox_.close();
   log_statistics();
   spdlog::info("ttmemd stopped");
 }

@@ -16,9 +16,11 @@
 
 #include "death_watch.hpp"
 #include "event_loop.hpp"
+#include "http_service.hpp"
 #include "ledger.hpp"
 #include "listener.hpp"
 #include "log_sink.hpp"
+#include "loop_mailbox.hpp"
 #include "peer.hpp"
 #include "query_pages.hpp"
 #include "subscribers.hpp"
@@ -46,6 +48,7 @@ struct ServerOptions {
   std::uint32_t death_poll_ms = 20;
   RegistryLimits limits;
   PagedQueryLimits query_limits;
+  std::optional<HttpOptions> http;  ///< serve /metrics and /api over HTTP (off unless given)
 };
 
 class Server {
@@ -56,6 +59,8 @@ class Server {
   void run();
   void stop();
   const Registry& registry() const { return registry_; }
+  /// The HTTP port served (`--http`), 0 when HTTP is off.
+  int http_port() const { return http_ ? http_->port() : 0; }
   /// Handles `bytes` as the whole input of one new connection from this process, runs its queries to
   /// their end, then closes it (the connection handler fed a byte stream: fuzzing and tests).
   void feed(std::span<const std::uint8_t> bytes);
@@ -116,6 +121,8 @@ class Server {
   void tick();
   void log_statistics();
   views::ServerInfo info_view(bool reset_loop);
+  /// An HTTP path's answer (http_service.hpp), built on the loop's thread.
+  std::string http_answer(const std::string& path);
 
   ServerOptions options_;
   EventLoop loop_;
@@ -149,6 +156,8 @@ class Server {
   std::uint64_t refused_identities_ = 0;
   std::uint64_t descriptor_shortages_ = 0;
   std::uint32_t ticks_ = 0;
+  LoopMailbox mailbox_{loop_};         // the HTTP threads' way onto the loop
+  std::unique_ptr<HttpService> http_;  // stopped (its threads joined) before the mailbox goes
 };
 
 }  // namespace ttmem::server

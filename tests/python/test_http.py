@@ -1,0 +1,140 @@
+"""ttmemd over HTTP: /metrics read by Prometheus' own parser and promtool, /api the same views as the socket,
+and what a client that is not a scraper is told (unknown paths, writes, a missing token)."""
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import urllib.error
+import urllib.request
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+import ttmem
+
+
+def http_port(server: ttmem.Server) -> int:
+    found = re.search(r"HTTP on http://127\.0\.0\.1:(\d+)/", server.log)
+    assert found, server.log
+    return int(found.group(1))
+
+
+def get(port: int, path: str, headers=None):
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as r:
+            return r.status, r.headers.get("Content-Type"), r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers.get("Content-Type"), e.read().decode()
+
+
+def samples(text: str):
+    """{(name, frozenset(labels)): value} from Prometheus' own parser."""
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            key = (s.name, frozenset(s.labels.items()))
+            assert key not in out, f"duplicate series {key}"
+            out[key] = s.value
+    return out
+
+
+def value(metrics, name, **labels):
+    matches = [v for (n, ls), v in metrics.items() if n == name and set(labels.items()) <= set(ls)]
+    assert len(matches) == 1, (name, labels, matches)
+    return matches[0]
+
+
+def test_metrics_are_valid_prometheus_text_with_the_live_figures():
+    with ttmem.Server(args=["--http", "127.0.0.1:0"]) as server:
+        port = http_port(server)
+        with ttmem.open_mesh_device("n300") as mesh:
+            kept = [mesh.allocate("DRAM", 1 << 20) for _ in range(3)]
+            l1 = mesh.allocate("L1", 64 << 10)
+            assert ttmem.flush()
+            status, content_type, text = get(port, "/metrics")
+            assert status == 200 and content_type.startswith("text/plain; version=0.0.4")
+            metrics = samples(text)
+            stats = server.stats()
+            for d in stats["devices"]:
+                for t in ("DRAM", "L1", "L1_SMALL", "TRACE", "CB"):
+                    assert value(metrics, "ttmem_device_memory_used_bytes", device=str(d["id"]), type=t) \
+                        == d["memory"][t]["used"]
+                dram = d["memory"]["DRAM"]
+                assert value(metrics, "ttmem_device_memory_free_bytes", device=str(d["id"]), type="DRAM") \
+                    == dram["total"] - dram["used"]
+            me = str(os.getpid())
+            assert value(metrics, "ttmem_process_memory_used_bytes", pid=me, device="1", type="DRAM") \
+                == 3 * (1 << 20)  # a mesh buffer: its size on each device of the mesh
+            assert value(metrics, "ttmem_process_buffers", pid=me, device="0") \
+                == [r for r in stats["processes"] if r["pid"] == os.getpid() and r["device"] == 0][0]["buffers"]
+            assert value(metrics, "ttmem_anomalies_total", kind="duplicate_id") == 0
+            assert value(metrics, "ttmem_active_allocations") == stats["active_allocations"]
+            del kept, l1
+        # promtool, Prometheus' own checker, finds nothing to say about the text.
+        promtool = shutil.which("promtool")
+        assert promtool, "promtool is missing: scripts/install-deps.sh installs Debian's prometheus package"
+        checked = subprocess.run([promtool, "check", "metrics"], input=get(port, "/metrics")[2],
+                                 capture_output=True, text=True)
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_leaks_are_counted_for_prometheus():
+    with ttmem.Server(args=["--http", "0"]) as server:
+        port = http_port(server)
+        assert value(samples(get(port, "/metrics")[2]), "ttmem_leaks_total") == 0
+        mesh = ttmem.open_mesh_device("n300")
+        kept = mesh.allocate("DRAM", 1 << 20)  # never freed before close: a leak on each device
+        ttmem.close_mesh_device(mesh)
+        assert ttmem.flush()
+        assert value(samples(get(port, "/metrics")[2]), "ttmem_leaks_total") == len(server.leaks()["leaks"]) == 2
+        del kept
+
+
+def test_the_api_answers_are_the_socket_answers():
+    with ttmem.Server(args=["--http", "0"]) as server:
+        port = http_port(server)
+        with ttmem.open_mesh_device("n150") as mesh:
+            b = mesh.allocate("DRAM", 8192)
+            assert ttmem.flush()
+            for path, answer in (("/api/stats", server.stats()), ("/api/leaks", server.leaks()),
+                                 ("/api/devices", {"devices": ttmem.devices(server.socket)})):
+                status, content_type, body = get(port, path)
+                assert status == 200 and content_type == "application/json", path
+                assert json.loads(body) == answer, path
+            info = json.loads(get(port, "/api/info")[2])
+            assert info["pid"] == server.process.pid
+            del b
+
+
+def test_what_is_not_served_is_refused_with_the_reason():
+    with ttmem.Server(args=["--http", "0"], track=False) as server:
+        port = http_port(server)
+        status, _, body = get(port, "/no/such/thing")
+        assert status == 404 and "/metrics" in body and "/api/stats" in body
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/metrics", data=b"x", method="POST")
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=10)
+        assert refused.value.code == 405 and b"read-only" in refused.value.read()
+
+
+def test_a_token_file_makes_every_path_ask_for_the_token():
+    with tempfile.NamedTemporaryFile("w", suffix=".token") as token:
+        token.write("s3cret\n")
+        token.flush()
+        with ttmem.Server(args=["--http", "0", "--http-token-file", token.name], track=False) as server:
+            port = http_port(server)
+            status, _, body = get(port, "/metrics")
+            assert status == 401 and "Bearer" in body
+            assert get(port, "/metrics", {"Authorization": "Bearer wrong"})[0] == 401
+            assert get(port, "/metrics", {"Authorization": "Bearer s3cret"})[0] == 200
+
+
+def test_bad_http_flags_are_refused_before_starting():
+    ttmemd = os.path.join(os.environ.get("TTMEM_BIN_DIR", ""), "ttmemd")
+    for args, expect in ((["--http", "0.0.0.0:9"], "--http-remote"), (["--http", "nine"], "not a port"),
+                         (["--http-remote"], "go with --http")):
+        r = subprocess.run([ttmemd, "--socket", "/tmp/never-used.sock"] + args, capture_output=True, text=True)
+        assert r.returncode == 2 and expect in r.stderr, (args, r.stderr)
