@@ -4,13 +4,26 @@
 #include <httplib.h>
 #include <spdlog/spdlog.h>
 
+#include <chrono>
+#include <condition_variable>
+#include <deque>
 #include <optional>
 #include <stdexcept>
 
 namespace ttmem::server {
 
-const char* const HttpService::kPaths[] = {"/metrics",   "/api/stats", "/api/devices",
-                                           "/api/leaks", "/api/info",  nullptr};
+const char* const HttpService::kPaths[] = {"/metrics",  "/api/stats",  "/api/devices", "/api/leaks",
+                                           "/api/info", "/api/events", nullptr};
+
+/// One /api/events client: what the loop published for it, until its HTTP thread writes it out.
+struct HttpService::Stream {
+  std::mutex mutex;
+  std::condition_variable ready;
+  std::deque<std::string> events;
+  std::size_t bytes = 0;
+  std::uint64_t dropped = 0;
+  bool ended = false;
+};
 
 namespace {
 
@@ -22,10 +35,11 @@ std::string paths_list() {
 
 }  // namespace
 
-HttpService::HttpService(const HttpOptions& options, Build build)
-    : http_(std::make_unique<httplib::Server>()) {
-  // Hostile or slow clients cost a bounded number of threads and bytes, never the event loop.
-  http_->new_task_queue = [] { return new httplib::ThreadPool(2); };
+HttpService::HttpService(const HttpOptions& options, Build build, Subscribe subscribe)
+    : http_(std::make_unique<httplib::Server>()), subscribe_(std::move(subscribe)) {
+  // Hostile or slow clients cost a bounded number of threads and bytes, never the event loop. Each
+  // stream holds a thread while it lasts: the pool has room for them and for the other requests.
+  http_->new_task_queue = [] { return new httplib::ThreadPool(kMaxStreams + 2); };
   http_->set_read_timeout(5, 0);
   http_->set_write_timeout(5, 0);
   http_->set_keep_alive_max_count(100);
@@ -52,7 +66,41 @@ HttpService::HttpService(const HttpOptions& options, Build build)
     const bool metrics = req.path == "/metrics";
     res.set_content(*body, metrics ? "text/plain; version=0.0.4; charset=utf-8" : "application/json");
   };
-  for (const char* const* p = kPaths; *p; ++p) http_->Get(*p, serve);
+  for (const char* const* p = kPaths; *p; ++p) {
+    if (std::string_view(*p) != "/api/events") http_->Get(*p, serve);
+  }
+  http_->Get("/api/events", [this, authorised](const httplib::Request& req, httplib::Response& res) {
+    if (!authorised(req, res)) return;
+    auto stream = std::make_shared<Stream>();
+    {
+      std::lock_guard lock(streams_mutex_);
+      if (stopping_ || streams_.size() >= kMaxStreams) {
+        res.status = 503;
+        res.set_content("ttmemd serves at most " + std::to_string(kMaxStreams) + " event streams at once\n",
+                        "text/plain");
+        return;
+      }
+      streams_.push_back(stream);
+    }
+    auto forget = [this, stream] {
+      std::lock_guard lock(streams_mutex_);
+      std::erase(streams_, stream);
+    };
+    if (!subscribe_(true)) {
+      forget();
+      res.status = 503;
+      res.set_content("ttmemd is too busy to start a stream now; try again\n", "text/plain");
+      return;
+    }
+    res.set_header("Cache-Control", "no-cache");
+    res.set_chunked_content_provider(
+        "text/event-stream",
+        [this, stream](std::size_t, httplib::DataSink& sink) { return serve_stream(*stream, sink); },
+        [this, forget](bool) {
+          forget();
+          subscribe_(false);
+        });
+  });
   http_->set_error_handler([](const httplib::Request& req, httplib::Response& res) {
     if (res.status == 404) {
       res.set_content("ttmemd serves " + paths_list() + " (GET); not " + req.path + "\n", "text/plain");
@@ -82,8 +130,60 @@ HttpService::HttpService(const HttpOptions& options, Build build)
 }
 
 HttpService::~HttpService() {
+  end_streams();
   http_->stop();
   if (thread_.joinable()) thread_.join();
+}
+
+void HttpService::end_streams() {
+  std::lock_guard lock(streams_mutex_);
+  stopping_ = true;
+  for (auto& s : streams_) {
+    std::lock_guard stream_lock(s->mutex);
+    s->ended = true;
+    s->ready.notify_all();
+  }
+}
+
+void HttpService::publish(const std::string& json) {
+  std::lock_guard lock(streams_mutex_);
+  for (auto& s : streams_) {
+    std::lock_guard stream_lock(s->mutex);
+    if (s->bytes + json.size() > kMaxStreamBacklog) {
+      ++s->dropped;
+      continue;
+    }
+    s->bytes += json.size();
+    s->events.push_back(json);
+    s->ready.notify_one();
+  }
+}
+
+bool HttpService::serve_stream(Stream& stream, httplib::DataSink& sink) {
+  std::string out;
+  {
+    std::unique_lock lock(stream.mutex);
+    // Idle streams send a comment each second: a client that went away is found by the failed write.
+    stream.ready.wait_for(lock, std::chrono::seconds(1),
+                          [&] { return stream.ended || !stream.events.empty() || stream.dropped; });
+    if (stream.ended) {
+      sink.done();
+      return true;
+    }
+    if (stream.dropped) {
+      out += "data: {\"count\":" + std::to_string(stream.dropped) + ",\"event\":\"dropped\"}\n\n";
+      stream.dropped = 0;
+    }
+    for (auto& e : stream.events) {
+      out += "data: ";
+      out += e;
+      out += "\n\n";
+    }
+    stream.events.clear();
+    stream.bytes = 0;
+  }
+  if (out.empty()) out = ": idle\n\n";
+  return sink.write(out.data(), out.size());
 }
 
 }  // namespace ttmem::server

@@ -5,17 +5,22 @@
 //   GET /metrics       Prometheus text (metrics_text.hpp)
 //   GET /api/stats, /api/devices, /api/leaks, /api/info
 //                      the views as JSON: the schema of `ttmem ... --json` and docs/protocol.md
+//   GET /api/events    server-sent events: each applied change, leak and orphan as it happens (the
+//                      subscribe stream's JSON, one `data:` line each)
 #pragma once
 
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
+#include <vector>
 
 namespace httplib {
 class Server;
-}
+class DataSink;
+}  // namespace httplib
 
 namespace ttmem::server {
 
@@ -29,19 +34,35 @@ class HttpService {
  public:
   /// An answer built on the loop: the body, or nothing when the loop could not answer in time.
   using Build = std::function<std::optional<std::string>(const std::string& path)>;
+  /// Run on the loop: a stream subscriber comes (true) or goes (false). False: refused.
+  using Subscribe = std::function<bool(bool add)>;
 
   /// Binds and starts serving. Throws std::runtime_error saying why it cannot bind.
-  HttpService(const HttpOptions& options, Build build);
+  HttpService(const HttpOptions& options, Build build, Subscribe subscribe);
   ~HttpService();
   HttpService(const HttpService&) = delete;
   HttpService& operator=(const HttpService&) = delete;
 
   int port() const { return port_; }
+  /// From the loop: one streamed event's JSON, for every /api/events client. A client that does not
+  /// read loses events (and is told how many), never the server.
+  void publish(const std::string& json);
+  /// Streams at once, and bytes a stream may have waiting.
+  static constexpr std::size_t kMaxStreams = 4;
+  static constexpr std::size_t kMaxStreamBacklog = 4u << 20;
   /// The paths served, for the 404 answer and the docs.
   static const char* const kPaths[];
 
  private:
+  struct Stream;
+  bool serve_stream(Stream& stream, httplib::DataSink& sink);
+  void end_streams();
+
   std::unique_ptr<httplib::Server> http_;
+  Subscribe subscribe_;
+  std::mutex streams_mutex_;
+  std::vector<std::shared_ptr<Stream>> streams_;
+  bool stopping_ = false;  // under streams_mutex_
   std::thread thread_;
   int port_ = 0;
 };

@@ -85,6 +85,7 @@ void Server::flush_output(Connection& c) {
 
 void Server::notify(const views::StreamEvent& event) {
   const std::string text = schema::to_json(event);
+  if (http_) http_->publish(text);
   std::vector<std::uint8_t> bytes;
   proto::encode(bytes, proto::EventNotify{text});
   std::vector<std::uint64_t> ids;

@@ -57,9 +57,25 @@ Server::Server(ServerOptions options)
   spdlog::info("ttmemd {} listening on {} (protocol {}, pid {})", proto::version_string(kServerVersion),
                options_.socket_path, proto::kProtocolVersion, getpid());
   if (options_.http) {  // after the signal mask: its threads inherit it, and signals stay the loop's
-    http_ = std::make_unique<HttpService>(*options_.http, [this](const std::string& path) {
-      return mailbox_.call([this, path] { return http_answer(path); }, std::chrono::seconds(5));
-    });
+    http_ = std::make_unique<HttpService>(
+        *options_.http,
+        [this](const std::string& path) {
+          return mailbox_.call([this, path] { return http_answer(path); }, std::chrono::seconds(5));
+        },
+        [this](bool add) {
+          return mailbox_
+              .call(
+                  [this, add] {
+                    if (add) {
+                      subscribers_.added();  // the ledger now reports every event to the stream
+                    } else {
+                      subscribers_.removed();
+                    }
+                    return std::string("ok");
+                  },
+                  std::chrono::seconds(5))
+              .has_value();
+        });
   }
 }
 

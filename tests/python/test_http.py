@@ -1,11 +1,14 @@
 """ttmemd over HTTP: /metrics read by Prometheus' own parser and promtool, /api the same views as the socket,
 and what a client that is not a scraper is told (unknown paths, writes, a missing token)."""
+import http.client
 import json
 import os
 import re
 import shutil
 import subprocess
 import tempfile
+import threading
+import time
 import urllib.error
 import urllib.request
 
@@ -138,3 +141,56 @@ def test_bad_http_flags_are_refused_before_starting():
                          (["--http-remote"], "go with --http")):
         r = subprocess.run([ttmemd, "--socket", "/tmp/never-used.sock"] + args, capture_output=True, text=True)
         assert r.returncode == 2 and expect in r.stderr, (args, r.stderr)
+
+
+def read_events(port: int, until, started, timeout: float = 20.0):
+    """Reads /api/events until `until(event)` is true; returns the events read (oldest first). Sets
+    `started` once the stream is open (ttmemd answers only after it has subscribed the stream)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    conn.request("GET", "/api/events")
+    response = conn.getresponse()
+    assert response.status == 200 and response.getheader("Content-Type") == "text/event-stream"
+    started.set()
+    events, deadline = [], time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            line = response.fp.readline().decode()
+            if line.startswith("data: "):
+                events.append(json.loads(line[len("data: "):]))
+                if until(events[-1]):
+                    return events
+    finally:
+        conn.close()
+    raise AssertionError(f"the stream did not say it in {timeout} s: {events[-5:]}")
+
+
+def test_the_event_stream_shows_allocations_and_deaths_as_they_happen():
+    with ttmem.Server(args=["--http", "0"]) as server:
+        port = http_port(server)
+        found, started = {}, threading.Event()
+
+        def watch():
+            found["events"] = read_events(port, lambda e: e.get("event") == "orphan", started)
+        watcher = threading.Thread(target=watch)
+        watcher.start()
+        assert started.wait(10)
+        with ttmem.open_mesh_device("n150") as mesh:
+            b = mesh.allocate("DRAM", 12345 * 32)
+            assert ttmem.flush()
+            del b
+        # A process that dies holding memory: its orphan record comes down the stream too.
+        child = subprocess.Popen([os.path.join(os.environ["TTMEM_BIN_DIR"], "ttmem-emu"), "--step", "-q"],
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                                 env=dict(os.environ, TTMEM_SOCKET=server.socket))
+        for line in ("mesh n150", "alloc a L1 4K", "flush"):
+            child.stdin.write(line + "\n")
+            child.stdin.flush()
+            assert child.stdout.readline().strip() == "ok"
+        child.kill()
+        child.wait()
+        watcher.join(timeout=30)
+        events = found["events"]
+        mine = [e for e in events if e.get("pid") == os.getpid()]
+        assert any(e["event"] == "alloc" and e["type"] == "DRAM" and e["size"] == 12345 * 32 for e in mine), events[:5]
+        assert any(e["event"] == "free" and e["type"] == "DRAM" for e in mine)
+        assert events[-1]["pid"] == child.pid and events[-1]["buffers"] >= 1
