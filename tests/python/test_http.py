@@ -194,3 +194,41 @@ def test_the_event_stream_shows_allocations_and_deaths_as_they_happen():
         assert any(e["event"] == "alloc" and e["type"] == "DRAM" and e["size"] == 12345 * 32 for e in mine), events[:5]
         assert any(e["event"] == "free" and e["type"] == "DRAM" for e in mine)
         assert events[-1]["pid"] == child.pid and events[-1]["buffers"] >= 1
+
+
+def test_hostile_http_clients_cost_the_socket_and_ingest_nothing():
+    import socket as _socket
+    with ttmem.Server(args=["--http", "0"]) as server:
+        port = http_port(server)
+        # Many connections that never finish a request, one with a huge header, one that is garbage.
+        idle = [_socket.create_connection(("127.0.0.1", port)) for _ in range(40)]
+        for s in idle[:20]:
+            s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")  # the request never ends
+        big = _socket.create_connection(("127.0.0.1", port))
+        big.sendall(b"GET /metrics HTTP/1.1\r\nX-Big: " + b"a" * 200_000 + b"\r\n\r\n")
+        junk = _socket.create_connection(("127.0.0.1", port))
+        junk.sendall(bytes(range(256)) * 64)
+        # Meanwhile allocations are applied and the socket's queries answered, at once.
+        started = time.monotonic()
+        with ttmem.open_mesh_device("n150") as mesh:
+            kept = [mesh.allocate("DRAM", 4096) for _ in range(200)]
+            assert ttmem.flush(timeout=5.0)
+            mine = [r for r in server.stats()["processes"] if r["pid"] == os.getpid()]
+            assert mine and mine[0]["DRAM"] >= 200 * 4096
+            del kept
+        assert time.monotonic() - started < 5, "the socket side waited on the HTTP clients"
+        assert server.info()["anomalies"]["protocol_errors"] == 0
+        for s in idle + [big, junk]:
+            s.close()
+        # Once they are gone, HTTP serves again.
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if get(port, "/metrics")[0] == 200:
+                    break
+            except OSError:
+                pass
+            time.sleep(0.1)
+        else:
+            raise AssertionError("HTTP did not recover after the hostile clients left")
+        assert server.process.poll() is None
