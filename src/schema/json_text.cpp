@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "json_fields.hpp"
+#include "ttmem/utf8.hpp"
 
 namespace ttmem::schema {
 
@@ -172,18 +173,9 @@ void append_json_string(std::string& out, std::string_view s) {
       ++i;
       continue;
     }
-    // A well-formed UTF-8 sequence (no overlongs, no surrogates, at most U+10FFFF) is copied as is.
-    std::size_t len = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc2 ? 2 : 0;
-    bool valid = len != 0 && c <= 0xf4 && i + len <= s.size();
-    for (std::size_t k = 1; valid && k < len; ++k)
-      valid = (static_cast<unsigned char>(s[i + k]) & 0xc0) == 0x80;
-    if (valid && len >= 3) {
-      const auto c1 = static_cast<unsigned char>(s[i + 1]);
-      if (c == 0xe0 && c1 < 0xa0) valid = false;   // overlong
-      if (c == 0xed && c1 >= 0xa0) valid = false;  // surrogate
-      if (c == 0xf0 && c1 < 0x90) valid = false;   // overlong
-      if (c == 0xf4 && c1 >= 0x90) valid = false;  // above U+10FFFF
-    }
+    // A well-formed UTF-8 sequence is copied as is (JSON may carry it raw); any other byte is replaced.
+    const std::size_t len = utf8_sequence_length(s, i);
+    const bool valid = len != 0;
     if (valid) {
       out.append(s.substr(i, len));
       i += len;

@@ -5,6 +5,8 @@
 
 #include <set>
 
+#include "ttmem/utf8.hpp"
+
 namespace ttmem::server {
 
 void append_label_value(std::string& out, std::string_view s) {
@@ -23,20 +25,13 @@ void append_label_value(std::string& out, std::string_view s) {
       ++i;
       continue;
     }
-    std::size_t len = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc2 ? 2 : 0;
-    bool valid = len != 0 && c <= 0xf4 && i + len <= s.size();
-    for (std::size_t k = 1; valid && k < len; ++k)
-      valid = (static_cast<unsigned char>(s[i + k]) & 0xc0) == 0x80;
-    if (valid && len >= 3) {
-      const auto c1 = static_cast<unsigned char>(s[i + 1]);
-      valid = !(c == 0xe0 && c1 < 0xa0) && !(c == 0xed && c1 >= 0xa0) && !(c == 0xf0 && c1 < 0x90) &&
-              !(c == 0xf4 && c1 >= 0x90);
-    }
+    const std::size_t len = utf8_sequence_length(s, i);
+    const bool valid = len != 0;
     if (valid) {
       out.append(s.substr(i, len));
       i += len;
     } else {
-      out += "\xef\xbf\xbd";  // U+FFFD
+      out += kReplacementCharacter;
       ++i;
     }
   }
