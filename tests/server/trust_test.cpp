@@ -470,7 +470,7 @@ TEST(Load, ALargeAnswerIsBuiltInPagesWhileEveryoneElseIsServed) {
   // Now the tool reads: pages, largest first, every buffer once.
   proto::FrameReader reader(proto::kMaxReplyPayload);
   std::uint8_t buf[65536];
-  std::uint64_t rows = 0, pages = 0, last_size = ~0ull;
+  std::uint64_t rows = 0, pages = 0, last_size = ~0ull, total = 0;
   bool done = false, ordered = true;
   while (!done) {
     const ssize_t n = recv(slow, buf, sizeof buf, 0);
@@ -490,11 +490,14 @@ TEST(Load, ALargeAnswerIsBuiltInPagesWhileEveryoneElseIsServed) {
       }
       if (r.status == proto::kReplyDone) {
         done = true;
-        EXPECT_EQ(page["total"], kBuffers + 3);  // and the emulated device's own 3
+        total = page["total"];
       }
     }
   }
-  EXPECT_EQ(rows, kBuffers + 3);
+  // The emulated device's own 3 buffers were made while the scan ran: listed if the scan had not passed
+  // their place yet (docs/protocol.md, "Paged answers"). Either way each listed buffer is listed once.
+  EXPECT_TRUE(total == kBuffers || total == kBuffers + 3) << total;
+  EXPECT_EQ(rows, total);
   EXPECT_GT(pages, 100u);
   EXPECT_TRUE(ordered);
   close(slow);
