@@ -10,6 +10,8 @@
 #include <optional>
 #include <stdexcept>
 
+#include "web_assets.hpp"
+
 namespace ttmem::server {
 
 const char* const HttpService::kPaths[] = {"/metrics",  "/api/stats",  "/api/devices", "/api/leaks",
@@ -101,9 +103,22 @@ HttpService::HttpService(const HttpOptions& options, Build build, Subscribe subs
           subscribe_(false);
         });
   });
+  // The dashboard: files built into the binary, served without the loop. It loads nothing from elsewhere.
+  for (const WebAsset& asset : web_assets()) {
+    http_->Get(std::string(asset.path),
+               [&asset, authorised](const httplib::Request& req, httplib::Response& res) {
+                 if (!authorised(req, res)) return;
+                 res.set_header("Content-Security-Policy", "default-src 'self'");
+                 res.set_header("X-Content-Type-Options", "nosniff");
+                 res.set_content(asset.body.data(), asset.body.size(),
+                                 std::string(asset.content_type) + "; charset=utf-8");
+               });
+  }
   http_->set_error_handler([](const httplib::Request& req, httplib::Response& res) {
     if (res.status == 404) {
-      res.set_content("ttmemd serves " + paths_list() + " (GET); not " + req.path + "\n", "text/plain");
+      res.set_content(
+          "ttmemd serves the dashboard at /, and " + paths_list() + " (GET); not " + req.path + "\n",
+          "text/plain");
     } else if (res.body.empty()) {
       res.set_content("ttmemd: HTTP " + std::to_string(res.status) + "\n", "text/plain");
     }
@@ -126,7 +141,7 @@ HttpService::HttpService(const HttpOptions& options, Build build, Subscribe subs
     throw std::runtime_error("cannot serve HTTP on " + options.address + ":" + std::to_string(options.port) +
                              " (in use, or not an address of this host)");
   thread_ = std::thread([this] { http_->listen_after_bind(); });
-  spdlog::info("HTTP on http://{}:{}/ ({})", options.address, port_, paths_list());
+  spdlog::info("HTTP on http://{}:{}/ (the dashboard; {})", options.address, port_, paths_list());
 }
 
 HttpService::~HttpService() {

@@ -2,6 +2,7 @@
 // the event loop. Each answer is built on the loop (the model is the loop's alone) through a LoopMailbox;
 // the HTTP threads only parse requests and write answers.
 //
+//   GET /              the dashboard (web/, built in: web_assets.hpp), and its /assets/...
 //   GET /metrics       Prometheus text (metrics_text.hpp)
 //   GET /api/stats, /api/devices, /api/leaks, /api/info
 //                      the views as JSON: the schema of `ttmem ... --json` and docs/protocol.md

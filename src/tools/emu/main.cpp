@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "interpreter.hpp"
@@ -135,6 +136,6 @@ int main(int argc, char** argv) {
     std::cerr << fmt::format("{}:{}: {}\n", script_path == "-" ? "stdin" : script_path, result.error->line,
                              result.error->message);
   }
-  if (json) std::cout << ttmem::emu_tool::to_json(result).dump(2) << '\n';
+  if (json) std::cout << ttmem::emu_tool::report_json(result) << '\n';
   return ttmem::emu_tool::exit_code(result);
 }

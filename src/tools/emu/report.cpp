@@ -1,6 +1,8 @@
 // JSON report of a ttmem-emu run.
 #include "report.hpp"
 
+#include <nlohmann/json.hpp>
+
 namespace ttmem::emu_tool {
 
 namespace {
@@ -25,8 +27,6 @@ json figures_json(const UsageTracker::Figures& f) {
   for (Slot s : enum_values<Slot>()) out[std::string(to_string(s))] = f[index(s)];
   return out;
 }
-
-}  // namespace
 
 json to_json(const RunResult& result) {
   json out;
@@ -70,6 +70,12 @@ json to_json(const RunResult& result) {
   out["error"] =
       result.error ? json{{"line", result.error->line}, {"message", result.error->message}} : json(nullptr);
   return out;
+}
+
+}  // namespace
+
+std::string report_json(const RunResult& result) {
+  return to_json(result).dump(2, ' ', false, json::error_handler_t::replace);  // script text may not be UTF-8
 }
 
 }  // namespace ttmem::emu_tool

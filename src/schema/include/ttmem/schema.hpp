@@ -32,7 +32,7 @@ std::string to_json(const views::Leaks& v);
 std::string to_json(const views::EventList& v);
 std::string to_json(const views::StreamEvent& v);
 std::string to_json(const views::ServerInfo& v);
-/// The same JSON text indented for people (`ttmem ... --json`), as nlohmann's dump(2) would; a linear
+/// The same JSON text indented for people (`ttmem ... --json`), as the JSON library's dump(2) would; a linear
 /// pass over the text that builds no document (a million-row listing is indented as it is written).
 /// `json_text` must be valid JSON, as every to_json answer is.
 void write_pretty(std::ostream& out, std::string_view json_text);

@@ -1,0 +1,139 @@
+// The dashboard in a real browser (Debian's chromium, driven by puppeteer-core from web/'s lockfile),
+// against a live ttmemd and a live workload: it shows the workload's devices and processes, follows an
+// allocation and a kill -9 within a second, has no script errors, and fits a narrow window. Screenshots
+// are kept in TTMEM_ARTIFACT_DIR.
+import { spawn } from "node:child_process";
+import { mkdtempSync, mkdirSync, rmSync } from "node:fs";
+import { createRequire } from "node:module";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import assert from "node:assert/strict";
+import { once } from "node:events";
+import * as readline from "node:readline";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
+const require = createRequire(join(root, "web", "package.json"));
+const puppeteer = require("puppeteer-core");
+const bin = process.env.TTMEM_BIN_DIR || join(root, "build", "bin");
+const artifacts = process.env.TTMEM_ARTIFACT_DIR || join(root, "build", "test-artifacts");
+const chromium = process.env.TTMEM_CHROMIUM || "/usr/bin/chromium";
+
+/// Starts a process; `lines` yields its stdout line by line.
+function start(command, args, env = {}) {
+  const child = spawn(command, args, { env: { ...process.env, ...env }, stdio: ["pipe", "pipe", "pipe"] });
+  const lines = readline.createInterface({ input: child.stdout })[Symbol.asyncIterator]();
+  return { child, lines };
+}
+
+async function lineMatching(stream, pattern, what) {
+  const timer = setTimeout(() => {
+    throw new Error(`no ${what} in 10 s`);
+  }, 10_000);
+  try {
+    for (;;) {
+      const { value, done } = await stream.next();
+      if (done) throw new Error(`ended before ${what}`);
+      const m = value.match(pattern);
+      if (m) return m;
+    }
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/// A ttmem-emu --step workload: each command answers "ok".
+async function command(workload, line) {
+  workload.child.stdin.write(line + "\n");
+  const { value } = await workload.lines.next();
+  assert.equal(value, "ok", `${line}: ${value}`);
+}
+
+const dir = mkdtempSync(join(tmpdir(), "ttmem-web-"));
+const socket = join(dir, "ttmemd.sock");
+mkdirSync(artifacts, { recursive: true });
+const server = start(join(bin, "ttmemd"), ["--socket", socket, "--http", "127.0.0.1:0"]);
+let browser;
+let workload;
+try {
+  const [, port] = await lineMatching(server.lines, /HTTP on http:\/\/127\.0\.0\.1:(\d+)\//, "HTTP port in ttmemd's log");
+  const url = `http://127.0.0.1:${port}/`;
+  workload = start(join(bin, "ttmem-emu"), ["--step", "-q"], { TTMEM_SOCKET: socket });
+  await command(workload, "mesh n300");
+  await command(workload, "alloc weights DRAM 64M site=model.py:12");
+  await command(workload, "flush");
+
+  browser = await puppeteer.launch({ executablePath: chromium, headless: true, args: ["--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"] });
+  const page = await browser.newPage();
+  const problems = [];
+  page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
+  page.on("console", (m) => m.type() === "error" && problems.push(`console: ${m.text()}`));
+  page.on("requestfailed", (r) => !r.url().endsWith("/api/events") && problems.push(`request failed: ${r.url()}`));
+  await page.setViewport({ width: 1280, height: 800 });
+  await page.goto(url, { waitUntil: "load" });
+
+  // The workload's two devices and its process rows, with the figures the server holds.
+  await page.waitForSelector('.device[data-device="1"]', { timeout: 5000 });
+  assert.equal(await page.$$eval(".device", (d) => d.length), 2);
+  const pid = String(workload.child.pid);
+  await page.waitForSelector(`#processes tr[data-pid="${pid}"][data-device="0"]`, { timeout: 5000 });
+  const row = await page.$eval(`#processes tr[data-pid="${pid}"][data-device="0"]`, (r) => r.textContent);
+  assert.match(row, /ttmem-emu/);
+  assert.match(row, /64\.0 MiB/);
+  const used = (device, type) =>
+    page.$eval(`.device[data-device="${device}"]`, (card, t) => {
+      const rows = [...card.querySelectorAll(".usage .type")];
+      const i = rows.findIndex((s) => s.textContent === t);
+      return Number(card.querySelectorAll(".usage .figures")[i].dataset.used);
+    }, type);
+  assert.equal(await used(0, "DRAM"), 64 << 20);
+  await page.waitForSelector(".device canvas", { timeout: 5000 }); // the history chart is drawn
+  await page.screenshot({ path: join(artifacts, "dashboard-1280x800.png") });
+
+  // An allocation shows within a second of being applied.
+  const l1Before = await used(0, "L1");
+  await command(workload, "alloc act L1 1M");
+  await command(workload, "flush");
+  let t0 = Date.now();
+  await page.waitForFunction(
+    (before) => {
+      const card = document.querySelector('.device[data-device="0"]');
+      const rows = [...card.querySelectorAll(".usage .type")];
+      const i = rows.findIndex((s) => s.textContent === "L1");
+      return Number(card.querySelectorAll(".usage .figures")[i].dataset.used) > before;
+    },
+    { timeout: 1000, polling: 20 },
+    l1Before,
+  );
+  console.log(`allocation shown after ${Date.now() - t0} ms`);
+
+  // A process killed with -9: its rows go and its orphan record appears, within a second of ttmemd
+  // reclaiming it.
+  workload.child.kill("SIGKILL");
+  await once(workload.child, "exit");
+  t0 = Date.now();
+  await page.waitForSelector(`#orphans li[data-pid="${pid}"]`, { timeout: 1000 });
+  await page.waitForFunction((p) => !document.querySelector(`#processes tr[data-pid="${p}"]`), { timeout: 1000 }, pid);
+  console.log(`death shown after ${Date.now() - t0} ms`);
+  assert.match(await page.$eval("#orphans", (o) => o.textContent), /died holding/);
+
+  // Sorting by a column header.
+  await page.click('#processes th[data-key="pid"]');
+  assert.equal(await page.$eval('#processes th[data-key="pid"]', (th) => th.classList.contains("sorted")), true);
+
+  // A narrow window: nothing wider than the window (tables scroll inside their box).
+  await page.setViewport({ width: 420, height: 800 });
+  await new Promise((r) => setTimeout(r, 300));
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  assert.ok(overflow <= 0, `the page is ${overflow} px wider than a 420 px window`);
+  await page.screenshot({ path: join(artifacts, "dashboard-420x800.png"), fullPage: true });
+
+  assert.deepEqual(problems, []);
+  console.log(`ok: screenshots in ${artifacts}`);
+} finally {
+  if (browser) await browser.close();
+  if (workload && workload.child.exitCode === null) workload.child.kill("SIGKILL");
+  server.child.kill("SIGTERM");
+  await once(server.child, "exit");
+  rmSync(dir, { recursive: true, force: true });
+}

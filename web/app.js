@@ -1,0 +1,244 @@
+// ttmemd's dashboard: the views from /api (the same JSON as `ttmem ... --json`), refreshed when
+// /api/events says something changed and once a second for the history charts.
+"use strict";
+
+const TYPES = ["DRAM", "L1", "L1_SMALL", "TRACE", "CB"];
+const HISTORY_SAMPLES = 600; // ten minutes at one sample a second
+
+const state = {
+  stats: null,
+  info: null,
+  leaks: null,
+  history: new Map(), // device id -> [[times], [DRAM %], [L1 %]]
+  cards: new Map(), // device id -> { card, rows, chart }
+  sort: { key: "DRAM", descending: true },
+  inFlight: false,
+  again: false,
+};
+
+function humanBytes(n) {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let u = 0;
+  while (n >= 1024 && u < units.length - 1) {
+    n /= 1024;
+    u++;
+  }
+  return u === 0 ? `${n} B` : `${n.toFixed(1)} ${units[u]}`;
+}
+
+function clock(ns) {
+  return new Date(ns / 1e6).toLocaleTimeString();
+}
+
+function el(tag, attrs = {}, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === "class") e.className = v;
+    else if (k.startsWith("data-")) e.setAttribute(k, v);
+    else e[k] = v;
+  }
+  for (const c of children) e.append(c);
+  return e;
+}
+
+async function getJSON(path) {
+  const r = await fetch(path, { cache: "no-store" });
+  if (!r.ok) throw new Error(`${path}: HTTP ${r.status}`);
+  return r.json();
+}
+
+async function refresh() {
+  if (state.inFlight) {
+    state.again = true; // one more right after: never miss the last change
+    return;
+  }
+  state.inFlight = true;
+  try {
+    const [stats, info, leaks] = await Promise.all([getJSON("/api/stats"), getJSON("/api/info"), getJSON("/api/leaks")]);
+    Object.assign(state, { stats, info, leaks });
+    render();
+  } catch (e) {
+    setLive(false, String(e));
+  } finally {
+    state.inFlight = false;
+    if (state.again) {
+      state.again = false;
+      refresh();
+    }
+  }
+}
+
+function sampleHistory() {
+  if (!state.stats) return;
+  const now = Date.now() / 1000;
+  for (const d of state.stats.devices) {
+    let h = state.history.get(d.id);
+    if (!h) state.history.set(d.id, (h = [[], [], []]));
+    const pct = (t) => (d.memory[t].total ? (100 * d.memory[t].used) / d.memory[t].total : 0);
+    h[0].push(now);
+    h[1].push(pct("DRAM"));
+    h[2].push(pct("L1") + pct("CB"));
+    if (h[0].length > HISTORY_SAMPLES) h.forEach((s) => s.shift());
+    const c = state.cards.get(d.id);
+    if (c && c.chart) c.chart.setData(h);
+  }
+}
+
+function setLive(live, why = "") {
+  const s = document.getElementById("status");
+  s.className = `status ${live ? "live" : "lost"}`;
+  s.title = live ? "live updates" : `not connected: ${why}`;
+}
+
+function render() {
+  const { stats, info } = state;
+  document.getElementById("server").textContent =
+    `ttmemd ${info.version} · pid ${info.pid} · up ${Math.round(info.uptime_s)} s · ` +
+    `${info.processes} process(es) · ${stats.active_allocations} allocation(s)`;
+  renderDevices(stats.devices);
+  renderProcesses(stats.processes);
+  renderRecords(state.leaks);
+}
+
+function usageRow(type) {
+  const fill = el("div");
+  const figures = el("span", { class: "figures" });
+  return { fill, figures, nodes: [el("span", { class: "type" }, type), el("div", { class: "bar" }, fill), figures] };
+}
+
+function deviceCard(id) {
+  const title = el("h3");
+  const usage = el("div", { class: "usage" });
+  const rows = {};
+  for (const t of TYPES) {
+    rows[t] = usageRow(t);
+    usage.append(...rows[t].nodes);
+  }
+  const chartBox = el("div", { class: "chart" });
+  const card = el("section", { class: "device", "data-device": String(id) }, title, usage, chartBox);
+  return { card, title, rows, chartBox, chart: null };
+}
+
+function makeChart(c, id) {
+  const width = Math.max(200, c.chartBox.clientWidth);
+  c.chart = new uPlot(
+    {
+      width,
+      height: 120,
+      legend: { show: true },
+      scales: { y: { range: [0, 100] } },
+      axes: [{}, { values: (u, v) => v.map((x) => `${x}%`) }],
+      series: [{}, { label: "DRAM", stroke: "#2e6fd0" }, { label: "L1 + CB", stroke: "#d0342c" }],
+    },
+    state.history.get(id) || [[], [], []],
+    c.chartBox,
+  );
+}
+
+function renderDevices(devices) {
+  const box = document.getElementById("devices");
+  if (devices.length === 0) {
+    box.replaceChildren(el("p", { class: "empty" }, "No device has been reported yet."));
+    state.cards.clear();
+    return;
+  }
+  const seen = new Set();
+  for (const d of devices) {
+    seen.add(d.id);
+    let c = state.cards.get(d.id);
+    if (!c) {
+      c = deviceCard(d.id);
+      state.cards.set(d.id, c);
+    }
+    c.title.replaceChildren(
+      `Device ${d.id} `,
+      el("span", {}, `${d.arch || "not announced"} · ${d.processes} process(es) · ${d.buffers} buffer(s)`),
+    );
+    for (const t of TYPES) {
+      const m = d.memory[t];
+      const share = m.total ? m.used / m.total : 0;
+      const row = c.rows[t];
+      row.fill.style.width = `${Math.min(100, share * 100)}%`;
+      row.fill.className = share > 0.9 ? "bad" : share > 0.7 ? "warn" : "";
+      row.figures.textContent = m.total
+        ? `${humanBytes(m.used)} / ${humanBytes(m.total)} (${(share * 100).toFixed(0)}%)`
+        : humanBytes(m.used);
+      row.figures.dataset.used = String(m.used);
+    }
+  }
+  for (const id of [...state.cards.keys()]) if (!seen.has(id)) state.cards.delete(id);
+  const cards = devices.map((d) => state.cards.get(d.id).card);
+  if (box.children.length !== cards.length || cards.some((c, i) => box.children[i] !== c)) box.replaceChildren(...cards);
+  for (const d of devices) {
+    const c = state.cards.get(d.id);
+    if (!c.chart && typeof uPlot !== "undefined") makeChart(c, d.id);
+  }
+}
+
+function renderProcesses(rows) {
+  const { key, descending } = state.sort;
+  const sorted = [...rows].sort((a, b) => {
+    const x = a[key], y = b[key];
+    const order = typeof x === "string" ? x.localeCompare(y) : x - y;
+    return descending ? -order : order;
+  });
+  const body = document.querySelector("#processes tbody");
+  body.replaceChildren(
+    ...sorted.map((p) =>
+      el(
+        "tr",
+        { "data-pid": String(p.pid), "data-device": String(p.device) },
+        el("td", { class: "num" }, String(p.device)),
+        el("td", { class: "num" }, String(p.pid)),
+        el("td", {}, p.name),
+        ...TYPES.map((t) => el("td", { class: "num" }, humanBytes(p[t]))),
+        el("td", { class: "num" }, String(p.buffers)),
+      ),
+    ),
+  );
+  document.getElementById("no-processes").hidden = rows.length > 0;
+  for (const th of document.querySelectorAll("#processes th")) {
+    th.classList.toggle("sorted", th.dataset.key === key);
+    th.classList.toggle("asc", th.dataset.key === key && !descending);
+  }
+}
+
+function renderRecords(leaks) {
+  const leakItems = leaks.leaks.slice(0, 20).map((l) =>
+    el(
+      "li",
+      { "data-kind": "leak" },
+      el("time", {}, clock(l.time_ns)),
+      `pid ${l.pid} (${l.name}) held ${humanBytes(l.size)} of ${l.type} on device ${l.device} at close` +
+        ` — site ${l.site || "-"}, ${l.cause}`,
+    ),
+  );
+  const orphanItems = leaks.orphans.slice(0, 20).flatMap((o) =>
+    o.messages.map((m) => el("li", { "data-kind": "orphan", "data-pid": String(o.pid) }, el("time", {}, clock(o.time_ns)), m)),
+  );
+  document.getElementById("leaks").replaceChildren(...(leakItems.length ? leakItems : [el("p", { class: "empty" }, "none")]));
+  document.getElementById("orphans").replaceChildren(...(orphanItems.length ? orphanItems : [el("p", { class: "empty" }, "none")]));
+}
+
+function connectStream() {
+  const events = new EventSource("/api/events");
+  let pending = null;
+  events.onopen = () => setLive(true);
+  events.onmessage = () => {
+    if (!pending) pending = setTimeout(() => ((pending = null), refresh()), 50); // a burst is one refresh
+  };
+  events.onerror = () => setLive(false, "the event stream broke; retrying");
+}
+
+for (const th of document.querySelectorAll("#processes th")) {
+  th.addEventListener("click", () => {
+    const key = th.dataset.key;
+    const textual = key === "name";
+    state.sort = state.sort.key === key ? { key, descending: !state.sort.descending } : { key, descending: !textual };
+    if (state.stats) renderProcesses(state.stats.processes);
+  });
+}
+
+connectStream();
+refresh().then(sampleHistory);
+setInterval(() => refresh().then(sampleHistory), 1000);
