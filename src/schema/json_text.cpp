@@ -22,7 +22,7 @@ json parse_object(std::string_view text, std::string_view what) {
   json j;
   try {
     j = json::parse(text);
-  } catch (const json::parse_error& e) {  // its message says where, and may quote the bad byte
+  } catch (const json::exception& e) {  // not JSON, or a number past double's range: the message says where
     throw SchemaError(std::string(what) + " is not JSON: " + e.what());
   }
   if (!j.is_object()) throw SchemaError(std::string(what) + " is not a JSON object");
