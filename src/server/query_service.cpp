@@ -130,9 +130,9 @@ void Server::finish_paged_query(Connection& c) {
 }
 
 std::string Server::http_answer(const std::string& path) {
-  const std::uint64_t leaks_total = registry_.leaks().empty() ? 0 : registry_.leaks().front().seq;
-  const std::uint64_t orphans_total = registry_.orphans().empty() ? 0 : registry_.orphans().front().seq;
   if (path == "/metrics") {
+    const std::uint64_t leaks_total = registry_.leaks().empty() ? 0 : registry_.leaks().front().seq;
+    const std::uint64_t orphans_total = registry_.orphans().empty() ? 0 : registry_.orphans().front().seq;
     char host[256] = {};
     gethostname(host, sizeof host - 1);
     const views::Stats stats = model::stats_view(registry_);
