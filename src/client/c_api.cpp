@@ -29,6 +29,10 @@ static_assert(TTMEM_FREE_CLOSE_LEAK == static_cast<int>(ttmem::ReleaseReason::cl
 static_assert(ttmem::kEnumCount<ttmem::ReleaseReason> == 3);
 static_assert(TTMEM_CLOSE_BEGIN == static_cast<int>(ttmem::ClosePhase::begin));
 static_assert(TTMEM_CLOSE_END == static_cast<int>(ttmem::ClosePhase::end));
+static_assert(TTMEM_OUT_OF_MEMORY == static_cast<int>(ttmem::FailureReason::out_of_memory));
+static_assert(TTMEM_CB_CLASH == static_cast<int>(ttmem::FailureReason::cb_clash));
+static_assert(TTMEM_BAD_BANK_COUNT == static_cast<int>(ttmem::FailureReason::bad_bank_count));
+static_assert(ttmem::kEnumCount<ttmem::FailureReason> == 3);
 
 struct ttmem_snapshot {
   ttmem::client::SnapshotWriter* writer;
@@ -83,6 +87,7 @@ ttmem::client::DeviceReport to_report(const ttmem_device& d) {
   for (std::size_t i = 0; i < ttmem::kBufferTypes; ++i) {
     r.total_bytes[i] = d.total_bytes[i];
     r.num_banks[i] = d.num_banks[i];
+    r.base_address[i] = d.base_address[i];
   }
   return r;
 }
@@ -117,6 +122,31 @@ void ttmem_report_free(uint16_t device, uint64_t id, uint8_t reason) {
 
 void ttmem_device_open(const ttmem_device* d) {
   if (d) Client::instance().device_open(to_report(*d));
+}
+
+void ttmem_report_alloc_failure(const ttmem_alloc_failure* f) {
+  if (!f) return;
+  const auto type = ttmem::enum_from<ttmem::BufferType>(f->buffer_type);
+  if (!type) {
+    static std::once_flag once;
+    warn_bad_value(once, "buffer_type", f->buffer_type, "such failures are not reported");
+    return;
+  }
+  const auto reason = ttmem::enum_from<ttmem::FailureReason>(f->reason);
+  static std::once_flag once;
+  if (!reason) warn_bad_value(once, "reason", f->reason, "the failure is reported as out of memory");
+  ttmem::client::AllocationFailureReport r;
+  r.device = f->device;
+  r.type = *type;
+  r.reason = reason.value_or(ttmem::FailureReason::out_of_memory);
+  r.size = f->size;
+  r.page_size = f->page_size;
+  r.num_banks = f->num_banks;
+  r.size_per_bank = f->size_per_bank;
+  r.timestamp_ns = f->timestamp_ns;
+  if (f->site) r.site = f->site;
+  if (f->message) r.message = f->message;
+  Client::instance().report_alloc_failure(r);
 }
 
 void ttmem_device_close(uint16_t device, uint8_t phase) {

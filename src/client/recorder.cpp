@@ -40,6 +40,7 @@ proto::DeviceOpen device_open_message(const DeviceReport& d) {
   m.mesh = d.mesh;
   m.total_bytes = d.total_bytes;
   m.num_banks = d.num_banks;
+  m.base_address = d.base_address;
   return m;
 }
 }  // namespace
@@ -171,6 +172,21 @@ void Client::device_open(const DeviceReport& d) {
 
 void Client::device_close(std::uint16_t device, proto::ClosePhase phase) {
   fence([&](std::vector<std::uint8_t>& out) { proto::encode(out, proto::DeviceClose{device, phase}); });
+}
+
+void Client::report_alloc_failure(const AllocationFailureReport& f) {
+  proto::AllocFailure m;
+  m.device = f.device;
+  m.type = f.type;
+  m.reason = f.reason;
+  m.num_banks = f.num_banks;
+  m.size = f.size;
+  m.page_size = f.page_size;
+  m.size_per_bank = f.size_per_bank;
+  m.timestamp_ns = f.timestamp_ns ? f.timestamp_ns : monotonic_ns();
+  m.site = std::string(f.site);
+  m.message = std::string(f.message);
+  fence([&](std::vector<std::uint8_t>& out) { proto::encode(out, m); });
 }
 
 SiteId Client::intern_site(std::string_view text) {

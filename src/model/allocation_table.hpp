@@ -9,7 +9,7 @@
 //   runs per operation (old and new searched meanwhile): no insert ever rehashes the whole table.
 // * The hash is keyed by a per-table random seed: ids are client-chosen, and an unkeyed hash lets a
 //   client pick ids that all land in one probe run (hash flooding).
-// About 50 bytes per live allocation in all (docs/benchmarks.md).
+// About 65 bytes per live allocation in all (docs/benchmarks.md).
 #pragma once
 
 #include <bit>
@@ -35,6 +35,7 @@ struct AllocationRecord {
   std::uint64_t id = 0;
   std::uint64_t size = 0;
   std::uint64_t address = 0;
+  std::uint64_t size_per_bank = 0;  ///< its extent in each bank: [address, address + size_per_bank)
   std::uint32_t time_ms = 0;  ///< CLOCK_MONOTONIC in ms, modulo 2^32: ages are exact up to 49 days
   std::uint32_t process = 0;  ///< registry slot of the owner; 0 marks a free record (slots start at 1)
   std::uint32_t site = 0;
@@ -42,14 +43,15 @@ struct AllocationRecord {
   std::uint8_t type = 0;       ///< proto::BufferType
   std::uint8_t kind_bits = 0;  ///< proto::AllocKind in the low bits, the runtime-internal flag in the top bit
 
-  /// The live record of an allocation event. The layout facts the event carries (banks, size per bank,
-  /// mesh) are not kept: they would make the record 16 bytes larger, and it is most of the server's memory
-  /// (they stay in the event history and the stream).
+  /// The live record of an allocation event. Its size per bank is kept (free space and the address map
+  /// are rebuilt from it); the bank count and mesh are not: they would make the record 8 bytes larger, and
+  /// it is most of the server's memory (they stay in the event history and the stream).
   static AllocationRecord of(const proto::EventRecord& e, std::uint32_t process_slot) {
     AllocationRecord r;
     r.id = e.id;
     r.size = e.size;
     r.address = e.address;
+    r.size_per_bank = e.size_per_bank;
     r.set_time(e.timestamp_ns);
     r.process = process_slot;
     r.site = e.site;
@@ -62,6 +64,7 @@ struct AllocationRecord {
   void describe(proto::EventRecord& e) const {
     e.size = size;
     e.address = address;
+    e.size_per_bank = size_per_bank;
     e.type = static_cast<proto::BufferType>(type);
     e.kind = kind();
     e.site = site;
@@ -83,8 +86,8 @@ struct AllocationRecord {
     return age > 0x80000000u ? 0 : age;  // stamped a little in our future by the client: no age yet
   }
 };
-static_assert(sizeof(AllocationRecord) == 40,
-              "keep the record at 40 bytes: it is most of the server's memory");
+static_assert(sizeof(AllocationRecord) == 48,
+              "keep the record at 48 bytes: it is most of the server's memory");
 
 class AllocationTable {
  public:

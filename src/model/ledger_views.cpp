@@ -16,14 +16,30 @@ std::optional<Arch> arch_of(const DeviceState& d) {
 
 }  // namespace
 
-views::Stats stats_view(const Registry& registry) {
+std::optional<views::FreeSpace> free_space_view(const FreeSpaceFigures& f) {
+  if (!f.known) return std::nullopt;
+  return views::FreeSpace{f.free_per_bank * f.num_banks,
+                          f.free_per_bank,
+                          f.largest_free_block,
+                          f.free_blocks,
+                          f.num_banks,
+                          f.bank_size,
+                          f.unplaced_buffers + f.outside_buffers,
+                          f.fragmentation()};
+}
+
+views::Stats stats_view(const Registry& registry, FreeSpaceCache* cache) {
   views::Stats out;
   for (const auto& [id, d] : registry.devices()) {
     views::DeviceUsage& u = out.devices.emplace_back();
     u.id = id;
     u.arch = arch_of(d);
-    for (std::size_t s = 0; s < kSlots; ++s) {
-      u.memory[s] = {d.usage[s].bytes, d.usage[s].peak_bytes, d.usage[s].buffers, d.total_bytes[s]};
+    for (Slot slot : enum_values<Slot>()) {
+      const std::size_t s = index(slot);
+      u.memory[s] = {d.usage[s].bytes, d.usage[s].peak_bytes, d.usage[s].buffers, d.total_bytes[s], {}};
+      if (slot == Slot::CB) continue;  // CBs are not the allocator's: L1's free space leaves them out
+      const BufferType type = memory_of(slot);
+      u.memory[s].space = free_space_view(cache ? cache->get(registry, id, type) : free_space(registry, id, type));
     }
     u.buffers = buffer_count(d.usage);
     for (const auto& [slot, p] : registry.processes()) {

@@ -2,12 +2,16 @@
 // registry. The schema (src/schema) turns views into JSON; the model never sees JSON.
 #pragma once
 
+#include "free_space.hpp"
 #include "registry.hpp"
 #include "ttmem/views.hpp"
 
 namespace ttmem::model {
 
-views::Stats stats_view(const Registry& registry);
+/// Usage, with the free space of announced devices (from `cache`, or computed afresh without one).
+views::Stats stats_view(const Registry& registry, FreeSpaceCache* cache = nullptr);
+/// The view of computed free-space figures (empty when the device did not announce the type).
+std::optional<views::FreeSpace> free_space_view(const FreeSpaceFigures& f);
 std::vector<views::DeviceInfo> devices_view(const Registry& registry);
 views::Leak leak_view(const LeakRecord& leak);
 views::Orphan orphan_view(const OrphanRecord& orphan);

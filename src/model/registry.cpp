@@ -151,6 +151,7 @@ void Registry::account(ProcessState& p, ProcessDevice& pd, Slot slot, std::int64
     f.peak_bytes = std::max(f.peak_bytes, f.bytes);
   };
   const std::size_t s = index(slot);
+  ++pd.device->changes[index(memory_of(slot))];
   apply(pd.device->usage[s]);
   apply(pd.usage[s]);
   apply(p.usage[s]);
@@ -187,6 +188,11 @@ void Registry::device_open(ProcessState& p, const proto::DeviceOpen& m) {
   d.announced = true;
   d.arch = m.arch;
   for (Slot slot : enum_values<Slot>()) d.total_bytes[index(slot)] = m.total_bytes[index(memory_of(slot))];
+  for (std::size_t t = 0; t < kBufferTypes; ++t) {
+    const std::uint32_t banks = m.num_banks[t];
+    d.banks[t] = {m.base_address[t], banks ? m.total_bytes[t] / banks : 0, banks};
+    ++d.changes[t];
+  }
   ProcessDevice& pd = process_device(p, m.device);
   pd.state = ProcessDevice::State::open;
   pd.close_began_ns = 0;

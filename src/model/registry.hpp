@@ -51,11 +51,22 @@ struct Anomalies {
   Anomalies& operator+=(const Anomalies& o);
 };
 
+/// One memory type's banks as DEVICE_OPEN announced them: each spans [base, base + bank_size).
+struct BankGeometry {
+  std::uint64_t base = 0;
+  std::uint64_t bank_size = 0;
+  std::uint32_t num_banks = 0;
+};
+
 struct DeviceState {
   std::uint16_t id = 0;
   std::uint8_t arch = 0;
   bool announced = false;  ///< some process sent DEVICE_OPEN for it
   std::array<std::uint64_t, kSlots> total_bytes{};
+  std::array<BankGeometry, kBufferTypes> banks{};  ///< by BufferType value
+  /// Allocations and frees so far, by BufferType value: free-space figures computed at another count are
+  /// stale (ledger_views caches them by it).
+  std::array<std::uint64_t, kBufferTypes> changes{};
   SlotFigures usage{};
 };
 

@@ -15,7 +15,9 @@ namespace {
 // Wire sizes of the fixed-size messages, checked against their field lists.
 constexpr std::size_t kHelloFixed = 4 + 2 + 1 + 1 + 4 + 4 + 1;  // + name bytes
 constexpr std::size_t kHelloAckSize = 2 + 2 + 4 + 4 + 4 + 8;
-constexpr std::size_t kDeviceOpenSize = 2 + 1 + 1 + 4 + kNumMemorySlots * 8 + kNumMemorySlots * 4;
+constexpr std::size_t kDeviceOpenSize = 2 + 1 + 1 + 4 + kNumMemorySlots * 8 + kNumMemorySlots * 4 +
+                                        kNumMemorySlots * 8;
+constexpr std::size_t kAllocFailureFixed = 2 + 1 + 1 + 4 + 4 * 8 + 2 + 2;  // + site and message bytes
 constexpr std::size_t kDeviceCloseSize = 2 + 1 + 1;
 constexpr std::size_t kSnapshotBeginSize = 8;
 constexpr std::size_t kSnapshotEndSize = 16;
@@ -23,7 +25,8 @@ constexpr std::size_t kBarrierSize = 8;
 constexpr std::size_t kClientStatsSize = 9 * 8;
 static_assert(kHelloFixed == 17);
 static_assert(kHelloAckSize == 24);
-static_assert(kDeviceOpenSize == 68);
+static_assert(kDeviceOpenSize == 108);
+static_assert(kAllocFailureFixed == 44);
 static_assert(kDeviceCloseSize == 4);
 static_assert(kEventRecordSize == 4 * 1 + 2 * 2 + 4 * 4 + 5 * 8, "event record: 4 u8, 2 u16, 4 u32, 5 u64");
 static_assert(kMaxEventsPerFrame * kEventRecordSize + 4 <= kMaxRequestPayload);
@@ -114,6 +117,7 @@ void encode(std::vector<std::uint8_t>& out, const DeviceOpen& m) {
   w.u32(m.mesh);
   for (auto v : m.total_bytes) w.u64(v);
   for (auto v : m.num_banks) w.u32(v);
+  for (auto v : m.base_address) w.u64(v);
   finish_frame(out, at);
 }
 
@@ -189,6 +193,26 @@ void encode(std::vector<std::uint8_t>& out, std::span<const Site> sites) {
     w.u16(static_cast<std::uint16_t>(text.size()));
     w.bytes(text);
   }
+  finish_frame(out, at);
+}
+
+void encode(std::vector<std::uint8_t>& out, const AllocFailure& m) {
+  const std::size_t at = begin_frame(out, static_cast<std::uint16_t>(MessageType::alloc_failure));
+  WireWriter w(out);
+  const std::string_view site = std::string_view(m.site).substr(0, kMaxSiteLength);
+  const std::string_view message = std::string_view(m.message).substr(0, kMaxFailureMessageLength);
+  w.u16(m.device);
+  w.u8(static_cast<std::uint8_t>(m.type));
+  w.u8(static_cast<std::uint8_t>(m.reason));
+  w.u32(m.num_banks);
+  w.u64(m.size);
+  w.u64(m.page_size);
+  w.u64(m.size_per_bank);
+  w.u64(m.timestamp_ns);
+  w.u16(static_cast<std::uint16_t>(site.size()));
+  w.u16(static_cast<std::uint16_t>(message.size()));
+  w.bytes(site);
+  w.bytes(message);
   finish_frame(out, at);
 }
 
@@ -385,6 +409,7 @@ Decoded<DeviceOpen> decode_device_open(std::span<const std::uint8_t> p) {
   r.u32(m.mesh);
   for (auto& v : m.total_bytes) r.u64(v);
   for (auto& v : m.num_banks) r.u32(v);
+  for (auto& v : m.base_address) r.u64(v);
   if (!enum_from<Arch>(m.arch)) return malformed(format_text("DEVICE_OPEN arch {} is unknown", m.arch));
   return m;
 }
@@ -524,6 +549,38 @@ Decoded<std::vector<Site>> decode_sites(std::span<const std::uint8_t> p) {
   if (!r.done())
     return malformed(format_text("SITES message has {} unexpected trailing bytes", r.remaining()));
   return sites;
+}
+
+Decoded<AllocFailure> decode_alloc_failure(std::span<const std::uint8_t> p) {
+  WireReader r(p);
+  AllocFailure m;
+  std::uint8_t type = 0, reason = 0;
+  std::uint16_t site_len = 0, message_len = 0;
+  if (!r.u16(m.device) || !r.u8(type) || !r.u8(reason) || !r.u32(m.num_banks) || !r.u64(m.size) ||
+      !r.u64(m.page_size) || !r.u64(m.size_per_bank) || !r.u64(m.timestamp_ns) || !r.u16(site_len) ||
+      !r.u16(message_len)) {
+    return malformed(format_text("truncated ALLOC_FAILURE message ({} of at least {} bytes)", p.size(),
+                                 kAllocFailureFixed));
+  }
+  const auto t = enum_from<BufferType>(type);
+  if (!t) return malformed(format_text("ALLOC_FAILURE buffer type {} is unknown", type));
+  const auto why = enum_from<FailureReason>(reason);
+  if (!why) return malformed(format_text("ALLOC_FAILURE reason {} is unknown", reason));
+  m.type = *t;
+  m.reason = *why;
+  if (site_len > kMaxSiteLength)
+    return malformed(format_text("ALLOC_FAILURE site of {} bytes exceeds {}", site_len, kMaxSiteLength));
+  if (message_len > kMaxFailureMessageLength) {
+    return malformed(format_text("ALLOC_FAILURE message of {} bytes exceeds {}", message_len,
+                                 kMaxFailureMessageLength));
+  }
+  if (!r.bytes(m.site, site_len) || !r.bytes(m.message, message_len))
+    return malformed("truncated ALLOC_FAILURE message");
+  if (!r.done()) {
+    return malformed(
+        format_text("ALLOC_FAILURE message has {} unexpected trailing bytes", r.remaining()));
+  }
+  return m;
 }
 
 Decoded<SnapshotBegin> decode_snapshot_begin(std::span<const std::uint8_t> p) {

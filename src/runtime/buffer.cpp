@@ -67,10 +67,19 @@ std::shared_ptr<Buffer> Buffer::create_locked(std::shared_ptr<BufferHome> home, 
   } else if (GraphTracker::instance().hook_allocate(b->event())) {
     b->hooked_ = true;
   } else {
-    const Reservation r =
-        b->home_->reserve(ReservationRequest{config.type, config.size, b->page_size_, config.shard_cores,
-                                             config.placement.value_or(default_placement(config.type))});
-    b->address_ = r.address;
+    try {
+      const Reservation r =
+          b->home_->reserve(ReservationRequest{config.type, config.size, b->page_size_, config.shard_cores,
+                                               config.placement.value_or(default_placement(config.type))});
+      b->address_ = r.address;
+    } catch (const Error& e) {
+      // A mesh buffer's failure is reported by the mesh, which knows which of its devices ran out.
+      if (e.code() == ErrorCode::out_of_memory && placing.scope == EventScope::device) {
+        GraphTracker::instance().track_allocate_failed(
+            failure_of(b->event(), FailureReason::out_of_memory, e.what()));
+      }
+      throw;
+    }
   }
   b->home_->attach(b.get(), b->owns_data_);
   b->status_ = BufferStatus::allocated;

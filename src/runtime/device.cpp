@@ -16,6 +16,7 @@ DeviceInfo Device::info() const {
     const auto i = static_cast<std::size_t>(type);
     info.num_banks[i] = allocator_->num_banks(type);
     info.total_bytes[i] = allocator_->bank_size(type) * info.num_banks[i];
+    info.base_address[i] = allocator_->base_address(type);
   }
   return info;
 }

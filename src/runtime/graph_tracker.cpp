@@ -8,6 +8,22 @@
 
 namespace ttmem::emu {
 
+AllocationFailure failure_of(const AllocationEvent& request, FailureReason reason, std::string_view message) {
+  AllocationFailure f;
+  f.device = request.device;
+  f.mesh = request.mesh;
+  f.type = request.type;
+  f.reason = reason;
+  f.size = request.size;
+  f.page_size = request.page_size;
+  f.num_banks = request.num_banks;
+  f.size_per_bank = request.size_per_bank;
+  f.site = request.site;
+  f.message = message;
+  f.timestamp_ns = monotonic_ns();
+  return f;
+}
+
 GraphTracker& GraphTracker::instance() {
   static GraphTracker tracker;
   return tracker;
@@ -52,6 +68,11 @@ void GraphTracker::remove_hook() {
 void GraphTracker::track_allocate(const AllocationEvent& event) const {
   std::shared_lock lock(mutex_);
   for (const auto& p : processors_) p->track_allocate(event);
+}
+
+void GraphTracker::track_allocate_failed(const AllocationFailure& failure) const {
+  std::shared_lock lock(mutex_);
+  for (const auto& p : processors_) p->track_allocate_failed(failure);
 }
 
 void GraphTracker::track_deallocate(const AllocationEvent& event) const {

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <vector>
 
+#include "allocator/bank_manager.hpp"
 #include "cb_placement.hpp"
 #include "ttmem/runtime/device.hpp"
 #include "ttmem/runtime/error.hpp"
@@ -174,7 +175,13 @@ std::shared_ptr<MeshBuffer> MeshDevice::create_buffer(const BufferConfig& config
     throw Error(ErrorCode::invalid_argument,
                 "L1_SMALL buffers need l1_small_size > 0 when the mesh is opened");
   }
-  auto backing = Buffer::create_locked(allocator_, {EventScope::mesh, DeviceId{}, id_, std::nullopt}, config);
+  std::shared_ptr<Buffer> backing;
+  try {
+    backing = Buffer::create_locked(allocator_, {EventScope::mesh, DeviceId{}, id_, std::nullopt}, config);
+  } catch (const Error& e) {
+    if (e.code() == ErrorCode::out_of_memory) report_mesh_failure(config, e.what());
+    throw;
+  }
   BufferConfig per_device = config;
   per_device.kind = backing->kind();
   std::vector<std::shared_ptr<Buffer>> device_buffers;
@@ -183,6 +190,30 @@ std::shared_ptr<MeshBuffer> MeshDevice::create_buffer(const BufferConfig& config
         device->allocator_ptr(), {EventScope::device, device->id(), id_, backing->address()}, per_device));
   }
   return std::make_shared<MeshBuffer>(std::move(backing), std::move(device_buffers));
+}
+
+void MeshDevice::report_mesh_failure(const BufferConfig& config, std::string_view message) const {
+  // Charged to the device with the smallest largest free block: the one that could least take it.
+  const Device* tightest = nullptr;
+  std::uint64_t least = 0;
+  for (const auto& device : devices_) {
+    const std::uint64_t largest = device->allocator().statistics(config.type).largest_free_block_bytes;
+    if (!tightest || largest < least) tightest = device.get(), least = largest;
+  }
+  if (!tightest) return;
+  const BankManager& bank = tightest->allocator().bank_manager(config.type);
+  const std::uint64_t page_size = config.page_size ? config.page_size : config.size;
+  const BankLayout layout = bank.layout(config.size, page_size, config.shard_cores);
+  AllocationEvent request;
+  request.device = tightest->id();
+  request.mesh = id_;
+  request.type = config.type;
+  request.size = config.size;
+  request.page_size = page_size;
+  request.num_banks = layout.num_banks;
+  request.size_per_bank = layout.size_per_bank;
+  request.site = config.site;
+  GraphTracker::instance().track_allocate_failed(failure_of(request, FailureReason::out_of_memory, message));
 }
 
 std::shared_ptr<Program> MeshDevice::create_program(const ProgramConfig& config) {
@@ -208,9 +239,31 @@ void MeshDevice::run(const std::shared_ptr<Program>& program) {
   for (const auto& device : devices_) {
     if (program->has_circular_buffers_on(device->id())) continue;
     const Allocator& a = device->allocator();
-    validate_circular_buffers(planned, program->config(), program->id(), spec,
-                              a.base_address(BufferType::L1) + a.bank_size(BufferType::L1),
-                              a.lowest_occupied_l1_address());
+    try {
+      validate_circular_buffers(planned, program->config(), program->id(), spec,
+                                a.base_address(BufferType::L1) + a.bank_size(BufferType::L1),
+                                a.lowest_occupied_l1_address());
+    } catch (const Error& e) {
+      if (e.code() == ErrorCode::cb_clash) {
+        // What each core needs: the CB region from the start of L1's free range to the highest CB end.
+        const DeviceAddr base = a.base_address(BufferType::L1);
+        std::uint64_t per_core = 0;
+        for (const PlannedCircularBuffer& p : planned) per_core = std::max(per_core, p.address + p.size - base);
+        AllocationFailure f;
+        f.device = device->id();
+        f.mesh = id_;
+        f.type = BufferType::L1;
+        f.reason = FailureReason::cb_clash;
+        f.size = per_core;
+        f.size_per_bank = per_core;
+        const std::string site = fmt::format("program {}", program->name());
+        f.site = site;
+        f.message = e.what();
+        f.timestamp_ns = monotonic_ns();
+        GraphTracker::instance().track_allocate_failed(f);
+      }
+      throw;
+    }
   }
   for (const auto& device : devices_) device->program_cache().add(*device, program);
   for (const auto& device : devices_) {

@@ -30,6 +30,37 @@ const json& object_field(const json& j, const char* field) {
   return *it;
 }
 
+json slot_json(const views::SlotUsage& m) {
+  json out = {{"used", m.used}, {"peak", m.peak}, {"buffers", m.buffers}, {"total", m.total}};
+  if (const auto& f = m.space) {
+    out["free"] = f->free;
+    out["free_per_bank"] = f->free_per_bank;
+    out["largest_free_block"] = f->largest_free_block;
+    out["free_blocks"] = f->free_blocks;
+    out["fragmentation"] = f->fragmentation;
+    out["num_banks"] = f->num_banks;
+    out["bank_size"] = f->bank_size;
+    out["unplaced_buffers"] = f->unplaced_buffers;
+  }
+  return out;
+}
+
+views::SlotUsage slot_from(const json& m) {
+  views::SlotUsage u{get<std::uint64_t>(m, "used"), get<std::uint64_t>(m, "peak"),
+                     get<std::uint64_t>(m, "buffers"), get<std::uint64_t>(m, "total"), std::nullopt};
+  if (m.contains("free")) {
+    u.space = views::FreeSpace{get<std::uint64_t>(m, "free"),
+                               get<std::uint64_t>(m, "free_per_bank"),
+                               get<std::uint64_t>(m, "largest_free_block"),
+                               get<std::uint64_t>(m, "free_blocks"),
+                               get<std::uint32_t>(m, "num_banks"),
+                               get<std::uint64_t>(m, "bank_size"),
+                               get<std::uint64_t>(m, "unplaced_buffers"),
+                               get<double>(m, "fragmentation")};
+  }
+  return u;
+}
+
 }  // namespace
 
 std::string to_json(const views::Stats& v) {
@@ -38,10 +69,7 @@ std::string to_json(const views::Stats& v) {
     devices.push_back(
         {{"id", d.id},
          {"arch", arch_json(d.arch)},
-         {"memory", per_slot([&](Slot s) {
-            const auto& m = d.memory[index(s)];
-            return json{{"used", m.used}, {"peak", m.peak}, {"buffers", m.buffers}, {"total", m.total}};
-          })},
+         {"memory", per_slot([&](Slot s) { return slot_json(d.memory[index(s)]); })},
          {"buffers", d.buffers},
          {"processes", d.processes}});
   }
@@ -64,9 +92,7 @@ views::Stats from_json<views::Stats>(std::string_view text) {
       u.arch = arch_from(d);
       const json& memory = object_field(d, "memory");
       for (Slot s : enum_values<Slot>()) {
-        const json& m = object_field(memory, name(s).c_str());
-        u.memory[index(s)] = {get<std::uint64_t>(m, "used"), get<std::uint64_t>(m, "peak"),
-                              get<std::uint64_t>(m, "buffers"), get<std::uint64_t>(m, "total")};
+        u.memory[index(s)] = slot_from(object_field(memory, name(s).c_str()));
       }
       u.buffers = get<std::uint64_t>(d, "buffers");
       u.processes = get<std::uint64_t>(d, "processes");

@@ -102,9 +102,9 @@ std::string metrics_text(const MetricsInput& in) {
     }
   }
   {
-    Family free(
-        out, "ttmem_device_memory_free_bytes", "gauge",
-        "Allocatable bytes not in use (L1's excludes circular buffers too); not the largest free block.");
+    Family free(out, "ttmem_device_memory_free_bytes", "gauge",
+                "Bytes the allocator can still place, all banks: from the address map of the device's live "
+                "buffers when it announced its banks, else total minus used (L1's minus circular buffers).");
     for (const auto& d : in.stats.devices) {
       const std::string id = std::to_string(d.id), arch = arch_name(d.arch);
       for (BufferType t : kManagedTypes) {
@@ -113,8 +113,28 @@ std::string metrics_text(const MetricsInput& in) {
         if (!m.total) continue;
         std::uint64_t in_use = m.used;
         if (s == Slot::L1) in_use += d.memory[index(Slot::CB)].used;  // CBs share L1's space
-        free.sample({{"host", host}, {"device", id}, {"arch", arch}, {"type", to_string(t)}},
-                    in_use >= m.total ? 0 : m.total - in_use);
+        const std::uint64_t bytes = m.space ? m.space->free : in_use >= m.total ? 0 : m.total - in_use;
+        free.sample({{"host", host}, {"device", id}, {"arch", arch}, {"type", to_string(t)}}, bytes);
+      }
+    }
+  }
+  {
+    Family largest(out, "ttmem_device_memory_largest_free_block_bytes", "gauge",
+                   "The largest free block of one bank: the most any one allocation can take per bank.");
+    Family blocks(out, "ttmem_device_memory_free_blocks", "gauge", "Free blocks in one bank's address map.");
+    Family fragmentation(out, "ttmem_device_memory_fragmentation_ratio", "gauge",
+                         "1 - largest free block / free bytes, per bank: 0 when the free space is one block.");
+    for (const auto& d : in.stats.devices) {
+      const std::string id = std::to_string(d.id), arch = arch_name(d.arch);
+      for (BufferType t : kManagedTypes) {
+        const auto& space = d.memory[index(slot_of(t, AllocKind::owning))].space;
+        if (!space) continue;
+        using Label = std::pair<std::string_view, std::string_view>;
+        const auto labels = {Label{"host", host}, Label{"device", id}, Label{"arch", arch},
+                             Label{"type", to_string(t)}};
+        largest.sample(labels, space->largest_free_block);
+        blocks.sample(labels, space->free_blocks);
+        fragmentation.sample(labels, space->fragmentation);
       }
     }
   }

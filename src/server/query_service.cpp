@@ -22,7 +22,7 @@ Server::Answer Server::answer(Connection& c, const views::Query& query) {
     Server& s;
     Connection& c;
     Answer operator()(const views::StatsQuery&) {
-      return {schema::to_json(model::stats_view(s.registry_)), {}};
+      return {schema::to_json(model::stats_view(s.registry_, &s.free_space_)), {}};
     }
     Answer operator()(const views::BufferQuery& q) { return {{}, buffers_query(q, s.options_.query_limits)}; }
     Answer operator()(const views::LeaksQuery&) { return {{}, leaks_query()}; }
@@ -135,11 +135,11 @@ std::string Server::http_answer(const std::string& path) {
     const std::uint64_t orphans_total = registry_.orphans().empty() ? 0 : registry_.orphans().front().seq;
     char host[256] = {};
     gethostname(host, sizeof host - 1);
-    const views::Stats stats = model::stats_view(registry_);
+    const views::Stats stats = model::stats_view(registry_, &free_space_);
     const views::ServerInfo info = info_view(false);
     return metrics_text({stats, info, host, leaks_total, orphans_total});
   }
-  if (path == "/api/stats") return schema::to_json(model::stats_view(registry_));
+  if (path == "/api/stats") return schema::to_json(model::stats_view(registry_, &free_space_));
   if (path == "/api/devices") return schema::to_json(views::DeviceList{model::devices_view(registry_)});
   if (path == "/api/info") return schema::to_json(info_view(false));
   if (path == "/api/leaks") {  // at most the kept records (10,000 leaks, 1,000 orphans): one answer

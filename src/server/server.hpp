@@ -127,6 +127,7 @@ class Server {
   ServerOptions options_;
   EventLoop loop_;
   Registry registry_;
+  model::FreeSpaceCache free_space_;  // stats answers reuse figures of devices that did not change
   LogSink log_;
   Subscribers subscribers_;
   Listener listener_;

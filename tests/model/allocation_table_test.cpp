@@ -132,7 +132,7 @@ TEST(AllocationTable, AShrunkGroupGivesItsChunksBack) {
   for (std::uint64_t i = 0; i < 400'000; i += 40'000) EXPECT_NE(t.find({1, 0, i}), nullptr);
 }
 
-TEST(AllocationTable, UsesUnderSixtyFourBytesPerRecordAtAMillion) {
+TEST(AllocationTable, UsesUnderSeventyTwoBytesPerRecordAtAMillion) {
   AllocationTable t;
   constexpr std::uint64_t kN = 1'000'000;
   AllocationTable::Group groups[8];
@@ -140,9 +140,9 @@ TEST(AllocationTable, UsesUnderSixtyFourBytesPerRecordAtAMillion) {
   for (std::uint64_t i = 0; i < kN; ++i)
     t.insert(groups[i % 8], rec(1, static_cast<std::uint16_t>(i % 8), i));
   EXPECT_EQ(t.size(), kN);
-  // 40-byte records plus 8-byte index cells at a load of 1/4 to 1/2 (they carry hash bits so the index is
-  // walked without reading records): 57 bytes here, under the 64 docs/benchmarks.md promises.
-  EXPECT_LT(t.memory_bytes() / kN, 64u);
+  // 48-byte records plus 8-byte index cells at a load of 1/4 to 1/2 (they carry hash bits so the index is
+  // walked without reading records): 65 bytes here, under the 72 docs/benchmarks.md promises.
+  EXPECT_LT(t.memory_bytes() / kN, 72u);
 }
 
 RC_GTEST_PROP(AllocationTableProperty, BehavesLikeAMap, ()) {

@@ -65,9 +65,13 @@ def test_metrics_are_valid_prometheus_text_with_the_live_figures():
                 for t in ("DRAM", "L1", "L1_SMALL", "TRACE", "CB"):
                     assert value(metrics, "ttmem_device_memory_used_bytes", device=str(d["id"]), type=t) \
                         == d["memory"][t]["used"]
-                dram = d["memory"]["DRAM"]
+                # Free space is the allocator's own, over all banks (page rounding makes it less than
+                # total - used), and the largest block is per bank.
+                allocator = mesh.devices[d["id"]].statistics("DRAM")
                 assert value(metrics, "ttmem_device_memory_free_bytes", device=str(d["id"]), type="DRAM") \
-                    == dram["total"] - dram["used"]
+                    == allocator["free"] * allocator["num_banks"] == d["memory"]["DRAM"]["free"]
+                assert value(metrics, "ttmem_device_memory_largest_free_block_bytes", device=str(d["id"]),
+                             type="DRAM") == allocator["largest_free_block"]
             me = str(os.getpid())
             assert value(metrics, "ttmem_process_memory_used_bytes", pid=me, device="1", type="DRAM") \
                 == 3 * (1 << 20)  # a mesh buffer: its size on each device of the mesh

@@ -26,7 +26,7 @@ TEST(SchemaShape, StatsAreKeyedBySlotName) {
   auto& d = s.devices.emplace_back();
   d.id = 3;
   d.arch = Arch::blackhole;
-  d.memory[index(Slot::CB)] = {10, 20, 1, 1000};
+  d.memory[index(Slot::CB)] = {10, 20, 1, 1000, {}};
   auto& p = s.processes.emplace_back();
   p.pid = 42;
   p.name = "python";

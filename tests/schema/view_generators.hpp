@@ -43,11 +43,27 @@ rc::Gen<std::optional<T>> maybe(rc::Gen<T> g) {
 namespace rc {
 
 template <>
+struct Arbitrary<ttmem::views::FreeSpace> {
+  static Gen<ttmem::views::FreeSpace> arbitrary() {
+    using ttmem::views::FreeSpace;
+    // Any finite ratio: JSON has no NaN or infinity, and the figure is a ratio of two counts.
+    auto ratio = gen::map(gen::inRange<std::uint32_t>(0, 1u << 20),
+                          [](std::uint32_t n) { return static_cast<double>(n) / (1u << 20); });
+    return gen::build<FreeSpace>(gen::set(&FreeSpace::free), gen::set(&FreeSpace::free_per_bank),
+                                 gen::set(&FreeSpace::largest_free_block), gen::set(&FreeSpace::free_blocks),
+                                 gen::set(&FreeSpace::num_banks), gen::set(&FreeSpace::bank_size),
+                                 gen::set(&FreeSpace::unplaced_buffers),
+                                 gen::set(&FreeSpace::fragmentation, ratio));
+  }
+};
+
+template <>
 struct Arbitrary<ttmem::views::SlotUsage> {
   static Gen<ttmem::views::SlotUsage> arbitrary() {
     using ttmem::views::SlotUsage;
     return gen::build<SlotUsage>(gen::set(&SlotUsage::used), gen::set(&SlotUsage::peak),
-                                 gen::set(&SlotUsage::buffers), gen::set(&SlotUsage::total));
+                                 gen::set(&SlotUsage::buffers), gen::set(&SlotUsage::total),
+                                 gen::set(&SlotUsage::space, ttmem::test::maybe(gen::arbitrary<ttmem::views::FreeSpace>())));
   }
 };
 

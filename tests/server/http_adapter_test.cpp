@@ -32,9 +32,9 @@ TEST(MetricsText, EveryFamilyHasHelpAndTypeAndEachSampleItsLabels) {
   auto& d = stats.devices.emplace_back();
   d.id = 2;
   d.arch = Arch::blackhole;
-  d.memory[index(Slot::L1)] = {100, 150, 2, 1000};
-  d.memory[index(Slot::CB)] = {300, 300, 1, 1000};
-  d.memory[index(Slot::DRAM)] = {0, 0, 0, 5000};
+  d.memory[index(Slot::L1)] = {100, 150, 2, 1000, {}};
+  d.memory[index(Slot::CB)] = {300, 300, 1, 1000, {}};
+  d.memory[index(Slot::DRAM)] = {0, 0, 0, 5000, {}};
   auto& p = stats.processes.emplace_back();
   p.pid = 77;
   p.name = "odd \"name\"";

@@ -70,6 +70,7 @@ client::DeviceReport to_report(const DeviceInfo& info, std::uint16_t device) {
   d.mesh = info.mesh.value;
   d.total_bytes = info.total_bytes;
   d.num_banks = info.num_banks;
+  d.base_address = info.base_address;
   return d;
 }
 
@@ -83,6 +84,22 @@ class ForwardingProcessor : public Processor {
   void track_deallocate(const AllocationEvent& e) override {
     if (e.scope != EventScope::device) return;
     if (auto d = wire_device(e.device)) Client::instance().report_free(*d, e.id.value, e.reason);
+  }
+  void track_allocate_failed(const AllocationFailure& f) override {
+    const auto d = wire_device(f.device);
+    if (!d) return;
+    client::AllocationFailureReport r;
+    r.device = *d;
+    r.type = f.type;
+    r.reason = f.reason;
+    r.size = f.size;
+    r.page_size = f.page_size;
+    r.num_banks = f.num_banks;
+    r.size_per_bank = f.size_per_bank;
+    r.site = f.site;
+    r.message = f.message;
+    r.timestamp_ns = f.timestamp_ns;
+    Client::instance().report_alloc_failure(r);
   }
   void track_device_open(const DeviceInfo& info) override {
     if (auto d = wire_device(info.device)) Client::instance().device_open(to_report(info, *d));

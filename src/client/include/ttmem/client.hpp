@@ -50,6 +50,21 @@ struct DeviceReport {
   std::uint32_t mesh = 0;
   std::array<std::uint64_t, proto::kNumMemorySlots> total_bytes{};  ///< by BufferType value
   std::array<std::uint32_t, proto::kNumMemorySlots> num_banks{};
+  std::array<std::uint64_t, proto::kNumMemorySlots> base_address{};  ///< start of each type's range per bank
+};
+
+/// An allocation the runtime refused (rare: it goes out like a device open, after everything before it).
+struct AllocationFailureReport {
+  std::uint16_t device = 0;
+  proto::BufferType type = proto::BufferType::DRAM;
+  proto::FailureReason reason = proto::FailureReason::out_of_memory;
+  std::uint64_t size = 0;
+  std::uint64_t page_size = 0;
+  std::uint32_t num_banks = 0;
+  std::uint64_t size_per_bank = 0;  ///< what each bank needed to hold
+  std::string_view site;
+  std::string_view message;        ///< the runtime's error text
+  std::uint64_t timestamp_ns = 0;  ///< CLOCK_MONOTONIC; 0: now
 };
 
 /// What the client sends the server (proto::ClientStats: the list is TTMEM_CLIENT_STATS), and what only
@@ -115,6 +130,8 @@ class Client {
   void report_alloc(const AllocationReport& allocation);
   void report_free(std::uint16_t device, std::uint64_t id,
                    proto::ReleaseReason reason = proto::ReleaseReason::explicit_free);
+  /// A failed allocation: the server keeps an out-of-memory record with the device's state at that point.
+  void report_alloc_failure(const AllocationFailureReport& failure);
 
   /// Returns when the server has applied everything reported (by any thread) before the call; false when
   /// not connected or on timeout.

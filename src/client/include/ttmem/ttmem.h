@@ -31,6 +31,7 @@ enum ttmem_release_reason {
   TTMEM_FREE_CLOSE_LEAK = 2
 };
 enum ttmem_close_phase { TTMEM_CLOSE_BEGIN = 0, TTMEM_CLOSE_END = 1 };
+enum ttmem_failure_reason { TTMEM_OUT_OF_MEMORY = 0, TTMEM_CB_CLASH = 1, TTMEM_BAD_BANK_COUNT = 2 };
 
 typedef struct ttmem_alloc {
   uint16_t device;
@@ -53,7 +54,21 @@ typedef struct ttmem_device {
   uint32_t mesh;
   uint64_t total_bytes[5]; /* by buffer type */
   uint32_t num_banks[5];
+  uint64_t base_address[5]; /* where each type's range starts in every bank */
 } ttmem_device;
+
+typedef struct ttmem_alloc_failure {
+  uint16_t device;
+  uint8_t buffer_type; /* enum ttmem_buffer_type */
+  uint8_t reason;      /* enum ttmem_failure_reason */
+  uint32_t num_banks;
+  uint64_t size;
+  uint64_t page_size;
+  uint64_t size_per_bank; /* what each bank needed to hold */
+  uint64_t timestamp_ns;  /* CLOCK_MONOTONIC, 0: now */
+  const char* site;       /* may be NULL */
+  const char* message;    /* the runtime's error text; may be NULL */
+} ttmem_alloc_failure;
 
 typedef struct ttmem_counters {
   uint64_t events, bytes, batches, stall_ns, reconnects, snapshots, superseded_events, flushes;
@@ -74,6 +89,8 @@ uint32_t ttmem_intern_site(const char* text);
 void ttmem_report_alloc(const ttmem_alloc* allocation);
 void ttmem_report_free(uint16_t device, uint64_t id, uint8_t reason);
 void ttmem_device_open(const ttmem_device* device);
+/* An allocation the runtime refused: ttmemd keeps an out-of-memory record of the device at that point. */
+void ttmem_report_alloc_failure(const ttmem_alloc_failure* failure);
 void ttmem_device_close(uint16_t device, uint8_t phase);
 /* 1 when the server applied everything reported before the call, 0 on timeout or when not connected. */
 int ttmem_flush(uint32_t timeout_ms);

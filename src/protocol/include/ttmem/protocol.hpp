@@ -22,7 +22,7 @@
 namespace ttmem::proto {
 
 inline constexpr std::uint32_t kMagic = 0x4D4D5454;  // "TTMM" in little-endian byte order
-inline constexpr std::uint16_t kProtocolVersion = 2;
+inline constexpr std::uint16_t kProtocolVersion = 3;
 inline constexpr std::size_t kFrameHeaderSize = 8;
 /// Largest payload a client may send (an EVENTS frame of 16,383 records fits).
 inline constexpr std::uint32_t kMaxRequestPayload = 1u << 20;
@@ -35,6 +35,8 @@ inline constexpr std::size_t kMaxEventsPerFrame = (kMaxRequestPayload - 4) / kEv
 inline constexpr std::size_t kSendEventsPerFrame = 2048;
 inline constexpr std::size_t kMaxNameLength = 255;
 inline constexpr std::size_t kMaxSiteLength = 1024;
+/// Longest runtime error text an ALLOC_FAILURE carries (TT-Metal's messages are a few hundred bytes).
+inline constexpr std::size_t kMaxFailureMessageLength = 4096;
 inline constexpr std::size_t kNumMemorySlots = kBufferTypes;  // indexed by BufferType value
 
 // The enums of the wire are the vocabulary's (ttmem/vocab.hpp), with their wire values.
@@ -43,6 +45,7 @@ using ttmem::BufferType;
 using ttmem::ClosePhase;
 using ttmem::ErrorCode;
 using ttmem::EventOp;
+using ttmem::FailureReason;
 using ttmem::MessageType;
 using ttmem::ReleaseReason;
 using ttmem::Role;
@@ -73,6 +76,8 @@ struct DeviceOpen {
   std::uint32_t mesh = 0;
   std::array<std::uint64_t, kNumMemorySlots> total_bytes{};  ///< indexed by BufferType value
   std::array<std::uint32_t, kNumMemorySlots> num_banks{};
+  /// Where each type's managed range starts in every bank (its banks span [base, base + total / banks)).
+  std::array<std::uint64_t, kNumMemorySlots> base_address{};
 };
 
 struct DeviceClose {
@@ -98,6 +103,21 @@ struct EventRecord {
   std::uint64_t timestamp_ns = 0;  ///< CLOCK_MONOTONIC
 };
 inline constexpr std::uint16_t kFlagInternal = 1;
+
+/// An allocation the runtime refused, with what it asked for and the runtime's own message. Sent like a
+/// device open (after every event reported before it), never on the allocation hot path.
+struct AllocFailure {
+  std::uint16_t device = 0;
+  BufferType type = BufferType::DRAM;
+  FailureReason reason = FailureReason::out_of_memory;
+  std::uint32_t num_banks = 0;
+  std::uint64_t size = 0;
+  std::uint64_t page_size = 0;
+  std::uint64_t size_per_bank = 0;  ///< what each bank needed to hold
+  std::uint64_t timestamp_ns = 0;   ///< CLOCK_MONOTONIC
+  std::string site;                 ///< who asked (at most kMaxSiteLength)
+  std::string message;              ///< the runtime's error text (at most kMaxFailureMessageLength)
+};
 
 struct Site {
   std::uint32_t id = 0;
@@ -181,6 +201,7 @@ void encode(std::vector<std::uint8_t>& out, const DeviceOpen& m);
 void encode(std::vector<std::uint8_t>& out, const DeviceClose& m);
 void encode(std::vector<std::uint8_t>& out, std::span<const EventRecord> events);
 void encode(std::vector<std::uint8_t>& out, std::span<const Site> sites);
+void encode(std::vector<std::uint8_t>& out, const AllocFailure& m);
 void encode(std::vector<std::uint8_t>& out, const SnapshotBegin& m);
 void encode(std::vector<std::uint8_t>& out, const SnapshotEnd& m);
 void encode(std::vector<std::uint8_t>& out, const Barrier& m, MessageType type = MessageType::barrier);
@@ -292,6 +313,7 @@ std::optional<DecodeError> validate_events(std::span<const std::uint8_t> payload
 EventRecord event_at(std::span<const std::uint8_t> payload, std::size_t i);
 Decoded<EventRecord> decode_event(std::span<const std::uint8_t> record);
 Decoded<std::vector<Site>> decode_sites(std::span<const std::uint8_t> payload);
+Decoded<AllocFailure> decode_alloc_failure(std::span<const std::uint8_t> payload);
 Decoded<SnapshotBegin> decode_snapshot_begin(std::span<const std::uint8_t> payload);
 Decoded<SnapshotEnd> decode_snapshot_end(std::span<const std::uint8_t> payload);
 Decoded<Barrier> decode_barrier(std::span<const std::uint8_t> payload);

@@ -20,12 +20,30 @@ namespace ttmem::views {
 
 // ---- stats: usage per device and per process on a device ---------------------------------------------
 
+/// Where a memory type's free space is. Every bank of an interleaved type has the same layout (lockstep),
+/// so the per-bank figures are those of any bank; `free` is over all banks, like `used` and `total`.
+struct FreeSpace {
+  std::uint64_t free = 0;
+  std::uint64_t free_per_bank = 0;
+  std::uint64_t largest_free_block = 0;  ///< per bank: the most any one allocation can take in each bank
+  std::uint64_t free_blocks = 0;
+  std::uint32_t num_banks = 0;
+  std::uint64_t bank_size = 0;
+  /// Live buffers the figures could not place: no per-bank size reported, or outside the bank's range.
+  std::uint64_t unplaced_buffers = 0;
+  /// 1 - largest / free per bank: 0 when the free space is one block, toward 1 when it is in crumbs.
+  double fragmentation = 0;
+  bool operator==(const FreeSpace&) const = default;
+};
+
 /// One memory slot of a device.
 struct SlotUsage {
   std::uint64_t used = 0;
   std::uint64_t peak = 0;
   std::uint64_t buffers = 0;
   std::uint64_t total = 0;  ///< the device's capacity (0: not announced)
+  /// The allocator's free space (announced devices; not for CB, which is not the allocator's).
+  std::optional<FreeSpace> space;
   bool operator==(const SlotUsage&) const = default;
 };
 

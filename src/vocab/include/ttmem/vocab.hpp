@@ -80,6 +80,25 @@ TTMEM_DEFINE_ENUM(ReleaseReason, std::uint8_t, TTMEM_RELEASE_REASONS)
   X(free, 2, "free")
 TTMEM_DEFINE_ENUM(EventOp, std::uint8_t, TTMEM_EVENT_OPS)
 
+// Why an allocation failed: the runtime's allocator had no room (out of memory), circular buffers would
+// run into L1 buffers or past the end of L1 (TT-Metal's CB region check), or the bank count is one the
+// runtime cannot interleave over.
+#define TTMEM_FAILURE_REASONS(X) \
+  X(out_of_memory, 0, "out_of_memory") \
+  X(cb_clash, 1, "cb_clash") \
+  X(bad_bank_count, 2, "bad_bank_count")
+TTMEM_DEFINE_ENUM(FailureReason, std::uint8_t, TTMEM_FAILURE_REASONS)
+
+// What an out-of-memory record concludes (ttmemd's verdict, from the device's free space at the failure):
+// the free space is too small (exhausted), large enough but in pieces none of which fits (fragmented), or
+// too small only because the runtime's own buffers or other processes hold the difference (reserved).
+#define TTMEM_OOM_VERDICTS(X) \
+  X(exhausted, 0, "exhausted") \
+  X(fragmented, 1, "fragmented") \
+  X(reserved, 2, "reserved") \
+  X(unknown, 3, "unknown")
+TTMEM_DEFINE_ENUM(OomVerdict, std::uint8_t, TTMEM_OOM_VERDICTS)
+
 // A device close has two phases: begin (the runtime's sweep follows) and end (the device is gone).
 #define TTMEM_CLOSE_PHASES(X) \
   X(begin, 0, "begin") \
@@ -116,6 +135,7 @@ TTMEM_DEFINE_ENUM(DeviceUseState, std::uint8_t, TTMEM_DEVICE_USE_STATES)
   X(snapshot_end, 7, "SNAPSHOT_END") \
   X(barrier, 8, "BARRIER") \
   X(client_stats, 9, "CLIENT_STATS") \
+  X(alloc_failure, 10, "ALLOC_FAILURE") \
   X(query, 16, "QUERY") \
   X(hello_ack, 32, "HELLO_ACK") \
   X(error, 33, "ERROR") \

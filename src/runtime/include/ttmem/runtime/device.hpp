@@ -111,6 +111,8 @@ class MeshDevice : public std::enable_shared_from_this<MeshDevice> {
              const DeviceOptions& options);  // use open()
 
  private:
+  /// Reports a mesh buffer's out-of-memory failure (called with the mesh locked).
+  void report_mesh_failure(const BufferConfig& config, std::string_view message) const;
   void require_open() const;
   void initialize_devices();
 

@@ -38,6 +38,26 @@ struct AllocationEvent {
   ReleaseReason reason = ReleaseReason::explicit_free;  ///< Releases only.
 };
 
+/// An allocation the runtime refused, seen before the error is thrown to the caller. TT-Metal's
+/// GraphTracker has no such callback (its processors never hear of a failure); the emulator adds one so
+/// that ttmem's out-of-memory records can be tested end to end.
+struct AllocationFailure {
+  DeviceId device{};  ///< the device whose allocator refused (the first device of a mesh)
+  MeshId mesh{};
+  BufferType type = BufferType::DRAM;
+  FailureReason reason = FailureReason::out_of_memory;
+  std::uint64_t size = 0;
+  std::uint64_t page_size = 0;
+  std::uint32_t num_banks = 0;
+  std::uint64_t size_per_bank = 0;  ///< what each bank needed to hold
+  std::string_view site;
+  std::string_view message;  ///< the error text the caller gets
+  std::uint64_t timestamp_ns = 0;
+};
+
+/// The failure of the allocation `request` describes (its device, type, size and layout).
+AllocationFailure failure_of(const AllocationEvent& request, FailureReason reason, std::string_view message);
+
 /// What a device is, announced when it opens.
 struct DeviceInfo {
   DeviceId device{};
@@ -46,6 +66,8 @@ struct DeviceInfo {
   /// Allocatable bytes per managed memory type over all banks, indexed by BufferType value.
   std::array<std::uint64_t, kBufferTypes> total_bytes{};
   std::array<std::uint32_t, kBufferTypes> num_banks{};
+  /// Where each type's managed range starts in every bank.
+  std::array<std::uint64_t, kBufferTypes> base_address{};
 };
 
 /// Observer interface. Callbacks run synchronously on the allocating thread while the allocator's lock is
@@ -55,6 +77,7 @@ class Processor {
   virtual ~Processor() = default;
   virtual void track_allocate(const AllocationEvent& event) = 0;
   virtual void track_deallocate(const AllocationEvent& event) = 0;
+  virtual void track_allocate_failed(const AllocationFailure& /*failure*/) {}
   virtual void track_device_open(const DeviceInfo& /*info*/) {}
   virtual void track_device_close(DeviceId /*device*/, ClosePhase /*phase*/) {}
 };
@@ -84,6 +107,7 @@ class GraphTracker {
   // Called by the runtime.
   void track_allocate(const AllocationEvent& event) const;
   void track_deallocate(const AllocationEvent& event) const;
+  void track_allocate_failed(const AllocationFailure& failure) const;
   void track_device_open(const DeviceInfo& info) const;
   void track_device_close(DeviceId device, ClosePhase phase) const;
   bool hook_allocate(const AllocationEvent& request) const;

@@ -20,6 +20,7 @@ using ttmem::AllocKind;
 using ttmem::Arch;
 using ttmem::BufferType;
 using ttmem::ClosePhase;
+using ttmem::FailureReason;
 using ttmem::ReleaseReason;
 
 /// Placement direction in a bank manager's address space.
