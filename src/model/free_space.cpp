@@ -29,7 +29,9 @@ Collected collect(const Registry& registry, std::uint16_t device, BufferType typ
     auto it = p.devices.find(device);
     if (it == p.devices.end() || it->second.group == AllocationTable::kNoGroup) continue;
     registry.allocations().for_each_in_group(it->second.group, [&](const AllocationRecord& r) {
-      if (r.type != wanted) return;
+      // Pre-allocated buffers sit at an address without taking it from the allocator (TT-Metal's
+      // non-owning buffers): they are not part of its free space.
+      if (r.type != wanted || r.kind() == AllocKind::preallocated) return;
       const bool cb = r.kind() == AllocKind::circular_buffer;
       if (cb && !with_cbs) return;
       if (r.size_per_bank == 0) {
@@ -122,14 +124,14 @@ FreeSpaceMap free_space_map(const Registry& registry, std::uint16_t device, Buff
   std::uint64_t at = f.base;
   auto emit = [&](std::uint64_t end) {
     if (end <= at) return;
-    SpaceBlock b{at, end - at, SpaceBlock::Use::free, nullptr, static_cast<std::uint32_t>(active.size())};
+    SpaceBlock b{at, end - at, BlockUse::free, nullptr, static_cast<std::uint32_t>(active.size())};
     if (active.empty()) {
       add_free(f, at, end - at);
     } else if (active.size() == 1) {
-      b.use = SpaceBlock::Use::buffer;
+      b.use = BlockUse::buffer;
       b.record = active.front();
     } else {
-      b.use = SpaceBlock::Use::overlap;
+      b.use = BlockUse::overlap;
       f.overlapping_bytes += end - at;
     }
     map.blocks.push_back(b);
@@ -145,7 +147,7 @@ FreeSpaceMap free_space_map(const Registry& registry, std::uint16_t device, Buff
   }
   emit(f.base + f.bank_size);
   for (const Extent& e : c.cbs) {
-    map.circular_buffers.push_back({e.begin, e.end - e.begin, SpaceBlock::Use::circular_buffer, e.record, 1});
+    map.circular_buffers.push_back({e.begin, e.end - e.begin, BlockUse::circular_buffer, e.record, 1});
   }
   return map;
 }

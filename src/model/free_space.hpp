@@ -1,8 +1,9 @@
 // Where the free space of a device's memory type is, rebuilt from the live allocations' addresses and
 // per-bank sizes. TT-Metal allocates an interleaved type in lockstep — one address valid in every bank —
 // so one bank's address map stands for all of them; sharded buffers take the same range of the lockstep
-// space too. Circular buffers are not the allocator's: they are left out of the free figures (as
-// TT-Metal's allocator leaves them out) and shown apart in the map.
+// space too. Pre-allocated (non-owning) buffers take nothing from the allocator and are left out. Circular
+// buffers are not the allocator's: they are left out of the free figures (as TT-Metal's allocator leaves them
+// out) and shown apart in the map.
 #pragma once
 
 #include <cstdint>
@@ -18,14 +19,15 @@ namespace ttmem::model {
 struct SpaceBlock {
   std::uint64_t address = 0;
   std::uint64_t size = 0;
-  enum class Use : std::uint8_t { free, buffer, overlap, circular_buffer } use = Use::free;
+  BlockUse use = BlockUse::free;
   /// The buffer (buffer, circular_buffer); valid until the registry changes.
   const AllocationRecord* record = nullptr;
-  std::uint32_t buffers = 0;                 ///< buffers over this block (overlap: 2 or more)
+  std::uint32_t buffers = 0;  ///< buffers over this block (overlap: 2 or more)
 };
 
 struct FreeSpaceFigures {
-  bool known = false;  ///< the device announced this type's banks (DEVICE_OPEN); nothing else is set otherwise
+  bool known =
+      false;  ///< the device announced this type's banks (DEVICE_OPEN); nothing else is set otherwise
   std::uint64_t base = 0;
   std::uint64_t bank_size = 0;
   std::uint32_t num_banks = 0;
@@ -38,8 +40,9 @@ struct FreeSpaceFigures {
   std::uint64_t overlapping_bytes = 0;  ///< per bank, held by more than one buffer at once
   /// 1 - largest / free: 0 when the free space is one block (or none), toward 1 when it is in crumbs.
   double fragmentation() const {
-    return free_per_bank == 0 ? 0.0
-                              : 1.0 - static_cast<double>(largest_free_block) / static_cast<double>(free_per_bank);
+    return free_per_bank == 0
+               ? 0.0
+               : 1.0 - static_cast<double>(largest_free_block) / static_cast<double>(free_per_bank);
   }
 };
 

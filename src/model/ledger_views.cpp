@@ -28,6 +28,32 @@ std::optional<views::FreeSpace> free_space_view(const FreeSpaceFigures& f) {
                           f.fragmentation()};
 }
 
+views::AddressMap map_view(const Registry& registry, std::uint16_t device, BufferType type) {
+  const FreeSpaceMap map = free_space_map(registry, device, type, true);
+  views::AddressMap out;
+  out.device = device;
+  out.type = type;
+  out.base = map.figures.base;
+  out.space = free_space_view(map.figures).value_or(views::FreeSpace{});
+  out.overlapping_bytes = map.figures.overlapping_bytes;
+  auto block = [&](const SpaceBlock& b) {
+    views::MapBlock v{b.address, b.size, b.use, 0, 0, AllocKind::owning, false, {}, b.buffers};
+    if (b.record) {
+      const ProcessState* p = registry.process_by_slot(b.record->process);
+      v.pid = p ? p->pid : 0;
+      v.id = b.record->id;
+      v.kind = b.record->kind();
+      v.internal = b.record->internal();
+      v.site = std::string(registry.site_text(b.record->process, b.record->site));
+    }
+    return v;
+  };
+  out.blocks.reserve(map.blocks.size());
+  for (const SpaceBlock& b : map.blocks) out.blocks.push_back(block(b));
+  for (const SpaceBlock& b : map.circular_buffers) out.circular_buffers.push_back(block(b));
+  return out;
+}
+
 views::Stats stats_view(const Registry& registry, FreeSpaceCache* cache) {
   views::Stats out;
   for (const auto& [id, d] : registry.devices()) {
@@ -39,7 +65,8 @@ views::Stats stats_view(const Registry& registry, FreeSpaceCache* cache) {
       u.memory[s] = {d.usage[s].bytes, d.usage[s].peak_bytes, d.usage[s].buffers, d.total_bytes[s], {}};
       if (slot == Slot::CB) continue;  // CBs are not the allocator's: L1's free space leaves them out
       const BufferType type = memory_of(slot);
-      u.memory[s].space = free_space_view(cache ? cache->get(registry, id, type) : free_space(registry, id, type));
+      u.memory[s].space =
+          free_space_view(cache ? cache->get(registry, id, type) : free_space(registry, id, type));
     }
     u.buffers = buffer_count(d.usage);
     for (const auto& [slot, p] : registry.processes()) {
@@ -80,8 +107,8 @@ std::vector<views::DeviceInfo> devices_view(const Registry& registry) {
 }
 
 views::Leak leak_view(const LeakRecord& l) {
-  return {l.pid,  l.process_name,       l.device,  l.type,          l.kind, l.id, l.size, l.address,
-          l.site, l.age_ns / 1'000'000, l.time_ns, l.swept_by_close};
+  return {l.pid,  l.process_name,       l.device,  l.type,           l.kind,     l.id, l.size, l.address,
+          l.site, l.age_ns / 1'000'000, l.time_ns, l.swept_by_close, l.after_oom};
 }
 
 views::Orphan orphan_view(const OrphanRecord& o) {

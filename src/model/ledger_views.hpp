@@ -10,6 +10,9 @@ namespace ttmem::model {
 
 /// Usage, with the free space of announced devices (from `cache`, or computed afresh without one).
 views::Stats stats_view(const Registry& registry, FreeSpaceCache* cache = nullptr);
+/// The address map of one bank of `type` on `device` (CBs listed for L1). Empty blocks when the device did
+/// not announce the type's banks.
+views::AddressMap map_view(const Registry& registry, std::uint16_t device, BufferType type);
 /// The view of computed free-space figures (empty when the device did not announce the type).
 std::optional<views::FreeSpace> free_space_view(const FreeSpaceFigures& f);
 std::vector<views::DeviceInfo> devices_view(const Registry& registry);

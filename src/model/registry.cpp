@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <cstring>
 
+#include "oom_record.hpp"
+
 namespace ttmem::model {
 
 namespace {
@@ -196,6 +198,7 @@ void Registry::device_open(ProcessState& p, const proto::DeviceOpen& m) {
   ProcessDevice& pd = process_device(p, m.device);
   pd.state = ProcessDevice::State::open;
   pd.close_began_ns = 0;
+  pd.last_oom = 0;
   for (Sink* s : sinks_) s->on_device_open(p, m);
 }
 
@@ -232,6 +235,17 @@ void Registry::sites(ProcessState& p, const std::vector<proto::Site>& sites) {
   }
 }
 
+void Registry::alloc_failure(ProcessState& p, const proto::AllocFailure& m) {
+  if (m.device > limits_.max_device_id) {
+    ++p.anomalies.device_out_of_range;
+    return;
+  }
+  views::OomRecord record = build_oom_record(*this, p, m, ++oom_seq_);
+  process_device(p, m.device).last_oom = record.id;
+  for (Sink* s : sinks_) s->on_oom(record);
+  push_bounded(ooms_, std::move(record), limits_.max_oom_records);
+}
+
 void Registry::record_leak(ProcessState& p, const AllocationRecord& r, bool swept, std::uint64_t now_ns) {
   LeakRecord leak;
   leak.pid = p.pid;
@@ -246,6 +260,7 @@ void Registry::record_leak(ProcessState& p, const AllocationRecord& r, bool swep
   leak.age_ns = r.age_ms(now_ns) * 1'000'000;
   leak.time_ns = realtime_ns();
   leak.swept_by_close = swept;
+  if (const ProcessDevice* pd = find_process_device(p, r.device)) leak.after_oom = pd->last_oom;
   leak.seq = ++leak_seq_;
   for (Sink* s : sinks_) s->on_leak(leak);
   push_bounded(leaks_, std::move(leak), limits_.max_leak_records);

@@ -76,7 +76,8 @@ struct ProcessDevice {
   std::uint64_t close_began_ns = 0;
   SlotFigures usage{};
   AllocationTable::Group group = AllocationTable::kNoGroup;  ///< its live allocations in the table
-  DeviceState* device = nullptr;                             ///< the device's own figures
+  std::uint64_t last_oom = 0;     ///< its latest out-of-memory record since it opened the device (0: none)
+  DeviceState* device = nullptr;  ///< the device's own figures
 };
 
 struct ProcessState {
@@ -116,8 +117,9 @@ struct LeakRecord {
   std::uint64_t address = 0;
   std::string site;
   std::uint64_t age_ns = 0;
-  std::uint64_t time_ns = 0;   ///< CLOCK_REALTIME when recorded
-  bool swept_by_close = true;  ///< false: the close sequence never released it (a lifecycle gap)
+  std::uint64_t time_ns = 0;    ///< CLOCK_REALTIME when recorded
+  bool swept_by_close = true;   ///< false: the close sequence never released it (a lifecycle gap)
+  std::uint64_t after_oom = 0;  ///< the process's out-of-memory record on the device before the close
 };
 
 struct OrphanRecord {
@@ -150,6 +152,7 @@ struct HistoryEntry {
 struct RegistryLimits {
   std::size_t max_leak_records = 10'000;
   std::size_t max_orphan_records = 1'000;
+  std::size_t max_oom_records = 1'000;
   std::size_t max_live_allocations_per_process = 16'000'000;  ///< also bounds a snapshot being received
   std::size_t max_sites_per_process = 65'536;
   std::size_t max_site_bytes_per_process = 8u << 20;  ///< site texts, in all
@@ -181,6 +184,8 @@ class Registry {
   void device_close(ProcessState& p, const proto::DeviceClose& m);
   void sites(ProcessState& p, const std::vector<proto::Site>& sites);
   void event(ProcessState& p, const proto::EventRecord& e);
+  /// A refused allocation: an out-of-memory record of the device as it is now.
+  void alloc_failure(ProcessState& p, const proto::AllocFailure& m);
   void snapshot_begin(ProcessState& p, const proto::SnapshotBegin& m);
   void snapshot_end(ProcessState& p, const proto::SnapshotEnd& m);
   /// The wall-clock time stamped on history entries until the next call (once per received batch, so the
@@ -195,6 +200,8 @@ class Registry {
   const std::map<std::uint32_t, ProcessState>& processes() const { return processes_; }
   const std::deque<LeakRecord>& leaks() const { return leaks_; }        ///< newest first, seq descending
   const std::deque<OrphanRecord>& orphans() const { return orphans_; }  ///< newest first, seq descending
+  const std::deque<views::OomRecord>& ooms() const { return ooms_; }    ///< newest first, id descending
+  std::uint64_t oom_total() const { return oom_seq_; }
   Anomalies anomalies() const;
   std::uint64_t events_applied() const { return events_applied_; }
   /// The newest `limit` events of the history, oldest first.
@@ -244,6 +251,8 @@ class Registry {
   std::uint32_t next_slot_ = 1;
   std::deque<LeakRecord> leaks_;
   std::deque<OrphanRecord> orphans_;
+  std::deque<views::OomRecord> ooms_;
+  std::uint64_t oom_seq_ = 0;
   std::uint64_t leak_seq_ = 0;
   std::uint64_t orphan_seq_ = 0;
   Anomalies retired_anomalies_;  // of processes that are gone

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "ttmem/protocol.hpp"
+#include "ttmem/views.hpp"
 
 namespace ttmem::model {
 
@@ -23,6 +24,8 @@ class Sink {
   virtual void on_leak(const LeakRecord&) {}
   /// A process is gone and its memory reclaimed; `held` is empty when it held nothing.
   virtual void on_process_died(const OrphanRecord&) {}
+  /// An allocation was refused; the record says what the device looked like then.
+  virtual void on_oom(const views::OomRecord&) {}
   virtual void on_device_open(const ProcessState&, const proto::DeviceOpen&) {}
   virtual void on_device_close(const ProcessState&, const proto::DeviceClose&) {}
 };

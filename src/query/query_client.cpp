@@ -215,6 +215,12 @@ views::Leaks QueryClient::leaks() {
 views::EventList QueryClient::events(std::uint64_t limit) {
   return typed<views::EventList>(views::EventsQuery{limit});
 }
+views::OomList QueryClient::oom(std::optional<std::uint64_t> id) {
+  return typed<views::OomList>(views::OomQuery{id});
+}
+views::AddressMap QueryClient::map(std::uint16_t device, BufferType type) {
+  return typed<views::AddressMap>(views::MapQuery{device, type});
+}
 views::ServerInfo QueryClient::info(bool reset_loop) {
   return typed<views::ServerInfo>(views::InfoQuery{reset_loop});
 }

@@ -46,6 +46,7 @@ std::string to_json(const views::ServerInfo& v) {
                {"events_per_second", v.events_per_second},
                {"active_allocations", v.active_allocations},
                {"registry_bytes", v.registry_bytes},
+               {"oom_records", v.oom_records},
                {"death_watch", v.death_watch},
                {"loop",
                 {{"longest_busy_ms", v.loop.longest_busy_ms},
@@ -92,6 +93,7 @@ views::ServerInfo from_json<views::ServerInfo>(std::string_view text) {
     v.events_per_second = get<double>(j, "events_per_second");
     v.active_allocations = get<std::uint64_t>(j, "active_allocations");
     v.registry_bytes = get<std::uint64_t>(j, "registry_bytes");
+    v.oom_records = get_optional<std::uint64_t>(j, "oom_records").value_or(0);
     v.death_watch = get<std::string>(j, "death_watch");
     const json& loop = j.at("loop");
     v.loop = {get<double>(loop, "longest_busy_ms"), get<double>(loop, "longest_busy_cpu_ms"),

@@ -79,6 +79,11 @@ views::Leak leak_from_json(const json& j);
 json orphan_to_json(const views::Orphan& o);
 views::Orphan orphan_from_json(const json& j);
 json event_to_json(const views::EventRow& e);
+json oom_to_json(const views::OomRecord& r);
+views::OomRecord oom_from_json(const json& j);
+/// A free-space view's fields, added to an object (a memory slot of `stats`, an OOM record's space).
+void add_free_space(json& out, const views::FreeSpace& f);
+views::FreeSpace free_space_from(const json& j);
 views::EventRow event_from_json(const json& j);
 
 /// Runs `decode` on the parsed object; every failure becomes a SchemaError that names the answer.

@@ -74,6 +74,7 @@ namespace {
 
 constexpr std::string_view kSwept = "held at close (swept)";
 constexpr std::string_view kNeverReleased = "never released by the close sequence";
+constexpr std::string_view kAfterOom = "left by a run that failed to allocate (see its oom record)";
 
 }  // namespace
 
@@ -90,7 +91,10 @@ json detail::leak_to_json(const views::Leak& l) {
           {"age_ms", l.age_ms},
           {"time_ns", l.time_ns},
           {"swept_by_close", l.swept_by_close},
-          {"cause", l.swept_by_close ? kSwept : kNeverReleased}};
+          {"after_oom", l.after_oom},
+          {"cause", l.after_oom        ? kAfterOom
+                    : l.swept_by_close ? kSwept
+                                       : kNeverReleased}};
 }
 
 views::Leak detail::leak_from_json(const json& j) {
@@ -105,7 +109,8 @@ views::Leak detail::leak_from_json(const json& j) {
           get<std::string>(j, "site"),
           get<std::uint64_t>(j, "age_ms"),
           get<std::uint64_t>(j, "time_ns"),
-          get<bool>(j, "swept_by_close")};
+          get<bool>(j, "swept_by_close"),
+          get_optional<std::uint64_t>(j, "after_oom").value_or(0)};
 }
 
 json detail::orphan_to_json(const views::Orphan& o) {
@@ -234,6 +239,11 @@ std::string to_json(const views::StreamEvent& v) {
       j["event"] = "orphan";
       return j;
     }
+    json operator()(const views::OomRecord& r) const {
+      json j = oom_to_json(r);
+      j["event"] = "oom";
+      return j;
+    }
     json operator()(const views::Dropped& d) const { return {{"event", "dropped"}, {"count", d.count}}; }
   };
   return dump(std::visit(Encode{}, v));
@@ -245,6 +255,7 @@ views::StreamEvent from_json<views::StreamEvent>(std::string_view text) {
     const std::string event = get<std::string>(j, "event");
     if (event == "leak") return leak_from_json(j);
     if (event == "orphan") return orphan_from_json(j);
+    if (event == "oom") return oom_from_json(j);
     if (event == "dropped") return views::Dropped{get<std::uint64_t>(j, "count")};
     return event_from_json(j);
   });

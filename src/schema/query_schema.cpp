@@ -79,6 +79,36 @@ const std::array<QueryType, std::variant_size_v<views::Query>> kQueryTypes = {{
      }},
     {"subscribe", [](const json&) -> views::Query { return views::SubscribeQuery{}; },
      no_fields<views::SubscribeQuery>},
+    {"oom",
+     [](const json& q) -> views::Query {
+       views::OomQuery o;
+       if (auto id = get_optional<std::int64_t>(q, "id")) {
+         if (*id <= 0) throw SchemaError("field 'id' must be a record id (1, 2, ...)");
+         o.id = static_cast<std::uint64_t>(*id);
+       }
+       return o;
+     },
+     [](const views::Query& q) {
+       const auto& o = std::get<views::OomQuery>(q);
+       return o.id ? json{{"id", *o.id}} : json::object();
+     }},
+    {"map",
+     [](const json& q) -> views::Query {
+       views::MapQuery m;
+       const auto device = get<std::int64_t>(q, "device");
+       if (device < 0 || device > 65535) throw SchemaError("field 'device' is out of range");
+       m.device = static_cast<std::uint16_t>(device);
+       const std::string t = get<std::string>(q, "buffer_type");
+       const auto type = parse_enum<BufferType>(t);
+       if (!type || std::find(kManagedTypes.begin(), kManagedTypes.end(), *type) == kManagedTypes.end())
+         throw SchemaError("unknown buffer_type '" + t + "' (" + names_of(kManagedTypes) + ")");
+       m.type = *type;
+       return m;
+     },
+     [](const views::Query& q) {
+       const auto& m = std::get<views::MapQuery>(q);
+       return json{{"device", m.device}, {"buffer_type", name(m.type)}};
+     }},
 }};
 
 }  // namespace

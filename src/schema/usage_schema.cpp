@@ -5,6 +5,28 @@ namespace ttmem::schema {
 
 using namespace detail;
 
+void detail::add_free_space(json& out, const views::FreeSpace& f) {
+  out["free"] = f.free;
+  out["free_per_bank"] = f.free_per_bank;
+  out["largest_free_block"] = f.largest_free_block;
+  out["free_blocks"] = f.free_blocks;
+  out["fragmentation"] = f.fragmentation;
+  out["num_banks"] = f.num_banks;
+  out["bank_size"] = f.bank_size;
+  out["unplaced_buffers"] = f.unplaced_buffers;
+}
+
+views::FreeSpace detail::free_space_from(const json& j) {
+  return {get<std::uint64_t>(j, "free"),
+          get<std::uint64_t>(j, "free_per_bank"),
+          get<std::uint64_t>(j, "largest_free_block"),
+          get<std::uint64_t>(j, "free_blocks"),
+          get<std::uint32_t>(j, "num_banks"),
+          get<std::uint64_t>(j, "bank_size"),
+          get<std::uint64_t>(j, "unplaced_buffers"),
+          get<double>(j, "fragmentation")};
+}
+
 namespace {
 
 json arch_json(const std::optional<Arch>& a) {
@@ -32,32 +54,14 @@ const json& object_field(const json& j, const char* field) {
 
 json slot_json(const views::SlotUsage& m) {
   json out = {{"used", m.used}, {"peak", m.peak}, {"buffers", m.buffers}, {"total", m.total}};
-  if (const auto& f = m.space) {
-    out["free"] = f->free;
-    out["free_per_bank"] = f->free_per_bank;
-    out["largest_free_block"] = f->largest_free_block;
-    out["free_blocks"] = f->free_blocks;
-    out["fragmentation"] = f->fragmentation;
-    out["num_banks"] = f->num_banks;
-    out["bank_size"] = f->bank_size;
-    out["unplaced_buffers"] = f->unplaced_buffers;
-  }
+  if (m.space) add_free_space(out, *m.space);
   return out;
 }
 
 views::SlotUsage slot_from(const json& m) {
   views::SlotUsage u{get<std::uint64_t>(m, "used"), get<std::uint64_t>(m, "peak"),
                      get<std::uint64_t>(m, "buffers"), get<std::uint64_t>(m, "total"), std::nullopt};
-  if (m.contains("free")) {
-    u.space = views::FreeSpace{get<std::uint64_t>(m, "free"),
-                               get<std::uint64_t>(m, "free_per_bank"),
-                               get<std::uint64_t>(m, "largest_free_block"),
-                               get<std::uint64_t>(m, "free_blocks"),
-                               get<std::uint32_t>(m, "num_banks"),
-                               get<std::uint64_t>(m, "bank_size"),
-                               get<std::uint64_t>(m, "unplaced_buffers"),
-                               get<double>(m, "fragmentation")};
-  }
+  if (m.contains("free")) u.space = free_space_from(m);
   return u;
 }
 
@@ -66,12 +70,11 @@ views::SlotUsage slot_from(const json& m) {
 std::string to_json(const views::Stats& v) {
   json devices = json::array();
   for (const auto& d : v.devices) {
-    devices.push_back(
-        {{"id", d.id},
-         {"arch", arch_json(d.arch)},
-         {"memory", per_slot([&](Slot s) { return slot_json(d.memory[index(s)]); })},
-         {"buffers", d.buffers},
-         {"processes", d.processes}});
+    devices.push_back({{"id", d.id},
+                       {"arch", arch_json(d.arch)},
+                       {"memory", per_slot([&](Slot s) { return slot_json(d.memory[index(s)]); })},
+                       {"buffers", d.buffers},
+                       {"processes", d.processes}});
   }
   json processes = json::array();
   for (const auto& p : v.processes) {

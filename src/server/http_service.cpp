@@ -14,8 +14,8 @@
 
 namespace ttmem::server {
 
-const char* const HttpService::kPaths[] = {"/metrics",  "/api/stats",  "/api/devices", "/api/leaks",
-                                           "/api/info", "/api/events", nullptr};
+const char* const HttpService::kPaths[] = {"/metrics",  "/api/stats", "/api/devices", "/api/leaks",
+                                           "/api/info", "/api/oom",   "/api/events",  nullptr};
 
 /// One /api/events client: what the loop published for it, until its HTTP thread writes it out.
 struct HttpService::Stream {

@@ -124,6 +124,9 @@ void Server::handle_process_frame(Connection& c, ProcessState& p, const proto::F
         registry_.snapshot_end(p, m);
         spdlog::info("pid {} ({}) resynchronised: {} live allocations", p.pid, p.name, m.num_allocations);
       });
+    case MessageType::alloc_failure:
+      return on_decoded(proto::decode_alloc_failure(frame.payload), failing,
+                        [&](const proto::AllocFailure& m) { registry_.alloc_failure(p, m); });
     case MessageType::client_stats:
       return on_decoded(proto::decode_client_stats(frame.payload), failing,
                         [&](const proto::ClientStats& m) { p.client_stats = m; });

@@ -22,6 +22,11 @@ void LogSink::on_leak(const model::LeakRecord& l) {
       l.swept_by_close ? "" : "; the close sequence never released it");
 }
 
+void LogSink::on_oom(const views::OomRecord& r) {
+  spdlog::warn("out of memory (record {}): pid {} ({}) was refused {} bytes of {} on device {}: {}", r.id,
+               r.pid, r.name, r.size, proto::to_string(r.type), r.device, r.summary);
+}
+
 void LogSink::on_process_died(const model::OrphanRecord& o) {
   if (o.held.empty()) {
     spdlog::info("pid {} ({}) exited holding no device memory", o.pid, o.process_name);

@@ -12,6 +12,7 @@ class LogSink final : public model::Sink {
   void on_event(const model::AppliedEvent& a) override;
   void on_leak(const model::LeakRecord& l) override;
   void on_process_died(const model::OrphanRecord& o) override;
+  void on_oom(const views::OomRecord& r) override;
   void on_device_open(const model::ProcessState& p, const proto::DeviceOpen& d) override;
   void on_device_close(const model::ProcessState& p, const proto::DeviceClose& d) override;
 

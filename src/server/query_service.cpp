@@ -31,6 +31,17 @@ Server::Answer Server::answer(Connection& c, const views::Query& query) {
     }
     Answer operator()(const views::EventsQuery& q) { return {{}, events_query(s.registry_, q.limit)}; }
     Answer operator()(const views::InfoQuery& q) { return {schema::to_json(s.info_view(q.reset_loop)), {}}; }
+    Answer operator()(const views::OomQuery& q) { return {schema::to_json(s.oom_view(q)), {}}; }
+    Answer operator()(const views::MapQuery& q) {
+      auto d = s.registry_.devices().find(q.device);
+      if (d == s.registry_.devices().end() || d->second.banks[index(q.type)].num_banks == 0) {
+        throw QueryFailure(ErrorCode::bad_query,
+                           fmt::format("device {} did not announce its {} banks (no process opened it with "
+                                       "DEVICE_OPEN): ttmemd has no map of it",
+                                       q.device, to_string(q.type)));
+      }
+      return {schema::to_json(model::map_view(s.registry_, q.device, q.type)), {}};
+    }
     Answer operator()(const views::SubscribeQuery&) {
       if (!c.subscriber) s.subscribers_.added();
       c.subscriber = true;
@@ -142,6 +153,7 @@ std::string Server::http_answer(const std::string& path) {
   if (path == "/api/stats") return schema::to_json(model::stats_view(registry_, &free_space_));
   if (path == "/api/devices") return schema::to_json(views::DeviceList{model::devices_view(registry_)});
   if (path == "/api/info") return schema::to_json(info_view(false));
+  if (path == "/api/oom") return schema::to_json(oom_view({}));
   if (path == "/api/leaks") {  // at most the kept records (10,000 leaks, 1,000 orphans): one answer
     views::Leaks leaks;
     for (const auto& l : registry_.leaks()) leaks.leaks.push_back(model::leak_view(l));
@@ -149,6 +161,24 @@ std::string Server::http_answer(const std::string& path) {
     return schema::to_json(leaks);
   }
   throw std::invalid_argument("no such path: " + path);
+}
+
+views::OomList Server::oom_view(const views::OomQuery& q) const {
+  views::OomList out;
+  out.total = registry_.oom_total();
+  for (const auto& r : registry_.ooms()) {
+    if (!q.id || r.id == *q.id) out.records.push_back(r);
+  }
+  if (q.id && out.records.empty()) {
+    throw QueryFailure(
+        ErrorCode::bad_query,
+        *q.id > out.total
+            ? fmt::format("there is no out-of-memory record {} (there are {})", *q.id, out.total)
+            : fmt::format("out-of-memory record {} is no longer kept (the newest "
+                          "{} are)",
+                          *q.id, registry_.ooms().size()));
+  }
+  return out;
 }
 
 views::ServerInfo Server::info_view(bool reset_loop) {
@@ -179,6 +209,7 @@ views::ServerInfo Server::info_view(bool reset_loop) {
   info.events_per_second = events_per_second_;
   info.active_allocations = registry_.allocations().size();
   info.registry_bytes = registry_.allocations().memory_bytes();
+  info.oom_records = registry_.oom_total();
   info.death_watch = options_.poll_for_deaths ? "polling"
                      : deaths_.by_polling() == 0
                          ? "pidfd"

@@ -121,6 +121,7 @@ class Server {
   void tick();
   void log_statistics();
   views::ServerInfo info_view(bool reset_loop);
+  views::OomList oom_view(const views::OomQuery& q) const;
   /// An HTTP path's answer (http_service.hpp), built on the loop's thread.
   std::string http_answer(const std::string& path);
 

@@ -37,4 +37,9 @@ void Subscribers::on_process_died(const model::OrphanRecord& o) {
   publish_(model::orphan_view(o));
 }
 
+void Subscribers::on_oom(const views::OomRecord& r) {
+  if (count_ == 0) return;
+  publish_(r);
+}
+
 }  // namespace ttmem::server

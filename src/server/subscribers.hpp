@@ -25,6 +25,7 @@ class Subscribers final : public model::Sink {
   void on_event(const model::AppliedEvent& a) override;
   void on_leak(const model::LeakRecord& l) override;
   void on_process_died(const model::OrphanRecord& o) override;
+  void on_oom(const views::OomRecord& r) override;
 
  private:
   void change(int delta);

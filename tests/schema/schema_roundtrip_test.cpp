@@ -34,6 +34,12 @@ RC_GTEST_PROP(SchemaRoundTrip, EventList, (const views::EventList& v)) {
 RC_GTEST_PROP(SchemaRoundTrip, StreamEvent, (const views::StreamEvent& v)) {
   round_trips(v);
 }
+RC_GTEST_PROP(SchemaRoundTrip, OomList, (const views::OomList& v)) {
+  round_trips(v);
+}
+RC_GTEST_PROP(SchemaRoundTrip, AddressMap, (const views::AddressMap& v)) {
+  round_trips(v);
+}
 RC_GTEST_PROP(SchemaRoundTrip, ServerInfo, (const views::ServerInfo& v)) {
   round_trips(v);
 }

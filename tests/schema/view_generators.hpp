@@ -61,9 +61,10 @@ template <>
 struct Arbitrary<ttmem::views::SlotUsage> {
   static Gen<ttmem::views::SlotUsage> arbitrary() {
     using ttmem::views::SlotUsage;
-    return gen::build<SlotUsage>(gen::set(&SlotUsage::used), gen::set(&SlotUsage::peak),
-                                 gen::set(&SlotUsage::buffers), gen::set(&SlotUsage::total),
-                                 gen::set(&SlotUsage::space, ttmem::test::maybe(gen::arbitrary<ttmem::views::FreeSpace>())));
+    return gen::build<SlotUsage>(
+        gen::set(&SlotUsage::used), gen::set(&SlotUsage::peak), gen::set(&SlotUsage::buffers),
+        gen::set(&SlotUsage::total),
+        gen::set(&SlotUsage::space, ttmem::test::maybe(gen::arbitrary<ttmem::views::FreeSpace>())));
   }
 };
 
@@ -129,7 +130,7 @@ struct Arbitrary<ttmem::views::Leak> {
                             gen::set(&Leak::kind, ttmem::test::any_of<ttmem::AllocKind>()),
                             gen::set(&Leak::id), gen::set(&Leak::size), gen::set(&Leak::address),
                             gen::set(&Leak::site, text()), gen::set(&Leak::age_ms), gen::set(&Leak::time_ns),
-                            gen::set(&Leak::swept_by_close));
+                            gen::set(&Leak::swept_by_close), gen::set(&Leak::after_oom));
   }
 };
 
@@ -183,12 +184,83 @@ struct Arbitrary<ttmem::views::EventList> {
 };
 
 template <>
+struct Arbitrary<ttmem::views::OomRecord> {
+  static Gen<ttmem::views::OomRecord> arbitrary() {
+    using namespace ttmem::views;
+    using ttmem::test::text;
+    auto holder =
+        gen::build<OomHolder>(gen::set(&OomHolder::pid), gen::set(&OomHolder::name, text()),
+                              gen::set(&OomHolder::bytes), gen::set(&OomHolder::buffers),
+                              gen::set(&OomHolder::per_bank), gen::set(&OomHolder::internal_per_bank));
+    auto buffer = gen::build<OomBuffer>(gen::set(&OomBuffer::pid), gen::set(&OomBuffer::id),
+                                        gen::set(&OomBuffer::kind, ttmem::test::any_of<ttmem::AllocKind>()),
+                                        gen::set(&OomBuffer::size), gen::set(&OomBuffer::size_per_bank),
+                                        gen::set(&OomBuffer::address), gen::set(&OomBuffer::site, text()),
+                                        gen::set(&OomBuffer::internal), gen::set(&OomBuffer::age_ms));
+    auto block = gen::build<FreeBlock>(gen::set(&FreeBlock::address), gen::set(&FreeBlock::size));
+    return gen::build<OomRecord>(
+        gen::set(&OomRecord::id), gen::set(&OomRecord::pid), gen::set(&OomRecord::name, text()),
+        gen::set(&OomRecord::time_ns), gen::set(&OomRecord::device),
+        gen::set(&OomRecord::type, ttmem::test::any_of<ttmem::BufferType>()),
+        gen::set(&OomRecord::reason, ttmem::test::any_of<ttmem::FailureReason>()), gen::set(&OomRecord::size),
+        gen::set(&OomRecord::page_size), gen::set(&OomRecord::num_banks),
+        gen::set(&OomRecord::needed_per_bank), gen::set(&OomRecord::site, text()),
+        gen::set(&OomRecord::message, text()),
+        gen::set(&OomRecord::space, ttmem::test::maybe(gen::arbitrary<FreeSpace>())),
+        gen::set(&OomRecord::free_blocks, gen::container<std::vector<FreeBlock>>(block)),
+        gen::set(&OomRecord::holders, gen::container<std::vector<OomHolder>>(holder)),
+        gen::set(&OomRecord::largest, gen::container<std::vector<OomBuffer>>(buffer)),
+        gen::set(&OomRecord::verdict, ttmem::test::any_of<ttmem::OomVerdict>()),
+        gen::set(&OomRecord::summary, text()));
+  }
+};
+
+template <>
+struct Arbitrary<ttmem::views::OomList> {
+  static Gen<ttmem::views::OomList> arbitrary() {
+    using namespace ttmem::views;
+    return gen::build<OomList>(gen::set(&OomList::records), gen::set(&OomList::total));
+  }
+};
+
+template <>
+struct Arbitrary<ttmem::views::AddressMap> {
+  static Gen<ttmem::views::AddressMap> arbitrary() {
+    using namespace ttmem::views;
+    using ttmem::test::text;
+    // Owner fields travel only with blocks that have an owner, overlap counts only with overlaps.
+    auto block = gen::exec([] {
+      MapBlock b;
+      b.address = *gen::arbitrary<std::uint64_t>();
+      b.size = *gen::arbitrary<std::uint64_t>();
+      b.use = *ttmem::test::any_of<ttmem::BlockUse>();
+      if (b.use == ttmem::BlockUse::buffer || b.use == ttmem::BlockUse::circular_buffer) {
+        b.pid = *gen::arbitrary<pid_t>();
+        b.id = *gen::arbitrary<std::uint64_t>();
+        b.kind = *ttmem::test::any_of<ttmem::AllocKind>();
+        b.internal = *gen::arbitrary<bool>();
+        b.site = *text();
+        b.buffers = 1;
+      }
+      if (b.use == ttmem::BlockUse::overlap) b.buffers = *gen::arbitrary<std::uint32_t>();
+      return b;
+    });
+    return gen::build<AddressMap>(
+        gen::set(&AddressMap::device), gen::set(&AddressMap::type, ttmem::test::any_of<ttmem::BufferType>()),
+        gen::set(&AddressMap::base), gen::set(&AddressMap::space),
+        gen::set(&AddressMap::blocks, gen::container<std::vector<MapBlock>>(block)),
+        gen::set(&AddressMap::circular_buffers, gen::container<std::vector<MapBlock>>(block)),
+        gen::set(&AddressMap::overlapping_bytes));
+  }
+};
+
+template <>
 struct Arbitrary<ttmem::views::StreamEvent> {
   static Gen<ttmem::views::StreamEvent> arbitrary() {
     using namespace ttmem::views;
     return gen::oneOf(
         gen::cast<StreamEvent>(gen::arbitrary<EventRow>()), gen::cast<StreamEvent>(gen::arbitrary<Leak>()),
-        gen::cast<StreamEvent>(gen::arbitrary<Orphan>()),
+        gen::cast<StreamEvent>(gen::arbitrary<Orphan>()), gen::cast<StreamEvent>(gen::arbitrary<OomRecord>()),
         gen::map(gen::arbitrary<std::uint64_t>(), [](std::uint64_t n) { return StreamEvent(Dropped{n}); }));
   }
 };
@@ -241,8 +313,9 @@ struct Arbitrary<ttmem::views::ServerInfo> {
         gen::set(&ServerInfo::clients, gen::container<std::vector<ClientInfo>>(client)),
         gen::set(&ServerInfo::events_total), gen::set(&ServerInfo::events_per_second, decimal()),
         gen::set(&ServerInfo::active_allocations), gen::set(&ServerInfo::registry_bytes),
-        gen::set(&ServerInfo::death_watch, text()), gen::set(&ServerInfo::loop, loop),
-        gen::set(&ServerInfo::anomalies, anomalies), gen::set(&ServerInfo::limits, limits));
+        gen::set(&ServerInfo::oom_records), gen::set(&ServerInfo::death_watch, text()),
+        gen::set(&ServerInfo::loop, loop), gen::set(&ServerInfo::anomalies, anomalies),
+        gen::set(&ServerInfo::limits, limits));
   }
 };
 
@@ -262,7 +335,15 @@ struct Arbitrary<ttmem::views::Query> {
                       gen::just(Query(LeaksQuery{})), gen::just(Query(DevicesQuery{})),
                       gen::map(limit, [](std::uint64_t l) { return Query(EventsQuery{l}); }),
                       gen::map(gen::arbitrary<bool>(), [](bool r) { return Query(InfoQuery{r}); }),
-                      gen::just(Query(SubscribeQuery{})));
+                      gen::just(Query(SubscribeQuery{})),
+                      gen::map(ttmem::test::maybe(gen::inRange<std::uint64_t>(1, std::uint64_t{1} << 62)),
+                               [](std::optional<std::uint64_t> id) { return Query(OomQuery{id}); }),
+                      gen::map(gen::pair(gen::arbitrary<std::uint16_t>(),
+                                         gen::elementOf(std::vector<ttmem::BufferType>(
+                                             ttmem::kManagedTypes.begin(), ttmem::kManagedTypes.end()))),
+                               [](std::pair<std::uint16_t, ttmem::BufferType> m) {
+                                 return Query(MapQuery{m.first, m.second});
+                               }));
   }
 };
 

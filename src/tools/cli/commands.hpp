@@ -55,6 +55,20 @@ struct EventOptions {
 };
 int run_events(const Common& common, const EventOptions& options);
 
+/// Every kept out-of-memory record, or the one with `id` in full.
+int run_oom(const Common& common, std::optional<std::uint64_t> id);
+
+struct MapOptions {
+  int device = 0;
+  std::string type = "L1";
+  int width = 0;  ///< 0: the terminal's
+  int rows = 4;
+  std::size_t limit = 40;
+  bool all = false;
+};
+/// One bank's address map: drawn, then its blocks.
+int run_map(const Common& common, const MapOptions& options);
+
 int run_devices(const Common& common);
 int run_info(const Common& common);
 

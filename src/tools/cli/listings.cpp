@@ -1,6 +1,7 @@
 // `ttmem buffers`, `leaks`, `events`, `devices`, `info`: listings of what ttmemd knows.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <iostream>
 
 #include "commands.hpp"
@@ -52,6 +53,7 @@ std::string stream_line(const views::StreamEvent& event, const Style& style) {
       }
       return out;
     }
+    std::string operator()(const views::OomRecord& r) const { return oom_line(r, style); }
     std::string operator()(const views::Dropped& d) const {
       return fmt::format("({} events were dropped: this reader fell behind)", d.count);
     }
@@ -133,7 +135,9 @@ int run_leaks(const Common& common, std::size_t limit) {
       t.row({clock_time(l.time_ns), std::to_string(l.pid), l.name, std::to_string(l.device),
              std::string(to_string(l.type)), std::string(to_string(l.kind)), human_bytes(l.size),
              human_age_ms(l.age_ms), l.site.empty() ? "-" : l.site,
-             l.swept_by_close ? "held at close (swept)" : "never released by the close sequence"});
+             l.after_oom        ? fmt::format("left after out-of-memory record {}", l.after_oom)
+             : l.swept_by_close ? "held at close (swept)"
+                                : "never released by the close sequence"});
     }
     t.print(std::cout, style, "  ");
   }
@@ -167,7 +171,20 @@ int run_events(const Common& common, const EventOptions& o) {
     stream->subscribe();
   }
   const views::EventList history = client.events(o.last);
-  for (const auto& e : history.events) print(e);
+  // Out-of-memory records since the oldest event shown go between the events, by time.
+  std::vector<views::OomRecord> ooms;
+  if (!history.events.empty()) {
+    for (auto& r : client.oom().records) {
+      if (r.time_ns >= history.events.front().time_ns) ooms.push_back(std::move(r));
+    }
+    std::reverse(ooms.begin(), ooms.end());  // oldest first, as the events
+  }
+  auto next_oom = ooms.begin();
+  for (const auto& e : history.events) {
+    for (; next_oom != ooms.end() && next_oom->time_ns < e.time_ns; ++next_oom) print(*next_oom);
+    print(e);
+  }
+  for (; next_oom != ooms.end(); ++next_oom) print(*next_oom);
   std::cout.flush();
   if (!o.follow) return 0;
   const std::uint64_t seen_until = history.events.empty() ? 0 : history.events.back().time_ns;

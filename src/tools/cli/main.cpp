@@ -1,4 +1,4 @@
-// ttmem: the command-line tools over ttmemd (smi, buffers, leaks, events, devices, info, top).
+// ttmem: the command-line tools over ttmemd (smi, buffers, leaks, oom, events, devices, info, top).
 #include <CLI/CLI.hpp>
 #include <iostream>
 
@@ -56,6 +56,23 @@ int main(int argc, char** argv) {
   events_cmd->add_flag("--json", common.json, "One JSON object per line");
   events_cmd->add_option("-n,--last", events.last, "How many recent events first (default 20)");
 
+  std::optional<std::uint64_t> oom_id;
+  auto* oom_cmd = app.add_subcommand("oom", "Refused allocations: why each failed, and the device then");
+  oom_cmd->add_option("ID", oom_id, "Show this record in full")->check(CLI::PositiveNumber);
+  oom_cmd->add_flag("--json", common.json, "JSON");
+
+  MapOptions map;
+  auto* map_cmd = app.add_subcommand("map", "One bank's address space: buffers, CBs and free gaps");
+  map_cmd->add_option("-d,--device", map.device, "Device (default 0)")->check(CLI::Range(0, 65535));
+  map_cmd->add_option("-t,--type", map.type, "Memory type (default L1)")
+      ->check(CLI::IsMember(ttmem::name_list(ttmem::kManagedTypes)));
+  map_cmd->add_option("-w,--width", map.width, "Drawing width (default: the terminal's)")
+      ->check(CLI::Range(24, 10'000));
+  map_cmd->add_option("--rows", map.rows, "Rows of the drawing (default 4)")->check(CLI::Range(1, 100));
+  map_cmd->add_option("-n,--limit", map.limit, "At most N blocks listed (default 40)");
+  map_cmd->add_flag("-a,--all", map.all, "List every block");
+  map_cmd->add_flag("--json", common.json, "JSON: every block");
+
   auto* devices_cmd = app.add_subcommand("devices", "What each device is and who has it open");
   devices_cmd->add_flag("--json", common.json, "JSON");
 
@@ -98,6 +115,8 @@ int main(int argc, char** argv) {
     if (*buffers_cmd) return run_buffers(common, buffers);
     if (*leaks_cmd) return run_leaks(common, leak_limit);
     if (*events_cmd) return run_events(common, events);
+    if (*oom_cmd) return run_oom(common, oom_id);
+    if (*map_cmd) return run_map(common, map);
     if (*devices_cmd) return run_devices(common);
     if (*info_cmd) return run_info(common);
     if (*top_cmd) return run_top(common, top);

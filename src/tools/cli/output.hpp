@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "ttmem/units.hpp"
+#include "ttmem/views.hpp"
 
 namespace ttmem::cli {
 
@@ -51,6 +52,9 @@ class Table {
   std::vector<Align> aligns_;
   std::vector<std::vector<std::string>> rows_;
 };
+
+/// One line for an out-of-memory record (`events`, `events --follow`).
+std::string oom_line(const views::OomRecord& r, const Style& style);
 
 /// Visible width of a string (skips ANSI escapes, counts UTF-8 code points).
 std::size_t visible_width(const std::string& s);

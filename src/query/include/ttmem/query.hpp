@@ -53,6 +53,9 @@ class QueryClient {
   views::BufferList buffers(const views::BufferQuery& query = {});
   views::Leaks leaks();
   views::EventList events(std::uint64_t limit = 100);
+  /// Out-of-memory records: every kept one (newest first), or the one with `id` (none if not kept).
+  views::OomList oom(std::optional<std::uint64_t> id = std::nullopt);
+  views::AddressMap map(std::uint16_t device, BufferType type);
   views::ServerInfo info(bool reset_loop = false);
 
   /// Any query, untyped: the request's JSON text in, the answer's JSON text out (the pages of a paged

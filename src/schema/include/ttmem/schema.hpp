@@ -31,6 +31,8 @@ std::string to_json(const views::BufferList& v);
 std::string to_json(const views::Leaks& v);
 std::string to_json(const views::EventList& v);
 std::string to_json(const views::StreamEvent& v);
+std::string to_json(const views::OomList& v);
+std::string to_json(const views::AddressMap& v);
 std::string to_json(const views::ServerInfo& v);
 /// The same JSON text indented for people (`ttmem ... --json`), as the JSON library's dump(2) would; a linear
 /// pass over the text that builds no document (a million-row listing is indented as it is written).

@@ -144,6 +144,9 @@ struct Leak {
   std::uint64_t age_ms = 0;
   std::uint64_t time_ns = 0;   ///< CLOCK_REALTIME when recorded
   bool swept_by_close = true;  ///< false: the close sequence never released it (a lifecycle gap)
+  /// The out-of-memory record of this process on this device before the close (0: none). A run that
+  /// failed and then closed its device is not a leaker: what the close swept is shown as left by it.
+  std::uint64_t after_oom = 0;
   bool operator==(const Leak&) const = default;
 };
 
@@ -171,6 +174,100 @@ struct Leaks {
   std::vector<Leak> leaks;
   std::vector<Orphan> orphans;
   bool operator==(const Leaks&) const = default;
+};
+
+// ---- out of memory: a refused allocation and the device as it was then ----------------------------
+
+/// A process's holdings on the device of a failure.
+struct OomHolder {
+  pid_t pid = 0;
+  std::string name;
+  std::array<std::uint64_t, kSlots> bytes{};
+  std::uint64_t buffers = 0;
+  /// Per bank, of the failed memory type: what its buffers (runtime's own apart) take in each bank.
+  std::uint64_t per_bank = 0;
+  std::uint64_t internal_per_bank = 0;  ///< per bank, the runtime's own buffers (kernel binaries, ...)
+  bool operator==(const OomHolder&) const = default;
+};
+
+/// One of the largest buffers of the failed type at the failure.
+struct OomBuffer {
+  pid_t pid = 0;
+  std::uint64_t id = 0;
+  AllocKind kind = AllocKind::owning;
+  std::uint64_t size = 0;
+  std::uint64_t size_per_bank = 0;
+  std::uint64_t address = 0;
+  std::string site;
+  bool internal = false;
+  std::uint64_t age_ms = 0;
+  bool operator==(const OomBuffer&) const = default;
+};
+
+/// A free block of one bank's address map.
+struct FreeBlock {
+  std::uint64_t address = 0;
+  std::uint64_t size = 0;
+  bool operator==(const FreeBlock&) const = default;
+};
+
+struct OomRecord {
+  std::uint64_t id = 0;  ///< 1, 2, ... in the order recorded
+  pid_t pid = 0;
+  std::string name;
+  std::uint64_t time_ns = 0;  ///< CLOCK_REALTIME when recorded
+  std::uint16_t device = 0;
+  BufferType type = BufferType::DRAM;
+  FailureReason reason = FailureReason::out_of_memory;
+  std::uint64_t size = 0;
+  std::uint64_t page_size = 0;
+  std::uint32_t num_banks = 0;
+  std::uint64_t needed_per_bank = 0;
+  std::string site;
+  std::string message;  ///< the runtime's own text
+  /// The device's free space of that type at the failure, from ttmemd's map (per bank but `free`).
+  std::optional<FreeSpace> space;
+  std::vector<FreeBlock> free_blocks;  ///< the largest free blocks of one bank (at most 32), by address
+  std::vector<OomHolder> holders;      ///< every process on the device, the failing one first
+  std::vector<OomBuffer> largest;      ///< the largest buffers of the type (at most 10)
+  OomVerdict verdict = OomVerdict::unknown;
+  std::string summary;  ///< the verdict in one sentence, with its numbers
+  bool operator==(const OomRecord&) const = default;
+};
+
+/// Newest first; `records` holds whole records (an `oom` query for one id) or all kept ones.
+struct OomList {
+  std::vector<OomRecord> records;
+  std::uint64_t total = 0;  ///< records made since ttmemd started
+  bool operator==(const OomList&) const = default;
+};
+
+// ---- map: one bank's address space ----------------------------------------------------------------
+
+/// A block of the map: free, one buffer, several overlapping buffers, or a circular buffer.
+struct MapBlock {
+  std::uint64_t address = 0;
+  std::uint64_t size = 0;
+  BlockUse use = BlockUse::free;
+  pid_t pid = 0;  ///< buffer and circular_buffer blocks: the owner
+  std::uint64_t id = 0;
+  AllocKind kind = AllocKind::owning;
+  bool internal = false;
+  std::string site;
+  std::uint32_t buffers = 0;  ///< overlap: how many buffers hold it at once
+  bool operator==(const MapBlock&) const = default;
+};
+
+/// The address space of one bank of a memory type (lockstep: it stands for every bank of the type).
+struct AddressMap {
+  std::uint16_t device = 0;
+  BufferType type = BufferType::DRAM;
+  std::uint64_t base = 0;
+  FreeSpace space;
+  std::vector<MapBlock> blocks;            ///< by address, covering [base, base + bank_size)
+  std::vector<MapBlock> circular_buffers;  ///< L1: every CB, by address (programs' CBs may share addresses)
+  std::uint64_t overlapping_bytes = 0;     ///< per bank, held by more than one buffer at once
+  bool operator==(const AddressMap&) const = default;
 };
 
 // ---- events: the recent history, and the stream of a subscriber --------------------------------------
@@ -209,7 +306,7 @@ struct Dropped {
 };
 
 /// What a subscriber receives.
-using StreamEvent = std::variant<EventRow, Leak, Orphan, Dropped>;
+using StreamEvent = std::variant<EventRow, Leak, Orphan, OomRecord, Dropped>;
 
 // ---- queries: what a tool asks -----------------------------------------------------------------------
 
@@ -230,12 +327,23 @@ struct InfoQuery {
   bool reset_loop = false;  ///< start the loop's longest-stall figures again after this answer
   bool operator==(const InfoQuery&) const = default;
 };
+/// Out-of-memory records: all kept (newest first), or the one with this id.
+struct OomQuery {
+  std::optional<std::uint64_t> id;
+  bool operator==(const OomQuery&) const = default;
+};
+/// The address map of one memory type of one device.
+struct MapQuery {
+  std::uint16_t device = 0;
+  BufferType type = BufferType::L1;
+  bool operator==(const MapQuery&) const = default;
+};
 /// Turns the connection into an event stream (StreamEvent).
 struct SubscribeQuery {
   bool operator==(const SubscribeQuery&) const = default;
 };
-using Query =
-    std::variant<StatsQuery, BufferQuery, LeaksQuery, DevicesQuery, EventsQuery, InfoQuery, SubscribeQuery>;
+using Query = std::variant<StatsQuery, BufferQuery, LeaksQuery, DevicesQuery, EventsQuery, InfoQuery,
+                           SubscribeQuery, OomQuery, MapQuery>;
 
 // ---- info: the server itself ----------------------------------------------------------------------------
 
@@ -311,7 +419,8 @@ struct ServerInfo {
   double events_per_second = 0;
   std::uint64_t active_allocations = 0;
   std::uint64_t registry_bytes = 0;
-  std::string death_watch;  ///< "pidfd", "polling", or "pidfd, polling for N process(es)"
+  std::uint64_t oom_records = 0;  ///< made since ttmemd started
+  std::string death_watch;        ///< "pidfd", "polling", or "pidfd, polling for N process(es)"
   Loop loop;
   Anomalies anomalies;
   std::vector<NamedValue> limits;

@@ -27,6 +27,8 @@ inline std::uint64_t realtime_ns() {
 
 /// "512 B", "4.0 KiB", "1.5 GiB": binary units, one decimal above bytes.
 std::string human_bytes(std::uint64_t bytes);
+/// "536,870,912 B": exact bytes in groups of three, where rounding would hide a shortfall.
+std::string exact_bytes(std::uint64_t bytes);
 
 /// "4096", "4K", "4KiB", "16M", "2G" (binary; case-insensitive); nullopt when malformed or past 2^64 - 1.
 std::optional<std::uint64_t> parse_size(std::string_view text);

@@ -99,6 +99,15 @@ TTMEM_DEFINE_ENUM(FailureReason, std::uint8_t, TTMEM_FAILURE_REASONS)
   X(unknown, 3, "unknown")
 TTMEM_DEFINE_ENUM(OomVerdict, std::uint8_t, TTMEM_OOM_VERDICTS)
 
+// What a block of a bank's address map is: free, one buffer, several buffers at once (processes that each
+// think they own the device), or a circular buffer (L1; not the allocator's).
+#define TTMEM_BLOCK_USES(X) \
+  X(free, 0, "free") \
+  X(buffer, 1, "buffer") \
+  X(overlap, 2, "overlap") \
+  X(circular_buffer, 3, "cb")
+TTMEM_DEFINE_ENUM(BlockUse, std::uint8_t, TTMEM_BLOCK_USES)
+
 // A device close has two phases: begin (the runtime's sweep follows) and end (the device is gone).
 #define TTMEM_CLOSE_PHASES(X) \
   X(begin, 0, "begin") \
