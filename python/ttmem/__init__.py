@@ -54,7 +54,7 @@ from ._ttmem import (
 __all__ = [
     "open_mesh_device", "close_mesh_device", "MeshDevice", "Buffer", "Program", "Device",
     "flush", "tracking_active", "use_server", "socket_path", "default_socket_path", "client_counters", "presets",
-    "stats", "buffers", "leaks", "devices", "events", "info", "Server",
+    "stats", "buffers", "leaks", "devices", "events", "oom", "memory_map", "info", "Server",
     "Error", "OutOfMemoryError", "CircularBufferClashError", "InvalidArgumentError", "DeviceClosedError",
     "DeviceBusyError", "InvalidStateError", "UnknownPresetError", "ServerUnreachableError", "QueryError",
 ]
@@ -163,6 +163,21 @@ def events(limit: int = 100, socket: Optional[str] = None) -> List[Dict[str, Any
     return _query({"type": "events", "limit": limit}, socket)["events"]
 
 
+def oom(record_id: Optional[int] = None, socket: Optional[str] = None) -> List[Dict[str, Any]]:
+    """Out-of-memory records, newest first (or the one with this id): what was asked, the device's free
+    space and holders then, the verdict (exhausted, fragmented, reserved, unknown) and its summary."""
+    request: Dict[str, Any] = {"type": "oom"}
+    if record_id is not None:
+        request["id"] = record_id
+    return _query(request, socket)["records"]
+
+
+def memory_map(device: int = 0, buffer_type: str = "L1", socket: Optional[str] = None) -> Dict[str, Any]:
+    """The address map of one bank of a memory type: blocks (free, buffer, overlap) covering the bank,
+    circular buffers (L1), and the free-space figures."""
+    return _query({"type": "map", "device": device, "buffer_type": buffer_type}, socket)
+
+
 def info(socket: Optional[str] = None) -> Dict[str, Any]:
     """The server: version, uptime, clients with their tracking costs, events/s, anomaly counters."""
     return _query({"type": "info"}, socket)
@@ -264,6 +279,12 @@ class Server:
 
     def leaks(self) -> Dict[str, List[Dict[str, Any]]]:
         return leaks(self.socket)
+
+    def oom(self, record_id: Optional[int] = None) -> List[Dict[str, Any]]:
+        return oom(record_id, self.socket)
+
+    def memory_map(self, device: int = 0, buffer_type: str = "L1") -> Dict[str, Any]:
+        return memory_map(device, buffer_type, self.socket)
 
     def info(self) -> Dict[str, Any]:
         return info(self.socket)

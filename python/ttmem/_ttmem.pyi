@@ -2,7 +2,15 @@
 from typing import Any, Dict, List, Optional, Tuple
 
 class Error(RuntimeError): ...
-class OutOfMemoryError(Error, MemoryError): ...
+class OutOfMemoryError(Error, MemoryError):
+    size: Optional[int]
+    num_banks: Optional[int]
+    needed_per_bank: Optional[int]
+    free_per_bank: Optional[int]
+    largest_free_block: Optional[int]
+    record_id: Optional[int]
+    verdict: Optional[str]
+    summary: Optional[str]
 class CircularBufferClashError(Error): ...
 class InvalidArgumentError(Error, ValueError): ...
 class DeviceClosedError(Error): ...

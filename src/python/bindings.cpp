@@ -85,6 +85,48 @@ py::object run_query(const std::string& request_json, const std::optional<std::s
   return py::module_::import("json").attr("loads")(text);
 }
 
+/// An OutOfMemoryError with its figures as attributes: what was asked and what was free per bank (the
+/// runtime's own numbers), and ttmemd's record of it (id, verdict, summary) when this process is tracked.
+void raise_out_of_memory(const emu::Error& e) {
+  py::object err = py::reinterpret_borrow<py::object>(g_exc.out_of_memory)(e.what());
+  const auto& f = e.figures();
+  err.attr("size") = f ? py::object(py::int_(f->size)) : py::none();
+  err.attr("num_banks") = f ? py::object(py::int_(f->num_banks)) : py::none();
+  err.attr("needed_per_bank") = f ? py::object(py::int_(f->needed_per_bank)) : py::none();
+  err.attr("free_per_bank") = f ? py::object(py::int_(f->free_per_bank)) : py::none();
+  err.attr("largest_free_block") = f ? py::object(py::int_(f->largest_free_block)) : py::none();
+  err.attr("record_id") = py::none();
+  err.attr("verdict") = py::none();
+  err.attr("summary") = py::none();
+  if (emu::ServerTracking::active()) {
+    try {
+      // The failure went out like a device open: once flushed, ttmemd has made its record.
+      std::optional<views::OomRecord> mine;
+      {
+        py::gil_scoped_release release;
+        if (emu::ServerTracking::flush(std::chrono::seconds(2))) {
+          query::QueryClient q(client::Client::instance().socket_path());
+          const std::uint32_t me = client::Client::instance().server_seen_pid();
+          for (auto& r : q.oom().records) {  // newest first
+            if (static_cast<std::uint32_t>(r.pid) == me && r.message == e.what()) {
+              mine = std::move(r);
+              break;
+            }
+          }
+        }
+      }
+      if (mine) {
+        err.attr("record_id") = mine->id;
+        err.attr("verdict") = std::string(to_string(mine->verdict));
+        err.attr("summary") = mine->summary;
+      }
+    } catch (const std::exception&) {
+      // ttmemd went away meanwhile: the error stands without its record.
+    }
+  }
+  PyErr_SetObject(g_exc.out_of_memory.ptr(), err.ptr());
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_ttmem, m) {
@@ -93,7 +135,9 @@ PYBIND11_MODULE(_ttmem, m) {
   g_exc.base = make_exception(m, "Error", {PyExc_RuntimeError}, "Base class of ttmem errors.");
   g_exc.out_of_memory =
       make_exception(m, "OutOfMemoryError", {g_exc.base, PyExc_MemoryError},
-                     "An allocator could not place a buffer (the message has the free figures).");
+                     "An allocator could not place a buffer. Attributes: size, num_banks, needed_per_bank, "
+                     "free_per_bank, largest_free_block (the runtime's figures), and ttmemd's record_id, "
+                     "verdict and summary when the process is tracked (else None).");
   g_exc.cb_clash =
       make_exception(m, "CircularBufferClashError", {g_exc.base},
                      "A program's circular buffers would run into an L1 buffer or past the end of L1.");
@@ -118,6 +162,7 @@ PYBIND11_MODULE(_ttmem, m) {
     try {
       if (p) std::rethrow_exception(p);
     } catch (const emu::Error& e) {
+      if (e.code() == emu::ErrorCode::out_of_memory) return raise_out_of_memory(e);
       PyErr_SetString(class_for(e.code()).ptr(), e.what());
     } catch (const query::ConnectError& e) {
       PyErr_SetString(g_exc.unreachable.ptr(), e.what());

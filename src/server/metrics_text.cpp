@@ -122,8 +122,9 @@ std::string metrics_text(const MetricsInput& in) {
     Family largest(out, "ttmem_device_memory_largest_free_block_bytes", "gauge",
                    "The largest free block of one bank: the most any one allocation can take per bank.");
     Family blocks(out, "ttmem_device_memory_free_blocks", "gauge", "Free blocks in one bank's address map.");
-    Family fragmentation(out, "ttmem_device_memory_fragmentation_ratio", "gauge",
-                         "1 - largest free block / free bytes, per bank: 0 when the free space is one block.");
+    Family fragmentation(
+        out, "ttmem_device_memory_fragmentation_ratio", "gauge",
+        "1 - largest free block / free bytes, per bank: 0 when the free space is one block.");
     for (const auto& d : in.stats.devices) {
       const std::string id = std::to_string(d.id), arch = arch_name(d.arch);
       for (BufferType t : kManagedTypes) {
@@ -189,6 +190,9 @@ std::string metrics_text(const MetricsInput& in) {
     leaks.sample({{"host", host}}, in.leaks_total);
     Family orphans(out, "ttmem_orphans_total", "counter", "Processes that died holding device memory.");
     orphans.sample({{"host", host}}, in.orphans_total);
+    Family ooms(out, "ttmem_oom_records_total", "counter",
+                "Allocations the runtime refused (out of memory, CB clash), each kept as a record.");
+    ooms.sample({{"host", host}}, in.info.oom_records);
   }
   {
     Family anomalies(out, "ttmem_anomalies_total", "counter",

@@ -6,6 +6,7 @@
 #include <sstream>
 #include <thread>
 
+#include "commands.hpp"
 #include "output.hpp"
 #include "subprocess.hpp"
 #include "top_model.hpp"
@@ -357,6 +358,99 @@ TEST(CliTopModel, SortsKeepsBoundedHistoryAndDrawsSparklines) {
   EXPECT_FALSE(model.key('z'));
   EXPECT_EQ(cli::sparkline({0, 50, 100}, 100, 5, false), "   +@");
   EXPECT_EQ(cli::sparkline({100}, 100, 1, true), "\u2588");
+}
+
+}  // namespace
+}  // namespace ttmem::test
+
+namespace ttmem::test {
+namespace {
+
+TEST(Cli, OomListsTheRefusedAllocationAndShowsOneInFull) {
+  ServerProcess server;
+  auto w = workload(server);
+  run(*w, {"mesh n150", "alloc a DRAM 6G site=model.py:10"});
+  EXPECT_EQ(w->command("alloc b DRAM 6G site=model.py:11").rfind("error: ", 0), 0u);
+  run(*w, {"flush"});
+
+  const auto list = ttmem(server, {"oom"});
+  ASSERT_EQ(list.exit_code, 0) << list.err;
+  EXPECT_NE(list.out.find("exhausted"), std::string::npos) << list.out;
+  EXPECT_NE(list.out.find("512.0 MiB"), std::string::npos) << list.out;
+
+  const auto one = ttmem(server, {"oom", "1"});
+  ASSERT_EQ(one.exit_code, 0) << one.err;
+  for (const char* want : {"Out-of-memory record 1", "536,870,912 B in each of 12 banks", "model.py:11",
+                           "Out of Memory: Not enough space", "Holders on device 0", "Largest DRAM buffers",
+                           "model.py:10", "Free blocks of one bank"}) {
+    EXPECT_NE(one.out.find(want), std::string::npos) << want << "\n" << one.out;
+  }
+  const auto j = json::parse(ttmem(server, {"oom", "--json"}).out);
+  ASSERT_EQ(j["records"].size(), 1u);
+  EXPECT_EQ(j["records"][0]["needed_per_bank"], 536870912u);
+  EXPECT_EQ(j["records"][0]["verdict"], "exhausted");
+
+  const auto missing = ttmem(server, {"oom", "9"});
+  EXPECT_EQ(missing.exit_code, cli::kExitServerError);
+  EXPECT_NE(missing.err.find("no out-of-memory record 9"), std::string::npos) << missing.err;
+  EXPECT_EQ(ttmem(server, {"oom", "0"}).exit_code, cli::kExitUsage);
+
+  const auto events = ttmem(server, {"events"});
+  EXPECT_NE(events.out.find("OOM pid " + std::to_string(w->pid())), std::string::npos) << events.out;
+}
+
+TEST(Cli, SmiShowsTheLargestFreeBlockAndCsvHasTheFreeSpaceFields) {
+  Scenario s;
+  const auto table = ttmem(s.server, {"smi"});
+  EXPECT_NE(table.out.find("DRAM LARGEST"), std::string::npos) << table.out;
+  const auto csv = ttmem(s.server, {"smi", "--csv", "--noheader", "--query",
+                                    "id,dram.free,dram.largest_free_block,dram.free_blocks,cb.used"});
+  ASSERT_EQ(csv.exit_code, 0) << csv.err;
+  const auto rows = parse_csv(csv.out);
+  ASSERT_EQ(rows.size(), 2u);  // an n300
+  const auto stats = json::parse(ttmem(s.server, {"smi", "--json"}).out);
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    const auto& dram = stats["devices"][i]["memory"]["DRAM"];
+    EXPECT_EQ(rows[i][1], std::to_string(dram["free"].get<std::uint64_t>()));
+    EXPECT_EQ(rows[i][2], std::to_string(dram["largest_free_block"].get<std::uint64_t>()));
+    EXPECT_EQ(rows[i][3], std::to_string(dram["free_blocks"].get<std::uint64_t>()));
+  }
+  EXPECT_EQ(ttmem(s.server, {"smi", "--csv", "--query", "cb.free"}).exit_code, cli::kExitUsage);
+}
+
+TEST(Cli, TopShowsTheLatestOutOfMemoryRecordFirst) {
+  cli::TopModel model(3);
+  views::Leaks leaks;
+  leaks.leaks.push_back({});
+  views::OomList ooms;
+  views::OomRecord r;
+  r.id = 4;
+  r.pid = 9;
+  r.name = "train.py";
+  r.size = 6ull << 30;
+  r.verdict = OomVerdict::fragmented;
+  ooms.records.push_back(r);
+  model.update({}, leaks, ooms);
+  const auto lines = model.recent_records(5);
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_EQ(lines[0], "OOM pid 9 (train.py) refused 6.0 GiB of DRAM on device 0: fragmented (ttmem oom 4)");
+  EXPECT_EQ(lines[1].rfind("LEAK", 0), 0u);
+}
+
+TEST(Cli, MapDrawsTheBankAndListsItsBlocks) {
+  Scenario s;
+  const auto r = ttmem(s.server, {"map", "-d", "0", "-t", "L1", "-w", "80", "--all"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  for (const char* want : {"Device 0 L1: one bank of", "free", "circular buffers", "model.py:11", "cb"}) {
+    EXPECT_NE(r.out.find(want), std::string::npos) << want << "\n" << r.out;
+  }
+  const auto j = json::parse(ttmem(s.server, {"map", "-t", "DRAM", "--json"}).out);
+  std::uint64_t covered = 0;
+  for (const auto& b : j["blocks"]) covered += b["size"].get<std::uint64_t>();
+  EXPECT_EQ(covered, j["space"]["bank_size"].get<std::uint64_t>());  // the blocks cover the bank
+  const auto unknown = ttmem(s.server, {"map", "-d", "9"});
+  EXPECT_EQ(unknown.exit_code, cli::kExitServerError);
+  EXPECT_NE(unknown.err.find("device 9 did not announce"), std::string::npos) << unknown.err;
 }
 
 }  // namespace

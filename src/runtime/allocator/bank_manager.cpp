@@ -79,7 +79,11 @@ std::string BankManager::out_of_memory_message(std::uint64_t size, const BankLay
 
 DeviceAddr BankManager::allocate(std::uint64_t size, const BankLayout& layout, Placement placement) {
   auto address = free_list_.allocate(layout.size_per_bank, placement);
-  if (!address) throw Error(ErrorCode::out_of_memory, out_of_memory_message(size, layout));
+  if (!address) {
+    const Statistics s = free_list_.statistics();
+    throw Error(out_of_memory_message(size, layout), {size, layout.num_banks, layout.size_per_bank,
+                                                      s.total_free_bytes, s.largest_free_block_bytes});
+  }
   return *address;
 }
 

@@ -92,20 +92,18 @@ Reservation MeshAllocator::reserve(const ReservationRequest& request) {
   }
   if (!chosen) {
     std::string message = first.out_of_memory_message(request.size, layout);
+    Statistics common;  // what is free on every device at once (lockstep)
+    for (const AddressRange& r : ranges) {
+      common.total_free_bytes += r.size();
+      common.largest_free_block_bytes = std::max(common.largest_free_block_bytes, r.size());
+    }
     if (devices_.size() > 1) {
-      const Statistics s = [&] {
-        Statistics out;
-        for (const AddressRange& r : ranges) {
-          out.total_free_bytes += r.size();
-          out.largest_free_block_bytes = std::max(out.largest_free_block_bytes, r.size());
-        }
-        return out;
-      }();
       message +=
           fmt::format(" [lockstep over {} devices: free on all: {} B, largest block free on all: {} B]",
-                      devices_.size(), s.total_free_bytes, s.largest_free_block_bytes);
+                      devices_.size(), common.total_free_bytes, common.largest_free_block_bytes);
     }
-    throw Error(ErrorCode::out_of_memory, message);
+    throw Error(message, {request.size, layout.num_banks, layout.size_per_bank, common.total_free_bytes,
+                          common.largest_free_block_bytes});
   }
   for (const auto& device : devices_) {
     if (!device->bank_manager(request.type).allocate_at(*chosen, layout.size_per_bank)) {

@@ -42,7 +42,13 @@ std::string device_field(const views::DeviceUsage& d, const std::string& field) 
   if (field == "processes") return std::to_string(d.processes);
   const views::SlotUsage& m = d.memory[index(*slot_named(field))];  // fields were checked by the parser
   const std::string part = field.substr(field.find('.') + 1);
-  return std::to_string(part == "used" ? m.used : part == "total" ? m.total : m.peak);
+  if (part == "used" || part == "total" || part == "peak")
+    return std::to_string(part == "used" ? m.used : part == "total" ? m.total : m.peak);
+  if (!m.space) return "";  // the device did not announce its banks: no free-space figures
+  if (part == "free") return std::to_string(m.space->free);
+  if (part == "largest_free_block") return std::to_string(m.space->largest_free_block);
+  if (part == "free_blocks") return std::to_string(m.space->free_blocks);
+  return fmt::format("{:.4f}", m.space->fragmentation);
 }
 
 std::string process_field(const views::ProcessUsage& p, const std::string& field) {
@@ -101,6 +107,8 @@ void print_table(const views::Stats& stats, const views::ServerInfo& info, const
     t.column("L1_SMALL", Table::Align::right);
     t.column("TRACE", Table::Align::right);
     t.column("CB", Table::Align::right);
+    t.column("DRAM LARGEST", Table::Align::right);
+    t.column("L1 LARGEST", Table::Align::right);
     t.column("BUFFERS", Table::Align::right);
     t.column("PROCS", Table::Align::right);
     for (const auto& d : stats.devices) {
@@ -109,12 +117,20 @@ void print_table(const views::Stats& stats, const views::ServerInfo& info, const
         return fmt::format("{:>9} / {:<9} {} {:>4}", human_bytes(m.used), human_bytes(m.total),
                            bar(m.used, m.total, 10, style), percent(m.used, m.total));
       };
+      auto largest = [&](Slot slot) {
+        const auto& space = d.memory[index(slot)].space;
+        return space ? human_bytes(space->largest_free_block) : "-";
+      };
       t.row({std::to_string(d.id), d.arch ? std::string(to_string(*d.arch)) : "?", usage(Slot::DRAM),
              usage(Slot::L1), human_bytes(d.memory[index(Slot::L1_SMALL)].used),
              human_bytes(d.memory[index(Slot::TRACE)].used), human_bytes(d.memory[index(Slot::CB)].used),
-             std::to_string(d.buffers), std::to_string(d.processes)});
+             largest(Slot::DRAM), largest(Slot::L1), std::to_string(d.buffers), std::to_string(d.processes)});
     }
     t.print(std::cout, style, "  ");
+    std::cout << style.dim(
+                     "  LARGEST: the largest free block of one bank, the most one allocation can take "
+                     "in each bank (ttmem map -d DEV -t TYPE draws it)")
+              << '\n';
   }
   std::cout << '\n';
   if (stats.processes.empty()) {
@@ -143,6 +159,9 @@ const std::vector<std::string>& smi_device_fields() {
     std::vector<std::string> f{"id", "arch"};
     for (Slot s : enum_values<Slot>()) {
       for (const char* part : {"used", "total", "peak"}) f.push_back(lower(to_string(s)) + "." + part);
+      if (s == Slot::CB) continue;  // CBs are not the allocator's: no free space of their own
+      for (const char* part : {"free", "largest_free_block", "free_blocks", "fragmentation"})
+        f.push_back(lower(to_string(s)) + "." + part);
     }
     f.push_back("buffers");
     f.push_back("processes");

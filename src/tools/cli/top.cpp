@@ -195,10 +195,11 @@ void draw(Screen& s, const TopModel& model, const std::optional<views::ServerInf
 
   // Leaks and orphans
   y = std::max(y + 1, rows - leak_rows - 1);
-  s.put(y++, 0, "LATEST LEAKS AND ORPHANS", A_BOLD);
+  s.put(y++, 0, "LATEST OUT OF MEMORY, LEAKS AND ORPHANS", A_BOLD);
   const auto records = model.recent_records(static_cast<std::size_t>(leak_rows));
   if (records.empty()) s.put(y, 2, "none");
-  for (const auto& r : records) s.put(y++, 2, r, r.rfind("LEAK", 0) == 0 ? s.red() : A_NORMAL);
+  for (const auto& r : records)
+    s.put(y++, 2, r, r.rfind("LEAK", 0) == 0 || r.rfind("OOM", 0) == 0 ? s.red() : A_NORMAL);
 
   if (help) draw_help(s);
   refresh();
@@ -218,7 +219,7 @@ int run_top(const Common& common, const TopOptions& o) {
   auto fetch = [&] {
     try {
       if (!client) client.emplace(common.socket);
-      model.update(client->stats(), client->leaks());
+      model.update(client->stats(), client->leaks(), client->oom());
       info = client->info();
       error.clear();
     } catch (const std::exception& e) {

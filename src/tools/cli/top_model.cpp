@@ -5,6 +5,8 @@
 
 #include <algorithm>
 
+#include "ttmem/units.hpp"
+
 namespace ttmem::cli {
 
 const char* sort_key_name(SortKey key) {
@@ -52,9 +54,10 @@ std::optional<Slot> sort_slot(SortKey key) {
   return std::nullopt;
 }
 
-void TopModel::update(views::Stats stats, views::Leaks leaks) {
+void TopModel::update(views::Stats stats, views::Leaks leaks, views::OomList ooms) {
   stats_ = std::move(stats);
   leaks_ = std::move(leaks);
+  ooms_ = std::move(ooms);
   for (const auto& d : stats_.devices) {
     auto& h = history_[d.id];
     h.push_back({d.memory[index(Slot::DRAM)].used, d.memory[index(Slot::L1)].used});
@@ -129,6 +132,12 @@ std::vector<views::ProcessUsage> TopModel::processes() const {
 
 std::vector<std::string> TopModel::recent_records(std::size_t n) const {
   std::vector<std::string> out;
+  if (!ooms_.records.empty()) {
+    const auto& r = ooms_.records.front();
+    out.push_back(fmt::format("OOM pid {} ({}) refused {} of {} on device {}: {} (ttmem oom {})", r.pid,
+                              r.name, ttmem::human_bytes(r.size), to_string(r.type), r.device,
+                              to_string(r.verdict), r.id));
+  }
   for (const auto& o : leaks_.orphans) {
     for (const auto& m : o.messages) out.push_back("ORPHAN " + m);
   }

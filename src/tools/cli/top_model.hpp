@@ -27,8 +27,8 @@ class TopModel {
  public:
   explicit TopModel(std::size_t history_samples) : history_samples_(history_samples) {}
 
-  /// Takes a new stats answer (and leaks answer); appends a history sample per device.
-  void update(views::Stats stats, views::Leaks leaks);
+  /// Takes a new stats answer (and leaks and out-of-memory answers); appends a history sample per device.
+  void update(views::Stats stats, views::Leaks leaks, views::OomList ooms = {});
   /// Key press: 'd' DRAM, 'l' L1, 's' L1_SMALL, 't' TRACE, 'c' CB, 'b' buffers, 'p' pid, 'n' name, 'v'
   /// device, 'r' reverses. Returns false for keys it does not handle.
   bool key(int ch);
@@ -36,7 +36,7 @@ class TopModel {
   const views::Stats& stats() const { return stats_; }
   /// Process rows in display order.
   std::vector<views::ProcessUsage> processes() const;
-  /// The newest leak and orphan lines, newest first.
+  /// The latest out-of-memory record, then the newest leak and orphan lines, newest first.
   std::vector<std::string> recent_records(std::size_t n) const;
   const std::deque<UsageSample>& history(int device) const;
   SortKey sort_key() const { return key_; }
@@ -46,6 +46,7 @@ class TopModel {
   std::size_t history_samples_;
   views::Stats stats_;
   views::Leaks leaks_;
+  views::OomList ooms_;
   std::map<int, std::deque<UsageSample>> history_;
   SortKey key_ = SortKey::dram;
   bool descending_ = true;

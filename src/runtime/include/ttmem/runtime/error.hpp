@@ -2,6 +2,8 @@
 // (and the Python module) branch on the code instead of parsing text.
 #pragma once
 
+#include <cstdint>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -21,14 +23,28 @@ enum class ErrorCode {
 
 std::string_view error_name(ErrorCode code);
 
+/// What an out-of-memory error asked for and found, per bank (the figures of its message, as numbers).
+struct OutOfMemoryFigures {
+  std::uint64_t size = 0;
+  std::uint32_t num_banks = 0;
+  std::uint64_t needed_per_bank = 0;
+  std::uint64_t free_per_bank = 0;
+  std::uint64_t largest_free_block = 0;
+};
+
 /// Thrown by the runtime's public API.
 class Error : public std::runtime_error {
  public:
   Error(ErrorCode code, const std::string& message) : std::runtime_error(message), code_(code) {}
+  Error(const std::string& message, const OutOfMemoryFigures& figures)
+      : std::runtime_error(message), code_(ErrorCode::out_of_memory), figures_(figures) {}
   ErrorCode code() const noexcept { return code_; }
+  /// Out-of-memory errors of an allocator: the figures behind the message.
+  const std::optional<OutOfMemoryFigures>& figures() const noexcept { return figures_; }
 
  private:
   ErrorCode code_;
+  std::optional<OutOfMemoryFigures> figures_;
 };
 
 }  // namespace ttmem::emu
