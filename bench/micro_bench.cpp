@@ -2,9 +2,13 @@
 // the protocol codec.
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <deque>
+#include <random>
 
 #include "allocation_table.hpp"
+#include "free_space.hpp"
+#include "oom_record.hpp"
 #include "registry.hpp"
 #include "ttmem/protocol.hpp"
 #include "ttmem/runtime/device.hpp"
@@ -70,6 +74,57 @@ void BM_RegistryApplyPair(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * 2);
 }
 BENCHMARK(BM_RegistryApplyPair);
+
+/// A registry with `n` live DRAM buffers on an announced Wormhole device (12 banks of 1 GiB), placed in
+/// lockstep with a gap after every tenth: what the free-space map and OOM records are built from. They are
+/// reported in a shuffled order, as after churn, so the table does not hold them by address.
+model::ProcessState& device_with_buffers(model::Registry& registry, std::int64_t n) {
+  auto& p = registry.process(1, 1, 0, "bench");
+  proto::DeviceOpen open;
+  open.total_bytes[index(BufferType::DRAM)] = 12ull << 30;
+  open.num_banks[index(BufferType::DRAM)] = 12;
+  registry.device_open(p, open);
+  proto::EventRecord a;
+  a.op = proto::EventOp::alloc;
+  a.size = 12 * 2048;
+  a.size_per_bank = 2048;
+  a.num_banks = 12;
+  std::vector<std::uint64_t> addresses;
+  std::uint64_t address = 0;
+  for (std::int64_t i = 0; i < n; ++i) {
+    addresses.push_back(address);
+    address += i % 10 == 9 ? 4096 : 2048;
+  }
+  std::shuffle(addresses.begin(), addresses.end(), std::mt19937_64(42));
+  for (std::int64_t i = 0; i < n; ++i) {
+    a.id = static_cast<std::uint64_t>(i);
+    a.address = addresses[static_cast<std::size_t>(i)];
+    registry.event(p, a);
+  }
+  return p;
+}
+
+/// The out-of-memory record of a device with 100k live buffers: holders, largest buffers, free map, verdict.
+void BM_OomRecord(benchmark::State& state) {
+  model::Registry registry;
+  auto& p = device_with_buffers(registry, state.range(0));
+  proto::AllocFailure f;
+  f.type = BufferType::DRAM;
+  f.size = 12ull << 30;
+  f.num_banks = 12;
+  f.size_per_bank = 1ull << 30;
+  std::uint64_t id = 0;
+  for (auto _ : state) benchmark::DoNotOptimize(model::build_oom_record(registry, p, f, ++id));
+}
+BENCHMARK(BM_OomRecord)->Arg(100'000)->Unit(benchmark::kMillisecond);
+
+/// Free, largest free block and block count of that device, computed afresh (a stats answer after change).
+void BM_FreeSpaceFigures(benchmark::State& state) {
+  model::Registry registry;
+  device_with_buffers(registry, state.range(0));
+  for (auto _ : state) benchmark::DoNotOptimize(model::free_space(registry, 0, BufferType::DRAM));
+}
+BENCHMARK(BM_FreeSpaceFigures)->Arg(100'000)->Unit(benchmark::kMillisecond);
 
 /// Encoding and validating a full EVENTS frame, per record.
 void BM_ProtocolEventRoundTrip(benchmark::State& state) {

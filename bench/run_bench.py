@@ -39,6 +39,7 @@ TARGETS = {
     "hostile_ids_insert_s": ("100k client-chosen colliding ids: insert and flush", 0.5, "s", "lower"),
     "hostile_ids_reclaim_ms": ("reclaim after kill -9 of the process holding them", 100, "ms", "lower"),
     "metrics_scrape_ms": ("GET /metrics, whole request, 1M live buffers", 10, "ms", "lower"),
+    "oom_record_100k_ms": ("out-of-memory record of a device with 100k live buffers", 10, "ms", "lower"),
 }
 EXTRA = {
     "hotpath_2threads_median_ns": "client hot path, 2 threads at once, median (ns)",
@@ -54,6 +55,7 @@ EXTRA = {
     "ingest_exact": "ingest runs whose totals matched the ground truth",
     "buffer_create_deallocate_ns": "Buffer create + deallocate (whole runtime path), 10k live (ns)",
     "registry_apply_per_event_ns": "registry apply, single-threaded, per event (ns)",
+    "free_space_100k_ms": "free-space figures of a device with 100k live buffers, computed afresh (ms)",
     "query_loop_stall_ms": "the same turn in wall-clock time, preemption on 2 busy cores included (ms)",
     "paged_step_ms": "longest single step of that paged query, wall clock (ms)",
     "query_all_1m_s": "`ttmem buffers --all --json` over 1M buffers, whole process (s)",
@@ -253,6 +255,8 @@ def one_run(smoke):
     figures["allocator_pair_ns"] = by_name["BM_AllocatorAllocFreePair/10000"]["real_time"]
     figures["buffer_create_deallocate_ns"] = by_name["BM_BufferCreateDeallocate/10000"]["real_time"]
     figures["registry_apply_per_event_ns"] = by_name["BM_RegistryApplyPair"]["real_time"] / 2
+    figures["oom_record_100k_ms"] = by_name["BM_OomRecord/100000"]["real_time"]
+    figures["free_space_100k_ms"] = by_name["BM_FreeSpaceFigures/100000"]["real_time"]
     return figures
 
 

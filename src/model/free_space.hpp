@@ -54,8 +54,15 @@ struct FreeSpaceMap {
   std::vector<SpaceBlock> circular_buffers;
 };
 
-/// The free space of `type` on `device` (O(n log n) in the device's live buffers of that type).
-FreeSpaceFigures free_space(const Registry& registry, std::uint16_t device, BufferType type);
+struct FreeGap {
+  std::uint64_t address = 0;
+  std::uint64_t size = 0;
+};
+
+/// The free space of `type` on `device` (a radix sort of the device's live buffers of that type), and its
+/// free blocks by address when `gaps` is given.
+FreeSpaceFigures free_space(const Registry& registry, std::uint16_t device, BufferType type,
+                            std::vector<FreeGap>* gaps = nullptr);
 /// free_space() answers kept until the device's type changes (its change count moves): a stats query over
 /// an idle device costs no scan.
 class FreeSpaceCache {

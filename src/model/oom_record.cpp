@@ -116,12 +116,11 @@ views::OomRecord build_oom_record(const Registry& registry, const ProcessState& 
   r.site = m.site;
   r.message = m.message;
 
-  const FreeSpaceMap map = free_space_map(registry, m.device, m.type, false);
-  r.space = free_space_view(map.figures);
+  std::vector<FreeGap> gaps;
+  r.space = free_space_view(free_space(registry, m.device, m.type, &gaps));
   std::vector<views::FreeBlock> free;
-  for (const SpaceBlock& b : map.blocks) {
-    if (b.use == BlockUse::free) free.push_back({b.address, b.size});
-  }
+  free.reserve(gaps.size());
+  for (const FreeGap& g : gaps) free.push_back({g.address, g.size});
   if (free.size() > kFreeBlocks) {
     std::nth_element(free.begin(), free.begin() + kFreeBlocks, free.end(),
                      [](const auto& a, const auto& b) { return a.size > b.size; });
