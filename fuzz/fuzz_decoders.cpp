@@ -64,6 +64,18 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     case 12:
       decode_error(p);
       break;
+    case 14: {
+      // What decodes re-encodes to the same bytes: no field is lost or invented on the way.
+      auto f = decode_alloc_failure(p);
+      if (ok(f)) {
+        std::vector<std::uint8_t> again;
+        encode(again, std::get<AllocFailure>(f));
+        if (again.size() != p.size() + kFrameHeaderSize ||
+            !std::equal(p.begin(), p.end(), again.begin() + kFrameHeaderSize))
+          std::abort();
+      }
+      break;
+    }
     default: {
       // A byte stream cut into chunks whose sizes come from the input itself.
       FrameReader reader(kMaxRequestPayload);

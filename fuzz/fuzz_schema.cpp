@@ -32,6 +32,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   check<ttmem::views::EventList>(text);
   check<ttmem::views::StreamEvent>(text);
   check<ttmem::views::ServerInfo>(text);
+  check<ttmem::views::OomList>(text);
+  check<ttmem::views::AddressMap>(text);
   try {
     const ttmem::views::Query q = ttmem::schema::query_from_json(text);
     if (!(ttmem::schema::query_from_json(ttmem::schema::to_json(q)) == q)) std::abort();

@@ -6,7 +6,7 @@ import struct
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MAGIC = 0x4D4D5454
-PROTOCOL = 2  # ttmem/protocol.hpp kProtocolVersion
+PROTOCOL = 3  # ttmem/protocol.hpp kProtocolVersion
 
 
 def frame(kind, payload):
@@ -19,7 +19,13 @@ def hello(role=0, name=b"seed"):
 
 def device_open(device=0):
     return frame(2, struct.pack("<HBBI", device, 0, 0, 1) + struct.pack("<5Q", 12 << 30, 85 << 20, 0, 0, 0)
-                 + struct.pack("<5I", 12, 64, 0, 64, 12))
+                 + struct.pack("<5I", 12, 64, 0, 64, 12) + struct.pack("<5Q", 32, 101152, 0, 0, 0))
+
+
+def alloc_failure(device=0, size=6 << 30, per_bank=512 << 20, site=b"model.py:11",
+                  message=b"Out of Memory: Not enough space to allocate 6442450944 B DRAM buffer across 12 banks"):
+    return frame(10, struct.pack("<HBBIQQQQHH", device, 0, 0, 12, size, 2048, per_bank, 1, len(site), len(message))
+                 + site + message)
 
 
 def device_close(device=0, phase=0):
@@ -58,6 +64,7 @@ for sel, msg in [(0, hello()), (2, device_open()), (3, device_close()), (5, site
                  (8, frame(8, struct.pack("<Q", 7))), (10, query(b'{"type":"stats"}'))]:
     write("decoders", f"sel{sel}", bytes([sel]) + payload(msg))
 write("decoders", "events", bytes([4]) + payload(events([event(1, 1), event(2, 1, reason=2)])))
+write("decoders", "alloc_failure", bytes([14]) + payload(alloc_failure()))
 write("decoders", "stream", bytes([13]) + hello() + device_open() + events([event(1, 5)]))
 
 # connection: whole byte streams
@@ -65,10 +72,11 @@ session = (hello() + sites([(1, b"test.py:1"), (2, b"program add/cb0")]) + devic
            + events([event(1, i, device=i % 2, site=1) for i in range(1, 9)] + [event(2, 3, device=1)])
            + device_close(0, 0) + events([event(2, 2, reason=2)]) + device_close(0, 1)
            + frame(6, struct.pack("<Q", 1)) + events([event(1, 100)]) + frame(7, struct.pack("<QQ", 1, 1))
-           + frame(8, struct.pack("<Q", 9)))
+           + alloc_failure() + frame(8, struct.pack("<Q", 9)))
 write("connection", "session", session)
 write("connection", "tool_queries", hello(role=1) + query(b'{"type":"stats"}') + query(b'{"type":"buffers","limit":3}', 2)
-      + query(b'{"type":"leaks"}', 3) + query(b'{"type":"info"}', 4) + query(b'{"type":"events","limit":5}', 5))
+      + query(b'{"type":"leaks"}', 3) + query(b'{"type":"info"}', 4) + query(b'{"type":"events","limit":5}', 5)
+      + query(b'{"type":"oom"}', 6) + query(b'{"type":"map","device":0,"buffer_type":"L1"}', 7))
 write("connection", "garbage", b"GET / HTTP/1.1\r\n\r\n")
 # a paged answer with frames waiting behind it, then a query of an unknown type
 write("connection", "paged", hello(role=1) + query(b'{"type":"buffers"}') + query(b'{"type":"leaks"}', 2)
@@ -78,7 +86,8 @@ write("connection", "paged", hello(role=1) + query(b'{"type":"buffers"}') + quer
 for i, text in enumerate([b'{"type":"stats"}', b'{"type":"buffers","device":0,"buffer_type":"L1","kind":"cb","limit":2}',
                           b'{"type":"buffers","pid":1}', b'{"type":"leaks"}', b'{"type":"devices"}',
                           b'{"type":"events","limit":10}', b'{"type":"info"}', b'{"type":"nope"}',
-                          b'{"type":"buffers"}', b'{"type":"info","reset_loop":true}', b'{"type":"buffers","limit":100000}']):
+                          b'{"type":"buffers"}', b'{"type":"info","reset_loop":true}', b'{"type":"buffers","limit":100000}',
+                          b'{"type":"oom","id":1}', b'{"type":"map","device":1,"buffer_type":"DRAM"}']):
     write("query", f"q{i}", text)
 
 # schema: answers as ttmemd writes them (captured from a run of the n150 emulator), and queries
@@ -93,6 +102,8 @@ SCHEMA_SEEDS = {
     'dropped': '{"event":"dropped","count":3}',
     'orphan': '{"event":"orphan","pid":141211,"name":"python","time_ns":1,"bytes":12288,"buffers":3,"held":[{"device":0,"type":"L1","bytes":12288,"buffers":3}],"messages":["pid 141211 (python) died holding 12288 bytes of L1 on device 0 in 3 buffers"]}',
     'error': '{"error":"unknown query type \'x\'","code":"bad_query"}',
+    'oom': '{"records":[{"device":0,"free_blocks":[{"address":536870944,"size":536866784}],"holders":[{"buffers":8,"bytes":{"CB":8192,"DRAM":6442455040,"L1":77824,"L1_SMALL":0,"TRACE":0},"internal_per_bank":4096,"name":"ttmem-emu","per_bank":536870912,"pid":6070}],"id":1,"largest":[{"address":32,"age_ms":1,"id":5,"internal":false,"kind":"owning","pid":6070,"site":"stdin:2","size":6442450944,"size_per_bank":536870912},{"address":1073737728,"age_ms":1,"id":8,"internal":true,"kind":"kernel_binary","pid":6070,"site":"program_cache/kernel_bin p","size":4096,"size_per_bank":4096}],"message":"Out of Memory: Not enough space to allocate 6442450944 B DRAM buffer across 12 banks, where each bank needs to store 536870912 B, but bank size is 1073741792 B (allocated: 536875008 B, free: 536866784 B, largest free block: 536866784 B)","name":"ttmem-emu","needed_per_bank":536870912,"num_banks":12,"page_size":2048,"pid":6070,"reason":"out_of_memory","site":"stdin:6","size":6442450944,"space":{"bank_size":1073741792,"fragmentation":0.0,"free":6442401408,"free_blocks":1,"free_per_bank":536866784,"largest_free_block":536866784,"num_banks":12,"unplaced_buffers":0},"summary":"exhausted: 6,442,450,944 B of DRAM on device 0 needs 536,870,912 B per bank over 12 banks; 536,866,784 B are free per bank (4,128 B short); this process holds 536,870,912 B per bank, the runtime 4,096 B, other processes 0 B \\u2014 free some of this process\'s buffers (the largest are listed) or ask for less","time_ns":1796153941763175041,"type":"DRAM","verdict":"exhausted"}],"total":1}',
+    'map': '{"base":101152,"blocks":[{"address":101152,"size":1395936,"use":"free"},{"address":1497088,"id":7,"internal":false,"kind":"owning","pid":6070,"site":"stdin:3","size":2048,"use":"buffer"}],"circular_buffers":[{"address":101152,"id":9,"internal":false,"kind":"cb","pid":6070,"site":"program p/cb0","size":4096,"use":"cb"},{"address":105248,"id":10,"internal":false,"kind":"cb","pid":6070,"site":"program p/cb1","size":4096,"use":"cb"}],"device":0,"overlapping_bytes":0,"space":{"bank_size":1397984,"fragmentation":0.0,"free":89339904,"free_blocks":1,"free_per_bank":1395936,"largest_free_block":1395936,"num_banks":64,"unplaced_buffers":0},"type":"L1"}',
 }
 for name, text in SCHEMA_SEEDS.items():
     write("schema", name, text.encode())
