@@ -118,24 +118,31 @@ std::string metrics_text(const MetricsInput& in) {
       }
     }
   }
-  {
-    Family largest(out, "ttmem_device_memory_largest_free_block_bytes", "gauge",
-                   "The largest free block of one bank: the most any one allocation can take per bank.");
-    Family blocks(out, "ttmem_device_memory_free_blocks", "gauge", "Free blocks in one bank's address map.");
-    Family fragmentation(
-        out, "ttmem_device_memory_fragmentation_ratio", "gauge",
-        "1 - largest free block / free bytes, per bank: 0 when the free space is one block.");
+  // One family at a time: the exposition format wants each family's samples together, after its header.
+  struct SpaceFamily {
+    const char* name;
+    const char* help;
+    double (*value)(const views::FreeSpace&);
+  };
+  const SpaceFamily space_families[] = {
+      {"ttmem_device_memory_largest_free_block_bytes",
+       "The largest free block of one bank: the most any one allocation can take per bank.",
+       [](const views::FreeSpace& f) { return static_cast<double>(f.largest_free_block); }},
+      {"ttmem_device_memory_free_blocks", "Free blocks in one bank's address map.",
+       [](const views::FreeSpace& f) { return static_cast<double>(f.free_blocks); }},
+      {"ttmem_device_memory_fragmentation_ratio",
+       "1 - largest free block / free bytes, per bank: 0 when the free space is one block.",
+       [](const views::FreeSpace& f) { return f.fragmentation; }},
+  };
+  for (const SpaceFamily& sf : space_families) {
+    Family family(out, sf.name, "gauge", sf.help);
     for (const auto& d : in.stats.devices) {
       const std::string id = std::to_string(d.id), arch = arch_name(d.arch);
       for (BufferType t : kManagedTypes) {
         const auto& space = d.memory[index(slot_of(t, AllocKind::owning))].space;
-        if (!space) continue;
-        using Label = std::pair<std::string_view, std::string_view>;
-        const auto labels = {Label{"host", host}, Label{"device", id}, Label{"arch", arch},
-                             Label{"type", to_string(t)}};
-        largest.sample(labels, space->largest_free_block);
-        blocks.sample(labels, space->free_blocks);
-        fragmentation.sample(labels, space->fragmentation);
+        if (space)
+          family.sample({{"host", host}, {"device", id}, {"arch", arch}, {"type", to_string(t)}},
+                        sf.value(*space));
       }
     }
   }

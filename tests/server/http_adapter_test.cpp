@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <future>
+#include <set>
 #include <thread>
 
 #include "event_loop.hpp"
@@ -35,6 +36,15 @@ TEST(MetricsText, EveryFamilyHasHelpAndTypeAndEachSampleItsLabels) {
   d.memory[index(Slot::L1)] = {100, 150, 2, 1000, {}};
   d.memory[index(Slot::CB)] = {300, 300, 1, 1000, {}};
   d.memory[index(Slot::DRAM)] = {0, 0, 0, 5000, {}};
+  views::FreeSpace space;
+  space.free = 4800;
+  space.largest_free_block = 300;
+  space.free_blocks = 2;
+  space.fragmentation = 0.25;
+  d.memory[index(Slot::DRAM)].space = space;
+  auto second = d;  // a second device: families must not interleave
+  second.id = 3;
+  stats.devices.push_back(second);
   auto& p = stats.processes.emplace_back();
   p.pid = 77;
   p.name = "odd \"name\"";
@@ -74,14 +84,27 @@ TEST(MetricsText, EveryFamilyHasHelpAndTypeAndEachSampleItsLabels) {
             std::string::npos);
   const auto first = text.find("ttmem_client_stall_seconds_total{");
   EXPECT_EQ(text.find("ttmem_client_stall_seconds_total{", first + 1), std::string::npos);
-  // Every sample line's metric has its HELP and TYPE before it.
+  // Free space from the map where the device has one; its figures as their own families.
+  EXPECT_NE(text.find("ttmem_device_memory_free_bytes{host=\"node-1\",device=\"2\",arch=\"blackhole\",type="
+                      "\"DRAM\"} 4800\n"),
+            std::string::npos);
+  EXPECT_NE(
+      text.find("ttmem_device_memory_fragmentation_ratio{host=\"node-1\",device=\"3\",arch=\"blackhole\","
+                "type=\"DRAM\"} 0.25\n"),
+      std::string::npos);
+  // Every sample line belongs to the family whose TYPE line came last: one header per family, and its
+  // samples together right after it (the exposition format's rule).
   std::size_t pos = 0;
+  std::string family;
+  std::set<std::string> seen;
   while (pos < text.size()) {
     const std::size_t end = text.find('\n', pos);
     const std::string line = text.substr(pos, end - pos);
-    if (!line.empty() && line[0] != '#') {
-      const std::string name = line.substr(0, line.find('{'));
-      EXPECT_LT(text.find("# TYPE " + name + " "), pos) << line;
+    if (line.rfind("# TYPE ", 0) == 0) {
+      family = line.substr(7, line.find(' ', 7) - 7);
+      EXPECT_TRUE(seen.insert(family).second) << "two headers for " << family;
+    } else if (!line.empty() && line[0] != '#') {
+      EXPECT_EQ(line.substr(0, line.find('{')), family) << line;
     }
     pos = end + 1;
   }

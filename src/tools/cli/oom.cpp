@@ -33,17 +33,22 @@ void print_list(const views::OomList& list, const Style& style) {
   }
   Table t;
   for (const char* c : {"ID", "TIME", "PID", "NAME", "DEV", "TYPE", "ASKED", "NEED/BANK", "FREE/BANK",
-                        "LARGEST", "VERDICT"}) {
-    const bool number = std::string_view(c) == "ID" || std::string_view(c) == "ASKED" ||
-                        std::string_view(c).find("BANK") != std::string_view::npos ||
-                        std::string_view(c) == "LARGEST";
+                        "LARGEST", "SHORT/BANK", "VERDICT"}) {
+    const std::string_view v(c);
+    const bool number =
+        v == "ID" || v == "ASKED" || v.find("BANK") != std::string_view::npos || v == "LARGEST";
     t.column(c, number ? Table::Align::right : Table::Align::left);
   }
   for (const auto& r : list.records) {
     t.row({std::to_string(r.id), clock_time(r.time_ns), std::to_string(r.pid), r.name,
            std::to_string(r.device), std::string(to_string(r.type)), human_bytes(r.size),
            human_bytes(r.needed_per_bank), r.space ? human_bytes(r.space->free_per_bank) : "-",
-           r.space ? human_bytes(r.space->largest_free_block) : "-", verdict_text(r, style)});
+           r.space ? human_bytes(r.space->largest_free_block) : "-",
+           // Exact: a shortfall of a few KiB hides behind two sizes that both round to 512.0 MiB.
+           r.space && r.space->free_per_bank < r.needed_per_bank
+               ? exact_bytes(r.needed_per_bank - r.space->free_per_bank)
+               : "-",
+           verdict_text(r, style)});
   }
   t.print(std::cout, style, "  ");
   if (list.total > list.records.size())
