@@ -160,10 +160,15 @@ function renderDevices(devices) {
       const row = c.rows[t];
       row.fill.style.width = `${Math.min(100, share * 100)}%`;
       row.fill.className = share > 0.9 ? "bad" : share > 0.7 ? "warn" : "";
-      row.figures.textContent = m.total
-        ? `${humanBytes(m.used)} / ${humanBytes(m.total)} (${(share * 100).toFixed(0)}%)`
-        : humanBytes(m.used);
+      // The largest free block is per bank: the most one more allocation can take in each bank.
+      row.figures.replaceChildren(
+        m.total ? `${humanBytes(m.used)} / ${humanBytes(m.total)} (${(share * 100).toFixed(0)}%)` : humanBytes(m.used),
+        ...(m.largest_free_block === undefined
+          ? []
+          : [el("span", { class: "largest" }, `largest free ${humanBytes(m.largest_free_block)}/bank`)]),
+      );
       row.figures.dataset.used = String(m.used);
+      if (m.largest_free_block !== undefined) row.figures.dataset.largest = String(m.largest_free_block);
     }
   }
   for (const id of [...state.cards.keys()]) if (!seen.has(id)) state.cards.delete(id);

@@ -87,6 +87,16 @@ try {
       return Number(card.querySelectorAll(".usage .figures")[i].dataset.used);
     }, type);
   assert.equal(await used(0, "DRAM"), 64 << 20);
+  // The largest free block per bank, as ttmemd's map has it.
+  const stats = await (await fetch(`http://127.0.0.1:${port}/api/stats`)).json();
+  const largest = await page.$eval('.device[data-device="0"]', (card) => {
+    const rows = [...card.querySelectorAll(".usage .type")];
+    const i = rows.findIndex((s) => s.textContent === "DRAM");
+    const f = card.querySelectorAll(".usage .figures")[i];
+    return [Number(f.dataset.largest), f.textContent];
+  });
+  assert.equal(largest[0], stats.devices[0].memory.DRAM.largest_free_block);
+  assert.match(largest[1], /largest free .*\/bank/);
   await page.waitForSelector(".device canvas", { timeout: 5000 }); // the history chart is drawn
   await page.screenshot({ path: join(artifacts, "dashboard-1280x800.png") });
 
