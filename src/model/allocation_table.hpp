@@ -36,8 +36,8 @@ struct AllocationRecord {
   std::uint64_t size = 0;
   std::uint64_t address = 0;
   std::uint64_t size_per_bank = 0;  ///< its extent in each bank: [address, address + size_per_bank)
-  std::uint32_t time_ms = 0;  ///< CLOCK_MONOTONIC in ms, modulo 2^32: ages are exact up to 49 days
-  std::uint32_t process = 0;  ///< registry slot of the owner; 0 marks a free record (slots start at 1)
+  std::uint32_t time_ms = 0;        ///< CLOCK_MONOTONIC in ms, modulo 2^32: ages are exact up to 49 days
+  std::uint32_t process = 0;        ///< registry slot of the owner; 0 marks a free record (slots start at 1)
   std::uint32_t site = 0;
   std::uint16_t device = 0;
   std::uint8_t type = 0;       ///< proto::BufferType

@@ -15,8 +15,8 @@ namespace {
 // Wire sizes of the fixed-size messages, checked against their field lists.
 constexpr std::size_t kHelloFixed = 4 + 2 + 1 + 1 + 4 + 4 + 1;  // + name bytes
 constexpr std::size_t kHelloAckSize = 2 + 2 + 4 + 4 + 4 + 8;
-constexpr std::size_t kDeviceOpenSize = 2 + 1 + 1 + 4 + kNumMemorySlots * 8 + kNumMemorySlots * 4 +
-                                        kNumMemorySlots * 8;
+constexpr std::size_t kDeviceOpenSize =
+    2 + 1 + 1 + 4 + kNumMemorySlots * 8 + kNumMemorySlots * 4 + kNumMemorySlots * 8;
 constexpr std::size_t kAllocFailureFixed = 2 + 1 + 1 + 4 + 4 * 8 + 2 + 2;  // + site and message bytes
 constexpr std::size_t kDeviceCloseSize = 2 + 1 + 1;
 constexpr std::size_t kSnapshotBeginSize = 8;
@@ -571,14 +571,13 @@ Decoded<AllocFailure> decode_alloc_failure(std::span<const std::uint8_t> p) {
   if (site_len > kMaxSiteLength)
     return malformed(format_text("ALLOC_FAILURE site of {} bytes exceeds {}", site_len, kMaxSiteLength));
   if (message_len > kMaxFailureMessageLength) {
-    return malformed(format_text("ALLOC_FAILURE message of {} bytes exceeds {}", message_len,
-                                 kMaxFailureMessageLength));
+    return malformed(
+        format_text("ALLOC_FAILURE message of {} bytes exceeds {}", message_len, kMaxFailureMessageLength));
   }
   if (!r.bytes(m.site, site_len) || !r.bytes(m.message, message_len))
     return malformed("truncated ALLOC_FAILURE message");
   if (!r.done()) {
-    return malformed(
-        format_text("ALLOC_FAILURE message has {} unexpected trailing bytes", r.remaining()));
+    return malformed(format_text("ALLOC_FAILURE message has {} unexpected trailing bytes", r.remaining()));
   }
   return m;
 }

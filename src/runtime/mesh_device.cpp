@@ -248,7 +248,8 @@ void MeshDevice::run(const std::shared_ptr<Program>& program) {
         // What each core needs: the CB region from the start of L1's free range to the highest CB end.
         const DeviceAddr base = a.base_address(BufferType::L1);
         std::uint64_t per_core = 0;
-        for (const PlannedCircularBuffer& p : planned) per_core = std::max(per_core, p.address + p.size - base);
+        for (const PlannedCircularBuffer& p : planned)
+          per_core = std::max(per_core, p.address + p.size - base);
         AllocationFailure f;
         f.device = device->id();
         f.mesh = id_;
