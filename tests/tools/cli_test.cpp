@@ -437,6 +437,16 @@ TEST(Cli, TopShowsTheLatestOutOfMemoryRecordFirst) {
   EXPECT_EQ(lines[1].rfind("LEAK", 0), 0u);
 }
 
+TEST(Cli, DevicesShowTheFreeSpaceOfEachDevice) {
+  Scenario s;
+  const auto r = ttmem(s.server, {"devices"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("DRAM FREE (LARGEST/BANK)"), std::string::npos) << r.out;
+  const auto stats = json::parse(ttmem(s.server, {"smi", "--json"}).out);
+  const auto largest = stats["devices"][0]["memory"]["L1"]["largest_free_block"].get<std::uint64_t>();
+  EXPECT_NE(r.out.find("(" + cli::human_bytes(largest) + ")"), std::string::npos) << r.out;
+}
+
 TEST(Cli, MapDrawsTheBankAndListsItsBlocks) {
   Scenario s;
   const auto r = ttmem(s.server, {"map", "-d", "0", "-t", "L1", "-w", "80", "--all"});

@@ -202,6 +202,8 @@ int run_events(const Common& common, const EventOptions& o) {
 int run_devices(const Common& common) {
   query::QueryClient client = connect_or_exit(common.socket);
   const views::DeviceList answer = client.devices();
+  // Free space comes with usage (the stats answer): the devices answer says what each device is.
+  const views::Stats stats = common.json ? views::Stats{} : client.stats();
   if (common.json) {
     schema::write_pretty(std::cout, schema::to_json(answer));
     std::cout << '\n';
@@ -216,6 +218,8 @@ int run_devices(const Common& common) {
   t.column("ID", Table::Align::right);
   t.column("ARCH", Table::Align::left);
   for (BufferType m : kManagedTypes) t.column(std::string(to_string(m)), Table::Align::right);
+  t.column("DRAM FREE (LARGEST/BANK)", Table::Align::right);
+  t.column("L1 FREE (LARGEST/BANK)", Table::Align::right);
   t.column("PROCESSES", Table::Align::left);
   for (const auto& d : answer.devices) {
     std::string users;
@@ -225,6 +229,16 @@ int run_devices(const Common& common) {
     std::vector<std::string> row{std::to_string(d.id), d.arch ? std::string(to_string(*d.arch)) : "?"};
     for (BufferType m : kManagedTypes)
       row.push_back(human_bytes(d.total[index(slot_of(m, AllocKind::owning))]));
+    const auto usage = std::find_if(stats.devices.begin(), stats.devices.end(),
+                                    [&](const views::DeviceUsage& u) { return u.id == d.id; });
+    for (Slot s : {Slot::DRAM, Slot::L1}) {
+      const auto* space = usage == stats.devices.end() || !usage->memory[index(s)].space
+                              ? nullptr
+                              : &*usage->memory[index(s)].space;
+      row.push_back(
+          space ? fmt::format("{} ({})", human_bytes(space->free), human_bytes(space->largest_free_block))
+                : "-");
+    }
     row.push_back(users.empty() ? "-" : users);
     t.row(row);
   }

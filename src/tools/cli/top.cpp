@@ -142,10 +142,17 @@ void draw(Screen& s, const TopModel& model, const std::optional<views::ServerInf
     x = usage_bar(s, y, x, "DRAM", m[index(Slot::DRAM)], bar_width);
     usage_bar(s, y, x + 2, "L1", m[index(Slot::L1)], bar_width);
     ++y;
+    auto largest = [&](Slot slot) {
+      const auto& space = m[index(slot)].space;
+      return space ? human_bytes(space->largest_free_block) : std::string("-");
+    };
     s.put(y++, 17,
-          fmt::format("L1_SMALL {}   TRACE {}   CB {}   buffers {}   processes {}",
-                      human_bytes(m[index(Slot::L1_SMALL)].used), human_bytes(m[index(Slot::TRACE)].used),
-                      human_bytes(m[index(Slot::CB)].used), d.buffers, d.processes));
+          fmt::format(
+              "L1_SMALL {}   TRACE {}   CB {}   buffers {}   processes {}   largest free/bank: DRAM {}  "
+              "L1 {}",
+              human_bytes(m[index(Slot::L1_SMALL)].used), human_bytes(m[index(Slot::TRACE)].used),
+              human_bytes(m[index(Slot::CB)].used), d.buffers, d.processes, largest(Slot::DRAM),
+              largest(Slot::L1)));
   }
 
   // History
