@@ -81,6 +81,7 @@ views::Stats stats_view(const Registry& registry, FreeSpaceCache* cache) {
       views::ProcessUsage& row = out.processes.emplace_back();
       row.pid = p.pid;
       row.name = p.name;
+      row.command = p.command;
       row.device = dev;
       for (std::size_t s = 0; s < kSlots; ++s) row.bytes[s] = pd.usage[s].bytes;
       row.buffers = buffers;

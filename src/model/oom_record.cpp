@@ -16,7 +16,7 @@ constexpr std::size_t kLargestBuffers = 10;
 constexpr std::size_t kFreeBlocks = 32;
 
 std::string holder_text(const views::OomHolder& h) {
-  return fmt::format("pid {} ({})", h.pid, h.name);
+  return fmt::format("pid {} ({})", h.pid, h.command.empty() ? h.name : h.command);
 }
 
 }  // namespace
@@ -140,6 +140,7 @@ views::OomRecord build_oom_record(const Registry& registry, const ProcessState& 
     views::OomHolder h;
     h.pid = q.pid;
     h.name = q.name;
+    h.command = q.command;
     for (std::size_t s = 0; s < kSlots; ++s) h.bytes[s] = pd.usage[s].bytes;
     h.buffers = buffer_count(pd.usage);
     if (pd.group != AllocationTable::kNoGroup) {

@@ -86,6 +86,7 @@ struct ProcessState {
   std::uint64_t start_time = 0;  ///< /proc/PID/stat field 22: tells a reused pid apart
   uid_t uid = 0;
   std::string name;
+  std::string command;  ///< its command line (from /proc, by the server); empty when unknown
   bool alive = true;
   std::unordered_map<std::uint32_t, std::string> sites;
   std::size_t site_bytes = 0;  ///< text held by `sites`

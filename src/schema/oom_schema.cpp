@@ -9,11 +9,8 @@ using namespace detail;
 json detail::oom_to_json(const views::OomRecord& r) {
   json holders = json::array();
   for (const auto& h : r.holders) {
-    json row = {{"pid", h.pid},
-                {"name", h.name},
-                {"buffers", h.buffers},
-                {"per_bank", h.per_bank},
-                {"internal_per_bank", h.internal_per_bank}};
+    json row = {{"pid", h.pid},         {"name", h.name},         {"command", h.command},
+                {"buffers", h.buffers}, {"per_bank", h.per_bank}, {"internal_per_bank", h.internal_per_bank}};
     json bytes = json::object();
     for (Slot s : enum_values<Slot>()) bytes[name(s)] = h.bytes[index(s)];
     row["bytes"] = std::move(bytes);
@@ -82,6 +79,7 @@ views::OomRecord detail::oom_from_json(const json& j) {
     views::OomHolder& row = r.holders.emplace_back();
     row.pid = get<pid_t>(h, "pid");
     row.name = get<std::string>(h, "name");
+    row.command = get_optional<std::string>(h, "command").value_or("");
     row.buffers = get<std::uint64_t>(h, "buffers");
     row.per_bank = get<std::uint64_t>(h, "per_bank");
     row.internal_per_bank = get<std::uint64_t>(h, "internal_per_bank");

@@ -78,7 +78,11 @@ std::string to_json(const views::Stats& v) {
   }
   json processes = json::array();
   for (const auto& p : v.processes) {
-    json row = {{"pid", p.pid}, {"name", p.name}, {"device", p.device}, {"buffers", p.buffers}};
+    json row = {{"pid", p.pid},
+                {"name", p.name},
+                {"command", p.command},
+                {"device", p.device},
+                {"buffers", p.buffers}};
     for (Slot s : enum_values<Slot>()) row[name(s)] = p.bytes[index(s)];
     processes.push_back(std::move(row));
   }
@@ -104,6 +108,7 @@ views::Stats from_json<views::Stats>(std::string_view text) {
       views::ProcessUsage& row = v.processes.emplace_back();
       row.pid = get<pid_t>(p, "pid");
       row.name = get<std::string>(p, "name");
+      row.command = get_optional<std::string>(p, "command").value_or("");
       row.device = get<std::uint16_t>(p, "device");
       for (Slot s : enum_values<Slot>()) row.bytes[index(s)] = get<std::uint64_t>(p, name(s).c_str());
       row.buffers = get<std::uint64_t>(p, "buffers");

@@ -213,6 +213,7 @@ void Server::handle_hello(Connection& c, const proto::Frame& frame) {
   c.role = hello.role;
   ++tracked_connections_;
   ProcessState& p = registry_.process(pid, c.peer.start_time, c.peer.uid, c.name);
+  if (!c.peer.command.empty()) p.command = c.peer.command;
   c.process_slot = p.slot;
   if (hello.claimed_pid != 0 && hello.claimed_pid != static_cast<std::uint32_t>(pid)) {
     ++p.anomalies.pid_mismatch;

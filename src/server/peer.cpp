@@ -84,6 +84,15 @@ std::optional<ProcessInfo> read_process_info(pid_t pid) {
   std::string comm = read_small_file(base + "/comm");
   if (!comm.empty() && comm.back() == '\n') comm.pop_back();
   info.name = comm.empty() ? line.substr(open + 1, close - open - 1) : comm;
+  // Two Python programs are both "python3" to comm: the command line tells them apart.
+  constexpr std::size_t kMaxCommand = 1024;
+  std::string cmdline = read_small_file(base + "/cmdline");
+  while (!cmdline.empty() && cmdline.back() == '\0') cmdline.pop_back();
+  if (cmdline.size() > kMaxCommand) cmdline.resize(kMaxCommand);
+  for (char& ch : cmdline) {
+    if (ch == '\0' || ch == '\n') ch = ' ';
+  }
+  info.command = std::move(cmdline);
   return info;
 }
 
@@ -128,6 +137,7 @@ PeerIdentity identify_peer(int fd) {
   if (pidfd >= 0 && pidfd_exited(pidfd)) return id;
   id.start_time = info->start_time;
   id.name = info->name;
+  id.command = info->command;
   id.alive = true;
   return id;
 }

@@ -13,6 +13,7 @@ namespace ttmem::server {
 
 struct ProcessInfo {
   std::string name;              ///< /proc/PID/comm
+  std::string command;           ///< /proc/PID/cmdline, arguments joined by spaces (at most 1 KiB)
   std::uint64_t start_time = 0;  ///< /proc/PID/stat field 22 (clock ticks since boot)
   uid_t euid = 0;                ///< /proc/PID/status Uid, effective
   bool exited = false;           ///< a zombie (Z) or dead (X): gone, though not yet reaped
@@ -33,6 +34,7 @@ struct PeerIdentity {
   int pidfd = -1;                ///< of the process that connected, or -1 (no pidfd support, or no fd left)
   std::uint64_t start_time = 0;  ///< of that process, read while it was alive
   std::string name;              ///< from /proc; empty when unknown
+  std::string command;           ///< the command line, from /proc; empty when unknown
   bool alive = false;            ///< verified alive, and /proc matched it, at accept
   bool short_of_descriptors = false;  ///< no descriptor was left to look (not alive, yet not known dead)
 };

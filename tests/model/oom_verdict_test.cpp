@@ -24,7 +24,7 @@ views::OomRecord failure(std::uint64_t need, std::uint64_t free, std::uint64_t l
   f.num_banks = 12;
   f.bank_size = 1 << 30;
   r.space = f;
-  r.holders.push_back({10, "train.py", {}, 3, 700, 40});
+  r.holders.push_back({10, "train.py", "python3 train.py", {}, 3, 700, 40});
   return r;
 }
 
@@ -46,10 +46,10 @@ TEST(OomVerdict, EnoughFreeInPiecesTooSmallIsFragmented) {
 
 TEST(OomVerdict, AnotherProcessHoldingTheShortfallIsReservedAndNamed) {
   auto r = failure(1000, 900, 900, 1);
-  r.holders.push_back({77, "serve.py", {}, 1, 150, 0});
+  r.holders.push_back({77, "python3", "python3 serve.py", {}, 1, 150, 0});
   judge(r);
   EXPECT_EQ(r.verdict, OomVerdict::reserved);
-  EXPECT_NE(r.summary.find("pid 77 (serve.py) with 150 B"), std::string::npos) << r.summary;
+  EXPECT_NE(r.summary.find("pid 77 (python3 serve.py) with 150 B"), std::string::npos) << r.summary;
 }
 
 TEST(OomVerdict, TheRuntimesOwnBuffersHoldingTheShortfallIsReserved) {

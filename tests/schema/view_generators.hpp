@@ -77,9 +77,10 @@ struct Arbitrary<ttmem::views::Stats> {
         gen::set(&DeviceUsage::id),
         gen::set(&DeviceUsage::arch, ttmem::test::maybe(ttmem::test::any_of<ttmem::Arch>())),
         gen::set(&DeviceUsage::memory), gen::set(&DeviceUsage::buffers), gen::set(&DeviceUsage::processes));
-    auto process = gen::build<ProcessUsage>(
-        gen::set(&ProcessUsage::pid), gen::set(&ProcessUsage::name, text()), gen::set(&ProcessUsage::device),
-        gen::set(&ProcessUsage::bytes), gen::set(&ProcessUsage::buffers));
+    auto process =
+        gen::build<ProcessUsage>(gen::set(&ProcessUsage::pid), gen::set(&ProcessUsage::name, text()),
+                                 gen::set(&ProcessUsage::command, text()), gen::set(&ProcessUsage::device),
+                                 gen::set(&ProcessUsage::bytes), gen::set(&ProcessUsage::buffers));
     return gen::build<Stats>(gen::set(&Stats::devices, gen::container<std::vector<DeviceUsage>>(device)),
                              gen::set(&Stats::processes, gen::container<std::vector<ProcessUsage>>(process)),
                              gen::set(&Stats::active_allocations));
@@ -188,10 +189,10 @@ struct Arbitrary<ttmem::views::OomRecord> {
   static Gen<ttmem::views::OomRecord> arbitrary() {
     using namespace ttmem::views;
     using ttmem::test::text;
-    auto holder =
-        gen::build<OomHolder>(gen::set(&OomHolder::pid), gen::set(&OomHolder::name, text()),
-                              gen::set(&OomHolder::bytes), gen::set(&OomHolder::buffers),
-                              gen::set(&OomHolder::per_bank), gen::set(&OomHolder::internal_per_bank));
+    auto holder = gen::build<OomHolder>(gen::set(&OomHolder::pid), gen::set(&OomHolder::name, text()),
+                                        gen::set(&OomHolder::command, text()), gen::set(&OomHolder::bytes),
+                                        gen::set(&OomHolder::buffers), gen::set(&OomHolder::per_bank),
+                                        gen::set(&OomHolder::internal_per_bank));
     auto buffer = gen::build<OomBuffer>(gen::set(&OomBuffer::pid), gen::set(&OomBuffer::id),
                                         gen::set(&OomBuffer::kind, ttmem::test::any_of<ttmem::AllocKind>()),
                                         gen::set(&OomBuffer::size), gen::set(&OomBuffer::size_per_bank),
@@ -219,7 +220,13 @@ template <>
 struct Arbitrary<ttmem::views::OomList> {
   static Gen<ttmem::views::OomList> arbitrary() {
     using namespace ttmem::views;
-    return gen::build<OomList>(gen::set(&OomList::records), gen::set(&OomList::total));
+    // A few records, each with small lists: records nest four lists, and a hundred of a hundred each would
+    // make one case megabytes of JSON (minutes under the sanitizers) without finding more.
+    auto record = gen::resize(20, gen::arbitrary<OomRecord>());
+    auto records = gen::mapcat(gen::inRange<std::size_t>(0, 4), [record](std::size_t n) {
+      return gen::container<std::vector<OomRecord>>(n, record);
+    });
+    return gen::build<OomList>(gen::set(&OomList::records, records), gen::set(&OomList::total));
   }
 };
 
@@ -260,7 +267,8 @@ struct Arbitrary<ttmem::views::StreamEvent> {
     using namespace ttmem::views;
     return gen::oneOf(
         gen::cast<StreamEvent>(gen::arbitrary<EventRow>()), gen::cast<StreamEvent>(gen::arbitrary<Leak>()),
-        gen::cast<StreamEvent>(gen::arbitrary<Orphan>()), gen::cast<StreamEvent>(gen::arbitrary<OomRecord>()),
+        gen::cast<StreamEvent>(gen::arbitrary<Orphan>()),
+        gen::cast<StreamEvent>(gen::resize(20, gen::arbitrary<OomRecord>())),
         gen::map(gen::arbitrary<std::uint64_t>(), [](std::uint64_t n) { return StreamEvent(Dropped{n}); }));
   }
 };

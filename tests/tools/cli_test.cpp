@@ -336,7 +336,7 @@ TEST(CliTopModel, SortsKeepsBoundedHistoryAndDrawsSparklines) {
     views::DeviceUsage& d = out.devices.emplace_back();
     for (auto& m : d.memory) m.total = 100;
     d.memory[index(Slot::DRAM)].used = dram;
-    views::ProcessUsage p1{5, "b", 0, {}, 1}, p2{3, "a", 0, {}, 9};
+    views::ProcessUsage p1{5, "b", "", 0, {}, 1}, p2{3, "a", "", 0, {}, 9};
     p1.bytes[index(Slot::DRAM)] = 10;
     p1.bytes[index(Slot::L1)] = 99;
     p2.bytes[index(Slot::DRAM)] = 20;
@@ -435,6 +435,17 @@ TEST(Cli, TopShowsTheLatestOutOfMemoryRecordFirst) {
   ASSERT_EQ(lines.size(), 2u);
   EXPECT_EQ(lines[0], "OOM pid 9 (train.py) refused 6.0 GiB of DRAM on device 0: fragmented (ttmem oom 4)");
   EXPECT_EQ(lines[1].rfind("LEAK", 0), 0u);
+}
+
+TEST(Cli, ProcessesAreShownWithTheirCommandLine) {
+  Scenario s;
+  const auto j = json::parse(ttmem(s.server, {"smi", "--json"}).out);
+  ASSERT_FALSE(j["processes"].empty());
+  EXPECT_NE(j["processes"][0]["command"].get<std::string>().find("ttmem-emu --step -q"), std::string::npos);
+  const auto table = ttmem(s.server, {"smi"});
+  EXPECT_NE(table.out.find("COMMAND"), std::string::npos) << table.out;
+  const auto csv = ttmem(s.server, {"smi", "--csv", "--processes", "--noheader", "--query", "pid,command"});
+  EXPECT_NE(csv.out.find("ttmem-emu --step -q"), std::string::npos) << csv.out;
 }
 
 TEST(Cli, DevicesShowTheFreeSpaceOfEachDevice) {

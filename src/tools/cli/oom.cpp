@@ -86,12 +86,14 @@ void print_record(const views::OomRecord& r, const Style& style) {
   h.column("BUFFERS", Table::Align::right);
   h.column(std::string(to_string(r.type)) + "/BANK", Table::Align::right);
   h.column("RUNTIME/BANK", Table::Align::right);
+  h.column("COMMAND", Table::Align::left);
   for (const auto& row : r.holders) {
     std::vector<std::string> cells{std::to_string(row.pid), row.name};
     for (Slot s : enum_values<Slot>()) cells.push_back(human_bytes(row.bytes[index(s)]));
     cells.push_back(std::to_string(row.buffers));
     cells.push_back(human_bytes(row.per_bank));
     cells.push_back(human_bytes(row.internal_per_bank));
+    cells.push_back(row.command);
     h.row(std::move(cells));
   }
   h.print(std::cout, style, "  ");

@@ -8,6 +8,7 @@
 #include "commands.hpp"
 #include "output.hpp"
 #include "ttmem/schema.hpp"
+#include "ttmem/utf8.hpp"
 
 namespace ttmem::cli {
 
@@ -26,6 +27,20 @@ std::optional<Slot> slot_named(std::string_view field) {
     if (lower(to_string(s)) == name) return s;
   }
   return std::nullopt;
+}
+
+/// At most `width` characters (UTF-8 code points), "..." marking a cut.
+std::string abbreviated(const std::string& text, std::size_t width) {
+  if (visible_width(text) <= width) return text;
+  std::string out;
+  std::size_t shown = 0;
+  for (std::size_t i = 0; i < text.size() && shown + 3 < width;) {
+    const std::size_t len = std::max<std::size_t>(1, utf8_sequence_length(text, i));
+    out.append(text, i, len);
+    i += len;
+    ++shown;
+  }
+  return out + "...";
 }
 
 views::Stats filtered(views::Stats stats, const SmiOptions& o) {
@@ -53,6 +68,7 @@ std::string device_field(const views::DeviceUsage& d, const std::string& field) 
 
 std::string process_field(const views::ProcessUsage& p, const std::string& field) {
   if (field == "name") return p.name;
+  if (field == "command") return p.command;
   if (field == "pid") return std::to_string(p.pid);
   if (field == "device") return std::to_string(p.device);
   if (field == "buffers") return std::to_string(p.buffers);
@@ -143,10 +159,12 @@ void print_table(const views::Stats& stats, const views::ServerInfo& info, const
   p.column("NAME", Table::Align::left);
   for (Slot s : enum_values<Slot>()) p.column(std::string(to_string(s)), Table::Align::right);
   p.column("BUFFERS", Table::Align::right);
+  p.column("COMMAND", Table::Align::left);
   for (const auto& r : stats.processes) {
     std::vector<std::string> cells{std::to_string(r.device), std::to_string(r.pid), r.name};
     for (Slot s : enum_values<Slot>()) cells.push_back(human_bytes(r.bytes[index(s)]));
     cells.push_back(std::to_string(r.buffers));
+    cells.push_back(abbreviated(r.command, 60));
     p.row(cells);
   }
   p.print(std::cout, style, "  ");
@@ -172,7 +190,7 @@ const std::vector<std::string>& smi_device_fields() {
 
 const std::vector<std::string>& smi_process_fields() {
   static const std::vector<std::string> fields = [] {
-    std::vector<std::string> f{"pid", "name", "device"};
+    std::vector<std::string> f{"pid", "name", "command", "device"};
     for (Slot s : enum_values<Slot>()) f.push_back(lower(to_string(s)));
     f.push_back("buffers");
     return f;

@@ -60,6 +60,7 @@ struct DeviceUsage {
 struct ProcessUsage {
   pid_t pid = 0;
   std::string name;
+  std::string command;  ///< its command line ("python3 serve.py --port 80"); empty when unknown
   std::uint16_t device = 0;
   std::array<std::uint64_t, kSlots> bytes{};
   std::uint64_t buffers = 0;
@@ -182,6 +183,7 @@ struct Leaks {
 struct OomHolder {
   pid_t pid = 0;
   std::string name;
+  std::string command;
   std::array<std::uint64_t, kSlots> bytes{};
   std::uint64_t buffers = 0;
   /// Per bank, of the failed memory type: what its buffers (runtime's own apart) take in each bank.
