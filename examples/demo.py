@@ -69,7 +69,13 @@ def main():
             if ttmem.leaks()["orphans"]:
                 break
 
-        section("5. What was left behind")
+        section("5. A run that asks for more DRAM than is free: why did it fail?")
+        emu(os.path.join(os.path.dirname(__file__), "oom.ttm"), sock)
+        tool("oom", socket=sock)
+        print()
+        tool("oom", "1", socket=sock)
+
+        section("6. What was left behind")
         tool("leaks", socket=sock)
         print()
         tool("events", "-n", "6", socket=sock)
