@@ -132,7 +132,8 @@ views::OomRecord build_oom_record(const Registry& registry, const ProcessState& 
   // Holders, the failing process first; and the largest buffers of the type over all of them.
   const std::uint64_t now = monotonic_ns();
   const auto wanted = static_cast<std::uint8_t>(m.type);
-  std::vector<views::OomBuffer> largest;
+  std::vector<views::OomBuffer> largest;  // a min-heap by size while the holders are visited
+  auto larger = [](const views::OomBuffer& x, const views::OomBuffer& y) { return x.size > y.size; };
   auto add_holder = [&](const ProcessState& q) {
     auto it = q.devices.find(m.device);
     if (it == q.devices.end()) return;
@@ -153,15 +154,12 @@ views::OomRecord build_oom_record(const Registry& registry, const ProcessState& 
         if (largest.size() < kLargestBuffers) {
           b.site = std::string(registry.site_text(q, a.site));
           largest.push_back(std::move(b));
-          std::push_heap(largest.begin(), largest.end(),
-                         [](const auto& x, const auto& y) { return x.size > y.size; });
+          std::push_heap(largest.begin(), largest.end(), larger);
         } else if (a.size > largest.front().size) {
-          std::pop_heap(largest.begin(), largest.end(),
-                        [](const auto& x, const auto& y) { return x.size > y.size; });
+          std::pop_heap(largest.begin(), largest.end(), larger);
           b.site = std::string(registry.site_text(q, a.site));
           largest.back() = std::move(b);
-          std::push_heap(largest.begin(), largest.end(),
-                         [](const auto& x, const auto& y) { return x.size > y.size; });
+          std::push_heap(largest.begin(), largest.end(), larger);
         }
       });
     }
