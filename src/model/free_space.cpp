@@ -64,11 +64,9 @@ const Collected& collect(const Registry& registry, std::uint16_t device, BufferT
     auto it = p.devices.find(device);
     if (it == p.devices.end() || it->second.group == AllocationTable::kNoGroup) continue;
     registry.allocations().for_each_in_group(it->second.group, [&](const AllocationRecord& r) {
-      // Pre-allocated buffers sit at an address without taking it from the allocator (TT-Metal's
-      // non-owning buffers): they are not part of its free space.
-      if (r.type != wanted || r.kind() == AllocKind::preallocated) return;
+      if (r.type != wanted) return;
       const bool cb = r.kind() == AllocKind::circular_buffer;
-      if (cb && !with_cbs) return;
+      if (!takes_allocator_space(r) && !(cb && with_cbs)) return;
       if (r.size_per_bank == 0) {
         if (r.size > 0 && !cb) ++f.unplaced_buffers;
         return;
@@ -103,21 +101,21 @@ FreeSpaceFigures geometry(const Registry& registry, std::uint16_t device, Buffer
   return f;
 }
 
-void add_free(FreeSpaceFigures& f, std::uint64_t address, std::uint64_t size) {
+void add_free(FreeSpaceFigures& f, std::uint64_t size) {
   f.free_per_bank += size;
   ++f.free_blocks;
-  if (size > f.largest_free_block) f.largest_free_block = size, f.largest_free_address = address;
+  f.largest_free_block = std::max(f.largest_free_block, size);
 }
 
 }  // namespace
 
 FreeSpaceFigures free_space(const Registry& registry, std::uint16_t device, BufferType type,
-                            std::vector<FreeGap>* gaps) {
+                            std::vector<views::FreeBlock>* gaps) {
   FreeSpaceFigures f = geometry(registry, device, type);
   if (!f.known) return f;
   const Collected& c = collect(registry, device, type, false, f);
   auto gap = [&](std::uint64_t address, std::uint64_t size) {
-    add_free(f, address, size);
+    add_free(f, size);
     if (gaps) gaps->push_back({address, size});
   };
   std::uint64_t covered = f.base;  // everything below is held by some buffer or counted free
@@ -168,7 +166,7 @@ FreeSpaceMap free_space_map(const Registry& registry, std::uint16_t device, Buff
     if (end <= at) return;
     SpaceBlock b{at, end - at, BlockUse::free, nullptr, static_cast<std::uint32_t>(active.size())};
     if (active.empty()) {
-      add_free(f, at, end - at);
+      add_free(f, end - at);
     } else if (active.size() == 1) {
       b.use = BlockUse::buffer;
       b.record = active.front();

@@ -33,7 +33,6 @@ struct FreeSpaceFigures {
   std::uint32_t num_banks = 0;
   std::uint64_t free_per_bank = 0;
   std::uint64_t largest_free_block = 0;  ///< per bank
-  std::uint64_t largest_free_address = 0;
   std::uint64_t free_blocks = 0;
   std::uint64_t unplaced_buffers = 0;   ///< live buffers that carried no per-bank size (placed nowhere)
   std::uint64_t outside_buffers = 0;    ///< buffers whose range is not inside [base, base + bank_size)
@@ -54,15 +53,16 @@ struct FreeSpaceMap {
   std::vector<SpaceBlock> circular_buffers;
 };
 
-struct FreeGap {
-  std::uint64_t address = 0;
-  std::uint64_t size = 0;
-};
+/// Whether a live record takes space from the allocator of its memory type (pre-allocated buffers and
+/// circular buffers do not): what free space, holders and the map count.
+inline bool takes_allocator_space(const AllocationRecord& r) {
+  return r.kind() != AllocKind::preallocated && r.kind() != AllocKind::circular_buffer;
+}
 
 /// The free space of `type` on `device` (a radix sort of the device's live buffers of that type), and its
 /// free blocks by address when `gaps` is given.
 FreeSpaceFigures free_space(const Registry& registry, std::uint16_t device, BufferType type,
-                            std::vector<FreeGap>* gaps = nullptr);
+                            std::vector<views::FreeBlock>* gaps = nullptr);
 /// free_space() answers kept until the device's type changes (its change count moves): a stats query over
 /// an idle device costs no scan.
 class FreeSpaceCache {

@@ -116,11 +116,8 @@ views::OomRecord build_oom_record(const Registry& registry, const ProcessState& 
   r.site = m.site;
   r.message = m.message;
 
-  std::vector<FreeGap> gaps;
-  r.space = free_space_view(free_space(registry, m.device, m.type, &gaps));
   std::vector<views::FreeBlock> free;
-  free.reserve(gaps.size());
-  for (const FreeGap& g : gaps) free.push_back({g.address, g.size});
+  r.space = free_space_view(free_space(registry, m.device, m.type, &free));
   if (free.size() > kFreeBlocks) {
     std::nth_element(free.begin(), free.begin() + kFreeBlocks, free.end(),
                      [](const auto& a, const auto& b) { return a.size > b.size; });
@@ -146,8 +143,7 @@ views::OomRecord build_oom_record(const Registry& registry, const ProcessState& 
     h.buffers = buffer_count(pd.usage);
     if (pd.group != AllocationTable::kNoGroup) {
       registry.allocations().for_each_in_group(pd.group, [&](const AllocationRecord& a) {
-        if (a.type != wanted || a.kind() == AllocKind::circular_buffer || a.kind() == AllocKind::preallocated)
-          return;
+        if (a.type != wanted || !takes_allocator_space(a)) return;
         (a.internal() ? h.internal_per_bank : h.per_bank) += a.size_per_bank;
         views::OomBuffer b{q.pid,     a.id,          a.kind(),     a.size,       a.size_per_bank,
                            a.address, std::string(), a.internal(), a.age_ms(now)};

@@ -5,7 +5,6 @@
 #include <atomic>
 #include <vector>
 
-#include "allocator/bank_manager.hpp"
 #include "cb_placement.hpp"
 #include "ttmem/runtime/device.hpp"
 #include "ttmem/runtime/error.hpp"
@@ -179,7 +178,7 @@ std::shared_ptr<MeshBuffer> MeshDevice::create_buffer(const BufferConfig& config
   try {
     backing = Buffer::create_locked(allocator_, {EventScope::mesh, DeviceId{}, id_, std::nullopt}, config);
   } catch (const Error& e) {
-    if (e.code() == ErrorCode::out_of_memory) report_mesh_failure(config, e.what());
+    if (e.code() == ErrorCode::out_of_memory) report_mesh_failure(config, e);
     throw;
   }
   BufferConfig per_device = config;
@@ -192,7 +191,7 @@ std::shared_ptr<MeshBuffer> MeshDevice::create_buffer(const BufferConfig& config
   return std::make_shared<MeshBuffer>(std::move(backing), std::move(device_buffers));
 }
 
-void MeshDevice::report_mesh_failure(const BufferConfig& config, std::string_view message) const {
+void MeshDevice::report_mesh_failure(const BufferConfig& config, const Error& error) const {
   // Charged to the device with the smallest largest free block: the one that could least take it.
   const Device* tightest = nullptr;
   std::uint64_t least = 0;
@@ -201,19 +200,19 @@ void MeshDevice::report_mesh_failure(const BufferConfig& config, std::string_vie
     if (!tightest || largest < least) tightest = device.get(), least = largest;
   }
   if (!tightest) return;
-  const BankManager& bank = tightest->allocator().bank_manager(config.type);
-  const std::uint64_t page_size = config.page_size ? config.page_size : config.size;
-  const BankLayout layout = bank.layout(config.size, page_size, config.shard_cores);
   AllocationEvent request;
   request.device = tightest->id();
   request.mesh = id_;
   request.type = config.type;
   request.size = config.size;
-  request.page_size = page_size;
-  request.num_banks = layout.num_banks;
-  request.size_per_bank = layout.size_per_bank;
+  request.page_size = config.page_size ? config.page_size : config.size;
+  if (const auto& f = error.figures()) {  // the layout the mesh allocator worked out
+    request.num_banks = f->num_banks;
+    request.size_per_bank = f->needed_per_bank;
+  }
   request.site = config.site;
-  GraphTracker::instance().track_allocate_failed(failure_of(request, FailureReason::out_of_memory, message));
+  GraphTracker::instance().track_allocate_failed(
+      failure_of(request, FailureReason::out_of_memory, error.what()));
 }
 
 std::shared_ptr<Program> MeshDevice::create_program(const ProgramConfig& config) {

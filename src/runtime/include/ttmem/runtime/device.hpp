@@ -22,6 +22,7 @@
 
 namespace ttmem::emu {
 
+class Error;
 class MeshBuffer;
 
 class Device {
@@ -112,7 +113,7 @@ class MeshDevice : public std::enable_shared_from_this<MeshDevice> {
 
  private:
   /// Reports a mesh buffer's out-of-memory failure (called with the mesh locked).
-  void report_mesh_failure(const BufferConfig& config, std::string_view message) const;
+  void report_mesh_failure(const BufferConfig& config, const Error& error) const;
   void require_open() const;
   void initialize_devices();
 
