@@ -226,14 +226,14 @@ TEST(Client, AFreeOnAnotherThreadNeverReachesTheServerBeforeItsAllocation) {
   for (int p = 0; p < kPairs; ++p) {
     std::atomic<std::uint64_t>& slot = *slots[static_cast<std::size_t>(p)];
     const std::uint64_t base = static_cast<std::uint64_t>(p) << 40;
-    threads.emplace_back([&, base] {  // allocates, then hands the id over
+    threads.emplace_back([&c, &slot, base] {  // allocates, then hands the id over
       for (std::uint64_t i = 1; i <= kBuffers; ++i) {
         c.report_alloc(report(0, base + i, 64));
         slot.store(base + i, std::memory_order_release);
         while (slot.load(std::memory_order_acquire) != 0) std::this_thread::yield();
       }
     });
-    threads.emplace_back([&, base] {  // frees what it is handed
+    threads.emplace_back([&c, &slot] {  // frees what it is handed
       for (std::uint64_t i = 1; i <= kBuffers; ++i) {
         std::uint64_t id;
         while ((id = slot.load(std::memory_order_acquire)) == 0) std::this_thread::yield();

@@ -198,10 +198,11 @@ RC_GTEST_PROP(AllocationTableProperty, BehavesLikeAMap, ()) {
   t.for_each([&](const AllocationRecord&) { ++visited; });
   RC_ASSERT(visited == model.size());
   std::size_t in_groups = 0;
-  for (const auto& [pd, g] : groups) {
-    t.for_each_in_group(g, [&](const AllocationRecord& r) {
-      RC_ASSERT(r.process == pd.first);
-      RC_ASSERT(r.device == pd.second);
+  for (const auto& [key, g] : groups) {
+    const auto [process, device] = key;
+    t.for_each_in_group(g, [&, process = process, device = device](const AllocationRecord& r) {
+      RC_ASSERT(r.process == process);
+      RC_ASSERT(r.device == device);
       ++in_groups;
     });
   }

@@ -14,7 +14,7 @@
 
 namespace ttmem::test {
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#if defined(TTMEM_SANITIZED)  // cmake/ttmem_sanitizers.cmake
 /// A sanitizer's allocator keeps freed memory in quarantine: resident memory says little there, so tests
 /// check the server's own accounts (info) in those builds, and resident memory only in the others.
 inline constexpr bool kSanitized = true;

@@ -25,17 +25,34 @@ namespace ttmem::test {
 
 namespace {
 
-void apply_env(const Env& env) {
-  for (const auto& [k, v] : env) setenv(k.c_str(), v.c_str(), 1);
-}
+/// What a child execs, built before the fork: between fork and exec a child of a threaded test may only
+/// make async-signal-safe calls. An allocation there waits forever when another thread held the
+/// allocator's lock at the fork (the sanitizers' allocators hung on it).
+class ExecImage {
+ public:
+  ExecImage(std::vector<std::string> argv, const Env& env) : args_(std::move(argv)) {
+    for (auto& a : args_) argv_.push_back(a.data());
+    argv_.push_back(nullptr);
+    for (char** e = environ; *e != nullptr; ++e) {
+      const std::string_view entry(*e);
+      const auto name = entry.substr(0, entry.find('='));
+      bool replaced = false;
+      for (const auto& [k, v] : env) replaced = replaced || k == name;
+      if (!replaced) vars_.emplace_back(entry);
+    }
+    for (const auto& [k, v] : env) vars_.push_back(k + "=" + v);
+    for (auto& v : vars_) envp_.push_back(v.data());
+    envp_.push_back(nullptr);
+  }
+  [[noreturn]] void exec() const {
+    execve(argv_[0], argv_.data(), envp_.data());
+    _exit(127);
+  }
 
-[[noreturn]] void exec(const std::vector<std::string>& argv) {
-  std::vector<char*> args;
-  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-  args.push_back(nullptr);
-  execv(args[0], args.data());
-  _exit(127);
-}
+ private:
+  std::vector<std::string> args_, vars_;
+  std::vector<char*> argv_, envp_;
+};
 
 /// In the child, before exec: limits, then the user (groups and gid first, while still root).
 void apply_spawn(const Spawn& s) {
@@ -78,14 +95,14 @@ ProcessResult run_process(const std::vector<std::string>& argv, const std::strin
   if (pipe2(in_pipe, O_CLOEXEC) || pipe2(out_pipe, O_CLOEXEC) || pipe2(err_pipe, O_CLOEXEC)) {
     throw std::runtime_error(std::string("pipe: ") + std::strerror(errno));
   }
+  const ExecImage image(argv, env);
   const pid_t pid = fork();
   if (pid < 0) throw std::runtime_error(std::string("fork: ") + std::strerror(errno));
   if (pid == 0) {
     dup2(in_pipe[0], 0);
     dup2(out_pipe[1], 1);
     dup2(err_pipe[1], 2);
-    apply_env(env);
-    exec(argv);
+    image.exec();
   }
   close(in_pipe[0]);
   close(out_pipe[1]);
@@ -141,14 +158,14 @@ ProcessResult run_process(const std::vector<std::string>& argv, const std::strin
 Child::Child(const std::vector<std::string>& argv, const Env& env, const Spawn& spawn) {
   int in_pipe[2], out_pipe[2];
   if (pipe2(in_pipe, O_CLOEXEC) || pipe2(out_pipe, O_CLOEXEC)) throw std::runtime_error("pipe failed");
+  const ExecImage image(with_wrapper(spawn, argv), env);
   pid_ = spawn_fork(spawn);
   if (pid_ < 0) throw std::runtime_error(std::string("fork failed: ") + std::strerror(errno));
   if (pid_ == 0) {
     dup2(in_pipe[0], 0);
     dup2(out_pipe[1], 1);
-    apply_env(env);
     apply_spawn(spawn);
-    exec(with_wrapper(spawn, argv));
+    image.exec();
   }
   close(in_pipe[0]);
   close(out_pipe[1]);
@@ -256,6 +273,10 @@ ServerProcess::~ServerProcess() {
 void ServerProcess::start() {
   int ready[2];
   if (pipe2(ready, O_CLOEXEC)) throw std::runtime_error("pipe failed");
+  std::vector<std::string> argv{bin_dir() + "/ttmemd", "--socket", socket_, "--ready-fd",
+                                std::to_string(ready[1])};
+  argv.insert(argv.end(), extra_.begin(), extra_.end());
+  const ExecImage image(with_wrapper(spawn_, argv), {});
   pid_ = spawn_fork(spawn_);
   if (pid_ < 0) throw std::runtime_error("fork failed");
   if (pid_ == 0) {
@@ -264,11 +285,8 @@ void ServerProcess::start() {
     const int log = open(log_path_.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
     dup2(log, 1);
     dup2(log, 2);
-    std::vector<std::string> argv{bin_dir() + "/ttmemd", "--socket", socket_, "--ready-fd",
-                                  std::to_string(ready[1])};
-    argv.insert(argv.end(), extra_.begin(), extra_.end());
     apply_spawn(spawn_);
-    exec(with_wrapper(spawn_, argv));
+    image.exec();
   }
   close(ready[1]);
   char byte = 0;
