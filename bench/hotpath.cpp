@@ -20,6 +20,7 @@
 #include <iostream>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -102,8 +103,9 @@ std::vector<std::uint64_t> on_threads(int threads, Body&& body) {
   return all;
 }
 
+/// `in_op`: every event is reported inside an op scope (stamped with its id from the thread's scope).
 json bench_ttmem(const std::string& socket, std::size_t events, int threads, std::uint64_t overhead,
-                 double npt) {
+                 double npt, bool in_op = false) {
   ttmem::client::Options o;
   o.socket_path = socket;
   ttmem::client::Client client(o);
@@ -111,6 +113,11 @@ json bench_ttmem(const std::string& socket, std::size_t events, int threads, std
     throw std::runtime_error("no ttmemd at " + socket);
   constexpr std::size_t kBurst = 4096;  // within a ring: the application never waits
   auto ticks = on_threads(threads, [&](int t, std::vector<std::uint64_t>& out) {
+    std::optional<ttmem::client::OpScope> model, op;
+    if (in_op) {
+      model.emplace("model.forward", client);
+      op.emplace("ttnn::matmul", client);
+    }
     ttmem::client::AllocationReport a;
     a.size = 4096;
     a.timestamp_ns = 1;
@@ -209,6 +216,7 @@ int main(int argc, char** argv) {
   for (int threads : {1, 2}) {
     const std::string suffix = threads == 1 ? "" : "_2threads";
     out["ttmem" + suffix] = bench_ttmem(socket, events, threads, overhead, npt);
+    if (threads == 1) out["ttmem_in_op"] = bench_ttmem(socket, events, threads, overhead, npt, true);
     out["blocking_send" + suffix] =
         bench_blocking_send(std::min<std::size_t>(events, 200'000), threads, overhead, npt);
     out["shm_atomics" + suffix] = bench_shm_atomics(events, threads, overhead, npt);

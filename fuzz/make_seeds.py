@@ -6,7 +6,7 @@ import struct
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MAGIC = 0x4D4D5454
-PROTOCOL = 3  # ttmem/protocol.hpp kProtocolVersion
+PROTOCOL = 4  # ttmem/protocol.hpp kProtocolVersion
 
 
 def frame(kind, payload):
@@ -32,8 +32,8 @@ def device_close(device=0, phase=0):
     return frame(3, struct.pack("<HBB", device, phase, 0))
 
 
-def event(op, ident, size=4096, device=0, kind=0, reason=0, site=0, typ=0):
-    return struct.pack("<BBBBHHIIII5Q", op, typ, kind, reason, device, 0, site, 12, 1, 0, ident, size, 32, size, 1)
+def event(op, ident, size=4096, device=0, kind=0, reason=0, site=0, typ=0, scope=0):
+    return struct.pack("<BBBBHHIIII5Q", op, typ, kind, reason, device, 0, site, 12, 1, scope, ident, size, 32, size, 1)
 
 
 def events(records):
@@ -68,8 +68,10 @@ write("decoders", "alloc_failure", bytes([14]) + payload(alloc_failure()))
 write("decoders", "stream", bytes([13]) + hello() + device_open() + events([event(1, 5)]))
 
 # connection: whole byte streams
-session = (hello() + sites([(1, b"test.py:1"), (2, b"program add/cb0")]) + device_open(0) + device_open(1)
-           + events([event(1, i, device=i % 2, site=1) for i in range(1, 9)] + [event(2, 3, device=1)])
+session = (hello() + sites([(1, b"test.py:1"), (2, b"program add/cb0"), (3, b"forward/matmul")])
+           + device_open(0) + device_open(1)
+           + events([event(1, i, device=i % 2, site=1, scope=3 * (i % 2)) for i in range(1, 9)]
+                    + [event(2, 3, device=1)])
            + device_close(0, 0) + events([event(2, 2, reason=2)]) + device_close(0, 1)
            + frame(6, struct.pack("<Q", 1)) + events([event(1, 100)]) + frame(7, struct.pack("<QQ", 1, 1))
            + alloc_failure() + frame(8, struct.pack("<Q", 9)))

@@ -54,7 +54,7 @@ from ._ttmem import (
 __all__ = [
     "open_mesh_device", "close_mesh_device", "MeshDevice", "Buffer", "Program", "Device",
     "flush", "tracking_active", "use_server", "socket_path", "default_socket_path", "client_counters", "presets",
-    "stats", "buffers", "leaks", "devices", "events", "oom", "memory_map", "info", "Server",
+    "op", "stats", "buffers", "leaks", "devices", "events", "oom", "memory_map", "info", "Server",
     "Error", "OutOfMemoryError", "CircularBufferClashError", "InvalidArgumentError", "DeviceClosedError",
     "DeviceBusyError", "InvalidStateError", "UnknownPresetError", "ServerUnreachableError", "QueryError",
 ]
@@ -138,11 +138,29 @@ def stats(socket: Optional[str] = None) -> Dict[str, Any]:
     return _query({"type": "stats"}, socket)
 
 
+class op:
+    """An op scope: allocations this thread makes inside ``with ttmem.op("matmul"):`` carry the op's path
+    ("outer/inner" when nested) as their ``scope``, shown by ``buffers``, ``leaks`` and ``events``."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __enter__(self) -> "op":
+        _ttmem._push_op(self.name)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        _ttmem._pop_op()
+
+
 def buffers(device: Optional[int] = None, pid: Optional[int] = None, buffer_type: Optional[str] = None,
-            kind: Optional[str] = None, limit: Optional[int] = None, socket: Optional[str] = None) -> List[Dict[str, Any]]:
-    """Live buffers, largest first, optionally filtered (kind: owning, preallocated, cb, kernel_binary, trace)."""
+            kind: Optional[str] = None, limit: Optional[int] = None, socket: Optional[str] = None,
+            site: Optional[str] = None, scope: Optional[str] = None) -> List[Dict[str, Any]]:
+    """Live buffers, largest first, optionally filtered (kind: owning, preallocated, cb, kernel_binary, trace;
+    site and scope: text the buffer's site or op path contains)."""
     request: Dict[str, Any] = {"type": "buffers"}
-    for key, value in (("device", device), ("pid", pid), ("buffer_type", buffer_type), ("kind", kind), ("limit", limit)):
+    for key, value in (("device", device), ("pid", pid), ("buffer_type", buffer_type), ("kind", kind), ("limit", limit),
+                       ("site", site), ("scope", scope)):
         if value is not None:
             request[key] = value
     return _query(request, socket)["buffers"]

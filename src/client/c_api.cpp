@@ -1,4 +1,5 @@
 // The C face of libttmem (ttmem/ttmem.h), a thin layer over the process-wide Client.
+#include <cstddef>
 #include <cstdio>
 #include <iterator>
 #include <mutex>
@@ -11,6 +12,9 @@
 using ttmem::client::Client;
 
 // ttmem.h mirrors the vocabulary's values for C; a mirror that drifts does not compile.
+// `scope` took the padding before timestamp_ns: a caller built against the older header still passes the
+// same layout (with whatever was in the padding: zero it, as the header asks).
+static_assert(sizeof(ttmem_alloc) == 64 && offsetof(ttmem_alloc, scope) == 52);
 static_assert(TTMEM_DRAM == static_cast<int>(ttmem::BufferType::DRAM));
 static_assert(TTMEM_L1 == static_cast<int>(ttmem::BufferType::L1));
 static_assert(TTMEM_SYSTEM_MEMORY == static_cast<int>(ttmem::BufferType::SYSTEM_MEMORY));
@@ -75,6 +79,7 @@ std::optional<ttmem::client::AllocationReport> to_report(const ttmem_alloc& a) {
   r.mesh = a.mesh;
   r.internal = a.internal != 0;
   r.timestamp_ns = a.timestamp_ns;
+  r.scope = a.scope;
   return r;
 }
 
@@ -106,6 +111,14 @@ int ttmem_wait_connected(uint32_t timeout_ms) {
 
 uint32_t ttmem_intern_site(const char* text) {
   return text ? Client::instance().intern_site(text) : 0;
+}
+
+uint32_t ttmem_push_op(const char* name) {
+  return Client::instance().push_op(name ? name : "");
+}
+
+void ttmem_pop_op(void) {
+  Client::instance().pop_op();
 }
 
 void ttmem_report_alloc(const ttmem_alloc* a) {

@@ -21,6 +21,22 @@ struct TlsBinding {
 // library.
 thread_local TlsBinding t_binding __attribute__((tls_model("initial-exec")));
 
+/// The calling thread's op scope, read on every report: plain data with a constant initialiser, so reading
+/// it needs no TLS guard.
+struct CurrentOp {
+  std::uint64_t client_id = 0;
+  SiteId id = 0;
+};
+thread_local CurrentOp t_op __attribute__((tls_model("initial-exec")));
+
+/// The stack behind it, touched by push_op and pop_op only: the path, and for each frame the path's length
+/// before it and the frame's id.
+struct OpStack {
+  std::string path;
+  std::vector<std::pair<std::size_t, SiteId>> frames;
+};
+thread_local OpStack t_ops;
+
 }  // namespace
 
 // ---- SnapshotWriter ---------------------------------------------------------------------------------
@@ -65,6 +81,7 @@ proto::EventRecord alloc_record(const AllocationReport& a, std::uint64_t fallbac
   r.address = a.address;
   r.size_per_bank = a.size_per_bank;
   r.timestamp_ns = a.timestamp_ns ? a.timestamp_ns : fallback_ts;
+  r.scope = a.scope;
   return r;
 }
 }  // namespace
@@ -138,7 +155,32 @@ void Client::skipped() {
 
 void Client::report_alloc(const AllocationReport& a) {
   if (!active_.load(std::memory_order_relaxed)) return skipped();
-  write(alloc_record(a, coarse_now_ns_.load(std::memory_order_relaxed)), 0);
+  proto::EventRecord r = alloc_record(a, coarse_now_ns_.load(std::memory_order_relaxed));
+  if (r.scope == 0 && t_op.client_id == impl_->id) r.scope = t_op.id;
+  write(r, 0);
+}
+
+SiteId Client::push_op(std::string_view name) {
+  OpStack& s = t_ops;
+  const std::size_t mark = s.path.size();
+  if (!s.path.empty()) s.path += '/';
+  s.path.append(name);
+  const SiteId id = intern_site(s.path);
+  s.frames.emplace_back(mark, id);
+  t_op = {impl_->id, id};
+  return id;
+}
+
+void Client::pop_op() {
+  OpStack& s = t_ops;
+  if (s.frames.empty()) return;
+  s.path.resize(s.frames.back().first);
+  s.frames.pop_back();
+  t_op = {impl_->id, s.frames.empty() ? SiteId{0} : s.frames.back().second};
+}
+
+SiteId Client::current_op() const {
+  return t_op.client_id == impl_->id ? t_op.id : 0;
 }
 
 void Client::report_free(std::uint16_t device, std::uint64_t id, proto::ReleaseReason reason) {

@@ -38,7 +38,7 @@ struct AllocationRecord {
   std::uint64_t size_per_bank = 0;  ///< its extent in each bank: [address, address + size_per_bank)
   std::uint32_t time_ms = 0;        ///< CLOCK_MONOTONIC in ms, modulo 2^32: ages are exact up to 49 days
   std::uint32_t process = 0;        ///< registry slot of the owner; 0 marks a free record (slots start at 1)
-  std::uint32_t site = 0;
+  std::uint32_t label = 0;          ///< where it was made: its site and op scope (ProcessState::labels)
   std::uint16_t device = 0;
   std::uint8_t type = 0;       ///< proto::BufferType
   std::uint8_t kind_bits = 0;  ///< proto::AllocKind in the low bits, the runtime-internal flag in the top bit
@@ -46,7 +46,7 @@ struct AllocationRecord {
   /// The live record of an allocation event. Its size per bank is kept (free space and the address map
   /// are rebuilt from it); the bank count and mesh are not: they would make the record 8 bytes larger, and
   /// it is most of the server's memory (they stay in the event history and the stream).
-  static AllocationRecord of(const proto::EventRecord& e, std::uint32_t process_slot) {
+  static AllocationRecord of(const proto::EventRecord& e, std::uint32_t process_slot, std::uint32_t label) {
     AllocationRecord r;
     r.id = e.id;
     r.size = e.size;
@@ -54,20 +54,20 @@ struct AllocationRecord {
     r.size_per_bank = e.size_per_bank;
     r.set_time(e.timestamp_ns);
     r.process = process_slot;
-    r.site = e.site;
+    r.label = label;
     r.device = e.device;
     r.type = static_cast<std::uint8_t>(e.type);
     r.set_kind(e.kind, (e.flags & proto::kFlagInternal) != 0);
     return r;
   }
-  /// Fills in what a free event does not carry (it names only the id): what was freed.
+  /// Fills in what a free event does not carry (it names only the id): what was freed (its site and scope
+  /// come from the label, which only the process's table reads).
   void describe(proto::EventRecord& e) const {
     e.size = size;
     e.address = address;
     e.size_per_bank = size_per_bank;
     e.type = static_cast<proto::BufferType>(type);
     e.kind = kind();
-    e.site = site;
     e.flags = internal() ? proto::kFlagInternal : 0;
   }
 

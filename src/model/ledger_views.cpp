@@ -37,14 +37,16 @@ views::AddressMap map_view(const Registry& registry, std::uint16_t device, Buffe
   out.space = free_space_view(map.figures).value_or(views::FreeSpace{});
   out.overlapping_bytes = map.figures.overlapping_bytes;
   auto block = [&](const SpaceBlock& b) {
-    views::MapBlock v{b.address, b.size, b.use, 0, 0, AllocKind::owning, false, {}, b.buffers};
+    views::MapBlock v{b.address, b.size, b.use, 0, 0, AllocKind::owning, false, {}, {}, b.buffers};
     if (b.record) {
       const ProcessState* p = registry.process_by_slot(b.record->process);
       v.pid = p ? p->pid : 0;
       v.id = b.record->id;
       v.kind = b.record->kind();
       v.internal = b.record->internal();
-      v.site = std::string(registry.site_text(b.record->process, b.record->site));
+      const OriginText where = registry.origin(b.record->process, b.record->label);
+      v.site = std::string(where.site);
+      v.scope = std::string(where.scope);
     }
     return v;
   };
@@ -108,12 +110,14 @@ std::vector<views::DeviceInfo> devices_view(const Registry& registry) {
 }
 
 views::Leak leak_view(const LeakRecord& l) {
-  return {l.pid,  l.process_name,       l.device,  l.type,           l.kind,     l.id, l.size, l.address,
-          l.site, l.age_ns / 1'000'000, l.time_ns, l.swept_by_close, l.after_oom};
+  return {
+      l.pid,   l.process_name,       l.device,  l.type,           l.kind,     l.id, l.size, l.address, l.site,
+      l.scope, l.age_ns / 1'000'000, l.time_ns, l.swept_by_close, l.after_oom};
 }
 
 views::Orphan orphan_view(const OrphanRecord& o) {
-  views::Orphan out{o.pid, o.process_name, o.time_ns, {}, o.total_bytes, o.total_buffers, o.lines()};
+  views::Orphan out{o.pid, o.process_name, o.time_ns, {}, o.total_bytes, o.total_buffers, o.lines(), {}};
+  for (const auto& w : o.origins) out.origins.push_back({w.site, w.scope, w.bytes, w.buffers});
   for (const auto& h : o.held) out.held.push_back({h.device, h.slot, h.bytes, h.buffers});
   return out;
 }
@@ -121,7 +125,7 @@ views::Orphan orphan_view(const OrphanRecord& o) {
 namespace {
 
 views::EventRow event_row(const proto::EventRecord& e, pid_t pid, std::string_view name,
-                          std::string_view site, std::uint64_t time_ns) {
+                          std::string_view site, std::string_view scope, std::uint64_t time_ns) {
   views::EventRow row;
   row.op = e.op;
   row.pid = pid;
@@ -133,6 +137,7 @@ views::EventRow event_row(const proto::EventRecord& e, pid_t pid, std::string_vi
   row.size = e.size;
   row.address = e.address;
   row.site = site;
+  row.scope = scope;
   row.internal = (e.flags & proto::kFlagInternal) != 0;
   row.num_banks = e.num_banks;
   row.size_per_bank = e.size_per_bank;
@@ -146,12 +151,13 @@ views::EventRow event_row(const proto::EventRecord& e, pid_t pid, std::string_vi
 }  // namespace
 
 views::EventRow event_view(const AppliedEvent& a) {
-  return event_row(a.event, a.process->pid, a.process->name, a.site, realtime_ns());
+  return event_row(a.event, a.process->pid, a.process->name, a.site, a.scope, realtime_ns());
 }
 
 views::EventRow event_view(const Registry& registry, const HistoryEntry& h) {
   return event_row(h.event, h.pid, registry.process_name(h.process_slot),
-                   registry.site_text(h.process_slot, h.event.site), h.time_ns);
+                   registry.site_text(h.process_slot, h.event.site),
+                   registry.site_text(h.process_slot, h.event.scope), h.time_ns);
 }
 
 }  // namespace ttmem::model

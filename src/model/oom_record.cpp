@@ -145,15 +145,20 @@ views::OomRecord build_oom_record(const Registry& registry, const ProcessState& 
       registry.allocations().for_each_in_group(pd.group, [&](const AllocationRecord& a) {
         if (a.type != wanted || !takes_allocator_space(a)) return;
         (a.internal() ? h.internal_per_bank : h.per_bank) += a.size_per_bank;
-        views::OomBuffer b{q.pid,     a.id,          a.kind(),     a.size,       a.size_per_bank,
-                           a.address, std::string(), a.internal(), a.age_ms(now)};
+        views::OomBuffer b{q.pid,     a.id,          a.kind(),      a.size,       a.size_per_bank,
+                           a.address, std::string(), std::string(), a.internal(), a.age_ms(now)};
+        const auto name = [&] {
+          const OriginText where = registry.origin(q, a.label);
+          b.site = std::string(where.site);
+          b.scope = std::string(where.scope);
+        };
         if (largest.size() < kLargestBuffers) {
-          b.site = std::string(registry.site_text(q, a.site));
+          name();
           largest.push_back(std::move(b));
           std::push_heap(largest.begin(), largest.end(), larger);
         } else if (a.size > largest.front().size) {
           std::pop_heap(largest.begin(), largest.end(), larger);
-          b.site = std::string(registry.site_text(q, a.site));
+          name();
           largest.back() = std::move(b);
           std::push_heap(largest.begin(), largest.end(), larger);
         }

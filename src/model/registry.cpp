@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <cstring>
+#include <tuple>
+#include <unordered_map>
 
 #include "oom_record.hpp"
 
@@ -122,6 +124,16 @@ std::string_view Registry::site_text(const ProcessState& p, std::uint32_t site) 
   if (site == 0) return {};
   auto it = p.sites.find(site);
   return it == p.sites.end() ? std::string_view("?") : std::string_view(it->second);
+}
+
+OriginText Registry::origin(const ProcessState& p, std::uint32_t label) const {
+  const SiteAndScope o = p.labels.at(label);
+  return {site_text(p, o.site), site_text(p, o.scope)};
+}
+
+OriginText Registry::origin(std::uint32_t process_slot, std::uint32_t label) const {
+  if (const ProcessState* p = process_by_slot(process_slot)) return origin(*p, label);
+  return {};
 }
 
 std::string_view Registry::site_text(std::uint32_t process_slot, std::uint32_t site) const {
@@ -256,7 +268,9 @@ void Registry::record_leak(ProcessState& p, const AllocationRecord& r, bool swep
   leak.id = r.id;
   leak.size = r.size;
   leak.address = r.address;
-  leak.site = std::string(site_text(p, r.site));
+  const OriginText where = origin(p, r.label);
+  leak.site = std::string(where.site);
+  leak.scope = std::string(where.scope);
   leak.age_ns = r.age_ms(now_ns) * 1'000'000;
   leak.time_ns = realtime_ns();
   leak.swept_by_close = swept;
@@ -282,7 +296,8 @@ void Registry::insert_allocation(ProcessState& p, const proto::EventRecord& e) {
     return;
   }
   if (pd.group == AllocationTable::kNoGroup) pd.group = table_.new_group();
-  const AllocationRecord r = AllocationRecord::of(e, p.slot);
+  const AllocationRecord r =
+      AllocationRecord::of(e, p.slot, p.labels.label(e.site, e.scope, limits_.max_sites_per_process));
   switch (table_.insert(pd.group, r)) {
     case AllocationTable::Insert::inserted:
       break;
@@ -338,6 +353,9 @@ void Registry::event(ProcessState& p, const proto::EventRecord& e) {
     insert_allocation(p, e);
   } else if (auto r = release_allocation(p, e)) {
     r->describe(shown);  // a free carries only its id: show what was freed
+    const SiteAndScope where = p.labels.at(r->label);
+    shown.site = where.site;
+    shown.scope = where.scope;
   }
   if (limits_.event_history > 0) {
     if (history_.size() < limits_.event_history) history_.resize(limits_.event_history);
@@ -352,7 +370,7 @@ void Registry::event(ProcessState& p, const proto::EventRecord& e) {
     }
   }
   if (!event_sinks_.empty()) {
-    const AppliedEvent applied{&p, shown, site_text(p, shown.site)};
+    const AppliedEvent applied{&p, shown, site_text(p, shown.site), site_text(p, shown.scope)};
     for (Sink* s : event_sinks_) s->on_event(applied);
   }
 }
@@ -407,7 +425,25 @@ OrphanRecord Registry::process_died(ProcessState& p) {
     }
   }
   orphan.seq = orphan.held.empty() ? 0 : ++orphan_seq_;
-  drop_process_allocations(p);
+  // Tallied while the records are dropped: one pass over the process's own records, as before.
+  std::unordered_map<std::uint32_t, std::pair<std::uint64_t, std::uint64_t>> by_label;  // bytes, buffers
+  for (auto& [dev, pd] : p.devices) {
+    drop_group(p, pd, [&](const AllocationRecord& r) {
+      auto& [bytes, buffers] = by_label[r.label];
+      bytes += r.size;
+      ++buffers;
+    });
+  }
+  for (const auto& [label, figures] : by_label) {
+    const OriginText where = origin(p, label);
+    orphan.origins.push_back(
+        {std::string(where.site), std::string(where.scope), figures.first, figures.second});
+  }
+  std::sort(orphan.origins.begin(), orphan.origins.end(), [](const auto& a, const auto& b) {
+    return a.bytes != b.bytes ? a.bytes > b.bytes : std::tie(a.site, a.scope) < std::tie(b.site, b.scope);
+  });
+  if (orphan.origins.size() > OrphanRecord::kOrphanOrigins)
+    orphan.origins.resize(OrphanRecord::kOrphanOrigins);
   for (auto& [dev, pd] : p.devices) {
     if (pd.group != AllocationTable::kNoGroup) table_.release_group(pd.group);
   }

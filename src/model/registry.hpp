@@ -17,6 +17,7 @@
 
 #include "allocation_table.hpp"
 #include "sink.hpp"
+#include "site_labels.hpp"
 #include "ttmem/protocol.hpp"
 #include "ttmem/units.hpp"
 #include "ttmem/views.hpp"
@@ -90,6 +91,7 @@ struct ProcessState {
   bool alive = true;
   std::unordered_map<std::uint32_t, std::string> sites;
   std::size_t site_bytes = 0;  ///< text held by `sites`
+  SiteLabels labels;           ///< the (site, op scope) pairs of its live records
   std::map<std::uint16_t, ProcessDevice> devices;
   std::vector<ProcessDevice*> device_index;  // by device id, into `devices` (map nodes do not move)
   SlotFigures usage{};
@@ -117,6 +119,7 @@ struct LeakRecord {
   std::uint64_t size = 0;
   std::uint64_t address = 0;
   std::string site;
+  std::string scope;  ///< the op it was made in ("outer/inner"), empty: none
   std::uint64_t age_ns = 0;
   std::uint64_t time_ns = 0;    ///< CLOCK_REALTIME when recorded
   bool swept_by_close = true;   ///< false: the close sequence never released it (a lifecycle gap)
@@ -135,6 +138,15 @@ struct OrphanRecord {
     std::uint64_t buffers = 0;
   };
   std::vector<Held> held;
+  /// What it held, by where it was made (site and op): the largest kOrphanOrigins, bytes descending.
+  struct Origin {
+    std::string site;
+    std::string scope;
+    std::uint64_t bytes = 0;
+    std::uint64_t buffers = 0;
+  };
+  static constexpr std::size_t kOrphanOrigins = 16;
+  std::vector<Origin> origins;
   std::uint64_t total_bytes = 0;
   std::uint64_t total_buffers = 0;
   std::vector<std::string> lines()
@@ -166,6 +178,13 @@ struct AppliedEvent {
   const ProcessState* process = nullptr;
   proto::EventRecord event;
   std::string_view site;
+  std::string_view scope;
+};
+
+/// Where a live record was made, as text.
+struct OriginText {
+  std::string_view site;
+  std::string_view scope;
 };
 
 class Registry {
@@ -210,6 +229,9 @@ class Registry {
   std::string_view site_text(const ProcessState& p, std::uint32_t site) const;
   /// Site text by process slot, for live processes and recently dead ones ("?" when forgotten).
   std::string_view site_text(std::uint32_t process_slot, std::uint32_t site) const;
+  /// The site and op scope of a live record of the process in `process_slot`.
+  OriginText origin(std::uint32_t process_slot, std::uint32_t label) const;
+  OriginText origin(const ProcessState& p, std::uint32_t label) const;
   /// Process name by slot, for live processes and recently dead ones.
   std::string_view process_name(std::uint32_t process_slot) const;
   const ProcessState* process_by_slot(std::uint32_t slot) const;

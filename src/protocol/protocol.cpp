@@ -34,7 +34,7 @@ static_assert(kMaxEventsPerFrame * kEventRecordSize + 4 <= kMaxRequestPayload);
 // Offsets inside an event record.
 namespace ev {
 constexpr std::size_t op = 0, type = 1, kind = 2, reason = 3, device = 4, flags = 6, site = 8, num_banks = 12,
-                      mesh = 16, reserved = 20, id = 24, size = 32, address = 40, size_per_bank = 48,
+                      mesh = 16, scope = 20, id = 24, size = 32, address = 40, size_per_bank = 48,
                       timestamp = 56;
 static_assert(timestamp + 8 == kEventRecordSize);
 }  // namespace ev
@@ -140,7 +140,7 @@ void encode_event(std::uint8_t* p, const EventRecord& e) {
   store_le_word<std::uint32_t>(p + ev::site, e.site);
   store_le_word<std::uint32_t>(p + ev::num_banks, e.num_banks);
   store_le_word<std::uint32_t>(p + ev::mesh, e.mesh);
-  store_le_word<std::uint32_t>(p + ev::reserved, 0);
+  store_le_word<std::uint32_t>(p + ev::scope, e.scope);
   store_le_word<std::uint64_t>(p + ev::id, e.id);
   store_le_word<std::uint64_t>(p + ev::size, e.size);
   store_le_word<std::uint64_t>(p + ev::address, e.address);
@@ -456,7 +456,7 @@ inline bool record_enums_valid(const std::uint8_t* rec) {
          rec[ev::reason] < 32 && (kReasons >> rec[ev::reason] & 1);
 }
 
-/// Reads the fields of a 64-byte record whose enums and reserved field were checked.
+/// Reads the fields of a 64-byte record whose enums were checked.
 EventRecord read_record(const std::uint8_t* p) {
   EventRecord e;
   e.op = static_cast<EventOp>(p[ev::op]);
@@ -468,6 +468,7 @@ EventRecord read_record(const std::uint8_t* p) {
   e.site = load_le<std::uint32_t>(p + ev::site);
   e.num_banks = load_le<std::uint32_t>(p + ev::num_banks);
   e.mesh = load_le<std::uint32_t>(p + ev::mesh);
+  e.scope = load_le<std::uint32_t>(p + ev::scope);
   e.id = load_le<std::uint64_t>(p + ev::id);
   e.size = load_le<std::uint64_t>(p + ev::size);
   e.address = load_le<std::uint64_t>(p + ev::address);
@@ -491,7 +492,6 @@ Decoded<EventRecord> decode_event(std::span<const std::uint8_t> span) {
   if (!enum_from<ReleaseReason>(p[ev::reason])) {
     return malformed(format_text("event release reason {} is unknown", p[ev::reason]));
   }
-  if (load_le<std::uint32_t>(p + ev::reserved) != 0) return malformed("event record reserved field is not 0");
   return read_record(p);
 }
 
@@ -517,7 +517,7 @@ std::optional<DecodeError> validate_events(std::span<const std::uint8_t> p) {
   }
   for (std::uint32_t i = 0; i < count; ++i) {
     const std::uint8_t* rec = p.data() + 4 + i * kEventRecordSize;
-    const bool valid = record_enums_valid(rec) && load_le<std::uint32_t>(rec + ev::reserved) == 0;
+    const bool valid = record_enums_valid(rec);
     if (!valid) {
       auto e = decode_event(std::span<const std::uint8_t>(rec, kEventRecordSize));  // for its message
       return malformed(format_text("record {}: {}", i, std::get<DecodeError>(e).message));

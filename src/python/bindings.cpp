@@ -347,6 +347,11 @@ PYBIND11_MODULE(_ttmem, m) {
   m.def(
       "tracking_active", [] { return emu::ServerTracking::active(); }, "True when connected to ttmemd.");
   m.def(
+      "_push_op", [](const std::string& name) { return client::Client::instance().push_op(name); },
+      py::arg("name"), "Enters op `name` on this thread (ttmem.op is the context manager).");
+  m.def(
+      "_pop_op", [] { client::Client::instance().pop_op(); }, "Leaves this thread's innermost op.");
+  m.def(
       "use_server",
       [](const std::string& socket, double wait) {
         py::gil_scoped_release release;

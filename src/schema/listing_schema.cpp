@@ -22,6 +22,8 @@ void BufferPageWriter::row(const BufferRowText& r) {
   fmt::format_to(to, R"(,"device":{},"type":"{}","kind":"{}","id":{},"size":{},"address":{},"site":)",
                  r.device, to_string(r.type), to_string(r.kind), r.id, r.size, r.address);
   out_ += r.site_json.empty() ? std::string_view(R"("")") : r.site_json;
+  out_ += R"(,"scope":)";
+  out_ += r.scope_json.empty() ? std::string_view(R"("")") : r.scope_json;
   fmt::format_to(to, R"(,"internal":{},"age_ms":{}}})", r.internal ? "true" : "false", r.age_ms);
 }
 
@@ -34,13 +36,16 @@ void BufferPageWriter::end(std::optional<std::uint64_t> total) {
 std::string to_json(const views::BufferList& v) {
   std::string out;
   BufferPageWriter page(out);
-  std::string name, site;
+  std::string name, site, scope;
   for (const auto& b : v.buffers) {
     name.clear();
     site.clear();
+    scope.clear();
     append_json_string(name, b.name);
     append_json_string(site, b.site);
-    page.row({b.pid, name, b.device, b.type, b.kind, b.id, b.size, b.address, site, b.internal, b.age_ms});
+    append_json_string(scope, b.scope);
+    page.row(
+        {b.pid, name, b.device, b.type, b.kind, b.id, b.size, b.address, site, scope, b.internal, b.age_ms});
   }
   page.end(v.total);
   return out;
@@ -55,7 +60,8 @@ views::BufferList from_json<views::BufferList>(std::string_view text) {
                            get_enum<BufferType>(b, "type"), get_enum<AllocKind>(b, "kind"),
                            get<std::uint64_t>(b, "id"), get<std::uint64_t>(b, "size"),
                            get<std::uint64_t>(b, "address"), get<std::string>(b, "site"),
-                           get<bool>(b, "internal"), get<std::uint64_t>(b, "age_ms")});
+                           get_optional<std::string>(b, "scope").value_or(""), get<bool>(b, "internal"),
+                           get<std::uint64_t>(b, "age_ms")});
     });
     v.total = get_optional<std::uint64_t>(j, "total").value_or(0);  // the last page has it
     return v;
@@ -88,6 +94,7 @@ json detail::leak_to_json(const views::Leak& l) {
           {"size", l.size},
           {"address", l.address},
           {"site", l.site},
+          {"scope", l.scope},
           {"age_ms", l.age_ms},
           {"time_ns", l.time_ns},
           {"swept_by_close", l.swept_by_close},
@@ -107,6 +114,7 @@ views::Leak detail::leak_from_json(const json& j) {
           get<std::uint64_t>(j, "size"),
           get<std::uint64_t>(j, "address"),
           get<std::string>(j, "site"),
+          get_optional<std::string>(j, "scope").value_or(""),
           get<std::uint64_t>(j, "age_ms"),
           get<std::uint64_t>(j, "time_ns"),
           get<bool>(j, "swept_by_close"),
@@ -118,8 +126,11 @@ json detail::orphan_to_json(const views::Orphan& o) {
   for (const auto& h : o.held)
     held.push_back(
         {{"device", h.device}, {"type", name(h.slot)}, {"bytes", h.bytes}, {"buffers", h.buffers}});
-  return {{"pid", o.pid},     {"name", o.name},       {"time_ns", o.time_ns},  {"held", held},
-          {"bytes", o.bytes}, {"buffers", o.buffers}, {"messages", o.messages}};
+  json origins = json::array();
+  for (const auto& w : o.origins)
+    origins.push_back({{"site", w.site}, {"scope", w.scope}, {"bytes", w.bytes}, {"buffers", w.buffers}});
+  return {{"pid", o.pid},     {"name", o.name},       {"time_ns", o.time_ns},   {"held", held},
+          {"bytes", o.bytes}, {"buffers", o.buffers}, {"messages", o.messages}, {"origins", origins}};
 }
 
 views::Orphan detail::orphan_from_json(const json& j) {
@@ -134,6 +145,12 @@ views::Orphan detail::orphan_from_json(const json& j) {
   o.bytes = get<std::uint64_t>(j, "bytes");
   o.buffers = get<std::uint64_t>(j, "buffers");
   o.messages = get<std::vector<std::string>>(j, "messages");
+  if (j.contains("origins")) {
+    each(j, "origins", [&](const json& w) {
+      o.origins.push_back({get<std::string>(w, "site"), get<std::string>(w, "scope"),
+                           get<std::uint64_t>(w, "bytes"), get<std::uint64_t>(w, "buffers")});
+    });
+  }
   return o;
 }
 
@@ -174,6 +191,7 @@ json detail::event_to_json(const views::EventRow& e) {
             {"size", e.size},
             {"address", e.address},
             {"site", e.site},
+            {"scope", e.scope},
             {"internal", e.internal},
             {"num_banks", e.num_banks},
             {"size_per_bank", e.size_per_bank},
@@ -196,6 +214,7 @@ views::EventRow detail::event_from_json(const json& j) {
   e.size = get<std::uint64_t>(j, "size");
   e.address = get<std::uint64_t>(j, "address");
   e.site = get<std::string>(j, "site");
+  e.scope = get_optional<std::string>(j, "scope").value_or("");
   e.internal = get<bool>(j, "internal");
   e.num_banks = get<std::uint32_t>(j, "num_banks");
   e.size_per_bank = get<std::uint64_t>(j, "size_per_bank");

@@ -25,6 +25,7 @@ json detail::oom_to_json(const views::OomRecord& r) {
                        {"size_per_bank", b.size_per_bank},
                        {"address", b.address},
                        {"site", b.site},
+                       {"scope", b.scope},
                        {"internal", b.internal},
                        {"age_ms", b.age_ms}});
   }
@@ -91,7 +92,8 @@ views::OomRecord detail::oom_from_json(const json& j) {
     r.largest.push_back({get<pid_t>(b, "pid"), get<std::uint64_t>(b, "id"), get_enum<AllocKind>(b, "kind"),
                          get<std::uint64_t>(b, "size"), get<std::uint64_t>(b, "size_per_bank"),
                          get<std::uint64_t>(b, "address"), get<std::string>(b, "site"),
-                         get<bool>(b, "internal"), get<std::uint64_t>(b, "age_ms")});
+                         get_optional<std::string>(b, "scope").value_or(""), get<bool>(b, "internal"),
+                         get<std::uint64_t>(b, "age_ms")});
   });
   r.verdict = get_enum<OomVerdict>(j, "verdict");
   r.summary = get<std::string>(j, "summary");
@@ -126,6 +128,7 @@ json block_json(const views::MapBlock& b) {
     j["kind"] = name(b.kind);
     j["internal"] = b.internal;
     j["site"] = b.site;
+    j["scope"] = b.scope;
   }
   if (b.use == BlockUse::overlap) j["buffers"] = b.buffers;
   return j;
@@ -142,6 +145,7 @@ views::MapBlock block_from(const json& j) {
     b.kind = get_enum<AllocKind>(j, "kind");
     b.internal = get<bool>(j, "internal");
     b.site = get<std::string>(j, "site");
+    b.scope = get_optional<std::string>(j, "scope").value_or("");
     b.buffers = 1;
   }
   if (b.use == BlockUse::overlap) b.buffers = get<std::uint32_t>(j, "buffers");

@@ -28,6 +28,8 @@ views::BufferQuery buffer_query(const json& q) {
     if (*l < 0) throw SchemaError("field 'limit' must not be negative");
     f.limit = static_cast<std::uint64_t>(*l);
   }
+  f.site = get_optional<std::string>(q, "site");
+  f.scope = get_optional<std::string>(q, "scope");
   return f;
 }
 
@@ -38,6 +40,8 @@ json buffer_query_json(const views::BufferQuery& f) {
   if (f.type) q["buffer_type"] = name(*f.type);
   if (f.kind) q["kind"] = name(*f.kind);
   if (f.limit) q["limit"] = *f.limit;
+  if (f.site) q["site"] = *f.site;
+  if (f.scope) q["scope"] = *f.scope;
   return q;
 }
 

@@ -27,7 +27,7 @@ struct Row {
   std::uint64_t id = 0;
   std::uint64_t address = 0;
   std::uint32_t process = 0;
-  std::uint32_t site = 0;
+  std::uint32_t label = 0;  ///< its site and op scope (AllocationRecord::label)
   std::uint32_t time_ms = 0;
   pid_t pid = 0;
   std::uint16_t device = 0;
@@ -73,11 +73,23 @@ class BuffersQuery final : public PagedQuery {
  private:
   enum class Phase { scan, sort, emit };
 
-  bool matches(const AllocationRecord& r) const {
+  bool matches(const Registry& registry, const AllocationRecord& r) {
     if (process_ && r.process != *process_) return false;
     if (filter_.device && r.device != *filter_.device) return false;
     if (filter_.type && r.type != static_cast<std::uint8_t>(*filter_.type)) return false;
     if (filter_.kind && r.kind() != *filter_.kind) return false;
+    if (filter_.site || filter_.scope) {
+      // Texts are looked at once per (process, label), not per record.
+      const std::uint64_t key = std::uint64_t{r.process} << 32 | r.label;
+      auto it = origin_matches_.find(key);
+      if (it == origin_matches_.end()) {
+        const model::OriginText where = registry.origin(r.process, r.label);
+        const bool ok = (!filter_.site || where.site.find(*filter_.site) != std::string_view::npos) &&
+                        (!filter_.scope || where.scope.find(*filter_.scope) != std::string_view::npos);
+        it = origin_matches_.emplace(key, ok).first;
+      }
+      if (!it->second) return false;
+    }
     return true;
   }
 
@@ -95,14 +107,14 @@ class BuffersQuery final : public PagedQuery {
     const AllocationTable& t = registry.allocations();
     const std::size_t end = cursor_ + kChunksPerStep;
     t.for_each_in_chunks(cursor_, end, [&](const AllocationRecord& r) {
-      if (!matches(r)) return;
+      if (!matches(registry, r)) return;
       ++matched_;
       if (r.process != last_process_) {  // a group's records are together: look the owner up once a run
         last_process_ = r.process;
         const ProcessState* p = registry.process_by_slot(r.process);
         last_pid_ = p ? p->pid : 0;
       }
-      const Row row{r.size,    r.id,      r.address, r.process, r.site,
+      const Row row{r.size,    r.id,      r.address, r.process, r.label,
                     r.time_ms, last_pid_, r.device,  r.type,    r.kind_bits};
       if (top_) {
         // A bounded heap whose top is the row that would be dropped next.
@@ -166,14 +178,18 @@ class BuffersQuery final : public PagedQuery {
     return row;
   }
 
-  std::string_view site_text(const Registry& registry, const Row& r) {
-    if (r.site == 0) return {};
-    const std::uint64_t key = static_cast<std::uint64_t>(r.process) << 32 | r.site;
-    auto it = escaped_sites_.find(key);
-    if (it == escaped_sites_.end()) {
-      std::string text;
-      schema::append_json_string(text, registry.site_text(r.process, r.site));
-      it = escaped_sites_.emplace(key, std::move(text)).first;
+  /// The row's site and op scope as JSON string literals (empty when it has neither).
+  const std::pair<std::string, std::string>& origin_json(const Registry& registry, const Row& r) {
+    static const std::pair<std::string, std::string> kNone;
+    if (r.label == 0) return kNone;
+    const std::uint64_t key = static_cast<std::uint64_t>(r.process) << 32 | r.label;
+    auto it = escaped_origins_.find(key);
+    if (it == escaped_origins_.end()) {
+      const model::OriginText where = registry.origin(r.process, r.label);
+      std::pair<std::string, std::string> text;
+      schema::append_json_string(text.first, where.site);
+      if (!where.scope.empty()) schema::append_json_string(text.second, where.scope);
+      it = escaped_origins_.emplace(key, std::move(text)).first;
     }
     return it->second;
   }
@@ -198,8 +214,9 @@ class BuffersQuery final : public PagedQuery {
       AllocationRecord rec;
       rec.time_ms = r->time_ms;
       rec.kind_bits = r->kind_bits;
+      const auto& [site, scope] = origin_json(registry, *r);
       out.row({r->pid, process_name(registry, *r), r->device, static_cast<BufferType>(r->type), rec.kind(),
-               r->id, r->size, r->address, site_text(registry, *r), rec.internal(), rec.age_ms(now)});
+               r->id, r->size, r->address, site, scope, rec.internal(), rec.age_ms(now)});
       ++emitted_;
     }
     const bool last = emitted_ >= wanted || heap_.empty();
@@ -236,7 +253,8 @@ class BuffersQuery final : public PagedQuery {
   bool merge_started_ = false;
   std::priority_queue<HeapEntry, std::vector<HeapEntry>, HeapOrder> heap_{HeapOrder{this}};
   std::uint64_t emitted_ = 0;
-  std::unordered_map<std::uint64_t, std::string> escaped_sites_;
+  std::unordered_map<std::uint64_t, std::pair<std::string, std::string>> escaped_origins_;
+  std::unordered_map<std::uint64_t, bool> origin_matches_;
   std::unordered_map<std::uint32_t, std::string> escaped_names_;
 };
 

@@ -39,6 +39,7 @@ EventRecord sample_event() {
   e.site = 77;
   e.num_banks = 130;
   e.mesh = 9;
+  e.scope = 0x0a0b0c0d;
   e.id = 0x0123456789abcdefull;
   e.size = 4'278'190'080ull;
   e.address = 1'497'088;
@@ -50,8 +51,8 @@ EventRecord sample_event() {
 bool same(const EventRecord& a, const EventRecord& b) {
   return a.op == b.op && a.type == b.type && a.kind == b.kind && a.reason == b.reason &&
          a.device == b.device && a.flags == b.flags && a.site == b.site && a.num_banks == b.num_banks &&
-         a.mesh == b.mesh && a.id == b.id && a.size == b.size && a.address == b.address &&
-         a.size_per_bank == b.size_per_bank && a.timestamp_ns == b.timestamp_ns;
+         a.mesh == b.mesh && a.scope == b.scope && a.id == b.id && a.size == b.size &&
+         a.address == b.address && a.size_per_bank == b.size_per_bank && a.timestamp_ns == b.timestamp_ns;
 }
 
 TEST(Protocol, EventRecordsAreSixtyFourLittleEndianBytes) {
@@ -67,6 +68,8 @@ TEST(Protocol, EventRecordsAreSixtyFourLittleEndianBytes) {
   EXPECT_EQ(r[0], 1);      // op
   EXPECT_EQ(r[1], 3);      // L1_SMALL
   EXPECT_EQ(r[4], 31);     // device, low byte
+  EXPECT_EQ(r[20], 0x0d);  // op scope, low byte first
+  EXPECT_EQ(r[23], 0x0a);
   EXPECT_EQ(r[24], 0xef);  // id, low byte first
   EXPECT_EQ(r[31], 0x01);
 }
@@ -245,7 +248,7 @@ TEST(Protocol, EventRecordsWithUnknownEnumsAreRejected) {
   std::vector<std::uint8_t> payload(b.begin() + kFrameHeaderSize, b.end());
   std::vector<EventRecord> out;
   for (auto [offset, value] :
-       std::vector<std::pair<std::size_t, std::uint8_t>>{{0, 3}, {1, 5}, {2, 9}, {3, 3}, {20, 1}}) {
+       std::vector<std::pair<std::size_t, std::uint8_t>>{{0, 3}, {1, 5}, {2, 9}, {3, 3}}) {
     auto copy = payload;
     copy[4 + offset] = value;
     const auto err = decode_events(copy, out);
@@ -348,6 +351,7 @@ RC_GTEST_PROP(ProtocolProperty, EventRecordsRoundTripExactly, ()) {
   e.site = *rc::gen::arbitrary<std::uint32_t>();
   e.num_banks = *rc::gen::arbitrary<std::uint32_t>();
   e.mesh = *rc::gen::arbitrary<std::uint32_t>();
+  e.scope = *rc::gen::arbitrary<std::uint32_t>();
   e.id = *rc::gen::arbitrary<std::uint64_t>();
   e.size = *rc::gen::arbitrary<std::uint64_t>();
   e.address = *rc::gen::arbitrary<std::uint64_t>();

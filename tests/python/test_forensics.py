@@ -53,3 +53,20 @@ def test_the_memory_map_covers_the_bank_and_names_the_buffers(ttmemd):
         assert ttmem.stats()["devices"][0]["memory"]["L1"]["largest_free_block"] == \
             mesh.devices[0].statistics("L1")["largest_free_block"]
         del a, b
+
+
+def test_allocations_inside_ttmem_op_carry_its_path(ttmemd):
+    with ttmem.open_mesh_device("n150") as mesh:
+        with ttmem.op("forward"):
+            outer = mesh.allocate("DRAM", 1 << 20, page_size=2048, site="outer")
+            with ttmem.op("matmul"):
+                inner = mesh.allocate("DRAM", 2 << 20, page_size=2048, site="inner")
+        after = mesh.allocate("DRAM", 3 << 20, page_size=2048, site="after")
+        assert ttmem.flush()
+        scopes = {b["site"]: b["scope"] for b in ttmem.buffers(buffer_type="DRAM")}
+        assert scopes["outer"] == "forward"
+        assert scopes["inner"] == "forward/matmul"
+        assert scopes["after"] == ""
+        [only] = ttmem.buffers(scope="matmul")
+        assert only["site"] == "inner"
+        del outer, inner, after

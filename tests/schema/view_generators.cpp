@@ -109,6 +109,7 @@ Leak leak() {
   l.size = any_u64();
   l.address = any_u64();
   l.site = text();
+  l.scope = text();
   l.age_ms = any_u64();
   l.time_ns = any_u64();
   l.swept_by_close = any<bool>();
@@ -132,6 +133,7 @@ Orphan orphan() {
   o.bytes = any_u64();
   o.buffers = any_u64();
   o.messages = list_of(text);
+  o.origins = list_of([] { return Orphan::Origin{text(), text(), any_u64(), any_u64()}; });
   return o;
 }
 
@@ -147,6 +149,7 @@ EventRow event_row() {
   e.size = any_u64();
   e.address = any_u64();
   e.site = text();
+  e.scope = text();
   e.internal = any<bool>();
   e.num_banks = any<std::uint32_t>();
   e.size_per_bank = any_u64();
@@ -194,6 +197,7 @@ OomRecord oom_record() {
     b.size_per_bank = any_u64();
     b.address = any_u64();
     b.site = text();
+    b.scope = text();
     b.internal = any<bool>();
     b.age_ms = any_u64();
     return b;
@@ -221,6 +225,7 @@ MapBlock map_block() {
     b.kind = any_of<AllocKind>();
     b.internal = any<bool>();
     b.site = text();
+    b.scope = text();
     b.buffers = 1;
   }
   if (b.use == BlockUse::overlap) b.buffers = any<std::uint32_t>();
@@ -312,6 +317,7 @@ rc::Gen<BufferList> buffer_list_gen() {
       b.size = any_u64();
       b.address = any_u64();
       b.site = text();
+      b.scope = text();
       b.internal = any<bool>();
       b.age_ms = any_u64();
       return b;
@@ -430,6 +436,8 @@ rc::Gen<Query> query_gen() {
         q.type = maybe(any_of<BufferType>);
         q.kind = maybe(any_of<AllocKind>);
         q.limit = maybe(limit);
+        q.site = maybe(text);
+        q.scope = maybe(text);
         return q;
       }
       case 2:

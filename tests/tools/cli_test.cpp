@@ -195,6 +195,63 @@ TEST(Cli, LeaksListsLeaksAtCloseAndOrphans) {
       << text.out;
 }
 
+TEST(Cli, OpsAreShownAndFilterBuffersLeaksAndEvents) {
+  ServerProcess server;
+  auto w = workload(server);
+  run(*w, {"mesh n150", "alloc weights DRAM 64M site=model.py:10",
+           "op forward\nalloc act DRAM 8M site=model.py:11\nop matmul\nalloc out DRAM 4M "
+           "site=model.py:12\nend\nend",
+           "flush"});
+  const auto table = ttmem(server, {"buffers", "--op", "matmul"});
+  EXPECT_NE(table.out.find("forward/matmul"), std::string::npos) << table.out;
+  EXPECT_NE(table.out.find("model.py:12"), std::string::npos) << table.out;
+  EXPECT_EQ(table.out.find("model.py:11"), std::string::npos) << table.out;
+  const json act = json::parse(ttmem(server, {"buffers", "--json", "--site", "model.py:11"}).out);
+  ASSERT_EQ(act["buffers"].size(), 1u);
+  EXPECT_EQ(act["buffers"][0]["scope"], "forward");
+  // No buffer has an op: the table has no OP column.
+  EXPECT_EQ(ttmem(server, {"buffers", "--site", "model.py:10"}).out.find(" OP"), std::string::npos);
+
+  run(*w, {"close", "flush"});
+  const json leaks = json::parse(ttmem(server, {"leaks", "--json", "--op", "forward"}).out);
+  ASSERT_EQ(leaks["leaks"].size(), 2u) << leaks.dump();
+  for (const auto& l : leaks["leaks"]) EXPECT_EQ(l["scope"].get<std::string>().rfind("forward", 0), 0u);
+  const json none = json::parse(ttmem(server, {"leaks", "--json", "-p", "1"}).out);
+  EXPECT_TRUE(none["leaks"].empty());
+  const auto events = ttmem(server, {"events", "--op", "matmul", "-n", "50"});
+  std::istringstream lines(events.out);
+  int n = 0;
+  for (std::string line; std::getline(lines, line); ++n) {
+    EXPECT_NE(line.find("op forward/matmul"), std::string::npos) << line;
+  }
+  EXPECT_EQ(n, 2) << events.out;  // its allocation and the close's free
+
+  // A process killed inside an op: its orphan record says what it held by site and op.
+  auto crash = workload(server);
+  run(*crash,
+      {"mesh n150", "op decode\nalloc kv DRAM 32M site=serve.py:9\nalloc kv2 DRAM 32M site=serve.py:9\nend",
+       "alloc small L1 8K site=serve.py:3", "flush"});
+  crash->kill(SIGKILL);
+  crash->wait();
+  json orphans;
+  for (int i = 0; i < 500; ++i) {  // the orphan record appears when the server sees the death
+    orphans =
+        json::parse(ttmem(server, {"leaks", "--json", "-p", std::to_string(crash->pid())}).out)["orphans"];
+    if (!orphans.empty()) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_EQ(orphans.size(), 1u);
+  const json& origins = orphans[0]["origins"];
+  ASSERT_GE(origins.size(), 2u) << origins.dump();
+  EXPECT_EQ(origins[0]["site"], "serve.py:9");
+  EXPECT_EQ(origins[0]["scope"], "decode");
+  EXPECT_EQ(origins[0]["buffers"], 2);
+  EXPECT_EQ(origins[0]["bytes"], 64u << 20);
+  const auto text = ttmem(server, {"leaks"});
+  EXPECT_NE(text.out.find("64.0 MiB in 2 buffers, site serve.py:9, op decode"), std::string::npos)
+      << text.out;
+}
+
 TEST(Cli, EventsShowHistoryAndFollowTheStream) {
   Scenario s;
   const auto recent = ttmem(s.server, {"events", "-n", "3"});

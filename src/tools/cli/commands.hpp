@@ -37,9 +37,18 @@ int run_smi(const Common& common, const SmiOptions& options);
 const std::vector<std::string>& smi_device_fields();
 const std::vector<std::string>& smi_process_fields();
 
-struct BufferOptions {
+/// Which records a listing keeps (-p, -d, --site, --op): a site or op matches when it contains the text.
+struct OriginFilter {
   std::optional<int> device;
   std::optional<int> pid;
+  std::optional<std::string> site;
+  std::optional<std::string> op;
+  bool any() const { return device || pid || site || op; }
+  bool keeps(pid_t pid, std::uint16_t device, std::string_view site, std::string_view scope) const;
+};
+
+struct BufferOptions {
+  OriginFilter origin;
   std::optional<std::string> type;
   std::optional<std::string> kind;
   std::size_t limit = 50;
@@ -47,9 +56,14 @@ struct BufferOptions {
 };
 int run_buffers(const Common& common, const BufferOptions& options);
 
-int run_leaks(const Common& common, std::size_t limit);
+struct LeakOptions {
+  OriginFilter origin;
+  std::size_t limit = 100;
+};
+int run_leaks(const Common& common, const LeakOptions& options);
 
 struct EventOptions {
+  OriginFilter origin;
   bool follow = false;
   std::size_t last = 20;
 };

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <iostream>
+#include <limits>
 
 #include "commands.hpp"
 #include "output.hpp"
@@ -19,6 +20,14 @@ query::QueryClient connect_or_exit(const std::string& socket) {
   }
 }
 
+bool OriginFilter::keeps(pid_t p, std::uint16_t d, std::string_view s, std::string_view scope) const {
+  if (pid && p != *pid) return false;
+  if (device && d != *device) return false;
+  if (site && s.find(*site) == std::string_view::npos) return false;
+  if (op && scope.find(*op) == std::string_view::npos) return false;
+  return true;
+}
+
 namespace {
 
 std::string when(std::uint64_t time_ns) {
@@ -27,10 +36,10 @@ std::string when(std::uint64_t time_ns) {
 
 std::string event_line(const views::EventRow& e, const Style& style) {
   const bool alloc = e.op == EventOp::alloc;
-  return fmt::format("{}pid {} ({}) {} {} bytes of {} on device {} (id {}, {}{}{})",
+  return fmt::format("{}pid {} ({}) {} {} bytes of {} on device {} (id {}, {}{}{}{})",
                      style.dim(when(e.time_ns)), e.pid, e.name, alloc ? "allocated" : "freed", e.size,
                      to_string(e.type), e.device, e.id, to_string(e.kind),
-                     e.site.empty() ? "" : ", site " + e.site,
+                     e.site.empty() ? "" : ", site " + e.site, e.scope.empty() ? "" : ", op " + e.scope,
                      alloc || !e.reason ? "" : ", " + std::string(to_string(*e.reason)));
 }
 
@@ -40,10 +49,11 @@ std::string stream_line(const views::StreamEvent& event, const Style& style) {
     std::string operator()(const views::EventRow& e) const { return event_line(e, style); }
     std::string operator()(const views::Leak& l) const {
       return fmt::format(
-          "{}{} pid {} ({}) still held {} bytes of {} on device {} when it closed it (id {}, {}, site {}, "
+          "{}{} pid {} ({}) still held {} bytes of {} on device {} when it closed it (id {}, {}, site {}{}, "
           "age {})",
           style.dim(when(l.time_ns)), style.red("LEAK"), l.pid, l.name, l.size, to_string(l.type), l.device,
-          l.id, to_string(l.kind), l.site.empty() ? "-" : l.site, human_age_ms(l.age_ms));
+          l.id, to_string(l.kind), l.site.empty() ? "-" : l.site, l.scope.empty() ? "" : ", op " + l.scope,
+          human_age_ms(l.age_ms));
     }
     std::string operator()(const views::Orphan& o) const {
       std::string out;
@@ -72,8 +82,10 @@ std::optional<T> parse_choice(const std::optional<std::string>& name) {
 int run_buffers(const Common& common, const BufferOptions& o) {
   query::QueryClient client = connect_or_exit(common.socket);
   views::BufferQuery q;
-  if (o.device) q.device = static_cast<std::uint16_t>(*o.device);
-  if (o.pid) q.pid = *o.pid;
+  if (o.origin.device) q.device = static_cast<std::uint16_t>(*o.origin.device);
+  if (o.origin.pid) q.pid = *o.origin.pid;
+  q.site = o.origin.site;
+  q.scope = o.origin.op;
   q.type = parse_choice<BufferType>(o.type);
   q.kind = parse_choice<AllocKind>(o.kind);
   if (!o.all) q.limit = o.limit;
@@ -85,12 +97,17 @@ int run_buffers(const Common& common, const BufferOptions& o) {
   }
   const Style style = Style::detect();
   if (answer.buffers.empty()) {
-    const bool filtered = q.device || q.pid || q.type || q.kind;
+    const bool filtered = o.origin.any() || q.type || q.kind;
     std::cout << "No live buffers" << (filtered ? " match." : ".") << '\n';
     return 0;
   }
+  // The OP column only when some buffer has an op: programs that push none see the table they always did.
+  const bool ops = std::any_of(answer.buffers.begin(), answer.buffers.end(),
+                               [](const views::BufferRow& b) { return !b.scope.empty(); });
+  std::vector<const char*> columns{"PID", "NAME", "DEV", "TYPE", "KIND", "SIZE", "ADDRESS", "AGE", "SITE"};
+  if (ops) columns.push_back("OP");
   Table t;
-  for (const char* c : {"PID", "NAME", "DEV", "TYPE", "KIND", "SIZE", "ADDRESS", "AGE", "SITE"}) {
+  for (const char* c : columns) {
     const bool right = std::string(c) == "PID" || std::string(c) == "DEV" || std::string(c) == "SIZE" ||
                        std::string(c) == "ADDRESS" || std::string(c) == "AGE";
     t.column(c, right ? Table::Align::right : Table::Align::left);
@@ -98,8 +115,17 @@ int run_buffers(const Common& common, const BufferOptions& o) {
   for (const auto& b : answer.buffers) {
     std::string kind(to_string(b.kind));
     if (b.internal) kind += style.dim(" (runtime)");
-    t.row({std::to_string(b.pid), b.name, std::to_string(b.device), std::string(to_string(b.type)), kind,
-           human_bytes(b.size), fmt::format("{:#x}", b.address), human_age_ms(b.age_ms), b.site});
+    std::vector<std::string> row{std::to_string(b.pid),
+                                 b.name,
+                                 std::to_string(b.device),
+                                 std::string(to_string(b.type)),
+                                 kind,
+                                 human_bytes(b.size),
+                                 fmt::format("{:#x}", b.address),
+                                 human_age_ms(b.age_ms),
+                                 b.site};
+    if (ops) row.push_back(b.scope.empty() ? "-" : b.scope);
+    t.row(row);
   }
   t.print(std::cout, style);
   const std::uint64_t total = answer.total;
@@ -113,10 +139,19 @@ int run_buffers(const Common& common, const BufferOptions& o) {
   return 0;
 }
 
-int run_leaks(const Common& common, std::size_t limit) {
+int run_leaks(const Common& common, const LeakOptions& o) {
   query::QueryClient client = connect_or_exit(common.socket);
   views::Leaks answer = client.leaks();
-  if (answer.leaks.size() > limit) answer.leaks.resize(limit);
+  const OriginFilter& f = o.origin;
+  std::erase_if(answer.leaks,
+                [&](const views::Leak& l) { return !f.keeps(l.pid, l.device, l.site, l.scope); });
+  // An orphan is a whole process: kept by pid and device (it held memory there), not by site or op.
+  std::erase_if(answer.orphans, [&](const views::Orphan& orphan) {
+    if (f.site || f.op || (f.pid && orphan.pid != *f.pid)) return true;
+    return f.device && std::none_of(orphan.held.begin(), orphan.held.end(),
+                                    [&](const views::Orphan::Held& h) { return h.device == *f.device; });
+  });
+  if (answer.leaks.size() > o.limit) answer.leaks.resize(o.limit);
   if (common.json) {
     schema::write_pretty(std::cout, schema::to_json(answer));
     std::cout << '\n';
@@ -128,13 +163,14 @@ int run_leaks(const Common& common, std::size_t limit) {
     std::cout << "  none\n";
   } else {
     Table t;
-    for (const char* c : {"TIME", "PID", "NAME", "DEV", "TYPE", "KIND", "SIZE", "AGE", "SITE", "CAUSE"}) {
+    for (const char* c :
+         {"TIME", "PID", "NAME", "DEV", "TYPE", "KIND", "SIZE", "AGE", "SITE", "OP", "CAUSE"}) {
       t.column(c, Table::Align::left);
     }
     for (const auto& l : answer.leaks) {
       t.row({clock_time(l.time_ns), std::to_string(l.pid), l.name, std::to_string(l.device),
              std::string(to_string(l.type)), std::string(to_string(l.kind)), human_bytes(l.size),
-             human_age_ms(l.age_ms), l.site.empty() ? "-" : l.site,
+             human_age_ms(l.age_ms), l.site.empty() ? "-" : l.site, l.scope.empty() ? "-" : l.scope,
              l.after_oom        ? fmt::format("left after out-of-memory record {}", l.after_oom)
              : l.swept_by_close ? "held at close (swept)"
                                 : "never released by the close sequence"});
@@ -146,9 +182,17 @@ int run_leaks(const Common& common, std::size_t limit) {
   if (answer.orphans.empty()) {
     std::cout << "  none\n";
   } else {
-    for (const auto& o : answer.orphans) {
-      for (const auto& m : o.messages)
-        std::cout << "  " << style.dim(clock_time(o.time_ns)) << "  " << m << '\n';
+    for (const auto& orphan : answer.orphans) {
+      for (const auto& m : orphan.messages)
+        std::cout << "  " << style.dim(clock_time(orphan.time_ns)) << "  " << m << '\n';
+      // Where what it held was made: the site and op of each group, largest first.
+      for (const auto& w : orphan.origins) {
+        std::cout << "                "
+                  << fmt::format("{:>10} in {} buffer{}, site {}{}", human_bytes(w.bytes), w.buffers,
+                                 w.buffers == 1 ? "" : "s", w.site.empty() ? "-" : w.site,
+                                 w.scope.empty() ? "" : ", op " + w.scope)
+                  << '\n';
+      }
     }
   }
   return 0;
@@ -157,7 +201,21 @@ int run_leaks(const Common& common, std::size_t limit) {
 int run_events(const Common& common, const EventOptions& o) {
   query::QueryClient client = connect_or_exit(common.socket);
   const Style style = Style::detect();
+  const OriginFilter& f = o.origin;
   auto print = [&](const views::StreamEvent& e) {
+    if (f.any()) {
+      // Allocations and frees by their origin; leaks likewise; OOM records by process and device.
+      if (const auto* row = std::get_if<views::EventRow>(&e);
+          row && !f.keeps(row->pid, row->device, row->site, row->scope))
+        return;
+      if (const auto* l = std::get_if<views::Leak>(&e); l && !f.keeps(l->pid, l->device, l->site, l->scope))
+        return;
+      if (const auto* r = std::get_if<views::OomRecord>(&e); r && !f.keeps(r->pid, r->device, r->site, {}))
+        return;
+      if (std::holds_alternative<views::Orphan>(e) && (f.site || f.op)) return;
+      if (const auto* orphan = std::get_if<views::Orphan>(&e); orphan && f.pid && orphan->pid != *f.pid)
+        return;
+    }
     if (common.json) {
       std::cout << schema::to_json(e) << '\n';
     } else {
@@ -170,7 +228,15 @@ int run_events(const Common& common, const EventOptions& o) {
     stream.emplace(common.socket);
     stream->subscribe();
   }
-  const views::EventList history = client.events(o.last);
+  // Filtered, the last N matching events: ask for the whole history and keep the newest N that match.
+  views::EventList history = client.events(f.any() ? std::numeric_limits<std::uint32_t>::max() : o.last);
+  if (f.any()) {
+    std::erase_if(history.events,
+                  [&](const views::EventRow& e) { return !f.keeps(e.pid, e.device, e.site, e.scope); });
+    if (history.events.size() > o.last)
+      history.events.erase(history.events.begin(),
+                           history.events.end() - static_cast<std::ptrdiff_t>(o.last));
+  }
   // Out-of-memory records since the oldest event shown go between the events, by time.
   std::vector<views::OomRecord> ooms;
   if (!history.events.empty()) {

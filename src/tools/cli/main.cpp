@@ -32,11 +32,18 @@ int main(int argc, char** argv) {
   smi_cmd->add_option("--loop-ms", smi.loop_ms, "Repeat every MS milliseconds")->excludes(loop_opt);
   smi_cmd->add_option("--count", smi.count, "With a loop: stop after N reports");
 
+  // -p, -d, --site, --op: one set of filters for every listing of records.
+  const auto add_origin_filter = [](CLI::App* cmd, OriginFilter& f) {
+    cmd->add_option("-d,--device", f.device, "Only this device");
+    cmd->add_option("-p,--pid", f.pid, "Only this process");
+    cmd->add_option("--site", f.site, "Only sites containing TEXT");
+    cmd->add_option("--op", f.op, "Only ops (scopes, \"outer/inner\") containing TEXT");
+  };
+
   BufferOptions buffers;
   auto* buffers_cmd = app.add_subcommand("buffers", "Live buffers, largest first");
   buffers_cmd->add_flag("--json", common.json, "JSON");
-  buffers_cmd->add_option("-d,--device", buffers.device, "Only this device");
-  buffers_cmd->add_option("-p,--pid", buffers.pid, "Only this process");
+  add_origin_filter(buffers_cmd, buffers.origin);
   buffers_cmd->add_option("-t,--type", buffers.type, "Only this memory type")
       ->check(CLI::IsMember(ttmem::name_list(ttmem::kManagedTypes)));
   buffers_cmd->add_option("-k,--kind", buffers.kind, "Only this kind")
@@ -44,17 +51,19 @@ int main(int argc, char** argv) {
   buffers_cmd->add_option("-n,--limit", buffers.limit, "At most N rows (default 50)");
   buffers_cmd->add_flag("-a,--all", buffers.all, "Every buffer");
 
-  std::size_t leak_limit = 100;
+  LeakOptions leaks;
   auto* leaks_cmd =
       app.add_subcommand("leaks", "Leaks at device close and orphans of dead processes, newest first");
   leaks_cmd->add_flag("--json", common.json, "JSON");
-  leaks_cmd->add_option("-n,--limit", leak_limit, "At most N leak records (default 100)");
+  leaks_cmd->add_option("-n,--limit", leaks.limit, "At most N leak records (default 100)");
+  add_origin_filter(leaks_cmd, leaks.origin);
 
   EventOptions events;
   auto* events_cmd = app.add_subcommand("events", "Recent allocation events; --follow streams them");
   events_cmd->add_flag("-f,--follow", events.follow, "Keep printing new events");
   events_cmd->add_flag("--json", common.json, "One JSON object per line");
   events_cmd->add_option("-n,--last", events.last, "How many recent events first (default 20)");
+  add_origin_filter(events_cmd, events.origin);
 
   std::optional<std::uint64_t> oom_id;
   auto* oom_cmd = app.add_subcommand("oom", "Refused allocations: why each failed, and the device then");
@@ -113,7 +122,7 @@ int main(int argc, char** argv) {
       return run_smi(common, smi);
     }
     if (*buffers_cmd) return run_buffers(common, buffers);
-    if (*leaks_cmd) return run_leaks(common, leak_limit);
+    if (*leaks_cmd) return run_leaks(common, leaks);
     if (*events_cmd) return run_events(common, events);
     if (*oom_cmd) return run_oom(common, oom_id);
     if (*map_cmd) return run_map(common, map);

@@ -176,6 +176,8 @@ void Interpreter::execute(const Command& cmd) {
       return dump(cmd);
     case Verb::repeat:
       return repeat(cmd);
+    case Verb::op:
+      return op(cmd);
     case Verb::end:
       return;  // the parser closes blocks with it; it never reaches here
   }
@@ -193,6 +195,19 @@ void Interpreter::repeat(const Command& cmd) {
   options_.log = mute.saved;
   say("repeat {}: {} command{} per iteration done", cmd.repeat_count, cmd.body.size(),
       cmd.body.size() == 1 ? "" : "s");
+}
+
+void Interpreter::op(const Command& cmd) {
+  struct Scope {
+    const InterpreterOptions& o;
+    explicit Scope(const InterpreterOptions& options, const std::string& name) : o(options) {
+      if (o.push_op) o.push_op(name);
+    }
+    ~Scope() {
+      if (o.pop_op) o.pop_op();
+    }
+  } scope(options_, cmd.args[0]);
+  execute(cmd.body);
 }
 
 void Interpreter::open_mesh(const Command& cmd) {

@@ -92,6 +92,9 @@ struct InterpreterOptions {
   std::string script_name = "stdin";  ///< Used for default sites: "<script_name>:<line>".
   std::ostream* log = nullptr;        ///< Human-readable progress (null: silent).
   std::function<void()> flush;        ///< Called by `flush` and before `abort`.
+  /// `op NAME ... end`: entered before the block, left after it (tracking's op scope).
+  std::function<void(const std::string&)> push_op;
+  std::function<void()> pop_op;
 };
 
 class Interpreter {
@@ -120,6 +123,7 @@ class Interpreter {
   void print_stats(int line);
   void dump(const Command& cmd);
   void repeat(const Command& cmd);
+  void op(const Command& cmd);
   emu::MeshDevice& mesh(int line);
   template <typename... Args>
   void say(fmt::format_string<Args...> format, Args&&... args);

@@ -27,12 +27,19 @@ int list_presets() {
   return 0;
 }
 
+/// The interpreter's `flush` and `op` go to tracking (libttmem's op scope of this thread).
+void connect_tracking(ttmem::emu_tool::InterpreterOptions& options) {
+  options.flush = [] { ttmem::emu::ServerTracking::flush(); };
+  options.push_op = [](const std::string& name) { ttmem::client::Client::instance().push_op(name); };
+  options.pop_op = [] { ttmem::client::Client::instance().pop_op(); };
+}
+
 /// --step: a line-driven session for other programs (tests, notebooks) to drive.
 int run_steps(bool quiet) {
   ttmem::emu::ServerTracking::enable();
   ttmem::emu_tool::InterpreterOptions options;
   options.log = quiet ? nullptr : &std::cerr;
-  options.flush = [] { ttmem::emu::ServerTracking::flush(); };
+  connect_tracking(options);
   ttmem::emu_tool::Interpreter interpreter(options);
   std::string block, line;
   int line_number = 0, block_start = 1, depth = 0;
@@ -42,7 +49,7 @@ int run_steps(bool quiet) {
     block += line + '\n';
     try {
       const auto tokens = ttmem::emu_tool::tokenize(line, line_number);
-      if (!tokens.empty() && tokens[0] == "repeat") ++depth;
+      if (!tokens.empty() && (tokens[0] == "repeat" || tokens[0] == "op")) ++depth;
       if (!tokens.empty() && tokens[0] == "end") --depth;
       if (depth > 0) continue;
       depth = 0;
@@ -125,7 +132,7 @@ int main(int argc, char** argv) {
   ttmem::emu::ServerTracking::enable();
   ttmem::emu_tool::InterpreterOptions options;
   options.script_name = script_name;
-  options.flush = [] { ttmem::emu::ServerTracking::flush(); };
+  connect_tracking(options);
   options.log = (json || quiet) ? nullptr : &std::cout;
   ttmem::emu_tool::RunResult result;
   {

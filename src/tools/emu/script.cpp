@@ -59,6 +59,7 @@ const std::vector<VerbSpec>& verbs() {
       {Verb::stats, "stats", 0, 0, {}, "stats"},
       {Verb::dump, "dump", 0, 0, {"device"}, "dump [device=N]"},
       {Verb::flush, "flush", 0, 0, {}, "flush"},
+      {Verb::op, "op", 1, 1, {}, "op NAME ... end"},
       {Verb::repeat, "repeat", 1, 1, {}, "repeat N ... end"},
       {Verb::end, "end", 0, 0, {}, "end"},
   };
@@ -196,7 +197,7 @@ std::vector<std::string> tokenize(std::string_view line, int line_number) {
 
 std::vector<Command> parse_script(std::string_view text, int first_line) {
   std::vector<Command> top;
-  std::vector<Command*> open_blocks;  // repeat commands waiting for their `end`
+  std::vector<Command*> open_blocks;  // repeat and op commands waiting for their `end`
   int line_number = first_line - 1;
   std::size_t pos = 0;
   while (pos <= text.size()) {
@@ -210,14 +211,17 @@ std::vector<Command> parse_script(std::string_view text, int first_line) {
     Command cmd = parse_line(tokens, line_number);
     auto& target = open_blocks.empty() ? top : open_blocks.back()->body;
     if (cmd.id == Verb::end) {
-      if (open_blocks.empty()) throw ScriptError(line_number, "'end' without 'repeat'");
+      if (open_blocks.empty()) throw ScriptError(line_number, "'end' without 'repeat' or 'op'");
       open_blocks.pop_back();
       continue;
     }
     target.push_back(std::move(cmd));
-    if (target.back().id == Verb::repeat) open_blocks.push_back(&target.back());
+    if (target.back().id == Verb::repeat || target.back().id == Verb::op)
+      open_blocks.push_back(&target.back());
   }
-  if (!open_blocks.empty()) throw ScriptError(open_blocks.back()->line, "'repeat' without 'end'");
+  if (!open_blocks.empty()) {
+    throw ScriptError(open_blocks.back()->line, fmt::format("'{}' without 'end'", open_blocks.back()->verb));
+  }
   return top;
 }
 

@@ -33,6 +33,7 @@ enum class Verb : std::uint8_t {
   stats,
   dump,
   flush,
+  op,
   repeat,
   end,
 };
@@ -46,7 +47,7 @@ struct Command {
   std::map<std::string, std::string> options;  // key=value
   std::vector<std::string> cbs;                // program: every cb=SIZE[xCOUNT], in order
   std::uint64_t repeat_count = 0;              // repeat
-  std::vector<Command> body;                   // repeat
+  std::vector<Command> body;                   // repeat, op
 };
 
 /// A line that cannot be parsed or run; `line` is 1-based.

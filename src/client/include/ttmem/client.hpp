@@ -42,6 +42,9 @@ struct AllocationReport {
   std::uint32_t mesh = 0;
   bool internal = false;           ///< runtime-owned: released by close without being a leak
   std::uint64_t timestamp_ns = 0;  ///< CLOCK_MONOTONIC; 0: the library stamps it (millisecond resolution)
+  /// The op scope it was made in (from push_op or intern_site of the op path); 0: the reporting thread's
+  /// current one. A resync snapshot gives each allocation's own.
+  SiteId scope = 0;
 };
 
 struct DeviceReport {
@@ -125,6 +128,14 @@ class Client {
   bool active() const { return active_.load(std::memory_order_relaxed); }
 
   SiteId intern_site(std::string_view text);
+  /// Ops: the calling thread enters op `name` (nested in its current one) until pop_op. Every allocation
+  /// the thread reports meanwhile is stamped with the op's path, "outer/inner", interned like a site: the
+  /// hot path reads one thread-local word. Returns the path's id. Scopes belong to the client they were
+  /// pushed on.
+  SiteId push_op(std::string_view name);
+  void pop_op();
+  /// The calling thread's op scope (0: none).
+  SiteId current_op() const;
   void device_open(const DeviceReport& device);
   void device_close(std::uint16_t device, proto::ClosePhase phase);
   void report_alloc(const AllocationReport& allocation);
@@ -167,6 +178,20 @@ class Client {
   std::atomic<std::uint64_t> dropped_{0};
   std::atomic<std::uint32_t> peer_pid_{0};
   std::unique_ptr<Impl> impl_;
+};
+
+/// An op scope for as long as it lives: `ttmem::client::OpScope op("matmul");`.
+class OpScope {
+ public:
+  explicit OpScope(std::string_view name, Client& client = Client::instance()) : client_(client) {
+    client_.push_op(name);
+  }
+  ~OpScope() { client_.pop_op(); }
+  OpScope(const OpScope&) = delete;
+  OpScope& operator=(const OpScope&) = delete;
+
+ private:
+  Client& client_;
 };
 
 }  // namespace ttmem::client

@@ -33,6 +33,7 @@ enum ttmem_release_reason {
 enum ttmem_close_phase { TTMEM_CLOSE_BEGIN = 0, TTMEM_CLOSE_END = 1 };
 enum ttmem_failure_reason { TTMEM_OUT_OF_MEMORY = 0, TTMEM_CB_CLASH = 1, TTMEM_BAD_BANK_COUNT = 2 };
 
+/* Zero-initialise the structs (`ttmem_alloc a = {0};`): a field added later takes 0, its default. */
 typedef struct ttmem_alloc {
   uint16_t device;
   uint8_t buffer_type; /* enum ttmem_buffer_type */
@@ -45,6 +46,7 @@ typedef struct ttmem_alloc {
   uint32_t mesh;
   uint64_t size_per_bank;
   uint32_t internal;     /* non-zero: runtime-owned */
+  uint32_t scope;        /* op scope (ttmem_push_op's id); 0: the calling thread's current one */
   uint64_t timestamp_ns; /* CLOCK_MONOTONIC, 0: stamped by the library */
 } ttmem_alloc;
 
@@ -86,6 +88,10 @@ int ttmem_active(void);
  * programs call it once at start so their first allocations are tracked. */
 int ttmem_wait_connected(uint32_t timeout_ms);
 uint32_t ttmem_intern_site(const char* text);
+/* Ops: the calling thread enters op `name` (nested in its current one) until ttmem_pop_op; allocations it
+ * reports meanwhile carry the op's path ("outer/inner"). Returns the path's id (a site id). */
+uint32_t ttmem_push_op(const char* name);
+void ttmem_pop_op(void);
 void ttmem_report_alloc(const ttmem_alloc* allocation);
 void ttmem_report_free(uint16_t device, uint64_t id, uint8_t reason);
 void ttmem_device_open(const ttmem_device* device);

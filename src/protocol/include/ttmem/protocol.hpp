@@ -22,7 +22,7 @@
 namespace ttmem::proto {
 
 inline constexpr std::uint32_t kMagic = 0x4D4D5454;  // "TTMM" in little-endian byte order
-inline constexpr std::uint16_t kProtocolVersion = 3;
+inline constexpr std::uint16_t kProtocolVersion = 4;
 inline constexpr std::size_t kFrameHeaderSize = 8;
 /// Largest payload a client may send (an EVENTS frame of 16,383 records fits).
 inline constexpr std::uint32_t kMaxRequestPayload = 1u << 20;
@@ -96,6 +96,8 @@ struct EventRecord {
   std::uint32_t site = 0;   ///< 0: no site
   std::uint32_t num_banks = 0;
   std::uint32_t mesh = 0;
+  /// The op scope it was made in (a site id whose text is the op path, "outer/inner"); 0: none.
+  std::uint32_t scope = 0;
   std::uint64_t id = 0;
   std::uint64_t size = 0;
   std::uint64_t address = 0;

@@ -104,6 +104,7 @@ struct BufferRowText {
   std::uint64_t size = 0;
   std::uint64_t address = 0;
   std::string_view site_json;
+  std::string_view scope_json;  ///< empty: no op scope (written as "")
   bool internal = false;
   std::uint64_t age_ms = 0;
 };

@@ -105,6 +105,8 @@ struct BufferQuery {
   std::optional<BufferType> type;
   std::optional<AllocKind> kind;
   std::optional<std::uint64_t> limit;  ///< empty: every matching buffer
+  std::optional<std::string> site;     ///< buffers whose site contains this text
+  std::optional<std::string> scope;    ///< buffers whose op scope contains this text
   bool operator==(const BufferQuery&) const = default;
 };
 
@@ -118,6 +120,7 @@ struct BufferRow {
   std::uint64_t size = 0;
   std::uint64_t address = 0;
   std::string site;
+  std::string scope;      ///< the op it was made in, "outer/inner" (empty: none)
   bool internal = false;  ///< allocated by the runtime itself (kernel binaries, ...), not by the program
   std::uint64_t age_ms = 0;
   bool operator==(const BufferRow&) const = default;
@@ -142,6 +145,7 @@ struct Leak {
   std::uint64_t size = 0;
   std::uint64_t address = 0;
   std::string site;
+  std::string scope;  ///< the op it was made in (empty: none)
   std::uint64_t age_ms = 0;
   std::uint64_t time_ns = 0;   ///< CLOCK_REALTIME when recorded
   bool swept_by_close = true;  ///< false: the close sequence never released it (a lifecycle gap)
@@ -167,6 +171,15 @@ struct Orphan {
   std::uint64_t bytes = 0;
   std::uint64_t buffers = 0;
   std::vector<std::string> messages;  ///< one line per held slot, for people
+  /// What it held by where it was made: the largest 16 (site, op) pairs, bytes descending.
+  struct Origin {
+    std::string site;
+    std::string scope;
+    std::uint64_t bytes = 0;
+    std::uint64_t buffers = 0;
+    bool operator==(const Origin&) const = default;
+  };
+  std::vector<Origin> origins;
   bool operator==(const Orphan&) const = default;
 };
 
@@ -201,6 +214,7 @@ struct OomBuffer {
   std::uint64_t size_per_bank = 0;
   std::uint64_t address = 0;
   std::string site;
+  std::string scope;
   bool internal = false;
   std::uint64_t age_ms = 0;
   bool operator==(const OomBuffer&) const = default;
@@ -256,6 +270,7 @@ struct MapBlock {
   AllocKind kind = AllocKind::owning;
   bool internal = false;
   std::string site;
+  std::string scope;
   std::uint32_t buffers = 0;  ///< overlap: how many buffers hold it at once
   bool operator==(const MapBlock&) const = default;
 };
@@ -286,6 +301,7 @@ struct EventRow {
   std::uint64_t size = 0;
   std::uint64_t address = 0;
   std::string site;
+  std::string scope;  ///< the op it was made in (empty: none)
   bool internal = false;
   std::uint32_t num_banks = 0;          ///< banks the buffer is spread over (0: not said)
   std::uint64_t size_per_bank = 0;      ///< bytes in each bank
