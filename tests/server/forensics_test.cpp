@@ -6,7 +6,7 @@
 #include <algorithm>
 #include <regex>
 
-#include "subprocess.hpp"
+#include "tracked_emulator.hpp"
 #include "ttmem/client.hpp"
 #include "ttmem/query.hpp"
 #include "ttmem/runtime/device.hpp"
@@ -21,23 +21,6 @@ using emu::BufferConfig;
 using emu::MeshDevice;
 
 constexpr std::uint64_t kMiB = 1 << 20;
-
-/// The emulator of this process reporting to a fresh ttmemd.
-struct Tracked {
-  ServerProcess server;
-  Tracked() {
-    emu::ServerTracking::enable(std::chrono::milliseconds(0));
-    EXPECT_TRUE(client::Client::instance().set_socket_path(server.socket(), std::chrono::seconds(5)));
-  }
-  query::QueryClient tool() const { return query::QueryClient(server.socket()); }
-  void flush() const { ASSERT_TRUE(emu::ServerTracking::flush(std::chrono::seconds(5))); }
-};
-
-std::shared_ptr<MeshDevice> n150() {
-  emu::MeshDeviceConfig config;
-  config.preset = "n150";
-  return MeshDevice::open(config);
-}
 
 BufferConfig buffer(BufferType type, std::uint64_t size, std::uint64_t page_size, std::string site = {}) {
   BufferConfig c;

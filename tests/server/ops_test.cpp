@@ -6,7 +6,7 @@
 #include <future>
 #include <thread>
 
-#include "subprocess.hpp"
+#include "tracked_emulator.hpp"
 #include "ttmem/client.hpp"
 #include "ttmem/query.hpp"
 #include "ttmem/runtime/device.hpp"
@@ -17,22 +17,6 @@ namespace {
 
 using client::OpScope;
 using emu::MeshDevice;
-
-struct Tracked {
-  ServerProcess server;
-  Tracked() {
-    emu::ServerTracking::enable(std::chrono::milliseconds(0));
-    EXPECT_TRUE(client::Client::instance().set_socket_path(server.socket(), std::chrono::seconds(5)));
-  }
-  query::QueryClient tool() const { return query::QueryClient(server.socket()); }
-  void flush() const { ASSERT_TRUE(emu::ServerTracking::flush(std::chrono::seconds(5))); }
-};
-
-std::shared_ptr<MeshDevice> n150() {
-  emu::MeshDeviceConfig config;
-  config.preset = "n150";
-  return MeshDevice::open(config);
-}
 
 emu::BufferConfig dram(std::uint64_t size, std::string site) {
   emu::BufferConfig c;
