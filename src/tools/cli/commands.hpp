@@ -45,6 +45,8 @@ struct OriginFilter {
   std::optional<std::string> op;
   bool any() const { return device || pid || site || op; }
   bool keeps(pid_t pid, std::uint16_t device, std::string_view site, std::string_view scope) const;
+  /// An orphan is a whole process: kept by pid and by a device it held memory on, never by site or op.
+  bool keeps(const views::Orphan& orphan) const;
 };
 
 struct BufferOptions {

@@ -28,6 +28,12 @@ bool OriginFilter::keeps(pid_t p, std::uint16_t d, std::string_view s, std::stri
   return true;
 }
 
+bool OriginFilter::keeps(const views::Orphan& orphan) const {
+  if (site || op || (pid && orphan.pid != *pid)) return false;
+  return !device || std::any_of(orphan.held.begin(), orphan.held.end(),
+                                [&](const views::Orphan::Held& h) { return h.device == *device; });
+}
+
 namespace {
 
 std::string when(std::uint64_t time_ns) {
@@ -145,12 +151,7 @@ int run_leaks(const Common& common, const LeakOptions& o) {
   const OriginFilter& f = o.origin;
   std::erase_if(answer.leaks,
                 [&](const views::Leak& l) { return !f.keeps(l.pid, l.device, l.site, l.scope); });
-  // An orphan is a whole process: kept by pid and device (it held memory there), not by site or op.
-  std::erase_if(answer.orphans, [&](const views::Orphan& orphan) {
-    if (f.site || f.op || (f.pid && orphan.pid != *f.pid)) return true;
-    return f.device && std::none_of(orphan.held.begin(), orphan.held.end(),
-                                    [&](const views::Orphan::Held& h) { return h.device == *f.device; });
-  });
+  std::erase_if(answer.orphans, [&](const views::Orphan& orphan) { return !f.keeps(orphan); });
   if (answer.leaks.size() > o.limit) answer.leaks.resize(o.limit);
   if (common.json) {
     schema::write_pretty(std::cout, schema::to_json(answer));
@@ -212,9 +213,7 @@ int run_events(const Common& common, const EventOptions& o) {
         return;
       if (const auto* r = std::get_if<views::OomRecord>(&e); r && !f.keeps(r->pid, r->device, r->site, {}))
         return;
-      if (std::holds_alternative<views::Orphan>(e) && (f.site || f.op)) return;
-      if (const auto* orphan = std::get_if<views::Orphan>(&e); orphan && f.pid && orphan->pid != *f.pid)
-        return;
+      if (const auto* orphan = std::get_if<views::Orphan>(&e); orphan && !f.keeps(*orphan)) return;
     }
     if (common.json) {
       std::cout << schema::to_json(e) << '\n';
