@@ -34,6 +34,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   check<ttmem::views::ServerInfo>(text);
   check<ttmem::views::OomList>(text);
   check<ttmem::views::AddressMap>(text);
+  check<ttmem::views::OpList>(text);
   try {
     const ttmem::views::Query q = ttmem::schema::query_from_json(text);
     if (!(ttmem::schema::query_from_json(ttmem::schema::to_json(q)) == q)) std::abort();

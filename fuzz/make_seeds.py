@@ -23,9 +23,11 @@ def device_open(device=0):
 
 
 def alloc_failure(device=0, size=6 << 30, per_bank=512 << 20, site=b"model.py:11",
-                  message=b"Out of Memory: Not enough space to allocate 6442450944 B DRAM buffer across 12 banks"):
-    return frame(10, struct.pack("<HBBIQQQQHH", device, 0, 0, 12, size, 2048, per_bank, 1, len(site), len(message))
-                 + site + message)
+                  message=b"Out of Memory: Not enough space to allocate 6442450944 B DRAM buffer across 12 banks",
+                  scope=b"forward/matmul"):
+    return frame(10, struct.pack("<HBBIQQQQHHH", device, 0, 0, 12, size, 2048, per_bank, 1, len(site), len(message),
+                                 len(scope))
+                 + site + message + scope)
 
 
 def device_close(device=0, phase=0):
@@ -106,10 +108,14 @@ SCHEMA_SEEDS = {
     'error': '{"error":"unknown query type \'x\'","code":"bad_query"}',
     'oom': '{"records":[{"device":0,"free_blocks":[{"address":536870944,"size":536866784}],"holders":[{"buffers":8,"bytes":{"CB":8192,"DRAM":6442455040,"L1":77824,"L1_SMALL":0,"TRACE":0},"internal_per_bank":4096,"name":"ttmem-emu","per_bank":536870912,"pid":6070}],"id":1,"largest":[{"address":32,"age_ms":1,"id":5,"internal":false,"kind":"owning","pid":6070,"site":"stdin:2","size":6442450944,"size_per_bank":536870912},{"address":1073737728,"age_ms":1,"id":8,"internal":true,"kind":"kernel_binary","pid":6070,"site":"program_cache/kernel_bin p","size":4096,"size_per_bank":4096}],"message":"Out of Memory: Not enough space to allocate 6442450944 B DRAM buffer across 12 banks, where each bank needs to store 536870912 B, but bank size is 1073741792 B (allocated: 536875008 B, free: 536866784 B, largest free block: 536866784 B)","name":"ttmem-emu","needed_per_bank":536870912,"num_banks":12,"page_size":2048,"pid":6070,"reason":"out_of_memory","site":"stdin:6","size":6442450944,"space":{"bank_size":1073741792,"fragmentation":0.0,"free":6442401408,"free_blocks":1,"free_per_bank":536866784,"largest_free_block":536866784,"num_banks":12,"unplaced_buffers":0},"summary":"exhausted: 6,442,450,944 B of DRAM on device 0 needs 536,870,912 B per bank over 12 banks; 536,866,784 B are free per bank (4,128 B short); this process holds 536,870,912 B per bank, the runtime 4,096 B, other processes 0 B \\u2014 free some of this process\'s buffers (the largest are listed) or ask for less","time_ns":1796153941763175041,"type":"DRAM","verdict":"exhausted"}],"total":1}',
     'map': '{"base":101152,"blocks":[{"address":101152,"size":1395936,"use":"free"},{"address":1497088,"id":7,"internal":false,"kind":"owning","pid":6070,"site":"stdin:3","size":2048,"use":"buffer"}],"circular_buffers":[{"address":101152,"id":9,"internal":false,"kind":"cb","pid":6070,"site":"program p/cb0","size":4096,"use":"cb"},{"address":105248,"id":10,"internal":false,"kind":"cb","pid":6070,"site":"program p/cb1","size":4096,"use":"cb"}],"device":0,"overlapping_bytes":0,"space":{"bank_size":1397984,"fragmentation":0.0,"free":89339904,"free_blocks":1,"free_per_bank":1395936,"largest_free_block":1395936,"num_banks":64,"unplaced_buffers":0},"type":"L1"}',
+    'groups': '{"buffers":[],"groups":[{"buffers":16,"bytes":75497472,"devices":8,"key":"prefill","largest":8388608,"name":"","pid":0,"processes":1,"slot":"DRAM","device":0}],"total_groups":1,"total":16}',
+    'ops': '{"ops":[{"pid":7,"name":"python3","scope":"decode","device":3,"slot":"DRAM","bytes":2097152,"buffers":1,"peak":3145728}],"total":1}',
 }
 for name, text in SCHEMA_SEEDS.items():
     write("schema", name, text.encode())
 write("schema", "query", b'{"type":"buffers","device":0,"buffer_type":"L1","kind":"cb","limit":2}')
+write("schema", "query_by", b'{"type":"buffers","by":"op","scope":"mat","limit":5}')
+write("schema", "query_ops", b'{"type":"ops","pid":7,"device":0,"scope":"decode","limit":20}')
 
 # emu_script: the example scripts
 for name in ("seed.ttm", "leaky.ttm", "crash.ttm"):

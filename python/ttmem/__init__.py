@@ -54,7 +54,7 @@ from ._ttmem import (
 __all__ = [
     "open_mesh_device", "close_mesh_device", "MeshDevice", "Buffer", "Program", "Device",
     "flush", "tracking_active", "use_server", "socket_path", "default_socket_path", "client_counters", "presets",
-    "op", "stats", "buffers", "leaks", "devices", "events", "oom", "memory_map", "info", "Server",
+    "op", "ops", "stats", "buffers", "leaks", "devices", "events", "oom", "memory_map", "info", "Server",
     "Error", "OutOfMemoryError", "CircularBufferClashError", "InvalidArgumentError", "DeviceClosedError",
     "DeviceBusyError", "InvalidStateError", "UnknownPresetError", "ServerUnreachableError", "QueryError",
 ]
@@ -155,15 +155,30 @@ class op:
 
 def buffers(device: Optional[int] = None, pid: Optional[int] = None, buffer_type: Optional[str] = None,
             kind: Optional[str] = None, limit: Optional[int] = None, socket: Optional[str] = None,
-            site: Optional[str] = None, scope: Optional[str] = None) -> List[Dict[str, Any]]:
+            site: Optional[str] = None, scope: Optional[str] = None,
+            by: Optional[str] = None) -> List[Dict[str, Any]]:
     """Live buffers, largest first, optionally filtered (kind: owning, preallocated, cb, kernel_binary, trace;
-    site and scope: text the buffer's site or op path contains)."""
+    site and scope: text the buffer's site or op path contains). With by ("op", "site", "pid", "device"):
+    one dict per key and memory slot instead (key, slot, bytes, buffers, largest, devices, processes),
+    bytes descending; limit then counts groups."""
     request: Dict[str, Any] = {"type": "buffers"}
     for key, value in (("device", device), ("pid", pid), ("buffer_type", buffer_type), ("kind", kind), ("limit", limit),
-                       ("site", site), ("scope", scope)):
+                       ("site", site), ("scope", scope), ("by", by)):
         if value is not None:
             request[key] = value
-    return _query(request, socket)["buffers"]
+    answer = _query(request, socket)
+    return answer.get("groups", []) if by is not None else answer["buffers"]
+
+
+def ops(pid: Optional[int] = None, device: Optional[int] = None, scope: Optional[str] = None, limit: int = 200,
+        socket: Optional[str] = None) -> List[Dict[str, Any]]:
+    """Per-op figures of live processes, largest peak first: pid, name, scope (the op path), device, slot,
+    bytes (held now, allocated inside that op), buffers, peak (the most it held at once)."""
+    request: Dict[str, Any] = {"type": "ops", "limit": limit}
+    for key, value in (("pid", pid), ("device", device), ("scope", scope)):
+        if value is not None:
+            request[key] = value
+    return _query(request, socket)["ops"]
 
 
 def leaks(socket: Optional[str] = None) -> Dict[str, List[Dict[str, Any]]]:
@@ -297,6 +312,9 @@ class Server:
 
     def leaks(self) -> Dict[str, List[Dict[str, Any]]]:
         return leaks(self.socket)
+
+    def ops(self, **filters: Any) -> List[Dict[str, Any]]:
+        return ops(socket=self.socket, **filters)
 
     def oom(self, record_id: Optional[int] = None) -> List[Dict[str, Any]]:
         return oom(record_id, self.socket)

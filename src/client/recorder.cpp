@@ -228,6 +228,8 @@ void Client::report_alloc_failure(const AllocationFailureReport& f) {
   m.timestamp_ns = f.timestamp_ns ? f.timestamp_ns : monotonic_ns();
   m.site = std::string(f.site);
   m.message = std::string(f.message);
+  // The op it was asked in: the caller's, else the thread's (the same thread that asked, by construction).
+  m.scope = !f.scope.empty() ? std::string(f.scope) : current_op() != 0 ? t_ops.path : std::string();
   fence([&](std::vector<std::uint8_t>& out) { proto::encode(out, m); });
 }
 

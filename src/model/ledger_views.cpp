@@ -1,6 +1,9 @@
 // The typed views, filled from the registry; see ledger_views.hpp.
 #include "ledger_views.hpp"
 
+#include <algorithm>
+#include <tuple>
+
 namespace ttmem::model {
 
 namespace {
@@ -53,6 +56,32 @@ views::AddressMap map_view(const Registry& registry, std::uint16_t device, Buffe
   out.blocks.reserve(map.blocks.size());
   for (const SpaceBlock& b : map.blocks) out.blocks.push_back(block(b));
   for (const SpaceBlock& b : map.circular_buffers) out.circular_buffers.push_back(block(b));
+  return out;
+}
+
+views::OpList ops_view(const Registry& registry, const views::OpsQuery& q) {
+  views::OpList out;
+  for (const auto& [slot, p] : registry.processes()) {
+    if (q.pid && p.pid != *q.pid) continue;
+    p.ops.for_each([&](const OpKey& k, const OpTally& t) {
+      if (q.device && k.device != *q.device) return;
+      const std::string_view scope = registry.site_text(p, k.scope);
+      if (q.scope && scope.find(*q.scope) == std::string_view::npos) return;
+      out.ops.push_back({p.pid, p.name, std::string(scope), k.device, k.slot, t.bytes, t.buffers, t.peak});
+    });
+  }
+  out.total = out.ops.size();
+  auto order = [](const views::OpUsage& a, const views::OpUsage& b) {
+    if (a.peak != b.peak) return a.peak > b.peak;
+    return std::tie(a.pid, a.scope, a.device, a.slot) < std::tie(b.pid, b.scope, b.device, b.slot);
+  };
+  if (out.ops.size() > q.limit) {
+    std::partial_sort(out.ops.begin(), out.ops.begin() + static_cast<std::ptrdiff_t>(q.limit), out.ops.end(),
+                      order);
+    out.ops.resize(q.limit);
+  } else {
+    std::sort(out.ops.begin(), out.ops.end(), order);
+  }
   return out;
 }
 

@@ -13,6 +13,8 @@ views::Stats stats_view(const Registry& registry, FreeSpaceCache* cache = nullpt
 /// The address map of one bank of `type` on `device` (CBs listed for L1). Empty blocks when the device did
 /// not announce the type's banks.
 views::AddressMap map_view(const Registry& registry, std::uint16_t device, BufferType type);
+/// The per-op figures of live processes that match `q`, peak descending, at most q.limit of them.
+views::OpList ops_view(const Registry& registry, const views::OpsQuery& q);
 /// The view of computed free-space figures (empty when the device did not announce the type).
 std::optional<views::FreeSpace> free_space_view(const FreeSpaceFigures& f);
 std::vector<views::DeviceInfo> devices_view(const Registry& registry);

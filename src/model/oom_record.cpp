@@ -114,6 +114,7 @@ views::OomRecord build_oom_record(const Registry& registry, const ProcessState& 
   r.num_banks = m.num_banks;
   r.needed_per_bank = m.size_per_bank;
   r.site = m.site;
+  r.scope = m.scope;
   r.message = m.message;
 
   std::vector<views::FreeBlock> free;

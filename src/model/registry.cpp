@@ -157,8 +157,10 @@ Anomalies Registry::anomalies() const {
   return a;
 }
 
-void Registry::account(ProcessState& p, ProcessDevice& pd, Slot slot, std::int64_t bytes,
-                       std::int64_t buffers) {
+void Registry::account(ProcessState& p, ProcessDevice& pd, const AllocationRecord& r, int sign) {
+  const Slot slot = slot_of(static_cast<proto::BufferType>(r.type), r.kind());
+  const std::int64_t bytes = sign * static_cast<std::int64_t>(r.size);
+  const std::int64_t buffers = sign;
   auto apply = [&](Figures& f) {
     f.bytes = static_cast<std::uint64_t>(static_cast<std::int64_t>(f.bytes) + bytes);
     f.buffers = static_cast<std::uint64_t>(static_cast<std::int64_t>(f.buffers) + buffers);
@@ -169,6 +171,8 @@ void Registry::account(ProcessState& p, ProcessDevice& pd, Slot slot, std::int64
   apply(pd.device->usage[s]);
   apply(pd.usage[s]);
   apply(p.usage[s]);
+  if (r.label & SiteLabels::kPairBit)
+    p.ops.apply({p.labels.at(r.label).scope, r.device, slot}, bytes, buffers);
 }
 
 template <typename F>
@@ -176,8 +180,7 @@ void Registry::drop_group(ProcessState& p, ProcessDevice& pd, F&& f) {
   if (pd.group == AllocationTable::kNoGroup) return;
   table_.erase_group(pd.group, [&](const AllocationRecord& r) {
     f(r);
-    account(p, pd, slot_of(static_cast<proto::BufferType>(r.type), r.kind()),
-            -static_cast<std::int64_t>(r.size), -1);
+    account(p, pd, r, -1);
   });
 }
 
@@ -308,7 +311,7 @@ void Registry::insert_allocation(ProcessState& p, const proto::EventRecord& e) {
       ++p.anomalies.limit_refused;
       return;
   }
-  account(p, pd, slot_of(e.type, e.kind), static_cast<std::int64_t>(e.size), 1);
+  account(p, pd, r, 1);
 }
 
 std::optional<AllocationRecord> Registry::release_allocation(ProcessState& p, const proto::EventRecord& e) {
@@ -319,8 +322,7 @@ std::optional<AllocationRecord> Registry::release_allocation(ProcessState& p, co
     ++p.anomalies.free_unknown_id;
     return std::nullopt;
   }
-  account(p, *find_process_device(p, r.device), slot_of(static_cast<proto::BufferType>(r.type), r.kind()),
-          -static_cast<std::int64_t>(r.size), -1);
+  account(p, *find_process_device(p, r.device), r, -1);
   if (e.reason == proto::ReleaseReason::close_leak) record_leak(p, r, true, monotonic_ns());
   return r;
 }

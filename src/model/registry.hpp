@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "allocation_table.hpp"
+#include "op_figures.hpp"
 #include "sink.hpp"
 #include "site_labels.hpp"
 #include "ttmem/protocol.hpp"
@@ -92,6 +93,7 @@ struct ProcessState {
   std::unordered_map<std::uint32_t, std::string> sites;
   std::size_t site_bytes = 0;  ///< text held by `sites`
   SiteLabels labels;           ///< the (site, op scope) pairs of its live records
+  OpFigures ops;               ///< what each op holds and held at most, per device and memory type
   std::map<std::uint16_t, ProcessDevice> devices;
   std::vector<ProcessDevice*> device_index;  // by device id, into `devices` (map nodes do not move)
   SlotFigures usage{};
@@ -243,7 +245,8 @@ class Registry {
   void sinks_changed();
 
  private:
-  void account(ProcessState& p, ProcessDevice& pd, Slot slot, std::int64_t bytes, std::int64_t buffers);
+  /// Adds the record to (sign 1) or takes it from (sign -1) every figure it counts in.
+  void account(ProcessState& p, ProcessDevice& pd, const AllocationRecord& r, int sign);
   void insert_allocation(ProcessState& p, const proto::EventRecord& e);
   std::optional<AllocationRecord> release_allocation(ProcessState& p, const proto::EventRecord& e);
   void record_leak(ProcessState& p, const AllocationRecord& r, bool swept, std::uint64_t now_ns);

@@ -17,7 +17,7 @@ constexpr std::size_t kHelloFixed = 4 + 2 + 1 + 1 + 4 + 4 + 1;  // + name bytes
 constexpr std::size_t kHelloAckSize = 2 + 2 + 4 + 4 + 4 + 8;
 constexpr std::size_t kDeviceOpenSize =
     2 + 1 + 1 + 4 + kNumMemorySlots * 8 + kNumMemorySlots * 4 + kNumMemorySlots * 8;
-constexpr std::size_t kAllocFailureFixed = 2 + 1 + 1 + 4 + 4 * 8 + 2 + 2;  // + site and message bytes
+constexpr std::size_t kAllocFailureFixed = 2 + 1 + 1 + 4 + 4 * 8 + 2 + 2 + 2;  // + site, message, scope bytes
 constexpr std::size_t kDeviceCloseSize = 2 + 1 + 1;
 constexpr std::size_t kSnapshotBeginSize = 8;
 constexpr std::size_t kSnapshotEndSize = 16;
@@ -26,7 +26,7 @@ constexpr std::size_t kClientStatsSize = 9 * 8;
 static_assert(kHelloFixed == 17);
 static_assert(kHelloAckSize == 24);
 static_assert(kDeviceOpenSize == 108);
-static_assert(kAllocFailureFixed == 44);
+static_assert(kAllocFailureFixed == 46);
 static_assert(kDeviceCloseSize == 4);
 static_assert(kEventRecordSize == 4 * 1 + 2 * 2 + 4 * 4 + 5 * 8, "event record: 4 u8, 2 u16, 4 u32, 5 u64");
 static_assert(kMaxEventsPerFrame * kEventRecordSize + 4 <= kMaxRequestPayload);
@@ -201,6 +201,7 @@ void encode(std::vector<std::uint8_t>& out, const AllocFailure& m) {
   WireWriter w(out);
   const std::string_view site = std::string_view(m.site).substr(0, kMaxSiteLength);
   const std::string_view message = std::string_view(m.message).substr(0, kMaxFailureMessageLength);
+  const std::string_view scope = std::string_view(m.scope).substr(0, kMaxSiteLength);
   w.u16(m.device);
   w.u8(static_cast<std::uint8_t>(m.type));
   w.u8(static_cast<std::uint8_t>(m.reason));
@@ -211,8 +212,10 @@ void encode(std::vector<std::uint8_t>& out, const AllocFailure& m) {
   w.u64(m.timestamp_ns);
   w.u16(static_cast<std::uint16_t>(site.size()));
   w.u16(static_cast<std::uint16_t>(message.size()));
+  w.u16(static_cast<std::uint16_t>(scope.size()));
   w.bytes(site);
   w.bytes(message);
+  w.bytes(scope);
   finish_frame(out, at);
 }
 
@@ -555,10 +558,10 @@ Decoded<AllocFailure> decode_alloc_failure(std::span<const std::uint8_t> p) {
   WireReader r(p);
   AllocFailure m;
   std::uint8_t type = 0, reason = 0;
-  std::uint16_t site_len = 0, message_len = 0;
+  std::uint16_t site_len = 0, message_len = 0, scope_len = 0;
   if (!r.u16(m.device) || !r.u8(type) || !r.u8(reason) || !r.u32(m.num_banks) || !r.u64(m.size) ||
       !r.u64(m.page_size) || !r.u64(m.size_per_bank) || !r.u64(m.timestamp_ns) || !r.u16(site_len) ||
-      !r.u16(message_len)) {
+      !r.u16(message_len) || !r.u16(scope_len)) {
     return malformed(format_text("truncated ALLOC_FAILURE message ({} of at least {} bytes)", p.size(),
                                  kAllocFailureFixed));
   }
@@ -574,7 +577,9 @@ Decoded<AllocFailure> decode_alloc_failure(std::span<const std::uint8_t> p) {
     return malformed(
         format_text("ALLOC_FAILURE message of {} bytes exceeds {}", message_len, kMaxFailureMessageLength));
   }
-  if (!r.bytes(m.site, site_len) || !r.bytes(m.message, message_len))
+  if (scope_len > kMaxSiteLength)
+    return malformed(format_text("ALLOC_FAILURE op scope of {} bytes exceeds {}", scope_len, kMaxSiteLength));
+  if (!r.bytes(m.site, site_len) || !r.bytes(m.message, message_len) || !r.bytes(m.scope, scope_len))
     return malformed("truncated ALLOC_FAILURE message");
   if (!r.done()) {
     return malformed(format_text("ALLOC_FAILURE message has {} unexpected trailing bytes", r.remaining()));

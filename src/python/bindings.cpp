@@ -98,6 +98,7 @@ void raise_out_of_memory(const emu::Error& e) {
   err.attr("record_id") = py::none();
   err.attr("verdict") = py::none();
   err.attr("summary") = py::none();
+  err.attr("op") = py::none();
   if (emu::ServerTracking::active()) {
     try {
       // The failure went out like a device open: once flushed, ttmemd has made its record.
@@ -119,6 +120,7 @@ void raise_out_of_memory(const emu::Error& e) {
         err.attr("record_id") = mine->id;
         err.attr("verdict") = std::string(to_string(mine->verdict));
         err.attr("summary") = mine->summary;
+        if (!mine->scope.empty()) err.attr("op") = mine->scope;
       }
     } catch (const std::exception&) {
       // ttmemd went away meanwhile: the error stands without its record.
@@ -133,11 +135,11 @@ PYBIND11_MODULE(_ttmem, m) {
   m.doc() = "ttmem: the emulated TT-Metal device-memory runtime, tracked by ttmemd.";
 
   g_exc.base = make_exception(m, "Error", {PyExc_RuntimeError}, "Base class of ttmem errors.");
-  g_exc.out_of_memory =
-      make_exception(m, "OutOfMemoryError", {g_exc.base, PyExc_MemoryError},
-                     "An allocator could not place a buffer. Attributes: size, num_banks, needed_per_bank, "
-                     "free_per_bank, largest_free_block (the runtime's figures), and ttmemd's record_id, "
-                     "verdict and summary when the process is tracked (else None).");
+  g_exc.out_of_memory = make_exception(
+      m, "OutOfMemoryError", {g_exc.base, PyExc_MemoryError},
+      "An allocator could not place a buffer. Attributes: size, num_banks, needed_per_bank, "
+      "free_per_bank, largest_free_block (the runtime's figures), and ttmemd's record_id, "
+      "verdict, summary and op (the op path it was asked in) when the process is tracked (else None).");
   g_exc.cb_clash =
       make_exception(m, "CircularBufferClashError", {g_exc.base},
                      "A program's circular buffers would run into an L1 buffer or past the end of L1.");

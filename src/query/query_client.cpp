@@ -221,6 +221,10 @@ views::OomList QueryClient::oom(std::optional<std::uint64_t> id) {
 views::AddressMap QueryClient::map(std::uint16_t device, BufferType type) {
   return typed<views::AddressMap>(views::MapQuery{device, type});
 }
+
+views::OpList QueryClient::ops(const views::OpsQuery& query) {
+  return typed<views::OpList>(query);
+}
 views::ServerInfo QueryClient::info(bool reset_loop) {
   return typed<views::ServerInfo>(views::InfoQuery{reset_loop});
 }

@@ -50,6 +50,7 @@ std::shared_ptr<Buffer> Buffer::create_locked(std::shared_ptr<BufferHome> home, 
   b->internal_ = config.internal;
   b->site_ = config.site;
   b->created_ns_ = monotonic_ns();
+  b->op_ = GraphTracker::instance().op_tag();
 
   if (config.size == 0) {  // TT-Metal: a zero-size buffer allocates nothing
     b->status_ = BufferStatus::allocated;
@@ -130,6 +131,7 @@ std::shared_ptr<Buffer> Buffer::view(const std::shared_ptr<Buffer>& root_in, std
   v->kind_ = root->kind_;
   v->sharded_ = root->sharded_;
   v->site_ = root->site_;
+  v->op_ = root->op_;
   v->status_ = BufferStatus::allocated;
   return v;
 }
@@ -176,6 +178,7 @@ AllocationEvent Buffer::event() const {
   e.size_per_bank = size_per_bank_;
   e.site = site_;
   e.internal = internal_;
+  e.op = op_;
   e.timestamp_ns = created_ns_;
   return e;
 }

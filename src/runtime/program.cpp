@@ -29,6 +29,7 @@ AllocationEvent make_cb_event(const CircularBufferAllocation& cb, MeshId mesh, s
   e.size_per_bank = (cb.size + alignment - 1) / alignment * alignment;
   e.site = site;
   e.internal = false;
+  e.op = cb.op;
   e.timestamp_ns = cb.created_ns;
   return e;
 }
@@ -74,6 +75,7 @@ bool Program::has_circular_buffers_on(DeviceId device) const {
 void Program::add_circular_buffers(std::vector<CircularBufferAllocation> cbs) {
   for (CircularBufferAllocation& cb : cbs) {
     cb.created_ns = monotonic_ns();
+    cb.op = GraphTracker::instance().op_tag();
     cbs_.push_back(cb);
     const std::string site = cb_site(cb.index);  // the event only views it
     GraphTracker::instance().track_allocate(cb_event(cb, site));

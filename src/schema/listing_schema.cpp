@@ -27,8 +27,27 @@ void BufferPageWriter::row(const BufferRowText& r) {
   fmt::format_to(to, R"(,"internal":{},"age_ms":{}}})", r.internal ? "true" : "false", r.age_ms);
 }
 
-void BufferPageWriter::end(std::optional<std::uint64_t> total) {
+void BufferPageWriter::end(std::optional<std::uint64_t> total, const std::vector<views::BufferGroup>& groups,
+                           std::uint64_t total_groups) {
   out_ += ']';
+  if (!groups.empty() || total_groups) {
+    json g = json::array();
+    for (const auto& x : groups) {
+      g.push_back({{"key", x.key},
+                   {"pid", x.pid},
+                   {"name", x.name},
+                   {"device", x.device},
+                   {"slot", name(x.slot)},
+                   {"bytes", x.bytes},
+                   {"buffers", x.buffers},
+                   {"largest", x.largest},
+                   {"devices", x.devices},
+                   {"processes", x.processes}});
+    }
+    out_ += R"(,"groups":)";
+    out_ += dump(g);
+    fmt::format_to(std::back_inserter(out_), R"(,"total_groups":{})", total_groups);
+  }
   if (total) fmt::format_to(std::back_inserter(out_), R"(,"total":{})", *total);
   out_ += '}';
 }
@@ -47,7 +66,7 @@ std::string to_json(const views::BufferList& v) {
     page.row(
         {b.pid, name, b.device, b.type, b.kind, b.id, b.size, b.address, site, scope, b.internal, b.age_ms});
   }
-  page.end(v.total);
+  page.end(v.total, v.groups, v.total_groups);
   return out;
 }
 
@@ -64,6 +83,15 @@ views::BufferList from_json<views::BufferList>(std::string_view text) {
                            get<std::uint64_t>(b, "age_ms")});
     });
     v.total = get_optional<std::uint64_t>(j, "total").value_or(0);  // the last page has it
+    if (j.contains("groups"))
+      each(j, "groups", [&](const json& g) {  // grouped answers only
+        v.groups.push_back({get<std::string>(g, "key"), get<pid_t>(g, "pid"), get<std::string>(g, "name"),
+                            get<std::uint16_t>(g, "device"), get_enum<Slot>(g, "slot"),
+                            get<std::uint64_t>(g, "bytes"), get<std::uint64_t>(g, "buffers"),
+                            get<std::uint64_t>(g, "largest"), get<std::uint32_t>(g, "devices"),
+                            get<std::uint32_t>(g, "processes")});
+      });
+    v.total_groups = get_optional<std::uint64_t>(j, "total_groups").value_or(0);
     return v;
   });
 }
@@ -72,6 +100,41 @@ void append_page(views::BufferList& to, views::BufferList&& page) {
   to.buffers.insert(to.buffers.end(), std::make_move_iterator(page.buffers.begin()),
                     std::make_move_iterator(page.buffers.end()));
   if (page.total) to.total = page.total;
+  to.groups.insert(to.groups.end(), std::make_move_iterator(page.groups.begin()),
+                   std::make_move_iterator(page.groups.end()));
+  if (page.total_groups) to.total_groups = page.total_groups;
+}
+
+// ---- ops --------------------------------------------------------------------------------------------------
+
+std::string to_json(const views::OpList& v) {
+  json ops = json::array();
+  for (const auto& o : v.ops) {
+    ops.push_back({{"pid", o.pid},
+                   {"name", o.name},
+                   {"scope", o.scope},
+                   {"device", o.device},
+                   {"slot", name(o.slot)},
+                   {"bytes", o.bytes},
+                   {"buffers", o.buffers},
+                   {"peak", o.peak}});
+  }
+  return dump({{"ops", std::move(ops)}, {"total", v.total}});
+}
+
+template <>
+views::OpList from_json<views::OpList>(std::string_view text) {
+  return decode(text, "ops answer", [](const json& j) {
+    views::OpList v;
+    each(j, "ops", [&](const json& o) {
+      v.ops.push_back({get<pid_t>(o, "pid"), get<std::string>(o, "name"), get<std::string>(o, "scope"),
+                       get<std::uint16_t>(o, "device"), get_enum<Slot>(o, "slot"),
+                       get<std::uint64_t>(o, "bytes"), get<std::uint64_t>(o, "buffers"),
+                       get<std::uint64_t>(o, "peak")});
+    });
+    v.total = get<std::uint64_t>(j, "total");
+    return v;
+  });
 }
 
 // ---- leaks and orphans ------------------------------------------------------------------------------

@@ -48,6 +48,7 @@ json detail::oom_to_json(const views::OomRecord& r) {
           {"num_banks", r.num_banks},
           {"needed_per_bank", r.needed_per_bank},
           {"site", r.site},
+          {"scope", r.scope},
           {"message", r.message},
           {"space", std::move(space)},
           {"free_blocks", std::move(free_blocks)},
@@ -71,6 +72,7 @@ views::OomRecord detail::oom_from_json(const json& j) {
   r.num_banks = get<std::uint32_t>(j, "num_banks");
   r.needed_per_bank = get<std::uint64_t>(j, "needed_per_bank");
   r.site = get<std::string>(j, "site");
+  r.scope = get_optional<std::string>(j, "scope").value_or("");
   r.message = get<std::string>(j, "message");
   if (auto it = j.find("space"); it != j.end() && it->is_object()) r.space = free_space_from(*it);
   each(j, "free_blocks", [&](const json& f) {

@@ -30,6 +30,10 @@ views::BufferQuery buffer_query(const json& q) {
   }
   f.site = get_optional<std::string>(q, "site");
   f.scope = get_optional<std::string>(q, "scope");
+  if (auto by = get_optional<std::string>(q, "by")) {
+    f.by = parse_enum<GroupBy>(*by);
+    if (!f.by) throw SchemaError("unknown 'by' '" + *by + "' (" + names_of(enum_values<GroupBy>()) + ")");
+  }
   return f;
 }
 
@@ -42,6 +46,7 @@ json buffer_query_json(const views::BufferQuery& f) {
   if (f.limit) q["limit"] = *f.limit;
   if (f.site) q["site"] = *f.site;
   if (f.scope) q["scope"] = *f.scope;
+  if (f.by) q["by"] = name(*f.by);
   return q;
 }
 
@@ -112,6 +117,29 @@ const std::array<QueryType, std::variant_size_v<views::Query>> kQueryTypes = {{
      [](const views::Query& q) {
        const auto& m = std::get<views::MapQuery>(q);
        return json{{"device", m.device}, {"buffer_type", name(m.type)}};
+     }},
+    {"ops",
+     [](const json& q) -> views::Query {
+       views::OpsQuery o;
+       if (auto p = get_optional<std::int64_t>(q, "pid")) o.pid = static_cast<pid_t>(*p);
+       if (auto d = get_optional<std::int64_t>(q, "device")) {
+         if (*d < 0 || *d > 65535) throw SchemaError("field 'device' is out of range");
+         o.device = static_cast<std::uint16_t>(*d);
+       }
+       o.scope = get_optional<std::string>(q, "scope");
+       if (auto l = get_optional<std::int64_t>(q, "limit")) {
+         if (*l < 0) throw SchemaError("field 'limit' must not be negative");
+         o.limit = static_cast<std::uint64_t>(*l);
+       }
+       return o;
+     },
+     [](const views::Query& q) {
+       const auto& o = std::get<views::OpsQuery>(q);
+       json j{{"limit", o.limit}};
+       if (o.pid) j["pid"] = *o.pid;
+       if (o.device) j["device"] = *o.device;
+       if (o.scope) j["scope"] = *o.scope;
+       return j;
      }},
 }};
 

@@ -7,6 +7,7 @@
 #include <queue>
 #include <stdexcept>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "ledger_views.hpp"
 #include "ttmem/schema.hpp"
@@ -44,9 +45,50 @@ bool before(const Row& a, const Row& b) {
   return a.device < b.device;
 }
 
+/// Which records a `buffers` query keeps: its filters, with the texts of each (process, label) looked at
+/// once, not per record.
+class BufferFilter {
+ public:
+  explicit BufferFilter(const views::BufferQuery& f) : filter_(f) {}
+
+  /// Resolves the pid filter; called once, before the first record.
+  void start(const Registry& registry) {
+    if (!filter_.pid) return;
+    const ProcessState* p = registry.find_process(*filter_.pid);
+    process_ = p ? p->slot : 0;  // no such process: nothing matches (slot 0 is never live)
+  }
+
+  bool matches(const Registry& registry, const AllocationRecord& r) {
+    if (process_ && r.process != *process_) return false;
+    if (filter_.device && r.device != *filter_.device) return false;
+    if (filter_.type && r.type != static_cast<std::uint8_t>(*filter_.type)) return false;
+    if (filter_.kind && r.kind() != *filter_.kind) return false;
+    if (filter_.site || filter_.scope) {
+      const std::uint64_t key = std::uint64_t{r.process} << 32 | r.label;
+      auto it = origin_matches_.find(key);
+      if (it == origin_matches_.end()) {
+        const model::OriginText where = registry.origin(r.process, r.label);
+        const bool ok = (!filter_.site || where.site.find(*filter_.site) != std::string_view::npos) &&
+                        (!filter_.scope || where.scope.find(*filter_.scope) != std::string_view::npos);
+        it = origin_matches_.emplace(key, ok).first;
+      }
+      if (!it->second) return false;
+    }
+    return true;
+  }
+
+  const views::BufferQuery& query() const { return filter_; }
+
+ private:
+  views::BufferQuery filter_;
+  std::optional<std::uint32_t> process_;
+  std::unordered_map<std::uint64_t, bool> origin_matches_;
+};
+
 class BuffersQuery final : public PagedQuery {
  public:
-  BuffersQuery(const views::BufferQuery& f, PagedQueryLimits limits) : filter_(f), limits_(limits) {
+  BuffersQuery(const views::BufferQuery& f, PagedQueryLimits limits)
+      : filter_(f), select_(f), limits_(limits) {
     top_ = f.limit && *f.limit <= kTopHeapLimit;
   }
 
@@ -73,41 +115,15 @@ class BuffersQuery final : public PagedQuery {
  private:
   enum class Phase { scan, sort, emit };
 
-  bool matches(const Registry& registry, const AllocationRecord& r) {
-    if (process_ && r.process != *process_) return false;
-    if (filter_.device && r.device != *filter_.device) return false;
-    if (filter_.type && r.type != static_cast<std::uint8_t>(*filter_.type)) return false;
-    if (filter_.kind && r.kind() != *filter_.kind) return false;
-    if (filter_.site || filter_.scope) {
-      // Texts are looked at once per (process, label), not per record.
-      const std::uint64_t key = std::uint64_t{r.process} << 32 | r.label;
-      auto it = origin_matches_.find(key);
-      if (it == origin_matches_.end()) {
-        const model::OriginText where = registry.origin(r.process, r.label);
-        const bool ok = (!filter_.site || where.site.find(*filter_.site) != std::string_view::npos) &&
-                        (!filter_.scope || where.scope.find(*filter_.scope) != std::string_view::npos);
-        it = origin_matches_.emplace(key, ok).first;
-      }
-      if (!it->second) return false;
-    }
-    return true;
-  }
-
   void scan(const Registry& registry) {
     if (!started_) {
       started_ = true;
-      if (filter_.pid) {
-        if (const ProcessState* p = registry.find_process(*filter_.pid)) {
-          process_ = p->slot;
-        } else {
-          process_ = 0;  // no such process: nothing matches (slot 0 is never live)
-        }
-      }
+      select_.start(registry);
     }
     const AllocationTable& t = registry.allocations();
     const std::size_t end = cursor_ + kChunksPerStep;
     t.for_each_in_chunks(cursor_, end, [&](const AllocationRecord& r) {
-      if (!matches(registry, r)) return;
+      if (!select_.matches(registry, r)) return;
       ++matched_;
       if (r.process != last_process_) {  // a group's records are together: look the owner up once a run
         last_process_ = r.process;
@@ -237,10 +253,10 @@ class BuffersQuery final : public PagedQuery {
   };
 
   views::BufferQuery filter_;
+  BufferFilter select_;
   PagedQueryLimits limits_;
   bool top_ = false;
   bool started_ = false;
-  std::optional<std::uint32_t> process_;
   Phase phase_ = Phase::scan;
   std::size_t cursor_ = 0;
   std::uint64_t matched_ = 0;
@@ -254,8 +270,123 @@ class BuffersQuery final : public PagedQuery {
   std::priority_queue<HeapEntry, std::vector<HeapEntry>, HeapOrder> heap_{HeapOrder{this}};
   std::uint64_t emitted_ = 0;
   std::unordered_map<std::uint64_t, std::pair<std::string, std::string>> escaped_origins_;
-  std::unordered_map<std::uint64_t, bool> origin_matches_;
   std::unordered_map<std::uint32_t, std::string> escaped_names_;
+};
+
+/// `buffers --by KEY`: the matching buffers summed per key and memory type, scanned in the same slices as
+/// a listing. Groups are few (bounded by the sites, processes and devices ttmemd keeps), so the answer is
+/// one page.
+class GroupedBuffersQuery final : public PagedQuery {
+ public:
+  explicit GroupedBuffersQuery(const views::BufferQuery& f) : select_(f), by_(*f.by) {}
+
+  bool step(const Registry& registry, std::string& page) override {
+    if (!started_) {
+      started_ = true;
+      select_.start(registry);
+    }
+    const AllocationTable& t = registry.allocations();
+    const std::size_t end = cursor_ + kChunksPerStep;
+    t.for_each_in_chunks(cursor_, end, [&](const AllocationRecord& r) {
+      if (!select_.matches(registry, r)) return;
+      ++matched_;
+      const Slot slot = slot_of(static_cast<proto::BufferType>(r.type), r.kind());
+      Group& g = groups_[group_of(registry, r) * kSlots + index(slot)];
+      g.bytes += r.size;
+      ++g.buffers;
+      g.largest = std::max(g.largest, r.size);
+      g.devices.insert(r.device);
+      g.processes.insert(r.process);
+    });
+    cursor_ = end;
+    if (cursor_ < t.chunk_count()) return false;
+    emit(page);
+    return true;
+  }
+
+ private:
+  struct Group {
+    std::uint64_t bytes = 0, buffers = 0, largest = 0;
+    std::unordered_set<std::uint16_t> devices;
+    std::unordered_set<std::uint32_t> processes;
+  };
+  struct Key {
+    std::string text;
+    pid_t pid = 0;
+    std::string name;
+    std::uint16_t device = 0;
+  };
+
+  /// The record's key, numbered in order of first sight; texts are looked at once per (process, label).
+  std::uint64_t group_of(const Registry& registry, const AllocationRecord& r) {
+    std::uint64_t cache_key = 0;
+    switch (by_) {
+      case GroupBy::op:
+      case GroupBy::site:
+        cache_key = std::uint64_t{r.process} << 32 | r.label;
+        break;
+      case GroupBy::pid:
+        cache_key = r.process;
+        break;
+      case GroupBy::device:
+        cache_key = r.device;
+        break;
+    }
+    if (auto it = key_of_.find(cache_key); it != key_of_.end()) return it->second;
+    Key k;
+    switch (by_) {
+      case GroupBy::op:
+        k.text = std::string(registry.origin(r.process, r.label).scope);
+        break;
+      case GroupBy::site:
+        k.text = std::string(registry.origin(r.process, r.label).site);
+        break;
+      case GroupBy::pid: {
+        const ProcessState* p = registry.process_by_slot(r.process);
+        k.pid = p ? p->pid : 0;
+        k.name = std::string(registry.process_name(r.process));
+        k.text = std::to_string(k.pid);
+        break;
+      }
+      case GroupBy::device:
+        k.device = r.device;
+        k.text = std::to_string(r.device);
+        break;
+    }
+    // Ops and sites with the same text in several processes are one group.
+    auto [at, added] = index_of_text_.emplace(k.text, keys_.size());
+    if (added) keys_.push_back(std::move(k));
+    key_of_.emplace(cache_key, at->second);
+    return at->second;
+  }
+
+  void emit(std::string& page) {
+    std::vector<views::BufferGroup> out;
+    out.reserve(groups_.size());
+    for (const auto& [at, g] : groups_) {
+      const Key& k = keys_[at / kSlots];
+      out.push_back({k.text, k.pid, k.name, k.device, static_cast<Slot>(at % kSlots), g.bytes, g.buffers,
+                     g.largest, static_cast<std::uint32_t>(g.devices.size()),
+                     static_cast<std::uint32_t>(g.processes.size())});
+    }
+    std::sort(out.begin(), out.end(), [](const views::BufferGroup& a, const views::BufferGroup& b) {
+      if (a.bytes != b.bytes) return a.bytes > b.bytes;
+      return std::tie(a.key, a.slot) < std::tie(b.key, b.slot);
+    });
+    const std::uint64_t total_groups = out.size();
+    if (const auto& limit = select_.query().limit; limit && out.size() > *limit) out.resize(*limit);
+    schema::BufferPageWriter(page).end(matched_, out, total_groups);
+  }
+
+  BufferFilter select_;
+  GroupBy by_;
+  bool started_ = false;
+  std::size_t cursor_ = 0;
+  std::uint64_t matched_ = 0;
+  std::unordered_map<std::uint64_t, std::uint64_t> key_of_;
+  std::unordered_map<std::string, std::uint64_t> index_of_text_;
+  std::vector<Key> keys_;
+  std::unordered_map<std::uint64_t, Group> groups_;  // key index * kSlots + slot
 };
 
 /// Leak records, then orphan records, newest first, from the newest at the query's start down: the record
@@ -321,6 +452,7 @@ class EventsQuery final : public PagedQuery {
 }  // namespace
 
 std::unique_ptr<PagedQuery> buffers_query(const views::BufferQuery& filter, PagedQueryLimits limits) {
+  if (filter.by) return std::make_unique<GroupedBuffersQuery>(filter);
   return std::make_unique<BuffersQuery>(filter, limits);
 }
 

@@ -42,6 +42,9 @@ Server::Answer Server::answer(Connection& c, const views::Query& query) {
       }
       return {schema::to_json(model::map_view(s.registry_, q.device, q.type)), {}};
     }
+    Answer operator()(const views::OpsQuery& q) {
+      return {schema::to_json(model::ops_view(s.registry_, q)), {}};
+    }
     Answer operator()(const views::SubscribeQuery&) {
       if (!c.subscriber) s.subscribers_.added();
       c.subscriber = true;

@@ -70,3 +70,23 @@ def test_allocations_inside_ttmem_op_carry_its_path(ttmemd):
         [only] = ttmem.buffers(scope="matmul")
         assert only["site"] == "inner"
         del outer, inner, after
+
+
+def test_buffers_by_op_and_per_op_peaks(ttmemd):
+    with ttmem.open_mesh_device("n300") as mesh:
+        with ttmem.op("decode"):
+            a = mesh.allocate("DRAM", 1 << 20, page_size=2048, site="a")
+            b = mesh.allocate("DRAM", 2 << 20, page_size=2048, site="b")
+            del a  # decode held 3 MiB on each device at once, 2 MiB now
+            with pytest.raises(ttmem.OutOfMemoryError) as caught:
+                mesh.allocate("DRAM", 64 << 30, page_size=2048, site="too big")
+        assert caught.value.op == "decode"
+        assert ttmem.flush()
+        [group] = ttmem.buffers(by="op", scope="decode")
+        assert (group["key"], group["slot"], group["buffers"], group["devices"]) == ("decode", "DRAM", 2, 2)
+        assert group["bytes"] == 2 * (2 << 20)
+        peaks = ttmem.ops(pid=os.getpid(), scope="decode")
+        assert sorted(p["device"] for p in peaks) == [0, 1]
+        assert all(p["peak"] == 3 << 20 and p["bytes"] == 2 << 20 and p["slot"] == "DRAM" for p in peaks)
+        assert ttmem.oom()[0]["scope"] == "decode"
+        del b

@@ -25,6 +25,9 @@ RC_GTEST_PROP(SchemaRoundTrip, DeviceList, (const views::DeviceList& v)) {
 RC_GTEST_PROP(SchemaRoundTrip, BufferList, (const views::BufferList& v)) {
   round_trips(v);
 }
+RC_GTEST_PROP(SchemaRoundTrip, OpList, (const views::OpList& v)) {
+  round_trips(v);
+}
 RC_GTEST_PROP(SchemaRoundTrip, Leaks, (const views::Leaks& v)) {
   round_trips(v);
 }
@@ -65,10 +68,12 @@ RC_GTEST_PROP(SchemaPretty, IndentsAsTheJsonLibraryDoes,
 RC_GTEST_PROP(SchemaRoundTrip, PagesOfAListingJoinToTheWhole, (const views::BufferList& whole)) {
   // The server sends a long listing as pages, the total on the last: joined, they are the listing.
   const auto cut = *rc::gen::inRange<std::size_t>(0, whole.buffers.size() + 1);
-  views::BufferList first{{whole.buffers.begin(), whole.buffers.begin() + static_cast<std::ptrdiff_t>(cut)},
-                          0};
+  views::BufferList first{
+      {whole.buffers.begin(), whole.buffers.begin() + static_cast<std::ptrdiff_t>(cut)}, 0, {}, 0};
   views::BufferList last{{whole.buffers.begin() + static_cast<std::ptrdiff_t>(cut), whole.buffers.end()},
-                         whole.total};
+                         whole.total,
+                         whole.groups,
+                         whole.total_groups};
   views::BufferList joined;
   schema::append_page(joined, schema::from_json<views::BufferList>(schema::to_json(first)));
   schema::append_page(joined, schema::from_json<views::BufferList>(schema::to_json(last)));
@@ -78,7 +83,7 @@ RC_GTEST_PROP(SchemaRoundTrip, PagesOfAListingJoinToTheWhole, (const views::Buff
 RC_GTEST_PROP(SchemaRoundTrip, InvalidUtf8BecomesReplacementCharactersNeverAnError,
               (const std::string& raw)) {
   // Names and sites come from clients as bytes: whatever they are, the text is valid JSON and decodes.
-  views::BufferList v{{views::BufferRow{}}, 1};
+  views::BufferList v{{views::BufferRow{}}, 1, {}, 0};
   v.buffers[0].name = raw;
   v.buffers[0].site = raw;
   const auto back = schema::from_json<views::BufferList>(schema::to_json(v));

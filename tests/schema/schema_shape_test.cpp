@@ -46,7 +46,9 @@ TEST(SchemaShape, StatsAreKeyedBySlotName) {
 TEST(SchemaShape, ABufferRowHasItsFieldsInTheDocumentedOrder) {
   views::BufferList v{{{7, "p", 1, BufferType::L1, AllocKind::circular_buffer, 9, 4096, 0x1000, "a.py:3",
                         "fwd/mm", true, 12}},
-                      1};
+                      1,
+                      {},
+                      0};
   EXPECT_EQ(schema::to_json(v),
             R"({"buffers":[{"pid":7,"name":"p","device":1,"type":"L1","kind":"cb","id":9,"size":4096,)"
             R"("address":4096,"site":"a.py:3","scope":"fwd/mm","internal":true,"age_ms":12}],"total":1})");

@@ -174,6 +174,7 @@ OomRecord oom_record() {
   r.num_banks = any<std::uint32_t>();
   r.needed_per_bank = any_u64();
   r.site = text();
+  r.scope = text();
   r.message = text();
   r.space = maybe(free_space);
   r.free_blocks = list_of([] { return FreeBlock{any_u64(), any_u64()}; });
@@ -323,6 +324,41 @@ rc::Gen<BufferList> buffer_list_gen() {
       return b;
     });
     l.total = any_u64();
+    l.groups = list_of([] {
+      BufferGroup g;
+      g.key = text();
+      g.pid = any<pid_t>();
+      g.name = text();
+      g.device = any<std::uint16_t>();
+      g.slot = any_of<Slot>();
+      g.bytes = any_u64();
+      g.buffers = any_u64();
+      g.largest = any_u64();
+      g.devices = any<std::uint32_t>();
+      g.processes = any<std::uint32_t>();
+      return g;
+    });
+    l.total_groups = l.groups.empty() ? 0 : any_u64();
+    return l;
+  });
+}
+
+rc::Gen<OpList> op_list_gen() {
+  return gen::exec([] {
+    OpList l;
+    l.ops = list_of([] {
+      OpUsage o;
+      o.pid = any<pid_t>();
+      o.name = text();
+      o.scope = text();
+      o.device = any<std::uint16_t>();
+      o.slot = any_of<Slot>();
+      o.bytes = any_u64();
+      o.buffers = any_u64();
+      o.peak = any_u64();
+      return o;
+    });
+    l.total = any_u64();
     return l;
   });
 }
@@ -426,7 +462,7 @@ rc::Gen<Query> query_gen() {
   return gen::exec([]() -> Query {
     // Limits are JSON integers the decoder reads as signed 64-bit.
     const auto limit = [] { return *gen::inRange<std::uint64_t>(0, std::uint64_t{1} << 62); };
-    switch (*gen::inRange(0, 9)) {
+    switch (*gen::inRange(0, 10)) {
       case 0:
         return StatsQuery{};
       case 1: {
@@ -438,6 +474,7 @@ rc::Gen<Query> query_gen() {
         q.limit = maybe(limit);
         q.site = maybe(text);
         q.scope = maybe(text);
+        q.by = maybe(any_of<GroupBy>);
         return q;
       }
       case 2:
@@ -452,6 +489,14 @@ rc::Gen<Query> query_gen() {
         return SubscribeQuery{};
       case 7:
         return OomQuery{maybe([] { return *gen::inRange<std::uint64_t>(1, std::uint64_t{1} << 62); })};
+      case 8: {
+        OpsQuery q;
+        q.pid = maybe(any<pid_t>);
+        q.device = maybe(any<std::uint16_t>);
+        q.scope = maybe(text);
+        q.limit = limit();
+        return q;
+      }
       default:
         return MapQuery{any<std::uint16_t>(),
                         *gen::elementOf(std::vector<BufferType>(kManagedTypes.begin(), kManagedTypes.end()))};

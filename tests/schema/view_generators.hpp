@@ -16,6 +16,7 @@ rc::Gen<views::FreeSpace> free_space_gen();
 rc::Gen<views::Stats> stats_gen();
 rc::Gen<views::DeviceList> device_list_gen();
 rc::Gen<views::BufferList> buffer_list_gen();
+rc::Gen<views::OpList> op_list_gen();
 rc::Gen<views::Leak> leak_gen();
 rc::Gen<views::Orphan> orphan_gen();
 rc::Gen<views::Leaks> leaks_gen();
@@ -41,6 +42,7 @@ TTMEM_ARBITRARY_VIEW(FreeSpace, free_space_gen)
 TTMEM_ARBITRARY_VIEW(Stats, stats_gen)
 TTMEM_ARBITRARY_VIEW(DeviceList, device_list_gen)
 TTMEM_ARBITRARY_VIEW(BufferList, buffer_list_gen)
+TTMEM_ARBITRARY_VIEW(OpList, op_list_gen)
 TTMEM_ARBITRARY_VIEW(Leak, leak_gen)
 TTMEM_ARBITRARY_VIEW(Orphan, orphan_gen)
 TTMEM_ARBITRARY_VIEW(Leaks, leaks_gen)

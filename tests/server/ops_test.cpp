@@ -6,10 +6,12 @@
 #include <future>
 #include <thread>
 
+#include "raw_client.hpp"
 #include "tracked_emulator.hpp"
 #include "ttmem/client.hpp"
 #include "ttmem/query.hpp"
 #include "ttmem/runtime/device.hpp"
+#include "ttmem/runtime/error.hpp"
 #include "ttmem/runtime/server_tracking.hpp"
 
 namespace ttmem::test {
@@ -117,6 +119,141 @@ TEST(Ops, FreesAndLeaksNameTheOpOfWhatTheyRelease) {
     }
   }
   EXPECT_TRUE(found);
+}
+
+TEST(Ops, AFailedAllocationNamesTheOpItWasAskedIn) {
+  Tracked t;
+  auto mesh = n150();
+  {
+    OpScope op("attention");
+    EXPECT_THROW(mesh->create_buffer(dram(std::uint64_t{1} << 40, "attn.py:3")), emu::Error);
+  }
+  t.flush();
+  const views::OomList list = t.tool().oom();
+  ASSERT_EQ(list.records.size(), 1u);
+  EXPECT_EQ(list.records[0].site, "attn.py:3");
+  EXPECT_EQ(list.records[0].scope, "attention");
+}
+
+std::shared_ptr<emu::MeshDevice> t3000() {
+  emu::MeshDeviceConfig config;
+  config.preset = "t3000";
+  return emu::MeshDevice::open(config);
+}
+
+TEST(Ops, BuffersGroupedByOpShowAMeshTensorAsOneRowWithItsDevices) {
+  Tracked t;
+  auto mesh = t3000();
+  std::vector<std::shared_ptr<emu::MeshBuffer>> keep;
+  {
+    OpScope op("prefill");
+    keep.push_back(mesh->create_buffer(dram(8 << 20, "model.py:10")));
+    keep.push_back(mesh->create_buffer(dram(1 << 20, "model.py:11")));
+  }
+  t.flush();
+  auto tool = t.tool();
+  views::BufferQuery q;
+  q.by = GroupBy::op;
+  q.pid = getpid();
+  const views::BufferList by_op = tool.buffers(q);
+  EXPECT_TRUE(by_op.buffers.empty());
+  const views::BufferGroup* prefill = nullptr;
+  std::uint64_t in_groups = 0;
+  for (const auto& g : by_op.groups) {
+    in_groups += g.buffers;
+    if (g.key == "prefill" && g.slot == Slot::DRAM) prefill = &g;
+  }
+  ASSERT_NE(prefill, nullptr);
+  EXPECT_EQ(prefill->buffers, 16u);  // two mesh tensors over 8 devices
+  EXPECT_EQ(prefill->devices, 8u);
+  EXPECT_EQ(prefill->processes, 1u);
+  EXPECT_EQ(prefill->bytes, 8u * ((8u << 20) + (1u << 20)));
+  EXPECT_EQ(prefill->largest, 8u << 20);
+  EXPECT_EQ(in_groups, by_op.total);  // every matching buffer is in one group
+  EXPECT_EQ(by_op.total_groups, by_op.groups.size());
+  for (std::size_t i = 1; i < by_op.groups.size(); ++i)
+    EXPECT_GE(by_op.groups[i - 1].bytes, by_op.groups[i].bytes);
+
+  q.by = GroupBy::device;
+  q.type = BufferType::DRAM;
+  q.scope = "prefill";
+  const views::BufferList by_device = tool.buffers(q);
+  ASSERT_EQ(by_device.groups.size(), 8u);
+  for (const auto& g : by_device.groups) {
+    EXPECT_EQ(g.buffers, 2u);
+    EXPECT_EQ(g.devices, 1u);
+    EXPECT_EQ(g.key, std::to_string(g.device));
+  }
+
+  q = {};
+  q.by = GroupBy::pid;
+  q.limit = 1;
+  const views::BufferList by_pid = tool.buffers(q);
+  ASSERT_EQ(by_pid.groups.size(), 1u);
+  EXPECT_EQ(by_pid.groups[0].pid, getpid());
+  EXPECT_GE(by_pid.total_groups, 1u);
+}
+
+TEST(Ops, AnOpsPeakIsTheMostItHeldAtOnce) {
+  Tracked t;
+  auto mesh = n150();
+  std::shared_ptr<emu::MeshBuffer> kept;
+  {
+    OpScope op("decode");
+    auto a = mesh->create_buffer(dram(1 << 20, "serve.py:1"));
+    kept = mesh->create_buffer(dram(2 << 20, "serve.py:2"));
+    a.reset();  // held 3 MiB at once, 2 MiB now
+    auto c = mesh->create_buffer(dram(512 << 10, "serve.py:3"));
+  }  // c is freed: peak stays 3 MiB
+  {
+    OpScope op("sample");
+    auto s = mesh->create_buffer(dram(4 << 20, "serve.py:9"));
+  }
+  t.flush();
+  views::OpsQuery q;
+  q.pid = getpid();
+  q.device = 0;
+  const views::OpList list = t.tool().ops(q);
+  const views::OpUsage* decode = nullptr;
+  const views::OpUsage* sample = nullptr;
+  for (const auto& o : list.ops) {
+    if (o.scope == "decode" && o.slot == Slot::DRAM) decode = &o;
+    if (o.scope == "sample" && o.slot == Slot::DRAM) sample = &o;
+  }
+  ASSERT_NE(decode, nullptr);
+  EXPECT_EQ(decode->peak, 3u << 20);
+  EXPECT_EQ(decode->bytes, 2u << 20);
+  EXPECT_EQ(decode->buffers, 1u);
+  ASSERT_NE(sample, nullptr);
+  EXPECT_EQ(sample->peak, 4u << 20);
+  EXPECT_EQ(sample->bytes, 0u);
+  ASSERT_GE(list.ops.size(), 2u);
+  EXPECT_EQ(list.ops[0].scope, "sample");  // largest peak first
+
+  q.scope = "dec";
+  const views::OpList only = t.tool().ops(q);
+  ASSERT_EQ(only.ops.size(), 1u);
+  EXPECT_EQ(only.ops[0].scope, "decode");
+  EXPECT_EQ(only.total, 1u);
+}
+
+TEST(Ops, AServerRestartKeepsTheOpOfEachBuffer) {
+  Tracked t;
+  auto mesh = n150();
+  std::shared_ptr<emu::MeshBuffer> kept;
+  {
+    OpScope op("warmup");
+    kept = mesh->create_buffer(dram(9 << 20, "warm.py:4"));
+  }
+  t.flush();
+  t.server.kill9();
+  t.server.start();
+  // The resync snapshot is rebuilt from the runtime's buffers: each still names the op it was made in.
+  ASSERT_TRUE(eventually([&] {
+    return emu::ServerTracking::flush(std::chrono::milliseconds(200)) &&
+           scope_of(t.tool().buffers(), 9 << 20) != "(no buffer of that size)";
+  })) << t.server.log();
+  EXPECT_EQ(scope_of(t.tool().buffers(), 9 << 20), "warmup");
 }
 
 TEST(Ops, AnotherThreadsOpIsNotThisThreads) {

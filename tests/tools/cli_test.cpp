@@ -252,6 +252,44 @@ TEST(Cli, OpsAreShownAndFilterBuffersLeaksAndEvents) {
       << text.out;
 }
 
+TEST(Cli, BuffersByOpAndPerOpPeaks) {
+  ServerProcess server;
+  auto w = workload(server);
+  run(*w, {"mesh t3000", "op prefill\nalloc kv DRAM 8M site=model.py:20\nend",
+           "op decode\nalloc x DRAM 1M site=model.py:30\nalloc y DRAM 2M site=model.py:31\nfree x\nend",
+           "flush"});
+  const auto grouped = ttmem(server, {"buffers", "--by", "op", "-t", "DRAM", "-p", std::to_string(w->pid())});
+  ASSERT_EQ(grouped.exit_code, 0) << grouped.err;
+  // One row per op: the 8 per-device buffers of the mesh tensor are one row with 8 devices.
+  std::istringstream rows(grouped.out);
+  std::string header, line;
+  std::getline(rows, header);
+  EXPECT_EQ(header.rfind("OP", 0), 0u) << grouped.out;
+  bool prefill = false;
+  while (std::getline(rows, line)) {
+    if (line.rfind("prefill", 0) != 0) continue;
+    prefill = true;
+    EXPECT_NE(line.find("64.0 MiB"), std::string::npos) << line;  // 8 MiB on each of 8 devices
+    EXPECT_NE(line.find(" 8 "), std::string::npos) << line;
+  }
+  EXPECT_TRUE(prefill) << grouped.out;
+  const json by_device =
+      json::parse(ttmem(server, {"buffers", "--by", "device", "--op", "decode", "--json"}).out);
+  ASSERT_EQ(by_device["groups"].size(), 8u) << by_device.dump();
+  EXPECT_EQ(by_device["groups"][0]["bytes"], 2u << 20);
+  EXPECT_EQ(ttmem(server, {"buffers", "--by", "tensor"}).exit_code, 64);
+
+  const json ops = json::parse(ttmem(server, {"ops", "--json", "-d", "3", "--op", "decode"}).out);
+  ASSERT_EQ(ops["ops"].size(), 1u) << ops.dump();
+  EXPECT_EQ(ops["ops"][0]["peak"], 3u << 20);
+  EXPECT_EQ(ops["ops"][0]["bytes"], 2u << 20);
+  EXPECT_EQ(ops["ops"][0]["slot"], "DRAM");
+  const auto table = ttmem(server, {"ops", "-d", "0"});
+  EXPECT_NE(table.out.find("PEAK"), std::string::npos) << table.out;
+  EXPECT_NE(table.out.find("prefill"), std::string::npos) << table.out;
+  EXPECT_LT(table.out.find("prefill"), table.out.find("decode")) << table.out;  // larger peak first
+}
+
 TEST(Cli, EventsShowHistoryAndFollowTheStream) {
   Scenario s;
   const auto recent = ttmem(s.server, {"events", "-n", "3"});

@@ -59,6 +59,7 @@ client::AllocationReport to_report(const AllocationEvent& e, std::uint16_t devic
   r.size_per_bank = e.size_per_bank;
   r.mesh = e.mesh.value;
   r.internal = e.internal;
+  r.scope = e.op;
   r.timestamp_ns = e.timestamp_ns;
   return r;
 }
@@ -148,6 +149,7 @@ bool ServerTracking::enable(std::chrono::milliseconds connect_wait) {
   if (!client.enabled()) return false;
   std::call_once(once, [&] {
     client.set_resync_callback(snapshot);
+    GraphTracker::instance().set_op_tag_source([] { return Client::instance().current_op(); });
     GraphTracker::instance().push_processor(std::make_shared<ForwardingProcessor>());
   });
   client.wait_for_first_attempt(connect_wait);

@@ -53,10 +53,17 @@ struct BufferOptions {
   OriginFilter origin;
   std::optional<std::string> type;
   std::optional<std::string> kind;
+  std::optional<std::string> by;  ///< op, site, pid or device: one row per key and memory type
   std::size_t limit = 50;
   bool all = false;
 };
 int run_buffers(const Common& common, const BufferOptions& options);
+
+struct OpsOptions {
+  OriginFilter origin;  ///< -p, -d, --op (sites do not apply: an op's figures span its sites)
+  std::size_t limit = 50;
+};
+int run_ops(const Common& common, const OpsOptions& options);
 
 struct LeakOptions {
   OriginFilter origin;

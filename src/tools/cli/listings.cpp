@@ -83,6 +83,35 @@ std::optional<T> parse_choice(const std::optional<std::string>& name) {
   return parse_enum<T>(*name);  // the command line checked the name
 }
 
+/// `buffers --by KEY`: one row per key and memory type.
+void print_groups(const views::BufferList& answer, GroupBy by, const Style& style) {
+  Table t;
+  const char* key = by == GroupBy::pid      ? "PID"
+                    : by == GroupBy::device ? "DEV"
+                    : by == GroupBy::op     ? "OP"
+                                            : "SITE";
+  t.column(key, by == GroupBy::pid || by == GroupBy::device ? Table::Align::right : Table::Align::left);
+  if (by == GroupBy::pid) t.column("NAME", Table::Align::left);
+  t.column("TYPE", Table::Align::left);
+  for (const char* c : {"BYTES", "BUFFERS", "LARGEST", "DEVS", "PROCS"}) t.column(c, Table::Align::right);
+  for (const auto& g : answer.groups) {
+    std::vector<std::string> row{g.key.empty() ? "-" : g.key};
+    if (by == GroupBy::pid) row.push_back(g.name);
+    row.insert(row.end(), {std::string(to_string(g.slot)), human_bytes(g.bytes), std::to_string(g.buffers),
+                           human_bytes(g.largest), std::to_string(g.devices), std::to_string(g.processes)});
+    t.row(std::move(row));
+  }
+  t.print(std::cout, style);
+  const std::uint64_t shown = answer.groups.size();
+  std::cout << style.dim(fmt::format("{} buffer{} in {} group{}{}", answer.total,
+                                     answer.total == 1 ? "" : "s", answer.total_groups,
+                                     answer.total_groups == 1 ? "" : "s",
+                                     shown < answer.total_groups
+                                         ? fmt::format(", the {} largest shown; --all lists every one", shown)
+                                         : ", largest first"))
+            << '\n';
+}
+
 }  // namespace
 
 int run_buffers(const Common& common, const BufferOptions& o) {
@@ -94,6 +123,7 @@ int run_buffers(const Common& common, const BufferOptions& o) {
   q.scope = o.origin.op;
   q.type = parse_choice<BufferType>(o.type);
   q.kind = parse_choice<AllocKind>(o.kind);
+  q.by = parse_choice<GroupBy>(o.by);
   if (!o.all) q.limit = o.limit;
   const views::BufferList answer = client.buffers(q);
   if (common.json) {
@@ -102,6 +132,10 @@ int run_buffers(const Common& common, const BufferOptions& o) {
     return 0;
   }
   const Style style = Style::detect();
+  if (q.by && !answer.groups.empty()) {
+    print_groups(answer, *q.by, style);
+    return 0;
+  }
   if (answer.buffers.empty()) {
     const bool filtered = o.origin.any() || q.type || q.kind;
     std::cout << "No live buffers" << (filtered ? " match." : ".") << '\n';

@@ -48,8 +48,20 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember(ttmem::name_list(ttmem::kManagedTypes)));
   buffers_cmd->add_option("-k,--kind", buffers.kind, "Only this kind")
       ->check(CLI::IsMember(ttmem::name_list(ttmem::enum_values<ttmem::AllocKind>())));
+  buffers_cmd
+      ->add_option("--by", buffers.by, "One row per op, site, pid or device (and memory type), largest first")
+      ->check(CLI::IsMember(ttmem::name_list(ttmem::enum_values<ttmem::GroupBy>())));
   buffers_cmd->add_option("-n,--limit", buffers.limit, "At most N rows (default 50)");
   buffers_cmd->add_flag("-a,--all", buffers.all, "Every buffer");
+
+  OpsOptions ops;
+  auto* ops_cmd = app.add_subcommand(
+      "ops", "Per op: what it holds now and the most it held at once (peak), per device and memory type");
+  ops_cmd->add_flag("--json", common.json, "JSON");
+  ops_cmd->add_option("-d,--device", ops.origin.device, "Only this device");
+  ops_cmd->add_option("-p,--pid", ops.origin.pid, "Only this process");
+  ops_cmd->add_option("--op", ops.origin.op, "Only ops (\"outer/inner\") containing TEXT");
+  ops_cmd->add_option("-n,--limit", ops.limit, "At most N rows (default 50)");
 
   LeakOptions leaks;
   auto* leaks_cmd =
@@ -122,6 +134,7 @@ int main(int argc, char** argv) {
       return run_smi(common, smi);
     }
     if (*buffers_cmd) return run_buffers(common, buffers);
+    if (*ops_cmd) return run_ops(common, ops);
     if (*leaks_cmd) return run_leaks(common, leaks);
     if (*events_cmd) return run_events(common, events);
     if (*oom_cmd) return run_oom(common, oom_id);

@@ -1,6 +1,7 @@
 // `ttmem oom`: the allocations the runtime refused, each with the device as it was and a verdict.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <iostream>
 
 #include "commands.hpp"
@@ -66,6 +67,7 @@ void print_record(const views::OomRecord& r, const Style& style) {
   if (r.page_size) std::cout << ", pages of " << exact_bytes(r.page_size);
   std::cout << '\n';
   if (!r.site.empty()) std::cout << "  site      " << r.site << '\n';
+  if (!r.scope.empty()) std::cout << "  op        " << r.scope << '\n';
   if (!r.message.empty()) std::cout << "  runtime   " << r.message << '\n';
   std::cout << "  verdict   " << verdict_text(r, style) << '\n';
   std::cout << "            " << r.summary << '\n';
@@ -99,16 +101,25 @@ void print_record(const views::OomRecord& r, const Style& style) {
   h.print(std::cout, style, "  ");
   if (!r.largest.empty()) {
     std::cout << '\n' << style.bold("  Largest " + std::string(to_string(r.type)) + " buffers") << '\n';
+    const bool ops = std::any_of(r.largest.begin(), r.largest.end(),
+                                 [](const views::OomBuffer& x) { return !x.scope.empty(); });
     Table b;
-    for (const char* c : {"PID", "ID", "KIND", "SIZE", "PER BANK", "ADDRESS", "AGE", "SITE"}) {
+    for (const char* c : {"PID", "ID", "KIND", "SIZE", "PER BANK", "ADDRESS", "AGE", "SITE", "OP"}) {
       const std::string_view v(c);
+      if (v == "OP" && !ops) continue;
       b.column(c, v == "SIZE" || v == "PER BANK" || v == "ID" ? Table::Align::right : Table::Align::left);
     }
     for (const auto& x : r.largest) {
-      b.row({std::to_string(x.pid), std::to_string(x.id),
-             std::string(to_string(x.kind)) + (x.internal ? " (runtime)" : ""), human_bytes(x.size),
-             human_bytes(x.size_per_bank), fmt::format("{:#x}", x.address), human_age_ms(x.age_ms),
-             x.site.empty() ? "-" : x.site});
+      std::vector<std::string> row{std::to_string(x.pid),
+                                   std::to_string(x.id),
+                                   std::string(to_string(x.kind)) + (x.internal ? " (runtime)" : ""),
+                                   human_bytes(x.size),
+                                   human_bytes(x.size_per_bank),
+                                   fmt::format("{:#x}", x.address),
+                                   human_age_ms(x.age_ms),
+                                   x.site.empty() ? "-" : x.site};
+      if (ops) row.push_back(x.scope.empty() ? "-" : x.scope);
+      b.row(std::move(row));
     }
     b.print(std::cout, style, "  ");
   }

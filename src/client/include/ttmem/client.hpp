@@ -67,6 +67,7 @@ struct AllocationFailureReport {
   std::uint64_t size_per_bank = 0;  ///< what each bank needed to hold
   std::string_view site;
   std::string_view message;        ///< the runtime's error text
+  std::string_view scope;          ///< the op path it was asked in; empty: the calling thread's current op
   std::uint64_t timestamp_ns = 0;  ///< CLOCK_MONOTONIC; 0: now
 };
 

@@ -22,7 +22,7 @@
 namespace ttmem::proto {
 
 inline constexpr std::uint32_t kMagic = 0x4D4D5454;  // "TTMM" in little-endian byte order
-inline constexpr std::uint16_t kProtocolVersion = 4;
+inline constexpr std::uint16_t kProtocolVersion = 5;
 inline constexpr std::size_t kFrameHeaderSize = 8;
 /// Largest payload a client may send (an EVENTS frame of 16,383 records fits).
 inline constexpr std::uint32_t kMaxRequestPayload = 1u << 20;
@@ -119,6 +119,7 @@ struct AllocFailure {
   std::uint64_t timestamp_ns = 0;   ///< CLOCK_MONOTONIC
   std::string site;                 ///< who asked (at most kMaxSiteLength)
   std::string message;              ///< the runtime's error text (at most kMaxFailureMessageLength)
+  std::string scope;                ///< the op it was asked in, "outer/inner" (at most kMaxSiteLength)
 };
 
 struct Site {

@@ -56,6 +56,7 @@ class QueryClient {
   /// Out-of-memory records: every kept one (newest first), or the one with `id` (none if not kept).
   views::OomList oom(std::optional<std::uint64_t> id = std::nullopt);
   views::AddressMap map(std::uint16_t device, BufferType type);
+  views::OpList ops(const views::OpsQuery& query = {});
   views::ServerInfo info(bool reset_loop = false);
 
   /// Any query, untyped: the request's JSON text in, the answer's JSON text out (the pages of a paged

@@ -33,6 +33,7 @@ std::string to_json(const views::EventList& v);
 std::string to_json(const views::StreamEvent& v);
 std::string to_json(const views::OomList& v);
 std::string to_json(const views::AddressMap& v);
+std::string to_json(const views::OpList& v);
 std::string to_json(const views::ServerInfo& v);
 /// The same JSON text indented for people (`ttmem ... --json`), as the JSON library's dump(2) would; a linear
 /// pass over the text that builds no document (a million-row listing is indented as it is written).
@@ -114,7 +115,9 @@ class BufferPageWriter {
  public:
   explicit BufferPageWriter(std::string& out);
   void row(const BufferRowText& r);
-  void end(std::optional<std::uint64_t> total);
+  /// `groups`: a grouped query's answer (it then has no rows), with how many groups there were.
+  void end(std::optional<std::uint64_t> total, const std::vector<views::BufferGroup>& groups = {},
+           std::uint64_t total_groups = 0);
 
  private:
   std::string& out_;

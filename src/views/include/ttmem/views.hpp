@@ -107,6 +107,9 @@ struct BufferQuery {
   std::optional<std::uint64_t> limit;  ///< empty: every matching buffer
   std::optional<std::string> site;     ///< buffers whose site contains this text
   std::optional<std::string> scope;    ///< buffers whose op scope contains this text
+  /// Set: the answer is the matching buffers grouped by this key and memory type (BufferList::groups),
+  /// largest first; `limit` then counts groups.
+  std::optional<GroupBy> by;
   bool operator==(const BufferQuery&) const = default;
 };
 
@@ -126,10 +129,50 @@ struct BufferRow {
   bool operator==(const BufferRow&) const = default;
 };
 
+/// Live buffers of one key (`BufferQuery::by`) and one memory type. A mesh tensor is one group entry with
+/// its device count, not one row per device.
+struct BufferGroup {
+  std::string key;  ///< the op path or site ("" : none), or the pid or device in decimal
+  pid_t pid = 0;    ///< by pid: the process (its name in `name`)
+  std::string name;
+  std::uint16_t device = 0;  ///< by device: the device
+  Slot slot = Slot::DRAM;    ///< the memory type (circular buffers apart from L1 buffers)
+  std::uint64_t bytes = 0;
+  std::uint64_t buffers = 0;
+  std::uint64_t largest = 0;    ///< the largest buffer's size
+  std::uint32_t devices = 0;    ///< distinct devices the group's buffers are on
+  std::uint32_t processes = 0;  ///< distinct processes holding them
+  bool operator==(const BufferGroup&) const = default;
+};
+
 struct BufferList {
   std::vector<BufferRow> buffers;
-  std::uint64_t total = 0;  ///< matching buffers, of which `buffers` are the largest
+  std::uint64_t total = 0;          ///< matching buffers, of which `buffers` are the largest
+  std::vector<BufferGroup> groups;  ///< a grouped query's answer (`buffers` is then empty), bytes descending
+  std::uint64_t total_groups = 0;   ///< groups there were, of which `groups` are the largest
   bool operator==(const BufferList&) const = default;
+};
+
+// ---- ops: what each op scope holds now, and the most it held at once ----------------------------------
+
+/// One op of one process on one device and memory type. The op is its whole path: "forward/matmul" holds
+/// what was allocated inside matmul within forward, not what forward allocated around it.
+struct OpUsage {
+  pid_t pid = 0;
+  std::string name;
+  std::string scope;
+  std::uint16_t device = 0;
+  Slot slot = Slot::DRAM;
+  std::uint64_t bytes = 0;  ///< live now, allocated in this op
+  std::uint64_t buffers = 0;
+  std::uint64_t peak = 0;  ///< the most it held at once since the process began
+  bool operator==(const OpUsage&) const = default;
+};
+
+struct OpList {
+  std::vector<OpUsage> ops;  ///< peak descending
+  std::uint64_t total = 0;   ///< matching entries, of which `ops` are the largest
+  bool operator==(const OpList&) const = default;
 };
 
 // ---- leaks and orphans -----------------------------------------------------------------------------
@@ -240,6 +283,7 @@ struct OomRecord {
   std::uint32_t num_banks = 0;
   std::uint64_t needed_per_bank = 0;
   std::string site;
+  std::string scope;    ///< the op it was asked in, "outer/inner" (empty: none)
   std::string message;  ///< the runtime's own text
   /// The device's free space of that type at the failure, from ttmemd's map (per bank but `free`).
   std::optional<FreeSpace> space;
@@ -356,12 +400,20 @@ struct MapQuery {
   BufferType type = BufferType::L1;
   bool operator==(const MapQuery&) const = default;
 };
+/// Per-op figures (OpList), peak descending.
+struct OpsQuery {
+  std::optional<pid_t> pid;
+  std::optional<std::uint16_t> device;
+  std::optional<std::string> scope;  ///< ops whose path contains this text
+  std::uint64_t limit = 200;
+  bool operator==(const OpsQuery&) const = default;
+};
 /// Turns the connection into an event stream (StreamEvent).
 struct SubscribeQuery {
   bool operator==(const SubscribeQuery&) const = default;
 };
 using Query = std::variant<StatsQuery, BufferQuery, LeaksQuery, DevicesQuery, EventsQuery, InfoQuery,
-                           SubscribeQuery, OomQuery, MapQuery>;
+                           SubscribeQuery, OomQuery, MapQuery, OpsQuery>;
 
 // ---- info: the server itself ----------------------------------------------------------------------------
 

@@ -108,6 +108,15 @@ TTMEM_DEFINE_ENUM(OomVerdict, std::uint8_t, TTMEM_OOM_VERDICTS)
   X(circular_buffer, 3, "cb")
 TTMEM_DEFINE_ENUM(BlockUse, std::uint8_t, TTMEM_BLOCK_USES)
 
+// What `buffers --by` groups live buffers by: the op they were made in, their site, their process, or
+// their device.
+#define TTMEM_GROUP_KEYS(X) \
+  X(op, 0, "op") \
+  X(site, 1, "site") \
+  X(pid, 2, "pid") \
+  X(device, 3, "device")
+TTMEM_DEFINE_ENUM(GroupBy, std::uint8_t, TTMEM_GROUP_KEYS)
+
 // A device close has two phases: begin (the runtime's sweep follows) and end (the device is gone).
 #define TTMEM_CLOSE_PHASES(X) \
   X(begin, 0, "begin") \

@@ -115,6 +115,7 @@ class Buffer {
   bool hooked_ = false;   // a GraphTracker hook took the allocation: nothing to give back
   bool tracked_ = false;  // reported an allocation, so must report its release
   std::uint64_t created_ns_ = 0;
+  std::uint32_t op_ = 0;  // GraphTracker::op_tag when it was made
   std::atomic<BufferStatus> status_{BufferStatus::allocation_requested};
   std::string site_;
 };

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <shared_mutex>
@@ -34,6 +35,8 @@ struct AllocationEvent {
   std::uint64_t size_per_bank = 0;  ///< Bytes reserved in each of those banks.
   std::string_view site;  ///< Who created it ("dispatch/control", "program add/cb0", "script.ttm:4").
   bool internal = false;  ///< Runtime-owned (control buffers, program cache contents).
+  std::uint32_t op =
+      0;  ///< The op it was made in, as the tracking layer tags it (GraphTracker::op_tag); 0: none.
   std::uint64_t timestamp_ns = 0;                       ///< CLOCK_MONOTONIC when the allocation was made.
   ReleaseReason reason = ReleaseReason::explicit_free;  ///< Releases only.
 };
@@ -112,11 +115,22 @@ class GraphTracker {
   void track_device_close(DeviceId device, ClosePhase phase) const;
   bool hook_allocate(const AllocationEvent& request) const;
 
+  /// The op tag of the calling thread, stamped on each allocation when it is made (so that an event
+  /// rebuilt later, as a resync snapshot does, still names it). The tracking layer supplies the source;
+  /// without one every tag is 0.
+  using OpTagSource = std::uint32_t (*)();
+  void set_op_tag_source(OpTagSource source) { op_tag_source_.store(source, std::memory_order_release); }
+  std::uint32_t op_tag() const {
+    const OpTagSource source = op_tag_source_.load(std::memory_order_acquire);
+    return source ? source() : 0;
+  }
+
  private:
   GraphTracker() = default;
   mutable std::shared_mutex mutex_;
   std::vector<std::shared_ptr<Processor>> processors_;
   std::shared_ptr<Hook> hook_;
+  std::atomic<OpTagSource> op_tag_source_{nullptr};
 };
 
 }  // namespace ttmem::emu

@@ -43,6 +43,7 @@ struct CircularBufferAllocation {
   std::uint64_t size = 0;
   CoreRange cores;
   std::uint64_t created_ns = 0;  ///< CLOCK_MONOTONIC when placed
+  std::uint32_t op = 0;          ///< GraphTracker::op_tag when placed
 };
 
 enum class ProgramState : std::uint8_t {
