@@ -15,7 +15,12 @@
 namespace ttmem::server {
 
 const char* const HttpService::kPaths[] = {"/metrics",  "/api/stats", "/api/devices", "/api/leaks",
-                                           "/api/info", "/api/oom",   "/api/events",  nullptr};
+                                           "/api/info", "/api/oom",   "/api/events",  "/api/buffers",
+                                           "/api/ops",  "/api/map",   nullptr};
+
+bool HttpService::takes_parameters(std::string_view path) {
+  return path == "/api/buffers" || path == "/api/ops" || path == "/api/map";
+}
 
 /// One /api/events client: what the loop published for it, until its HTTP thread writes it out.
 struct HttpService::Stream {
@@ -59,14 +64,23 @@ HttpService::HttpService(const HttpOptions& options, Build build, Subscribe subs
   };
   auto serve = [build, authorised](const httplib::Request& req, httplib::Response& res) {
     if (!authorised(req, res)) return;
-    const std::optional<std::string> body = build(req.path);
-    if (!body) {
+    HttpParams params;
+    for (const auto& [key, value] : req.params) params[key] = value;  // a repeated parameter: the last
+    if (!params.empty() && !takes_parameters(req.path) && req.path != "/metrics") {
+      res.status = 400;
+      res.set_content(req.path + " takes no parameters (/api/buffers, /api/ops and /api/map do)\n",
+                      "text/plain");
+      return;
+    }
+    const std::optional<HttpReply> reply = build(req.path, params);
+    if (!reply) {
       res.status = 503;
       res.set_content("ttmemd is too busy to answer now; try again\n", "text/plain");
       return;
     }
+    res.status = reply->status;
     const bool metrics = req.path == "/metrics";
-    res.set_content(*body, metrics ? "text/plain; version=0.0.4; charset=utf-8" : "application/json");
+    res.set_content(reply->body, metrics ? "text/plain; version=0.0.4; charset=utf-8" : "application/json");
   };
   for (const char* const* p = kPaths; *p; ++p) {
     if (std::string_view(*p) != "/api/events") http_->Get(*p, serve);

@@ -6,11 +6,15 @@
 //   GET /metrics       Prometheus text (metrics_text.hpp)
 //   GET /api/stats, /api/devices, /api/leaks, /api/info
 //                      the views as JSON: the schema of `ttmem ... --json` and docs/protocol.md
+//   GET /api/buffers, /api/ops, /api/map
+//                      queries with parameters: ?device=0&pid=..&buffer_type=L1&kind=..&site=..&scope=..
+//                      &by=op&limit=N (buffers), ?pid&device&scope&limit (ops), ?device&buffer_type (map)
 //   GET /api/events    server-sent events: each applied change, leak and orphan as it happens (the
 //                      subscribe stream's JSON, one `data:` line each)
 #pragma once
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -25,6 +29,14 @@ class DataSink;
 
 namespace ttmem::server {
 
+/// A request's query parameters, by name.
+using HttpParams = std::map<std::string, std::string>;
+
+struct HttpReply {
+  int status = 200;
+  std::string body;
+};
+
 struct HttpOptions {
   std::string address = "127.0.0.1";
   int port = 0;              ///< 0: any free port (the one taken is logged and returned by port())
@@ -33,8 +45,8 @@ struct HttpOptions {
 
 class HttpService {
  public:
-  /// An answer built on the loop: the body, or nothing when the loop could not answer in time.
-  using Build = std::function<std::optional<std::string>(const std::string& path)>;
+  /// An answer built on the loop: the reply, or nothing when the loop could not answer in time.
+  using Build = std::function<std::optional<HttpReply>(const std::string& path, const HttpParams& params)>;
   /// Run on the loop: a stream subscriber comes (true) or goes (false). False: refused.
   using Subscribe = std::function<bool(bool add)>;
 
@@ -53,6 +65,8 @@ class HttpService {
   static constexpr std::size_t kMaxStreamBacklog = 4u << 20;
   /// The paths served, for the 404 answer and the docs.
   static const char* const kPaths[];
+  /// Paths that are queries with parameters (/api/buffers?by=op&device=0 ...).
+  static bool takes_parameters(std::string_view path);
 
  private:
   struct Stream;

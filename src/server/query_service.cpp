@@ -17,10 +17,10 @@ struct Server::Answer {
   std::unique_ptr<PagedQuery> paged;
 };
 
-Server::Answer Server::answer(Connection& c, const views::Query& query) {
+Server::Answer Server::answer(Connection* c, const views::Query& query) {
   struct Visit {
     Server& s;
-    Connection& c;
+    Connection* c;
     Answer operator()(const views::StatsQuery&) {
       return {schema::to_json(model::stats_view(s.registry_, &s.free_space_)), {}};
     }
@@ -46,8 +46,10 @@ Server::Answer Server::answer(Connection& c, const views::Query& query) {
       return {schema::to_json(model::ops_view(s.registry_, q)), {}};
     }
     Answer operator()(const views::SubscribeQuery&) {
-      if (!c.subscriber) s.subscribers_.added();
-      c.subscriber = true;
+      if (!c)
+        throw QueryFailure(ErrorCode::bad_query, "subscribe is a connection's: over HTTP, GET /api/events");
+      if (!c->subscriber) s.subscribers_.added();
+      c->subscriber = true;
       return {R"({"subscribed":true})", {}};
     }
   };
@@ -60,7 +62,7 @@ void Server::handle_query(Connection& c, const proto::Frame& frame) {
   const proto::Query* q = &std::get<proto::Query>(decoded);
   Answer a;
   try {
-    a = answer(c, schema::query_from_json(q->json));
+    a = answer(&c, schema::query_from_json(q->json));
     if (a.paged) {
       // Answered in pages between batches of events; this connection's later frames wait for it.
       c.paged = std::move(a.paged);
@@ -164,6 +166,109 @@ std::string Server::http_answer(const std::string& path) {
     return schema::to_json(leaks);
   }
   throw std::invalid_argument("no such path: " + path);
+}
+
+// ---- queries over HTTP ---------------------------------------------------------------------------------
+
+namespace {
+
+/// GET /api/NAME?k=v&...: the query {"type": NAME, k: v, ...}, numbers where the schema wants them.
+std::string http_query_text(std::string_view type, const HttpParams& params) {
+  std::string text = "{\"type\":";
+  schema::append_json_string(text, type);
+  for (const auto& [key, value] : params) {
+    text += ',';
+    schema::append_json_string(text, key);
+    text += ':';
+    const bool number = key == "device" || key == "pid" || key == "limit" || key == "id";
+    const bool digits = !value.empty() && value.size() <= 20 &&
+                        std::all_of(value.begin() + (value[0] == '-' ? 1 : 0), value.end(),
+                                    [](char ch) { return ch >= '0' && ch <= '9'; }) &&
+                        value != "-";
+    if (number && digits) {
+      text += value;
+    } else if (number) {
+      throw schema::SchemaError("parameter '" + key + "' must be a whole number, not '" + value + "'");
+    } else {
+      schema::append_json_string(text, value);
+    }
+  }
+  return text + '}';
+}
+
+int http_status(ErrorCode code) {
+  switch (code) {
+    case ErrorCode::bad_query:
+      return 400;
+    case ErrorCode::limit_exceeded:
+      return 413;
+    default:
+      return 500;
+  }
+}
+
+}  // namespace
+
+/// One HTTP query as it runs on the loop: its paged query between steps, and the pages so far.
+struct Server::HttpJob {
+  views::Query query;
+  std::unique_ptr<PagedQuery> paged;
+  schema::PageJoiner pages;
+  bool started = false;
+  bool done = false;
+  int status = 200;
+  std::string body;
+};
+
+std::optional<HttpReply> Server::http_reply(const std::string& path, const HttpParams& params) {
+  if (path.rfind("/api/", 0) == 0 && HttpService::takes_parameters(path)) {
+    auto job = std::make_shared<HttpJob>();
+    try {
+      job->query = schema::query_from_json(http_query_text(path.substr(5), params));
+    } catch (const schema::SchemaError& e) {
+      return HttpReply{400, schema::error_json(ErrorCode::bad_query, e.what())};
+    }
+    // Each step is one mailbox call: a query over a million buffers runs in the loop's bounded slices,
+    // between batches of events, as a tool's does. The job is shared: a step that times out here may
+    // still run on the loop after this thread has given up.
+    while (!job->done) {
+      auto stepped =
+          mailbox_.call([this, job] { return http_step(*job), std::string(); }, std::chrono::seconds(5));
+      if (!stepped) return std::nullopt;
+    }
+    if (job->status != 200) return HttpReply{job->status, std::move(job->body)};
+    return HttpReply{200, job->pages.text()};
+  }
+  auto body = mailbox_.call([this, path] { return http_answer(path); }, std::chrono::seconds(5));
+  if (!body) return std::nullopt;
+  return HttpReply{200, std::move(*body)};
+}
+
+void Server::http_step(HttpJob& job) {
+  if (job.done) return;
+  try {
+    if (!job.started) {
+      job.started = true;
+      Answer a = answer(nullptr, job.query);
+      if (!a.paged) {
+        job.pages.add(a.now);
+        job.done = true;
+        return;
+      }
+      job.paged = std::move(a.paged);
+    }
+    std::string page;
+    const bool last = job.paged->step(registry_, page);
+    if (!page.empty()) job.pages.add(page);
+    if (!last) return;
+  } catch (const std::exception& e) {
+    const auto* failure = dynamic_cast<const QueryFailure*>(&e);
+    job.status = http_status(failure ? failure->code() : ErrorCode::internal);
+    job.body = schema::error_json(failure ? failure->code() : ErrorCode::internal, e.what());
+  }
+  job.done = true;
+  if (job.paged && !job.paged->release_some()) retired_.push_back(std::move(job.paged));
+  job.paged.reset();
 }
 
 views::OomList Server::oom_view(const views::OomQuery& q) const {

@@ -59,9 +59,7 @@ Server::Server(ServerOptions options)
   if (options_.http) {  // after the signal mask: its threads inherit it, and signals stay the loop's
     http_ = std::make_unique<HttpService>(
         *options_.http,
-        [this](const std::string& path) {
-          return mailbox_.call([this, path] { return http_answer(path); }, std::chrono::seconds(5));
-        },
+        [this](const std::string& path, const HttpParams& params) { return http_reply(path, params); },
         [this](bool add) {
           return mailbox_
               .call(

@@ -94,7 +94,8 @@ class Server {
   void handle_hello(Connection& c, const proto::Frame& frame);
   void handle_query(Connection& c, const proto::Frame& frame);
   struct Answer;
-  Answer answer(Connection& c, const views::Query& query);
+  /// `c` is null for a query over HTTP (which cannot subscribe).
+  Answer answer(Connection* c, const views::Query& query);
   void handle_process_frame(Connection& c, ProcessState& p, const proto::Frame& frame);
   ProcessState* process_of(Connection& c);
   void fail(Connection& c, proto::ErrorCode code, const std::string& message);
@@ -124,6 +125,10 @@ class Server {
   views::OomList oom_view(const views::OomQuery& q) const;
   /// An HTTP path's answer (http_service.hpp), built on the loop's thread.
   std::string http_answer(const std::string& path);
+  /// An HTTP request's reply, from an HTTP thread: queries with parameters run step by step on the loop.
+  std::optional<HttpReply> http_reply(const std::string& path, const HttpParams& params);
+  struct HttpJob;
+  void http_step(HttpJob& job);
 
   ServerOptions options_;
   EventLoop loop_;

@@ -116,6 +116,42 @@ def test_the_api_answers_are_the_socket_answers():
             del b
 
 
+def without_ages(rows):
+    return [{k: v for k, v in r.items() if k != "age_ms"} for r in rows]
+
+
+def test_queries_with_parameters_are_the_socket_queries():
+    with ttmem.Server(args=["--http", "0"]) as server:
+        port = http_port(server)
+        with ttmem.open_mesh_device("n300") as mesh:
+            with ttmem.op("prefill"):
+                kv = mesh.allocate("DRAM", 4 << 20, page_size=2048, site="kv")
+                act = mesh.allocate("L1", 64 << 10, page_size=2048, site="act")
+            assert ttmem.flush()
+            status, content_type, body = get(port, "/api/buffers?device=1&buffer_type=DRAM&limit=5")
+            assert status == 200 and content_type == "application/json", body
+            answer = json.loads(body)
+            socket_answer = server.buffers(device=1, buffer_type="DRAM", limit=5)
+            assert without_ages(answer["buffers"]) == without_ages(socket_answer)
+            assert answer["total"] >= 1
+            groups = json.loads(get(port, "/api/buffers?by=op&scope=prefill")[2])["groups"]
+            assert groups == server.buffers(by="op", scope="prefill")
+            assert {(g["slot"], g["buffers"], g["devices"]) for g in groups} == {("DRAM", 2, 2), ("L1", 2, 2)}
+            ops = json.loads(get(port, f"/api/ops?pid={os.getpid()}&scope=prefill")[2])
+            assert ops["ops"] == server.ops(pid=os.getpid(), scope="prefill") and ops["total"] == 4
+            assert json.loads(get(port, "/api/map?device=0&buffer_type=L1")[2]) == server.memory_map(0, "L1")
+            # Wrong parameters say what is wrong; the views that take none say so.
+            status, _, body = get(port, "/api/buffers?by=tensor")
+            assert status == 400 and "unknown 'by' 'tensor'" in json.loads(body)["error"], body
+            status, _, body = get(port, "/api/buffers?device=zero")
+            assert status == 400 and "'device' must be a whole number" in body, body
+            status, _, body = get(port, "/api/map?device=9&buffer_type=L1")
+            assert status == 400 and "did not announce" in body, body
+            status, _, body = get(port, "/api/stats?device=0")
+            assert status == 400 and "takes no parameters" in body, body
+            del kv, act
+
+
 def test_what_is_not_served_is_refused_with_the_reason():
     with ttmem.Server(args=["--http", "0"], track=False) as server:
         port = http_port(server)
