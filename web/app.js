@@ -12,6 +12,12 @@ const state = {
   history: new Map(), // device id -> [[times], [DRAM %], [L1 %]]
   cards: new Map(), // device id -> { card, rows, chart }
   sort: { key: "DRAM", descending: true },
+  groupBy: "op",
+  groupDevice: "",
+  groups: null,
+  mapDevice: null, // the first announced device until one is picked
+  mapType: "L1",
+  map: null,
   inFlight: false,
   again: false,
 };
@@ -47,6 +53,22 @@ async function getJSON(path) {
   return r.json();
 }
 
+function groupsPath() {
+  const device = state.groupDevice === "" ? "" : `&device=${state.groupDevice}`;
+  return `/api/buffers?by=${state.groupBy}${device}&limit=50`;
+}
+
+/// The device and type whose map is shown: only announced ones (ttmemd has no map of the others).
+function mapTarget(stats) {
+  const announced = stats.devices.filter((d) => d.arch);
+  if (!announced.some((d) => d.id === state.mapDevice)) state.mapDevice = announced.length ? announced[0].id : null;
+  const d = announced.find((x) => x.id === state.mapDevice);
+  if (!d) return null;
+  const types = ["L1", "DRAM", "L1_SMALL", "TRACE"].filter((t) => d.memory[t].total > 0);
+  if (!types.includes(state.mapType)) state.mapType = types[0];
+  return { device: d.id, type: state.mapType, types, devices: announced.map((x) => x.id) };
+}
+
 async function refresh() {
   if (state.inFlight) {
     state.again = true; // one more right after: never miss the last change
@@ -54,8 +76,15 @@ async function refresh() {
   }
   state.inFlight = true;
   try {
-    const [stats, info, leaks] = await Promise.all([getJSON("/api/stats"), getJSON("/api/info"), getJSON("/api/leaks")]);
-    Object.assign(state, { stats, info, leaks });
+    const [stats, info, leaks, groups] = await Promise.all([
+      getJSON("/api/stats"),
+      getJSON("/api/info"),
+      getJSON("/api/leaks"),
+      getJSON(groupsPath()),
+    ]);
+    const target = mapTarget(stats);
+    const map = target ? await getJSON(`/api/map?device=${target.device}&buffer_type=${target.type}`) : null;
+    Object.assign(state, { stats, info, leaks, groups, map, mapChoices: target });
     render();
   } catch (e) {
     setLive(false, String(e));
@@ -73,7 +102,9 @@ function sampleHistory() {
   const now = Date.now() / 1000;
   for (const d of state.stats.devices) {
     let h = state.history.get(d.id);
-    if (!h) state.history.set(d.id, (h = [[], [], []]));
+    // The chart spans the last ten minutes from its first sample on: a point with no values at the
+    // window's start gives the time axis its width (with one or two samples it would span years).
+    if (!h) state.history.set(d.id, (h = [[now - HISTORY_SAMPLES], [null], [null]]));
     const pct = (t) => (d.memory[t].total ? (100 * d.memory[t].used) / d.memory[t].total : 0);
     h[0].push(now);
     h[1].push(pct("DRAM"));
@@ -98,6 +129,125 @@ function render() {
   renderDevices(stats.devices);
   renderProcesses(stats.processes);
   renderRecords(state.leaks);
+  renderGroups(state.groups, stats.devices);
+  renderMap(state.map, state.mapChoices);
+}
+
+/// Options of a <select>, kept when they are the same (so an open menu is not reset by a refresh).
+function setOptions(select, values, labels, current) {
+  const wanted = values.map(String);
+  const have = [...select.options].map((o) => o.value);
+  if (wanted.length !== have.length || wanted.some((v, i) => v !== have[i]))
+    select.replaceChildren(...values.map((v, i) => el("option", { value: String(v) }, labels[i])));
+  select.value = String(current);
+}
+
+function renderGroups(answer, devices) {
+  setOptions(
+    document.getElementById("group-device"),
+    ["", ...devices.map((d) => d.id)],
+    ["all", ...devices.map((d) => String(d.id))],
+    state.groupDevice,
+  );
+  const by = state.groupBy;
+  document.querySelector("#groups th.key").textContent = { op: "OP", site: "SITE", pid: "PID", device: "DEV" }[by];
+  const rows = answer.groups || [];
+  document.querySelector("#groups tbody").replaceChildren(
+    ...rows.map((g) =>
+      el(
+        "tr",
+        { "data-key": g.key, "data-slot": g.slot },
+        el("td", {}, by === "pid" ? `${g.key} (${g.name})` : g.key || "(none)"),
+        el("td", {}, g.slot),
+        el("td", { class: "num" }, humanBytes(g.bytes)),
+        el("td", { class: "num" }, String(g.buffers)),
+        el("td", { class: "num" }, humanBytes(g.largest)),
+        el("td", { class: "num" }, String(g.devices)),
+        el("td", { class: "num" }, String(g.processes)),
+      ),
+    ),
+  );
+  const shown = rows.length;
+  document.getElementById("groups-note").textContent =
+    shown === 0
+      ? "No live buffers."
+      : `${answer.total} buffer(s) in ${answer.total_groups} group(s)` +
+        (shown < answer.total_groups ? `, the ${shown} largest shown` : "");
+}
+
+/// A colour per owner and op (or site): the same key keeps its colour from one refresh to the next.
+function colourOf(key) {
+  let h = 0;
+  for (const ch of key) h = (h * 31 + ch.codePointAt(0)) >>> 0;
+  return `hsl(${h % 360}, 55%, 52%)`;
+}
+
+const MAX_MAP_BLOCKS = 4000; // a drawing of more is not readable anyway; the figures still count all
+
+function renderMap(map, choices) {
+  const box = document.getElementById("map");
+  const cbs = document.getElementById("map-cbs");
+  const legend = document.getElementById("map-legend");
+  if (!map || !choices) {
+    box.replaceChildren(el("p", { class: "empty" }, "No device has announced its banks yet."));
+    cbs.hidden = true;
+    legend.replaceChildren();
+    document.getElementById("map-figures").textContent = "";
+    return;
+  }
+  setOptions(document.getElementById("map-device"), choices.devices, choices.devices.map(String), choices.device);
+  setOptions(document.getElementById("map-type"), choices.types, choices.types, choices.type);
+  const s = map.space;
+  document.getElementById("map-figures").textContent =
+    `${humanBytes(s.free_per_bank)} free of ${humanBytes(s.bank_size)} per bank, in ${s.free_blocks} block(s); ` +
+    `largest ${humanBytes(s.largest_free_block)}; fragmentation ${(s.fragmentation * 100).toFixed(1)}%`;
+  const share = (size) => `${(100 * size) / s.bank_size}%`;
+  const owners = new Map(); // key -> bytes, for the legend
+  const keyOf = (b) => `pid ${b.pid} · ${b.scope || b.site || "?"}`;
+  const block = (b) => {
+    const d = el("div", {
+      class: b.use,
+      "data-use": b.use,
+      "data-address": String(b.address),
+      "data-size": String(b.size),
+      title:
+        b.use === "free"
+          ? `free: ${humanBytes(b.size)} at 0x${b.address.toString(16)}`
+          : `${b.use === "overlap" ? `${b.buffers} buffers at once` : keyOf(b)}: ${humanBytes(b.size)} at 0x${b.address.toString(16)}`,
+    });
+    if (b.use === "buffer" || b.use === "cb") {
+      const key = keyOf(b);
+      d.style.background = colourOf(key);
+      d.dataset.pid = String(b.pid);
+      owners.set(key, (owners.get(key) || 0) + b.size);
+    }
+    return d;
+  };
+  const drawn = map.blocks.slice(0, MAX_MAP_BLOCKS).map((b) => {
+    const d = block(b);
+    d.style.width = share(b.size);
+    if (b.use !== "free") d.style.minWidth = "1px";
+    return d;
+  });
+  box.replaceChildren(...drawn);
+  // Circular buffers sit in L1 below the buffers, at their own addresses (programs' CBs may share them).
+  cbs.hidden = map.circular_buffers.length === 0;
+  cbs.replaceChildren(
+    ...map.circular_buffers.slice(0, MAX_MAP_BLOCKS).map((b) => {
+      const d = block(b);
+      d.style.position = "absolute";
+      d.style.left = share(b.address - map.base);
+      d.style.width = share(b.size);
+      d.style.minWidth = "1px";
+      return d;
+    }),
+  );
+  const top = [...owners.entries()].sort((a, b) => b[1] - a[1]).slice(0, 10);
+  legend.replaceChildren(
+    ...top.map(([key, bytes]) => el("li", {}, el("i"), `${key} — ${humanBytes(bytes)}`)),
+    ...(map.blocks.length > MAX_MAP_BLOCKS ? [el("li", {}, `(the first ${MAX_MAP_BLOCKS} of ${map.blocks.length} blocks are drawn)`)] : []),
+  );
+  [...legend.querySelectorAll("i")].forEach((i, n) => (i.style.background = colourOf(top[n][0])));
 }
 
 function usageRow(type) {
@@ -243,6 +393,26 @@ for (const th of document.querySelectorAll("#processes th")) {
     if (state.stats) renderProcesses(state.stats.processes);
   });
 }
+
+document.getElementById("group-by").addEventListener("change", (e) => {
+  state.groupBy = e.target.value;
+  refresh();
+});
+document.getElementById("group-device").addEventListener("change", (e) => {
+  state.groupDevice = e.target.value;
+  refresh();
+});
+document.getElementById("map-device").addEventListener("change", (e) => {
+  state.mapDevice = Number(e.target.value);
+  refresh();
+});
+document.getElementById("map-type").addEventListener("change", (e) => {
+  state.mapType = e.target.value;
+  refresh();
+});
+
+// For the browser test and for people poking at the page from the console.
+window.ttmemDashboard = state;
 
 connectStream();
 refresh().then(sampleHistory);

@@ -97,8 +97,45 @@ try {
   });
   assert.equal(largest[0], stats.devices[0].memory.DRAM.largest_free_block);
   assert.match(largest[1], /largest free .*\/bank/);
+
+  // Buffers grouped by op: the mesh tensor made in prefill is one row, 2 buffers on 2 devices.
+  await command(workload, "op prefill\nalloc kv DRAM 8M site=model.py:20\nalloc prefill_act L1 256K site=model.py:21\nend");
+  await command(workload, "program attn cb=32Kx2");
+  await command(workload, "run attn");
+  await command(workload, "flush");
+  const prefill = '#groups tr[data-key="prefill"][data-slot="DRAM"]';
+  await page.waitForSelector(prefill, { timeout: 2000 });
+  const cells = await page.$$eval(`${prefill} td`, (tds) => tds.map((t) => t.textContent));
+  assert.deepEqual([cells[0], cells[2], cells[3], cells[5]], ["prefill", "16.0 MiB", "2", "2"]);
+  await page.select("#group-by", "site");
+  await page.waitForSelector('#groups tr[data-key="model.py:12"][data-slot="DRAM"]', { timeout: 2000 });
+  assert.equal(await page.$eval("#groups th.key", (th) => th.textContent), "SITE");
+
+  // The address map of device 0's L1, block by block as ttmemd has it, with the program's CBs.
+  const api = async (path) => (await fetch(`http://127.0.0.1:${port}${path}`)).json();
+  const l1 = await api("/api/map?device=0&buffer_type=L1");
+  assert.ok(l1.blocks.some((b) => b.use === "buffer") && l1.circular_buffers.length === 2, JSON.stringify(l1));
+  await page.waitForFunction((n) => document.querySelectorAll("#map-cbs div").length === n, { timeout: 2000 },
+    l1.circular_buffers.length);
+  const drawn = await page.$$eval("#map div", (ds) => ds.map((d) => [Number(d.dataset.address), Number(d.dataset.size), d.dataset.use]));
+  assert.deepEqual(drawn, l1.blocks.map((b) => [b.address, b.size, b.use]));
+  assert.match(await page.$eval("#map-legend", (l) => l.textContent), /prefill/);
+  await page.select("#map-type", "DRAM");
+  const dram = await api("/api/map?device=0&buffer_type=DRAM");
+  await page.waitForFunction((n) => document.querySelectorAll("#map div").length === n &&
+    document.querySelector("#map-cbs").hidden, { timeout: 2000 }, dram.blocks.length);
+  assert.match(await page.$eval("#map-figures", (f) => f.textContent), /free of .* per bank/);
+  await page.select("#map-type", "L1");
+  await page.waitForFunction(() => !document.querySelector("#map-cbs").hidden, { timeout: 2000 });
+
   await page.waitForSelector(".device canvas", { timeout: 5000 }); // the history chart is drawn
-  await page.screenshot({ path: join(artifacts, "dashboard-1280x800.png") });
+  // Its time axis spans ten minutes from the first sample, not years around one point.
+  const span = await page.evaluate(() => {
+    const x = window.ttmemDashboard.cards.get(0).chart.scales.x;
+    return x.max - x.min;
+  });
+  assert.ok(span >= 595 && span <= 700, `the chart's time axis spans ${span} s`);
+  await page.screenshot({ path: join(artifacts, "dashboard-1280x800.png"), fullPage: true });
 
   // An allocation shows within a second of being applied.
   const l1Before = await used(0, "L1");
