@@ -14,6 +14,9 @@ const state = {
   sort: { key: "DRAM", descending: true },
   groupBy: "op",
   groupDevice: "",
+  groupPid: "",
+  groupText: "",
+  oom: null,
   groups: null,
   mapDevice: null, // the first announced device until one is picked
   mapType: "L1",
@@ -54,8 +57,12 @@ async function getJSON(path) {
 }
 
 function groupsPath() {
-  const device = state.groupDevice === "" ? "" : `&device=${state.groupDevice}`;
-  return `/api/buffers?by=${state.groupBy}${device}&limit=50`;
+  const q = new URLSearchParams({ by: state.groupBy, limit: "50" });
+  if (state.groupDevice !== "") q.set("device", state.groupDevice);
+  if (state.groupPid !== "") q.set("pid", state.groupPid);
+  // The text is looked for in the key being grouped by: the op path, else the site.
+  if (state.groupText !== "") q.set(state.groupBy === "site" ? "site" : "scope", state.groupText);
+  return `/api/buffers?${q}`;
 }
 
 /// The device and type whose map is shown: only announced ones (ttmemd has no map of the others).
@@ -76,15 +83,16 @@ async function refresh() {
   }
   state.inFlight = true;
   try {
-    const [stats, info, leaks, groups] = await Promise.all([
+    const [stats, info, leaks, groups, oom] = await Promise.all([
       getJSON("/api/stats"),
       getJSON("/api/info"),
       getJSON("/api/leaks"),
       getJSON(groupsPath()),
+      getJSON("/api/oom"),
     ]);
     const target = mapTarget(stats);
     const map = target ? await getJSON(`/api/map?device=${target.device}&buffer_type=${target.type}`) : null;
-    Object.assign(state, { stats, info, leaks, groups, map, mapChoices: target });
+    Object.assign(state, { stats, info, leaks, groups, oom, map, mapChoices: target });
     render();
   } catch (e) {
     setLive(false, String(e));
@@ -129,7 +137,8 @@ function render() {
   renderDevices(stats.devices);
   renderProcesses(stats.processes);
   renderRecords(state.leaks);
-  renderGroups(state.groups, stats.devices);
+  renderGroups(state.groups, stats);
+  renderOoms(state.oom);
   renderMap(state.map, state.mapChoices);
 }
 
@@ -142,12 +151,23 @@ function setOptions(select, values, labels, current) {
   select.value = String(current);
 }
 
-function renderGroups(answer, devices) {
+function renderGroups(answer, stats) {
+  const devices = stats.devices;
   setOptions(
     document.getElementById("group-device"),
     ["", ...devices.map((d) => d.id)],
     ["all", ...devices.map((d) => String(d.id))],
     state.groupDevice,
+  );
+  const processes = new Map();
+  for (const p of stats.processes) processes.set(p.pid, p.command || p.name);
+  if (state.groupPid !== "" && !processes.has(Number(state.groupPid))) processes.set(Number(state.groupPid), "gone");
+  const pids = [...processes.keys()].sort((a, b) => a - b);
+  setOptions(
+    document.getElementById("group-pid"),
+    ["", ...pids],
+    ["all", ...pids.map((p) => `${p} ${processes.get(p)}`.slice(0, 40))],
+    state.groupPid,
   );
   const by = state.groupBy;
   document.querySelector("#groups th.key").textContent = { op: "OP", site: "SITE", pid: "PID", device: "DEV" }[by];
@@ -333,7 +353,7 @@ function renderDevices(devices) {
 function renderProcesses(rows) {
   const { key, descending } = state.sort;
   const sorted = [...rows].sort((a, b) => {
-    const x = a[key], y = b[key];
+    const x = a[key] ?? "", y = b[key] ?? "";
     const order = typeof x === "string" ? x.localeCompare(y) : x - y;
     return descending ? -order : order;
   });
@@ -348,6 +368,7 @@ function renderProcesses(rows) {
         el("td", {}, p.name),
         ...TYPES.map((t) => el("td", { class: "num" }, humanBytes(p[t]))),
         el("td", { class: "num" }, String(p.buffers)),
+        el("td", { class: "command" }, p.command || ""),
       ),
     ),
   );
@@ -356,6 +377,51 @@ function renderProcesses(rows) {
     th.classList.toggle("sorted", th.dataset.key === key);
     th.classList.toggle("asc", th.dataset.key === key && !descending);
   }
+}
+
+/// Each record as one line (its verdict), opening to what the device held then.
+function renderOoms(answer) {
+  const box = document.getElementById("ooms");
+  const open = new Set([...box.querySelectorAll("details[open]")].map((d) => d.dataset.id));
+  const items = (answer.records || []).slice(0, 20).map((r) => {
+    const holders = el(
+      "table",
+      {},
+      el("thead", {}, el("tr", {}, ...["PID", "COMMAND", `${r.type}/BANK`, "RUNTIME/BANK", "BUFFERS"].map((h) => el("th", {}, h)))),
+      el(
+        "tbody",
+        {},
+        ...r.holders.map((h) =>
+          el(
+            "tr",
+            {},
+            el("td", { class: "num" }, String(h.pid)),
+            el("td", {}, h.command || h.name),
+            el("td", { class: "num" }, humanBytes(h.per_bank)),
+            el("td", { class: "num" }, humanBytes(h.internal_per_bank)),
+            el("td", { class: "num" }, String(h.buffers)),
+          ),
+        ),
+      ),
+    );
+    const details = el(
+      "details",
+      { "data-id": String(r.id) },
+      el(
+        "summary",
+        {},
+        el("time", {}, clock(r.time_ns)),
+        `#${r.id} pid ${r.pid} (${r.name}) was refused ${humanBytes(r.size)} of ${r.type} on device ${r.device}: ` +
+          `${r.verdict}`,
+      ),
+      el("p", {}, r.summary),
+      ...(r.site || r.scope ? [el("p", {}, `site ${r.site || "-"}${r.scope ? `, op ${r.scope}` : ""}`)] : []),
+      holders,
+    );
+    details.open = open.has(String(r.id));
+    return el("li", { class: r.verdict, "data-id": String(r.id), "data-verdict": r.verdict }, details);
+  });
+  box.replaceChildren(...(items.length ? items : [el("p", { class: "empty" }, "none")]));
 }
 
 function renderRecords(leaks) {
@@ -388,7 +454,7 @@ function connectStream() {
 for (const th of document.querySelectorAll("#processes th")) {
   th.addEventListener("click", () => {
     const key = th.dataset.key;
-    const textual = key === "name";
+    const textual = key === "name" || key === "command";
     state.sort = state.sort.key === key ? { key, descending: !state.sort.descending } : { key, descending: !textual };
     if (state.stats) renderProcesses(state.stats.processes);
   });
@@ -400,6 +466,14 @@ document.getElementById("group-by").addEventListener("change", (e) => {
 });
 document.getElementById("group-device").addEventListener("change", (e) => {
   state.groupDevice = e.target.value;
+  refresh();
+});
+document.getElementById("group-pid").addEventListener("change", (e) => {
+  state.groupPid = e.target.value;
+  refresh();
+});
+document.getElementById("group-text").addEventListener("input", (e) => {
+  state.groupText = e.target.value;
   refresh();
 });
 document.getElementById("map-device").addEventListener("change", (e) => {

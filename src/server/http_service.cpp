@@ -44,13 +44,15 @@ std::string paths_list() {
 
 HttpService::HttpService(const HttpOptions& options, Build build, Subscribe subscribe)
     : http_(std::make_unique<httplib::Server>()), subscribe_(std::move(subscribe)) {
-  // Hostile or slow clients cost a bounded number of threads and bytes, never the event loop. Each
-  // stream holds a thread while it lasts: the pool has room for them and for the other requests.
-  http_->new_task_queue = [] { return new httplib::ThreadPool(kMaxStreams + 2); };
+  // Hostile or slow clients cost a bounded number of threads and bytes, never the event loop. A
+  // connection holds a thread while it is kept alive, and each stream while it lasts: the pool has room
+  // for the streams and for a browser's six connections to one host (a dashboard fetches its views in
+  // parallel), with a short keep-alive so that idle connections give their thread back.
+  http_->new_task_queue = [] { return new httplib::ThreadPool(kMaxStreams + kRequestThreads); };
   http_->set_read_timeout(5, 0);
   http_->set_write_timeout(5, 0);
   http_->set_keep_alive_max_count(100);
-  http_->set_keep_alive_timeout(5);
+  http_->set_keep_alive_timeout(2);
   http_->set_payload_max_length(4096);  // read-only: no request needs a body; a big one is refused unread
   const std::string token = options.bearer_token;
   auto authorised = [token](const httplib::Request& req, httplib::Response& res) {

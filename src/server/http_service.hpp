@@ -63,6 +63,8 @@ class HttpService {
   /// Streams at once, and bytes a stream may have waiting.
   static constexpr std::size_t kMaxStreams = 4;
   static constexpr std::size_t kMaxStreamBacklog = 4u << 20;
+  /// Threads for requests other than streams.
+  static constexpr std::size_t kRequestThreads = 12;
   /// The paths served, for the 404 answer and the docs.
   static const char* const kPaths[];
   /// Paths that are queries with parameters (/api/buffers?by=op&device=0 ...).

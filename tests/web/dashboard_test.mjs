@@ -66,7 +66,10 @@ try {
   browser = await puppeteer.launch({ executablePath: chromium, headless: true, args: ["--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"] });
   const page = await browser.newPage();
   const problems = [];
-  page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
+  page.on("pageerror", (e) => {
+    problems.push(`page error: ${e.message}`);
+    console.error(`page error: ${e.message}`);
+  });
   page.on("console", (m) => m.type() === "error" && problems.push(`console: ${m.text()}`));
   page.on("requestfailed", (r) => !r.url().endsWith("/api/events") && problems.push(`request failed: ${r.url()}`));
   await page.setViewport({ width: 1280, height: 800 });
@@ -104,12 +107,31 @@ try {
   await command(workload, "run attn");
   await command(workload, "flush");
   const prefill = '#groups tr[data-key="prefill"][data-slot="DRAM"]';
-  await page.waitForSelector(prefill, { timeout: 2000 });
+  await page.waitForSelector(prefill, { timeout: 2000 }).catch(async (e) => {
+    throw new Error(`${e.message}; the page says: ${await page.$eval("#status", (s) => s.title)}: ${await page.$eval("#groups-note", (t) => t.textContent)}; api: ${JSON.stringify(await (await fetch(`http://127.0.0.1:${port}/api/buffers?by=op`)).json())}`);
+  });
   const cells = await page.$$eval(`${prefill} td`, (tds) => tds.map((t) => t.textContent));
   assert.deepEqual([cells[0], cells[2], cells[3], cells[5]], ["prefill", "16.0 MiB", "2", "2"]);
   await page.select("#group-by", "site");
   await page.waitForSelector('#groups tr[data-key="model.py:12"][data-slot="DRAM"]', { timeout: 2000 });
   assert.equal(await page.$eval("#groups th.key", (th) => th.textContent), "SITE");
+  // Filtered to the workload's process and to sites containing "py:2": the prefill buffers only.
+  await page.select("#group-pid", pid);
+  await page.type("#group-text", "py:2");
+  await page.waitForFunction(() => [...document.querySelectorAll("#groups tbody tr")].every((r) => /py:2/.test(r.dataset.key)) &&
+    document.querySelectorAll("#groups tbody tr").length === 2, { timeout: 2000 });
+  assert.match(await page.$eval(`#processes tr[data-pid="${pid}"] td.command`, (td) => td.textContent), /ttmem-emu --step/);
+
+  // A refused allocation: its record, with the verdict, opens to the holders of the device then.
+  workload.child.stdin.write("alloc huge DRAM 20G site=model.py:99\n");
+  assert.match((await workload.lines.next()).value, /^error: .*Out of Memory/);
+  await page.waitForSelector('#ooms li[data-verdict="exhausted"]', { timeout: 2000 });
+  await page.click("#ooms li summary");
+  await page.waitForSelector("#ooms details[open] table", { timeout: 1000 });
+  const oomText = await page.$eval("#ooms li", (li) => li.textContent);
+  assert.match(oomText, /was refused 20\.0 GiB of DRAM on device 0: exhausted/);
+  assert.match(oomText, /per bank/);
+  assert.match(oomText, new RegExp(`${pid}\\S*ttmem-emu --step`));
 
   // The address map of device 0's L1, block by block as ttmemd has it, with the program's CBs.
   const api = async (path) => (await fetch(`http://127.0.0.1:${port}${path}`)).json();
