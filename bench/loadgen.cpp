@@ -35,7 +35,14 @@ struct Config {
   std::uint64_t hold = 0;    // extra allocations held per thread at the end (for memory figures)
   bool hostile_ids = false;  // ids that differ only in their high bits (they flooded an unkeyed hash)
   std::uint64_t max_stall_ms = 10'000;
+  /// Announce each device (a Wormhole's DRAM: 12 banks of 1 GiB) and place the held buffers in its banks,
+  /// so that ttmemd keeps a free-space map of every device (what a scrape of real devices costs).
+  bool announce = false;
 };
+
+constexpr std::uint32_t kAnnouncedBanks = 12;
+constexpr std::uint64_t kAnnouncedBankBytes = std::uint64_t{1} << 30;
+constexpr std::uint64_t kHeldPerBank = 2048;  // a 4096-B buffer in 2048-B pages over 12 banks: one page each
 
 struct Truth {
   std::uint64_t live = 0;
@@ -73,6 +80,16 @@ void read_all(int fd, void* p, std::size_t n) {
   o.max_stall = std::chrono::milliseconds(cfg.max_stall_ms);
   ttmem::client::Client client(o);
   if (!client.wait_for_first_attempt(std::chrono::seconds(10))) _exit(2);
+  if (cfg.announce) {
+    for (int d = 0; d < cfg.devices; ++d) {
+      ttmem::client::DeviceReport r;
+      r.device = static_cast<std::uint16_t>(d);
+      const auto dram = static_cast<std::size_t>(ttmem::proto::BufferType::DRAM);
+      r.total_bytes[dram] = kAnnouncedBanks * kAnnouncedBankBytes;
+      r.num_banks[dram] = kAnnouncedBanks;
+      client.device_open(r);
+    }
+  }
   char go = 0;
   write_all(to_parent, &go, 1);   // ready
   read_all(from_parent, &go, 1);  // start
@@ -105,10 +122,17 @@ void read_all(int fd, void* p, std::size_t n) {
           ++sent;
         }
       }
+      const auto devices = static_cast<std::uint64_t>(cfg.devices);
+      const std::uint64_t per_device = cfg.hold / devices + 1;
+      const auto producer_thread = static_cast<std::uint64_t>(index * cfg.threads + t);
       for (std::uint64_t h = 0; h < cfg.hold; ++h) {
         a.id = new_id();
-        a.device =
-            cfg.hostile_ids ? 0 : static_cast<std::uint16_t>(h % static_cast<std::uint64_t>(cfg.devices));
+        a.device = cfg.hostile_ids ? 0 : static_cast<std::uint16_t>(h % devices);
+        if (cfg.announce) {  // each producer thread its own run of addresses on each device
+          a.num_banks = kAnnouncedBanks;
+          a.size_per_bank = kHeldPerBank;
+          a.address = (producer_thread * per_device + h / devices) * kHeldPerBank % kAnnouncedBankBytes;
+        }
         client.report_alloc(a);
         live.emplace_back(a.id, a.device);
         ++sent;
@@ -150,6 +174,9 @@ int main(int argc, char** argv) {
   app.add_option("--live", cfg.live, "Live allocations each thread keeps while it runs");
   app.add_option("--hold", cfg.hold, "Allocations each thread adds and holds at the end");
   app.add_option("--devices", cfg.devices, "Devices the allocations spread over")->check(CLI::Range(1, 4096));
+  app.add_flag("--announce", cfg.announce,
+               "Open each device (12 DRAM banks of 1 GiB) and place held buffers in its banks: ttmemd then keeps "
+               "a free-space map of each");
   app.add_flag("--hostile-ids", cfg.hostile_ids,
                "Ids that differ only in their high bits (all on device 0 when held): a hash-flooding probe");
   app.add_option("--max-stall-ms", cfg.max_stall_ms, "libttmem's max_stall in the producers");
