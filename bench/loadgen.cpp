@@ -174,9 +174,10 @@ int main(int argc, char** argv) {
   app.add_option("--live", cfg.live, "Live allocations each thread keeps while it runs");
   app.add_option("--hold", cfg.hold, "Allocations each thread adds and holds at the end");
   app.add_option("--devices", cfg.devices, "Devices the allocations spread over")->check(CLI::Range(1, 4096));
-  app.add_flag("--announce", cfg.announce,
-               "Open each device (12 DRAM banks of 1 GiB) and place held buffers in its banks: ttmemd then keeps "
-               "a free-space map of each");
+  app.add_flag(
+      "--announce", cfg.announce,
+      "Open each device (12 DRAM banks of 1 GiB) and place held buffers in its banks: ttmemd then keeps "
+      "a free-space map of each");
   app.add_flag("--hostile-ids", cfg.hostile_ids,
                "Ids that differ only in their high bits (all on device 0 when held): a hash-flooding probe");
   app.add_option("--max-stall-ms", cfg.max_stall_ms, "libttmem's max_stall in the producers");

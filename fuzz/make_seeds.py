@@ -124,3 +124,19 @@ for name in ("seed.ttm", "leaky.ttm", "crash.ttm"):
 write("emu_script", "everything.ttm", b"mesh t3000 l1_small=64K trace_region=1M\nalloc a DRAM 4M page=2048 site=\"x y\"\n"
       b"alloc_at p L1 4K 200000 device=1\nrepeat 3\n alloc t L1_SMALL 8K shard_cores=8\n free t\nend\n"
       b"program p cb=4Kx3 cores=8 kernel=8K\nrun p\nrelease p\ntrace tr 64K\nrelease_trace tr\nstats\ndump device=0\nclose\n")
+
+# http: the bytes a client sends on one connection
+HTTP_SEEDS = {
+    'metrics': b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n",
+    'buffers_by': b"GET /api/buffers?by=op&device=0&limit=5&scope=mat HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    'buffers_bad': b"GET /api/buffers?device=%zz&by=tensor&pid=-1 HTTP/1.1\r\n\r\n",
+    'ops': b"GET /api/ops?pid=1&device=0 HTTP/1.1\r\n\r\nGET /api/map?device=0&buffer_type=DRAM HTTP/1.1\r\n\r\n",
+    'map_l1': b"GET /api/map?device=0&buffer_type=L1 HTTP/1.1\r\n\r\n",
+    'stats_param': b"GET /api/stats?x=1 HTTP/1.1\r\n\r\n",
+    'post': b"POST /api/stats HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello",
+    'index': b"GET / HTTP/1.1\r\nAuthorization: Bearer nope\r\n\r\nGET /assets/app.js HTTP/1.1\r\n\r\n",
+    'chunked': b"GET /api/oom HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+    'range': b"GET /api/leaks HTTP/1.1\r\nRange: bytes=0-10,5-1\r\n\r\n",
+}
+for name, text in HTTP_SEEDS.items():
+    write("http", name, text)

@@ -61,7 +61,8 @@ views::AddressMap map_view(const Registry& registry, std::uint16_t device, Buffe
 
 views::OpList ops_view(const Registry& registry, const views::OpsQuery& q) {
   views::OpList out;
-  for (const auto& [slot, p] : registry.processes()) {
+  for (const auto& entry : registry.processes()) {
+    const ProcessState& p = entry.second;  // not a structured binding: the lambda below captures it
     if (q.pid && p.pid != *q.pid) continue;
     p.ops.for_each([&](const OpKey& k, const OpTally& t) {
       if (q.device && k.device != *q.device) return;

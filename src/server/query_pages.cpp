@@ -45,19 +45,37 @@ bool before(const Row& a, const Row& b) {
   return a.device < b.device;
 }
 
-/// Which records a `buffers` query keeps: its filters, with the texts of each (process, label) looked at
-/// once, not per record.
-class BufferFilter {
+/// A `buffers` query's pass over the table, a slice per step: its filters, with the texts of each
+/// (process, label) looked at once, not per record.
+class BufferScan {
  public:
-  explicit BufferFilter(const views::BufferQuery& f) : filter_(f) {}
+  explicit BufferScan(const views::BufferQuery& f) : filter_(f) {}
 
-  /// Resolves the pid filter; called once, before the first record.
-  void start(const Registry& registry) {
-    if (!filter_.pid) return;
-    const ProcessState* p = registry.find_process(*filter_.pid);
-    process_ = p ? p->slot : 0;  // no such process: nothing matches (slot 0 is never live)
+  /// Calls f(record) for each matching record of the next slice; true once the whole table was passed.
+  template <typename F>
+  bool step(const Registry& registry, F&& f) {
+    if (!started_) {
+      started_ = true;
+      if (filter_.pid) {
+        const ProcessState* p = registry.find_process(*filter_.pid);
+        process_ = p ? p->slot : 0;  // no such process: nothing matches (slot 0 is never live)
+      }
+    }
+    const AllocationTable& t = registry.allocations();
+    const std::size_t end = cursor_ + kChunksPerStep;
+    t.for_each_in_chunks(cursor_, end, [&](const AllocationRecord& r) {
+      if (!matches(registry, r)) return;
+      ++matched_;
+      f(r);
+    });
+    cursor_ = end;
+    return cursor_ >= t.chunk_count();
   }
 
+  std::uint64_t matched() const { return matched_; }
+  const views::BufferQuery& query() const { return filter_; }
+
+ private:
   bool matches(const Registry& registry, const AllocationRecord& r) {
     if (process_ && r.process != *process_) return false;
     if (filter_.device && r.device != *filter_.device) return false;
@@ -77,18 +95,17 @@ class BufferFilter {
     return true;
   }
 
-  const views::BufferQuery& query() const { return filter_; }
-
- private:
   views::BufferQuery filter_;
   std::optional<std::uint32_t> process_;
+  bool started_ = false;
+  std::size_t cursor_ = 0;
+  std::uint64_t matched_ = 0;
   std::unordered_map<std::uint64_t, bool> origin_matches_;
 };
 
 class BuffersQuery final : public PagedQuery {
  public:
-  BuffersQuery(const views::BufferQuery& f, PagedQueryLimits limits)
-      : filter_(f), select_(f), limits_(limits) {
+  BuffersQuery(const views::BufferQuery& f, PagedQueryLimits limits) : filter_(f), scan_(f), limits_(limits) {
     top_ = f.limit && *f.limit <= kTopHeapLimit;
   }
 
@@ -116,15 +133,7 @@ class BuffersQuery final : public PagedQuery {
   enum class Phase { scan, sort, emit };
 
   void scan(const Registry& registry) {
-    if (!started_) {
-      started_ = true;
-      select_.start(registry);
-    }
-    const AllocationTable& t = registry.allocations();
-    const std::size_t end = cursor_ + kChunksPerStep;
-    t.for_each_in_chunks(cursor_, end, [&](const AllocationRecord& r) {
-      if (!select_.matches(registry, r)) return;
-      ++matched_;
+    const bool scanned = scan_.step(registry, [&](const AllocationRecord& r) {
       if (r.process != last_process_) {  // a group's records are together: look the owner up once a run
         last_process_ = r.process;
         const ProcessState* p = registry.process_by_slot(r.process);
@@ -143,7 +152,7 @@ class BuffersQuery final : public PagedQuery {
           std::push_heap(rows_.begin(), rows_.end(), before);
         }
       } else {
-        if (matched_ > limits_.max_rows) {
+        if (scan_.matched() > limits_.max_rows) {
           throw QueryFailure(
               ErrorCode::limit_exceeded,
               fmt::format(
@@ -158,8 +167,7 @@ class BuffersQuery final : public PagedQuery {
         runs_.back().push_back(row);
       }
     });
-    cursor_ = end;
-    if (cursor_ >= t.chunk_count()) {
+    if (scanned) {
       phase_ = Phase::sort;
       if (top_) {
         std::sort_heap(rows_.begin(), rows_.end(), before);
@@ -221,7 +229,7 @@ class BuffersQuery final : public PagedQuery {
   }
 
   bool emit(const Registry& registry, std::string& page) {
-    const std::uint64_t wanted = filter_.limit.value_or(matched_);
+    const std::uint64_t wanted = filter_.limit.value_or(scan_.matched());
     const std::uint64_t now = monotonic_ns();
     schema::BufferPageWriter out(page);
     for (std::size_t n = 0; n < kRowsPerPage && emitted_ < wanted; ++n) {
@@ -236,7 +244,7 @@ class BuffersQuery final : public PagedQuery {
       ++emitted_;
     }
     const bool last = emitted_ >= wanted || heap_.empty();
-    out.end(last ? std::optional<std::uint64_t>(matched_) : std::nullopt);
+    out.end(last ? std::optional<std::uint64_t>(scan_.matched()) : std::nullopt);
     return last;
   }
 
@@ -253,13 +261,10 @@ class BuffersQuery final : public PagedQuery {
   };
 
   views::BufferQuery filter_;
-  BufferFilter select_;
+  BufferScan scan_;
   PagedQueryLimits limits_;
   bool top_ = false;
-  bool started_ = false;
   Phase phase_ = Phase::scan;
-  std::size_t cursor_ = 0;
-  std::uint64_t matched_ = 0;
   std::uint32_t last_process_ = 0;
   pid_t last_pid_ = 0;
   std::vector<Row> rows_;               // the bounded heap of a query with a small limit
@@ -278,18 +283,10 @@ class BuffersQuery final : public PagedQuery {
 /// one page.
 class GroupedBuffersQuery final : public PagedQuery {
  public:
-  explicit GroupedBuffersQuery(const views::BufferQuery& f) : select_(f), by_(*f.by) {}
+  explicit GroupedBuffersQuery(const views::BufferQuery& f) : scan_(f), by_(*f.by) {}
 
   bool step(const Registry& registry, std::string& page) override {
-    if (!started_) {
-      started_ = true;
-      select_.start(registry);
-    }
-    const AllocationTable& t = registry.allocations();
-    const std::size_t end = cursor_ + kChunksPerStep;
-    t.for_each_in_chunks(cursor_, end, [&](const AllocationRecord& r) {
-      if (!select_.matches(registry, r)) return;
-      ++matched_;
+    const bool scanned = scan_.step(registry, [&](const AllocationRecord& r) {
       const Slot slot = slot_of(static_cast<proto::BufferType>(r.type), r.kind());
       Group& g = groups_[group_of(registry, r) * kSlots + index(slot)];
       g.bytes += r.size;
@@ -298,8 +295,7 @@ class GroupedBuffersQuery final : public PagedQuery {
       g.devices.insert(r.device);
       g.processes.insert(r.process);
     });
-    cursor_ = end;
-    if (cursor_ < t.chunk_count()) return false;
+    if (!scanned) return false;
     emit(page);
     return true;
   }
@@ -374,15 +370,12 @@ class GroupedBuffersQuery final : public PagedQuery {
       return std::tie(a.key, a.slot) < std::tie(b.key, b.slot);
     });
     const std::uint64_t total_groups = out.size();
-    if (const auto& limit = select_.query().limit; limit && out.size() > *limit) out.resize(*limit);
-    schema::BufferPageWriter(page).end(matched_, out, total_groups);
+    if (const auto& limit = scan_.query().limit; limit && out.size() > *limit) out.resize(*limit);
+    schema::BufferPageWriter(page).end(scan_.matched(), out, total_groups);
   }
 
-  BufferFilter select_;
+  BufferScan scan_;
   GroupBy by_;
-  bool started_ = false;
-  std::size_t cursor_ = 0;
-  std::uint64_t matched_ = 0;
   std::unordered_map<std::uint64_t, std::uint64_t> key_of_;
   std::unordered_map<std::string, std::uint64_t> index_of_text_;
   std::vector<Key> keys_;
