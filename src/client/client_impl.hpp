@@ -20,7 +20,7 @@
 
 namespace ttmem::client {
 
-inline constexpr std::uint32_t kClientVersion = proto::pack_version(0, 1, 0);
+inline constexpr std::uint32_t kClientVersion = proto::kTtmemVersion;
 
 /// Each Client gets its own id: a thread's ring binding names the client it belongs to.
 inline std::atomic<std::uint64_t> g_next_client_id{1};

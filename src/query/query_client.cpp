@@ -48,7 +48,7 @@ QueryClient::QueryClient(const std::string& socket_path, std::chrono::millisecon
   }
   proto::Hello hello;
   hello.role = proto::Role::tool;
-  hello.client_version = proto::pack_version(0, 1, 0);
+  hello.client_version = proto::kTtmemVersion;
   hello.claimed_pid = static_cast<std::uint32_t>(getpid());
   hello.process_name = "ttmem";
   std::vector<std::uint8_t> bytes;

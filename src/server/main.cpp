@@ -17,6 +17,8 @@ int main(int argc, char** argv) {
   CLI::App app{
       "ttmemd: the ttmem allocation server. Processes using Tenstorrent devices report their allocations "
       "here; `ttmem` queries it."};
+  app.set_version_flag("--version", "ttmemd " + ttmem::proto::version_string(ttmem::proto::kTtmemVersion) +
+                                        " (protocol " + std::to_string(ttmem::proto::kProtocolVersion) + ")");
   ttmem::server::ServerOptions options;
   options.socket_path = ttmem::server_socket_path();
   std::string group;

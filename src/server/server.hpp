@@ -28,7 +28,7 @@
 
 namespace ttmem::server {
 
-inline constexpr std::uint32_t kServerVersion = proto::pack_version(0, 2, 0);
+inline constexpr std::uint32_t kServerVersion = proto::kTtmemVersion;
 
 struct ServerOptions {
   std::string socket_path;

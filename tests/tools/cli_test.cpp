@@ -123,6 +123,28 @@ TEST(Cli, BadFlagsAndFieldsAreUsageErrors) {
   EXPECT_EQ(r.exit_code, 64);
   r = ttmem(s.server, {});
   EXPECT_EQ(r.exit_code, 64);
+  // An unknown subcommand is named as such, with the known ones.
+  r = ttmem(s.server, {"bogus"});
+  EXPECT_EQ(r.exit_code, 64);
+  EXPECT_NE(r.err.find("unknown subcommand 'bogus' (one of: smi, buffers"), std::string::npos) << r.err;
+  // Flags that cannot go together, or make no sense alone, say so instead of doing something else.
+  r = ttmem(s.server, {"smi", "--json", "--csv"});
+  EXPECT_EQ(r.exit_code, 64);
+  EXPECT_TRUE(r.out.empty()) << r.out;
+  r = ttmem(s.server, {"smi", "--count", "3"});
+  EXPECT_EQ(r.exit_code, 64);
+  EXPECT_NE(r.err.find("--count needs a loop"), std::string::npos) << r.err;
+  r = ttmem(s.server, {"smi", "-d", "99"});
+  EXPECT_EQ(r.exit_code, 64);
+  EXPECT_NE(r.err.find("device 99 is unknown to ttmemd (it knows devices 0, 1)"), std::string::npos) << r.err;
+}
+
+TEST(Cli, EveryBinaryTellsItsVersion) {
+  for (const char* binary : {"ttmem", "ttmemd", "ttmem-emu"}) {
+    const auto r = run_process({bin_dir() + "/" + binary, "--version"});
+    EXPECT_EQ(r.exit_code, 0) << binary << r.err;
+    EXPECT_EQ(r.out.rfind(std::string(binary) + " 0.2.0", 0), 0u) << r.out;
+  }
 }
 
 TEST(Cli, AnUnreachableServerIsOneLineAndExitCode2) {

@@ -3,6 +3,7 @@
 #include <iostream>
 
 #include "commands.hpp"
+#include "ttmem/protocol.hpp"
 #include "ttmem/socket_path.hpp"
 #include "ttmem/vocab.hpp"
 
@@ -12,6 +13,7 @@ int main(int argc, char** argv) {
       "ttmem: who holds which device memory, per device, memory type, process and buffer.\n"
       "Reads from ttmemd (start it with: ttmemd &)."};
   app.require_subcommand(1);
+  app.set_version_flag("--version", "ttmem " + ttmem::proto::version_string(ttmem::proto::kTtmemVersion));
   Common common;
   common.socket = ttmem::client_socket_path();
   app.add_option("-s,--socket", common.socket,
@@ -23,6 +25,7 @@ int main(int argc, char** argv) {
   auto* smi_cmd = app.add_subcommand("smi", "Memory per device and per process, like nvidia-smi");
   smi_cmd->add_flag("--json", common.json, "One JSON object (schema: docs/tools.md)");
   auto* csv_flag = smi_cmd->add_flag("--csv", smi.csv, "CSV of the device table (or --processes)");
+  csv_flag->excludes(smi_cmd->get_option("--json"));
   smi_cmd->add_option("--query", query_fields, "CSV fields, comma separated (see docs/tools.md)")
       ->needs(csv_flag);
   smi_cmd->add_flag("--noheader", smi.noheader, "CSV without the header line")->needs(csv_flag);
@@ -30,7 +33,7 @@ int main(int argc, char** argv) {
   smi_cmd->add_option("-d,--device", smi.device, "Only this device");
   auto* loop_opt = smi_cmd->add_option("-l,--loop", loop_s, "Repeat every SEC seconds");
   smi_cmd->add_option("--loop-ms", smi.loop_ms, "Repeat every MS milliseconds")->excludes(loop_opt);
-  smi_cmd->add_option("--count", smi.count, "With a loop: stop after N reports");
+  smi_cmd->add_option("--count", smi.count, "With a loop: stop after N reports")->check(CLI::PositiveNumber);
 
   // -p, -d, --site, --op: one set of filters for every listing of records.
   const auto add_origin_filter = [](CLI::App* cmd, OriginFilter& f) {
@@ -108,6 +111,27 @@ int main(int argc, char** argv) {
   top_cmd->add_option("--history", top.history_s, "Seconds of history in the chart (default 300)")
       ->check(CLI::Range(1u, 86'400u));
 
+  // "ttmem bogus" is an unknown subcommand, not a missing one (CLI11 would say "A subcommand is required").
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view arg = argv[i];
+    if (arg == "-s" || arg == "--socket") {
+      ++i;  // its value
+      continue;
+    }
+    if (arg.empty() || arg[0] == '-') continue;
+    std::string names;
+    bool known = false;
+    for (const CLI::App* sub : app.get_subcommands({})) {
+      names += (names.empty() ? "" : ", ") + sub->get_name();
+      known = known || sub->get_name() == arg;
+    }
+    if (!known) {
+      std::cerr << "ttmem: unknown subcommand '" << arg << "' (one of: " << names << "; ttmem --help)\n";
+      return kExitUsage;
+    }
+    break;
+  }
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -118,6 +142,10 @@ int main(int argc, char** argv) {
   try {
     if (*smi_cmd) {
       if (loop_s) smi.loop_ms = loop_s * 1000;
+      if (smi.count && !smi.loop_ms) {
+        std::cerr << "ttmem smi: --count needs a loop (-l SEC or --loop-ms MS)\n";
+        return kExitUsage;
+      }
       if (!query_fields.empty()) {
         const auto& valid = smi.processes ? smi_process_fields() : smi_device_fields();
         for (const auto& f : CLI::detail::split(query_fields, ',')) {

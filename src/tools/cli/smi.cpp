@@ -1,6 +1,7 @@
 // `ttmem smi`: the nvidia-smi of ttmem — a table per device and per process, JSON, CSV, loop.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <chrono>
 #include <iostream>
 #include <thread>
@@ -202,7 +203,17 @@ int run_smi(const Common& common, const SmiOptions& o) {
   query::QueryClient client = connect_or_exit(common.socket);
   const Style style = Style::detect();
   for (std::uint32_t n = 1;; ++n) {
-    const views::Stats stats = filtered(client.stats(), o);
+    views::Stats all = client.stats();
+    if (n == 1 && o.device &&
+        std::none_of(all.devices.begin(), all.devices.end(),
+                     [&](const views::DeviceUsage& d) { return d.id == *o.device; })) {
+      std::string known;
+      for (const auto& d : all.devices) known += (known.empty() ? "" : ", ") + std::to_string(d.id);
+      std::cerr << "ttmem smi: device " << *o.device << " is unknown to ttmemd ("
+                << (known.empty() ? "no device has been reported yet" : "it knows devices " + known) << ")\n";
+      return kExitUsage;
+    }
+    const views::Stats stats = filtered(std::move(all), o);
     if (common.json) {
       const std::string text = schema::to_json(stats);
       if (o.loop_ms) {

@@ -11,6 +11,7 @@
 #include "interpreter.hpp"
 #include "report.hpp"
 #include "script.hpp"
+#include "ttmem/protocol.hpp"
 #include "ttmem/runtime/arch.hpp"
 #include "ttmem/runtime/server_tracking.hpp"
 
@@ -74,6 +75,7 @@ int run_steps(bool quiet) {
 
 int main(int argc, char** argv) {
   CLI::App app{"Run a workload script on the emulated TT-Metal device-memory runtime (docs/emu-scripts.md)."};
+  app.set_version_flag("--version", "ttmem-emu " + ttmem::proto::version_string(ttmem::proto::kTtmemVersion));
   std::string script_path;
   bool json = false;
   bool quiet = false;

@@ -331,5 +331,7 @@ std::string version_string(std::uint32_t packed);
 inline constexpr std::uint32_t pack_version(std::uint32_t major, std::uint32_t minor, std::uint32_t patch) {
   return major << 16 | minor << 8 | patch;
 }
+/// ttmem's release: libttmem, the tools and ttmemd ship together and carry the same version.
+inline constexpr std::uint32_t kTtmemVersion = pack_version(0, 2, 0);
 
 }  // namespace ttmem::proto
