@@ -1,6 +1,8 @@
 // Tool-side connection to ttmemd; see ttmem/query.hpp.
+#include <grp.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -24,6 +26,34 @@ std::string unreachable_message(const std::string& socket_path, const std::strin
          socket_path + " &   (or set TTMEM_SOCKET)";
 }
 
+namespace {
+
+/// Why connect() to `path` failed with `err`, said so that the person knows what to do: "start ttmemd"
+/// only when that is the remedy.
+std::string connect_failure(const std::string& path, int err) {
+  struct stat st {};
+  const bool exists = ::stat(path.c_str(), &st) == 0;
+  if (exists && !S_ISSOCK(st.st_mode)) {
+    return path + " is " + (S_ISDIR(st.st_mode) ? "a directory" : "not a socket") +
+           ", not ttmemd's socket: give the socket's path (--socket PATH, or TTMEM_SOCKET)";
+  }
+  if (err == EACCES || err == EPERM) {
+    std::string group_name;
+    if (exists) {
+      const struct group* g = ::getgrgid(st.st_gid);
+      group_name = g ? g->gr_name : std::to_string(st.st_gid);
+    }
+    return "permission denied: your user may not connect to " + path +
+           (group_name.empty()
+                ? " (or to the directory it is in)"
+                : " (its group is " + group_name + "): ask to be added to group " + group_name) +
+           ", or start your own ttmemd (ttmemd --socket PATH; ttmemd --group GROUP sets who may connect)";
+  }
+  return unreachable_message(path, std::strerror(err));
+}
+
+}  // namespace
+
 QueryClient::QueryClient(const std::string& socket_path, std::chrono::milliseconds timeout)
     : socket_path_(socket_path), timeout_(timeout) {
   sockaddr_un addr{};
@@ -34,10 +64,10 @@ QueryClient::QueryClient(const std::string& socket_path, std::chrono::millisecon
   std::memcpy(addr.sun_path, socket_path.c_str(), socket_path.size() + 1);
   fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd_ < 0 || ::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0) {
-    const std::string why = std::strerror(errno);
+    const int err = errno;
     if (fd_ >= 0) ::close(fd_);
     fd_ = -1;
-    throw ConnectError(unreachable_message(socket_path, why));
+    throw ConnectError(connect_failure(socket_path, err));
   }
   ucred server{};
   socklen_t len = sizeof server;

@@ -1,6 +1,8 @@
 // The ttmem tools against a real ttmemd and real workloads: JSON schemas, CSV, exit codes, the event
 // stream, and `ttmem top` driven through tmux.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -137,6 +139,40 @@ TEST(Cli, BadFlagsAndFieldsAreUsageErrors) {
   r = ttmem(s.server, {"smi", "-d", "99"});
   EXPECT_EQ(r.exit_code, 64);
   EXPECT_NE(r.err.find("device 99 is unknown to ttmemd (it knows devices 0, 1)"), std::string::npos) << r.err;
+}
+
+TEST(Cli, ASocketPathThatIsNoSocketIsSaidSo) {
+  TempDir dir;
+  const std::string file = dir.write("plain.txt", "not a socket");
+  auto r = run_process({bin_dir() + "/ttmem", "--socket", file, "smi"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find(file + " is not a socket, not ttmemd's socket"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("start it with"), std::string::npos) << r.err;
+  r = run_process({bin_dir() + "/ttmem", "--socket", dir.path(), "buffers"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find(dir.path() + " is a directory"), std::string::npos) << r.err;
+  r = run_process({bin_dir() + "/ttmem", "--socket", "", "smi"});
+  EXPECT_EQ(r.exit_code, 64);
+  EXPECT_NE(r.err.find("the socket path is empty"), std::string::npos) << r.err;
+}
+
+TEST(Cli, ASocketThisUserMayNotUseSaysWhoMay) {
+  if (geteuid() != 0 || access("/usr/bin/setpriv", X_OK) != 0) GTEST_SKIP() << "needs root and setpriv";
+  ServerProcess server;
+  const std::vector<std::string> as_nobody{
+      "/usr/bin/setpriv",   "--reuid=nobody", "--regid=nogroup", "--clear-groups",
+      bin_dir() + "/ttmem", "--socket",       server.socket(),   "smi"};
+  chmod(server.dir().c_str(), 0755);  // the socket itself is rw for its owner and group only
+  auto r = run_process(as_nobody);
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(
+      r.err.find("permission denied: your user may not connect to " + server.socket() + " (its group is"),
+      std::string::npos)
+      << r.err;
+  EXPECT_NE(r.err.find("ask to be added to group"), std::string::npos) << r.err;
+  chmod(server.dir().c_str(), 0700);
+  r = run_process(as_nobody);
+  EXPECT_NE(r.err.find("(or to the directory it is in)"), std::string::npos) << r.err;
 }
 
 TEST(Cli, EveryBinaryTellsItsVersion) {

@@ -138,6 +138,10 @@ int main(int argc, char** argv) {
     const int code = app.exit(e);
     return code == 0 ? 0 : kExitUsage;
   }
+  if (common.socket.empty()) {
+    std::cerr << "ttmem: the socket path is empty (--socket PATH, or TTMEM_SOCKET)\n";
+    return kExitUsage;
+  }
 
   try {
     if (*smi_cmd) {
