@@ -460,30 +460,20 @@ for (const th of document.querySelectorAll("#processes th")) {
   });
 }
 
-document.getElementById("group-by").addEventListener("change", (e) => {
-  state.groupBy = e.target.value;
-  refresh();
-});
-document.getElementById("group-device").addEventListener("change", (e) => {
-  state.groupDevice = e.target.value;
-  refresh();
-});
-document.getElementById("group-pid").addEventListener("change", (e) => {
-  state.groupPid = e.target.value;
-  refresh();
-});
-document.getElementById("group-text").addEventListener("input", (e) => {
-  state.groupText = e.target.value;
-  refresh();
-});
-document.getElementById("map-device").addEventListener("change", (e) => {
-  state.mapDevice = Number(e.target.value);
-  refresh();
-});
-document.getElementById("map-type").addEventListener("change", (e) => {
-  state.mapType = e.target.value;
-  refresh();
-});
+// Each control sets one field of the state and refreshes: [element, event, field, value from the element].
+for (const [id, event, field, read] of [
+  ["group-by", "change", "groupBy", (v) => v],
+  ["group-device", "change", "groupDevice", (v) => v],
+  ["group-pid", "change", "groupPid", (v) => v],
+  ["group-text", "input", "groupText", (v) => v],
+  ["map-device", "change", "mapDevice", Number],
+  ["map-type", "change", "mapType", (v) => v],
+]) {
+  document.getElementById(id).addEventListener(event, (e) => {
+    state[field] = read(e.target.value);
+    refresh();
+  });
+}
 
 // For the browser test and for people poking at the page from the console.
 window.ttmemDashboard = state;
