@@ -127,8 +127,7 @@ int run_buffers(const Common& common, const BufferOptions& o) {
   if (!o.all) q.limit = o.limit;
   const views::BufferList answer = client.buffers(q);
   if (common.json) {
-    schema::write_pretty(std::cout, schema::to_json(answer));
-    std::cout << '\n';
+    print_json(schema::to_json(answer));
     return 0;
   }
   const Style style = Style::detect();
@@ -188,8 +187,7 @@ int run_leaks(const Common& common, const LeakOptions& o) {
   std::erase_if(answer.orphans, [&](const views::Orphan& orphan) { return !f.keeps(orphan); });
   if (answer.leaks.size() > o.limit) answer.leaks.resize(o.limit);
   if (common.json) {
-    schema::write_pretty(std::cout, schema::to_json(answer));
-    std::cout << '\n';
+    print_json(schema::to_json(answer));
     return 0;
   }
   const Style style = Style::detect();
@@ -304,8 +302,7 @@ int run_devices(const Common& common) {
   // Free space comes with usage (the stats answer): the devices answer says what each device is.
   const views::Stats stats = common.json ? views::Stats{} : client.stats();
   if (common.json) {
-    schema::write_pretty(std::cout, schema::to_json(answer));
-    std::cout << '\n';
+    print_json(schema::to_json(answer));
     return 0;
   }
   const Style style = Style::detect();
@@ -349,8 +346,7 @@ int run_info(const Common& common) {
   query::QueryClient client = connect_or_exit(common.socket);
   const views::ServerInfo info = client.info();
   if (common.json) {
-    schema::write_pretty(std::cout, schema::to_json(info));
-    std::cout << '\n';
+    print_json(schema::to_json(info));
     return 0;
   }
   const Style style = Style::detect();

@@ -86,8 +86,7 @@ int run_map(const Common& common, const MapOptions& o) {
   const views::AddressMap map =
       client.map(static_cast<std::uint16_t>(o.device), *parse_enum<BufferType>(o.type));
   if (common.json) {
-    schema::write_pretty(std::cout, schema::to_json(map));
-    std::cout << '\n';
+    print_json(schema::to_json(map));
     return 0;
   }
   const Style style = Style::detect();

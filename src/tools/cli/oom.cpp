@@ -149,8 +149,7 @@ int run_oom(const Common& common, std::optional<std::uint64_t> id) {
   query::QueryClient client = connect_or_exit(common.socket);
   const views::OomList list = client.oom(id);
   if (common.json) {
-    schema::write_pretty(std::cout, schema::to_json(list));
-    std::cout << '\n';
+    print_json(schema::to_json(list));
     return 0;
   }
   const Style style = Style::detect();

@@ -18,8 +18,7 @@ int run_ops(const Common& common, const OpsOptions& o) {
   q.limit = o.limit;
   const views::OpList answer = client.ops(q);
   if (common.json) {
-    schema::write_pretty(std::cout, schema::to_json(answer));
-    std::cout << '\n';
+    print_json(schema::to_json(answer));
     return 0;
   }
   const Style style = Style::detect();

@@ -7,9 +7,17 @@
 #include <algorithm>
 #include <cstdlib>
 #include <ctime>
+#include <iostream>
 #include <ostream>
 
+#include "ttmem/schema.hpp"
+
 namespace ttmem::cli {
+
+void print_json(std::string_view json_text) {
+  schema::write_pretty(std::cout, json_text);
+  std::cout << '\n';
+}
 
 std::string percent(std::uint64_t used, std::uint64_t total) {
   if (total == 0) return "-";

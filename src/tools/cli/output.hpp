@@ -5,12 +5,16 @@
 #include <cstdint>
 #include <iosfwd>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "ttmem/units.hpp"
 #include "ttmem/views.hpp"
 
 namespace ttmem::cli {
+
+/// `--json`: an answer's JSON text (schema::to_json), indented, on standard output with a newline.
+void print_json(std::string_view json_text);
 
 using ttmem::human_bytes;  // ttmem/units.hpp
 /// "12%" style share; "-" when total is 0.
