@@ -35,8 +35,8 @@ struct AllocationEvent {
   std::uint64_t size_per_bank = 0;  ///< Bytes reserved in each of those banks.
   std::string_view site;  ///< Who created it ("dispatch/control", "program add/cb0", "script.ttm:4").
   bool internal = false;  ///< Runtime-owned (control buffers, program cache contents).
-  std::uint32_t op =
-      0;  ///< The op it was made in, as the tracking layer tags it (GraphTracker::op_tag); 0: none.
+  /// The op it was made in, as the tracking layer tags it (GraphTracker::op_tag); 0: none.
+  std::uint32_t op = 0;
   std::uint64_t timestamp_ns = 0;                       ///< CLOCK_MONOTONIC when the allocation was made.
   ReleaseReason reason = ReleaseReason::explicit_free;  ///< Releases only.
 };
