@@ -44,6 +44,7 @@ void expect_table_covers_enum(const char* enum_name) {
 TEST(Vocabulary, EveryTableCoversItsEnumOnce) {
   expect_table_covers_enum<BufferType>("BufferType");
   expect_table_covers_enum<Slot>("Slot");
+  expect_table_covers_enum<BufferLayout>("BufferLayout");
   expect_table_covers_enum<AllocKind>("AllocKind");
   expect_table_covers_enum<ReleaseReason>("ReleaseReason");
   expect_table_covers_enum<EventOp>("EventOp");

@@ -1,5 +1,6 @@
 // The ttmem subcommands. Each returns the process exit status: 0 fine, 1 the server answered with an
-// error, 2 the server cannot be reached (see main.cpp).
+// error, 2 the server cannot be reached, 64 a usage error, 65 an input file that cannot be read (see
+// main.cpp).
 #pragma once
 
 #include <cstdint>
@@ -14,6 +15,7 @@ namespace ttmem::cli {
 inline constexpr int kExitServerError = 1;
 inline constexpr int kExitUnreachable = 2;
 inline constexpr int kExitUsage = 64;
+inline constexpr int kExitBadInput = 65;  // sysexits.h EX_DATAERR
 
 struct Common {
   std::string socket;
@@ -100,5 +102,17 @@ struct TopOptions {
   std::uint32_t history_s = 300;
 };
 int run_top(const Common& common, const TopOptions& options);
+
+struct ReplayOptions {
+  std::string file;
+  bool offline = false;    ///< the report only; no server
+  bool keep_open = false;  ///< hold the capture's memory (and the devices open) until interrupted
+  std::optional<std::string> arch;
+  std::vector<std::string> meshes;  ///< "MESH=CHIP,CHIP"
+  std::size_t limit = 200;
+  std::string op;
+};
+/// A ttnn graph capture: into ttmemd as a tracked process (unless offline), and its per-op report.
+int run_replay(const Common& common, const ReplayOptions& options);
 
 }  // namespace ttmem::cli

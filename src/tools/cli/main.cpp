@@ -1,4 +1,5 @@
-// ttmem: the command-line tools over ttmemd (smi, buffers, leaks, oom, events, devices, info, top).
+// ttmem: the command-line tools over ttmemd (smi, buffers, leaks, oom, events, devices, info, top), and
+// replay of ttnn graph captures.
 #include <CLI/CLI.hpp>
 #include <iostream>
 
@@ -111,6 +112,24 @@ int main(int argc, char** argv) {
   top_cmd->add_option("--history", top.history_s, "Seconds of history in the chart (default 300)")
       ->check(CLI::Range(1u, 86'400u));
 
+  ReplayOptions replay;
+  auto* replay_cmd = app.add_subcommand(
+      "replay",
+      "A ttnn graph capture (JSON): into ttmemd as a tracked process, and its per-op L1/DRAM peaks");
+  replay_cmd
+      ->add_option("file", replay.file, "end_graph_capture() JSON, or an end_graph_capture_to_file() report")
+      ->required();
+  replay_cmd->add_flag("--offline", replay.offline, "The report only: no ttmemd needed");
+  replay_cmd->add_flag("--keep-open", replay.keep_open,
+                       "Hold the capture's memory in ttmemd until Ctrl-C (then close its devices)");
+  replay_cmd->add_option("--arch", replay.arch,
+                         "wormhole_b0 or blackhole (default: the capture's, else blackhole)");
+  replay_cmd->add_option("--mesh", replay.meshes,
+                         "MESH=CHIP[,CHIP...]: a MeshDevice's chips, if the capture lacks them");
+  replay_cmd->add_option("-n,--limit", replay.limit, "At most N op rows (default 200; --json has all)");
+  replay_cmd->add_option("--op", replay.op, "Also list what the peak of ops containing TEXT is made of");
+  replay_cmd->add_flag("--json", common.json, "The whole report as JSON (schema: docs/replay.md)");
+
   // "ttmem bogus" is an unknown subcommand, not a missing one (CLI11 would say "A subcommand is required").
   for (int i = 1; i < argc; ++i) {
     const std::string_view arg = argv[i];
@@ -174,6 +193,7 @@ int main(int argc, char** argv) {
     if (*devices_cmd) return run_devices(common);
     if (*info_cmd) return run_info(common);
     if (*top_cmd) return run_top(common, top);
+    if (*replay_cmd) return run_replay(common, replay);
   } catch (const ttmem::query::QueryError& e) {
     std::cerr << "ttmem: " << e.what() << '\n';
     return kExitServerError;

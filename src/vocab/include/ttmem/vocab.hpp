@@ -51,6 +51,16 @@ concept NamedEnum = requires {
   X(TRACE, 4, "TRACE")
 TTMEM_DEFINE_ENUM(BufferType, std::uint8_t, TTMEM_BUFFER_TYPES)
 
+// How a buffer's pages are spread: TT-Metal's TensorMemoryLayout, with its values and the names its graph
+// captures print.
+#define TTMEM_BUFFER_LAYOUTS(X) \
+  X(interleaved, 0, "INTERLEAVED") \
+  X(single_bank, 1, "SINGLE_BANK") \
+  X(height_sharded, 2, "HEIGHT_SHARDED") \
+  X(width_sharded, 3, "WIDTH_SHARDED") \
+  X(block_sharded, 4, "BLOCK_SHARDED")
+TTMEM_DEFINE_ENUM(BufferLayout, std::uint8_t, TTMEM_BUFFER_LAYOUTS)
+
 // What the figures are counted in: the four memory types the runtime manages, plus circular buffers,
 // which live in L1 but are shown apart (the L1 slot leaves them out).
 #define TTMEM_SLOTS(X) \

@@ -1,0 +1,31 @@
+// The offline report of a replayed capture: a table of ops with their peaks, the capture's peak and what
+// it is made of, TT-Metal's own figures beside them, and what the bridge could not attribute; or all of
+// it as JSON (docs/replay.md gives the schema).
+#pragma once
+
+#include <iosfwd>
+#include <string>
+
+#include "ttmem/bridge/bridge.hpp"
+#include "ttmem/replay/capture.hpp"
+#include "ttmem/replay/op_analysis.hpp"
+#include "ttmem/replay/replay.hpp"
+
+namespace ttmem::replay {
+
+struct ReportInput {
+  const Capture& capture;
+  const ReplaySetup& setup;
+  const bridge::BridgeStats& stats;
+  const CaptureFigures& figures;
+};
+
+struct TextOptions {
+  std::size_t limit = 200;  ///< op rows shown (the JSON has all)
+  std::string op;           ///< also list the peak parts of ops whose path contains this
+};
+
+void write_text(std::ostream& out, const ReportInput& in, const TextOptions& options);
+std::string to_json(const ReportInput& in);
+
+}  // namespace ttmem::replay
