@@ -140,3 +140,18 @@ HTTP_SEEDS = {
 }
 for name, text in HTTP_SEEDS.items():
     write("http", name, text)
+
+# capture: TT-Metal's own captures (tests/data/traces, Apache-2.0), a report file and the 2024 schema
+TRACES = os.path.join(os.path.dirname(HERE), "tests", "data", "traces")
+for name in ("matmul_normal_mode.json", "matmul_l1_out.json", "sharded_add.json"):
+    with open(os.path.join(TRACES, name), "rb") as f:
+        write("capture", name, f.read())
+write("capture", "report.json", b'{"version": 1, "graph": [{"counter": 0, "node_type": "capture_start", "params": null},'
+      b'{"counter": 1, "node_type": "circular_buffer_allocate", "params": {"size": 4096, "address": 0,'
+      b'"core_range_set": "{[(x=0,y=0) - (x=1,y=1)]}", "globally_allocated": "0", "device_id": 0}}],'
+      b'"devices": [{"device_id": 0, "arch": "BLACKHOLE", "l1_num_banks": 110, "l1_bank_size": 1400000}]}')
+write("capture", "schema2024.json", b'[{"counter": 0, "node_type": "function_start", "params": {"name": "ttnn::add"}},'
+      b'{"counter": 1, "node_type": "buffer_allocate", "params": {"size": "4096", "address": "1024", "type": "L1",'
+      b'"layout": "HEIGHT_SHARDED", "num_cores": "8", "device_id": "0"}},'
+      b'{"counter": 2, "node_type": "buffer_deallocate", "params": {"size": "4096", "address": "1024", "type": "L1",'
+      b'"layout": "HEIGHT_SHARDED", "device_id": "0"}}, {"counter": 3, "node_type": "function_end", "params": {}}]')

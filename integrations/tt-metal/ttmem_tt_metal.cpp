@@ -117,7 +117,7 @@ bridge::BufferInfo info_of(const tm::Buffer* b) {
   info.type = type_of(b->buffer_type());
   info.layout = layout_of(b->buffer_layout());
   info.num_cores = b->num_cores().value_or(0);
-  if (b->has_shard_spec()) info.shard_grid = cores_of(b->shard_spec().grid());
+  if (b->has_shard_spec()) info.shard_grid = cores_of(b->shard_spec().tensor_shard_spec.grid);
   // GraphTracker reports only buffers that own their memory: a mesh buffer's per-chip views never come.
   info.owns_data = true;
   return info;

@@ -418,7 +418,8 @@ Capture parse_capture(std::string_view text, const std::string& name) {
   json doc;
   try {
     doc = json::parse(text, callback);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {
+    // parse_error, and out_of_range for a number too large for any type ("1e999").
     throw CaptureError(name + ": not JSON: " + e.what());
   }
   if (report) {

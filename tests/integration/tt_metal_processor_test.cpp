@@ -77,16 +77,23 @@ TEST(TtMetalProcessor, ReportsWhatGraphTrackerHandsIt) {
   // A buffer allocated on a thread that never pushed a processor: the background observer sees it.
   tm::Buffer weights = buffer(&m.chip1, 9, tm::BufferType::DRAM, 1 << 20);
   std::thread([&] { tracker.track_allocate(&weights); }).join();
+  tm::Buffer shard = buffer(&m.chip0, 12, tm::BufferType::L1, 65536);
+  shard.layout_ = tm::TensorMemoryLayout::HEIGHT_SHARDED;
+  shard.cores_ = 16;
+  shard.shard_ =
+      tm::ShardSpecBuffer{tm::ShardSpec{tm::CoreRangeSet(std::vector<tm::CoreRange>{{{0, 0}, {3, 3}}})}};
+  tracker.track_allocate(&shard);
   tm::Buffer before = buffer(&m.chip0, 3, tm::BufferType::DRAM, 4096);
   tracker.track_deallocate(&before);  // allocated before tracking began
   ASSERT_TRUE(client::Client::instance().flush());
 
   query::QueryClient tool(server.socket());
   const auto pid = static_cast<pid_t>(client::Client::instance().server_seen_pid());
-  EXPECT_EQ(rows(tool, pid), (std::vector<std::string>{
-                                 "cb 131072 dev0 ttnn.matmul/MatmulDeviceOperation", "owning 1048576 dev1 ",
-                                 "owning 2097152 dev0 ttnn.matmul/MatmulDeviceOperation",
-                                 "owning 2097152 dev1 ttnn.matmul/MatmulDeviceOperation"}));
+  EXPECT_EQ(rows(tool, pid),
+            (std::vector<std::string>{
+                "cb 131072 dev0 ttnn.matmul/MatmulDeviceOperation", "owning 1048576 dev1 ",
+                "owning 2097152 dev0 ttnn.matmul/MatmulDeviceOperation",
+                "owning 2097152 dev1 ttnn.matmul/MatmulDeviceOperation", "owning 65536 dev0 "}));
   EXPECT_EQ(ttmem_tt_metal_untracked_releases(), 1u);
   const auto devices = tool.devices().devices;
   ASSERT_EQ(devices.size(), 2u);
@@ -96,6 +103,7 @@ TEST(TtMetalProcessor, ReportsWhatGraphTrackerHandsIt) {
   // The next program on chip 0 releases the last one's CBs.
   tracker.track_deallocate_cb(&m.chip0);
   tracker.track_deallocate(&output);
+  tracker.track_deallocate(&shard);
   ttmem_tt_metal_close_device(2);  // the mesh: both chips; chip 1's weights were never released
   const auto leaks = tool.leaks().leaks;
   ASSERT_EQ(leaks.size(), 1u);

@@ -10,9 +10,12 @@
 
 namespace tt::tt_metal {
 
+struct ShardSpec {
+  CoreRangeSet grid;
+};
+
 struct ShardSpecBuffer {
-  CoreRangeSet grid_;
-  const CoreRangeSet& grid() const { return grid_; }
+  ShardSpec tensor_shard_spec;
 };
 
 class Buffer {
