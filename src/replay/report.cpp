@@ -209,7 +209,10 @@ std::string to_json(const ReportInput& in) {
                       {"peak_scratchpad", f.tt_metal.peak_scratchpad},
                       {"peak_total", f.tt_metal.peak_total}}},
                     {"ops", ops}};
-  return doc.dump(2);
+  if (!in.address_check) return doc.dump(2);
+  json with_check = doc;
+  with_check["address_check"] = json::parse(to_json(*in.address_check));
+  return with_check.dump(2);
 }
 
 }  // namespace ttmem::replay

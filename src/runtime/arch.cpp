@@ -54,6 +54,14 @@ std::int64_t ArchSpec::dram_bank_offset(std::uint32_t bank_id) const {
   return static_cast<std::int64_t>((bank_id % dram_views_per_channel) * dram_bank_size);
 }
 
+ArchSpec device_spec(Arch arch, const DeviceOptions& options) {
+  ArchSpec spec = arch_spec(arch);
+  if (options.worker_grid_x) spec.worker_grid_x = options.worker_grid_x;
+  if (options.worker_grid_y) spec.worker_grid_y = options.worker_grid_y;
+  if (options.l1_unreserved_base) spec.l1_unreserved_base = options.l1_unreserved_base;
+  return spec;
+}
+
 const ArchSpec& arch_spec(Arch arch) {
   return arch == Arch::blackhole ? kBlackhole : kWormhole;
 }

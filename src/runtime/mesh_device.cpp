@@ -219,7 +219,7 @@ std::shared_ptr<Program> MeshDevice::create_program(const ProgramConfig& config)
   std::lock_guard lock(*mutex_);
   require_open();
   if (config.name.empty()) throw Error(ErrorCode::invalid_argument, "a program needs a name");
-  plan_circular_buffers(config, arch_spec(arch_));  // validates sizes and core ranges now
+  plan_circular_buffers(config, devices_.front()->spec());  // validates sizes and core ranges now
   return std::make_shared<Program>(next_program_id(), config, weak_from_this());
 }
 
@@ -232,7 +232,7 @@ void MeshDevice::run(const std::shared_ptr<Program>& program) {
   if (program->state() == ProgramState::released) {
     throw Error(ErrorCode::invalid_state, fmt::format("program {} was released", program->name()));
   }
-  const ArchSpec& spec = arch_spec(arch_);
+  const ArchSpec& spec = devices_.front()->spec();
   const auto planned = plan_circular_buffers(program->config(), spec);
   // Validate on every device before anything is allocated, so a clash changes nothing.
   for (const auto& device : devices_) {

@@ -59,7 +59,7 @@ std::vector<CircularBufferAllocation> Program::circular_buffers() const {
 }
 
 AllocationEvent Program::cb_event(const CircularBufferAllocation& cb, std::string_view site) const {
-  const ArchSpec& spec = arch_spec(mesh_raw_->arch());
+  const ArchSpec& spec = mesh_raw_->device(0).spec();
   return make_cb_event(cb, mesh_raw_->id(), site, spec.l1_alignment, spec.num_worker_cores());
 }
 
@@ -112,13 +112,20 @@ void Program::release() {
 
 // ProgramCache -------------------------------------------------------------------------------------------
 
+namespace {
+constexpr std::uint64_t kProgramPageSize = 2048;
+}  // namespace
+
 void ProgramCache::add(Device& device, const std::shared_ptr<Program>& program) {
   const bool cached = std::any_of(kernel_binaries_.begin(), kernel_binaries_.end(),
                                   [&](const auto& entry) { return entry.first == program->name(); });
   if (!cached) {
     BufferConfig config;
+    // TT-Metal's mesh_workload.cpp: an interleaved DRAM buffer of HostMemDeviceCommand::PROGRAM_PAGE_SIZE
+    // (2048-B) pages, top-down (bottom_up = false). A real Blackhole capture shows one: 22528 B, 4096 B
+    // per bank, at the top of the bank minus 2 pages.
     config.size = program->config().kernel_binary_size;
-    config.page_size = config.size;
+    config.page_size = kProgramPageSize;
     config.type = BufferType::DRAM;
     config.placement = Placement::top_down;  // binaries sit at the top so they do not fragment tensors
     config.kind = AllocKind::kernel_binary;
@@ -130,6 +137,12 @@ void ProgramCache::add(Device& device, const std::shared_ptr<Program>& program) 
                               {EventScope::device, device.id(), device.mesh_id(), std::nullopt}, config));
   }
   if (std::find(programs_.begin(), programs_.end(), program) == programs_.end()) programs_.push_back(program);
+}
+
+const Buffer* ProgramCache::kernel_binary(std::string_view name) const {
+  for (const auto& [program, buffer] : kernel_binaries_)
+    if (program == name) return buffer.get();
+  return nullptr;
 }
 
 void ProgramCache::forget(const Program* program) {

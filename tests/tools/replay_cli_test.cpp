@@ -68,6 +68,29 @@ TEST(Replay, OfflineNeedsNoServer) {
   EXPECT_NE(no_server.err.find("ttmemd"), std::string::npos) << no_server.err;
 }
 
+TEST(Replay, CheckComparesEveryAddressWithTheEmulator) {
+  const auto r = ttmem("/nonexistent.sock", {"replay", "--offline", "--check", kMatmul});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("5 of 5 match, 0 differ, 0 not placed"), std::string::npos) << r.out;
+  const auto j = ttmem("/nonexistent.sock", {"replay", "--offline", "--check", "--json", kMatmul});
+  ASSERT_EQ(j.exit_code, 0) << j.err;
+  EXPECT_EQ(json::parse(j.out)["address_check"]["matched"], 5);
+  const auto no_dispatch = ttmem(
+      "/nonexistent.sock",
+      {"replay", "--offline", "--check", std::string(TTMEM_TEST_DATA_DIR) + "/traces/matmul_l1_out.json"});
+  EXPECT_EQ(no_dispatch.exit_code, 65);
+  EXPECT_NE(no_dispatch.err.find("NO_DISPATCH"), std::string::npos) << no_dispatch.err;
+  EXPECT_EQ(
+      ttmem("/nonexistent.sock", {"replay", "--offline", "--check", "--grid", "11by10", kMatmul}).exit_code,
+      64);
+  EXPECT_EQ(ttmem("/nonexistent.sock", {"replay", "--offline", "--grid", "11x10", kMatmul}).exit_code, 64);
+  const auto given =
+      ttmem("/nonexistent.sock", {"replay", "--offline", "--check", "--grid", "13x10", kMatmul});
+  EXPECT_NE(given.out.find("13x10 worker cores (given)"), std::string::npos) << given.out;
+  EXPECT_NE(given.out.find("DIFFERS"), std::string::npos)
+      << given.out;  // 130 banks: 8 pages per bank, not 10
+}
+
 TEST(Replay, InputErrorsSayWhatIsWrongWithTheirExitCodes) {
   TempDir dir;
   const auto missing = ttmem("/nonexistent.sock", {"replay", "--offline", dir.file("none.json")});

@@ -55,8 +55,13 @@ std::vector<Buffer*> BufferHome::attached_buffers() const {
 // Allocator ----------------------------------------------------------------------------------------------
 
 Allocator::Allocator(Arch arch, const DeviceOptions& options, std::shared_ptr<std::recursive_mutex> mutex)
-    : BufferHome(std::move(mutex)), arch_(arch), options_(options) {
-  const ArchSpec& spec = arch_spec(arch);
+    : BufferHome(std::move(mutex)), arch_(arch), options_(options), spec_(device_spec(arch, options)) {
+  const ArchSpec& spec = spec_;
+  if (spec.worker_grid_x * spec.worker_grid_y == 0 || spec.worker_grid_x > 64 || spec.worker_grid_y > 64) {
+    throw Error(ErrorCode::invalid_argument, fmt::format("a worker grid of {}x{} cores is not one a chip has",
+                                                         spec.worker_grid_x, spec.worker_grid_y));
+  }
+  require_aligned("l1_unreserved_base", spec.l1_unreserved_base, spec.l1_alignment);
   worker_l1_size_ = options.worker_l1_size ? options.worker_l1_size : spec.l1_size_per_core;
   require_aligned("l1_small_size", options.l1_small_size, spec.l1_alignment);
   require_aligned("worker_l1_size", worker_l1_size_, spec.l1_alignment);

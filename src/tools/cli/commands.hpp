@@ -111,6 +111,9 @@ struct ReplayOptions {
   std::vector<std::string> meshes;  ///< "MESH=CHIP,CHIP"
   std::size_t limit = 200;
   std::string op;
+  bool check = false;               ///< the address check against the emulator (NORMAL captures)
+  std::optional<std::string> grid;  ///< "XxY" worker cores, for the check
+  std::optional<std::uint64_t> l1_base;
 };
 /// A ttnn graph capture: into ttmemd as a tracked process (unless offline), and its per-op report.
 int run_replay(const Common& common, const ReplayOptions& options);

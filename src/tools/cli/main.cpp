@@ -128,6 +128,12 @@ int main(int argc, char** argv) {
                          "MESH=CHIP[,CHIP...]: a MeshDevice's chips, if the capture lacks them");
   replay_cmd->add_option("-n,--limit", replay.limit, "At most N op rows (default 200; --json has all)");
   replay_cmd->add_option("--op", replay.op, "Also list what the peak of ops containing TEXT is made of");
+  replay_cmd->add_flag("--check", replay.check,
+                       "NORMAL captures: replay the allocations through the emulator, compare every address");
+  replay_cmd->add_option("--grid", replay.grid,
+                         "With --check: the chip's worker cores, XxY (default: inferred)");
+  replay_cmd->add_option("--l1-base", replay.l1_base,
+                         "With --check: L1's unreserved base (default: the first CB's)");
   replay_cmd->add_flag("--json", common.json, "The whole report as JSON (schema: docs/replay.md)");
 
   // "ttmem bogus" is an unknown subcommand, not a missing one (CLI11 would say "A subcommand is required").

@@ -1,6 +1,7 @@
 // ttmem replay: a ttnn graph capture fed through the bridge, into ttmemd as this process's allocations
 // (so smi, buffers, leaks and top show it as they would the real run), and analysed per op.
 #include <csignal>
+#include <cstdio>
 #include <iostream>
 #include <sstream>
 
@@ -57,6 +58,23 @@ int run_replay(const Common& common, const ReplayOptions& options) {
       std::cerr << "ttmem replay: --mesh '" << m << "' is not MESH=CHIP[,CHIP...] (e.g. --mesh 1=0)\n";
       return kExitUsage;
     }
+  }
+  std::optional<std::uint32_t> grid_x, grid_y;
+  if (options.grid) {
+    unsigned x = 0, y = 0;
+    char sep = 0, rest = 0;
+    if (std::sscanf(options.grid->c_str(), "%u%c%u%c", &x, &sep, &y, &rest) != 3 || sep != 'x' || x == 0 ||
+        y == 0 || x > 64 || y > 64) {
+      std::cerr << "ttmem replay: --grid '" << *options.grid
+                << "' is not XxY worker cores (e.g. --grid 11x10)\n";
+      return kExitUsage;
+    }
+    grid_x = x;
+    grid_y = y;
+  }
+  if ((options.grid || options.l1_base) && !options.check) {
+    std::cerr << "ttmem replay: --grid and --l1-base are for the address check: add --check\n";
+    return kExitUsage;
   }
   replay::Capture capture;
   try {
@@ -137,14 +155,32 @@ int run_replay(const Common& common, const ReplayOptions& options) {
     tracker->shutdown();
   }
 
+  std::optional<replay::AddressCheck> check;
+  if (options.check) {
+    replay::AddressCheckOptions c;
+    c.arch = setup.arch;
+    c.grid_x = grid_x;
+    c.grid_y = grid_y;
+    c.l1_base = options.l1_base;
+    try {
+      check = replay::check_addresses(capture, c);
+    } catch (const replay::CaptureError& e) {
+      std::cerr << "ttmem replay: --check: " << e.what() << '\n';
+      return kExitBadInput;
+    }
+  }
   const bridge::BridgeStats stats = bridge.stats();
   const replay::CaptureFigures figures = analysis.finish();
-  const replay::ReportInput input{capture, setup, stats, figures};
+  const replay::ReportInput input{capture, setup, stats, figures, check ? &*check : nullptr};
   if (common.json) {
     print_json(replay::to_json(input));
   } else {
     replay::write_text(std::cout, input, {options.limit, options.op});
     std::cout << live.str();
+    if (check) {
+      std::cout << '\n';
+      replay::write_text(std::cout, *check);
+    }
   }
   return 0;
 }

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "ttmem/bridge/bridge.hpp"
+#include "ttmem/replay/address_check.hpp"
 #include "ttmem/replay/capture.hpp"
 #include "ttmem/replay/op_analysis.hpp"
 #include "ttmem/replay/replay.hpp"
@@ -18,6 +19,7 @@ struct ReportInput {
   const ReplaySetup& setup;
   const bridge::BridgeStats& stats;
   const CaptureFigures& figures;
+  const AddressCheck* address_check = nullptr;  ///< with `--check`
 };
 
 struct TextOptions {

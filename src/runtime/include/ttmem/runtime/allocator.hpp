@@ -78,6 +78,8 @@ class Allocator : public BufferHome {
 
   Arch arch() const { return arch_; }
   const DeviceOptions& options() const { return options_; }
+  /// The architecture's geometry with this device's overrides (DeviceOptions).
+  const ArchSpec& spec() const { return spec_; }
   std::uint64_t worker_l1_size() const { return worker_l1_size_; }
 
   Statistics statistics(BufferType type) const;
@@ -102,6 +104,7 @@ class Allocator : public BufferHome {
  private:
   Arch arch_;
   DeviceOptions options_;
+  ArchSpec spec_;
   std::uint64_t worker_l1_size_;
   std::array<std::unique_ptr<BankManager>, kBufferTypes> banks_;  // indexed by BufferType value
 };

@@ -51,6 +51,14 @@ struct DeviceOptions {
   std::uint64_t l1_small_size = 0;      ///< Top of every core's L1 reserved for L1_SMALL (sharded only).
   std::uint64_t trace_region_size = 0;  ///< Top of every DRAM bank reserved for TRACE buffers.
   std::uint64_t worker_l1_size = 0;     ///< Usable L1 per core; 0 means the architecture's full L1.
+  // Where a chip differs from its architecture's defaults (a harvested chip, or the chip a recorded
+  // capture ran on, whose worker grid and L1 layout came from its own TT-Metal build); 0 keeps each.
+  std::uint32_t worker_grid_x = 0;       ///< Worker cores per row (one L1 bank each).
+  std::uint32_t worker_grid_y = 0;       ///< Rows of worker cores.
+  std::uint64_t l1_unreserved_base = 0;  ///< Where L1 buffers and circular buffers may start.
 };
+
+/// The architecture's geometry with a device's overrides applied.
+ArchSpec device_spec(Arch arch, const DeviceOptions& options);
 
 }  // namespace ttmem::emu

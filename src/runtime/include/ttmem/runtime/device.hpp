@@ -35,7 +35,7 @@ class Device {
   DeviceId id() const { return id_; }
   MeshId mesh_id() const { return mesh_; }
   Arch arch() const { return allocator_->arch(); }
-  const ArchSpec& spec() const { return arch_spec(arch()); }
+  const ArchSpec& spec() const { return allocator_->spec(); }
   Allocator& allocator() { return *allocator_; }
   const Allocator& allocator() const { return *allocator_; }
   std::shared_ptr<Allocator> allocator_ptr() const { return allocator_; }

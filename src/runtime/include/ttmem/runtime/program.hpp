@@ -97,6 +97,8 @@ class ProgramCache {
   std::size_t num_programs() const { return programs_.size(); }
   /// Runtime-internal (caller holds the mesh lock): what the cache holds, for resync snapshots.
   const std::vector<std::shared_ptr<Program>>& programs() const { return programs_; }
+  /// The kernel binary cached for the program of this name, if any (caller holds the mesh lock).
+  const class Buffer* kernel_binary(std::string_view name) const;
 
   // Runtime-internal (caller holds the mesh lock).
   void add(Device& device, const std::shared_ptr<Program>& program);
