@@ -21,6 +21,8 @@
 #endif
 
 #include <atomic>
+#include <cstdio>
+#include <cstdlib>
 #include <mutex>
 #include <unordered_set>
 
@@ -226,6 +228,18 @@ extern "C" int ttmem_tt_metal_enable(void) {
   static std::once_flag once;
   std::call_once(once, [] {
     (void)shared();
+    // Releases of buffers allocated before tracking began are counted, never passed on: say so once.
+    std::atexit([] {
+      const auto s = shared().bridge.stats();
+      if (s.untracked_releases > 0 || shared().errors.load() > 0) {
+        std::fprintf(stderr,
+                     "ttmem: %llu release(s) of buffers allocated before tracking began (%llu B), not in "
+                     "ttmemd's figures; %llu tracking error(s)\n",
+                     static_cast<unsigned long long>(s.untracked_releases),
+                     static_cast<unsigned long long>(s.untracked_release_bytes),
+                     static_cast<unsigned long long>(shared().errors.load()));
+      }
+    });
 #ifdef TTMEM_TT_METAL_BACKGROUND
     // Buffers on every thread, from one observer that is never popped.
     ::tt::tt_metal::internal::register_background_processor_once(

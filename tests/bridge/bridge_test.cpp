@@ -142,8 +142,13 @@ TEST(Bridge, TensorBackedProgramBuffersAreMarkedAndCounted) {
   dfb.kind = ProgramBufferKind::dataflow_buffer;
   bridge.allocate_program_buffer(dfb);
   EXPECT_EQ(sink.of("alloc").back().allocation.program, ProgramBufferKind::dataflow_buffer);
+  ProgramBufferInfo scratch = cb(3, 1024);
+  scratch.kind = ProgramBufferKind::scratchpad;
+  bridge.allocate_program_buffer(scratch);
+  EXPECT_EQ(sink.of("alloc").back().allocation.program, ProgramBufferKind::scratchpad);
+  EXPECT_EQ(sink.of("alloc").back().allocation.kind, AllocKind::circular_buffer);
   bridge.deallocate_program_buffers(3);
-  EXPECT_EQ(sink.of("free").size(), 2u);
+  EXPECT_EQ(sink.of("free").size(), 3u);
 }
 
 TEST(Bridge, AReleaseOfABufferAllocatedBeforeTrackingIsCountedNotPassedOn) {

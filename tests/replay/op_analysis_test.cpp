@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include <random>
+
 #include "capture_text.hpp"
 #include "ttmem/replay/replay.hpp"
 #include "ttmem/replay/report.hpp"
@@ -187,6 +189,48 @@ TEST(OpFigures, AFreeOfABufferFromBeforeTheCaptureSubtractsNothing) {
   EXPECT_EQ(a.stats.untracked_releases, 1u);
   EXPECT_EQ(a.figures.tt_metal.peak_l1, 32768u);
   EXPECT_EQ(a.figures.l1.per_core, 32768u);
+}
+
+// Thousands of ops (sizes and core rows drawn from a seeded generator), each: a program of one CB on its
+// core range, then an L1 output; the previous op's output is released after the op ends. While op i runs, a
+// core of its CB range holds the previous output, its own output and its CB; outside the range, only the two
+// outputs.
+TEST(OpFigures, ThousandsOfOpsEachPeakAsWorkedOut) {
+  for (const int ops : {1000, 2500, 5000}) {
+    SCOPED_TRACE(ops);
+    std::mt19937_64 rng(static_cast<std::uint64_t>(ops));
+    CaptureText t;
+    t.node("capture_start", nullptr);
+    std::vector<std::uint64_t> out(ops), cb(ops);
+    std::vector<std::uint32_t> row(ops);
+    std::optional<std::size_t> previous;
+    for (int i = 0; i < ops; ++i) {
+      out[i] = 1024 * (1 + rng() % 64);
+      cb[i] = 1024 * (1 + rng() % 512);
+      row[i] = static_cast<std::uint32_t>(rng() % 8);
+      t.start("op" + std::to_string(i));
+      t.node("circular_buffer_deallocate_all", {{"device_id", 0}});
+      t.cb(cb[i], "{[0-" + std::to_string(row[i]) + " - 7-" + std::to_string(row[i]) + "]}");
+      const std::size_t buffer = t.size();
+      t.buffer(out[i] * 64).l1("buffer_allocate", buffer, out[i]);
+      t.end("op" + std::to_string(i));
+      if (previous) t.l1("buffer_deallocate", *previous, out[i - 1]);
+      previous = buffer;
+    }
+    const Analysed a = analyse(parse_capture(t.text(), "many.json"));
+    ASSERT_EQ(a.figures.ops.size(), static_cast<std::size_t>(ops));
+    std::uint64_t capture_peak = 0;
+    for (int i = 0; i < ops; ++i) {
+      const OpFiguresRow& r = a.figures.ops[i];
+      const std::uint64_t before = i > 0 ? out[i - 1] : 0;
+      ASSERT_EQ(r.l1.per_core, before + out[i] + cb[i]) << "op " << i;
+      ASSERT_EQ(r.l1.program, cb[i]) << "op " << i;
+      ASSERT_TRUE(r.l1.core.has_value() && r.l1.core->y == row[i]) << "op " << i;
+      ASSERT_EQ(r.outlived.size(), 1u) << "op " << i;  // its output
+      capture_peak = std::max(capture_peak, r.l1.per_core);
+    }
+    EXPECT_EQ(a.figures.l1.per_core, capture_peak);
+  }
 }
 
 TEST(OpFigures, TheReportSaysItAllInTextAndJson) {

@@ -40,6 +40,23 @@ TEST(Replay, ACaptureIntoTtmemdEndsWithItsLeaksAtClose) {
       << text.out;
 }
 
+TEST(Replay, EveryCaptureOfTTMetalReplaysIntoTtmemd) {
+  // What each leaves at the end, by hand: the NORMAL matmul its 22528-B program buffer; the NO_DISPATCH
+  // matmul nothing (its output is released, its CBs go with the program cache at close); the sharded add
+  // nothing (its output is released, its CBs are tensor-backed).
+  const std::vector<std::pair<std::string, std::size_t>> captures = {
+      {"matmul_normal_mode.json", 1}, {"matmul_l1_out.json", 0}, {"sharded_add.json", 0}};
+  for (const auto& [name, leaks] : captures) {
+    SCOPED_TRACE(name);
+    ServerProcess server;
+    const auto r = ttmem(server.socket(), {"replay", std::string(TTMEM_TEST_DATA_DIR) + "/traces/" + name});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.out.find("every event applied"), std::string::npos) << r.out;
+    EXPECT_EQ(json::parse(ttmem(server.socket(), {"leaks", "--json"}).out)["leaks"].size(), leaks);
+    EXPECT_TRUE(json::parse(ttmem(server.socket(), {"buffers", "--json"}).out)["buffers"].empty());
+  }
+}
+
 TEST(Replay, KeepOpenHoldsTheCapturesMemoryUntilInterrupted) {
   ServerProcess server;
   Child replay({bin_dir() + "/ttmem", "replay", "--keep-open", kMatmul}, {{"TTMEM_SOCKET", server.socket()}});
