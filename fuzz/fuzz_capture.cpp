@@ -23,10 +23,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   OpAnalysis analysis;
   ttmem::bridge::Bridge bridge(analysis);
   const ReplaySetup setup = announce(capture, bridge);
-  for (const Node& n : capture.nodes) {
-    analysis.at_node(n.index);
-    feed(n, bridge);
-  }
+  feed(capture, bridge, analysis);
   const ttmem::bridge::BridgeStats stats = bridge.stats();
   const CaptureFigures figures = analysis.finish();
   std::uint64_t parts = 0;

@@ -261,6 +261,11 @@ extern "C" void ttmem_tt_metal_track_this_thread(void) {
 
 extern "C" void ttmem_tt_metal_close_device(unsigned device_id) {
   guarded([&] {
+    {
+      // A device opened again (perhaps at the same address) is announced again.
+      std::lock_guard lock(shared().devices_mutex);
+      shared().known.clear();
+    }
     shared().bridge.close_device(device_id);
     ttmem::client::Client::instance().flush();
   });

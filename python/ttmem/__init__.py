@@ -29,6 +29,7 @@ from typing import Any, Dict, List, Optional, Sequence
 from . import _ttmem
 from ._ttmem import (
     Buffer,
+    CaptureError,
     CircularBufferClashError,
     Device,
     DeviceBusyError,
@@ -55,7 +56,7 @@ __all__ = [
     "open_mesh_device", "close_mesh_device", "MeshDevice", "Buffer", "Program", "Device",
     "flush", "tracking_active", "use_server", "socket_path", "default_socket_path", "client_counters", "presets",
     "op", "ops", "stats", "buffers", "leaks", "devices", "events", "oom", "memory_map", "info", "Server",
-    "Error", "OutOfMemoryError", "CircularBufferClashError", "InvalidArgumentError", "DeviceClosedError",
+    "capture_report", "Error", "OutOfMemoryError", "CaptureError", "CircularBufferClashError", "InvalidArgumentError", "DeviceClosedError",
     "DeviceBusyError", "InvalidStateError", "UnknownPresetError", "ServerUnreachableError", "QueryError",
 ]
 
@@ -214,6 +215,23 @@ def memory_map(device: int = 0, buffer_type: str = "L1", socket: Optional[str] =
 def info(socket: Optional[str] = None) -> Dict[str, Any]:
     """The server: version, uptime, clients with their tracking costs, events/s, anomaly counters."""
     return _query({"type": "info"}, socket)
+
+
+# ---- ttnn graph captures ----------------------------------------------------------------------------
+
+
+def capture_report(capture: Any, check: bool = False, arch: Optional[str] = None,
+                   name: str = "capture") -> Dict[str, Any]:
+    """The per-op report of a ttnn graph capture, as `ttmem replay --offline --json` prints it (docs/replay.md):
+    per op the peak L1 per core with circular buffers and what it is made of, the peak DRAM, the tensors that
+    outlive it; TT-Metal's own figures beside. `capture` is what `ttnn.graph.end_graph_capture()` returns (a
+    list of nodes), a report file's dict, or the path of either. `check=True` adds the address check of a
+    NORMAL-mode capture against the emulator. Raises CaptureError naming the node that is wrong."""
+    if isinstance(capture, (str, os.PathLike)):
+        text = _ttmem._capture_report(None, os.fspath(capture), name, check, arch)
+    else:
+        text = _ttmem._capture_report(json.dumps(capture), None, name, check, arch)
+    return json.loads(text)
 
 
 # ---- a private ttmemd -------------------------------------------------------------------------------

@@ -4,6 +4,7 @@
 #include <pybind11/stl.h>
 
 #include "ttmem/query.hpp"
+#include "ttmem/replay/report.hpp"
 #include "ttmem/runtime/device.hpp"
 #include "ttmem/runtime/error.hpp"
 #include "ttmem/runtime/server_tracking.hpp"
@@ -17,7 +18,7 @@ namespace {
 /// Python exception classes by runtime error code, created at import.
 struct Exceptions {
   py::handle base, out_of_memory, cb_clash, invalid_argument, device_closed, device_busy, invalid_state,
-      unknown_preset, unreachable, query;
+      unknown_preset, unreachable, query, capture;
 };
 Exceptions g_exc;
 
@@ -160,12 +161,17 @@ PYBIND11_MODULE(_ttmem, m) {
                      "ttmemd answered a query with an error (its `code`: bad_query, limit_exceeded, "
                      "internal; None when the connection broke).");
 
+  g_exc.capture = make_exception(m, "CaptureError", {g_exc.base, PyExc_ValueError},
+                                 "A ttnn graph capture that cannot be read: the node and what is wrong.");
+
   py::register_exception_translator([](std::exception_ptr p) {
     try {
       if (p) std::rethrow_exception(p);
     } catch (const emu::Error& e) {
       if (e.code() == emu::ErrorCode::out_of_memory) return raise_out_of_memory(e);
       PyErr_SetString(class_for(e.code()).ptr(), e.what());
+    } catch (const replay::CaptureError& e) {
+      PyErr_SetString(g_exc.capture.ptr(), e.what());
     } catch (const query::ConnectError& e) {
       PyErr_SetString(g_exc.unreachable.ptr(), e.what());
     } catch (const query::QueryError& e) {
@@ -386,6 +392,30 @@ PYBIND11_MODULE(_ttmem, m) {
   m.def("_query", [](const std::string& json_text, std::optional<std::string> socket) {
     return run_query(json_text, socket);
   });
+  m.def(
+      "_capture_report",
+      [](std::optional<std::string> text, std::optional<std::string> path, const std::string& name,
+         bool check, std::optional<std::string> arch) {
+        replay::ReplayOptions options;
+        if (arch) {
+          options.arch = parse_enum<Arch>(*arch);
+          if (!options.arch) {
+            throw emu::Error(emu::ErrorCode::invalid_argument,
+                             "unknown arch '" + *arch + "' (one of: " + names_of(enum_values<Arch>()) + ")");
+          }
+        }
+        const replay::Capture capture =
+            path ? replay::read_capture(*path) : replay::parse_capture(*text, name);
+        std::optional<replay::AddressCheckOptions> with_check;
+        if (check) with_check.emplace();
+        std::string json;
+        {
+          py::gil_scoped_release unlocked;  // a large capture takes seconds
+          json = replay::offline_report_json(capture, options, with_check);
+        }
+        return json;
+      },
+      py::arg("text"), py::arg("path"), py::arg("name"), py::arg("check"), py::arg("arch"));
   m.def(
       "presets",
       [] {

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cctype>
 #include <charconv>
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -128,12 +129,19 @@ BufferLayout read_layout(const Params& p, std::uint32_t num_cores) {
   return num_cores > 0 ? BufferLayout::height_sharded : BufferLayout::interleaved;
 }
 
-void read_buffer_fields(const Params& p, Node& n, bool with_address) {
+/// An allocation or release needs every field it is accounted by; a `buffer` node is only the buffer's
+/// identity (its bytes count among those allocated before the capture), so it needs only its size.
+enum class BufferNode : std::uint8_t { event, identity };
+
+void read_buffer_fields(const Params& p, Node& n, BufferNode node) {
   bridge::BufferInfo& b = n.buffer;
-  b.device = static_cast<TtDeviceId>(p.number("device_id"));
+  const bool event = node == BufferNode::event;
+  b.device = static_cast<TtDeviceId>(event ? p.number("device_id") : p.number_or("device_id", 0));
   b.size = p.number("size");
-  b.type = read_buffer_type(p);
-  if (with_address) b.address = p.number("address");
+  const bool typed =
+      p.has("buffer_type_value") || p.has("buffer_type") || p.has("exact_buffer_type") || p.has("type");
+  b.type = event || typed ? read_buffer_type(p) : BufferType::DRAM;
+  if (event) b.address = p.number("address");
   b.page_size = p.number_or("page_size", 0);
   b.num_cores = static_cast<std::uint32_t>(p.number_or("num_cores", 0));
   n.has_max_size_per_bank = p.has("max_size_per_bank");
@@ -329,12 +337,12 @@ class NodeReader {
         read_device_tensors(p, capture_);
         break;
       case NodeKind::buffer:
-        read_buffer_fields(p, n, false);
+        read_buffer_fields(p, n, BufferNode::identity);
         n.buffer.unique_id = i;
         break;
       case NodeKind::buffer_allocate:
       case NodeKind::buffer_deallocate:
-        read_buffer_fields(p, n, true);
+        read_buffer_fields(p, n, BufferNode::event);
         identify(n);
         break;
       case NodeKind::circular_buffer_allocate:
@@ -460,11 +468,14 @@ Capture parse_capture(std::string_view text, const std::string& name) {
 }
 
 Capture read_capture(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec))
+    throw CaptureError(path + ": is a directory, not a capture (give the JSON file)", true);
   std::ifstream in(path, std::ios::binary);
-  if (!in) throw CaptureError(path + ": cannot be read (no such file, or no permission)");
+  if (!in) throw CaptureError(path + ": cannot be read (no such file, or no permission)", true);
   std::ostringstream text;
   text << in.rdbuf();
-  if (in.bad()) throw CaptureError(path + ": read error");
+  if (in.bad()) throw CaptureError(path + ": read error", true);
   return parse_capture(text.str(), path);
 }
 

@@ -5,6 +5,7 @@
 #include <mutex>
 #include <set>
 
+#include "ttmem/replay/op_analysis.hpp"
 #include "ttmem/runtime/allocator.hpp"
 
 namespace ttmem::replay {
@@ -121,6 +122,13 @@ void feed(const Node& n, bridge::Bridge& bridge) {
 
 void feed(const Capture& capture, bridge::Bridge& bridge) {
   for (const Node& n : capture.nodes) feed(n, bridge);
+}
+
+void feed(const Capture& capture, bridge::Bridge& bridge, OpAnalysis& analysis) {
+  for (const Node& n : capture.nodes) {
+    analysis.at_node(n.index);
+    feed(n, bridge);
+  }
 }
 
 }  // namespace ttmem::replay

@@ -215,4 +215,21 @@ std::string to_json(const ReportInput& in) {
   return with_check.dump(2);
 }
 
+std::string offline_report_json(const Capture& capture, const ReplayOptions& options,
+                                const std::optional<AddressCheckOptions>& check) {
+  OpAnalysis analysis;
+  bridge::Bridge bridge(analysis);
+  const ReplaySetup setup = announce(capture, bridge, options);
+  feed(capture, bridge, analysis);
+  const bridge::BridgeStats stats = bridge.stats();
+  const CaptureFigures figures = analysis.finish();
+  std::optional<AddressCheck> checked;
+  if (check) {
+    AddressCheckOptions c = *check;
+    c.arch = setup.arch;
+    checked = check_addresses(capture, c);
+  }
+  return to_json(ReportInput{capture, setup, stats, figures, checked ? &*checked : nullptr});
+}
+
 }  // namespace ttmem::replay

@@ -11,6 +11,7 @@
 
 #include "http_address.hpp"
 #include "server.hpp"
+#include "ttmem/exit_codes.hpp"
 #include "ttmem/socket_path.hpp"
 
 int main(int argc, char** argv) {
@@ -71,24 +72,24 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e) == 0 ? 0 : 2;
+    return app.exit(e) == 0 ? 0 : ttmem::exit_status::usage;
   }
   if (options.tool_slots >= options.max_connections) {
     std::cerr << "ttmemd: --tool-slots (" << options.tool_slots << ") must be below --max-connections ("
               << options.max_connections << ")\n";
-    return 2;
+    return ttmem::exit_status::usage;
   }
   if (!http.empty()) {
     std::string error;
     const auto address = ttmem::server::parse_http_address(http, &error);
     if (!address) {
       std::cerr << "ttmemd: " << error << '\n';
-      return 2;
+      return ttmem::exit_status::usage;
     }
     if (!ttmem::server::is_loopback(address->host) && !http_remote) {
       std::cerr << "ttmemd: --http " << http << " would show every process's device memory to the network; "
                 << "add --http-remote to mean it (and consider --http-token-file)\n";
-      return 2;
+      return ttmem::exit_status::usage;
     }
     ttmem::server::HttpOptions h;
     h.address = address->host;
@@ -98,17 +99,17 @@ int main(int argc, char** argv) {
       std::getline(in, h.bearer_token);
       if (!in && h.bearer_token.empty()) {
         std::cerr << "ttmemd: cannot read a token from --http-token-file " << http_token_file << '\n';
-        return 2;
+        return ttmem::exit_status::no_input;
       }
       if (h.bearer_token.empty()) {
         std::cerr << "ttmemd: --http-token-file " << http_token_file << " is empty\n";
-        return 2;
+        return ttmem::exit_status::bad_input;
       }
     }
     options.http = h;
   } else if (http_remote || !http_token_file.empty()) {
     std::cerr << "ttmemd: --http-remote and --http-token-file go with --http [ADDR:]PORT\n";
-    return 2;
+    return ttmem::exit_status::usage;
   }
   // Every connection costs a descriptor and a tracked process a pidfd: take what the hard limit allows.
   rlimit files{};
@@ -126,7 +127,7 @@ int main(int argc, char** argv) {
       options.group = static_cast<gid_t>(std::stoul(group));
     } else {
       std::cerr << "ttmemd: unknown group '" << group << "'\n";
-      return 2;
+      return ttmem::exit_status::usage;
     }
   }
   try {
@@ -139,7 +140,7 @@ int main(int argc, char** argv) {
     server.run();
   } catch (const std::exception& e) {
     std::cerr << "ttmemd: " << e.what() << '\n';
-    return 1;
+    return ttmem::exit_status::failure;
   }
   return 0;
 }

@@ -180,7 +180,7 @@ def test_bad_http_flags_are_refused_before_starting():
     for args, expect in ((["--http", "0.0.0.0:9"], "--http-remote"), (["--http", "nine"], "not a port"),
                          (["--http-remote"], "go with --http")):
         r = subprocess.run([ttmemd, "--socket", "/tmp/never-used.sock"] + args, capture_output=True, text=True)
-        assert r.returncode == 2 and expect in r.stderr, (args, r.stderr)
+        assert r.returncode == 64 and expect in r.stderr, (args, r.stderr)
 
 
 def read_events(port: int, until, started, timeout: float = 20.0):

@@ -53,6 +53,9 @@ def test_errors_are_typed_and_carry_the_runtime_message():
         assert "Out of Memory: Not enough space to allocate" in str(oom.value)
         assert "largest free block" in str(oom.value)
         assert isinstance(oom.value, ttmem.Error)
+        # An impossible size is out of memory, never a wrapped small buffer.
+        with pytest.raises(ttmem.OutOfMemoryError, match="allocate 18446744073709551615 B DRAM"):
+            mesh.allocate("DRAM", 2**64 - 1)
         big = mesh.allocate("L1", 64 * 1_300_000, page_size=1_300_000)
         with pytest.raises(ttmem.CircularBufferClashError, match="clash with L1 buffers"):
             mesh.run(mesh.create_program([200_000]))

@@ -139,6 +139,17 @@ TEST(Capture, ReadsTheReportFile) {
   EXPECT_EQ(c.devices[0].num_dram_channels, 8u);
 }
 
+TEST(Capture, ABufferNodeNeedsOnlyItsSize) {
+  // A `buffer` node is a buffer's identity; its bytes count among those allocated before the capture.
+  CaptureText t;
+  t.node("buffer", {{"size", 4096}});
+  const Capture c = parse_capture(t.text(), "t.json");
+  EXPECT_EQ(c.nodes[0].buffer.size, 4096u);
+  CaptureText no_size;
+  no_size.node("buffer", {{"type", "L1"}});
+  EXPECT_EQ(error_of(no_size.text()), "t.json: node 0: buffer has no \"size\"");
+}
+
 TEST(Capture, UnknownNodeTypesAreCountedNotFatal) {
   CaptureText t;
   t.node("capture_start", nullptr)

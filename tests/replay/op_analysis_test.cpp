@@ -29,10 +29,7 @@ Analysed analyse(Capture capture) {
   OpAnalysis analysis;
   bridge::Bridge bridge(analysis);
   out.setup = announce(out.capture, bridge);
-  for (const Node& n : out.capture.nodes) {
-    analysis.at_node(n.index);
-    feed(n, bridge);
-  }
+  feed(out.capture, bridge, analysis);
   out.stats = bridge.stats();
   out.figures = analysis.finish();
   return out;

@@ -16,6 +16,28 @@ TEST(BankManager, SizePerBankIsPagesPerBankTimesTheAlignedPage) {
   EXPECT_EQ(size_per_bank(0, 2048, 12, 32), 0u);
 }
 
+TEST(BankManager, AnImpossibleSizeIsOutOfMemoryNeverAWrap) {
+  // 2^64 - 1 B in one page: rounding the page up to the alignment would wrap to 0 (it "fitted" at 32).
+  constexpr std::uint64_t kMax = ~std::uint64_t{0};
+  EXPECT_EQ(size_per_bank(kMax, kMax, 12, 32), kMax);
+  EXPECT_EQ(size_per_bank(kMax - kMax % 1000, 1000, 1, 1024), kMax);  // pages x aligned page would wrap
+  BankManager bank(BufferType::DRAM, std::vector<std::int64_t>(12, 0), 32, 1 << 30, 32, true);
+  const BankLayout layout = bank.layout(kMax, kMax, std::nullopt);
+  EXPECT_EQ(layout.size_per_bank, kMax);
+  try {
+    bank.allocate(kMax, layout, Placement::bottom_up);
+    FAIL() << "a 2^64 - 1 B buffer was placed";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::out_of_memory);
+    EXPECT_NE(
+        std::string(e.what()).find("Out of Memory: Not enough space to allocate 18446744073709551615 B DRAM"),
+        std::string::npos)
+        << e.what();
+  }
+  // Nothing was taken: an ordinary buffer still lands at the base.
+  EXPECT_EQ(bank.allocate(4096, bank.layout(4096, 2048, std::nullopt), Placement::bottom_up), 32u);
+}
+
 TEST(BankManager, BankCountMustBeAPowerOfTwoOrHaveADedicatedModulo) {
   for (std::uint32_t n : {1u, 2u, 8u, 64u, 7u, 12u, 56u, 63u, 70u, 80u, 94u, 110u, 120u, 124u, 130u, 140u}) {
     EXPECT_TRUE(is_supported_bank_count(n)) << n;

@@ -21,6 +21,14 @@ TEST(FreeList, BottomUpTakesTheLowestBlockThatFits) {
   EXPECT_EQ(fl.allocate(32, Placement::bottom_up), 0u);
 }
 
+TEST(FreeList, SizesThatWouldWrapFitNowhere) {
+  FreeList fl(0, 1024, 16);
+  EXPECT_FALSE(fl.allocate(~std::uint64_t{0}, Placement::bottom_up));
+  EXPECT_FALSE(fl.allocate(~std::uint64_t{0} - 3, Placement::top_down));
+  EXPECT_FALSE(fl.allocate_at(512, ~std::uint64_t{0} - 256));  // 512 + size would wrap past the block
+  EXPECT_EQ(fl.allocate(1024, Placement::bottom_up), 0u);      // and nothing was taken
+}
+
 TEST(FreeList, TopDownCarvesFromTheEndOfTheHighestBlockThatFits) {
   FreeList fl(1000 * 16, 100 * 16, 16);  // [16000, 17600)
   EXPECT_EQ(fl.allocate(32, Placement::top_down), 17600u - 32);

@@ -87,12 +87,12 @@ struct BadScript {
 
 class EmuBadScript : public ::testing::TestWithParam<BadScript> {};
 
-TEST_P(EmuBadScript, StopsWithScriptLineMessageAndExitCode2) {
+TEST_P(EmuBadScript, StopsWithScriptLineMessageAndExitCode65) {
   const BadScript& bad = GetParam();
   TempDir dir;
   const auto path = dir.write("bad.ttm", bad.script);
   const auto r = emu({path});
-  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_EQ(r.exit_code, 65) << r.err;  // the input is wrong (sysexits EX_DATAERR)
   const std::string prefix = path + ":" + std::to_string(bad.line) + ": ";
   EXPECT_EQ(r.err.rfind(prefix, 0), 0u) << r.err;
   EXPECT_NE(r.err.find(bad.message), std::string::npos) << r.err;
@@ -133,6 +133,15 @@ TEST(EmuCli, OutOfMemoryStopsWithTheAllocatorsMessageAndExitCode3) {
   EXPECT_NE(r.err.find("largest free block"), std::string::npos);
 }
 
+TEST(EmuCli, AnImpossibleSizeIsOutOfMemoryNotAWrappedSmallBuffer) {
+  // It once succeeded "at 32": rounding 2^64 - 1 up to the alignment wrapped to 0.
+  const auto r = emu({"-"}, "mesh n150\nalloc huge DRAM 18446744073709551615\n");
+  EXPECT_EQ(r.exit_code, 3) << r.out;
+  EXPECT_NE(r.err.find("stdin:2: Out of Memory: Not enough space to allocate 18446744073709551615 B DRAM"),
+            std::string::npos)
+      << r.err;
+}
+
 TEST(EmuCli, CircularBufferClashExitsWith3AndJsonCarriesTheError) {
   const auto r =
       emu({"--json", "-"}, "mesh n150\nalloc big L1 80000K page=1250K\nprogram p cb=200K\nrun p\n");
@@ -151,13 +160,17 @@ TEST(EmuCli, RepeatRunsItsBodyNTimes) {
 
 TEST(EmuCli, MissingScriptAndBadFlagsAreClearErrors) {
   auto r = emu({});
-  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(r.exit_code, 64);
   EXPECT_NE(r.err.find("no SCRIPT given"), std::string::npos);
   r = emu({"/nonexistent/x.ttm"});
-  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(r.exit_code, 66);
   EXPECT_NE(r.err.find("cannot read /nonexistent/x.ttm"), std::string::npos);
   r = emu({"--frob"});
-  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(r.exit_code, 64);
+  TempDir dir;
+  r = emu({dir.path()});
+  EXPECT_EQ(r.exit_code, 66);
+  EXPECT_NE(r.err.find("it is a directory"), std::string::npos) << r.err;
 }
 
 TEST(EmuCli, ListPresets) {

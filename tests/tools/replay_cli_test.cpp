@@ -111,7 +111,10 @@ TEST(Replay, CheckComparesEveryAddressWithTheEmulator) {
 TEST(Replay, InputErrorsSayWhatIsWrongWithTheirExitCodes) {
   TempDir dir;
   const auto missing = ttmem("/nonexistent.sock", {"replay", "--offline", dir.file("none.json")});
-  EXPECT_EQ(missing.exit_code, 65);
+  EXPECT_EQ(missing.exit_code, 66);
+  const auto directory = ttmem("/nonexistent.sock", {"replay", "--offline", dir.path()});
+  EXPECT_EQ(directory.exit_code, 66);
+  EXPECT_NE(directory.err.find("is a directory, not a capture"), std::string::npos) << directory.err;
   EXPECT_NE(missing.err.find("none.json: cannot be read"), std::string::npos) << missing.err;
   const std::string bad = dir.write("bad.json", R"([{"counter": 0, "node_type": "capture_start"},
                                                    {"counter": 2, "node_type": "capture_end"}])");

@@ -7,6 +7,7 @@
 #include <array>
 
 #include "ttmem/runtime/error.hpp"
+#include "ttmem/units.hpp"
 
 namespace ttmem::emu {
 
@@ -22,8 +23,7 @@ std::uint64_t size_per_bank(std::uint64_t size, std::uint64_t page_size, std::ui
   if (page_size == 0 || num_banks == 0) return 0;
   const std::uint64_t num_pages = size / page_size;
   const std::uint64_t pages_per_bank = num_pages == 0 ? 0 : 1 + (num_pages - 1) / num_banks;
-  const std::uint64_t aligned_page = (page_size + alignment - 1) / alignment * alignment;
-  return pages_per_bank * aligned_page;
+  return saturating_mul(pages_per_bank, saturating_align_up(page_size, alignment));
 }
 
 BankManager::BankManager(BufferType type, std::vector<std::int64_t> bank_offsets, DeviceAddr base,
@@ -63,7 +63,7 @@ BankLayout BankManager::layout(std::uint64_t size, std::uint64_t page_size,
   BankLayout out;
   out.num_banks = banks;
   out.page_size = page_size;
-  out.aligned_page_size = (page_size + alignment() - 1) / alignment() * alignment();
+  out.aligned_page_size = saturating_align_up(page_size, alignment());
   out.size_per_bank = emu::size_per_bank(size, page_size, banks, alignment());
   return out;
 }

@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <cassert>
 
+#include "ttmem/units.hpp"
+
 namespace ttmem::emu {
 
 FreeList::FreeList(DeviceAddr base, std::uint64_t size_bytes, std::uint32_t alignment)
@@ -13,8 +15,7 @@ FreeList::FreeList(DeviceAddr base, std::uint64_t size_bytes, std::uint32_t alig
 }
 
 std::uint64_t FreeList::aligned_size(std::uint64_t size_bytes) const {
-  const std::uint64_t n = std::max<std::uint64_t>(size_bytes, alignment_);
-  return (n + alignment_ - 1) / alignment_ * alignment_;
+  return saturating_align_up(std::max<std::uint64_t>(size_bytes, alignment_), alignment_);
 }
 
 void FreeList::clear() {
@@ -65,7 +66,9 @@ std::optional<DeviceAddr> FreeList::allocate_at(DeviceAddr address, std::uint64_
   auto it = free_.upper_bound(address);
   if (it == free_.begin()) return std::nullopt;
   --it;
-  if (address + size > it->first + it->second) return std::nullopt;
+  // Inside this free block, and not past its end (written so that address + size cannot wrap).
+  const DeviceAddr block_end = it->first + it->second;
+  if (address >= block_end || size > block_end - address) return std::nullopt;
   take(it, address, size);
   return address;
 }

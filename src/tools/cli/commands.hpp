@@ -1,6 +1,6 @@
-// The ttmem subcommands. Each returns the process exit status: 0 fine, 1 the server answered with an
-// error, 2 the server cannot be reached, 64 a usage error, 65 an input file that cannot be read (see
-// main.cpp).
+// The ttmem subcommands. Each returns the process exit status (ttmem/exit_codes.hpp: 0 fine, 1 the server
+// answered with an error, 2 the server cannot be reached, 64 a usage error, 65 an input whose content is
+// wrong, 66 an input file that cannot be opened).
 #pragma once
 
 #include <cstdint>
@@ -8,14 +8,16 @@
 #include <string>
 #include <vector>
 
+#include "ttmem/exit_codes.hpp"
 #include "ttmem/query.hpp"
 
 namespace ttmem::cli {
 
-inline constexpr int kExitServerError = 1;
-inline constexpr int kExitUnreachable = 2;
-inline constexpr int kExitUsage = 64;
-inline constexpr int kExitBadInput = 65;  // sysexits.h EX_DATAERR
+inline constexpr int kExitServerError = exit_status::failure;
+inline constexpr int kExitUnreachable = exit_status::unreachable;
+inline constexpr int kExitUsage = exit_status::usage;
+inline constexpr int kExitBadInput = exit_status::bad_input;
+inline constexpr int kExitNoInput = exit_status::no_input;
 
 struct Common {
   std::string socket;

@@ -81,7 +81,7 @@ int run_replay(const Common& common, const ReplayOptions& options) {
     capture = replay::read_capture(options.file);
   } catch (const replay::CaptureError& e) {
     std::cerr << "ttmem replay: " << e.what() << '\n';
-    return kExitBadInput;
+    return e.unreadable() ? kExitNoInput : kExitBadInput;
   }
   if (options.offline && options.keep_open) {
     std::cerr << "ttmem replay: --keep-open holds memory in ttmemd; it cannot go with --offline\n";
@@ -122,10 +122,7 @@ int run_replay(const Common& common, const ReplayOptions& options) {
     }
   }
   const replay::ReplaySetup setup = replay::announce(capture, bridge, setup_options);
-  for (const replay::Node& n : capture.nodes) {
-    analysis.at_node(n.index);
-    replay::feed(n, bridge);
-  }
+  replay::feed(capture, bridge, analysis);
 
   std::ostringstream live;
   if (tracker) {

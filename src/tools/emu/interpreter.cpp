@@ -101,7 +101,7 @@ std::optional<RunError> Interpreter::step(const std::vector<Command>& commands) 
   try {
     execute(commands);
   } catch (const ScriptError& e) {
-    if (!result_.error) result_.error = RunError{e.line(), e.what(), 2};
+    if (!result_.error) result_.error = RunError{e.line(), e.what(), exit_status::bad_input};
   }
   return result_.error;
 }
@@ -122,7 +122,8 @@ void Interpreter::execute(const std::vector<Command>& commands) {
       execute(cmd);
     } catch (const emu::Error& e) {
       const bool memory = e.code() == emu::ErrorCode::out_of_memory || e.code() == emu::ErrorCode::cb_clash;
-      result_.error = RunError{cmd.line, e.what(), memory ? 3 : 2};
+      result_.error =
+          RunError{cmd.line, e.what(), memory ? exit_status::runtime_refused : exit_status::bad_input};
       throw ScriptError(cmd.line, e.what());
     }
   }

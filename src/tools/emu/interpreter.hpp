@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "script.hpp"
+#include "ttmem/exit_codes.hpp"
 #include "ttmem/runtime/device.hpp"
 
 namespace ttmem::emu_tool {
@@ -76,7 +77,7 @@ struct MeshRecord {
 struct RunError {
   int line = 0;
   std::string message;
-  int exit_code = 2;
+  int exit_code = exit_status::bad_input;  ///< ttmem/exit_codes.hpp
 };
 
 struct RunResult {

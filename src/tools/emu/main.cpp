@@ -11,6 +11,7 @@
 #include "interpreter.hpp"
 #include "report.hpp"
 #include "script.hpp"
+#include "ttmem/exit_codes.hpp"
 #include "ttmem/protocol.hpp"
 #include "ttmem/runtime/arch.hpp"
 #include "ttmem/runtime/server_tracking.hpp"
@@ -92,13 +93,13 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e) == 0 ? 0 : 2;
+    return app.exit(e) == 0 ? 0 : ttmem::exit_status::usage;
   }
   if (presets) return list_presets();
   if (step) return run_steps(quiet);
   if (script_path.empty()) {
     std::cerr << "ttmem-emu: no SCRIPT given (a file, or - for standard input); see --help\n";
-    return 2;
+    return ttmem::exit_status::usage;
   }
 
   std::string text;
@@ -108,10 +109,16 @@ int main(int argc, char** argv) {
     s << std::cin.rdbuf();
     text = s.str();
   } else {
+    std::error_code ec;
+    if (std::filesystem::is_directory(script_path, ec)) {
+      std::cerr << fmt::format("ttmem-emu: cannot read {}: it is a directory (give a script file)\n",
+                               script_path);
+      return ttmem::exit_status::no_input;
+    }
     std::ifstream in(script_path, std::ios::binary);
     if (!in) {
       std::cerr << fmt::format("ttmem-emu: cannot read {}: {}\n", script_path, std::strerror(errno));
-      return 2;
+      return ttmem::exit_status::no_input;
     }
     std::ostringstream s;
     s << in.rdbuf();
@@ -127,7 +134,7 @@ int main(int argc, char** argv) {
     if (json) {
       std::cout << nlohmann::json{{"error", {{"line", e.line()}, {"message", e.what()}}}}.dump(2) << '\n';
     }
-    return 2;
+    return ttmem::exit_status::bad_input;
   }
 
   // Report to ttmemd when one is reachable (TTMEM_SOCKET); TTMEM_TRACKING=0 turns it off.

@@ -90,7 +90,13 @@ struct Capture {
 /// A capture that cannot be read; what() is "FILE: node N: message" or "FILE: message".
 class CaptureError : public std::runtime_error {
  public:
-  using std::runtime_error::runtime_error;
+  explicit CaptureError(const std::string& what, bool unreadable = false)
+      : std::runtime_error(what), unreadable_(unreadable) {}
+  /// The file could not be opened or read at all (rather than read and found wrong).
+  bool unreadable() const { return unreadable_; }
+
+ private:
+  bool unreadable_;
 };
 
 Capture parse_capture(std::string_view text, const std::string& name);

@@ -40,5 +40,7 @@ ReplaySetup announce(const Capture& capture, bridge::Bridge& bridge, const Repla
 void feed(const Capture& capture, bridge::Bridge& bridge);
 /// The same for one node (a driver that does something between nodes).
 void feed(const Node& node, bridge::Bridge& bridge);
+/// Every node, telling `analysis` (the bridge's sink, or one of its sinks) which node it is at.
+void feed(const Capture& capture, bridge::Bridge& bridge, class OpAnalysis& analysis);
 
 }  // namespace ttmem::replay

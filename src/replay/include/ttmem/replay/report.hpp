@@ -30,4 +30,9 @@ struct TextOptions {
 void write_text(std::ostream& out, const ReportInput& in, const TextOptions& options);
 std::string to_json(const ReportInput& in);
 
+/// The whole offline report of a capture, as `ttmem replay --offline --json` prints it (with the address
+/// check when `check` is given). Throws CaptureError as check_addresses does.
+std::string offline_report_json(const Capture& capture, const ReplayOptions& options = {},
+                                const std::optional<AddressCheckOptions>& check = std::nullopt);
+
 }  // namespace ttmem::replay
