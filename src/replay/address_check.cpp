@@ -7,7 +7,6 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <ostream>
-#include <set>
 
 #include "ttmem/runtime/device.hpp"
 #include "ttmem/runtime/error.hpp"
@@ -288,11 +287,7 @@ AddressCheck check_addresses(const Capture& capture, const AddressCheckOptions& 
   } catch (const emu::Error& e) {
     throw CaptureError(capture.name + ": the emulator cannot take this chip's geometry: " + e.what());
   }
-  std::set<std::uint64_t> allocated;
-  for (const Node& n : capture.nodes)
-    if (n.kind == NodeKind::buffer_allocate) allocated.insert(n.buffer.unique_id);
-  for (const Node& n : capture.nodes)
-    if (n.kind == NodeKind::buffer && !allocated.contains(n.buffer.unique_id)) ++check.buffers_before_capture;
+  check.buffers_before_capture = capture.buffers_before_capture().size();
   for (const AddressRow& r : check.rows) {
     if (!r.emulated) {
       ++check.skipped;

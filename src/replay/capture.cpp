@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <sstream>
 
 namespace ttmem::replay {
@@ -251,6 +252,16 @@ std::string_view to_string(NodeKind kind) {
 std::size_t Capture::count(NodeKind kind) const {
   return static_cast<std::size_t>(
       std::count_if(nodes.begin(), nodes.end(), [&](const Node& n) { return n.kind == kind; }));
+}
+
+std::vector<const Node*> Capture::buffers_before_capture() const {
+  std::set<std::uint64_t> allocated;
+  for (const Node& n : nodes)
+    if (n.kind == NodeKind::buffer_allocate) allocated.insert(n.buffer.unique_id);
+  std::vector<const Node*> out;
+  for (const Node& n : nodes)
+    if (n.kind == NodeKind::buffer && !allocated.contains(n.buffer.unique_id)) out.push_back(&n);
+  return out;
 }
 
 std::optional<bridge::CoreRangeSet> shard_grid_of(std::string_view config) {

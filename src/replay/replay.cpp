@@ -38,13 +38,10 @@ ReplaySetup announce(const Capture& capture, bridge::Bridge& bridge, const Repla
 
   std::set<TtDeviceId> chips;
   for (const auto& [mesh, list] : setup.meshes) chips.insert(list.begin(), list.end());
-  std::set<std::uint64_t> allocated;
   for (const Node& n : capture.nodes) {
     std::optional<TtDeviceId> device;
     switch (n.kind) {
       case NodeKind::buffer_allocate:
-        allocated.insert(n.buffer.unique_id);
-        [[fallthrough]];
       case NodeKind::buffer:
       case NodeKind::buffer_deallocate:
         device = n.buffer.device;
@@ -60,10 +57,9 @@ ReplaySetup announce(const Capture& capture, bridge::Bridge& bridge, const Repla
     }
     if (device && !setup.meshes.contains(*device)) chips.insert(*device);
   }
-  for (const Node& n : capture.nodes) {
-    if (n.kind != NodeKind::buffer || allocated.contains(n.buffer.unique_id)) continue;
+  for (const Node* n : capture.buffers_before_capture()) {
     ++setup.buffers_before_capture;
-    setup.bytes_before_capture[static_cast<std::size_t>(n.buffer.type)] += n.buffer.size;
+    setup.bytes_before_capture[static_cast<std::size_t>(n->buffer.type)] += n->buffer.size;
   }
 
   const CaptureDevice* first_described = capture.devices.empty() ? nullptr : &capture.devices.front();

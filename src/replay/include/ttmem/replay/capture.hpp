@@ -85,6 +85,8 @@ struct Capture {
   bool no_dispatch = false;
   std::map<std::string, std::size_t> unknown_types;  ///< node types this reader does not know
   std::size_t count(NodeKind kind) const;
+  /// The `buffer` nodes no allocation in the capture names: buffers allocated before it began.
+  std::vector<const Node*> buffers_before_capture() const;
 };
 
 /// A capture that cannot be read; what() is "FILE: node N: message" or "FILE: message".
