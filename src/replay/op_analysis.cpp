@@ -56,6 +56,13 @@ void OpAnalysis::function_ended(std::string_view, std::string_view) {
   }
 }
 
+bool OpAnalysis::on_every_core(const bridge::Allocation& a) {
+  if (!a.cores) return true;
+  for (const bridge::CoreRange& r : a.cores->ranges)
+    if (r.end.x >= kGrid || r.end.y >= kGrid) return true;
+  return false;
+}
+
 void OpAnalysis::apply(Entry& e, int sign) {
   const bridge::Allocation& a = e.allocation;
   Chip& chip = chips_[a.chip];
@@ -83,12 +90,7 @@ void OpAnalysis::apply(Entry& e, int sign) {
     }
   }
   if (bytes == 0) return;
-  bool on_every_core = !a.cores;
-  if (a.cores) {
-    for (const bridge::CoreRange& r : a.cores->ranges)
-      if (r.end.x >= kGrid || r.end.y >= kGrid) on_every_core = true;
-  }
-  if (on_every_core) {
+  if (on_every_core(a)) {
     delta(chip.uniform, bytes);
     if (a.program) delta(chip.uniform_program, bytes);
     if (!a.program && a.num_banks > 0 && a.layout != BufferLayout::interleaved)
@@ -190,13 +192,7 @@ std::vector<PeakPart> OpAnalysis::parts_at(const L1Peak& peak, const std::vector
     if (a.chip != peak.chip || !in_l1(a)) continue;
     const std::uint64_t bytes = bytes_per_core(a);
     if (bytes == 0 && !a.tensor_backed) continue;
-    bool covers = !a.cores;
-    if (a.cores) {
-      covers = peak.core && a.cores->contains(*peak.core);
-      for (const bridge::CoreRange& r : a.cores->ranges)
-        if (r.end.x >= kGrid || r.end.y >= kGrid) covers = true;
-    }
-    if (!covers) continue;
+    if (!on_every_core(a) && !(peak.core && a.cores->contains(*peak.core))) continue;
     PeakPart part;
     part.id = a.id;
     part.type = a.type;

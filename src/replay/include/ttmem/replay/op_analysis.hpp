@@ -133,6 +133,8 @@ class OpAnalysis : public bridge::Sink {
     std::uint64_t seq;
   };
 
+  /// Counted on every core: no cores given (interleaved, or a shard grid unknown), or some outside kGrid.
+  static bool on_every_core(const bridge::Allocation& a);
   void apply(Entry& e, int sign);
   void update_peaks(std::uint16_t chip);
   std::vector<PeakPart> parts_at(const L1Peak& peak, const std::vector<std::size_t>& live) const;
