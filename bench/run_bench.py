@@ -14,6 +14,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import time
 import tempfile
 import threading
 import time
@@ -29,6 +30,8 @@ TARGETS = {
     "hotpath_median_ns": ("client hot path per event, median", 15, "ns", "lower"),
     "hotpath_p99_ns": ("client hot path per event, p99", 100, "ns", "lower"),
     "ingest_events_per_s": ("end-to-end ingest, 4 producer processes -> ttmemd", 10e6, "events/s", "higher"),
+    "ingest_history_events_per_s": ("end-to-end ingest, 4 producers, history on (SQLite, every lifetime kept)",
+                                    10e6, "events/s", "higher"),
     # 72, not 64, since records keep their per-bank size (48-byte records): the free-space map needs it.
     "bytes_per_live_buffer": ("server memory per live buffer at 1M live (RSS growth)", 72, "B", "lower"),
     "smi_json_ms": ("`ttmem smi --json` whole process, 1M live buffers on 64 devices", 10, "ms", "lower"),
@@ -70,6 +73,10 @@ EXTRA = {
     "sequential_ids_insert_s": "100k sequential ids: insert and flush (s)",
     "metrics_scrape_first_ms": "GET /metrics, first after the 1M buffers arrived (builds 64 free-space maps), ms",
     "ingest_while_scraped_events_per_s": "ingest, 4 producers, while /metrics is scraped every 100 ms (events/s)",
+    "ingest_history_off_events_per_s": "the same ingest, history off, in the same run (events/s)",
+    "history_lifetimes_kept": "of that run's freed buffers, lifetimes kept in the history (rows)",
+    "history_lifetimes_dropped": "lifetimes over --history-lifetimes-per-s, counted and not kept",
+    "history_db_mib": "the history database after that run (MiB)",
     "replay_1m_live_s": "`ttmem replay` of that capture into ttmemd (727k events), whole process (s)",
     "replay_1m_peak_rss_mib": "peak memory of that offline replay (MiB)",
 }
@@ -84,13 +91,15 @@ def rss_bytes(pid):
 
 
 class Server:
-    def __init__(self):
+    def __init__(self, history=False):
         self.dir = tempfile.TemporaryDirectory(prefix="ttmem-bench-")
+        self.state_dir = os.path.join(self.dir.name, "state")
+        keep = ["--state-dir", self.state_dir] if history else ["--no-history"]
         self.socket = os.path.join(self.dir.name, "ttmemd.sock")
         r, w = os.pipe()
         self.log = open(os.path.join(self.dir.name, "log"), "wb")
         self.proc = subprocess.Popen([os.path.join(BIN, "ttmemd"), "--socket", self.socket, "--ready-fd", str(w),
-                                      "--http", "0"], pass_fds=(w,), stdout=self.log, stderr=subprocess.STDOUT)
+                                      "--http", "0"] + keep, pass_fds=(w,), stdout=self.log, stderr=subprocess.STDOUT)
         os.close(w)
         if os.read(r, 1) != b"1":
             raise RuntimeError("ttmemd did not start")
@@ -230,6 +239,28 @@ def one_run(smoke):
         scraping.set()
         scrape_thread.join()
         figures["ingest_while_scraped_events_per_s"] = scraped["events_per_second"]
+        # History on and off side by side: the same load into a ttmemd that keeps every buffer's lifetime.
+        n = "20000" if smoke else "2000000"
+        figures["ingest_history_off_events_per_s"] = loadgen(server, ["-p", "4", "-n", n])["events_per_second"]
+        kept = Server(history=True)
+        try:
+            figures["ingest_history_events_per_s"] = loadgen(kept, ["-p", "4", "-n", n])["events_per_second"]
+            db = os.path.join(kept.state_dir, "history.sqlite")
+            # The writer commits on its own thread: wait for the rows the last interval handed over.
+            for _ in range(300):
+                r = ttmem.history(kinds=["lifetimes_dropped"], state_dir=kept.state_dir, limit=100000)
+                rows = subprocess.run(["sqlite3", db, "SELECT count(*) FROM lifetimes"], capture_output=True,
+                                      text=True).stdout.strip()
+                kept_rows = int(rows or 0)
+                dropped = sum(x["buffers"] for x in r)
+                if kept_rows + dropped >= 4 * int(n) // 2:
+                    break
+                time.sleep(0.1)
+            figures["history_lifetimes_kept"] = kept_rows
+            figures["history_lifetimes_dropped"] = dropped
+            figures["history_db_mib"] = round(os.path.getsize(db) / 2**20, 1)
+        finally:
+            kept.stop()
         if not ingest["exact"]:
             raise RuntimeError(f"ingest lost events: {ingest}")
 

@@ -7,7 +7,7 @@ packages=(
   # toolchain and build
   g++ cmake ninja-build make pkg-config clang clang-format libclang-rt-14-dev
   # libraries
-  libfmt-dev libspdlog-dev nlohmann-json3-dev libcli11-dev libncurses-dev libcpp-httplib-dev
+  libfmt-dev libspdlog-dev nlohmann-json3-dev libcli11-dev libncurses-dev libcpp-httplib-dev libsqlite3-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev googletest librapidcheck-dev libbenchmark-dev tmux
   # python module

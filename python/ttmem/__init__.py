@@ -35,6 +35,7 @@ from ._ttmem import (
     DeviceBusyError,
     DeviceClosedError,
     Error,
+    HistoryError,
     InvalidArgumentError,
     InvalidStateError,
     MeshDevice,
@@ -56,7 +57,7 @@ __all__ = [
     "open_mesh_device", "close_mesh_device", "MeshDevice", "Buffer", "Program", "Device",
     "flush", "tracking_active", "use_server", "socket_path", "default_socket_path", "client_counters", "presets",
     "op", "ops", "stats", "buffers", "leaks", "devices", "events", "oom", "memory_map", "info", "Server",
-    "capture_report", "Error", "OutOfMemoryError", "CaptureError", "CircularBufferClashError", "InvalidArgumentError", "DeviceClosedError",
+    "capture_report", "history", "timeline", "export_perfetto", "export_memory_viz", "HistoryError", "Error", "OutOfMemoryError", "CaptureError", "CircularBufferClashError", "InvalidArgumentError", "DeviceClosedError",
     "DeviceBusyError", "InvalidStateError", "UnknownPresetError", "ServerUnreachableError", "QueryError",
 ]
 
@@ -234,6 +235,53 @@ def capture_report(capture: Any, check: bool = False, arch: Optional[str] = None
     return json.loads(text)
 
 
+# ---- the history on disk (docs/history.md) ----------------------------------------------------------
+# Times are "90s", "30m", "2h", "7d" (that long ago), seconds since the epoch, or "2026-12-02T10:00:00" (UTC).
+# state_dir: ttmemd's --state-dir; None: $TTMEM_STATE_DIR or ttmemd's default (a Server's own: server.state_dir).
+
+
+def _time(t: Any) -> Optional[str]:
+    return None if t is None else str(int(t)) if isinstance(t, (int, float)) else str(t)
+
+
+def history(since: Any = None, until: Any = None, kinds: Sequence[str] = (), device: Optional[int] = None,
+            pid: Optional[int] = None, site: str = "", op: str = "", limit: int = 1000,
+            state_dir: Optional[str] = None) -> List[Dict[str, Any]]:
+    """The records ttmemd kept, oldest first, as `ttmem history --json` has them: its starts and stops,
+    processes, device opens and closes, leaks, orphans, OOM records, anomalies. Raises HistoryError."""
+    if isinstance(kinds, str):
+        kinds = [k for k in kinds.split(",") if k]
+    text = _ttmem._history(state_dir, _time(since), _time(until), device, pid, site, op, list(kinds), limit)
+    return json.loads(text)["records"]
+
+
+def timeline(device: int = 0, since: Any = "1h", until: Any = None, memory_type: Optional[str] = None,
+             per_process: bool = False, state_dir: Optional[str] = None) -> Dict[str, Any]:
+    """Memory in use over time on one device, as `ttmem timeline --json`: series per slot (and per process)
+    of [time_ns, bytes, peak] points, and the gaps when ttmemd was down."""
+    return json.loads(_ttmem._timeline(state_dir, device, _time(since), _time(until), memory_type, per_process))
+
+
+def export_perfetto(path: Any, since: Any = "1h", until: Any = None, device: Optional[int] = None,
+                    state_dir: Optional[str] = None) -> None:
+    """Writes the history as Chrome trace JSON for ui.perfetto.dev (as `ttmem export --perfetto`)."""
+    text = _ttmem._export(state_dir, "perfetto", _time(since), _time(until), device)
+    with open(os.fspath(path), "w", encoding="utf-8") as f:
+        f.write(text)
+
+
+def export_memory_viz(path: Any, since: Any = "1h", until: Any = None, device: Optional[int] = None,
+                      state_dir: Optional[str] = None) -> Dict[str, Any]:
+    """Writes the history as a PyTorch memory_viz snapshot pickle (protocol 4, which memory_viz reads) and
+    returns the snapshot."""
+    import pickle
+
+    snapshot = json.loads(_ttmem._export(state_dir, "memory_viz", _time(since), _time(until), device))
+    with open(os.fspath(path), "wb") as f:
+        pickle.dump(snapshot, f, protocol=4)
+    return snapshot
+
+
 # ---- a private ttmemd -------------------------------------------------------------------------------
 
 
@@ -271,6 +319,7 @@ class Server:
         self._previous: Optional[str] = None
         self._previous_env: Optional[str] = None
         self._log_path: Optional[str] = None
+        self.state_dir: Optional[str] = None  # where this server keeps its history (ttmem.history reads it)
 
     def start(self) -> "Server":
         self._dir = tempfile.TemporaryDirectory(prefix="ttmemd-")
@@ -278,6 +327,9 @@ class Server:
         self._log_path = os.path.join(self._dir.name, "ttmemd.log")
         read_fd, write_fd = os.pipe()
         command = [_ttmemd_path(), "--socket", self.socket, "--ready-fd", str(write_fd)] + self.args
+        if "--state-dir" not in self.args and "--no-history" not in self.args:
+            self.state_dir = os.path.join(self._dir.name, "state")  # its own history, gone with it
+            command += ["--state-dir", self.state_dir]
         if self.verbose:
             command.append("--verbose")
         with open(self._log_path, "wb") as log:

@@ -165,6 +165,7 @@ void Registry::account(ProcessState& p, ProcessDevice& pd, const AllocationRecor
     f.bytes = static_cast<std::uint64_t>(static_cast<std::int64_t>(f.bytes) + bytes);
     f.buffers = static_cast<std::uint64_t>(static_cast<std::int64_t>(f.buffers) + buffers);
     f.peak_bytes = std::max(f.peak_bytes, f.bytes);
+    f.interval_peak = std::max(f.interval_peak, f.bytes);
   };
   const std::size_t s = index(slot);
   ++pd.device->changes[index(memory_of(slot))];
@@ -351,10 +352,12 @@ void Registry::event(ProcessState& p, const proto::EventRecord& e) {
     return;
   }
   proto::EventRecord shown = e;
+  std::uint32_t allocated_ms = 0;
   if (e.op == proto::EventOp::alloc) {
     insert_allocation(p, e);
   } else if (auto r = release_allocation(p, e)) {
-    r->describe(shown);  // a free carries only its id: show what was freed
+    r->describe(shown);
+    allocated_ms = r->time_ms;  // a free carries only its id: show what was freed
     const SiteAndScope where = p.labels.at(r->label);
     shown.site = where.site;
     shown.scope = where.scope;
@@ -372,8 +375,24 @@ void Registry::event(ProcessState& p, const proto::EventRecord& e) {
     }
   }
   if (!event_sinks_.empty()) {
-    const AppliedEvent applied{&p, shown, site_text(p, shown.site), site_text(p, shown.scope)};
+    const AppliedEvent applied{&p,
+                               shown,
+                               site_text(p, shown.site),
+                               site_text(p, shown.scope),
+                               batch_time_ns_ ? batch_time_ns_ : realtime_ns(),
+                               allocated_ms};
     for (Sink* s : event_sinks_) s->on_event(applied);
+  }
+}
+
+void Registry::begin_interval() {
+  auto restart = [](SlotFigures& figures) {
+    for (Figures& f : figures) f.interval_peak = f.bytes;
+  };
+  for (auto& [id, d] : devices_) restart(d.usage);
+  for (auto& [slot, p] : processes_) {
+    restart(p.usage);
+    for (auto& [dev, pd] : p.devices) restart(pd.usage);
   }
 }
 

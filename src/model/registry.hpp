@@ -35,6 +35,7 @@ struct Figures {
   std::uint64_t bytes = 0;
   std::uint64_t buffers = 0;
   std::uint64_t peak_bytes = 0;
+  std::uint64_t interval_peak = 0;  ///< the most since Registry::begin_interval (the history's timeline)
 };
 using SlotFigures = std::array<Figures, kSlots>;
 
@@ -181,12 +182,18 @@ struct AppliedEvent {
   proto::EventRecord event;
   std::string_view site;
   std::string_view scope;
+  std::uint64_t time_ns = 0;  ///< CLOCK_REALTIME of the batch it came in
+  std::uint32_t allocated_ms =
+      0;  ///< a free: when the freed buffer was allocated (AllocationRecord::time_ms)
 };
 
 /// Where a live record was made, as text.
 struct OriginText {
   std::string_view site;
   std::string_view scope;
+  std::uint64_t time_ns = 0;  ///< CLOCK_REALTIME of the batch it came in
+  std::uint32_t allocated_ms =
+      0;  ///< a free: when the freed buffer was allocated (AllocationRecord::time_ms)
 };
 
 class Registry {
@@ -237,6 +244,9 @@ class Registry {
   /// Process name by slot, for live processes and recently dead ones.
   std::string_view process_name(std::uint32_t process_slot) const;
   const ProcessState* process_by_slot(std::uint32_t slot) const;
+
+  /// Starts a new interval of Figures::interval_peak: each becomes the figure's bytes now.
+  void begin_interval();
 
   /// Sinks are called in the order added; a sink outlives its registration.
   void add_sink(Sink& sink);

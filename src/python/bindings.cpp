@@ -3,11 +3,13 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include "ttmem/history.hpp"
 #include "ttmem/query.hpp"
 #include "ttmem/replay/report.hpp"
 #include "ttmem/runtime/device.hpp"
 #include "ttmem/runtime/error.hpp"
 #include "ttmem/runtime/server_tracking.hpp"
+#include "ttmem/schema.hpp"
 #include "ttmem/socket_path.hpp"
 
 namespace py = pybind11;
@@ -18,7 +20,7 @@ namespace {
 /// Python exception classes by runtime error code, created at import.
 struct Exceptions {
   py::handle base, out_of_memory, cb_clash, invalid_argument, device_closed, device_busy, invalid_state,
-      unknown_preset, unreachable, query, capture;
+      unknown_preset, unreachable, query, capture, history;
 };
 Exceptions g_exc;
 
@@ -164,6 +166,10 @@ PYBIND11_MODULE(_ttmem, m) {
   g_exc.capture = make_exception(m, "CaptureError", {g_exc.base, PyExc_ValueError},
                                  "A ttnn graph capture that cannot be read: the node and what is wrong.");
 
+  g_exc.history =
+      make_exception(m, "HistoryError", {g_exc.base},
+                     "ttmemd's history cannot be read: no history there, or a bad time or filter.");
+
   py::register_exception_translator([](std::exception_ptr p) {
     try {
       if (p) std::rethrow_exception(p);
@@ -172,6 +178,8 @@ PYBIND11_MODULE(_ttmem, m) {
       PyErr_SetString(class_for(e.code()).ptr(), e.what());
     } catch (const replay::CaptureError& e) {
       PyErr_SetString(g_exc.capture.ptr(), e.what());
+    } catch (const history::HistoryError& e) {
+      PyErr_SetString(g_exc.history.ptr(), e.what());
     } catch (const query::ConnectError& e) {
       PyErr_SetString(g_exc.unreachable.ptr(), e.what());
     } catch (const query::QueryError& e) {
@@ -416,6 +424,66 @@ PYBIND11_MODULE(_ttmem, m) {
         return json;
       },
       py::arg("text"), py::arg("path"), py::arg("name"), py::arg("check"), py::arg("arch"));
+  // The history on disk (docs/history.md): the same readers as `ttmem history`, `timeline` and `export`.
+  const auto state_dir_of = [](const std::optional<std::string>& dir) {
+    return dir ? *dir : history::default_state_dir();
+  };
+  const auto time_of = [](const std::optional<std::string>& text, std::uint64_t otherwise) {
+    if (!text) return otherwise;
+    auto t = history::parse_time(*text, realtime_ns());
+    if (!t)
+      throw history::HistoryError("'" + *text +
+                                  "' is not a time: give 90s, 30m, 2h, 7d, seconds since the epoch or "
+                                  "2026-12-02T10:00:00");
+    return *t;
+  };
+  m.def("_history", [=](std::optional<std::string> state_dir, std::optional<std::string> since,
+                        std::optional<std::string> until, std::optional<int> device, std::optional<int> pid,
+                        std::string site, std::string op, std::vector<std::string> kinds, std::size_t limit) {
+    history::RecordFilter f;
+    f.since_ns = time_of(since, 0);
+    f.until_ns = time_of(until, UINT64_MAX);
+    if (device) f.device = static_cast<std::uint16_t>(*device);
+    if (pid) f.pid = *pid;
+    f.site = std::move(site);
+    f.op = std::move(op);
+    f.limit = limit;
+    for (const auto& k : kinds) {
+      auto kind = parse_enum<HistoryKind>(k);
+      if (!kind)
+        throw history::HistoryError("unknown kind '" + k +
+                                    "' (one of: " + names_of(enum_values<HistoryKind>()) + ")");
+      f.kinds.push_back(*kind);
+    }
+    return schema::to_json(history::Reader(state_dir_of(state_dir)).records(f));
+  });
+  m.def("_timeline",
+        [=](std::optional<std::string> state_dir, int device, std::optional<std::string> since,
+            std::optional<std::string> until, std::optional<std::string> slot, bool per_process) {
+          history::TimelineQuery q;
+          q.device = static_cast<std::uint16_t>(device);
+          q.since_ns = time_of(since, realtime_ns() - 3600 * history::kSecondNs);
+          q.until_ns = time_of(until, UINT64_MAX);
+          q.per_process = per_process;
+          if (slot) {
+            q.slot = parse_enum<Slot>(*slot);
+            if (!q.slot)
+              throw history::HistoryError("unknown memory type '" + *slot +
+                                          "' (one of: " + names_of(enum_values<Slot>()) + ")");
+          }
+          return schema::to_json(history::Reader(state_dir_of(state_dir)).timeline(q));
+        });
+  m.def("_export",
+        [=](std::optional<std::string> state_dir, const std::string& format, std::optional<std::string> since,
+            std::optional<std::string> until, std::optional<int> device) {
+          history::ExportWindow w;
+          w.since_ns = time_of(since, realtime_ns() - 3600 * history::kSecondNs);
+          w.until_ns = time_of(until, UINT64_MAX);
+          if (device) w.device = static_cast<std::uint16_t>(*device);
+          const history::Reader reader(state_dir_of(state_dir));
+          return format == "perfetto" ? history::perfetto_trace(reader, w)
+                                      : history::memory_viz_snapshot(reader, w);
+        });
   m.def(
       "presets",
       [] {

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <iostream>
 
+#include "history_writer.hpp"
 #include "http_address.hpp"
 #include "server.hpp"
 #include "ttmem/exit_codes.hpp"
@@ -67,6 +68,27 @@ int main(int argc, char** argv) {
   app.add_flag("--http-remote", http_remote, "Allow --http on an address other than loopback");
   app.add_option("--http-token-file", http_token_file,
                  "Require \"Authorization: Bearer TOKEN\" on HTTP requests, TOKEN read from this file");
+  std::string state_dir;
+  bool no_history = false;
+  ttmem::history::HistoryOptions history;
+  std::uint64_t history_max_mb = history.max_bytes >> 20;
+  app.add_option("--state-dir", state_dir,
+                 "Where the history is kept ($TTMEM_STATE_DIR; default /var/lib/ttmem as root, else "
+                 "$XDG_STATE_HOME/ttmem)");
+  app.add_flag("--no-history", no_history,
+               "Keep no history on disk (records and the timeline live in memory only)");
+  app.add_option("--history-interval-ms", history.interval_ms,
+                 "How often the timeline is sampled and written")
+      ->check(CLI::Range(std::uint64_t{10}, std::uint64_t{60'000}));
+  app.add_option("--history-min-size", history.lifetime_min_size,
+                 "Keep the lifetimes of buffers of at least this many bytes (0: all)");
+  app.add_option("--history-lifetimes-per-s", history.lifetimes_per_s,
+                 "Buffer lifetimes kept per second at most; more are counted, not kept")
+      ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{100'000'000}));
+  app.add_option("--history-keep-days", history.keep_days, "Delete records and points older than this")
+      ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{36'500}));
+  app.add_option("--history-max-mb", history_max_mb, "Past this size the oldest lifetimes, then records, go")
+      ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{1} << 30));
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
   try {
@@ -110,6 +132,15 @@ int main(int argc, char** argv) {
   } else if (http_remote || !http_token_file.empty()) {
     std::cerr << "ttmemd: --http-remote and --http-token-file go with --http [ADDR:]PORT\n";
     return ttmem::exit_status::usage;
+  }
+  if (no_history && !state_dir.empty()) {
+    std::cerr << "ttmemd: --no-history and --state-dir contradict each other: give one\n";
+    return ttmem::exit_status::usage;
+  }
+  if (!no_history) {
+    history.state_dir = state_dir.empty() ? ttmem::history::default_state_dir() : state_dir;
+    history.max_bytes = history_max_mb << 20;
+    options.history = history;
   }
   // Every connection costs a descriptor and a tracked process a pidfd: take what the hard limit allows.
   rlimit files{};

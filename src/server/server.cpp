@@ -56,6 +56,20 @@ Server::Server(ServerOptions options)
   registry_.add_sink(log_);
   spdlog::info("ttmemd {} listening on {} (protocol {}, pid {})", proto::version_string(kServerVersion),
                options_.socket_path, proto::kProtocolVersion, getpid());
+  if (options_.history) {
+    history_writer_ = std::make_unique<history::Writer>(*options_.history);
+    history_ = std::make_unique<history::HistorySink>(registry_, *history_writer_);
+    registry_.add_sink(*history_);
+    history_->server_started(fmt::format("ttmemd {} started on {} (pid {})",
+                                         proto::version_string(kServerVersion), options_.socket_path,
+                                         getpid()));
+    history_timer_ = loop_.add_timer([this] { history_->tick(); });
+    history_timer_.arm(static_cast<std::uint32_t>(options_.history->interval_ms));
+    spdlog::info("history: {} (timeline every {} ms)", history_writer_->status().path,
+                 options_.history->interval_ms);
+  } else {
+    spdlog::info("history: off (--no-history)");
+  }
   if (options_.http) {  // after the signal mask: its threads inherit it, and signals stay the loop's
     http_ = std::make_unique<HttpService>(
         *options_.http,
@@ -80,6 +94,11 @@ Server::Server(ServerOptions options)
 Server::~Server() {
   mailbox_.close();  // requests still waiting are answered "unavailable"; then the HTTP threads end
   http_.reset();
+  if (history_) {
+    history_->server_stopping();
+    registry_.remove_sink(*history_);
+    history_writer_.reset();  // writes what is queued, then stops
+  }
   registry_.remove_sink(log_);
   for (auto& [id, c] : connections_) {
     loop_.remove(c->fd);

@@ -16,6 +16,8 @@
 
 #include "death_watch.hpp"
 #include "event_loop.hpp"
+#include "history_sink.hpp"
+#include "history_writer.hpp"
 #include "http_service.hpp"
 #include "ledger.hpp"
 #include "listener.hpp"
@@ -49,6 +51,8 @@ struct ServerOptions {
   RegistryLimits limits;
   PagedQueryLimits query_limits;
   std::optional<HttpOptions> http;  ///< serve /metrics and /api over HTTP (off unless given)
+  std::optional<history::HistoryOptions>
+      history;  ///< keep records and the timeline on disk (docs/history.md)
 };
 
 class Server {
@@ -163,6 +167,9 @@ class Server {
   std::uint64_t refused_identities_ = 0;
   std::uint64_t descriptor_shortages_ = 0;
   std::uint32_t ticks_ = 0;
+  std::unique_ptr<history::Writer> history_writer_;  // made first: a state dir in use stops ttmemd at start
+  std::unique_ptr<history::HistorySink> history_;
+  EventLoop::Timer history_timer_;
   LoopMailbox mailbox_{loop_};         // the HTTP threads' way onto the loop
   std::unique_ptr<HttpService> http_;  // stopped (its threads joined) before the mailbox goes
 };

@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -275,6 +276,11 @@ void ServerProcess::start() {
   if (pipe2(ready, O_CLOEXEC)) throw std::runtime_error("pipe failed");
   std::vector<std::string> argv{bin_dir() + "/ttmemd", "--socket", socket_, "--ready-fd",
                                 std::to_string(ready[1])};
+  // Each server keeps its history in its own directory, unless the test says where (or none).
+  const bool history_given = std::find_if(extra_.begin(), extra_.end(), [](const std::string& a) {
+                               return a == "--state-dir" || a == "--no-history";
+                             }) != extra_.end();
+  if (!history_given) argv.insert(argv.end(), {"--state-dir", dir_.file("state")});
   argv.insert(argv.end(), extra_.begin(), extra_.end());
   const ExecImage image(with_wrapper(spawn_, argv), {});
   pid_ = spawn_fork(spawn_);

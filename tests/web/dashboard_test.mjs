@@ -52,7 +52,7 @@ async function command(workload, line) {
 const dir = mkdtempSync(join(tmpdir(), "ttmem-web-"));
 const socket = join(dir, "ttmemd.sock");
 mkdirSync(artifacts, { recursive: true });
-const server = start(join(bin, "ttmemd"), ["--socket", socket, "--http", "127.0.0.1:0"]);
+const server = start(join(bin, "ttmemd"), ["--socket", socket, "--http", "127.0.0.1:0", "--state-dir", join(dir, "state")]);
 let browser;
 let workload;
 try {

@@ -120,4 +120,41 @@ struct ReplayOptions {
 /// A ttnn graph capture: into ttmemd as a tracked process (unless offline), and its per-op report.
 int run_replay(const Common& common, const ReplayOptions& options);
 
+/// Where the history is read from: --state-dir, else $TTMEM_STATE_DIR, else ttmemd's default.
+struct HistorySource {
+  std::string state_dir;
+  std::string since;  ///< "1h", seconds since the epoch, or "2026-12-02T10:00:00"
+  std::string until;
+};
+
+struct HistoryOptions {
+  HistorySource source;
+  OriginFilter origin;
+  std::string kinds;  ///< "leak,orphan" (empty: all)
+  std::size_t limit = 200;
+  bool csv = false;
+};
+/// What ttmemd kept: records since a time, filtered.
+int run_history(const Common& common, const HistoryOptions& options);
+
+struct TimelineOptions {
+  HistorySource source;
+  int device = 0;
+  std::string slot;  ///< empty: every slot with points
+  std::optional<int> pid;
+  bool processes = false;  ///< each process's series too
+  bool csv = false;
+  int width = 0;  ///< chart columns (0: the terminal's)
+};
+/// Memory over time on one device: a chart per slot, or CSV / JSON points.
+int run_timeline(const Common& common, const TimelineOptions& options);
+
+struct ExportOptions {
+  HistorySource source;
+  std::optional<int> device;
+  std::string perfetto;    ///< Chrome trace JSON file
+  std::string memory_viz;  ///< PyTorch memory_viz pickle
+};
+int run_export(const Common& common, const ExportOptions& options);
+
 }  // namespace ttmem::cli

@@ -112,6 +112,54 @@ int main(int argc, char** argv) {
   top_cmd->add_option("--history", top.history_s, "Seconds of history in the chart (default 300)")
       ->check(CLI::Range(1u, 86'400u));
 
+  // The history on disk: read from ttmemd's state directory, with or without ttmemd running.
+  const auto add_history_source = [](CLI::App* cmd, HistorySource& h, const char* since_default) {
+    cmd->add_option("--state-dir", h.state_dir,
+                    "ttmemd's --state-dir (default: $TTMEM_STATE_DIR, as ttmemd's)");
+    cmd->add_option("--since", h.since,
+                    std::string("From this time: 90s, 30m, 2h, 7d ago, epoch seconds, or "
+                                "2026-12-02T10:00:00 (default ") +
+                        since_default + ")");
+    cmd->add_option("--until", h.until, "Up to this time (default: now)");
+  };
+  HistoryOptions history_opts;
+  auto* history_cmd = app.add_subcommand(
+      "history",
+      "What ttmemd kept on disk: leaks, orphans, OOMs, processes, devices, restarts (oldest first)");
+  add_history_source(history_cmd, history_opts.source, "all");
+  add_origin_filter(history_cmd, history_opts.origin);
+  history_cmd->add_option(
+      "--kind", history_opts.kinds,
+      "Only these kinds, comma-separated: " + ttmem::names_of(ttmem::enum_values<ttmem::HistoryKind>()));
+  history_cmd->add_option("-n,--limit", history_opts.limit, "The newest N records (default 200)");
+  history_cmd->add_flag("--csv", history_opts.csv, "CSV");
+  history_cmd->add_flag("--json", common.json, "JSON");
+
+  TimelineOptions timeline;
+  auto* timeline_cmd =
+      app.add_subcommand("timeline", "Memory in use over time on one device, from the history");
+  add_history_source(timeline_cmd, timeline.source, "1h");
+  timeline_cmd->add_option("-d,--device", timeline.device, "The device (default 0)")
+      ->check(CLI::Range(0, 65535));
+  timeline_cmd->add_option("-t,--type", timeline.slot,
+                           "Only this memory type: " + ttmem::names_of(ttmem::enum_values<ttmem::Slot>()));
+  timeline_cmd->add_option("-p,--pid", timeline.pid, "Only this process's share");
+  timeline_cmd->add_flag("--processes", timeline.processes, "Each process's share too");
+  timeline_cmd->add_option("--width", timeline.width, "Chart columns (default: the terminal's)");
+  timeline_cmd->add_flag("--csv", timeline.csv, "CSV: one line per point");
+  timeline_cmd->add_flag("--json", common.json, "JSON");
+
+  ExportOptions export_opts;
+  auto* export_cmd = app.add_subcommand(
+      "export",
+      "The history for other viewers: --perfetto (Chrome trace JSON), --memory-viz (PyTorch pickle)");
+  add_history_source(export_cmd, export_opts.source, "1h");
+  export_cmd->add_option("--perfetto", export_opts.perfetto,
+                         "Write a Chrome trace JSON file (ui.perfetto.dev)");
+  export_cmd->add_option("--memory-viz", export_opts.memory_viz,
+                         "Write a memory_viz snapshot pickle (pytorch.org/memory_viz)");
+  export_cmd->add_option("-d,--device", export_opts.device, "Only this device");
+
   ReplayOptions replay;
   auto* replay_cmd = app.add_subcommand(
       "replay",
@@ -200,6 +248,9 @@ int main(int argc, char** argv) {
     if (*info_cmd) return run_info(common);
     if (*top_cmd) return run_top(common, top);
     if (*replay_cmd) return run_replay(common, replay);
+    if (*history_cmd) return run_history(common, history_opts);
+    if (*timeline_cmd) return run_timeline(common, timeline);
+    if (*export_cmd) return run_export(common, export_opts);
   } catch (const ttmem::query::QueryError& e) {
     std::cerr << "ttmem: " << e.what() << '\n';
     return kExitServerError;

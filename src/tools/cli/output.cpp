@@ -39,6 +39,14 @@ std::string clock_time(std::uint64_t realtime_ns) {
                      (realtime_ns / 1'000'000) % 1000);
 }
 
+std::string date_time(std::uint64_t realtime_ns) {
+  const std::time_t secs = static_cast<std::time_t>(realtime_ns / 1'000'000'000ull);
+  std::tm tm{};
+  localtime_r(&secs, &tm);
+  return fmt::format("{:04}-{:02}-{:02} {:02}:{:02}:{:02}", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                     tm.tm_hour, tm.tm_min, tm.tm_sec);
+}
+
 bool Style::color_refused() {
   const char* no_color = std::getenv("NO_COLOR");
   return no_color && *no_color;

@@ -24,6 +24,9 @@ std::string human_age_ms(std::uint64_t ms);
 /// Local wall-clock time of a CLOCK_REALTIME timestamp, "08:45:01.123".
 std::string clock_time(std::uint64_t realtime_ns);
 
+/// Local date and time, "2026-12-02 08:45:01": records that span days.
+std::string date_time(std::uint64_t realtime_ns);
+
 struct Style {
   bool color = false;
   /// Colour when stdout is a terminal and NO_COLOR is unset.

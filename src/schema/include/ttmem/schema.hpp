@@ -35,6 +35,8 @@ std::string to_json(const views::OomList& v);
 std::string to_json(const views::AddressMap& v);
 std::string to_json(const views::OpList& v);
 std::string to_json(const views::ServerInfo& v);
+std::string to_json(const views::HistoryList& v);
+std::string to_json(const views::Timeline& v);
 /// The same JSON text indented for people (`ttmem ... --json`), as the JSON library's dump(2) would; a linear
 /// pass over the text that builds no document (a million-row listing is indented as it is written).
 /// `json_text` must be valid JSON, as every to_json answer is.

@@ -497,4 +497,66 @@ struct ServerInfo {
   bool operator==(const ServerInfo&) const = default;
 };
 
+// ---- history: what ttmemd kept on disk (docs/history.md) -------------------------------------------
+
+/// One kept record: the server's starts and stops, processes, device opens and closes, leaks, orphans,
+/// out-of-memory records, anomalies.
+struct HistoryRecord {
+  std::uint64_t seq = 0;      ///< 1, 2, ... in the order kept (across restarts)
+  std::uint64_t time_ns = 0;  ///< CLOCK_REALTIME
+  HistoryKind kind = HistoryKind::server_start;
+  pid_t pid = 0;  ///< 0: the server's own record
+  std::string name;
+  std::string command;
+  std::optional<std::uint16_t> device;
+  std::string site;
+  std::string scope;
+  std::uint64_t bytes = 0;
+  std::uint64_t buffers = 0;
+  std::string summary;  ///< one line for people
+  std::string detail;   ///< the record's whole view as JSON (a leak, an orphan, an OOM record), or empty
+  bool operator==(const HistoryRecord&) const = default;
+};
+
+/// Oldest first.
+struct HistoryList {
+  std::vector<HistoryRecord> records;
+  bool truncated = false;  ///< more matched than the limit: these are the newest
+  bool operator==(const HistoryList&) const = default;
+};
+
+struct TimelinePoint {
+  std::uint64_t time_ns = 0;  ///< the end of the interval the point stands for
+  std::uint64_t bytes = 0;    ///< in use at time_ns
+  std::uint64_t peak = 0;     ///< the most in use during the interval
+  bool operator==(const TimelinePoint&) const = default;
+};
+
+/// One device x slot in all (pid 0) or of one process. Points are written when a figure changes: between
+/// two points the figure stayed at the first one's bytes.
+struct TimelineSeries {
+  Slot slot = Slot::DRAM;
+  pid_t pid = 0;
+  std::string name;  ///< the process's name (empty for the device's total)
+  std::vector<TimelinePoint> points;
+  bool operator==(const TimelineSeries&) const = default;
+};
+
+/// A span ttmemd did not see: it was not running (or not writing), from `from_ns` to `to_ns`.
+struct TimelineGap {
+  std::uint64_t from_ns = 0;
+  std::uint64_t to_ns = 0;
+  bool operator==(const TimelineGap&) const = default;
+};
+
+struct Timeline {
+  std::uint16_t device = 0;
+  std::uint64_t since_ns = 0;
+  std::uint64_t until_ns = 0;
+  std::uint64_t resolution_ns = 0;  ///< of the tier the points come from
+  std::vector<TimelineSeries> series;
+  std::vector<TimelineGap> gaps;
+  bool operator==(const Timeline&) const = default;
+};
+
 }  // namespace ttmem::views

@@ -152,6 +152,22 @@ TTMEM_DEFINE_ENUM(Role, std::uint8_t, TTMEM_ROLES)
   X(closed, 3, "closed")
 TTMEM_DEFINE_ENUM(DeviceUseState, std::uint8_t, TTMEM_DEVICE_USE_STATES)
 
+// What ttmemd's history keeps (docs/history.md): its own starts and stops, processes, device opens and
+// closes, leaks, orphans, out-of-memory records, anomalies, and lifetimes it could not keep.
+#define TTMEM_HISTORY_KINDS(X) \
+  X(server_start, 0, "server_start") \
+  X(server_stop, 1, "server_stop") \
+  X(process_start, 2, "process_start") \
+  X(process_exit, 3, "process_exit") \
+  X(device_open, 4, "device_open") \
+  X(device_close, 5, "device_close") \
+  X(leak, 6, "leak") \
+  X(orphan, 7, "orphan") \
+  X(oom, 8, "oom") \
+  X(anomaly, 9, "anomaly") \
+  X(lifetimes_dropped, 10, "lifetimes_dropped")
+TTMEM_DEFINE_ENUM(HistoryKind, std::uint8_t, TTMEM_HISTORY_KINDS)
+
 // Wire message types: client to server below 32, server to client from 32.
 #define TTMEM_MESSAGE_TYPES(X) \
   X(hello, 1, "HELLO") \
