@@ -27,11 +27,17 @@ std::string errno_text() {
   return std::strerror(errno);
 }
 
+/// What to do about a state directory that cannot be written (full, read-only, not ours).
+constexpr const char* kUnwritableHint =
+    ": free space or make it writable, give another --state-dir, or run with --no-history";
+
 /// Takes the state directory's lock, or says who holds it.
 int take_lock(const std::string& dir) {
   const std::string path = dir + "/ttmemd.lock";
   const int fd = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (fd < 0) throw HistoryError("cannot write the state directory " + dir + ": " + errno_text());
+  if (fd < 0)
+    throw HistoryError("cannot write the state directory " + dir + " (" + errno_text() + ")" +
+                       kUnwritableHint);
   if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
     char holder[32] = {};
     [[maybe_unused]] auto n = pread(fd, holder, sizeof holder - 1, 0);
@@ -42,7 +48,8 @@ int take_lock(const std::string& dir) {
   const std::string pid = std::to_string(getpid());
   if (ftruncate(fd, 0) != 0 || pwrite(fd, pid.data(), pid.size(), 0) < 0) {
     close(fd);
-    throw HistoryError("cannot write the state directory " + dir + ": " + errno_text());
+    throw HistoryError("cannot write the state directory " + dir + " (" + errno_text() + ")" +
+                       kUnwritableHint);
   }
   return fd;
 }
@@ -178,7 +185,8 @@ Writer::Writer(HistoryOptions options) : options_(std::move(options)) {
     if (q.step()) previous_last_write_ns_ = q.u64(0);
   } catch (const HistoryError& e) {
     close(lock_fd_);
-    throw HistoryError(std::string(e.what()) + " (state directory " + options_.state_dir + ")");
+    throw HistoryError(std::string(e.what()) + " (state directory " + options_.state_dir + ")" +
+                       kUnwritableHint);
   }
   thread_ = std::thread([this] { run(); });
 }

@@ -34,6 +34,17 @@ std::string to_json(const views::ServerInfo& v) {
 #undef TTMEM_SHOW
   json limits = json::object();
   for (const auto& l : v.limits) limits[l.name] = l.value;
+  json history = nullptr;
+  if (v.history) {
+    const views::HistoryStatus& h = *v.history;
+    history = {{"path", h.path},
+               {"degraded", h.degraded},
+               {"error", h.error},
+               {"records_written", h.records_written},
+               {"records_pending", h.records_pending},
+               {"lifetimes_written", h.lifetimes_written},
+               {"lifetimes_dropped", h.lifetimes_dropped}};
+  }
   return dump({{"version", v.version},
                {"protocol", v.protocol},
                {"pid", v.pid},
@@ -54,7 +65,8 @@ std::string to_json(const views::ServerInfo& v) {
                  {"longest_paged_step_ms", v.loop.longest_paged_step_ms},
                  {"paged_queries", v.loop.paged_queries}}},
                {"anomalies", std::move(anomalies)},
-               {"limits", std::move(limits)}});
+               {"limits", std::move(limits)},
+               {"history", std::move(history)}});
 }
 
 template <>
@@ -104,6 +116,16 @@ views::ServerInfo from_json<views::ServerInfo>(std::string_view text) {
     TTMEM_SERVER_ANOMALIES(TTMEM_READ)
 #undef TTMEM_READ
     for (const auto& [k, value] : j.at("limits").items()) v.limits.push_back({k, value.get<std::uint64_t>()});
+    if (j.contains("history") && !j["history"].is_null()) {
+      const json& h = j["history"];
+      v.history = views::HistoryStatus{get<std::string>(h, "path"),
+                                       get<bool>(h, "degraded"),
+                                       get<std::string>(h, "error"),
+                                       get<std::uint64_t>(h, "records_written"),
+                                       get<std::uint64_t>(h, "records_pending"),
+                                       get<std::uint64_t>(h, "lifetimes_written"),
+                                       get<std::uint64_t>(h, "lifetimes_dropped")};
+    }
     return v;
   });
 }

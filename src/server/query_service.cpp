@@ -334,6 +334,16 @@ views::ServerInfo Server::info_view(bool reset_loop) {
   info.anomalies.handshake_timeouts = handshake_timeouts_;
   info.anomalies.refused_identities = refused_identities_;
   info.anomalies.descriptor_shortages = descriptor_shortages_;
+  if (history_writer_) {
+    const history::WriterStatus s = history_writer_->status();
+    info.history = views::HistoryStatus{s.path,
+                                        s.degraded,
+                                        s.error,
+                                        s.records_written,
+                                        s.records_pending,
+                                        s.lifetimes_written,
+                                        s.lifetimes_dropped};
+  }
   info.limits = {{"max_connections", options_.max_connections},
                  {"tool_slots", options_.tool_slots},
                  {"max_handshakes", options_.max_handshakes},

@@ -41,6 +41,8 @@ Server::Server(ServerOptions options)
   sigaddset(&mask, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &mask, nullptr);
   signal(SIGPIPE, SIG_IGN);
+  signal(SIGXFSZ,
+         SIG_IGN);  // a history file past RLIMIT_FSIZE is a failed write (degraded), not a dead ttmemd
   signal_fd_ = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
   loop_.add(signal_fd_, EventLoop::kReadable, [this](std::uint32_t) {
     signalfd_siginfo info{};
@@ -63,7 +65,10 @@ Server::Server(ServerOptions options)
     history_->server_started(fmt::format("ttmemd {} started on {} (pid {})",
                                          proto::version_string(kServerVersion), options_.socket_path,
                                          getpid()));
-    history_timer_ = loop_.add_timer([this] { history_->tick(); });
+    history_timer_ = loop_.add_timer([this] {
+      history_->tick();
+      watch_history();
+    });
     history_timer_.arm(static_cast<std::uint32_t>(options_.history->interval_ms));
     spdlog::info("history: {} (timeline every {} ms)", history_writer_->status().path,
                  options_.history->interval_ms);
@@ -388,6 +393,21 @@ void Server::close_connection(std::uint64_t id) {
       dying_.erase(d);
       reclaim(slot);
     }
+  }
+}
+
+void Server::watch_history() {
+  const history::WriterStatus s = history_writer_->status();
+  if (s.degraded == history_degraded_) return;
+  history_degraded_ = s.degraded;
+  if (s.degraded) {
+    spdlog::error(
+        "history: writes to {} fail ({}); live tracking goes on, {} record(s) wait in memory and "
+        "are written when the disk takes them again",
+        s.path, s.error, s.records_pending);
+  } else {
+    spdlog::info("history: writing again ({} lifetime(s) lost while writes failed or over the rate)",
+                 s.lifetimes_dropped);
   }
 }
 

@@ -92,6 +92,7 @@ class Server {
   void close_connection(std::uint64_t id);
   void evict_oldest_handshake(const std::string& why);
   void housekeeping();
+  void watch_history();  // logs when the history's writes start or stop failing
 
   // frames
   void handle_frame(Connection& c, const proto::Frame& frame);
@@ -170,6 +171,7 @@ class Server {
   std::unique_ptr<history::Writer> history_writer_;  // made first: a state dir in use stops ttmemd at start
   std::unique_ptr<history::HistorySink> history_;
   EventLoop::Timer history_timer_;
+  bool history_degraded_ = false;      // as last logged
   LoopMailbox mailbox_{loop_};         // the HTTP threads' way onto the loop
   std::unique_ptr<HttpService> http_;  // stopped (its threads joined) before the mailbox goes
 };

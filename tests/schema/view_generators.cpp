@@ -454,6 +454,10 @@ rc::Gen<ServerInfo> server_info_gen() {
     std::map<std::string, std::uint64_t> limits;
     for (const auto& name : list_of(text)) limits[name] = any_u64();
     for (const auto& [k, v] : limits) i.limits.push_back({k, v});
+    i.history = maybe([] {
+      return HistoryStatus{text(),   *gen::arbitrary<bool>(), text(), any_u64(), any_u64(), any_u64(),
+                           any_u64()};
+    });
     return i;
   });
 }

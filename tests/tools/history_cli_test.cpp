@@ -2,6 +2,7 @@
 // `ttmem timeline` with or without ttmemd running, kept across a clean restart and across kill -9.
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/resource.h>
 
 #include <chrono>
 #include <nlohmann/json.hpp>
@@ -152,6 +153,65 @@ TEST(History, AStateDirInUseOrUnusableStopsTtmemdWithTheReason) {
   const auto both = run_process(
       {bin_dir() + "/ttmemd", "--socket", state.file("4.sock"), "--no-history", "--state-dir", dir});
   EXPECT_EQ(both.exit_code, 64) << both.err;
+}
+
+json info(const ServerProcess& server) {
+  const auto r = run_process({bin_dir() + "/ttmem", "--socket", server.socket(), "info", "--json"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  return json::parse(r.out);
+}
+
+// A full disk at run time, made real with RLIMIT_FSIZE on the running ttmemd: every write of its history
+// fails (EFBIG) as on a full file system. Live tracking goes on, `ttmem info` says so, nothing stored is
+// lost, and the records made meanwhile are written once the disk takes them again.
+TEST(History, AFullDiskAtRunTimeIsADegradedStateThatLosesNothing) {
+  TempDir state;
+  const std::string dir = state.file("state");
+  ServerProcess server({"--state-dir", dir, "--history-interval-ms", "50"});
+  run_script(server, "leaky.ttm");
+  ASSERT_TRUE(eventually([&] { return count_kind(records(dir), "leak") > 0; }));
+  const json stored = records(dir);
+  const std::size_t leaks = count_kind(stored, "leak");
+
+  rlimit original{};
+  rlimit full{0, RLIM_INFINITY};
+  ASSERT_EQ(prlimit(server.pid(), RLIMIT_FSIZE, nullptr, &original), 0);
+  full.rlim_max = original.rlim_max;
+  ASSERT_EQ(prlimit(server.pid(), RLIMIT_FSIZE, &full, nullptr), 0);
+  run_script(server, "leaky.ttm");
+  ASSERT_TRUE(eventually([&] {
+    const json i = info(server);
+    return i["history"]["degraded"] == true && i["history"]["records_pending"].get<std::uint64_t>() > 0;
+  })) << info(server).dump();
+  const json degraded = info(server)["history"];
+  EXPECT_NE(degraded["error"].get<std::string>(), "");
+  const auto text =
+      run_process({bin_dir() + "/ttmem", "--socket", server.socket(), "info"}, "", {{"NO_COLOR", "1"}});
+  EXPECT_NE(text.out.find("history DEGRADED: writes fail"), std::string::npos) << text.out;
+  // Live tracking goes on: the second run's leaks are in ttmemd's answers, not yet on disk.
+  const auto live = run_process({bin_dir() + "/ttmem", "--socket", server.socket(), "leaks", "--json"});
+  ASSERT_EQ(live.exit_code, 0) << live.err;
+  EXPECT_EQ(json::parse(live.out)["leaks"].size(), 2 * leaks);
+  EXPECT_EQ(records(dir), stored);
+
+  ASSERT_EQ(prlimit(server.pid(), RLIMIT_FSIZE, &original, nullptr), 0);
+  ASSERT_TRUE(eventually([&] {
+    const json i = info(server);
+    return i["history"]["degraded"] == false && i["history"]["records_pending"] == 0;
+  })) << info(server).dump();
+  const json after = records(dir);
+  EXPECT_EQ(count_kind(after, "leak"), 2 * leaks);
+  for (std::size_t i = 0; i < stored.size(); ++i) EXPECT_EQ(after[i], stored[i]);
+}
+
+TEST(History, AFullDiskAtStartStopsTtmemdWithTheReason) {
+  TempDir state;
+  const auto r = run_process({"/bin/sh", "-c",
+                              "ulimit -f 0; exec " + bin_dir() + "/ttmemd --socket " + state.file("s.sock") +
+                                  " --state-dir " + state.file("state")});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("ttmemd: "), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find(state.file("state")), std::string::npos) << r.err;
 }
 
 TEST(History, ToolsSayWhatIsWrong) {

@@ -367,7 +367,22 @@ int run_info(const Common& common) {
   TTMEM_LEDGER_ANOMALIES(TTMEM_ADD)
   TTMEM_SERVER_ANOMALIES(TTMEM_ADD)
 #undef TTMEM_ADD
-  std::cout << "anomalies: " << (anomalies.empty() ? "none" : style.yellow(anomalies)) << "\n\n";
+  std::cout << "anomalies: " << (anomalies.empty() ? "none" : style.yellow(anomalies)) << "\n";
+  if (!info.history) {
+    std::cout << "history: off (--no-history)\n\n";
+  } else {
+    const views::HistoryStatus& h = *info.history;
+    std::cout << "history: " << h.path << " | " << h.records_written << " records, " << h.lifetimes_written
+              << " lifetimes written";
+    if (h.lifetimes_dropped > 0) std::cout << ", " << h.lifetimes_dropped << " lifetimes not kept";
+    std::cout << "\n";
+    if (h.degraded) {
+      std::cout << style.red(fmt::format("history DEGRADED: writes fail ({}); {} record(s) wait in memory",
+                                         h.error, h.records_pending))
+                << "\n";
+    }
+    std::cout << "\n";
+  }
   Table t;
   for (const char* c : {"CONN", "PID", "NAME", "ROLE", "EVENTS", "EVENTS/S", "BATCHES", "STALL", "RECONNECTS",
                         "GAPS", "DROPPED"}) {

@@ -462,6 +462,19 @@ struct NamedValue {
   bool operator==(const NamedValue&) const = default;
 };
 
+/// The history's writer as ttmemd sees it (docs/history.md): degraded while writes fail (a full disk, a
+/// state dir gone read-only); live tracking goes on and nothing stored is lost.
+struct HistoryStatus {
+  std::string path;
+  bool degraded = false;
+  std::string error;  ///< the latest write error (empty: none)
+  std::uint64_t records_written = 0;
+  std::uint64_t records_pending = 0;  ///< kept in memory until a write succeeds
+  std::uint64_t lifetimes_written = 0;
+  std::uint64_t lifetimes_dropped = 0;
+  bool operator==(const HistoryStatus&) const = default;
+};
+
 struct ServerInfo {
   struct Loop {
     double longest_busy_ms = 0;
@@ -494,6 +507,7 @@ struct ServerInfo {
   Loop loop;
   Anomalies anomalies;
   std::vector<NamedValue> limits;
+  std::optional<HistoryStatus> history;  ///< empty: --no-history
   bool operator==(const ServerInfo&) const = default;
 };
 
