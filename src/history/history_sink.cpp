@@ -35,10 +35,7 @@ void HistorySink::on_event(const model::AppliedEvent& a) {
     return;
   }
   if (e.size < min_size_ || e.size == 0) return;  // size 0: a free of an id never seen
-  if (lifetimes_.size() >= per_interval_) {
-    ++dropped_;
-    return;
-  }
+  if (!take_lifetime()) return;
   const auto freed_ms = static_cast<std::uint32_t>(e.timestamp_ns / 1'000'000);
   // The client stamps with the host's CLOCK_MONOTONIC: in wall-clock time that is exact to the nanosecond,
   // where the batch's time is shared by every event of the batch. A stamp far from now is not trusted.
@@ -48,6 +45,12 @@ void HistorySink::on_event(const model::AppliedEvent& a) {
   lifetimes_.push_back({freed_ns, freed_ms - a.allocated_ms, a.process->slot, e.site, e.scope, e.device,
                         static_cast<std::uint8_t>(e.type), static_cast<std::uint8_t>(e.kind), e.id, e.size,
                         e.address, e.size_per_bank});
+}
+
+bool HistorySink::take_lifetime() {
+  if (lifetimes_.size() < per_interval_) return true;
+  ++dropped_;
+  return false;
 }
 
 void HistorySink::keep(views::HistoryRecord&& r) {
@@ -111,6 +114,14 @@ void HistorySink::on_leak(const model::LeakRecord& l) {
                           l.site.empty() ? "-" : l.site, l.scope.empty() ? "" : ", op ", l.scope);
   r.detail = schema::to_json(views::StreamEvent{model::leak_view(l)});
   keep(std::move(r));
+  // The close ended the buffer's life: it is a lifetime like a freed one, with the texts the record has.
+  const model::ProcessState* p = registry_.find_process(l.pid);
+  if (!p || l.size < min_size_ || !take_lifetime()) return;
+  texts_.emplace_back(l.site, l.scope);
+  lifetimes_.push_back({l.time_ns, static_cast<std::uint32_t>(l.age_ns / 1'000'000), p->slot, kTextLabel,
+                        static_cast<std::uint32_t>(texts_.size() - 1), l.device,
+                        static_cast<std::uint8_t>(l.type), static_cast<std::uint8_t>(l.kind), l.id, l.size,
+                        l.address, 0});
 }
 
 void HistorySink::on_process_died(const model::OrphanRecord& o) {
@@ -265,26 +276,36 @@ void HistorySink::tick() {
   registry_.begin_interval();
 
   // Lifetimes: site and op texts are looked up once per distinct (process, site, op) of the interval.
-  std::unordered_map<std::uint64_t, std::uint32_t> label_of;
+  struct LabelKey {
+    std::uint32_t process_slot, site, scope;
+    bool operator==(const LabelKey&) const = default;
+  };
+  struct LabelHash {
+    std::size_t operator()(const LabelKey& k) const {
+      return std::hash<std::uint64_t>{}((static_cast<std::uint64_t>(k.process_slot) << 32 | k.site) * 31 +
+                                        k.scope);
+    }
+  };
+  std::unordered_map<LabelKey, std::uint32_t, LabelHash> label_of;
   std::unordered_map<std::string, std::uint32_t> label_text;
+  auto label_for = [&](std::string site, std::string scope) {
+    std::string joined = site + '\0' + scope;
+    if (auto t = label_text.find(joined); t != label_text.end()) return t->second;
+    b.labels.emplace_back(std::move(site), std::move(scope));
+    return label_text[joined] = static_cast<std::uint32_t>(b.labels.size() - 1);
+  };
   b.lifetimes.reserve(lifetimes_.size());
   for (const PendingLifetime& l : lifetimes_) {
-    const std::uint64_t key = (static_cast<std::uint64_t>(l.process_slot) << 40) ^
-                              (static_cast<std::uint64_t>(l.site) << 20) ^ l.scope;
     std::uint32_t label = 0;
-    if (auto it = label_of.find(key); it != label_of.end()) {
+    if (l.site == kTextLabel) {
+      label = label_for(texts_[l.scope].first, texts_[l.scope].second);
+    } else if (auto it = label_of.find({l.process_slot, l.site, l.scope}); it != label_of.end()) {
       label = it->second;
     } else {
-      std::string site(registry_.site_text(l.process_slot, l.site));
-      std::string scope(l.scope ? registry_.site_text(l.process_slot, l.scope) : std::string_view());
-      std::string joined = site + '\0' + scope;
-      if (auto t = label_text.find(joined); t != label_text.end()) {
-        label = t->second;
-      } else {
-        b.labels.emplace_back(std::move(site), std::move(scope));
-        label = label_text[joined] = static_cast<std::uint32_t>(b.labels.size() - 1);
-      }
-      label_of[key] = label;
+      label =
+          label_for(std::string(registry_.site_text(l.process_slot, l.site)),
+                    std::string(l.scope ? registry_.site_text(l.process_slot, l.scope) : std::string_view()));
+      label_of[{l.process_slot, l.site, l.scope}] = label;
     }
     LifetimeRow row;
     row.free_ns = l.free_ns;
@@ -301,6 +322,7 @@ void HistorySink::tick() {
     b.lifetimes.push_back(row);
   }
   lifetimes_.clear();
+  texts_.clear();
   if (dropped_) {
     views::HistoryRecord r;
     r.time_ns = now;

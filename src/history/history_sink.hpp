@@ -31,12 +31,14 @@ class HistorySink : public model::Sink {
   void tick();
 
  private:
+  /// `site` of a lifetime whose texts are already known (a buffer swept at close): `scope` indexes texts_.
+  static constexpr std::uint32_t kTextLabel = UINT32_MAX;
   struct PendingLifetime {
     std::uint64_t free_ns;
     std::uint32_t lifetime_ms;
     std::uint32_t process_slot;
-    std::uint32_t site;
-    std::uint32_t scope;
+    std::uint32_t site;   ///< the process's site id, or kTextLabel
+    std::uint32_t scope;  ///< the process's scope id (0: none), or the index into texts_
     std::uint16_t device;
     std::uint8_t type;
     std::uint8_t kind;
@@ -62,8 +64,10 @@ class HistorySink : public model::Sink {
   std::uint64_t min_size_;
   std::uint64_t per_interval_;
   std::vector<PendingLifetime> lifetimes_;
-  std::uint64_t dropped_ = 0;  // lifetimes over the rate this interval
-  std::vector<bool> seen_;     // by process slot: its process_start is kept
+  std::vector<std::pair<std::string, std::string>> texts_;  // (site, scope) of kTextLabel lifetimes
+  bool take_lifetime();                                     // false: over the interval's share (counted)
+  std::uint64_t dropped_ = 0;                               // lifetimes over the rate this interval
+  std::vector<bool> seen_;                                  // by process slot: its process_start is kept
   struct ProcessName {
     pid_t pid;
     std::uint64_t start_time;
