@@ -6,6 +6,7 @@ cache, close) and look at `ttmem smi` while memory is held and after the close; 
 tensor and a run that crashes, and `ttmem leaks` names what they left behind.
 """
 import os
+import shutil
 import subprocess
 import sys
 
@@ -31,7 +32,12 @@ def emu(script, socket):
 
 
 def main():
-    with ttmem.Server() as server:
+    # The history goes where the demo's exports go (a fresh one each run), not into the user's own state dir.
+    out = os.environ.get("TTMEM_DEMO_OUT", "demo-out")
+    state = os.path.join(out, "state")
+    shutil.rmtree(state, ignore_errors=True)
+    os.makedirs(out, exist_ok=True)
+    with ttmem.Server(args=["--state-dir", state, "--history-interval-ms", "100"]) as server:
         sock = server.socket
         print(f"ttmemd is listening on {sock} (pid {server.process.pid})")
 
@@ -81,7 +87,16 @@ def main():
         tool("events", "-n", "6", socket=sock)
         print()
         tool("info", socket=sock)
-    print("\nttmemd stopped. Next: `make test`, the README, docs/.")
+
+    section("7. ttmemd has stopped: what it kept on disk, a timeline, and exports for Perfetto and memory_viz")
+    history = ["--state-dir", state]
+    tool("history", "--kind", "leak,orphan,oom,server_stop", *history, socket=sock)
+    print()
+    tool("timeline", "-d", "0", "-t", "DRAM", "--since", "1m", "--width", "60", *history, socket=sock)
+    print()
+    tool("export", "--perfetto", os.path.join(out, "ttmem-trace.json"), *history, socket=sock)
+    tool("export", "--memory-viz", os.path.join(out, "ttmem-memory.pickle"), *history, socket=sock)
+    print("\nNext: `make test`, the README, docs/ (docs/history.md for what is kept).")
 
 
 if __name__ == "__main__":

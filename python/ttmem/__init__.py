@@ -327,7 +327,9 @@ class Server:
         self._log_path = os.path.join(self._dir.name, "ttmemd.log")
         read_fd, write_fd = os.pipe()
         command = [_ttmemd_path(), "--socket", self.socket, "--ready-fd", str(write_fd)] + self.args
-        if "--state-dir" not in self.args and "--no-history" not in self.args:
+        if "--state-dir" in self.args[:-1]:
+            self.state_dir = self.args[self.args.index("--state-dir") + 1]
+        elif "--no-history" not in self.args:
             self.state_dir = os.path.join(self._dir.name, "state")  # its own history, gone with it
             command += ["--state-dir", self.state_dir]
         if self.verbose:

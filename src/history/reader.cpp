@@ -1,7 +1,10 @@
 // Reading the history back: records, the timeline at the tier its span needs, buffer lifetimes.
+#include <signal.h>
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <fstream>
+#include <string>
 
 #include "sqlite_db.hpp"
 #include "store_schema.hpp"
@@ -28,6 +31,23 @@ Reader::Reader(const std::string& state_dir) : path_(database_path(state_dir)) {
 }
 
 Reader::~Reader() = default;
+
+namespace {
+
+/// Whether a ttmemd writes this state directory now: the pid in its lock file is alive and is ttmemd.
+/// (Taking the lock to find out would make a ttmemd starting at that moment think the directory is used.)
+bool writer_running(const std::string& db_path) {
+  const std::string dir = db_path.substr(0, db_path.rfind('/'));
+  std::ifstream lock(dir + "/ttmemd.lock");
+  long pid = 0;
+  if (!(lock >> pid) || pid <= 0) return false;
+  if (kill(static_cast<pid_t>(pid), 0) != 0 && errno != EPERM) return false;
+  std::ifstream comm("/proc/" + std::to_string(pid) + "/comm");
+  std::string name;
+  return !(comm >> name) || name == "ttmemd";  // no /proc: trust the live pid
+}
+
+}  // namespace
 
 views::HistoryList Reader::records(const RecordFilter& f) const {
   std::string sql =
@@ -134,6 +154,10 @@ views::Timeline Reader::timeline(const TimelineQuery& query) const {
   while (starts.step()) {
     if (starts.u64(1) != 0) out.gaps.push_back({starts.u64(1), starts.u64(0)});
   }
+  // And when no ttmemd writes now, from the last write on.
+  auto last = impl_->db.prepare("SELECT value FROM meta WHERE key='last_write_ns'");
+  if (last.step() && last.u64(0) < out.until_ns && !writer_running(path_))
+    out.gaps.push_back({std::max(last.u64(0), out.since_ns), out.until_ns});
   return out;
 }
 

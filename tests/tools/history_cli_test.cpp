@@ -86,6 +86,13 @@ TEST(History, RecordsAndTheTimelineSurviveKill9) {
   // ttmemd is down: the history still answers.
   const json while_down = records(dir);
   EXPECT_EQ(while_down, before);
+  // ... and its timeline says since when nothing is known.
+  const auto down = ttmem_history(dir, {"timeline", "-d", "0", "--json", "--since", "10m"});
+  ASSERT_EQ(down.exit_code, 0) << down.err;
+  const json down_gaps = json::parse(down.out)["gaps"];
+  ASSERT_EQ(down_gaps.size(), 1u) << down.out;
+  EXPECT_LE(down_gaps[0]["from_ns"].get<std::uint64_t>(), killed_ns);
+  EXPECT_EQ(down_gaps[0]["to_ns"], json::parse(down.out)["until_ns"]);
 
   server.start();
   ASSERT_TRUE(eventually([&] { return count_kind(records(dir, "server_start"), "server_start") == 2; }));

@@ -85,7 +85,7 @@ void chart(std::ostream& out, const views::TimelineSeries& s, const views::Timel
     }
   }
   for (const auto& g : t.gaps) {  // ttmemd was down: nothing is known there
-    const int a = column_of(g.from_ns), b = column_of(g.to_ns);
+    const int a = column_of(g.from_ns), b = g.to_ns >= t.until_ns ? width : column_of(g.to_ns);
     for (int c = a + 1; c < b; ++c) known[c] = false, col[c] = 0;
   }
   const std::uint64_t top = std::max<std::uint64_t>(1, *std::max_element(col.begin(), col.end()));
@@ -244,8 +244,10 @@ int run_timeline(const Common& common, const TimelineOptions& o) {
       chart(std::cout, s, t, width, 6);
     }
     for (const auto& g : t.gaps)
-      std::cout << style.yellow(fmt::format("ttmemd not running from {} to {} (·)", date_time(g.from_ns),
-                                            date_time(g.to_ns)))
+      std::cout << style.yellow(g.to_ns >= t.until_ns
+                                    ? fmt::format("ttmemd not running since {} (·)", date_time(g.from_ns))
+                                    : fmt::format("ttmemd not running from {} to {} (·)",
+                                                  date_time(g.from_ns), date_time(g.to_ns)))
                 << '\n';
   } catch (const history::HistoryError& e) {
     std::cerr << "ttmem timeline: " << e.what() << '\n';
