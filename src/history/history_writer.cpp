@@ -183,6 +183,8 @@ Writer::Writer(HistoryOptions options) : options_(std::move(options)) {
     store_ = std::make_unique<Store>(status_.path);
     auto q = store_->db.prepare("SELECT value FROM meta WHERE key='last_write_ns'");
     if (q.step()) previous_last_write_ns_ = q.u64(0);
+    // Tier 0 has a point per write: readers say how fine it is.
+    store_->set_meta.bind(1, std::string_view("interval_ns")).bind(2, options_.interval_ms * 1'000'000).run();
   } catch (const HistoryError& e) {
     close(lock_fd_);
     throw HistoryError(std::string(e.what()) + " (state directory " + options_.state_dir + ")" +

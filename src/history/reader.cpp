@@ -113,6 +113,10 @@ views::Timeline Reader::timeline(const TimelineQuery& query) const {
     }
   }
   out.resolution_ns = kTiers[tier].resolution_ns;
+  if (tier == 0) {
+    auto interval = impl_->db.prepare("SELECT value FROM meta WHERE key='interval_ns'");
+    if (interval.step() && interval.u64(0) > 0) out.resolution_ns = interval.u64(0);
+  }
   const bool per_process = query.per_process || query.pid;
   std::string sql =
       "SELECT s.id, s.slot, coalesce(p.pid, 0), coalesce(p.name, '') FROM series s LEFT JOIN processes p ON "

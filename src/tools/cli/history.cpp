@@ -233,7 +233,10 @@ int run_timeline(const Common& common, const TimelineOptions& o) {
     const int width = std::clamp(o.width ? o.width : terminal_width() - 14, 20, 400);
     std::cout << style.bold(fmt::format("device {}", o.device)) << ", " << date_time(t.since_ns) << " to "
               << date_time(t.until_ns)
-              << style.dim(fmt::format(" (points every {} s)", t.resolution_ns / history::kSecondNs)) << '\n';
+              << style.dim(t.resolution_ns < history::kSecondNs
+                               ? fmt::format(" (points every {} ms)", t.resolution_ns / 1'000'000)
+                               : fmt::format(" (points every {} s)", t.resolution_ns / history::kSecondNs))
+              << '\n';
     for (const auto& s : t.series) {
       std::uint64_t peak = 0;
       for (const auto& p : s.points) peak = std::max(peak, p.peak);
