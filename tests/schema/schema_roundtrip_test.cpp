@@ -46,6 +46,12 @@ RC_GTEST_PROP(SchemaRoundTrip, AddressMap, (const views::AddressMap& v)) {
 RC_GTEST_PROP(SchemaRoundTrip, ServerInfo, (const views::ServerInfo& v)) {
   round_trips(v);
 }
+RC_GTEST_PROP(SchemaRoundTrip, HistoryList, (const views::HistoryList& v)) {
+  round_trips(v);
+}
+RC_GTEST_PROP(SchemaRoundTrip, Timeline, (const views::Timeline& v)) {
+  round_trips(v);
+}
 RC_GTEST_PROP(SchemaRoundTrip, Query, (const views::Query& q)) {
   RC_ASSERT(schema::query_from_json(schema::to_json(q)) == q);
 }

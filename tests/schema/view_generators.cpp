@@ -2,6 +2,7 @@
 #include "view_generators.hpp"
 
 #include <map>
+#include <nlohmann/json.hpp>
 
 namespace ttmem::test {
 
@@ -459,6 +460,52 @@ rc::Gen<ServerInfo> server_info_gen() {
                            any_u64()};
     });
     return i;
+  });
+}
+
+rc::Gen<HistoryList> history_list_gen() {
+  return gen::exec([] {
+    HistoryList v;
+    v.records = list_of([] {
+      HistoryRecord r;
+      r.seq = any_u64();
+      r.time_ns = any_u64();
+      r.kind = any_of<HistoryKind>();
+      r.pid = any<pid_t>();
+      r.name = text();
+      r.command = text();
+      r.device = maybe(any<std::uint16_t>);
+      r.site = text();
+      r.scope = text();
+      r.bytes = any_u64();
+      r.buffers = any_u64();
+      r.summary = text();
+      // The detail travels as the JSON object it is; as text it comes back in the library's compact form.
+      if (*gen::arbitrary<bool>()) r.detail = nlohmann::json({{"size", any_u64()}, {"site", text()}}).dump();
+      return r;
+    });
+    v.truncated = *gen::arbitrary<bool>();
+    return v;
+  });
+}
+
+rc::Gen<Timeline> timeline_gen() {
+  return gen::exec([] {
+    Timeline t;
+    t.device = any<std::uint16_t>();
+    t.since_ns = any_u64();
+    t.until_ns = any_u64();
+    t.resolution_ns = any_u64();
+    t.series = list_of([] {
+      TimelineSeries s;
+      s.slot = any_of<Slot>();
+      s.pid = any<pid_t>();
+      s.name = text();
+      s.points = list_of([] { return TimelinePoint{any_u64(), any_u64(), any_u64()}; });
+      return s;
+    });
+    t.gaps = list_of([] { return TimelineGap{any_u64(), any_u64()}; });
+    return t;
   });
 }
 

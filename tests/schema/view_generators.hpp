@@ -27,6 +27,8 @@ rc::Gen<views::OomList> oom_list_gen();
 rc::Gen<views::AddressMap> address_map_gen();
 rc::Gen<views::StreamEvent> stream_event_gen();
 rc::Gen<views::ServerInfo> server_info_gen();
+rc::Gen<views::HistoryList> history_list_gen();
+rc::Gen<views::Timeline> timeline_gen();
 rc::Gen<views::Query> query_gen();
 
 }  // namespace ttmem::test
@@ -53,6 +55,8 @@ TTMEM_ARBITRARY_VIEW(OomList, oom_list_gen)
 TTMEM_ARBITRARY_VIEW(AddressMap, address_map_gen)
 TTMEM_ARBITRARY_VIEW(StreamEvent, stream_event_gen)
 TTMEM_ARBITRARY_VIEW(ServerInfo, server_info_gen)
+TTMEM_ARBITRARY_VIEW(HistoryList, history_list_gen)
+TTMEM_ARBITRARY_VIEW(Timeline, timeline_gen)
 TTMEM_ARBITRARY_VIEW(Query, query_gen)
 #undef TTMEM_ARBITRARY_VIEW
 
