@@ -137,6 +137,13 @@ int main(int argc, char** argv) {
     std::cerr << "ttmemd: --no-history and --state-dir contradict each other: give one\n";
     return ttmem::exit_status::usage;
   }
+  for (const char* flag : {"--history-interval-ms", "--history-min-size", "--history-lifetimes-per-s",
+                           "--history-keep-days", "--history-max-mb"}) {
+    if (no_history && app.count(flag) > 0) {
+      std::cerr << "ttmemd: " << flag << " has no effect with --no-history: give one of them\n";
+      return ttmem::exit_status::usage;
+    }
+  }
   if (!no_history) {
     history.state_dir = state_dir.empty() ? ttmem::history::default_state_dir() : state_dir;
     history.max_bytes = history_max_mb << 20;

@@ -160,6 +160,11 @@ TEST(History, AStateDirInUseOrUnusableStopsTtmemdWithTheReason) {
   const auto both = run_process(
       {bin_dir() + "/ttmemd", "--socket", state.file("4.sock"), "--no-history", "--state-dir", dir});
   EXPECT_EQ(both.exit_code, 64) << both.err;
+  const auto pointless = run_process(
+      {bin_dir() + "/ttmemd", "--socket", state.file("5.sock"), "--no-history", "--history-keep-days", "3"});
+  EXPECT_EQ(pointless.exit_code, 64);
+  EXPECT_NE(pointless.err.find("--history-keep-days has no effect with --no-history"), std::string::npos)
+      << pointless.err;
 }
 
 json info(const ServerProcess& server) {
