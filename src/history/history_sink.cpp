@@ -97,18 +97,27 @@ void HistorySink::on_device_close(const model::ProcessState& p, const proto::Dev
   keep(std::move(r));
 }
 
-void HistorySink::on_leak(const model::LeakRecord& l) {
+views::HistoryRecord HistorySink::buffer_record(HistoryKind kind, std::uint64_t time_ns, pid_t pid,
+                                                const std::string& name, std::uint16_t device,
+                                                const std::string& site, const std::string& scope,
+                                                std::uint64_t bytes) const {
   views::HistoryRecord r;
-  r.time_ns = l.time_ns;
-  r.kind = HistoryKind::leak;
-  r.pid = l.pid;
-  r.name = l.process_name;
-  if (const auto* p = registry_.find_process(l.pid)) r.command = p->command;
-  r.device = l.device;
-  r.site = l.site;
-  r.scope = l.scope;
-  r.bytes = l.size;
+  r.time_ns = time_ns;
+  r.kind = kind;
+  r.pid = pid;
+  r.name = name;
+  if (const auto* p = registry_.find_process(pid)) r.command = p->command;
+  r.device = device;
+  r.site = site;
+  r.scope = scope;
+  r.bytes = bytes;
   r.buffers = 1;
+  return r;
+}
+
+void HistorySink::on_leak(const model::LeakRecord& l) {
+  auto r =
+      buffer_record(HistoryKind::leak, l.time_ns, l.pid, l.process_name, l.device, l.site, l.scope, l.size);
   r.summary = fmt::format("pid {} ({}) left {} of {} on device {} at close (buffer {}, site {}{}{})", l.pid,
                           l.process_name, human_bytes(l.size), to_string(l.type), l.device, l.id,
                           l.site.empty() ? "-" : l.site, l.scope.empty() ? "" : ", op ", l.scope);
@@ -156,17 +165,7 @@ void HistorySink::on_process_died(const model::OrphanRecord& o) {
 }
 
 void HistorySink::on_oom(const views::OomRecord& o) {
-  views::HistoryRecord r;
-  r.time_ns = o.time_ns;
-  r.kind = HistoryKind::oom;
-  r.pid = o.pid;
-  r.name = o.name;
-  if (const auto* p = registry_.find_process(o.pid)) r.command = p->command;
-  r.device = o.device;
-  r.site = o.site;
-  r.scope = o.scope;
-  r.bytes = o.size;
-  r.buffers = 1;
+  auto r = buffer_record(HistoryKind::oom, o.time_ns, o.pid, o.name, o.device, o.site, o.scope, o.size);
   r.summary = fmt::format("pid {} ({}) was refused {} of {} on device {}: {}", o.pid, o.name,
                           human_bytes(o.size), to_string(o.type), o.device, o.summary);
   r.detail = schema::to_json(views::StreamEvent{o});

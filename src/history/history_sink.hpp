@@ -55,6 +55,10 @@ class HistorySink : public model::Sink {
   void keep(views::HistoryRecord&& r);
   void process_seen(const model::ProcessState& p);
   views::HistoryRecord process_record(HistoryKind kind, const model::ProcessState& p) const;
+  /// A record about one buffer of a process (a leak, an out-of-memory record).
+  views::HistoryRecord buffer_record(HistoryKind kind, std::uint64_t time_ns, pid_t pid,
+                                     const std::string& name, std::uint16_t device, const std::string& site,
+                                     const std::string& scope, std::uint64_t bytes) const;
   std::uint32_t process_index(Batch& b, std::uint32_t slot,
                               std::unordered_map<std::uint32_t, std::uint32_t>& index);
   void note_anomalies(std::uint64_t now_ns);
