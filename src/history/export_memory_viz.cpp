@@ -60,14 +60,17 @@ std::string memory_viz_snapshot(const Reader& reader, const ExportWindow& w) {
                            {"stream", 0},
                            {"time_us", l.alloc_ns / 1000},
                            {"frames", f}}});
+    // A free is requested and completed at once (TT-Metal has no record_stream): memory_viz joins the pair
+    // into one "free"; a lone free_completed would show the block as waiting for its stream.
     if (l.free_ns <= w.until_ns)
-      t.events.push_back({l.free_ns,
-                          {{"action", "free_completed"},
-                           {"addr", l.address},
-                           {"size", size},
-                           {"stream", 0},
-                           {"time_us", l.free_ns / 1000},
-                           {"frames", f}}});
+      for (const char* action : {"free_requested", "free_completed"})
+        t.events.push_back({l.free_ns,
+                            {{"action", action},
+                             {"addr", l.address},
+                             {"size", size},
+                             {"stream", 0},
+                             {"time_us", l.free_ns / 1000},
+                             {"frames", f}}});
   }
   RecordFilter rf;
   rf.since_ns = w.since_ns;
