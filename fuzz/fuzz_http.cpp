@@ -1,8 +1,8 @@
 // Fuzz target: ttmemd's HTTP interface. The input is the bytes one client sends on a connection (request
 // lines, headers, parameters, bodies), written to a live ttmemd serving HTTP on loopback, whose event loop
-// runs on a thread and holds a device with a few allocations (some in an op). Each connection is read to
-// its end (or 100 ms of silence: a stream stays open) and closed. A crash, a sanitizer report or a hang
-// (libFuzzer's -timeout) is a finding.
+// runs on a thread and holds a device with a few allocations (some in an op) and a history. Each connection
+// is read to its end (or 100 ms of silence: a stream stays open) and closed. A crash, a sanitizer report or a
+// hang (libFuzzer's -timeout) is a finding.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <spdlog/spdlog.h>
@@ -12,6 +12,8 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
+#include <filesystem>
 #include <memory>
 #include <string>
 #include <thread>
@@ -58,7 +60,17 @@ Live& live() {
     ttmem::server::ServerOptions o;
     o.socket_path = "/tmp/ttmem-fuzzh-" + std::to_string(getpid()) + ".sock";
     o.http = ttmem::server::HttpOptions{};  // loopback, any free port
-    auto* x = new Live;                     // never destroyed: the loop runs until the process ends
+    // A history, so that /api/history and /api/timeline read a real database.
+    ttmem::history::HistoryOptions h;
+    h.state_dir = "/tmp/ttmem-fuzzh-" + std::to_string(getpid()) + ".state";
+    o.history = h;
+    static const std::string socket_path = o.socket_path, state_dir = h.state_dir;
+    std::atexit([] {  // the server is never stopped: take its files away with the process
+      std::error_code ec;
+      std::filesystem::remove(socket_path, ec);
+      std::filesystem::remove_all(state_dir, ec);
+    });
+    auto* x = new Live;  // never destroyed: the loop runs until the process ends
     x->server = std::make_unique<ttmem::server::Server>(o);
     x->server->feed(some_state());
     x->port = x->server->http_port();

@@ -137,6 +137,11 @@ HTTP_SEEDS = {
     'index': b"GET / HTTP/1.1\r\nAuthorization: Bearer nope\r\n\r\nGET /assets/app.js HTTP/1.1\r\n\r\n",
     'chunked': b"GET /api/oom HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
     'range': b"GET /api/leaks HTTP/1.1\r\nRange: bytes=0-10,5-1\r\n\r\n",
+    'timeline': b"GET /api/timeline?device=0&since=1h&type=L1&processes=1 HTTP/1.1\r\n\r\n"
+                b"GET /api/timeline?since=99999999999999999999&until=2026-13-40T99:99:99 HTTP/1.1\r\n\r\n",
+    'history': b"GET /api/history?kind=leak,orphan,,oom&limit=100001&device=65536&site=%00 HTTP/1.1\r\n\r\n"
+               b"GET /api/history?since=7d&pid=-5&op=forward HTTP/1.1\r\n\r\n",
+    'events_each': b"GET /api/events?each=1 HTTP/1.1\r\n\r\n",
 }
 for name, text in HTTP_SEEDS.items():
     write("http", name, text)

@@ -1,5 +1,6 @@
 // ttmemd's dashboard: the views from /api (the same JSON as `ttmem ... --json`), refreshed when
-// /api/events says something changed and once a second for the history charts.
+// /api/events says something changed and once a second for the history charts. The timeline from
+// ttmemd's history is timeline.js's.
 "use strict";
 
 const TYPES = ["DRAM", "L1", "L1_SMALL", "TRACE", "CB"];
@@ -94,6 +95,7 @@ async function refresh() {
     const map = target ? await getJSON(`/api/map?device=${target.device}&buffer_type=${target.type}`) : null;
     Object.assign(state, { stats, info, leaks, groups, oom, map, mapChoices: target });
     render();
+    timelineFollow(stats);
   } catch (e) {
     setLive(false, String(e));
   } finally {
@@ -477,7 +479,9 @@ for (const [id, event, field, read] of [
 
 // For the browser test and for people poking at the page from the console.
 window.ttmemDashboard = state;
+window.ttmemTimeline = timeline;
 
+timelineSetup();
 connectStream();
 refresh().then(sampleHistory);
 setInterval(() => refresh().then(sampleHistory), 1000);

@@ -53,7 +53,12 @@ views::HistoryList Reader::records(const RecordFilter& f) const {
   std::string sql =
       "SELECT seq, time_ns, kind, pid, name, command, device, site, scope, bytes, buffers, summary, detail "
       "FROM records WHERE time_ns >= ?1 AND time_ns <= ?2";
-  if (f.device) sql += " AND device = ?3";
+  // A record of several devices (an orphan that held memory on each) has no device of its own; it is one
+  // of each device it lists as held.
+  if (f.device)
+    sql +=
+        " AND (device = ?3 OR (device IS NULL AND json_valid(detail) AND EXISTS (SELECT 1 FROM "
+        "json_each(detail, '$.held') WHERE json_extract(value, '$.device') = ?3)))";
   if (f.pid) sql += " AND pid = ?4";
   if (!f.site.empty()) sql += " AND instr(site, ?5) > 0";
   if (!f.op.empty()) sql += " AND instr(scope, ?6) > 0";

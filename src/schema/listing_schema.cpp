@@ -327,6 +327,9 @@ std::string to_json(const views::StreamEvent& v) {
       return j;
     }
     json operator()(const views::Dropped& d) const { return {{"event", "dropped"}, {"count", d.count}}; }
+    json operator()(const views::Changes& c) const {
+      return {{"event", "changes"}, {"events", c.events}, {"time_ns", c.time_ns}};
+    }
   };
   return dump(std::visit(Encode{}, v));
 }
@@ -339,6 +342,8 @@ views::StreamEvent from_json<views::StreamEvent>(std::string_view text) {
     if (event == "orphan") return orphan_from_json(j);
     if (event == "oom") return oom_from_json(j);
     if (event == "dropped") return views::Dropped{get<std::uint64_t>(j, "count")};
+    if (event == "changes")
+      return views::Changes{get<std::uint64_t>(j, "events"), get<std::uint64_t>(j, "time_ns")};
     return event_from_json(j);
   });
 }

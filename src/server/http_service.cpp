@@ -14,12 +14,13 @@
 
 namespace ttmem::server {
 
-const char* const HttpService::kPaths[] = {"/metrics",  "/api/stats", "/api/devices", "/api/leaks",
-                                           "/api/info", "/api/oom",   "/api/events",  "/api/buffers",
-                                           "/api/ops",  "/api/map",   nullptr};
+const char* const HttpService::kPaths[] = {
+    "/metrics",     "/api/stats", "/api/devices", "/api/leaks",   "/api/info",     "/api/oom", "/api/events",
+    "/api/buffers", "/api/ops",   "/api/map",     "/api/history", "/api/timeline", nullptr};
 
 bool HttpService::takes_parameters(std::string_view path) {
-  return path == "/api/buffers" || path == "/api/ops" || path == "/api/map";
+  return path == "/api/buffers" || path == "/api/ops" || path == "/api/map" || path == "/api/history" ||
+         path == "/api/timeline";
 }
 
 /// One /api/events client: what the loop published for it, until its HTTP thread writes it out.
@@ -30,6 +31,7 @@ struct HttpService::Stream {
   std::size_t bytes = 0;
   std::uint64_t dropped = 0;
   bool ended = false;
+  bool each = false;  // every applied event, not `changes` notes
 };
 
 namespace {
@@ -70,8 +72,10 @@ HttpService::HttpService(const HttpOptions& options, Build build, Subscribe subs
     for (const auto& [key, value] : req.params) params[key] = value;  // a repeated parameter: the last
     if (!params.empty() && !takes_parameters(req.path) && req.path != "/metrics") {
       res.status = 400;
-      res.set_content(req.path + " takes no parameters (/api/buffers, /api/ops and /api/map do)\n",
-                      "text/plain");
+      res.set_content(
+          req.path +
+              " takes no parameters (/api/buffers, /api/ops, /api/map, /api/history and /api/timeline do)\n",
+          "text/plain");
       return;
     }
     const std::optional<HttpReply> reply = build(req.path, params);
@@ -90,6 +94,16 @@ HttpService::HttpService(const HttpOptions& options, Build build, Subscribe subs
   http_->Get("/api/events", [this, authorised](const httplib::Request& req, httplib::Response& res) {
     if (!authorised(req, res)) return;
     auto stream = std::make_shared<Stream>();
+    for (const auto& [key, value] : req.params) {
+      if (key != "each" || (value != "0" && value != "1")) {
+        res.status = 400;
+        res.set_content("/api/events takes one parameter, each=0|1 (1: every applied event), not " + key +
+                            "=" + value + "\n",
+                        "text/plain");
+        return;
+      }
+      stream->each = value == "1";
+    }
     {
       std::lock_guard lock(streams_mutex_);
       if (stopping_ || streams_.size() >= kMaxStreams) {
@@ -104,7 +118,7 @@ HttpService::HttpService(const HttpOptions& options, Build build, Subscribe subs
       std::lock_guard lock(streams_mutex_);
       std::erase(streams_, stream);
     };
-    if (!subscribe_(true)) {
+    if (!subscribe_(true, stream->each)) {
       forget();
       res.status = 503;
       res.set_content("ttmemd is too busy to start a stream now; try again\n", "text/plain");
@@ -114,9 +128,9 @@ HttpService::HttpService(const HttpOptions& options, Build build, Subscribe subs
     res.set_chunked_content_provider(
         "text/event-stream",
         [this, stream](std::size_t, httplib::DataSink& sink) { return serve_stream(*stream, sink); },
-        [this, forget](bool) {
+        [this, forget, each = stream->each](bool) {
           forget();
-          subscribe_(false);
+          subscribe_(false, each);
         });
   });
   // The dashboard: files built into the binary, served without the loop. It loads nothing from elsewhere.
@@ -131,7 +145,7 @@ HttpService::HttpService(const HttpOptions& options, Build build, Subscribe subs
                });
   }
   http_->set_error_handler([](const httplib::Request& req, httplib::Response& res) {
-    if (res.status == 404) {
+    if (res.status == 404 && res.body.empty()) {  // no such path (a path's own 404 says why itself)
       res.set_content(
           "ttmemd serves the dashboard at /, and " + paths_list() + " (GET); not " + req.path + "\n",
           "text/plain");
@@ -176,9 +190,10 @@ void HttpService::end_streams() {
   }
 }
 
-void HttpService::publish(const std::string& json) {
+void HttpService::publish(const std::string& json, bool applied_event) {
   std::lock_guard lock(streams_mutex_);
   for (auto& s : streams_) {
+    if (applied_event && !s->each) continue;
     std::lock_guard stream_lock(s->mutex);
     if (s->bytes + json.size() > kMaxStreamBacklog) {
       ++s->dropped;

@@ -9,8 +9,12 @@
 //   GET /api/buffers, /api/ops, /api/map
 //                      queries with parameters: ?device=0&pid=..&buffer_type=L1&kind=..&site=..&scope=..
 //                      &by=op&limit=N (buffers), ?pid&device&scope&limit (ops), ?device&buffer_type (map)
-//   GET /api/events    server-sent events: each applied change, leak and orphan as it happens (the
-//                      subscribe stream's JSON, one `data:` line each)
+//   GET /api/history, /api/timeline
+//                      the history's records and timeline (history_http.hpp), read off the loop
+//   GET /api/events    server-sent events (the subscribe stream's JSON, one `data:` line each): leaks,
+//                      orphans and OOM records as they happen, and a `changes` note at most every 100 ms
+//                      while events are applied; ?each=1 sends every applied event instead (what
+//                      `ttmem events --follow` gets, which costs the loop a JSON text per event)
 #pragma once
 
 #include <functional>
@@ -47,8 +51,9 @@ class HttpService {
  public:
   /// An answer built on the loop: the reply, or nothing when the loop could not answer in time.
   using Build = std::function<std::optional<HttpReply>(const std::string& path, const HttpParams& params)>;
-  /// Run on the loop: a stream subscriber comes (true) or goes (false). False: refused.
-  using Subscribe = std::function<bool(bool add)>;
+  /// Run on the loop: a stream subscriber comes (add) or goes, one that wants every event (each) or not.
+  /// False: refused.
+  using Subscribe = std::function<bool(bool add, bool each)>;
 
   /// Binds and starts serving. Throws std::runtime_error saying why it cannot bind.
   HttpService(const HttpOptions& options, Build build, Subscribe subscribe);
@@ -57,9 +62,10 @@ class HttpService {
   HttpService& operator=(const HttpService&) = delete;
 
   int port() const { return port_; }
-  /// From the loop: one streamed event's JSON, for every /api/events client. A client that does not
-  /// read loses events (and is told how many), never the server.
-  void publish(const std::string& json);
+  /// From the loop: one streamed event's JSON, for every /api/events client (an applied event's only for
+  /// those that asked for each). A client that does not read loses events (and is told how many), never
+  /// the server.
+  void publish(const std::string& json, bool applied_event = false);
   /// Streams at once, and bytes a stream may have waiting.
   static constexpr std::size_t kMaxStreams = 4;
   static constexpr std::size_t kMaxStreamBacklog = 4u << 20;

@@ -84,8 +84,10 @@ void Server::flush_output(Connection& c) {
 }
 
 void Server::notify(const views::StreamEvent& event) {
+  // A `changes` stream hears of what was applied before a record, then of the record.
+  if (change_streams_ && !std::holds_alternative<views::EventRow>(event)) note_changes();
   const std::string text = schema::to_json(event);
-  if (http_) http_->publish(text);
+  if (http_) http_->publish(text, std::holds_alternative<views::EventRow>(event));
   std::vector<std::uint8_t> bytes;
   proto::encode(bytes, proto::EventNotify{text});
   std::vector<std::uint64_t> ids;

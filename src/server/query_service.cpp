@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "connection.hpp"
+#include "history_http.hpp"
 #include "metrics_text.hpp"
 #include "queries.hpp"
 #include "ttmem/schema.hpp"
@@ -221,6 +222,8 @@ struct Server::HttpJob {
 };
 
 std::optional<HttpReply> Server::http_reply(const std::string& path, const HttpParams& params) {
+  if (is_history_path(path))
+    return history_http(options_.history ? options_.history->state_dir : "", path, params);
   if (path.rfind("/api/", 0) == 0 && HttpService::takes_parameters(path)) {
     auto job = std::make_shared<HttpJob>();
     try {

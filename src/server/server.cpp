@@ -16,6 +16,7 @@
 
 #include "connection.hpp"
 #include "queries.hpp"
+#include "ttmem/schema.hpp"
 
 namespace ttmem::server {
 
@@ -76,17 +77,27 @@ Server::Server(ServerOptions options)
     spdlog::info("history: off (--no-history)");
   }
   if (options_.http) {  // after the signal mask: its threads inherit it, and signals stay the loop's
+    changes_timer_ = loop_.add_timer([this] { note_changes(); });
     http_ = std::make_unique<HttpService>(
         *options_.http,
         [this](const std::string& path, const HttpParams& params) { return http_reply(path, params); },
-        [this](bool add) {
+        [this](bool add, bool each) {
           return mailbox_
               .call(
-                  [this, add] {
+                  [this, add, each] {
                     if (add) {
-                      subscribers_.added();  // the ledger now reports every event to the stream
+                      subscribers_.added(each);  // each: the ledger now reports every event to the stream
                     } else {
-                      subscribers_.removed();
+                      subscribers_.removed(each);
+                    }
+                    if (!each) {
+                      change_streams_ = add ? change_streams_ + 1 : change_streams_ - 1;
+                      if (add && change_streams_ == 1) {
+                        changes_seen_ = registry_.events_applied();
+                        changes_timer_.arm(kChangesIntervalMs);
+                      } else if (change_streams_ == 0) {
+                        changes_timer_.disarm();
+                      }
                     }
                     return std::string("ok");
                   },
@@ -94,6 +105,16 @@ Server::Server(ServerOptions options)
               .has_value();
         });
   }
+}
+
+// A dashboard wants to know that something changed, not each change: one note per interval costs the loop
+// nothing per event, where a JSON text per event would cap ingest near a million a second.
+void Server::note_changes() {
+  const std::uint64_t applied = registry_.events_applied();
+  if (applied == changes_seen_) return;
+  views::Changes c{applied - changes_seen_, realtime_ns()};
+  changes_seen_ = applied;
+  if (http_) http_->publish(schema::to_json(views::StreamEvent(c)));
 }
 
 Server::~Server() {

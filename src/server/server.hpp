@@ -171,8 +171,14 @@ class Server {
   std::unique_ptr<history::Writer> history_writer_;  // made first: a state dir in use stops ttmemd at start
   std::unique_ptr<history::HistorySink> history_;
   EventLoop::Timer history_timer_;
-  bool history_degraded_ = false;      // as last logged
-  LoopMailbox mailbox_{loop_};         // the HTTP threads' way onto the loop
+  bool history_degraded_ = false;  // as last logged
+  LoopMailbox mailbox_{loop_};     // the HTTP threads' way onto the loop
+  // HTTP streams that get `changes` notes: the timer runs while there is one.
+  EventLoop::Timer changes_timer_;
+  std::size_t change_streams_ = 0;
+  std::uint64_t changes_seen_ = 0;  // Registry::events_applied() at the last note
+  void note_changes();
+  static constexpr std::uint32_t kChangesIntervalMs = 100;
   std::unique_ptr<HttpService> http_;  // stopped (its threads joined) before the mailbox goes
 };
 

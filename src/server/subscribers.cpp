@@ -13,14 +13,16 @@ Subscribers::~Subscribers() {
   registry_.remove_sink(*this);
 }
 
-void Subscribers::change(int delta) {
-  const bool before = count_ > 0;
+void Subscribers::change(int delta, bool each) {
+  const bool before = each_ > 0;
   if (delta > 0) {
     ++count_;
+    each_ += each;
   } else if (count_ > 0) {
     --count_;
+    if (each && each_ > 0) --each_;
   }
-  if (before != (count_ > 0)) registry_.sinks_changed();
+  if (before != (each_ > 0)) registry_.sinks_changed();  // the ledger reports each event only while wanted
 }
 
 void Subscribers::on_event(const model::AppliedEvent& a) {

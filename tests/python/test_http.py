@@ -183,11 +183,11 @@ def test_bad_http_flags_are_refused_before_starting():
         assert r.returncode == 64 and expect in r.stderr, (args, r.stderr)
 
 
-def read_events(port: int, until, started, timeout: float = 20.0):
-    """Reads /api/events until `until(event)` is true; returns the events read (oldest first). Sets
+def read_events(port: int, until, started, timeout: float = 20.0, path: str = "/api/events"):
+    """Reads the stream at `path` until `until(event)` is true; returns the events read (oldest first). Sets
     `started` once the stream is open (ttmemd answers only after it has subscribed the stream)."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    conn.request("GET", "/api/events")
+    conn.request("GET", path)
     response = conn.getresponse()
     assert response.status == 200 and response.getheader("Content-Type") == "text/event-stream"
     started.set()
@@ -205,15 +205,19 @@ def read_events(port: int, until, started, timeout: float = 20.0):
 
 
 def test_the_event_stream_shows_allocations_and_deaths_as_they_happen():
+    """/api/events?each=1 has every applied event; /api/events (the dashboard's) has `changes` notes that
+    count them, at most one per 100 ms, and the same records (the orphan) in full."""
     with ttmem.Server(args=["--http", "0"]) as server:
         port = http_port(server)
-        found, started = {}, threading.Event()
+        found, started = {}, [threading.Event(), threading.Event()]
 
-        def watch():
-            found["events"] = read_events(port, lambda e: e.get("event") == "orphan", started)
-        watcher = threading.Thread(target=watch)
-        watcher.start()
-        assert started.wait(10)
+        def watch(key, path, n):
+            found[key] = read_events(port, lambda e: e.get("event") == "orphan", started[n], path=path)
+        watchers = [threading.Thread(target=watch, args=("each", "/api/events?each=1", 0)),
+                    threading.Thread(target=watch, args=("changes", "/api/events", 1))]
+        for w in watchers:
+            w.start()
+        assert all(s.wait(10) for s in started)
         with ttmem.open_mesh_device("n150") as mesh:
             b = mesh.allocate("DRAM", 12345 * 32)
             assert ttmem.flush()
@@ -228,12 +232,26 @@ def test_the_event_stream_shows_allocations_and_deaths_as_they_happen():
             assert child.stdout.readline().strip() == "ok"
         child.kill()
         child.wait()
-        watcher.join(timeout=30)
-        events = found["events"]
+        for w in watchers:
+            w.join(timeout=30)
+        events = found["each"]
         mine = [e for e in events if e.get("pid") == os.getpid()]
         assert any(e["event"] == "alloc" and e["type"] == "DRAM" and e["size"] == 12345 * 32 for e in mine), events[:5]
         assert any(e["event"] == "free" and e["type"] == "DRAM" for e in mine)
         assert events[-1]["pid"] == child.pid and events[-1]["buffers"] >= 1
+        notes = found["changes"]
+        assert {e["event"] for e in notes} <= {"changes", "orphan", "leak", "oom"}, notes
+        changes = [e for e in notes if e["event"] == "changes"]
+        assert changes and all(e["events"] > 0 for e in changes)
+        applied = sum(1 for e in events if e["event"] in ("alloc", "free"))
+        assert sum(e["events"] for e in changes) >= applied  # they count what was applied, not fewer
+        # One per 100 ms at most, and one before each record for the events before it.
+        records = len(notes) - len(changes)
+        seconds = (changes[-1]["time_ns"] - changes[0]["time_ns"]) / 1e9
+        assert len(changes) <= seconds / 0.1 + records + 1, notes
+        assert notes[-1]["event"] == "orphan" and notes[-1]["pid"] == child.pid
+        status, _, body = get(port, "/api/events?each=2")
+        assert status == 400 and "each=0|1" in body
 
 
 def test_hostile_http_clients_cost_the_socket_and_ingest_nothing():
@@ -272,3 +290,61 @@ def test_hostile_http_clients_cost_the_socket_and_ingest_nothing():
         else:
             raise AssertionError("HTTP did not recover after the hostile clients left")
         assert server.process.poll() is None
+
+
+def test_the_history_over_http_is_the_history_module():
+    """/api/history and /api/timeline answer what ttmem.history() and ttmem.timeline() read from the same
+    database; an orphan of a two-device mesh is a record of each device; bad parameters are 400."""
+    with ttmem.Server(args=["--http", "0", "--history-interval-ms", "100"], track=False) as server:
+        port = http_port(server)
+        child = subprocess.Popen([os.path.join(os.environ["TTMEM_BIN_DIR"], "ttmem-emu"), "--step", "-q"],
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                                 env=dict(os.environ, TTMEM_SOCKET=server.socket))
+        for line in ("mesh n300", "alloc w DRAM 4M site=model.py:7", "flush"):
+            child.stdin.write(line + "\n")
+            child.stdin.flush()
+            assert child.stdout.readline().strip() == "ok"
+        child.kill()
+        child.wait()
+        deadline = time.monotonic() + 20
+        while not ttmem.history(kinds="orphan", device=1, state_dir=server.state_dir):
+            assert time.monotonic() < deadline, "the orphan was not written to the history"
+            time.sleep(0.05)
+        for device in (0, 1):
+            status, kind, body = get(port, f"/api/history?kind=orphan&device={device}")
+            assert status == 200 and kind == "application/json", body
+            records = json.loads(body)["records"]
+            assert records == ttmem.history(kinds="orphan", device=device, state_dir=server.state_dir)
+            assert [r["pid"] for r in records] == [child.pid] and records[0]["device"] is None
+        assert json.loads(get(port, "/api/history?kind=orphan&device=2")[2])["records"] == []
+        # The timeline of device 1: its 4 MiB of DRAM as the peak of the interval the process died in (the
+        # timeline is written at the next tick, after the record).
+        def peak():
+            t = ttmem.timeline(1, since="10m", memory_type="DRAM", state_dir=server.state_dir)
+            return max((p[2] for s in t["series"] for p in s["points"]), default=0)
+        while peak() < 4 << 20:
+            assert time.monotonic() < deadline, "no timeline point with the 4 MiB peak"
+            time.sleep(0.05)
+        since, until = int(time.time()) - 600, int(time.time()) + 1
+        status, _, body = get(port, f"/api/timeline?device=1&since={since}&until={until}&processes=1")
+        assert status == 200, body
+        answer = json.loads(body)
+        module = ttmem.timeline(1, since=since, until=until, per_process=True, state_dir=server.state_dir)
+        del answer["until_ns"], module["until_ns"]  # an until after now is now: a moment apart
+        assert answer == module
+        dram = [s for s in answer["series"] if s["slot"] == "DRAM" and s["pid"] == 0][0]
+        assert max(p[2] for p in dram["points"]) >= 4 << 20
+        status, _, body = get(port, f"/api/timeline?device=1&since={since}&until={until}&type=L1")
+        assert status == 200 and all(s["slot"] == "L1" for s in json.loads(body)["series"])
+        for path, reason in [("/api/history?kind=bogus", "not one of server_start"),
+                             ("/api/history?since=yesterday", "not a time"),
+                             ("/api/history?limit=0", "1 to 100000"),
+                             ("/api/timeline?device=x", "whole number"),
+                             ("/api/timeline?type=SRAM", "not one of DRAM"),
+                             ("/api/timeline?since=10&until=5", "before"),
+                             ("/api/timeline?colour=red", "has no parameter 'colour'")]:
+            status, _, body = get(port, path)
+            assert status == 400 and reason in json.loads(body)["error"], (path, body)
+    with ttmem.Server(args=["--http", "0", "--no-history"], track=False) as server:
+        status, _, body = get(http_port(server), "/api/timeline?device=0")
+        assert status == 404 and "--no-history" in json.loads(body)["error"]

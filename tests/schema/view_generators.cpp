@@ -414,7 +414,7 @@ rc::Gen<AddressMap> address_map_gen() {
 
 rc::Gen<StreamEvent> stream_event_gen() {
   return gen::exec([]() -> StreamEvent {
-    switch (*gen::inRange(0, 5)) {
+    switch (*gen::inRange(0, 6)) {
       case 0:
         return event_row();
       case 1:
@@ -423,6 +423,8 @@ rc::Gen<StreamEvent> stream_event_gen() {
         return orphan();
       case 3:
         return small_oom_record();
+      case 4:
+        return Changes{any_u64(), any_u64()};
       default:
         return Dropped{any_u64()};
     }

@@ -150,6 +150,43 @@ try {
   await page.select("#map-type", "L1");
   await page.waitForFunction(() => !document.querySelector("#map-cbs").hidden, { timeout: 2000 });
 
+  // The timeline from ttmemd's history: device 0's DRAM and L1 as the history has them, the OOM record as a
+  // mark and a line; a drag zooms in (the finer span is fetched), double-click zooms back out.
+  await page.waitForFunction(() => {
+    const t = window.ttmemTimeline;
+    return t.chart && t.shown.includes("DRAM") && t.shown.includes("L1") && t.records.some((r) => r.kind === "oom");
+  }, { timeout: 8000 });
+  const history = await api(`/api/timeline?device=0&since=1h`);
+  const dramNow = history.series.find((s) => s.slot === "DRAM" && s.pid === 0).points.at(-1)[1]; // [time_ns, bytes, peak]
+  // What ttmemd holds now (the weights, the kv cache and the program's binary), once a point was written.
+  assert.equal(dramNow, (await api("/api/stats")).devices[0].memory.DRAM.used);
+  const drawnDram = await page.evaluate(() => {
+    const t = window.ttmemTimeline;
+    const column = t.chart.data[1 + 2 * t.shown.indexOf("DRAM")];
+    return column.filter((v) => v !== null).at(-1);
+  });
+  assert.equal(drawnDram, dramNow, await page.evaluate(() => JSON.stringify({ a: window.ttmemTimeline.answer, d: window.ttmemTimeline.chart.data, s: window.ttmemTimeline.shown })));
+  assert.match(await page.$eval('#timeline-records li[data-kind="oom"]', (li) => li.textContent), /20\.0 GiB|refused/);
+  const zoomed = await page.evaluate(async () => {
+    const t = window.ttmemTimeline;
+    const before = t.requests;
+    const u = t.chart;
+    const left = u.valToPos(Date.now() / 1000 - 120, "x");
+    const right = u.valToPos(Date.now() / 1000, "x");
+    u.setSelect({ left, width: right - left, top: 0, height: u.bbox.height / devicePixelRatio });
+    for (let i = 0; i < 100 && t.requests === before; i++) await new Promise((r) => setTimeout(r, 20));
+    return { zoom: t.zoom, x: [u.scales.x.min, u.scales.x.max], out: !document.getElementById("timeline-out").hidden };
+  });
+  assert.ok(zoomed.zoom && zoomed.zoom[1] - zoomed.zoom[0] > 100 && zoomed.zoom[1] - zoomed.zoom[0] < 140, JSON.stringify(zoomed));
+  assert.ok(Math.abs(zoomed.x[0] - zoomed.zoom[0]) < 1 && zoomed.out, JSON.stringify(zoomed));
+  await page.click("#timeline", { count: 2 });
+  await page.waitForFunction(() => window.ttmemTimeline.zoom === null && document.getElementById("timeline-out").hidden, { timeout: 2000 });
+  await page.click('#timeline-spans button[data-span="900"]');
+  await page.waitForFunction(() => {
+    const x = window.ttmemTimeline.chart.scales.x;
+    return Math.abs(x.max - x.min - 900) < 5;
+  }, { timeout: 2000 });
+
   await page.waitForSelector(".device canvas", { timeout: 5000 }); // the history chart is drawn
   // Its time axis spans ten minutes from the first sample, not years around one point.
   const span = await page.evaluate(() => {
@@ -185,6 +222,8 @@ try {
   await page.waitForFunction((p) => !document.querySelector(`#processes tr[data-pid="${p}"]`), { timeout: 1000 }, pid);
   console.log(`death shown after ${Date.now() - t0} ms`);
   assert.match(await page.$eval("#orphans", (o) => o.textContent), /died holding/);
+  // The history keeps the death too: the orphan is a mark and a line of the timeline within a few seconds.
+  await page.waitForSelector('#timeline-records li[data-kind="orphan"]', { timeout: 5000 });
 
   // Sorting by a column header.
   await page.click('#processes th[data-key="pid"]');

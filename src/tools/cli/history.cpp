@@ -127,19 +127,14 @@ int run_history(const Common& common, const HistoryOptions& o) {
   if (o.origin.op) f.op = *o.origin.op;
   f.limit = o.limit;
   if (!o.kinds.empty()) {
-    std::size_t start = 0;
-    while (start <= o.kinds.size()) {
-      const std::size_t comma = std::min(o.kinds.find(',', start), o.kinds.size());
-      const std::string name = o.kinds.substr(start, comma - start);
-      const auto kind = parse_enum<HistoryKind>(name);
-      if (!kind) {
-        std::cerr << "ttmem history: unknown --kind '" << name << "'; one of "
-                  << names_of(enum_values<HistoryKind>()) << '\n';
-        return kExitUsage;
-      }
-      f.kinds.push_back(*kind);
-      start = comma + 1;
+    std::string bad;
+    auto kinds = parse_enum_list<HistoryKind>(o.kinds, &bad);
+    if (!kinds) {
+      std::cerr << "ttmem history: unknown --kind '" << bad << "'; one of "
+                << names_of(enum_values<HistoryKind>()) << '\n';
+      return kExitUsage;
     }
+    f.kinds = std::move(*kinds);
   }
   try {
     const history::Reader reader(state_dir_of(o.source));

@@ -73,6 +73,9 @@ std::string stream_line(const views::StreamEvent& event, const Style& style) {
     std::string operator()(const views::Dropped& d) const {
       return fmt::format("({} events were dropped: this reader fell behind)", d.count);
     }
+    std::string operator()(const views::Changes& c) const {  // a socket subscriber gets each event instead
+      return fmt::format("{} {} events applied", clock_time(c.time_ns), c.events);
+    }
   };
   return std::visit(Line{style}, event);
 }

@@ -367,8 +367,17 @@ struct Dropped {
   bool operator==(const Dropped&) const = default;
 };
 
+/// A stream that is told of changes rather than each one (the dashboard's /api/events): this many events
+/// were applied since the last such note, the latest at time_ns. One per 100 ms at most while events are
+/// applied, and one before each record (a leak, orphan or OOM) for the events before it.
+struct Changes {
+  std::uint64_t events = 0;
+  std::uint64_t time_ns = 0;
+  bool operator==(const Changes&) const = default;
+};
+
 /// What a subscriber receives.
-using StreamEvent = std::variant<EventRow, Leak, Orphan, OomRecord, Dropped>;
+using StreamEvent = std::variant<EventRow, Leak, Orphan, OomRecord, Dropped, Changes>;
 
 // ---- queries: what a tool asks -----------------------------------------------------------------------
 

@@ -4,6 +4,7 @@
 // the server and the tools all use it. ttmem.h mirrors the values for C; c_api.cpp checks the mirror.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cstddef>
 #include <cstdint>
@@ -232,6 +233,25 @@ constexpr std::optional<E> parse_enum(std::string_view name) {
     if (e.name == name) return e.value;
   }
   return std::nullopt;
+}
+
+/// "a,b,c" as values, in order. Empty when a name is not the enum's; `bad` then holds that name.
+template <NamedEnum E>
+std::optional<std::vector<E>> parse_enum_list(std::string_view text, std::string* bad = nullptr) {
+  std::vector<E> out;
+  std::size_t start = 0;
+  while (start <= text.size()) {
+    const std::size_t comma = std::min(text.find(',', start), text.size());
+    const std::string_view name = text.substr(start, comma - start);
+    const auto value = parse_enum<E>(name);
+    if (!value) {
+      if (bad) *bad = std::string(name);
+      return std::nullopt;
+    }
+    out.push_back(*value);
+    start = comma + 1;
+  }
+  return out;
 }
 
 /// The value with this number (a decoder's check), if the enum has it.
