@@ -175,7 +175,8 @@ def buffers(device: Optional[int] = None, pid: Optional[int] = None, buffer_type
 def ops(pid: Optional[int] = None, device: Optional[int] = None, scope: Optional[str] = None, limit: int = 200,
         socket: Optional[str] = None) -> List[Dict[str, Any]]:
     """Per-op figures of live processes, largest peak first: pid, name, scope (the op path), device, slot,
-    bytes (held now, allocated inside that op), buffers, peak (the most it held at once)."""
+    bytes (held now, allocated inside that op or an op nested in it), buffers, peak (the most it held at
+    once)."""
     request: Dict[str, Any] = {"type": "ops", "limit": limit}
     for key, value in (("pid", pid), ("device", device), ("scope", scope)):
         if value is not None:

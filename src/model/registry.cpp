@@ -172,8 +172,30 @@ void Registry::account(ProcessState& p, ProcessDevice& pd, const AllocationRecor
   apply(pd.device->usage[s]);
   apply(pd.usage[s]);
   apply(p.usage[s]);
-  if (r.label & SiteLabels::kPairBit)
-    p.ops.apply({p.labels.at(r.label).scope, r.device, slot}, bytes, buffers);
+  if (r.label & SiteLabels::kPairBit) {
+    // An op holds what the ops inside it hold: "forward"'s peak is the most the whole forward held at once.
+    for (std::uint32_t scope = p.labels.at(r.label).scope; scope; scope = op_parent(p, scope))
+      p.ops.apply({scope, r.device, slot}, bytes, buffers);
+  }
+}
+
+std::uint32_t Registry::op_parent(ProcessState& p, std::uint32_t scope) {
+  if (auto it = p.op_parents.find(scope); it != p.op_parents.end()) return it->second;
+  std::uint32_t parent = 0;
+  if (auto text = p.sites.find(scope); text != p.sites.end()) {
+    const std::size_t slash = text->second.rfind('/');
+    if (slash != std::string::npos && slash > 0) {
+      const std::string_view up(text->second.data(), slash);
+      for (const auto& [id, t] : p.sites) {
+        if (t == up && id != scope) {
+          parent = id;
+          break;
+        }
+      }
+    }
+  }
+  p.op_parents.emplace(scope, parent);
+  return parent;
 }
 
 template <typename F>
@@ -247,6 +269,7 @@ void Registry::sites(ProcessState& p, const std::vector<proto::Site>& sites) {
       continue;
     }
     p.site_bytes = p.site_bytes - old_bytes + s.text.size();
+    if (it != p.sites.end() && it->second != s.text) p.op_parents.clear();  // a path renamed: find them anew
     p.sites[s.id] = s.text;
   }
 }

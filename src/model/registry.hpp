@@ -95,6 +95,9 @@ struct ProcessState {
   std::size_t site_bytes = 0;  ///< text held by `sites`
   SiteLabels labels;           ///< the (site, op scope) pairs of its live records
   OpFigures ops;               ///< what each op holds and held at most, per device and memory type
+  /// An op path's site id -> the id of the path one level up ("fwd/attn" -> "fwd"), 0 at the top: found
+  /// once per path by its text (the client interns an outer path before any path inside it).
+  std::unordered_map<std::uint32_t, std::uint32_t> op_parents;
   std::map<std::uint16_t, ProcessDevice> devices;
   std::vector<ProcessDevice*> device_index;  // by device id, into `devices` (map nodes do not move)
   SlotFigures usage{};
@@ -257,6 +260,7 @@ class Registry {
  private:
   /// Adds the record to (sign 1) or takes it from (sign -1) every figure it counts in.
   void account(ProcessState& p, ProcessDevice& pd, const AllocationRecord& r, int sign);
+  std::uint32_t op_parent(ProcessState& p, std::uint32_t scope);
   void insert_allocation(ProcessState& p, const proto::EventRecord& e);
   std::optional<AllocationRecord> release_allocation(ProcessState& p, const proto::EventRecord& e);
   void record_leak(ProcessState& p, const AllocationRecord& r, bool swept, std::uint64_t now_ns);

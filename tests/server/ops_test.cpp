@@ -237,6 +237,36 @@ TEST(Ops, AnOpsPeakIsTheMostItHeldAtOnce) {
   EXPECT_EQ(only.total, 1u);
 }
 
+TEST(Ops, AnOpHoldsWhatTheOpsInsideItHold) {
+  Tracked t;
+  auto mesh = n150();
+  std::shared_ptr<emu::MeshBuffer> weights;
+  {
+    OpScope forward("forward");
+    weights = mesh->create_buffer(dram(1 << 20, "model.py:1"));
+    {
+      OpScope attn("attn");
+      auto scores = mesh->create_buffer(dram(4 << 20, "model.py:2"));  // forward holds 5 MiB here
+    }
+    {
+      OpScope mlp("mlp");
+      auto h = mesh->create_buffer(dram(2 << 20, "model.py:3"));  // and 3 MiB here
+    }
+  }
+  t.flush();
+  views::OpsQuery q;
+  q.pid = getpid();
+  q.device = 0;
+  auto figures = [&](std::string_view scope) {
+    for (const auto& o : t.tool().ops(q).ops)
+      if (o.scope == scope && o.slot == Slot::DRAM) return std::pair{o.peak, o.bytes};
+    return std::pair<std::uint64_t, std::uint64_t>{0, 0};
+  };
+  EXPECT_EQ(figures("forward"), (std::pair<std::uint64_t, std::uint64_t>{5u << 20, 1u << 20}));
+  EXPECT_EQ(figures("forward/attn"), (std::pair<std::uint64_t, std::uint64_t>{4u << 20, 0}));
+  EXPECT_EQ(figures("forward/mlp"), (std::pair<std::uint64_t, std::uint64_t>{2u << 20, 0}));
+}
+
 TEST(Ops, AServerRestartKeepsTheOpOfEachBuffer) {
   Tracked t;
   auto mesh = n150();
