@@ -4,7 +4,7 @@ SHELL := /bin/bash
 PRESET ?= default
 BUILD_DIR := $(if $(filter default,$(PRESET)),build,build-$(PRESET))
 
-.PHONY: deps build test demo bench fuzz soak asan tsan format format-check clean
+.PHONY: deps build test demo bench fuzz soak asan tsan format format-check clean install package
 
 deps:
 	@scripts/install-deps.sh
@@ -19,6 +19,16 @@ test: build
 
 demo: build
 	@BUILD_DIR=$(BUILD_DIR) scripts/demo.sh
+
+# Into PREFIX (default /usr/local; DESTDIR for staging): binaries, libttmem, headers, CMake package,
+# pkg-config, systemd units, the Python module (docs/install.md).
+PREFIX ?= /usr/local
+install: build
+	@cmake --install $(BUILD_DIR) --prefix $(PREFIX)
+
+# A Debian package for /usr in build/ (ttmem_VERSION_amd64.deb).
+package: build
+	@cd $(BUILD_DIR) && cpack -G DEB
 
 # Every benchmark figure, several runs; writes bench/results/latest.json and docs/benchmarks.md.
 bench: build

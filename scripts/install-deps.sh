@@ -15,6 +15,8 @@ packages=(
   # HTTP: the Prometheus text parser and promtool check what /metrics serves; the dashboard's browser
   # test drives Debian's chromium; npm installs the dashboard's packages (below)
   python3-prometheus-client prometheus chromium nodejs
+  # make package: CPack's DEB generator derives the dependencies with dpkg-shlibdeps
+  dpkg-dev
 )
 
 missing=()

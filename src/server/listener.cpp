@@ -74,7 +74,12 @@ void check_directory(const std::string& dir) {
 
 }  // namespace
 
-Listener::Listener(const std::string& path, std::optional<gid_t> group) : path_(path) {
+Listener::Listener(const std::string& path, std::optional<gid_t> group, int activated_fd) : path_(path) {
+  if (activated_fd >= 0) {  // systemd's: bound, with its mode and group (SocketMode=, SocketGroup=)
+    fd_ = activated_fd;
+    spare_fd_ = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    return;
+  }
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
   if (path.empty() || path.size() >= sizeof addr.sun_path) {

@@ -20,8 +20,9 @@ namespace ttmem::server {
 
 class Listener {
  public:
-  /// Binds and listens. Throws std::runtime_error with a message that says what to do.
-  Listener(const std::string& path, std::optional<gid_t> group);
+  /// Binds and listens. Throws std::runtime_error with a message that says what to do. With
+  /// `activated_fd` (a socket systemd made and passed), serves that one: its file is systemd's, left as is.
+  Listener(const std::string& path, std::optional<gid_t> group, int activated_fd = -1);
   ~Listener();
   Listener(const Listener&) = delete;
   Listener& operator=(const Listener&) = delete;

@@ -12,6 +12,7 @@
 #include "history_writer.hpp"
 #include "http_address.hpp"
 #include "server.hpp"
+#include "socket_activation.hpp"
 #include "ttmem/exit_codes.hpp"
 #include "ttmem/socket_path.hpp"
 
@@ -169,6 +170,16 @@ int main(int argc, char** argv) {
     }
   }
   try {
+    if (auto activated = ttmem::server::take_activated_socket()) {
+      if (app.count("--socket") > 0 && options.socket_path != activated->path)
+        spdlog::warn("--socket {} ignored: systemd passed the socket {}", options.socket_path,
+                     activated->path);
+      if (options.group)
+        spdlog::warn("--group ignored: the socket is systemd's (set SocketGroup= in ttmemd.socket)");
+      options.socket_path = activated->path;
+      options.activated_fd = activated->fd;
+      spdlog::info("serving the socket systemd passed: {}", activated->path);
+    }
     ttmem::server::Server server(options);
     if (ready_fd >= 0) {
       const char ready = '1';

@@ -25,7 +25,7 @@ Server::Server(ServerOptions options)
       registry_(options_.limits),
       log_(options_.verbose),
       subscribers_(registry_, [this](const views::StreamEvent& e) { notify(e); }),
-      listener_(options_.socket_path, options_.group),
+      listener_(options_.socket_path, options_.group, options_.activated_fd),
       deaths_(loop_, options_.death_poll_ms, options_.poll_for_deaths,
               [this](std::uint32_t slot) { on_process_exit(slot); }),
       scratch_(kScratchBytes) {

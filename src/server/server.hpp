@@ -35,6 +35,7 @@ inline constexpr std::uint32_t kServerVersion = proto::kTtmemVersion;
 struct ServerOptions {
   std::string socket_path;
   std::optional<gid_t> group;          ///< socket group (mode 0660)
+  int activated_fd = -1;               ///< a listening socket systemd passed (socket_path is its path)
   bool verbose = false;                ///< log every event
   std::uint32_t stats_interval_s = 0;  ///< periodic statistics in the log; 0: off
   std::size_t max_connections = 1024;  ///< every connection, greeted or not
