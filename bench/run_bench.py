@@ -135,6 +135,26 @@ class Server:
         self.dir.cleanup()
 
 
+class Scraper:
+    """Prometheus at 10 Hz: GET /metrics every 100 ms while the block runs."""
+
+    def __init__(self, server):
+        self.server, self.stop = server, threading.Event()
+        self.thread = threading.Thread(target=self._run)
+
+    def _run(self):
+        while not self.stop.wait(0.1):
+            self.server.scrape()
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join()
+
+
 class Dashboard:
     """What an open dashboard asks of ttmemd: its event stream, read as it comes, and each second the views
     web/app.js and web/timeline.js fetch."""
@@ -283,16 +303,8 @@ def one_run(smoke):
         figures["ingest_events_per_s"] = ingest["events_per_second"]
         figures["ingest_exact"] = 1 if ingest["exact"] else 0
         # The same load while a scraper asks for /metrics every 100 ms: HTTP must not slow ingest.
-        scraping = threading.Event()
-
-        def scraper():
-            while not scraping.wait(0.1):
-                server.scrape()
-        scrape_thread = threading.Thread(target=scraper)
-        scrape_thread.start()
-        scraped = loadgen(server, ["-p", "4", "-n", "20000" if smoke else "2000000"])
-        scraping.set()
-        scrape_thread.join()
+        with Scraper(server):
+            scraped = loadgen(server, ["-p", "4", "-n", "20000" if smoke else "2000000"])
         figures["ingest_while_scraped_events_per_s"] = scraped["events_per_second"]
         # History on and off side by side: the same load into a ttmemd that keeps every buffer's lifetime.
         n = "20000" if smoke else "2000000"
@@ -314,22 +326,14 @@ def one_run(smoke):
             figures["history_lifetimes_kept"] = kept_rows
             figures["history_lifetimes_dropped"] = dropped
             figures["history_db_mib"] = round(os.path.getsize(db) / 2**20, 1)
-            # A scraper and a dashboard on the same ttmemd: HTTP must not slow ingest.
-            stop_scraping = threading.Event()
-
-            def scrape_kept():
-                while not stop_scraping.wait(0.1):
-                    kept.scrape()
-            scraper_thread = threading.Thread(target=scrape_kept)
-            scraper_thread.start()
+            # A scraper and a dashboard on the same ttmemd: HTTP must not slow ingest. Five times the events
+            # of the other ingest runs: a few seconds, so the page polls a few times.
             dashboard = Dashboard(kept)
             try:
-                # Five times the events of the other ingest runs: a few seconds, so the page polls a few times.
-                figures["ingest_dashboard_events_per_s"] = loadgen(kept, ["-p", "4", "-n", str(5 * int(n))])[
-                    "events_per_second"]
+                with Scraper(kept):
+                    figures["ingest_dashboard_events_per_s"] = loadgen(kept, ["-p", "4", "-n", str(5 * int(n))])[
+                        "events_per_second"]
             finally:
-                stop_scraping.set()
-                scraper_thread.join()
                 dashboard.close()
             figures["dashboard_fetches_per_run"] = dashboard.fetches
             # Connections that never finish their request hold an HTTP thread each (until 5 s of silence):

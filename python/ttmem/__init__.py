@@ -71,6 +71,45 @@ def _caller_site(depth: int = 2) -> str:
     return f"{os.path.basename(frame.f_code.co_filename)}:{frame.f_lineno}"
 
 
+# ---- arguments: a sentence and ttmem's own error, not pybind11's list of signatures ---------------------
+
+_U64 = 2**64
+
+
+def _bytes(name: str, value: Any, optional: bool = False) -> Optional[int]:
+    """A size in bytes as the runtime takes it: a whole number from 0 to 2**64 - 1."""
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidArgumentError(f"{name} must be a whole number of bytes, not {value!r}")
+    if value < 0 or value >= _U64:
+        raise InvalidArgumentError(f"{name} must be from 0 to 2**64 - 1 bytes, not {value}")
+    return value
+
+
+def _count(name: str, value: Any, optional: bool = False) -> Optional[int]:
+    """A count of cores or banks: a whole number from 1 to 2**32 - 1."""
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 2**32:
+        raise InvalidArgumentError(f"{name} must be a whole number from 1 to 2**32 - 1, not {value!r}")
+    return value
+
+
+def _text(name: str, value: Any, optional: bool = False, hint: str = "") -> Optional[str]:
+    if value is None and optional:
+        return None
+    if not isinstance(value, str):
+        raise InvalidArgumentError(f"{name} must be a string{hint}, not {value!r}")
+    return value
+
+
+def _mesh(function: str, mesh: Any) -> MeshDevice:
+    if not isinstance(mesh, MeshDevice):
+        raise InvalidArgumentError(f"{function} takes the MeshDevice open_mesh_device returned, not {mesh!r}")
+    return mesh
+
+
 # ---- the runtime ------------------------------------------------------------------------------------
 
 
@@ -83,12 +122,16 @@ def open_mesh_device(preset: str = "n150", arch: Optional[str] = None, l1_small_
     Device init places three 4096-byte dispatch control buffers on the first device. Allocations are
     reported to ttmemd when one is reachable (TTMEM_SOCKET, or use_server / Server).
     """
-    return _ttmem._open_mesh_device(preset, arch, l1_small_size, trace_region_size, worker_l1_size)
+    return _ttmem._open_mesh_device(_text("preset", preset, hint=" such as 'n150' (ttmem.presets() lists them)"),
+                                    _text("arch", arch, optional=True, hint=" ('wormhole_b0' or 'blackhole')"),
+                                    _bytes("l1_small_size", l1_small_size),
+                                    _bytes("trace_region_size", trace_region_size),
+                                    _bytes("worker_l1_size", worker_l1_size))
 
 
 def close_mesh_device(mesh: MeshDevice) -> None:
     """Closes the mesh in TT-Metal's order; buffers still held are swept and reported as leaks."""
-    mesh.close()
+    _mesh("close_mesh_device", mesh).close()
 
 
 def _allocate(self: MeshDevice, buffer_type: str, size: int, page_size: Optional[int] = None,
@@ -101,14 +144,21 @@ def _allocate(self: MeshDevice, buffer_type: str, size: int, page_size: Optional
     site: who created it, as ttmemd shows it; defaults to the caller's "file.py:LINE".
     Raises OutOfMemoryError with the allocator's message when it does not fit.
     """
-    return self._allocate(buffer_type, size, page_size, shard_cores, site or _caller_site())
+    return self._allocate(_text("buffer_type", buffer_type, hint=" (DRAM, L1, L1_SMALL, TRACE)"), _bytes("size", size),
+                          _bytes("page_size", page_size, optional=True), _count("shard_cores", shard_cores, optional=True),
+                          _text("site", site, optional=True) or _caller_site())
 
 
 def _create_program(self: MeshDevice, cb_sizes: Sequence[int], cores: Optional[int] = None,
                     name: Optional[str] = None, kernel_binary_size: int = 4096) -> Program:
     """A program with one circular buffer per entry of cb_sizes (bytes per core) on the first `cores`
     worker cores (all by default). Nothing is allocated until it runs."""
-    return self._create_program(list(cb_sizes), cores, name or f"program{next(_program_names)}", kernel_binary_size)
+    if isinstance(cb_sizes, (str, bytes)) or not hasattr(cb_sizes, "__iter__"):
+        raise InvalidArgumentError(f"cb_sizes must be a list of sizes in bytes, one per circular buffer, not {cb_sizes!r}")
+    sizes = [_bytes("each circular buffer's size", s) for s in cb_sizes]
+    return self._create_program(sizes, _count("cores", cores, optional=True),
+                                _text("name", name, optional=True) or f"program{next(_program_names)}",
+                                _bytes("kernel_binary_size", kernel_binary_size))
 
 
 def _enter(self: MeshDevice) -> MeshDevice:
@@ -119,6 +169,10 @@ def _exit(self: MeshDevice, *exc: Any) -> None:
     self.close()
 
 
+_buffer_address = Buffer.address
+# A deallocated buffer has no address: None, not the one it had (TT-Metal's Buffer::address() asserts).
+Buffer.address = property(lambda self: _buffer_address.fget(self) if self.is_allocated else None,
+                          doc="Where the buffer starts in each bank; None once it is deallocated.")
 MeshDevice.allocate = _allocate
 MeshDevice.create_program = _create_program
 MeshDevice.__enter__ = _enter
@@ -312,6 +366,8 @@ class Server:
 
     def __init__(self, verbose: bool = False, args: Sequence[str] = (), track: bool = True):
         self.verbose = verbose
+        if isinstance(args, (str, bytes)) or not all(isinstance(a, str) for a in args):
+            raise InvalidArgumentError(f"args must be a list of ttmemd's flags as strings, not {args!r}")
         self.args = list(args)
         self.track = track
         self.socket: Optional[str] = None
@@ -343,7 +399,7 @@ class Server:
         os.close(read_fd)
         if not started:
             self.stop()
-            raise RuntimeError("ttmemd did not start:\n" + self.log)
+            raise Error("ttmemd did not start:\n" + self.log)
         if self.track:
             # A process that has not reported yet then connects straight here, never to the default socket.
             self._previous_env = os.environ.get("TTMEM_SOCKET")

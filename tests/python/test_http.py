@@ -183,6 +183,21 @@ def test_bad_http_flags_are_refused_before_starting():
         assert r.returncode == 64 and expect in r.stderr, (args, r.stderr)
 
 
+def run_and_kill(server, lines):
+    """A ttmem-emu --step workload that runs `lines` (each answered "ok") and is then killed with -9,
+    holding what it allocated: ttmemd makes an orphan of it. Returns the dead child."""
+    child = subprocess.Popen([os.path.join(os.environ["TTMEM_BIN_DIR"], "ttmem-emu"), "--step", "-q"],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                             env=dict(os.environ, TTMEM_SOCKET=server.socket))
+    for line in lines:
+        child.stdin.write(line + "\n")
+        child.stdin.flush()
+        assert child.stdout.readline().strip() == "ok"
+    child.kill()
+    child.wait()
+    return child
+
+
 def read_events(port: int, until, started, timeout: float = 20.0, path: str = "/api/events"):
     """Reads the stream at `path` until `until(event)` is true; returns the events read (oldest first). Sets
     `started` once the stream is open (ttmemd answers only after it has subscribed the stream)."""
@@ -223,15 +238,7 @@ def test_the_event_stream_shows_allocations_and_deaths_as_they_happen():
             assert ttmem.flush()
             del b
         # A process that dies holding memory: its orphan record comes down the stream too.
-        child = subprocess.Popen([os.path.join(os.environ["TTMEM_BIN_DIR"], "ttmem-emu"), "--step", "-q"],
-                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                                 env=dict(os.environ, TTMEM_SOCKET=server.socket))
-        for line in ("mesh n150", "alloc a L1 4K", "flush"):
-            child.stdin.write(line + "\n")
-            child.stdin.flush()
-            assert child.stdout.readline().strip() == "ok"
-        child.kill()
-        child.wait()
+        child = run_and_kill(server, ("mesh n150", "alloc a L1 4K", "flush"))
         for w in watchers:
             w.join(timeout=30)
         events = found["each"]
@@ -297,15 +304,7 @@ def test_the_history_over_http_is_the_history_module():
     database; an orphan of a two-device mesh is a record of each device; bad parameters are 400."""
     with ttmem.Server(args=["--http", "0", "--history-interval-ms", "100"], track=False) as server:
         port = http_port(server)
-        child = subprocess.Popen([os.path.join(os.environ["TTMEM_BIN_DIR"], "ttmem-emu"), "--step", "-q"],
-                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                                 env=dict(os.environ, TTMEM_SOCKET=server.socket))
-        for line in ("mesh n300", "alloc w DRAM 4M site=model.py:7", "flush"):
-            child.stdin.write(line + "\n")
-            child.stdin.flush()
-            assert child.stdout.readline().strip() == "ok"
-        child.kill()
-        child.wait()
+        child = run_and_kill(server, ("mesh n300", "alloc w DRAM 4M site=model.py:7", "flush"))
         deadline = time.monotonic() + 20
         while not ttmem.history(kinds="orphan", device=1, state_dir=server.state_dir):
             assert time.monotonic() < deadline, "the orphan was not written to the history"

@@ -74,6 +74,44 @@ def test_errors_are_typed_and_carry_the_runtime_message():
         closed.allocate("DRAM", 4096)
 
 
+def test_bad_arguments_are_ttmems_errors_with_a_sentence():
+    """Not pybind11's list of signatures: each says which argument and what it may be."""
+    with ttmem.open_mesh_device("n150") as mesh:
+        for size, said in [(-1, "from 0 to 2**64 - 1 bytes, not -1"), (1.5, "whole number of bytes, not 1.5"),
+                           (2**70, "from 0 to 2**64 - 1 bytes"), ("1k", "whole number of bytes, not '1k'"),
+                           (True, "whole number of bytes, not True"), (None, "not None")]:
+            with pytest.raises(ttmem.InvalidArgumentError, match="size must be") as e:
+                mesh.allocate("DRAM", size)
+            assert said in str(e.value) and "incompatible function arguments" not in str(e.value)
+            assert isinstance(e.value, ttmem.Error) and isinstance(e.value, ValueError)
+        with pytest.raises(ttmem.InvalidArgumentError, match="page_size must be a whole number"):
+            mesh.allocate("DRAM", 4096, page_size=2048.0)
+        with pytest.raises(ttmem.InvalidArgumentError, match="shard_cores must be a whole number from 1"):
+            mesh.allocate("L1", 4096, shard_cores=0)
+        with pytest.raises(ttmem.InvalidArgumentError, match="buffer_type must be a string .DRAM, L1"):
+            mesh.allocate(None, 4096)
+        with pytest.raises(ttmem.InvalidArgumentError, match="cb_sizes must be a list"):
+            mesh.create_program(4096)
+        with pytest.raises(ttmem.InvalidArgumentError, match="each circular buffer's size must be from 0"):
+            mesh.create_program([-1])
+        # A deallocated buffer has no address any more.
+        b = mesh.allocate("DRAM", 4096)
+        assert b.address is not None
+        b.deallocate()
+        assert b.address is None and not b.is_allocated
+    with pytest.raises(ttmem.InvalidArgumentError, match="preset must be a string such as 'n150'"):
+        ttmem.open_mesh_device(None)
+    with pytest.raises(ttmem.InvalidArgumentError, match="l1_small_size must be from 0"):
+        ttmem.open_mesh_device("n150", l1_small_size=-5)
+    with pytest.raises(ttmem.InvalidArgumentError, match="close_mesh_device takes the MeshDevice"):
+        ttmem.close_mesh_device(None)
+    with pytest.raises(ttmem.InvalidArgumentError, match="args must be a list of ttmemd's flags"):
+        ttmem.Server(args="--no-history")
+    with pytest.raises(ttmem.Error, match="ttmemd did not start"):
+        with ttmem.Server(args=["--bogus"]):
+            pass
+
+
 def test_garbage_collection_frees_buffers(ttmemd):
     mesh = ttmem.open_mesh_device("n300")
 

@@ -1,6 +1,7 @@
 // The ttmem tools against a real ttmemd and real workloads: JSON schemas, CSV, exit codes, the event
 // stream, and `ttmem top` driven through tmux.
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -10,7 +11,9 @@
 
 #include "commands.hpp"
 #include "output.hpp"
+#include "raw_client.hpp"
 #include "subprocess.hpp"
+#include "top_layout.hpp"
 #include "top_model.hpp"
 
 namespace ttmem::test {
@@ -111,6 +114,116 @@ TEST(Cli, SmiCsvMatchesTheJson) {
   ASSERT_EQ(procs.size(), 2u);
   EXPECT_EQ(procs[0],
             (std::vector<std::string>{std::to_string(s.w->pid()), std::to_string((64u << 20) + 4096)}));
+}
+
+TEST(Cli, SmiTakesNvidiaSmisSpellings) {
+  Scenario s;
+  const json j = json::parse(ttmem(s.server, {"smi", "--json"}).out);
+  const std::string dram0 = std::to_string(j["devices"][0]["memory"]["DRAM"]["used"].get<std::uint64_t>());
+  // --query-gpu with nvidia-smi's field names and --format; the header keeps the names asked for.
+  auto r = ttmem(s.server, {"smi", "--query-gpu=index,name,memory.used,memory.total,memory.free",
+                            "--format=csv,nounits"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto rows = parse_csv(r.out);
+  ASSERT_EQ(rows.size(), 3u) << r.out;
+  EXPECT_EQ(rows[0],
+            (std::vector<std::string>{"index", "name", "memory.used", "memory.total", "memory.free"}));
+  EXPECT_EQ(rows[1][0], "0");
+  EXPECT_EQ(rows[1][1], "wormhole_b0");
+  EXPECT_EQ(rows[1][2], dram0);
+  EXPECT_FALSE(rows[1][4].empty());  // free DRAM, from ttmemd's address map
+  // -i with a device list, noheader, and a timestamp field.
+  r = ttmem(s.server, {"smi", "-i", "1", "--query-gpu=timestamp,index", "--format=csv,noheader"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  rows = parse_csv(r.out);
+  ASSERT_EQ(rows.size(), 1u) << r.out;
+  EXPECT_EQ(rows[0][1], "1");
+  EXPECT_EQ(rows[0][0].size(), std::string("2026/12/03 12:39:19.123").size()) << rows[0][0];
+  EXPECT_EQ(rows[0][0][4], '/');
+  r = ttmem(s.server, {"smi", "-i", "0,1", "--csv", "--noheader", "--query=id"});
+  EXPECT_EQ(parse_csv(r.out).size(), 2u) << r.out;
+  // --query-compute-apps: the process table, nvidia-smi's names.
+  r = ttmem(s.server, {"smi", "--query-compute-apps=pid,process_name,used_memory", "--format=csv,noheader"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  rows = parse_csv(r.out);
+  ASSERT_FALSE(rows.empty());
+  EXPECT_EQ(rows[0], (std::vector<std::string>{std::to_string(s.w->pid()), "ttmem-emu",
+                                               std::to_string((64u << 20) + 4096)}));
+  // -lms: a loop in milliseconds, as nvidia-smi spells it.
+  r = ttmem(s.server,
+            {"smi", "-lms", "20", "--count", "3", "--csv", "--noheader", "--query=timestamp,id", "-d", "0"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(parse_csv(r.out).size(), 3u) << r.out;
+  // --processes alone: the process table only; with --json it is accepted.
+  r = ttmem(s.server, {"smi", "--processes"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out.find("DRAM used / total"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find(std::to_string(s.w->pid())), std::string::npos) << r.out;
+  r = ttmem(s.server, {"smi", "--json", "--processes"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_FALSE(json::parse(r.out)["processes"].empty());
+  // A process field asked of the device table says where it is.
+  r = ttmem(s.server, {"smi", "--query=pid,dram"});
+  EXPECT_EQ(r.exit_code, 64);
+  EXPECT_NE(r.err.find("'pid' is a field of the process table: add --processes"), std::string::npos) << r.err;
+  for (std::vector<std::string> bad : {std::vector<std::string>{"smi", "--format=xml"},
+                                       {"smi", "--format=noheader"},
+                                       {"smi", "--json", "--format=csv"},
+                                       {"smi", "--noheader"},
+                                       {"smi", "-i", "0,x"},
+                                       {"smi", "--query-gpu=index", "--query-compute-apps=pid"}}) {
+    r = ttmem(s.server, bad);
+    EXPECT_EQ(r.exit_code, 64) << bad.back() << ": " << r.out;
+    EXPECT_TRUE(r.out.empty()) << r.out;
+  }
+}
+
+TEST(Cli, BuffersLeaksAndEventsHaveCsv) {
+  Scenario s;
+  auto r = ttmem(s.server, {"buffers", "--csv", "-d", "0"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto rows = parse_csv(r.out);
+  ASSERT_GE(rows.size(), 3u) << r.out;
+  EXPECT_EQ(rows[0][0], "pid");
+  EXPECT_EQ(rows[1][5], std::to_string(64u << 20));  // largest first, in bytes
+  EXPECT_EQ(rows[1][8], "model.py:10");
+  r = ttmem(s.server, {"buffers", "--csv", "--by", "site"});
+  rows = parse_csv(r.out);
+  ASSERT_GE(rows.size(), 2u) << r.out;
+  EXPECT_EQ(rows[0], (std::vector<std::string>{"key", "name", "type", "bytes", "buffers", "largest",
+                                               "devices", "processes"}));
+  EXPECT_EQ(rows[1][0], "model.py:10");
+  EXPECT_EQ(rows[1][6], "2");  // a mesh tensor: one row, two devices
+  r = ttmem(s.server, {"events", "--csv", "-n", "3"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  rows = parse_csv(r.out);
+  ASSERT_EQ(rows.size(), 4u) << r.out;
+  EXPECT_EQ(rows[0][1], "event");
+  EXPECT_EQ(rows[3][1], "alloc");
+  // Closing with a buffer held makes leaks; a kill -9 an orphan: both are lines.
+  run(*s.w, {"close", "flush"});
+  ServerProcess& server = s.server;
+  auto w2 = workload(server);
+  run(*w2, {"mesh n150", "alloc kv L1 8K site=serve.py:3", "flush"});
+  const pid_t dead = w2->pid();
+  w2->kill(SIGKILL);
+  w2->wait();
+  // ttmemd reclaims it when the pidfd says it died: ask until the orphan is there.
+  ASSERT_TRUE(eventually([&] {
+    r = ttmem(server, {"leaks", "--csv"});
+    return r.out.find("orphan,") != std::string::npos;
+  })) << r.out;
+  rows = parse_csv(r.out);
+  ASSERT_GE(rows.size(), 3u) << r.out;
+  EXPECT_EQ(rows[0][0], "record");
+  bool leak = false, orphan = false;
+  for (const auto& row : rows) {
+    leak = leak || (row[0] == "leak" && row[9] == "model.py:10");
+    orphan = orphan || (row[0] == "orphan" && row[2] == std::to_string(dead) && row[5] == "L1");
+  }
+  EXPECT_TRUE(leak) << r.out;
+  EXPECT_TRUE(orphan) << r.out;
+  EXPECT_EQ(ttmem(server, {"leaks", "--csv", "--json"}).exit_code, 64);
 }
 
 TEST(Cli, BadFlagsAndFieldsAreUsageErrors) {
@@ -461,6 +574,26 @@ TEST(CliTop, ShowsDevicesSortsOnKeysAndQuits) {
   }
   EXPECT_TRUE(relaid) << tmux.capture();
   EXPECT_NE(tmux.capture().find("DEVICES"), std::string::npos);
+  // The sizes people have: processes first, each device's figures whole (the L1 figure of an n300 device
+  // is the last thing on its line, where a terminal would cut it).
+  for (auto [cols, rows] : {std::pair{80, 24}, std::pair{120, 40}, std::pair{200, 50}}) {
+    tmux.resize(cols, rows);
+    const std::string l1 = "1.0 MiB/";
+    bool whole = false;
+    std::string shot;
+    for (int i = 0; i < 500 && !whole; ++i) {
+      shot = tmux.capture();
+      const auto first_line = shot.substr(0, shot.find('\n'));
+      whole = first_line.find("q quit") != std::string::npos &&
+              static_cast<int>(first_line.find_last_not_of(' ') + 1) <= cols &&
+              shot.find(l1) != std::string::npos &&
+              shot.substr(shot.find(l1) + l1.size(), 12).find(" MiB") != std::string::npos;
+      if (!whole) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    EXPECT_TRUE(whole) << cols << "x" << rows << ":\n" << shot;
+    EXPECT_LT(shot.find("PROCESSES"), shot.find("DEVICES")) << shot;
+    EXPECT_NE(shot.find(std::to_string(s.w->pid())), std::string::npos) << shot;
+  }
   tmux.keys("q");
   for (int i = 0; i < 500 && tmux.alive(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
   EXPECT_FALSE(tmux.alive());  // q ended ttmem top, and with it the session
@@ -480,6 +613,92 @@ TEST(CliOutput, BinaryUnitsCsvQuotingAndWidths) {
   EXPECT_EQ(cli::bar(1, 1000, 10, plain), "[#         ]");
   EXPECT_EQ(cli::bar(0, 1000, 4, plain), "[    ]");
   EXPECT_EQ(cli::bar(1000, 1000, 4, plain), "[####]");
+}
+
+/// A galaxy with 8 busy devices and 24 idle, 40 process rows with long command lines, and a leak.
+cli::TopModel busy_galaxy() {
+  cli::TopModel model(10);
+  views::Stats stats;
+  for (std::uint16_t id = 0; id < 32; ++id) {
+    views::DeviceUsage& d = stats.devices.emplace_back();
+    d.id = id;
+    d.arch = Arch::wormhole_b0;
+    d.memory[index(Slot::DRAM)].total = 12ull << 30;
+    d.memory[index(Slot::L1)].total = 1'433'600ull * 64;
+    if (id < 8) {
+      d.memory[index(Slot::DRAM)].used = (1ull << 30) * (id + 1) + 12345;
+      d.memory[index(Slot::L1)].used = 1ull << 20;
+      d.processes = 5;
+      d.buffers = 10;
+    }
+  }
+  for (int i = 0; i < 40; ++i) {
+    views::ProcessUsage& p = stats.processes.emplace_back();
+    p.pid = 100000 + i;
+    p.name = "python3";
+    p.command =
+        "python3 -m pytest tests/ttnn/unit_tests/operations/test_matmul.py -k test_" + std::to_string(i);
+    p.device = static_cast<std::uint16_t>(i % 8);
+    p.bytes[index(Slot::DRAM)] = (1ull << 30) + static_cast<std::uint64_t>(i) * 4'000'000;
+    p.bytes[index(Slot::L1)] = 123'456;
+    p.buffers = 7;
+  }
+  views::Leaks leaks;
+  views::Leak& l = leaks.leaks.emplace_back();
+  l.pid = 100001;
+  l.name = "python3";
+  l.size = 4096;
+  l.site = "conftest.py:88";
+  model.update(stats, leaks);
+  return model;
+}
+
+TEST(CliTopLayout, FitsEveryTerminalSizeProcessesFirstNothingCut) {
+  const cli::TopModel model = busy_galaxy();
+  for (auto [cols, rows] : {std::pair{80, 24}, std::pair{120, 40}, std::pair{200, 50}, std::pair{40, 10}}) {
+    cli::TopScreen screen;
+    screen.cols = cols;
+    screen.rows = rows;
+    screen.socket = "/run/ttmem/ttmemd.sock";
+    int scroll = 0;
+    const auto lines = cli::layout_top(model, screen, scroll);
+    SCOPED_TRACE(std::to_string(cols) + "x" + std::to_string(rows));
+    ASSERT_LE(lines.size(), static_cast<std::size_t>(rows));
+    std::string text;
+    for (const auto& line : lines) {
+      EXPECT_LE(cli::line_width(line), static_cast<std::size_t>(cols));
+      for (const auto& seg : line) text += seg.text;
+      text += '\n';
+    }
+    const auto processes = text.find("PROCESSES"), devices = text.find("DEVICES");
+    ASSERT_NE(processes, std::string::npos) << text;
+    if (rows >= 24) {
+      ASSERT_NE(devices, std::string::npos) << text;
+      EXPECT_LT(processes, devices) << text;  // the process table comes first
+      // Idle devices take one line; the shown rows carry whole figures; hidden rows are counted.
+      EXPECT_NE(text.find("idle, nothing allocated: 24 devices (8-31)"), std::string::npos) << text;
+      EXPECT_NE(text.find(cli::human_bytes(model.processes()[0].bytes[index(Slot::DRAM)])),
+                std::string::npos);
+      EXPECT_NE(text.find("more process rows"), std::string::npos) << text;
+      EXPECT_NE(text.find("LEAK"), std::string::npos) << text;
+    }
+    if (cols >= 200) {
+      EXPECT_NE(text.find("COMMAND"), std::string::npos) << text;
+    }
+    // No figure cut: every "x.y GiB/z.w GiB" pair on a device line is whole.
+    for (std::size_t at = text.find("GiB/"); at != std::string::npos; at = text.find("GiB/", at + 1))
+      EXPECT_NE(text.find("GiB", at + 4), std::string::npos);
+  }
+  // Scrolled past the end: clamped, and the last process is on the screen.
+  cli::TopScreen screen;
+  int scroll = 1000;
+  std::string text;
+  for (const auto& line : cli::layout_top(model, screen, scroll))
+    for (const auto& seg : line) text += seg.text + "\n";
+  EXPECT_LT(scroll, 40);
+  EXPECT_GT(scroll, 0);
+  EXPECT_NE(text.find(std::to_string(model.processes().back().pid)), std::string::npos) << text;
+  EXPECT_NE(text.find("above"), std::string::npos) << text;
 }
 
 TEST(CliTopModel, SortsKeepsBoundedHistoryAndDrawsSparklines) {

@@ -30,13 +30,24 @@ query::QueryClient connect_or_exit(const std::string& socket);
 struct SmiOptions {
   bool csv = false;
   bool noheader = false;
-  bool processes = false;          ///< CSV of the process table instead of the device table
-  std::vector<std::string> query;  ///< CSV fields
-  std::optional<int> device;
-  std::uint32_t loop_ms = 0;  ///< 0: once
-  std::uint32_t count = 0;    ///< with a loop: stop after this many reports (0: until interrupted)
+  bool processes = false;           ///< the process table instead of the device table
+  std::vector<std::string> query;   ///< CSV fields, canonical names
+  std::vector<std::string> header;  ///< the same as the user named them (nvidia-smi's names kept)
+  std::vector<int> devices;         ///< empty: all
+  std::uint32_t loop_ms = 0;        ///< 0: once
+  std::uint32_t count = 0;          ///< with a loop: stop after this many reports (0: until interrupted)
 };
 int run_smi(const Common& common, const SmiOptions& options);
+/// smi's flags as typed, nvidia-smi's spellings among them, before they become SmiOptions.
+struct SmiFlags {
+  std::string format;      ///< --format=csv,noheader,nounits
+  std::string query;       ///< --query
+  std::string query_gpu;   ///< --query-gpu (device fields)
+  std::string query_apps;  ///< --query-compute-apps (process fields; implies --processes)
+  std::string devices;     ///< -d/-i "0,1"
+};
+/// Fills `o` from the flags; returns a usage error's sentence, or "".
+std::string apply_smi_flags(const SmiFlags& flags, const Common& common, SmiOptions& o);
 /// Valid --query fields of the device and process tables.
 const std::vector<std::string>& smi_device_fields();
 const std::vector<std::string>& smi_process_fields();
@@ -60,6 +71,7 @@ struct BufferOptions {
   std::optional<std::string> by;  ///< op, site, pid or device: one row per key and memory type
   std::size_t limit = 50;
   bool all = false;
+  bool csv = false;  ///< CSV: raw numbers (bytes, ms), one line per buffer or group
 };
 int run_buffers(const Common& common, const BufferOptions& options);
 
@@ -72,6 +84,7 @@ int run_ops(const Common& common, const OpsOptions& options);
 struct LeakOptions {
   OriginFilter origin;
   std::size_t limit = 100;
+  bool csv = false;  ///< one line per leak, and per device x type an orphan held
 };
 int run_leaks(const Common& common, const LeakOptions& options);
 
@@ -79,6 +92,7 @@ struct EventOptions {
   OriginFilter origin;
   bool follow = false;
   std::size_t last = 20;
+  bool csv = false;  ///< allocations and frees only (the records have `leaks --csv` and `oom`)
 };
 int run_events(const Common& common, const EventOptions& options);
 

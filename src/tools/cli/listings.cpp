@@ -36,6 +36,12 @@ bool OriginFilter::keeps(const views::Orphan& orphan) const {
 
 namespace {
 
+/// Why a leak record is one, for people.
+std::string leak_cause(const views::Leak& l) {
+  if (l.after_oom) return fmt::format("left after out-of-memory record {}", l.after_oom);
+  return l.swept_by_close ? "held at close (swept)" : "never released by the close sequence";
+}
+
 std::string when(std::uint64_t time_ns) {
   return time_ns ? clock_time(time_ns) + " " : "";
 }
@@ -133,6 +139,28 @@ int run_buffers(const Common& common, const BufferOptions& o) {
     print_json(schema::to_json(answer));
     return 0;
   }
+  if (o.csv) {
+    if (q.by) {
+      std::cout << csv_line({"key", "name", "type", "bytes", "buffers", "largest", "devices", "processes"})
+                << '\n';
+      for (const auto& g : answer.groups)
+        std::cout << csv_line({g.key, g.name, std::string(to_string(g.slot)), std::to_string(g.bytes),
+                               std::to_string(g.buffers), std::to_string(g.largest),
+                               std::to_string(g.devices), std::to_string(g.processes)})
+                  << '\n';
+      return 0;
+    }
+    std::cout << csv_line({"pid", "name", "device", "type", "kind", "size", "address", "age_ms", "site", "op",
+                           "internal"})
+              << '\n';
+    for (const auto& b : answer.buffers)
+      std::cout << csv_line({std::to_string(b.pid), b.name, std::to_string(b.device),
+                             std::string(to_string(b.type)), std::string(to_string(b.kind)),
+                             std::to_string(b.size), std::to_string(b.address), std::to_string(b.age_ms),
+                             b.site, b.scope, b.internal ? "1" : "0"})
+                << '\n';
+    return 0;
+  }
   const Style style = Style::detect();
   if (q.by && !answer.groups.empty()) {
     print_groups(answer, *q.by, style);
@@ -193,6 +221,24 @@ int run_leaks(const Common& common, const LeakOptions& o) {
     print_json(schema::to_json(answer));
     return 0;
   }
+  if (o.csv) {
+    std::cout << csv_line({"record", "time", "pid", "name", "device", "type", "kind", "bytes", "buffers",
+                           "site", "op", "cause"})
+              << '\n';
+    for (const auto& l : answer.leaks)
+      std::cout << csv_line({"leak", date_time(l.time_ns), std::to_string(l.pid), l.name,
+                             std::to_string(l.device), std::string(to_string(l.type)),
+                             std::string(to_string(l.kind)), std::to_string(l.size), "1", l.site, l.scope,
+                             leak_cause(l)})
+                << '\n';
+    for (const auto& orphan : answer.orphans)
+      for (const auto& h : orphan.held)
+        std::cout << csv_line({"orphan", date_time(orphan.time_ns), std::to_string(orphan.pid), orphan.name,
+                               std::to_string(h.device), std::string(to_string(h.slot)), "",
+                               std::to_string(h.bytes), std::to_string(h.buffers), "", "", "died holding it"})
+                  << '\n';
+    return 0;
+  }
   const Style style = Style::detect();
   std::cout << style.bold("Leaks: buffers still held when their device was closed") << " (newest first)\n";
   if (answer.leaks.empty()) {
@@ -207,9 +253,7 @@ int run_leaks(const Common& common, const LeakOptions& o) {
       t.row({clock_time(l.time_ns), std::to_string(l.pid), l.name, std::to_string(l.device),
              std::string(to_string(l.type)), std::string(to_string(l.kind)), human_bytes(l.size),
              human_age_ms(l.age_ms), l.site.empty() ? "-" : l.site, l.scope.empty() ? "-" : l.scope,
-             l.after_oom        ? fmt::format("left after out-of-memory record {}", l.after_oom)
-             : l.swept_by_close ? "held at close (swept)"
-                                : "never released by the close sequence"});
+             leak_cause(l)});
     }
     t.print(std::cout, style, "  ");
   }
@@ -250,12 +294,25 @@ int run_events(const Common& common, const EventOptions& o) {
         return;
       if (const auto* orphan = std::get_if<views::Orphan>(&e); orphan && !f.keeps(*orphan)) return;
     }
-    if (common.json) {
+    if (o.csv) {
+      const auto* row = std::get_if<views::EventRow>(&e);
+      if (!row) return;  // records are not allocation events: `ttmem leaks --csv`, `ttmem oom`
+      std::cout << csv_line({date_time(row->time_ns), std::string(to_string(row->op)),
+                             std::to_string(row->pid), row->name, std::to_string(row->device),
+                             std::string(to_string(row->type)), std::string(to_string(row->kind)),
+                             std::to_string(row->id), std::to_string(row->size), std::to_string(row->address),
+                             row->site, row->scope, row->reason ? std::string(to_string(*row->reason)) : ""})
+                << '\n';
+    } else if (common.json) {
       std::cout << schema::to_json(e) << '\n';
     } else {
       std::cout << stream_line(e, style) << '\n';
     }
   };
+  if (o.csv)
+    std::cout << csv_line({"time", "event", "pid", "name", "device", "type", "kind", "id", "size", "address",
+                           "site", "op", "reason"})
+              << '\n';
   std::optional<query::QueryClient> stream;
   if (o.follow) {
     // Subscribe before reading the history so nothing falls between the two.

@@ -21,19 +21,23 @@ int main(int argc, char** argv) {
                  "ttmemd's socket ($TTMEM_SOCKET; default: your own ttmemd's, else /run/ttmem/ttmemd.sock)");
 
   SmiOptions smi;
-  std::string query_fields;
+  SmiFlags smi_flags;
   std::uint32_t loop_s = 0;
   auto* smi_cmd = app.add_subcommand("smi", "Memory per device and per process, like nvidia-smi");
   smi_cmd->add_flag("--json", common.json, "One JSON object (schema: docs/tools.md)");
-  auto* csv_flag = smi_cmd->add_flag("--csv", smi.csv, "CSV of the device table (or --processes)");
-  csv_flag->excludes(smi_cmd->get_option("--json"));
-  smi_cmd->add_option("--query", query_fields, "CSV fields, comma separated (see docs/tools.md)")
-      ->needs(csv_flag);
-  smi_cmd->add_flag("--noheader", smi.noheader, "CSV without the header line")->needs(csv_flag);
-  smi_cmd->add_flag("--processes", smi.processes, "CSV of the process table")->needs(csv_flag);
-  smi_cmd->add_option("-d,--device", smi.device, "Only this device");
+  smi_cmd->add_flag("--csv", smi.csv, "CSV of the device table (or --processes); values in bytes");
+  smi_cmd->add_option("--format", smi_flags.format,
+                      "nvidia-smi's: csv[,noheader][,nounits] (CSV is in bytes)");
+  smi_cmd->add_option("--query", smi_flags.query, "CSV fields, comma separated (see docs/tools.md)");
+  smi_cmd->add_option("--query-gpu", smi_flags.query_gpu, "nvidia-smi's: CSV fields of the device table");
+  smi_cmd->add_option("--query-compute-apps", smi_flags.query_apps,
+                      "nvidia-smi's: CSV fields of the process table");
+  smi_cmd->add_flag("--noheader", smi.noheader, "CSV without the header line");
+  smi_cmd->add_flag("--processes", smi.processes, "The process table only (CSV: its fields)");
+  smi_cmd->add_option("-d,-i,--device,--id", smi_flags.devices, "Only these devices: 0, or 0,1");
   auto* loop_opt = smi_cmd->add_option("-l,--loop", loop_s, "Repeat every SEC seconds");
-  smi_cmd->add_option("--loop-ms", smi.loop_ms, "Repeat every MS milliseconds")->excludes(loop_opt);
+  smi_cmd->add_option("--loop-ms", smi.loop_ms, "Repeat every MS milliseconds (-lms, as nvidia-smi)")
+      ->excludes(loop_opt);
   smi_cmd->add_option("--count", smi.count, "With a loop: stop after N reports")->check(CLI::PositiveNumber);
 
   // -p, -d, --site, --op: one set of filters for every listing of records.
@@ -57,6 +61,8 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember(ttmem::name_list(ttmem::enum_values<ttmem::GroupBy>())));
   buffers_cmd->add_option("-n,--limit", buffers.limit, "At most N rows (default 50)");
   buffers_cmd->add_flag("-a,--all", buffers.all, "Every buffer");
+  buffers_cmd->add_flag("--csv", buffers.csv, "CSV (sizes in bytes, age in ms)")
+      ->excludes(buffers_cmd->get_option("--json"));
 
   OpsOptions ops;
   auto* ops_cmd = app.add_subcommand(
@@ -73,6 +79,8 @@ int main(int argc, char** argv) {
   leaks_cmd->add_flag("--json", common.json, "JSON");
   leaks_cmd->add_option("-n,--limit", leaks.limit, "At most N leak records (default 100)");
   add_origin_filter(leaks_cmd, leaks.origin);
+  leaks_cmd->add_flag("--csv", leaks.csv, "CSV: a line per leak, and per device and type an orphan held")
+      ->excludes(leaks_cmd->get_option("--json"));
 
   EventOptions events;
   auto* events_cmd = app.add_subcommand("events", "Recent allocation events; --follow streams them");
@@ -80,6 +88,8 @@ int main(int argc, char** argv) {
   events_cmd->add_flag("--json", common.json, "One JSON object per line");
   events_cmd->add_option("-n,--last", events.last, "How many recent events first (default 20)");
   add_origin_filter(events_cmd, events.origin);
+  events_cmd->add_flag("--csv", events.csv, "CSV of allocations and frees (records: leaks --csv, oom)")
+      ->excludes(events_cmd->get_option("--json"));
 
   std::optional<std::uint64_t> oom_id;
   auto* oom_cmd = app.add_subcommand("oom", "Refused allocations: why each failed, and the device then");
@@ -205,6 +215,10 @@ int main(int argc, char** argv) {
     break;
   }
 
+  // nvidia-smi's -lms is one short option of three letters, which CLI11 would read as -l with "ms".
+  for (int i = 1; i < argc; ++i) {
+    if (std::string_view(argv[i]) == "-lms") argv[i] = const_cast<char*>("--loop-ms");
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -223,18 +237,9 @@ int main(int argc, char** argv) {
         std::cerr << "ttmem smi: --count needs a loop (-l SEC or --loop-ms MS)\n";
         return kExitUsage;
       }
-      if (!query_fields.empty()) {
-        const auto& valid = smi.processes ? smi_process_fields() : smi_device_fields();
-        for (const auto& f : CLI::detail::split(query_fields, ',')) {
-          if (std::find(valid.begin(), valid.end(), f) == valid.end()) {
-            std::string list;
-            for (const auto& v : valid) list += (list.empty() ? "" : ",") + v;
-            std::cerr << "ttmem smi: unknown --query field '" << f << "'"
-                      << (smi.processes ? " for --processes" : "") << "; valid: " << list << '\n';
-            return kExitUsage;
-          }
-          smi.query.push_back(f);
-        }
+      if (const std::string error = apply_smi_flags(smi_flags, common, smi); !error.empty()) {
+        std::cerr << "ttmem smi: " << error << '\n';
+        return kExitUsage;
       }
       return run_smi(common, smi);
     }
