@@ -3,7 +3,7 @@ it) runs against a live ttmemd holding a workload like the docs': the command mu
 (no usage error, no crash, exit status as shown when the block shows `echo $?`), and what can be compared
 is — each table header and each fixed sentence of the shown output (lines without digits) must be in what
 the command prints. The ttmem and ttmem-emu commands of the ```sh blocks must run too (not the ttmemd ones,
-which start servers, nor those that do not end by themselves: top, --follow, loops)."""
+which start servers, nor those that do not end by themselves: top, --follow, loops, `... &`)."""
 import os
 import re
 import subprocess
@@ -22,7 +22,7 @@ UNRUNNABLE = {
     "ttmem replay --offline bad.json": "shows the error for a capture the reader does not have",
 }
 # Commands of ```sh blocks that do not end by themselves or change files.
-NOT_RUN = re.compile(r"\b(top|--follow|-f)\b|--keep-open|\s-l\s|--loop(?!-ms)")
+NOT_RUN = re.compile(r"\b(top|--follow|-f)\b|--keep-open|\s-l\s|--loop(?!-ms)|&$")
 TOOL_LINE = re.compile(r"(build/bin/)?(ttmem|ttmem-emu) ")  # ttmemd lines start servers: not run
 
 
