@@ -1,5 +1,6 @@
 // ttmem-emu as users run it: a real process on good and bad scripts; messages, exit codes and --json.
 #include <gtest/gtest.h>
+#include <signal.h>
 
 #include <nlohmann/json.hpp>
 
@@ -189,6 +190,17 @@ TEST(EmuCli, SuffixesAndAllocAtAndAbortWork) {
   r = emu({"-"}, "mesh n150\nalloc a DRAM 4K\nabort\nalloc b DRAM 4K\n");
   EXPECT_EQ(r.exit_code, 128 + 9);  // killed, like a crash: nothing after abort runs
   EXPECT_EQ(r.out.find("alloc b"), std::string::npos);
+}
+
+TEST(EmuCli, TheLogIsWrittenLineByLineIntoAPipe) {
+  // A script that sleeps after its allocations: what it did is readable before it ends.
+  TempDir dir;
+  const std::string script = dir.write("hold.ttm", "mesh n150\nalloc weights DRAM 4M\nsleep 20000\n");
+  Child emu({bin_dir() + "/ttmem-emu", script}, Env{{"TTMEM_TRACKING", "0"}});
+  EXPECT_NE(emu.read_line(std::chrono::seconds(5)).find("mesh n150"), std::string::npos);
+  EXPECT_NE(emu.read_line(std::chrono::seconds(5)).find("alloc weights"), std::string::npos);
+  emu.kill(SIGKILL);
+  emu.wait();
 }
 
 }  // namespace

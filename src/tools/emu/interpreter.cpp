@@ -88,7 +88,8 @@ Interpreter::~Interpreter() {
 
 template <typename... Args>
 void Interpreter::say(fmt::format_string<Args...> format, Args&&... args) {
-  if (options_.log) *options_.log << fmt::format(format, std::forward<Args>(args)...) << '\n';
+  // Line by line, also into a pipe: a script that sleeps (examples/serve.ttm) shows what it did so far.
+  if (options_.log) *options_.log << fmt::format(format, std::forward<Args>(args)...) << std::endl;
 }
 
 RunResult Interpreter::run(const std::vector<Command>& script) {
