@@ -431,10 +431,7 @@ PYBIND11_MODULE(_ttmem, m) {
   const auto time_of = [](const std::optional<std::string>& text, std::uint64_t otherwise) {
     if (!text) return otherwise;
     auto t = history::parse_time(*text, realtime_ns());
-    if (!t)
-      throw history::HistoryError("'" + *text +
-                                  "' is not a time: give 90s, 30m, 2h, 7d, seconds since the epoch or "
-                                  "2026-12-02T10:00:00");
+    if (!t) throw history::HistoryError("'" + *text + "' is not a time: give " + history::kTimeForms);
     return *t;
   };
   m.def("_history", [=](std::optional<std::string> state_dir, std::optional<std::string> since,

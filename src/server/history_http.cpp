@@ -37,9 +37,8 @@ std::uint64_t time_parameter(const HttpParams& params, const std::string& key, s
   if (it == params.end()) return fallback;
   auto t = history::parse_time(it->second, now);
   if (!t)
-    throw BadParameter{
-        "parameter '" + key + "' is '" + it->second +
-        "', not a time: give 90s, 30m, 2h, 7d, seconds since the epoch or 2026-12-02T10:00:00"};
+    throw BadParameter{"parameter '" + key + "' is '" + it->second + "', not a time: give " +
+                       history::kTimeForms};
   return *t;
 }
 

@@ -32,8 +32,8 @@ std::optional<Window> window_of(const HistorySource& s, const char* command, std
   if (!s.since.empty()) {
     auto t = history::parse_time(s.since, now);
     if (!t) {
-      std::cerr << "ttmem " << command << ": --since '" << s.since
-                << "' is not a time: give 90s, 30m, 2h, 7d, seconds since the epoch or 2026-12-02T10:00:00\n";
+      std::cerr << "ttmem " << command << ": --since '" << s.since << "' is not a time: give "
+                << history::kTimeForms << '\n';
       return std::nullopt;
     }
     w.since = *t;

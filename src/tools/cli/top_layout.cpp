@@ -145,9 +145,9 @@ std::vector<Column> process_columns(std::size_t cols, int& command_width) {
     for (const auto& c : columns) w += static_cast<std::size_t>(c.width) + 1;
     return w;
   };
-  for (Column optional : {Column{"CB", 10, true}, Column{"BUFFERS", 8, true}, Column{"L1_SMALL", 10, true},
-                          Column{"TRACE", 10, true}}) {
-    if (used() + static_cast<std::size_t>(optional.width) + 1 <= cols) columns.push_back(optional);
+  for (Column extra : {Column{"CB", 10, true}, Column{"BUFFERS", 8, true}, Column{"L1_SMALL", 10, true},
+                       Column{"TRACE", 10, true}}) {
+    if (used() + static_cast<std::size_t>(extra.width) + 1 <= cols) columns.push_back(extra);
   }
   // A narrow terminal: fewer columns rather than cut ones.
   if (used() > cols) std::erase_if(columns, [](const Column& c) { return std::string_view(c.name) == "L1"; });

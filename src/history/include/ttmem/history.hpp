@@ -32,6 +32,8 @@ std::string database_path(const std::string& state_dir);
 /// "1h", "30m", "2d", "90s" (that long before `now_ns`), or seconds since the epoch, or
 /// "2026-12-02T10:00:00" (UTC). Empty when it is none of these.
 std::optional<std::uint64_t> parse_time(std::string_view text, std::uint64_t now_ns);
+/// What parse_time takes, for the error that says a time is not one.
+inline constexpr const char* kTimeForms = "90s, 30m, 2h, 7d, seconds since the epoch or 2026-12-02T10:00:00";
 /// "1h" -> nanoseconds; empty when not a duration.
 std::optional<std::uint64_t> parse_duration(std::string_view text);
 
