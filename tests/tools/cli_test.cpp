@@ -609,6 +609,11 @@ TEST(CliOutput, BinaryUnitsCsvQuotingAndWidths) {
   EXPECT_EQ(cli::csv_line({"a", "b,c", "say \"hi\""}), "a,\"b,c\",\"say \"\"hi\"\"\"");
   EXPECT_EQ(cli::visible_width("\x1b[31mred\x1b[0m"), 3u);
   EXPECT_EQ(cli::visible_width("\u2581\u2582"), 2u);
+  // A cut ends in "...", within the width, and with at_space before the number rather than inside it.
+  EXPECT_EQ(cli::abbreviated("python3 serve.py --port 8080", 20), "python3 serve.py ...");
+  EXPECT_EQ(cli::abbreviated("held 4096 bytes", 12, true), "held...");
+  EXPECT_EQ(cli::abbreviated("\u2581\u2582\u2583\u2584\u2585", 4), "\u2581...");
+  EXPECT_EQ(cli::abbreviated("abcdef", 2), "..");
   cli::Style plain;
   EXPECT_EQ(cli::bar(1, 1000, 10, plain), "[#         ]");
   EXPECT_EQ(cli::bar(0, 1000, 4, plain), "[    ]");

@@ -11,6 +11,7 @@
 #include <ostream>
 
 #include "ttmem/schema.hpp"
+#include "ttmem/utf8.hpp"
 
 namespace ttmem::cli {
 
@@ -105,6 +106,24 @@ std::size_t visible_width(const std::string& s) {
     if ((static_cast<unsigned char>(s[i]) & 0xc0) != 0x80) ++w;  // count code points, not bytes
   }
   return w;
+}
+
+std::string abbreviated(const std::string& text, std::size_t width, bool at_space) {
+  if (visible_width(text) <= width) return text;
+  if (width <= 3) return std::string(width, '.');
+  std::string out;
+  std::size_t shown = 0;
+  for (std::size_t i = 0; i < text.size() && shown + 3 < width;) {
+    const std::size_t len = std::max<std::size_t>(1, utf8_sequence_length(text, i));
+    out.append(text, i, len);
+    i += len;
+    ++shown;
+  }
+  if (at_space) {
+    const std::size_t space = out.rfind(' ');
+    if (space != std::string::npos && space + 12 >= out.size()) out.resize(space);
+  }
+  return out + "...";
 }
 
 void Table::column(std::string title, Align align) {

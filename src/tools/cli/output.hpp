@@ -66,6 +66,10 @@ std::string oom_line(const views::OomRecord& r, const Style& style);
 /// Visible width of a string (skips ANSI escapes, counts UTF-8 code points).
 std::size_t visible_width(const std::string& s);
 
+/// At most `width` characters (UTF-8 code points), "..." marking a cut; with `at_space`, the cut goes
+/// back to a space within the last 12 characters, so a number at the end is left out, not cut.
+std::string abbreviated(const std::string& text, std::size_t width, bool at_space = false);
+
 /// One CSV line, quoting cells that need it (RFC 4180).
 std::string csv_line(const std::vector<std::string>& cells);
 

@@ -12,7 +12,6 @@
 #include "commands.hpp"
 #include "output.hpp"
 #include "ttmem/schema.hpp"
-#include "ttmem/utf8.hpp"
 
 namespace ttmem::cli {
 
@@ -43,20 +42,6 @@ std::optional<Slot> slot_named(std::string_view field) {
     if (lower(to_string(s)) == name) return s;
   }
   return std::nullopt;
-}
-
-/// At most `width` characters (UTF-8 code points), "..." marking a cut.
-std::string abbreviated(const std::string& text, std::size_t width) {
-  if (visible_width(text) <= width) return text;
-  std::string out;
-  std::size_t shown = 0;
-  for (std::size_t i = 0; i < text.size() && shown + 3 < width;) {
-    const std::size_t len = std::max<std::size_t>(1, utf8_sequence_length(text, i));
-    out.append(text, i, len);
-    i += len;
-    ++shown;
-  }
-  return out + "...";
 }
 
 views::Stats filtered(views::Stats stats, const SmiOptions& o) {

@@ -12,26 +12,10 @@ namespace ttmem::cli {
 
 namespace {
 
-std::size_t width_of(const std::string& s) {
-  return visible_width(s);
-}
-
 /// Text fields (names, commands, record lines) that do not fit end in "..." at a space when there is
 /// one near, never inside a number.
 std::string fit_text(const std::string& text, std::size_t width) {
-  if (width_of(text) <= width) return text;
-  if (width <= 3) return std::string(width, '.');
-  std::string cut;
-  std::size_t cells = 0;
-  for (std::size_t i = 0; i < text.size() && cells < width - 3; ++i) {
-    cut += text[i];
-    if ((static_cast<unsigned char>(text[i]) & 0xc0) != 0x80) ++cells;
-  }
-  while (!cut.empty() && (static_cast<unsigned char>(cut.back()) & 0xc0) == 0x80) cut.pop_back();
-  if (!cut.empty() && (static_cast<unsigned char>(cut.back()) & 0x80)) cut.pop_back();  // a broken lead byte
-  const std::size_t space = cut.rfind(' ');
-  if (space != std::string::npos && space + 12 >= cut.size()) cut.resize(space);
-  return cut + "...";
+  return abbreviated(text, width, true);
 }
 
 TopLine plain(const std::string& text, Tone tone = Tone::normal) {
@@ -123,7 +107,7 @@ TopLine device_details(const views::DeviceUsage& d, std::size_t cols) {
   std::string text = "      ";
   for (const auto& f : fields) {
     const std::string next = text + (text.size() > 6 ? "   " : "") + f;
-    if (width_of(next) > cols) break;
+    if (visible_width(next) > cols) break;
     text = next;
   }
   return plain(text, Tone::dim);
@@ -182,7 +166,7 @@ std::string row_text(const std::vector<Column>& columns, int command_width,
 
 std::size_t line_width(const TopLine& line) {
   std::size_t w = 0;
-  for (const auto& s : line) w += width_of(s.text);
+  for (const auto& s : line) w += visible_width(s.text);
   return w;
 }
 
@@ -204,13 +188,14 @@ std::vector<TopLine> layout_top(const TopModel& model, const TopScreen& screen, 
   std::string title;
   for (const auto& f : facts) {
     const std::string next = title.empty() ? f : title + " | " + f;
-    if (width_of(next) + keys.size() + 1 > cols) break;
+    if (visible_width(next) + keys.size() + 1 > cols) break;
     title = next;
   }
   if (title.empty()) title = fit_text(" ttmem top", cols);
-  const std::size_t pad = cols > width_of(title) + keys.size() ? cols - width_of(title) - keys.size() : 0;
+  const std::size_t pad =
+      cols > visible_width(title) + keys.size() ? cols - visible_width(title) - keys.size() : 0;
   std::vector<TopLine> head{plain(
-      title + std::string(pad, ' ') + (width_of(title) + keys.size() <= cols ? keys : ""), Tone::title)};
+      title + std::string(pad, ' ') + (visible_width(title) + keys.size() <= cols ? keys : ""), Tone::title)};
   if (!screen.error.empty()) head.push_back(plain(fit_text(screen.error, cols), Tone::red));
 
   // What there is to show.
@@ -320,7 +305,7 @@ std::vector<TopLine> layout_top(const TopModel& model, const TopScreen& screen, 
   if (idle_row) {
     const std::string idle_text = fmt::format("  idle, nothing allocated: {} device{} ({})", idle_ids.size(),
                                               idle_ids.size() == 1 ? "" : "s", ranges(idle_ids));
-    out.push_back(plain(width_of(idle_text) <= cols
+    out.push_back(plain(visible_width(idle_text) <= cols
                             ? idle_text
                             : fit_text(fmt::format("  idle: {} devices", idle_ids.size()), cols),
                         Tone::dim));
