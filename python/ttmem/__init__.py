@@ -24,7 +24,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Union
 
 from . import _ttmem
 from ._ttmem import (
@@ -150,13 +150,28 @@ def _allocate(self: MeshDevice, buffer_type: str, size: int, page_size: Optional
 
 
 def _create_program(self: MeshDevice, cb_sizes: Sequence[int], cores: Optional[int] = None,
-                    name: Optional[str] = None, kernel_binary_size: int = 4096) -> Program:
+                    name: Optional[str] = None, kernel_binary_size: int = 4096,
+                    core_ranges: Union[None, str, Sequence[Optional[str]]] = None) -> Program:
     """A program with one circular buffer per entry of cb_sizes (bytes per core) on the first `cores`
-    worker cores (all by default). Nothing is allocated until it runs."""
+    worker cores (all by default), or on `core_ranges`: TT-Metal's CoreRangeSet text ("{[0-0 - 7-0]}"),
+    one for every circular buffer or a list with one per circular buffer (None keeps `cores`).
+    Nothing is allocated until it runs."""
     if isinstance(cb_sizes, (str, bytes)) or not hasattr(cb_sizes, "__iter__"):
         raise InvalidArgumentError(f"cb_sizes must be a list of sizes in bytes, one per circular buffer, not {cb_sizes!r}")
     sizes = [_bytes("each circular buffer's size", s) for s in cb_sizes]
-    return self._create_program(sizes, _count("cores", cores, optional=True),
+    if core_ranges is None:
+        ranges: list = []
+    elif isinstance(core_ranges, str):
+        ranges = [core_ranges] * len(sizes)
+    elif hasattr(core_ranges, "__iter__"):
+        ranges = list(core_ranges)
+        if len(ranges) != len(sizes) or not all(r is None or isinstance(r, str) for r in ranges):
+            raise InvalidArgumentError(
+                f"core_ranges must be one core range text, or a list of {len(sizes)} (one per circular buffer, "
+                f"each a text such as '{{[0-0 - 7-0]}}' or None), not {core_ranges!r}")
+    else:
+        raise InvalidArgumentError(f"core_ranges must be a core range text such as '{{[0-0 - 7-0]}}', not {core_ranges!r}")
+    return self._create_program(sizes, ranges, _count("cores", cores, optional=True),
                                 _text("name", name, optional=True) or f"program{next(_program_names)}",
                                 _bytes("kernel_binary_size", kernel_binary_size))
 

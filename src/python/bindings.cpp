@@ -98,6 +98,7 @@ void raise_out_of_memory(const emu::Error& e) {
   err.attr("needed_per_bank") = f ? py::object(py::int_(f->needed_per_bank)) : py::none();
   err.attr("free_per_bank") = f ? py::object(py::int_(f->free_per_bank)) : py::none();
   err.attr("largest_free_block") = f ? py::object(py::int_(f->largest_free_block)) : py::none();
+  err.attr("detail") = e.detail().empty() ? py::none() : py::object(py::str(e.detail()));
   err.attr("record_id") = py::none();
   err.attr("verdict") = py::none();
   err.attr("summary") = py::none();
@@ -141,7 +142,8 @@ PYBIND11_MODULE(_ttmem, m) {
   g_exc.out_of_memory = make_exception(
       m, "OutOfMemoryError", {g_exc.base, PyExc_MemoryError},
       "An allocator could not place a buffer. Attributes: size, num_banks, needed_per_bank, "
-      "free_per_bank, largest_free_block (the runtime's figures), and ttmemd's record_id, "
+      "free_per_bank, largest_free_block (the runtime's figures), detail (the emulator's note beside "
+      "TT-Metal's message, e.g. a mesh's lockstep figures, or None), and ttmemd's record_id, "
       "verdict, summary and op (the op path it was asked in) when the process is tracked (else None).");
   g_exc.cb_clash =
       make_exception(m, "CircularBufferClashError", {g_exc.base},
@@ -271,8 +273,8 @@ PYBIND11_MODULE(_ttmem, m) {
               d["index"] = cb.index;
               d["address"] = cb.address;
               d["size"] = cb.size;
-              d["first_core"] = cb.cores.first;
-              d["cores"] = cb.cores.count;
+              d["cores"] = cb.cores.str();
+              d["num_cores"] = cb.cores.num_cores();
               out.append(d);
             }
             return out;
@@ -317,14 +319,27 @@ PYBIND11_MODULE(_ttmem, m) {
       .def(
           "_create_program",
           [](emu::MeshDevice& md, const std::vector<std::uint64_t>& cb_sizes,
-             std::optional<std::uint32_t> cores, const std::string& name, std::uint64_t kernel_binary_size) {
+             const std::vector<std::optional<std::string>>& core_ranges, std::optional<std::uint32_t> cores,
+             const std::string& name, std::uint64_t kernel_binary_size) {
             emu::ProgramConfig p;
             p.name = name;
             p.kernel_binary_size = kernel_binary_size;
-            for (auto s : cb_sizes) p.circular_buffers.push_back({s, {0, cores.value_or(0)}});
+            const emu::CoreRangeSet first =
+                cores ? ttmem::first_cores(*cores, md.device(0).spec().worker_grid_x) : emu::CoreRangeSet{};
+            for (std::size_t i = 0; i < cb_sizes.size(); ++i) {
+              emu::CoreRangeSet set = first;
+              if (i < core_ranges.size() && core_ranges[i]) {
+                std::string error;
+                auto parsed = ttmem::parse_core_range_set(*core_ranges[i], &error);
+                if (!parsed) throw emu::Error(emu::ErrorCode::invalid_argument, error);
+                set = std::move(*parsed);
+              }
+              p.circular_buffers.push_back({cb_sizes[i], std::move(set)});
+            }
             return md.create_program(p);
           },
-          py::arg("cb_sizes"), py::arg("cores"), py::arg("name"), py::arg("kernel_binary_size"))
+          py::arg("cb_sizes"), py::arg("core_ranges"), py::arg("cores"), py::arg("name"),
+          py::arg("kernel_binary_size"))
       .def("run", &emu::MeshDevice::run, py::arg("program"),
            "Runs a program on every device: places its circular buffers, caches its kernel binary.")
       .def("clear_program_cache", &emu::MeshDevice::clear_program_cache,

@@ -69,21 +69,6 @@ void choose_grid(const Capture& capture, const AddressCheckOptions& options, Add
   }
 }
 
-/// The emulator's core range: a run of consecutive cores, row-major. A rectangle that is not whole rows
-/// or part of one row becomes the run that covers it (noted).
-emu::CoreRange run_of(const bridge::CoreRangeSet& set, std::uint32_t grid_x, bool& exact) {
-  std::uint32_t first = UINT32_MAX, last = 0;
-  std::uint64_t cores = 0;
-  for (const bridge::CoreRange& r : set.ranges) {
-    first = std::min(first, static_cast<std::uint32_t>(r.start.y * grid_x + r.start.x));
-    last = std::max(last, static_cast<std::uint32_t>(r.end.y * grid_x + r.end.x));
-    cores += r.num_cores();
-  }
-  if (set.ranges.empty()) return {0, 0};
-  exact = last - first + 1 == cores;
-  return {first, last - first + 1};
-}
-
 struct PendingProgram {
   std::string name;
   int level = 0;  ///< stacking level of its deallocate-all: the device operation's frame
@@ -204,12 +189,9 @@ class Checker {
                       : "not placed: no program (no circular_buffer_deallocate_all before it)");
       return;
     }
-    bool exact = true;
     emu::CircularBufferConfig cb;
     cb.size = p.size;
-    cb.cores = run_of(p.cores, check_.grid_x, exact);
-    if (!exact)
-      check_.rows[row].note = "its cores, as the emulator's run of consecutive cores, are a superset";
+    cb.cores = p.cores;  // the capture's rectangles, placed as TT-Metal places them
     pending_->cbs.push_back(cb);
     pending_->cb_rows.push_back(row);
   }

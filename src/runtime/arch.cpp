@@ -1,7 +1,10 @@
 // Geometry of Wormhole B0 and Blackhole and the mesh presets. Figures: docs/runtime.md, "Geometry".
 #include "ttmem/runtime/arch.hpp"
 
+#include <algorithm>
 #include <array>
+
+#include "ttmem/units.hpp"
 
 namespace ttmem::emu {
 
@@ -59,6 +62,16 @@ ArchSpec device_spec(Arch arch, const DeviceOptions& options) {
   if (options.worker_grid_x) spec.worker_grid_x = options.worker_grid_x;
   if (options.worker_grid_y) spec.worker_grid_y = options.worker_grid_y;
   if (options.l1_unreserved_base) spec.l1_unreserved_base = options.l1_unreserved_base;
+  spec.allocation_alignment =
+      options.allocation_alignment ? options.allocation_alignment : spec.dram_alignment;
+  // MetalContext::initialize: the unreserved start is align(L1 base + L1 size - worker_l1_size, max of
+  // the two alignments); the top of L1 does not move.
+  if (options.worker_l1_size && options.worker_l1_size <= spec.l1_size_per_core) {
+    spec.l1_unreserved_base = saturating_align_up(spec.l1_size_per_core - options.worker_l1_size,
+                                                  std::max(spec.l1_alignment, spec.dram_alignment));
+  }
+  // L1BankingAllocator::generate_config aligns the unreserved base to the DRAM alignment once more.
+  spec.l1_unreserved_base = saturating_align_up(spec.l1_unreserved_base, spec.dram_alignment);
   return spec;
 }
 

@@ -62,6 +62,7 @@ std::shared_ptr<Buffer> Buffer::create_locked(std::shared_ptr<BufferHome> home, 
   b->num_banks_ = layout.num_banks;
   b->aligned_page_size_ = layout.aligned_page_size;
   b->size_per_bank_ = layout.size_per_bank;
+  b->reserved_per_bank_ = layout.reserved_per_bank;
 
   if (placing.at) {
     b->address_ = *placing.at;
@@ -126,6 +127,7 @@ std::shared_ptr<Buffer> Buffer::view(const std::shared_ptr<Buffer>& root_in, std
   v->page_size_ = root->page_size_;
   v->aligned_page_size_ = root->aligned_page_size_;
   v->size_per_bank_ = root->size_per_bank_;
+  v->reserved_per_bank_ = root->reserved_per_bank_;
   v->num_banks_ = root->num_banks_;
   v->type_ = root->type_;
   v->kind_ = root->kind_;
@@ -175,7 +177,7 @@ AllocationEvent Buffer::event() const {
   e.address = address_;
   e.page_size = page_size_;
   e.num_banks = num_banks_;
-  e.size_per_bank = size_per_bank_;
+  e.size_per_bank = reserved_per_bank_;
   e.site = site_;
   e.internal = internal_;
   e.op = op_;

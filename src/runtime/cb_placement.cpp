@@ -6,74 +6,106 @@
 #include <algorithm>
 
 #include "ttmem/runtime/error.hpp"
+#include "ttmem/units.hpp"
 
 namespace ttmem::emu {
 
+CoreRangeSet resolve_cores(const CoreRangeSet& cores, const ArchSpec& spec) {
+  if (cores.ranges.empty()) return CoreRangeSet{{{{0, 0}, {spec.worker_grid_x - 1, spec.worker_grid_y - 1}}}};
+  return cores.merged();
+}
+
 namespace {
 
-CoreRange resolve(const CoreRange& range, const ArchSpec& spec) {
-  return range.count == 0 ? CoreRange{0, spec.num_worker_cores()} : range;
+// CircularBufferAllocator::mark_address: a CB appends to the last region or opens a higher one.
+void mark(CircularBufferRegion& a, DeviceAddr address, std::uint64_t size, DeviceAddr base) {
+  if (a.regions.empty()) a.regions.emplace_back(base, base);
+  auto& last = a.regions.back();
+  if (address < last.second) {
+    throw Error(
+        ErrorCode::invalid_state,
+        fmt::format("Local buffer address {} has to append to last L1 region [{}, {}) or be at a higher "
+                    "address",
+                    address, last.first, last.second));
+  }
+  if (address == last.second) {
+    last.second = saturating_add(last.second, size);
+  } else {
+    a.regions.emplace_back(address, saturating_add(address, size));
+  }
 }
 
 }  // namespace
 
-std::string core_range_text(const CoreRange& in, const ArchSpec& spec) {
-  const CoreRange range = resolve(in, spec);
-  const std::uint32_t last = range.first + range.count - 1;
-  return fmt::format("[(x={},y={}) - (x={},y={})]", range.first % spec.worker_grid_x,
-                     range.first / spec.worker_grid_x, last % spec.worker_grid_x, last / spec.worker_grid_x);
-}
-
-std::vector<PlannedCircularBuffer> plan_circular_buffers(const ProgramConfig& config, const ArchSpec& spec) {
-  std::vector<DeviceAddr> end_of_core(spec.num_worker_cores(), spec.l1_unreserved_base);
-  std::vector<PlannedCircularBuffer> out;
+CircularBufferPlan plan_circular_buffers(const ProgramConfig& config, const ArchSpec& spec) {
+  CircularBufferPlan plan;
+  std::vector<CoreRangeSet> sets;
   for (std::uint32_t i = 0; i < config.circular_buffers.size(); ++i) {
     const CircularBufferConfig& cb = config.circular_buffers[i];
-    const CoreRange range = resolve(cb.cores, spec);
     if (cb.size == 0) {
       throw Error(ErrorCode::invalid_argument,
                   fmt::format("circular buffer {} of program {} has size 0", i, config.name));
     }
-    if (range.first + range.count > spec.num_worker_cores()) {
-      throw Error(ErrorCode::invalid_argument,
-                  fmt::format("core range of {} cores from core {} is outside the {} worker cores",
-                              range.count, range.first, spec.num_worker_cores()));
+    CoreRangeSet set = resolve_cores(cb.cores, spec);
+    for (const CoreRange& r : set.ranges) {
+      if (r.end.x >= spec.worker_grid_x || r.end.y >= spec.worker_grid_y) {
+        throw Error(ErrorCode::invalid_argument,
+                    fmt::format("core range {} of circular buffer {} is outside the {}x{} worker grid",
+                                r.str(), i, spec.worker_grid_x, spec.worker_grid_y));
+      }
+      // add_circular_buffer_: one allocator per distinct core range, made when first seen.
+      const bool known = std::any_of(plan.allocators.begin(), plan.allocators.end(),
+                                     [&](const CircularBufferRegion& a) { return a.range == r; });
+      if (!known) plan.allocators.push_back({r, {}});
     }
-    auto cores_begin = end_of_core.begin() + range.first;
-    auto cores_end = cores_begin + range.count;
-    // Same address on every core of the range: above whatever any of them already holds.
-    const DeviceAddr top = *std::max_element(cores_begin, cores_end);
-    const DeviceAddr address = (top + spec.l1_alignment - 1) / spec.l1_alignment * spec.l1_alignment;
-    std::fill(cores_begin, cores_end, address + cb.size);
-    out.push_back({i, address, cb.size, range});
+    sets.push_back(std::move(set));
   }
-  return out;
+
+  const DeviceAddr base = spec.l1_unreserved_base;
+  for (std::uint32_t i = 0; i < config.circular_buffers.size(); ++i) {
+    const CoreRangeSet& set = sets[i];
+    DeviceAddr address = base;
+    for (const CoreRange& r : set.ranges) {
+      for (const CircularBufferRegion& a : plan.allocators) {
+        if (a.range == r) {
+          address = std::max(address, a.end());
+          break;
+        }
+      }
+    }
+    address = saturating_align_up(address, spec.allocation_alignment);
+    const std::uint64_t size = config.circular_buffers[i].size;
+    for (const CoreRange& r : set.ranges) {
+      for (CircularBufferRegion& a : plan.allocators) {
+        if (!a.range.intersects(r)) continue;
+        // Already marked past this address by a CB on another range that also meets this allocator.
+        if (a.range != r && address < a.end()) continue;
+        mark(a, address, size, base);
+      }
+    }
+    plan.cbs.push_back({i, address, size, set});
+  }
+  return plan;
 }
 
-void validate_circular_buffers(const std::vector<PlannedCircularBuffer>& cbs, const ProgramConfig& /*config*/,
-                               ProgramId program, const ArchSpec& spec, DeviceAddr l1_top,
+void validate_circular_buffers(const CircularBufferPlan& plan, ProgramId program, DeviceAddr l1_top,
                                std::optional<DeviceAddr> lowest_l1_buffer) {
-  for (const PlannedCircularBuffer& cb : cbs) {
-    // The region of a core range ends at the highest end of any CB sharing one of its cores.
-    DeviceAddr region_end = 0;
-    for (const PlannedCircularBuffer& other : cbs) {
-      const bool overlap = other.cores.first < cb.cores.first + cb.cores.count &&
-                           cb.cores.first < other.cores.first + other.cores.count;
-      if (overlap) region_end = std::max(region_end, other.address + other.size);
-    }
+  for (const CircularBufferRegion& a : plan.allocators) {
+    if (a.regions.empty()) continue;
+    const DeviceAddr region_end = a.end();
     if (region_end > l1_top) {
       throw Error(
           ErrorCode::cb_clash,
           fmt::format("Statically allocated circular buffers on core range {} grow to {} B which is beyond "
                       "max L1 size of {} B",
-                      core_range_text(cb.cores, spec), region_end, l1_top));
+                      a.range.str(), region_end, l1_top));
     }
     if (lowest_l1_buffer && *lowest_l1_buffer < region_end) {
       throw Error(
           ErrorCode::cb_clash,
           fmt::format("Statically allocated circular buffers in program {} clash with L1 buffers on core "
                       "range {}. L1 buffer allocated at {} and static circular buffer region ends at {}",
-                      program.value, core_range_text(cb.cores, spec), *lowest_l1_buffer, region_end));
+                      program.value, a.range.str(), *lowest_l1_buffer, region_end));
     }
   }
 }

@@ -1,6 +1,8 @@
-// Circular-buffer placement (TT-Metal's Program::allocate_circular_buffers and
-// validate_circular_buffer_region): each CB goes at the highest current end of the cores it spans, bottom-up
-// from the L1 unreserved base.
+// Circular-buffer placement, as TT-Metal's ProgramImpl::allocate_circular_buffers and
+// validate_circular_buffer_region do it: one CB allocator per distinct core range of the program; a CB goes
+// at the highest end among the allocators whose range equals one of its ranges, aligned to the allocation
+// granule, and is marked in every allocator whose range intersects its ranges -- except an allocator of a
+// different range already marked past that address.
 #pragma once
 
 #include <optional>
@@ -15,19 +17,31 @@ struct PlannedCircularBuffer {
   std::uint32_t index = 0;
   DeviceAddr address = 0;
   std::uint64_t size = 0;
-  CoreRange cores;
+  CoreRangeSet cores;  ///< merged, inside the worker grid
+};
+
+/// A CB allocator of TT-Metal: the L1 regions [start, end) CBs take on the cores of one core range.
+struct CircularBufferRegion {
+  CoreRange range;
+  std::vector<std::pair<DeviceAddr, DeviceAddr>> regions;
+  DeviceAddr end() const { return regions.empty() ? 0 : regions.back().second; }
+};
+
+struct CircularBufferPlan {
+  std::vector<PlannedCircularBuffer> cbs;
+  std::vector<CircularBufferRegion> allocators;  ///< in the order TT-Metal creates them
 };
 
 /// Addresses of a program's CBs. Throws Error(invalid_argument) for an empty CB or a core range outside
 /// the worker grid.
-std::vector<PlannedCircularBuffer> plan_circular_buffers(const ProgramConfig& config, const ArchSpec& spec);
+CircularBufferPlan plan_circular_buffers(const ProgramConfig& config, const ArchSpec& spec);
 
-/// Throws Error(cb_clash) when a CB region ends above `l1_top` or above the lowest L1 buffer.
-void validate_circular_buffers(const std::vector<PlannedCircularBuffer>& cbs, const ProgramConfig& config,
-                               ProgramId program, const ArchSpec& spec, DeviceAddr l1_top,
+/// Throws Error(cb_clash) when an allocator's region ends above `l1_top` (the whole L1 per core) or above
+/// the lowest L1 buffer, with TT-Metal's messages.
+void validate_circular_buffers(const CircularBufferPlan& plan, ProgramId program, DeviceAddr l1_top,
                                std::optional<DeviceAddr> lowest_l1_buffer);
 
-/// TT-Metal's core range text, e.g. "[(x=0,y=0) - (x=7,y=7)]".
-std::string core_range_text(const CoreRange& range, const ArchSpec& spec);
+/// The ranges a CB config stands for on this grid: its own, merged, or the whole grid when it gives none.
+CoreRangeSet resolve_cores(const CoreRangeSet& cores, const ArchSpec& spec);
 
 }  // namespace ttmem::emu

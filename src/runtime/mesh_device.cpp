@@ -239,15 +239,16 @@ void MeshDevice::run(const std::shared_ptr<Program>& program) {
     if (program->has_circular_buffers_on(device->id())) continue;
     const Allocator& a = device->allocator();
     try {
-      validate_circular_buffers(planned, program->config(), program->id(), spec,
-                                a.base_address(BufferType::L1) + a.bank_size(BufferType::L1),
+      // validate_circular_buffer_region: the whole L1 per core (device->l1_size_per_core(), not the top of
+      // the L1 bank manager: an L1_SMALL region does not lower it) and the L1 manager's lowest buffer.
+      validate_circular_buffers(planned, program->id(), spec.l1_size_per_core,
                                 a.lowest_occupied_l1_address());
     } catch (const Error& e) {
       if (e.code() == ErrorCode::cb_clash) {
         // What each core needs: the CB region from the start of L1's free range to the highest CB end.
         const DeviceAddr base = a.base_address(BufferType::L1);
         std::uint64_t per_core = 0;
-        for (const PlannedCircularBuffer& p : planned)
+        for (const PlannedCircularBuffer& p : planned.cbs)
           per_core = std::max(per_core, p.address + p.size - base);
         AllocationFailure f;
         f.device = device->id();
@@ -269,7 +270,7 @@ void MeshDevice::run(const std::shared_ptr<Program>& program) {
   for (const auto& device : devices_) {
     if (program->has_circular_buffers_on(device->id())) continue;
     std::vector<CircularBufferAllocation> cbs;
-    for (const PlannedCircularBuffer& p : planned) {
+    for (const PlannedCircularBuffer& p : planned.cbs) {
       cbs.push_back({next_buffer_id(), device->id(), p.index, p.address, p.size, p.cores});
     }
     program->add_circular_buffers(std::move(cbs));

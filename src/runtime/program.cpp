@@ -13,8 +13,7 @@ namespace ttmem::emu {
 
 namespace {
 
-AllocationEvent make_cb_event(const CircularBufferAllocation& cb, MeshId mesh, std::string_view site,
-                              std::uint32_t alignment, std::uint32_t num_worker_cores) {
+AllocationEvent make_cb_event(const CircularBufferAllocation& cb, MeshId mesh, std::string_view site) {
   AllocationEvent e;
   e.scope = EventScope::device;
   e.device = cb.device;
@@ -25,8 +24,8 @@ AllocationEvent make_cb_event(const CircularBufferAllocation& cb, MeshId mesh, s
   e.size = cb.size;
   e.address = cb.address;
   e.page_size = cb.size;
-  e.num_banks = cb.cores.count ? cb.cores.count : num_worker_cores;
-  e.size_per_bank = (cb.size + alignment - 1) / alignment * alignment;
+  e.num_banks = static_cast<std::uint32_t>(cb.cores.num_cores());
+  e.size_per_bank = cb.size;  // a CB region grows by exactly its size (mark_address); the next CB aligns
   e.site = site;
   e.internal = false;
   e.op = cb.op;
@@ -59,8 +58,7 @@ std::vector<CircularBufferAllocation> Program::circular_buffers() const {
 }
 
 AllocationEvent Program::cb_event(const CircularBufferAllocation& cb, std::string_view site) const {
-  const ArchSpec& spec = mesh_raw_->device(0).spec();
-  return make_cb_event(cb, mesh_raw_->id(), site, spec.l1_alignment, spec.num_worker_cores());
+  return make_cb_event(cb, mesh_raw_->id(), site);
 }
 
 std::string Program::cb_site(std::uint32_t index) const {

@@ -46,6 +46,30 @@ def test_programs_place_circular_buffers_and_release_them():
             mesh.run(p)
 
 
+def test_circular_buffers_take_tt_metal_core_ranges():
+    with ttmem.open_mesh_device("n150") as mesh:
+        p = mesh.create_program([100, 100, 100], core_ranges=["{[0-0 - 7-0]}", "{[(x=0,y=1) - (x=7,y=1)]}", None])
+        mesh.run(p)
+        assert [cb["address"] for cb in p.circular_buffers] == [101_152, 101_152, 101_280]
+        assert [cb["num_cores"] for cb in p.circular_buffers] == [8, 8, 64]
+        with pytest.raises(ttmem.InvalidArgumentError, match="core_ranges"):
+            mesh.create_program([100, 100], core_ranges=["{[0-0 - 7-0]}"])
+        with pytest.raises(ttmem.InvalidArgumentError, match="no closing"):
+            mesh.create_program([100], core_ranges="{[0-0 - 7-0]")
+
+
+def test_a_mesh_out_of_memory_keeps_the_lockstep_figures_apart():
+    with ttmem.open_mesh_device("n300") as mesh:
+        with pytest.raises(ttmem.OutOfMemoryError) as oom:
+            mesh.allocate("DRAM", 13 << 30, page_size=1 << 20)
+        assert "lockstep" not in str(oom.value)
+        assert oom.value.detail.startswith("lockstep over 2 devices")
+    with ttmem.open_mesh_device("n150") as mesh:
+        with pytest.raises(ttmem.OutOfMemoryError) as oom:
+            mesh.allocate("DRAM", 13 << 30, page_size=1 << 20)
+        assert oom.value.detail is None
+
+
 def test_errors_are_typed_and_carry_the_runtime_message():
     with ttmem.open_mesh_device("n150") as mesh:
         with pytest.raises(ttmem.OutOfMemoryError) as oom:

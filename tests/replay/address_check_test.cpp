@@ -93,7 +93,7 @@ TEST(AddressCheck, AnAddressTheEmulatorWouldNotChooseIsReported) {
   EXPECT_FALSE(c.rows[0].match);
   ASSERT_TRUE(c.rows[0].emulated);
   EXPECT_EQ(*c.rows[0].emulated, 1499136u - 1024);
-  EXPECT_TRUE(c.rows[1].match);  // a single row: the emulator's run of cores is exact
+  EXPECT_TRUE(c.rows[1].match);  // placed on the capture's own core range
   EXPECT_TRUE(c.rows[1].note.empty());
   EXPECT_FALSE(c.rows[2].emulated);  // tensor-backed
   EXPECT_EQ(c.matched, 1u);

@@ -20,10 +20,6 @@ struct Live {
   bool present_on(std::uint32_t d) const { return !local || device == d; }
 };
 
-std::uint64_t aligned(std::uint64_t v, std::uint32_t a) {
-  return (std::max<std::uint64_t>(v, a) + a - 1) / a * a;
-}
-
 void check_invariants(MeshDevice& mesh, const std::vector<Live>& live) {
   for (std::uint32_t d = 0; d < mesh.num_devices(); ++d) {
     const Allocator& alloc = mesh.device(d).allocator();
@@ -34,7 +30,8 @@ void check_invariants(MeshDevice& mesh, const std::vector<Live>& live) {
         if (!l.present_on(d)) continue;
         const Buffer& b = l.on(d);
         if (b.type() != type || b.size() == 0) continue;
-        const std::uint64_t per_bank = aligned(b.size_per_bank(), alloc.alignment(type));
+        const std::uint64_t per_bank =
+            b.reserved_per_bank();  // size_per_bank rounded to the free list granule
         ranges.emplace_back(b.address(), b.address() + per_bank);
         expected_allocated += per_bank;
         RC_ASSERT(b.address() >= alloc.base_address(type));

@@ -21,7 +21,7 @@ TEST(BankManager, AnImpossibleSizeIsOutOfMemoryNeverAWrap) {
   constexpr std::uint64_t kMax = ~std::uint64_t{0};
   EXPECT_EQ(size_per_bank(kMax, kMax, 12, 32), kMax);
   EXPECT_EQ(size_per_bank(kMax - kMax % 1000, 1000, 1, 1024), kMax);  // pages x aligned page would wrap
-  BankManager bank(BufferType::DRAM, std::vector<std::int64_t>(12, 0), 32, 1 << 30, 32, true);
+  BankManager bank(BufferType::DRAM, std::vector<std::int64_t>(12, 0), 32, 1 << 30, {32, 32}, true);
   const BankLayout layout = bank.layout(kMax, kMax, std::nullopt);
   EXPECT_EQ(layout.size_per_bank, kMax);
   try {
@@ -44,7 +44,7 @@ TEST(BankManager, BankCountMustBeAPowerOfTwoOrHaveADedicatedModulo) {
   }
   for (std::uint32_t n : {0u, 3u, 24u, 100u, 129u}) EXPECT_FALSE(is_supported_bank_count(n)) << n;
   try {
-    BankManager(BufferType::L1, std::vector<std::int64_t>(24, 0), 1024, 4096, 16, true);
+    BankManager(BufferType::L1, std::vector<std::int64_t>(24, 0), 1024, 4096, {16, 16}, true);
     FAIL() << "24 interleaved banks must be refused";
   } catch (const Error& e) {
     EXPECT_EQ(e.code(), ErrorCode::invalid_bank_count);
@@ -53,11 +53,12 @@ TEST(BankManager, BankCountMustBeAPowerOfTwoOrHaveADedicatedModulo) {
                  "dedicated modulo implementation");
   }
   // L1_SMALL only holds sharded buffers, so any bank count is fine.
-  EXPECT_NO_THROW(BankManager(BufferType::L1_SMALL, std::vector<std::int64_t>(24, 0), 1024, 4096, 16, false));
+  EXPECT_NO_THROW(
+      BankManager(BufferType::L1_SMALL, std::vector<std::int64_t>(24, 0), 1024, 4096, {16, 16}, false));
 }
 
 TEST(BankManager, ShardedBuffersSpreadOverTheirShardCores) {
-  BankManager bank(BufferType::L1, std::vector<std::int64_t>(64, 0), 1024, 1 << 20, 16, true);
+  BankManager bank(BufferType::L1, std::vector<std::int64_t>(64, 0), 1024, 1 << 20, {16, 16}, true);
   const BankLayout layout = bank.layout(16 * 2048, 2048, 8);
   EXPECT_EQ(layout.num_banks, 8u);
   EXPECT_EQ(layout.size_per_bank, 2u * 2048);
@@ -66,7 +67,7 @@ TEST(BankManager, ShardedBuffersSpreadOverTheirShardCores) {
 }
 
 TEST(BankManager, L1SmallRefusesInterleavedBuffers) {
-  BankManager bank(BufferType::L1_SMALL, std::vector<std::int64_t>(64, 0), 1024, 4096, 16, false);
+  BankManager bank(BufferType::L1_SMALL, std::vector<std::int64_t>(64, 0), 1024, 4096, {16, 16}, false);
   try {
     bank.layout(2048, 2048, std::nullopt);
     FAIL();
@@ -77,13 +78,13 @@ TEST(BankManager, L1SmallRefusesInterleavedBuffers) {
 }
 
 TEST(BankManager, SizeMustBeAWholeNumberOfPages) {
-  BankManager bank(BufferType::DRAM, std::vector<std::int64_t>(12, 0), 32, 1 << 20, 32, true);
+  BankManager bank(BufferType::DRAM, std::vector<std::int64_t>(12, 0), 32, 1 << 20, {32, 32}, true);
   EXPECT_THROW(bank.layout(3000, 2048, std::nullopt), Error);
   EXPECT_THROW(bank.layout(2048, 0, std::nullopt), Error);
 }
 
 TEST(BankManager, OutOfMemoryUsesTtMetalsMessageWithFreeFigures) {
-  BankManager bank(BufferType::DRAM, std::vector<std::int64_t>(12, 0), 32, 12 * 1024, 32, true);
+  BankManager bank(BufferType::DRAM, std::vector<std::int64_t>(12, 0), 32, 12 * 1024, {32, 32}, true);
   const BankLayout small = bank.layout(12 * 1024, 1024, std::nullopt);
   bank.allocate(12 * 1024, small, Placement::bottom_up);
   const BankLayout big = bank.layout(12 * 12 * 1024, 1024, std::nullopt);

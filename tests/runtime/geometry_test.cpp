@@ -84,11 +84,14 @@ TEST(Geometry, TraceRegionSitsAtTheTopOfEveryDramBank) {
   o.trace_region_size = 1 << 20;
   auto mesh = open("n150", o);
   const Allocator& a = mesh->device(0).allocator();
-  EXPECT_EQ(a.bank_size(BufferType::DRAM), kGiB - 32 - (1 << 20));
-  EXPECT_EQ(a.base_address(BufferType::TRACE), kGiB - (1 << 20));
-  EXPECT_EQ(a.bank_size(BufferType::TRACE), 1u << 20);
+  // generate_config rounds the trace region up to DRAM alignment x DRAM views: 32 x 12 = 384 B.
+  const std::uint64_t trace = 2731 * 384;  // 1048704
+  EXPECT_EQ(a.trace_region_size(), trace);
+  EXPECT_EQ(a.bank_size(BufferType::DRAM), kGiB - 32 - trace);
+  EXPECT_EQ(a.base_address(BufferType::TRACE), kGiB - trace);
+  EXPECT_EQ(a.bank_size(BufferType::TRACE), trace);
   auto t = mesh->create_buffer(buffer(BufferType::TRACE, 12 * 4096, 4096));
-  EXPECT_EQ(t->address(), kGiB - (1 << 20));
+  EXPECT_EQ(t->address(), kGiB - trace);
   EXPECT_EQ(t->kind(), AllocKind::trace);
 }
 
@@ -177,23 +180,78 @@ TEST(Geometry, InvalidOptionsAreRefusedWithTheOptionNamed) {
   DeviceOptions too_big;
   too_big.worker_l1_size = 2 << 20;
   EXPECT_THROW(open("n150", too_big), Error);
-  DeviceOptions misaligned;
-  misaligned.l1_small_size = 1000;
+  DeviceOptions no_room;
+  no_room.l1_small_size = 1'499'136 - 101'152;
   try {
-    open("n150", misaligned);
+    open("n150", no_room);
     FAIL();
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("l1_small_size"), std::string::npos);
+    EXPECT_NE(std::string(e.what()).find("Reserved size must be less than bank size: l1_small_size"),
+              std::string::npos)
+        << e.what();
   }
+  DeviceOptions both;
+  both.worker_l1_size = 1 << 20;
+  both.l1_unreserved_base = 200'000;
+  EXPECT_THROW(open("n150", both), Error);
+  DeviceOptions odd_granule;
+  odd_granule.allocation_alignment = 24;
+  EXPECT_THROW(open("n150", odd_granule), Error);
   // A failed open leaves the devices free.
   EXPECT_NO_THROW(open("n150"));
 }
 
-TEST(Geometry, WorkerL1SizeLowersTheTopOfL1) {
+TEST(Geometry, L1SmallAndTraceSizesAreRoundedUpNotRefused) {
+  // L1BankingAllocator::generate_config: align(l1_small_size, DRAM alignment), trace region to DRAM
+  // alignment x views.
+  DeviceOptions o;
+  o.l1_small_size = 16'400;
+  o.trace_region_size = 1000;
+  auto mesh = open("n150", o);
+  const Allocator& a = mesh->device(0).allocator();
+  EXPECT_EQ(a.l1_small_size(), 16'416u);
+  EXPECT_EQ(a.bank_size(BufferType::L1_SMALL), 16'416u);
+  EXPECT_EQ(a.base_address(BufferType::L1_SMALL), 1'499'136u - 16'416);
+  EXPECT_EQ(a.trace_region_size(), 1152u);
+  mesh->close();
+  auto bh = open("p150", o);
+  EXPECT_EQ(bh->device(0).allocator().l1_small_size(), 16'448u);          // 64-B DRAM alignment
+  EXPECT_EQ(bh->device(0).allocator().trace_region_size(), 8u * 64 * 2);  // 64 x 8 banks = 512
+}
+
+TEST(Geometry, WorkerL1SizeRaisesTheUnreservedBaseAndTheTopStays) {
+  // MetalContext::initialize: unreserved start = align(L1 size - worker_l1_size, 32); the allocator's top
+  // is still the whole L1.
   DeviceOptions o;
   o.worker_l1_size = 1 << 20;
   auto mesh = open("n150", o);
-  EXPECT_EQ(mesh->create_buffer(buffer(BufferType::L1, 4096, 2048))->address(), (1u << 20) - 2048);
+  const Allocator& a = mesh->device(0).allocator();
+  EXPECT_EQ(a.base_address(BufferType::L1), 1'499'136u - (1u << 20));  // 450560, already 32-aligned
+  EXPECT_EQ(mesh->create_buffer(buffer(BufferType::L1, 4096, 2048))->address(), 1'499'136u - 2048);
+  ProgramConfig p;
+  p.name = "cb";
+  p.circular_buffers = {{100, {}}};
+  auto prog = mesh->create_program(p);
+  mesh->run(prog);
+  EXPECT_EQ(prog->circular_buffers().front().address, 450'560u);
+}
+
+TEST(Geometry, L1BuffersAreRoundedToTheDramAlignmentAndPagesToTheL1One) {
+  // Current bank managers build their free lists with the DRAM alignment; pages stay 16-B aligned.
+  auto mesh = open("n150");
+  auto a = mesh->create_buffer(buffer(BufferType::L1, 64 * 16, 16));  // one 16-B page per bank
+  EXPECT_EQ(a->device_buffer(0)->aligned_page_size(), 16u);
+  EXPECT_EQ(a->device_buffer(0)->size_per_bank(), 16u);
+  EXPECT_EQ(a->device_buffer(0)->reserved_per_bank(), 32u);
+  EXPECT_EQ(a->address(), 1'499'136u - 32);
+  EXPECT_EQ(mesh->create_buffer(buffer(BufferType::L1, 64 * 16, 16))->address(), 1'499'136u - 64);
+  mesh->close();
+  // A build whose L1 bank managers used the L1 alignment: allocation_alignment = 16.
+  DeviceOptions old;
+  old.allocation_alignment = 16;
+  auto legacy = open("n300", old);
+  auto b = legacy->create_buffer(buffer(BufferType::L1, 64 * 16, 16));
+  EXPECT_EQ(b->address(), 1'499'136u - 16);
 }
 
 TEST(Geometry, DumpMemoryBlocksListsEveryBlock) {

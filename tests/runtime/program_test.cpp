@@ -17,7 +17,7 @@ std::shared_ptr<MeshDevice> open(const std::string& preset = "n150") {
   return MeshDevice::open(config);
 }
 
-ProgramConfig program(const std::string& name, std::vector<std::uint64_t> sizes, CoreRange cores = {}) {
+ProgramConfig program(const std::string& name, std::vector<std::uint64_t> sizes, CoreRangeSet cores = {}) {
   ProgramConfig p;
   p.name = name;
   for (auto s : sizes) p.circular_buffers.push_back({s, cores});
@@ -53,18 +53,71 @@ TEST(Program, EveryProgramPlacesItsCircularBuffersFromTheBaseSoAddressesRepeat) 
   EXPECT_NE(a->circular_buffers()[0].id, b->circular_buffers()[0].id);  // ids, never addresses
 }
 
-TEST(Program, CircularBuffersAreAlignedAndStackPerCoreRange) {
+CoreRangeSet rows(std::uint32_t first, std::uint32_t last) {
+  return CoreRangeSet{{{{0, first}, {7, last}}}};
+}
+
+std::vector<DeviceAddr> place(std::vector<CircularBufferConfig> cbs) {
   auto mesh = open();
   ProgramConfig p;
   p.name = "ranges";
-  p.circular_buffers = {{1000, {0, 8}}, {2000, {8, 8}}, {3000, {4, 8}}};
+  p.circular_buffers = std::move(cbs);
   auto prog = mesh->create_program(p);
   mesh->run(prog);
-  const auto got = addresses_on_device0(*prog);
-  ASSERT_EQ(got.size(), 3u);
-  EXPECT_EQ(got[0], 101'152u);
-  EXPECT_EQ(got[1], 101'152u);         // disjoint cores: same base
-  EXPECT_EQ(got[2], 101'152u + 2000);  // cores 4..11 overlap both: above the higher one (aligned)
+  return addresses_on_device0(*prog);
+}
+
+TEST(Program, CircularBufferAddressesAreAlignedToTheDramAlignment) {
+  // ProgramImpl::allocate_circular_buffers aligns each address to the DRAM alignment: 32 B on Wormhole.
+  EXPECT_EQ(place({{100, {}}, {100, {}}}), (std::vector<DeviceAddr>{101'152, 101'280}));
+}
+
+TEST(Program, EachDistinctCoreRangeHasItsOwnCircularBufferAllocator) {
+  // Row 0, then row 1, then rows 0-1: the rows-0-1 allocator was marked by the row-0 CB (it was empty),
+  // so the third CB goes above it, aligned.
+  EXPECT_EQ(place({{100, rows(0, 0)}, {100, rows(1, 1)}, {100, rows(0, 1)}}),
+            (std::vector<DeviceAddr>{101'152, 101'152, 101'280}));
+  // TT-Metal's rule, followed as it is: an allocator of another range already marked past the address is
+  // not marked again. Row 1's 1000-B CB does not reach the rows-0-1 allocator (the row-0 CB marked it
+  // first), so a CB on rows 0-1 lands at 101280, inside row 1's CB -- where TT-Metal puts it; a per-core
+  // maximum would say 102176.
+  EXPECT_EQ(place({{100, rows(0, 0)}, {1000, rows(1, 1)}, {100, rows(0, 1)}}),
+            (std::vector<DeviceAddr>{101'152, 101'152, 101'280}));
+  // A CB on a range equal to an allocator's goes at that allocator's end.
+  EXPECT_EQ(place({{1000, rows(1, 1)}, {100, rows(1, 1)}}), (std::vector<DeviceAddr>{101'152, 102'176}));
+}
+
+CoreRangeSet core(std::uint32_t x, std::uint32_t y) {
+  return CoreRangeSet{{{{x, y}, {x, y}}}};
+}
+
+// TT-Metal's test_CircularBuffer_allocation.cpp, TensixTestCircularBuffersSequentiallyPlaced: 2048-B CBs
+// on one core follow each other from the base.
+TEST(Program, TtMetalCircularBuffersSequentiallyPlaced) {
+  std::vector<CircularBufferConfig> cbs(32, {2048, core(0, 0)});
+  std::vector<DeviceAddr> expected;
+  for (DeviceAddr i = 0; i < 32; ++i) expected.push_back(101'152 + i * 2048);
+  EXPECT_EQ(place(cbs), expected);
+}
+
+// TensixTestCircularBufferSequentialAcrossAllCores: 3 CBs on (0,0), none on (0,1), 5 on (0,2), then one on
+// [(0,0) - (0,2)] lands above the most CBs any of its cores has: base + 5 x 2048.
+TEST(Program, TtMetalCircularBufferSequentialAcrossAllCores) {
+  std::vector<CircularBufferConfig> cbs(3, {2048, core(0, 0)});
+  cbs.insert(cbs.end(), 5, {2048, core(0, 2)});
+  cbs.push_back({2048, CoreRangeSet{{{{0, 0}, {0, 2}}}}});
+  const auto got = place(cbs);
+  ASSERT_EQ(got.size(), 9u);
+  for (DeviceAddr i = 0; i < 3; ++i) EXPECT_EQ(got[i], 101'152 + i * 2048);
+  for (DeviceAddr i = 0; i < 5; ++i) EXPECT_EQ(got[3 + i], 101'152 + i * 2048);
+  EXPECT_EQ(got[8], 101'152u + 5 * 2048);
+}
+
+TEST(Program, CoreRangesAreMergedAsTtMetalMergesThem) {
+  // {[0-0 - 7-0], [0-1 - 7-1]} is one rectangle: its CB shares the rows-0-1 allocator.
+  CoreRangeSet two_rows{{{{0, 0}, {7, 0}}, {{0, 1}, {7, 1}}}};
+  EXPECT_EQ(place({{1000, two_rows}, {100, rows(0, 1)}}), (std::vector<DeviceAddr>{101'152, 102'176}));
+  EXPECT_EQ(two_rows.merged(), rows(0, 1));
 }
 
 TEST(Program, CircularBuffersThatReachTheLowestL1BufferClash) {
@@ -111,7 +164,7 @@ TEST(Program, InvalidProgramsAreRefusedAtCreation) {
   auto mesh = open();
   EXPECT_THROW(mesh->create_program(program("", {1})), Error);
   EXPECT_THROW(mesh->create_program(program("zero", {0})), Error);
-  EXPECT_THROW(mesh->create_program(program("cores", {16}, {60, 8})), Error);
+  EXPECT_THROW(mesh->create_program(program("cores", {16}, rows(8, 8))), Error);  // the grid has rows 0..7
 }
 
 TEST(Program, ReleaseReportsEachCircularBufferOnItsOwn) {

@@ -198,7 +198,9 @@ TEST(Forensics, TheMapIsTheEmulatorsBlockTableBlockByBlock) {
     l1[i]->deallocate();
     drams[i]->deallocate();
   }
-  auto conv = mesh->create_program(program("conv", {{8 << 10, {}}, {4 << 10, {0, 8}}, {2 << 10, {8, 8}}}));
+  auto conv = mesh->create_program(program("conv", {{8 << 10, {}},
+                                                    {4 << 10, emu::CoreRangeSet{{{{0, 0}, {7, 0}}}}},
+                                                    {2 << 10, emu::CoreRangeSet{{{{0, 1}, {7, 1}}}}}}));
   mesh->run(conv);
   t.flush();
 

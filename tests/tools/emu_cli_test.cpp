@@ -51,7 +51,8 @@ close
   EXPECT_EQ(add["cbs"][0]["address"], 101152);
   EXPECT_EQ(add["cbs"][1]["address"], 105248);
   EXPECT_EQ(add["cbs"][2]["address"], 109344);
-  EXPECT_EQ(j["programs"][1]["cbs"][2]["cores"], 32);
+  EXPECT_EQ(j["programs"][1]["cbs"][2]["cores"], "{[0-0 - 7-3]}");  // cores=32: the first 4 rows of 8
+  EXPECT_EQ(j["programs"][1]["cbs"][2]["num_cores"], 32);
   EXPECT_TRUE(j["live_at_close"].empty());
   // Peaks per device: two 4 MiB tensors at once, and the CBs of both programs at once.
   EXPECT_EQ(j["peak"]["7"]["DRAM"], 2 * 4194304 + 2 * 4096);
@@ -132,6 +133,39 @@ TEST(EmuCli, OutOfMemoryStopsWithTheAllocatorsMessageAndExitCode3) {
       std::string::npos)
       << r.err;
   EXPECT_NE(r.err.find("largest free block"), std::string::npos);
+}
+
+TEST(EmuCli, AMeshOutOfMemoryIsTtMetalsTextWithTheLockstepFiguresOnTheirOwnLine) {
+  const auto r = emu({"--json", "-"}, "mesh n300\nalloc big DRAM 13G page=1M\n");
+  EXPECT_EQ(r.exit_code, 3);
+  const auto j = json::parse(r.out);
+  const std::string message = j["error"]["message"];
+  EXPECT_EQ(message.rfind("Out of Memory: Not enough space to allocate 13958643712 B DRAM buffer", 0), 0u);
+  EXPECT_EQ(message.find("lockstep"), std::string::npos) << message;
+  EXPECT_EQ(std::string(j["error"]["detail"]).rfind("lockstep over 2 devices: free on all:", 0), 0u);
+  EXPECT_NE(r.err.find("\n  lockstep over 2 devices"), std::string::npos) << r.err;
+}
+
+TEST(EmuCli, CircularBuffersTakeCoreRangesPerBuffer) {
+  // Row 0, row 1, then rows 0-1 (compact and TT-Metal spellings): TT-Metal's per-range CB allocators.
+  const auto r = emu({"--json", "-"},
+                     "mesh n150\nprogram p cb=100@0-0:7-0 cb=100@0-1:7-1 \"cb=100@{[0-0 - 7-1]}\"\n"
+                     "program q cb=2Kx2 cores=12\nrun p\nrun q\n");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto j = json::parse(r.out);
+  const auto& cbs = j["programs"][0]["cbs"];
+  ASSERT_EQ(cbs.size(), 3u);
+  EXPECT_EQ(cbs[0]["address"], 101152);
+  EXPECT_EQ(cbs[1]["address"], 101152);
+  EXPECT_EQ(cbs[2]["address"], 101280);
+  EXPECT_EQ(cbs[2]["cores"], "{[0-0 - 7-1]}");
+  EXPECT_EQ(j["programs"][1]["cbs"][0]["cores"], "{[0-0 - 7-0], [0-1 - 3-1]}");  // the first 12 cores
+  const auto bad = emu({"-"}, "mesh n150\nprogram p cb=100@0-0\n");
+  EXPECT_EQ(bad.exit_code, 65);
+  EXPECT_NE(bad.err.find("cb cores: \"0-0\" is not a count"), std::string::npos) << bad.err;
+  const auto outside = emu({"-"}, "mesh n150\nprogram p cb=100@0-0:8-0\n");
+  EXPECT_EQ(outside.exit_code, 65);
+  EXPECT_NE(outside.err.find("outside the 8x8 worker grid"), std::string::npos) << outside.err;
 }
 
 TEST(EmuCli, AnImpossibleSizeIsOutOfMemoryNotAWrappedSmallBuffer) {

@@ -10,6 +10,7 @@
 #include "allocator/bank_manager.hpp"
 #include "ttmem/runtime/buffer.hpp"
 #include "ttmem/runtime/error.hpp"
+#include "ttmem/units.hpp"
 
 namespace ttmem::emu {
 
@@ -57,52 +58,77 @@ std::vector<Buffer*> BufferHome::attached_buffers() const {
 Allocator::Allocator(Arch arch, const DeviceOptions& options, std::shared_ptr<std::recursive_mutex> mutex)
     : BufferHome(std::move(mutex)), arch_(arch), options_(options), spec_(device_spec(arch, options)) {
   const ArchSpec& spec = spec_;
+  const ArchSpec& build = arch_spec(arch);
   if (spec.worker_grid_x * spec.worker_grid_y == 0 || spec.worker_grid_x > 64 || spec.worker_grid_y > 64) {
     throw Error(ErrorCode::invalid_argument, fmt::format("a worker grid of {}x{} cores is not one a chip has",
                                                          spec.worker_grid_x, spec.worker_grid_y));
   }
-  require_aligned("l1_unreserved_base", spec.l1_unreserved_base, spec.l1_alignment);
-  worker_l1_size_ = options.worker_l1_size ? options.worker_l1_size : spec.l1_size_per_core;
-  require_aligned("l1_small_size", options.l1_small_size, spec.l1_alignment);
-  require_aligned("worker_l1_size", worker_l1_size_, spec.l1_alignment);
-  require_aligned("trace_region_size", options.trace_region_size, spec.dram_alignment);
-  if (worker_l1_size_ > spec.l1_size_per_core) {
+  const std::uint32_t granule = spec.allocation_alignment;
+  if (granule < spec.l1_alignment || (granule & (granule - 1)) != 0 || granule > 4096) {
     throw Error(ErrorCode::invalid_argument,
-                fmt::format("worker_l1_size = {} B is larger than the {} B of L1 per core on {}",
-                            worker_l1_size_, spec.l1_size_per_core, to_string(arch)));
+                fmt::format("allocation_alignment = {} B must be a power of two from {} to 4096 B", granule,
+                            spec.l1_alignment));
   }
-  if (worker_l1_size_ < spec.l1_unreserved_base + options.l1_small_size) {
+  // The whole L1 stays the allocator's top (TT-Metal's soc descriptor worker_l1_size); worker_l1_size only
+  // moves the unreserved base (device_spec).
+  worker_l1_size_ = spec.l1_size_per_core;
+  if (options.worker_l1_size) {
+    if (options.l1_unreserved_base) {
+      throw Error(
+          ErrorCode::invalid_argument,
+          "give worker_l1_size or l1_unreserved_base, not both: each sets where L1 buffers may start");
+    }
+    if (options.worker_l1_size > spec.l1_size_per_core - build.l1_unreserved_base) {
+      throw Error(ErrorCode::invalid_argument,
+                  fmt::format("worker_l1_size = {} B is more than the {} B above the firmware's reserved L1 "
+                              "({} B of {} B per core on {})",
+                              options.worker_l1_size, spec.l1_size_per_core - build.l1_unreserved_base,
+                              build.l1_unreserved_base, spec.l1_size_per_core, to_string(arch)));
+    }
+  }
+  require_aligned("l1_unreserved_base", spec.l1_unreserved_base, granule);
+  // L1BankingAllocator::generate_config rounds both reservations up instead of refusing them.
+  const std::uint64_t l1_small = saturating_align_up(options.l1_small_size, spec.dram_alignment);
+  const std::uint64_t trace_granule = std::uint64_t{spec.dram_alignment} * spec.num_dram_banks;
+  const std::uint64_t trace_region = saturating_align_up(options.trace_region_size, trace_granule);
+  if (spec.l1_unreserved_base >= worker_l1_size_ || l1_small >= worker_l1_size_ - spec.l1_unreserved_base) {
     throw Error(
         ErrorCode::invalid_argument,
-        fmt::format("worker_l1_size = {} B leaves no room for L1 buffers above the unreserved base {} B "
-                    "with l1_small_size = {} B",
-                    worker_l1_size_, spec.l1_unreserved_base, options.l1_small_size));
+        fmt::format("Reserved size must be less than bank size: l1_small_size = {} B (rounded to {} B) "
+                    "does not fit in the {} B of L1 above the unreserved base {} B",
+                    options.l1_small_size, l1_small,
+                    worker_l1_size_ > spec.l1_unreserved_base ? worker_l1_size_ - spec.l1_unreserved_base : 0,
+                    spec.l1_unreserved_base));
   }
-  if (options.trace_region_size + spec.dram_unreserved_base >= spec.dram_bank_size) {
+  if (trace_region >= spec.dram_bank_size - spec.dram_unreserved_base) {
     throw Error(ErrorCode::invalid_argument,
-                fmt::format("trace_region_size = {} B does not fit in a {} B DRAM bank",
-                            options.trace_region_size, spec.dram_bank_size));
+                fmt::format("trace_region_size = {} B (rounded to {} B) does not fit in a {} B DRAM bank",
+                            options.trace_region_size, trace_region, spec.dram_bank_size));
   }
+  l1_small_size_ = l1_small;
+  trace_region_size_ = trace_region;
 
   std::vector<std::int64_t> dram_offsets(spec.num_dram_banks);
   for (std::uint32_t b = 0; b < spec.num_dram_banks; ++b) dram_offsets[b] = spec.dram_bank_offset(b);
   const std::vector<std::int64_t> l1_offsets(spec.num_worker_cores(), 0);
 
-  // DRAM bank: unreserved | DRAM buffers | TRACE region (top trace_region_size bytes of the same bank).
-  const std::uint64_t dram_top = spec.dram_bank_size - options.trace_region_size;
-  const std::uint64_t dram_size =
-      (dram_top - spec.dram_unreserved_base) / spec.dram_alignment * spec.dram_alignment;
-  banks_[index_of(BufferType::DRAM)] = std::make_unique<BankManager>(
-      BufferType::DRAM, dram_offsets, spec.dram_unreserved_base, dram_size, spec.dram_alignment, true);
-  banks_[index_of(BufferType::TRACE)] = std::make_unique<BankManager>(
-      BufferType::TRACE, dram_offsets, dram_top, options.trace_region_size, spec.dram_alignment, true);
+  // DRAM bank: unreserved | DRAM buffers | TRACE region (top trace_region bytes of the same bank).
+  const std::uint64_t dram_top = spec.dram_bank_size - trace_region;
+  const std::uint64_t dram_size = (dram_top - spec.dram_unreserved_base) / granule * granule;
+  banks_[index_of(BufferType::DRAM)] =
+      std::make_unique<BankManager>(BufferType::DRAM, dram_offsets, spec.dram_unreserved_base, dram_size,
+                                    BankManager::Alignments{spec.dram_alignment, granule}, true);
+  banks_[index_of(BufferType::TRACE)] =
+      std::make_unique<BankManager>(BufferType::TRACE, dram_offsets, dram_top, trace_region,
+                                    BankManager::Alignments{spec.dram_alignment, granule}, true);
   // L1 per core: reserved | L1 buffers [unreserved base, top - l1_small) | L1_SMALL (sharded only).
-  const std::uint64_t l1_small_base = worker_l1_size_ - options.l1_small_size;
-  banks_[index_of(BufferType::L1)] =
-      std::make_unique<BankManager>(BufferType::L1, l1_offsets, spec.l1_unreserved_base,
-                                    l1_small_base - spec.l1_unreserved_base, spec.l1_alignment, true);
-  banks_[index_of(BufferType::L1_SMALL)] = std::make_unique<BankManager>(
-      BufferType::L1_SMALL, l1_offsets, l1_small_base, options.l1_small_size, spec.l1_alignment, false);
+  const std::uint64_t l1_small_base = worker_l1_size_ - l1_small;
+  banks_[index_of(BufferType::L1)] = std::make_unique<BankManager>(
+      BufferType::L1, l1_offsets, spec.l1_unreserved_base, l1_small_base - spec.l1_unreserved_base,
+      BankManager::Alignments{spec.l1_alignment, granule}, true);
+  banks_[index_of(BufferType::L1_SMALL)] =
+      std::make_unique<BankManager>(BufferType::L1_SMALL, l1_offsets, l1_small_base, l1_small,
+                                    BankManager::Alignments{spec.l1_alignment, granule}, false);
 }
 
 Allocator::~Allocator() = default;
@@ -160,7 +186,8 @@ std::optional<DeviceAddr> Allocator::lowest_occupied_l1_address() const {
 Reservation Allocator::reserve(const ReservationRequest& request) {
   BankManager& bank = bank_manager(request.type);
   const BankLayout layout = bank.layout(request.size, request.page_size, request.num_shards);
-  Reservation r{0, layout.num_banks, layout.aligned_page_size, layout.size_per_bank};
+  Reservation r{0, layout.num_banks, layout.aligned_page_size, layout.size_per_bank,
+                layout.reserved_per_bank};
   r.address = bank.allocate(request.size, layout, request.placement);
   return r;
 }

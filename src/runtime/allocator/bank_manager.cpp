@@ -12,8 +12,9 @@
 namespace ttmem::emu {
 
 bool is_supported_bank_count(std::uint32_t num_banks) {
-  static constexpr std::array<std::uint32_t, 12> kWithModulo = {7,  12,  56,  63,  70,  80,
-                                                                94, 110, 120, 124, 130, 140};
+  // validate_num_banks (bank_manager.cpp, docs/runtime.md names the version read).
+  static constexpr std::array<std::uint32_t, 18> kWithModulo = {7,  12,  20,  48,  56,  63,  70,  72,  80,
+                                                                94, 108, 110, 117, 120, 124, 126, 130, 140};
   const bool pow2 = num_banks != 0 && (num_banks & (num_banks - 1)) == 0;
   return pow2 || std::find(kWithModulo.begin(), kWithModulo.end(), num_banks) != kWithModulo.end();
 }
@@ -27,11 +28,12 @@ std::uint64_t size_per_bank(std::uint64_t size, std::uint64_t page_size, std::ui
 }
 
 BankManager::BankManager(BufferType type, std::vector<std::int64_t> bank_offsets, DeviceAddr base,
-                         std::uint64_t size_bytes, std::uint32_t alignment, bool interleaved_allowed)
+                         std::uint64_t size_bytes, Alignments alignments, bool interleaved_allowed)
     : type_(type),
       bank_offsets_(std::move(bank_offsets)),
+      page_alignment_(alignments.page),
       interleaved_allowed_(interleaved_allowed),
-      free_list_(base, size_bytes, alignment) {
+      free_list_(base, size_bytes, alignments.allocation) {
   if (interleaved_allowed_ && !is_supported_bank_count(num_banks())) {
     throw Error(
         ErrorCode::invalid_bank_count,
@@ -65,6 +67,7 @@ BankLayout BankManager::layout(std::uint64_t size, std::uint64_t page_size,
   out.page_size = page_size;
   out.aligned_page_size = saturating_align_up(page_size, alignment());
   out.size_per_bank = emu::size_per_bank(size, page_size, banks, alignment());
+  out.reserved_per_bank = free_list_.aligned_size(out.size_per_bank);
   return out;
 }
 

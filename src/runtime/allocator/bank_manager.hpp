@@ -25,7 +25,8 @@ struct BankLayout {
   std::uint32_t num_banks = 0;  ///< Banks the buffer spans (all banks, or its shard cores).
   std::uint64_t page_size = 0;
   std::uint64_t aligned_page_size = 0;
-  std::uint64_t size_per_bank = 0;  ///< Bytes reserved in every bank.
+  std::uint64_t size_per_bank = 0;      ///< TT-Metal's size_per_bank: pages per bank x aligned page.
+  std::uint64_t reserved_per_bank = 0;  ///< What the free list takes in every bank (size_per_bank rounded).
 };
 
 /// True when interleaved buffers can use this many banks: a power of two or one of TT-Metal's
@@ -38,10 +39,16 @@ std::uint64_t size_per_bank(std::uint64_t size, std::uint64_t page_size, std::ui
 
 class BankManager {
  public:
+  /// Pages are aligned to the memory type's alignment; the free list hands out multiples of the
+  /// allocation granule (TT-Metal builds every bank manager's free list with the DRAM alignment).
+  struct Alignments {
+    std::uint32_t page = 0;
+    std::uint32_t allocation = 0;
+  };
   /// Banks of `type` whose managed address space is [base, base + size_bytes) in every bank.
   /// Throws Error(invalid_bank_count) when interleaved buffers are allowed and the count is unsupported.
   BankManager(BufferType type, std::vector<std::int64_t> bank_offsets, DeviceAddr base,
-              std::uint64_t size_bytes, std::uint32_t alignment, bool interleaved_allowed);
+              std::uint64_t size_bytes, Alignments alignments, bool interleaved_allowed);
 
   /// Layout of a buffer: interleaved over every bank, or sharded over `num_shards` banks.
   /// Throws Error(invalid_argument) for a size that is not a whole number of pages, too many shards, or an
@@ -60,7 +67,8 @@ class BankManager {
   std::uint32_t num_banks() const { return static_cast<std::uint32_t>(bank_offsets_.size()); }
   std::uint64_t bank_size() const { return free_list_.size(); }
   std::int64_t bank_offset(std::uint32_t bank_id) const { return bank_offsets_.at(bank_id); }
-  std::uint32_t alignment() const { return free_list_.alignment(); }
+  /// The memory type's page alignment (TT-Metal's allocator->get_alignment(type)).
+  std::uint32_t alignment() const { return page_alignment_; }
   const FreeList& free_list() const { return free_list_; }
   Statistics statistics() const;
 
@@ -70,6 +78,7 @@ class BankManager {
  private:
   BufferType type_;
   std::vector<std::int64_t> bank_offsets_;
+  std::uint32_t page_alignment_;
   bool interleaved_allowed_;
   FreeList free_list_;
 };

@@ -71,7 +71,7 @@ Statistics MeshAllocator::statistics(BufferType type) const {
 Reservation MeshAllocator::reserve(const ReservationRequest& request) {
   const BankManager& first = bank_manager(request.type);
   const BankLayout layout = first.layout(request.size, request.page_size, request.num_shards);
-  const std::uint64_t needed = first.free_list().aligned_size(layout.size_per_bank);
+  const std::uint64_t needed = layout.reserved_per_bank;
 
   std::optional<DeviceAddr> chosen;
   const std::vector<AddressRange> ranges = common_free_ranges(devices_, request.type);
@@ -91,26 +91,30 @@ Reservation MeshAllocator::reserve(const ReservationRequest& request) {
     }
   }
   if (!chosen) {
-    std::string message = first.out_of_memory_message(request.size, layout);
-    Statistics common;  // what is free on every device at once (lockstep)
+    // TT-Metal's mesh allocator is an ordinary allocator: its message is the bank manager's. What limits
+    // a mesh buffer here -- free on every device at once -- goes in the error's detail.
+    Statistics common;
     for (const AddressRange& r : ranges) {
       common.total_free_bytes += r.size();
       common.largest_free_block_bytes = std::max(common.largest_free_block_bytes, r.size());
     }
+    std::string detail;
     if (devices_.size() > 1) {
-      message +=
-          fmt::format(" [lockstep over {} devices: free on all: {} B, largest block free on all: {} B]",
-                      devices_.size(), common.total_free_bytes, common.largest_free_block_bytes);
+      detail = fmt::format("lockstep over {} devices: free on all: {} B, largest block free on all: {} B",
+                           devices_.size(), common.total_free_bytes, common.largest_free_block_bytes);
     }
-    throw Error(message, {request.size, layout.num_banks, layout.size_per_bank, common.total_free_bytes,
-                          common.largest_free_block_bytes});
+    throw Error(first.out_of_memory_message(request.size, layout),
+                {request.size, layout.num_banks, layout.size_per_bank, common.total_free_bytes,
+                 common.largest_free_block_bytes},
+                std::move(detail));
   }
   for (const auto& device : devices_) {
     if (!device->bank_manager(request.type).allocate_at(*chosen, layout.size_per_bank)) {
       throw Error(ErrorCode::invalid_state, "mesh allocator lost lockstep: a common free range was taken");
     }
   }
-  return Reservation{*chosen, layout.num_banks, layout.aligned_page_size, layout.size_per_bank};
+  return Reservation{*chosen, layout.num_banks, layout.aligned_page_size, layout.size_per_bank,
+                     layout.reserved_per_bank};
 }
 
 void MeshAllocator::release(BufferType type, DeviceAddr address) {

@@ -102,7 +102,7 @@ std::optional<RunError> Interpreter::step(const std::vector<Command>& commands) 
   try {
     execute(commands);
   } catch (const ScriptError& e) {
-    if (!result_.error) result_.error = RunError{e.line(), e.what(), exit_status::bad_input};
+    if (!result_.error) result_.error = RunError{e.line(), e.what(), {}, exit_status::bad_input};
   }
   return result_.error;
 }
@@ -123,8 +123,8 @@ void Interpreter::execute(const std::vector<Command>& commands) {
       execute(cmd);
     } catch (const emu::Error& e) {
       const bool memory = e.code() == emu::ErrorCode::out_of_memory || e.code() == emu::ErrorCode::cb_clash;
-      result_.error =
-          RunError{cmd.line, e.what(), memory ? exit_status::runtime_refused : exit_status::bad_input};
+      result_.error = RunError{cmd.line, e.what(), e.detail(),
+                               memory ? exit_status::runtime_refused : exit_status::bad_input};
       throw ScriptError(cmd.line, e.what());
     }
   }
@@ -228,6 +228,12 @@ void Interpreter::open_mesh(const Command& cmd) {
   config.options.l1_small_size = size_option(cmd, "l1_small", 0);
   config.options.trace_region_size = size_option(cmd, "trace_region", 0);
   config.options.worker_l1_size = size_option(cmd, "worker_l1", 0);
+  config.options.l1_unreserved_base = size_option(cmd, "l1_base", 0);
+  const std::uint64_t granule = size_option(cmd, "allocation_alignment", 0);
+  if (granule > 4096) {
+    throw ScriptError(cmd.line, fmt::format("allocation_alignment={} is more than 4096 B", granule));
+  }
+  config.options.allocation_alignment = static_cast<std::uint32_t>(granule);
   buffers_.clear();
   programs_.clear();
   mesh_ = emu::MeshDevice::open(config);
@@ -338,19 +344,33 @@ void Interpreter::define_program(const Command& cmd) {
   emu::ProgramConfig config;
   config.name = name;
   config.kernel_binary_size = size_option(cmd, "kernel", config.kernel_binary_size);
-  const emu::CoreRange cores{0, number_option(cmd, "cores", 0)};
+  const emu::ArchSpec& spec = m.device(0).spec();
+  auto cores_of = [&](std::string_view text) {
+    std::string error;
+    const auto parsed = parse_cores(text, &error);
+    if (!parsed) throw ScriptError(cmd.line, error);
+    return parsed->count ? ttmem::first_cores(*parsed->count, spec.worker_grid_x) : parsed->ranges;
+  };
+  const auto all = cmd.options.find("cores");
+  const emu::CoreRangeSet program_cores =
+      all == cmd.options.end() ? emu::CoreRangeSet{} : cores_of(all->second);
   for (const std::string& cb : cmd.cbs) {
-    const auto x = cb.find('x');
-    const std::uint64_t size = *parse_size(cb.substr(0, x));
-    const std::uint64_t count = x == std::string::npos ? 1 : std::stoull(cb.substr(x + 1));
+    const auto at = cb.find('@');
+    const std::string head = cb.substr(0, at);
+    const auto x = head.find('x');
+    const std::uint64_t size = *parse_size(head.substr(0, x));
+    const std::uint64_t count = x == std::string::npos ? 1 : std::stoull(head.substr(x + 1));
+    const emu::CoreRangeSet cores = at == std::string::npos ? program_cores : cores_of(cb.substr(at + 1));
     for (std::uint64_t i = 0; i < count; ++i) config.circular_buffers.push_back({size, cores});
   }
   LiveProgram live{m.create_program(config), result_.programs.size()};
   result_.programs.push_back({name, cmd.line, {}, config.kernel_binary_size, 0, {}});
   programs_.emplace(name, std::move(live));
-  say("program {}: {} circular buffer{} on {} cores", name, config.circular_buffers.size(),
+  say("program {}: {} circular buffer{}{}", name, config.circular_buffers.size(),
       config.circular_buffers.size() == 1 ? "" : "s",
-      cores.count ? cores.count : emu::arch_spec(m.arch()).num_worker_cores());
+      program_cores.ranges.empty() && all == cmd.options.end()
+          ? fmt::format(" on {} cores", spec.num_worker_cores())
+          : "");
 }
 
 void Interpreter::run_program(const Command& cmd) {
@@ -363,7 +383,7 @@ void Interpreter::run_program(const Command& cmd) {
   if (record.cbs.empty()) {
     for (const auto& cb : it->second.program->circular_buffers()) {
       if (cb.device.value != 0) continue;
-      record.cbs.push_back({cb.index, cb.address, cb.size, cb.cores.first, cb.cores.count});
+      record.cbs.push_back({cb.index, cb.address, cb.size, cb.cores});
     }
     std::string where;
     for (const CbRecord& cb : record.cbs) where += fmt::format("{}{}", where.empty() ? "" : ", ", cb.address);

@@ -52,8 +52,7 @@ struct CbRecord {
   std::uint32_t index = 0;
   emu::DeviceAddr address = 0;
   std::uint64_t size = 0;
-  std::uint32_t first_core = 0;
-  std::uint32_t cores = 0;
+  emu::CoreRangeSet cores;
 };
 
 struct ProgramRecord {
@@ -76,7 +75,8 @@ struct MeshRecord {
 
 struct RunError {
   int line = 0;
-  std::string message;
+  std::string message;  ///< TT-Metal's text
+  std::string detail;   ///< the emulator's note beside it (emu::Error::detail), may be empty
   int exit_code = exit_status::bad_input;  ///< ttmem/exit_codes.hpp
 };
 

@@ -58,7 +58,8 @@ int run_steps(bool quiet) {
       const auto commands = ttmem::emu_tool::parse_script(block, block_start);
       block.clear();
       if (auto err = interpreter.step(commands)) {
-        std::cout << "error: " << err->line << ": " << err->message << std::endl;
+        std::cout << "error: " << err->line << ": " << err->message
+                  << (err->detail.empty() ? "" : " (" + err->detail + ")") << std::endl;
       } else {
         std::cout << "ok" << std::endl;
       }
@@ -151,6 +152,7 @@ int main(int argc, char** argv) {
   if (result.error) {
     std::cerr << fmt::format("{}:{}: {}\n", script_path == "-" ? "stdin" : script_path, result.error->line,
                              result.error->message);
+    if (!result.error->detail.empty()) std::cerr << "  " << result.error->detail << '\n';
   }
   if (json) std::cout << ttmem::emu_tool::report_json(result) << '\n';
   return ttmem::emu_tool::exit_code(result);

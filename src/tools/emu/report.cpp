@@ -51,8 +51,8 @@ json to_json(const RunResult& result) {
       cbs.push_back({{"index", cb.index},
                      {"address", cb.address},
                      {"size", cb.size},
-                     {"first_core", cb.first_core},
-                     {"cores", cb.cores}});
+                     {"cores", cb.cores.str()},
+                     {"num_cores", cb.cores.num_cores()}});
     }
     out["programs"].push_back(
         {{"name", p.name},
@@ -67,8 +67,10 @@ json to_json(const RunResult& result) {
     out["peak"][std::to_string(device)] = figures_json(figures);
   out["live_at_close"] = json::array();
   for (const BufferRecord& b : result.live_at_close) out["live_at_close"].push_back(buffer_json(b));
-  out["error"] =
-      result.error ? json{{"line", result.error->line}, {"message", result.error->message}} : json(nullptr);
+  out["error"] = result.error ? json{{"line", result.error->line},
+                                     {"message", result.error->message},
+                                     {"detail", result.error->detail}}
+                              : json(nullptr);
   return out;
 }
 

@@ -27,8 +27,9 @@ const std::vector<VerbSpec>& verbs() {
        "mesh",
        1,
        1,
-       {"arch", "l1_small", "trace_region", "worker_l1"},
-       "mesh PRESET [arch=wormhole_b0|blackhole] [l1_small=BYTES] [trace_region=BYTES] [worker_l1=BYTES]"},
+       {"arch", "l1_small", "trace_region", "worker_l1", "allocation_alignment", "l1_base"},
+       "mesh PRESET [arch=wormhole_b0|blackhole] [l1_small=BYTES] [trace_region=BYTES] [worker_l1=BYTES] "
+       "[l1_base=BYTES] [allocation_alignment=BYTES]"},
       {Verb::alloc,
        "alloc",
        3,
@@ -47,7 +48,7 @@ const std::vector<VerbSpec>& verbs() {
        1,
        1,
        {"cb", "cores", "kernel"},
-       "program NAME cb=SIZE[xCOUNT] [cb=...] [cores=N] [kernel=BYTES]"},
+       "program NAME cb=SIZE[xCOUNT][@CORES] [cb=...] [cores=N|CORES] [kernel=BYTES]"},
       {Verb::run, "run", 1, 1, {}, "run NAME"},
       {Verb::release, "release", 1, 1, {}, "release NAME"},
       {Verb::clear_program_cache, "clear_program_cache", 0, 0, {}, "clear_program_cache"},
@@ -102,10 +103,18 @@ void check_number(int line, std::string_view what, const std::string& value) {
   }
 }
 
+void check_cores(int line, std::string_view what, std::string_view text) {
+  std::string error;
+  if (!parse_cores(text, &error)) throw ScriptError(line, fmt::format("{}: {}", what, error));
+}
+
 void check_cb(int line, const std::string& value) {
-  const auto x = value.find('x');
-  check_size(line, "cb size", value.substr(0, x));
-  if (x != std::string::npos) check_number(line, "cb count", value.substr(x + 1));
+  const auto at = value.find('@');
+  const std::string head = value.substr(0, at);
+  const auto x = head.find('x');
+  check_size(line, "cb size", head.substr(0, x));
+  if (x != std::string::npos) check_number(line, "cb count", head.substr(x + 1));
+  if (at != std::string::npos) check_cores(line, "cb cores", std::string_view(value).substr(at + 1));
 }
 
 Command parse_line(const std::vector<std::string>& tokens, int line) {
@@ -132,6 +141,10 @@ Command parse_line(const std::vector<std::string>& tokens, int line) {
     if (key == "cb") {
       check_cb(line, value);
       cmd.cbs.push_back(value);
+    } else if (key == "cores" && cmd.id == Verb::program) {
+      check_cores(line, "cores", value);
+      if (cmd.options.contains(key)) throw ScriptError(line, fmt::format("option '{}' given twice", key));
+      cmd.options[key] = value;
     } else if (cmd.options.contains(key)) {
       throw ScriptError(line, fmt::format("option '{}' given twice", key));
     } else {
@@ -223,6 +236,53 @@ std::vector<Command> parse_script(std::string_view text, int first_line) {
     throw ScriptError(open_blocks.back()->line, fmt::format("'{}' without 'end'", open_blocks.back()->verb));
   }
   return top;
+}
+
+std::optional<CoreText> parse_cores(std::string_view text, std::string* error) {
+  CoreText out;
+  if (!text.empty() && (text.front() == '{' || text.front() == '[')) {
+    const std::string braced = text.front() == '[' ? "{" + std::string(text) + "}" : std::string(text);
+    auto set = ttmem::parse_core_range_set(braced, error);
+    if (!set) return std::nullopt;
+    out.ranges = std::move(*set);
+    return out;
+  }
+  std::uint32_t n = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
+  if (ec == std::errc{} && end == text.data() + text.size()) {
+    if (n == 0) {
+      if (error) *error = "a count of cores must be at least 1";
+      return std::nullopt;
+    }
+    out.count = n;
+    return out;
+  }
+  // Compact: X-Y:X-Y[,X-Y:X-Y...] is the short TT-Metal spelling without its brackets and blanks.
+  std::string tt = "{";
+  std::size_t start = 0;
+  while (start <= text.size()) {
+    const std::size_t comma = text.find(',', start);
+    const std::string_view part =
+        text.substr(start, comma == std::string_view::npos ? text.npos : comma - start);
+    const std::size_t colon = part.find(':');
+    if (colon == std::string_view::npos) {
+      if (error)
+        *error = fmt::format(
+            "\"{}\" is not a count, X-Y:X-Y ranges joined by ',', or a TT-Metal core range "
+            "set such as {{[0-0 - 7-0]}}",
+            text);
+      return std::nullopt;
+    }
+    tt +=
+        fmt::format("{}[{} - {}]", tt.size() > 1 ? ", " : "", part.substr(0, colon), part.substr(colon + 1));
+    if (comma == std::string_view::npos) break;
+    start = comma + 1;
+  }
+  tt += "}";
+  auto set = ttmem::parse_core_range_set(tt, error);
+  if (!set) return std::nullopt;
+  out.ranges = std::move(*set);
+  return out;
 }
 
 }  // namespace ttmem::emu_tool

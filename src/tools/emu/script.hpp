@@ -10,6 +10,7 @@
 #include <string_view>
 #include <vector>
 
+#include "ttmem/core_range.hpp"
 #include "ttmem/units.hpp"
 
 namespace ttmem::emu_tool {
@@ -49,6 +50,16 @@ struct Command {
   std::uint64_t repeat_count = 0;              // repeat
   std::vector<Command> body;                   // repeat, op
 };
+
+/// Cores a script names: a count (the first N worker cores, row-major) or rectangles, written compactly
+/// ("0-0:7-0,0-2:3-2": X-Y:X-Y ranges joined by ',') or as TT-Metal prints a CoreRangeSet
+/// ("{[0-0 - 7-0]}", "{[(x=0,y=0) - (x=7,y=0)]}"; quote it, it has spaces).
+struct CoreText {
+  std::optional<std::uint32_t> count;
+  ttmem::CoreRangeSet ranges;
+};
+/// Nullopt with `error` saying why for text that is neither.
+std::optional<CoreText> parse_cores(std::string_view text, std::string* error);
 
 /// A line that cannot be parsed or run; `line` is 1-based.
 class ScriptError : public std::runtime_error {

@@ -38,6 +38,9 @@ constexpr std::uint64_t saturating_align_up(std::uint64_t value, std::uint64_t a
   const std::uint64_t add = alignment - rem;
   return value > UINT64_MAX - add ? UINT64_MAX : value + add;
 }
+constexpr std::uint64_t saturating_add(std::uint64_t a, std::uint64_t b) {
+  return a > UINT64_MAX - b ? UINT64_MAX : a + b;
+}
 constexpr std::uint64_t saturating_mul(std::uint64_t a, std::uint64_t b) {
   return b != 0 && a > UINT64_MAX / b ? UINT64_MAX : a * b;
 }

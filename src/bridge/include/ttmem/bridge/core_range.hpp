@@ -1,49 +1,13 @@
-// TT-Metal's CoreRangeSet: the cores a circular buffer (or a shard grid) occupies, as rectangles of
-// worker-core coordinates. A live processor converts TT-Metal's own CoreRangeSet; a recorded capture
-// prints it as text, in two spellings ("{[0-0 - 1-1]}" and "{[(x=0,y=0) - (x=0,y=7)]}"), read here.
+// The bridge speaks of TT-Metal's core ranges with the one definition in ttmem/core_range.hpp.
 #pragma once
 
-#include <cstdint>
-#include <optional>
-#include <string>
-#include <string_view>
-#include <vector>
+#include "ttmem/core_range.hpp"
 
 namespace ttmem::bridge {
 
-struct CoreCoord {
-  std::uint32_t x = 0;
-  std::uint32_t y = 0;
-  auto operator<=>(const CoreCoord&) const = default;
-};
-
-/// The rectangle [start, end], both corners included (TT-Metal's CoreRange).
-struct CoreRange {
-  CoreCoord start;
-  CoreCoord end;
-  std::uint64_t num_cores() const {
-    return std::uint64_t{end.x - start.x + 1} * std::uint64_t{end.y - start.y + 1};
-  }
-  bool contains(CoreCoord c) const {
-    return c.x >= start.x && c.x <= end.x && c.y >= start.y && c.y <= end.y;
-  }
-  auto operator<=>(const CoreRange&) const = default;
-};
-
-struct CoreRangeSet {
-  std::vector<CoreRange> ranges;
-  /// Cores in the set (TT-Metal's ranges of one set do not overlap; overlapping ones are counted once).
-  std::uint64_t num_cores() const;
-  bool contains(CoreCoord c) const;
-  /// Every core, row by row within each range, each once.
-  std::vector<CoreCoord> cores() const;
-  /// "{[0-0 - 1-1], [3-0 - 3-7]}", TT-Metal's older spelling (the shortest).
-  std::string str() const;
-  bool operator==(const CoreRangeSet&) const = default;
-};
-
-/// Reads either spelling; nullopt (with `error` saying why) for anything else, or a range whose end is
-/// before its start.
-std::optional<CoreRangeSet> parse_core_range_set(std::string_view text, std::string* error = nullptr);
+using ttmem::CoreCoord;
+using ttmem::CoreRange;
+using ttmem::CoreRangeSet;
+using ttmem::parse_core_range_set;
 
 }  // namespace ttmem::bridge

@@ -29,6 +29,7 @@ struct Reservation {
   std::uint32_t num_banks = 0;
   std::uint64_t aligned_page_size = 0;
   std::uint64_t size_per_bank = 0;
+  std::uint64_t reserved_per_bank = 0;  ///< size_per_bank rounded to the free list's granule
 };
 
 /// What a Buffer asks of the allocator that holds its memory.
@@ -80,7 +81,11 @@ class Allocator : public BufferHome {
   const DeviceOptions& options() const { return options_; }
   /// The architecture's geometry with this device's overrides (DeviceOptions).
   const ArchSpec& spec() const { return spec_; }
+  /// Top of the L1 the allocator manages: the whole L1 per core.
   std::uint64_t worker_l1_size() const { return worker_l1_size_; }
+  /// The L1_SMALL and TRACE reservations as TT-Metal rounds them (DeviceOptions gives the asked sizes).
+  std::uint64_t l1_small_size() const { return l1_small_size_; }
+  std::uint64_t trace_region_size() const { return trace_region_size_; }
 
   Statistics statistics(BufferType type) const;
   std::vector<MemoryBlock> memory_blocks(BufferType type) const;
@@ -106,6 +111,8 @@ class Allocator : public BufferHome {
   DeviceOptions options_;
   ArchSpec spec_;
   std::uint64_t worker_l1_size_;
+  std::uint64_t l1_small_size_ = 0;
+  std::uint64_t trace_region_size_ = 0;
   std::array<std::unique_ptr<BankManager>, kBufferTypes> banks_;  // indexed by BufferType value
 };
 

@@ -71,7 +71,11 @@ class Buffer {
   DeviceId device_id() const { return device_; }
   MeshId mesh_id() const { return mesh_; }
   std::uint32_t num_banks() const { return num_banks_; }
+  /// TT-Metal's size_per_bank (pages per bank x aligned page): what page locations are computed from.
   std::uint64_t size_per_bank() const { return size_per_bank_; }
+  /// What the buffer takes in every bank: size_per_bank rounded to the free list's granule. Reported to
+  /// trackers as the event's size_per_bank, so their totals equal the allocator's statistics.
+  std::uint64_t reserved_per_bank() const { return reserved_per_bank_; }
   std::uint64_t aligned_page_size() const { return aligned_page_size_; }
 
   /// Bank and address of a page: interleaved page i is in bank i % banks at
@@ -106,6 +110,7 @@ class Buffer {
   std::uint64_t page_size_ = 0;
   std::uint64_t aligned_page_size_ = 0;
   std::uint64_t size_per_bank_ = 0;
+  std::uint64_t reserved_per_bank_ = 0;
   std::uint32_t num_banks_ = 0;
   BufferType type_ = BufferType::DRAM;
   AllocKind kind_ = AllocKind::owning;

@@ -36,15 +36,23 @@ struct OutOfMemoryFigures {
 class Error : public std::runtime_error {
  public:
   Error(ErrorCode code, const std::string& message) : std::runtime_error(message), code_(code) {}
-  Error(const std::string& message, const OutOfMemoryFigures& figures)
-      : std::runtime_error(message), code_(ErrorCode::out_of_memory), figures_(figures) {}
+  /// what() is TT-Metal's text as TT-Metal words it; `detail` is what the emulator adds beside it (kept
+  /// apart so a tool matching TT-Metal's messages sees them unchanged).
+  Error(const std::string& message, const OutOfMemoryFigures& figures, std::string detail = {})
+      : std::runtime_error(message),
+        code_(ErrorCode::out_of_memory),
+        figures_(figures),
+        detail_(std::move(detail)) {}
   ErrorCode code() const noexcept { return code_; }
   /// Out-of-memory errors of an allocator: the figures behind the message.
   const std::optional<OutOfMemoryFigures>& figures() const noexcept { return figures_; }
+  /// The emulator's note beside TT-Metal's message (e.g. a mesh's lockstep figures); empty if none.
+  const std::string& detail() const noexcept { return detail_; }
 
  private:
   ErrorCode code_;
   std::optional<OutOfMemoryFigures> figures_;
+  std::string detail_;
 };
 
 }  // namespace ttmem::emu

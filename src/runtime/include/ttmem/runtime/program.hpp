@@ -1,7 +1,8 @@
 // Programs and their circular buffers (TT-Metal's tt_metal/impl/program/). A program's CBs are placed
-// when it first runs: per core range, bottom-up from the L1 unreserved base, at the same address on every
-// core of the range; they must stay below the lowest L1 buffer. Programs that ran are held by the program
-// cache with their kernel binaries; clear_program_cache() or release() frees the CBs, each one reported.
+// when it first runs: one CB allocator per distinct core range, bottom-up from the L1 unreserved base, the
+// same address on every core of a CB's ranges; they must stay below the lowest L1 buffer. Programs that ran
+// are held by the program cache with their kernel binaries; clear_program_cache() or release() frees the CBs,
+// each one reported.
 #pragma once
 
 #include <cstdint>
@@ -9,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "ttmem/core_range.hpp"
 #include "ttmem/runtime/graph_tracker.hpp"
 #include "ttmem/runtime/types.hpp"
 
@@ -17,15 +19,13 @@ namespace ttmem::emu {
 class Device;
 class MeshDevice;
 
-/// Consecutive worker cores, numbered row-major over the worker grid.
-struct CoreRange {
-  std::uint32_t first = 0;
-  std::uint32_t count = 0;  ///< 0 means every worker core.
-};
+using ttmem::CoreCoord;
+using ttmem::CoreRange;
+using ttmem::CoreRangeSet;
 
 struct CircularBufferConfig {
   std::uint64_t size = 0;  ///< Bytes on each core of the range.
-  CoreRange cores;
+  CoreRangeSet cores;      ///< Rectangles of worker cores (merged as TT-Metal merges them); empty: all.
 };
 
 struct ProgramConfig {
@@ -41,7 +41,7 @@ struct CircularBufferAllocation {
   std::uint32_t index = 0;  ///< CB index in the program.
   DeviceAddr address = 0;
   std::uint64_t size = 0;
-  CoreRange cores;
+  CoreRangeSet cores;            ///< The merged ranges it occupies (never empty once placed).
   std::uint64_t created_ns = 0;  ///< CLOCK_MONOTONIC when placed
   std::uint32_t op = 0;          ///< GraphTracker::op_tag when placed
 };

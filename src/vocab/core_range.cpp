@@ -1,10 +1,11 @@
-// See ttmem/bridge/core_range.hpp.
-#include "ttmem/bridge/core_range.hpp"
+// See ttmem/core_range.hpp.
+#include "ttmem/core_range.hpp"
 
+#include <algorithm>
 #include <charconv>
 #include <set>
 
-namespace ttmem::bridge {
+namespace ttmem {
 
 std::uint64_t CoreRangeSet::num_cores() const {
   if (ranges.size() == 1) return ranges.front().num_cores();
@@ -27,14 +28,71 @@ std::vector<CoreCoord> CoreRangeSet::cores() const {
   return out;
 }
 
+std::string CoreRange::str() const {
+  // Appended piece by piece: GCC 12 at -O3 warns (-Wrestrict, a false positive) on the chained operator+.
+  std::string out = "[(x=";
+  out.append(std::to_string(start.x)).append(",y=").append(std::to_string(start.y));
+  out.append(") - (x=").append(std::to_string(end.x)).append(",y=").append(std::to_string(end.y));
+  out.append(")]");
+  return out;
+}
+
+namespace {
+
+/// The rectangle two ranges make together, if they make one.
+std::optional<CoreRange> joined(const CoreRange& a, const CoreRange& b) {
+  auto inside = [](const CoreRange& in, const CoreRange& out) {
+    return in.start.x >= out.start.x && in.end.x <= out.end.x && in.start.y >= out.start.y &&
+           in.end.y <= out.end.y;
+  };
+  if (inside(a, b)) return b;
+  if (inside(b, a)) return a;
+  if (a.start.x == b.start.x && a.end.x == b.end.x && a.start.y <= b.end.y + 1 && b.start.y <= a.end.y + 1)
+    return CoreRange{{a.start.x, std::min(a.start.y, b.start.y)}, {a.end.x, std::max(a.end.y, b.end.y)}};
+  if (a.start.y == b.start.y && a.end.y == b.end.y && a.start.x <= b.end.x + 1 && b.start.x <= a.end.x + 1)
+    return CoreRange{{std::min(a.start.x, b.start.x), a.start.y}, {std::max(a.end.x, b.end.x), a.end.y}};
+  return std::nullopt;
+}
+
+}  // namespace
+
+CoreRangeSet CoreRangeSet::merged() const {
+  std::vector<CoreRange> out = ranges;
+  for (bool changed = true; changed;) {
+    changed = false;
+    for (std::size_t i = 0; i < out.size() && !changed; ++i) {
+      for (std::size_t j = i + 1; j < out.size(); ++j) {
+        if (auto r = joined(out[i], out[j])) {
+          out[i] = *r;
+          out.erase(out.begin() + static_cast<std::ptrdiff_t>(j));
+          changed = true;
+          break;
+        }
+      }
+    }
+  }
+  std::sort(out.begin(), out.end());
+  return CoreRangeSet{out};
+}
+
+CoreRangeSet first_cores(std::uint32_t count, std::uint32_t grid_x) {
+  CoreRangeSet set;
+  if (count == 0 || grid_x == 0) return set;
+  const std::uint32_t rows = count / grid_x, rest = count % grid_x;
+  if (rows) set.ranges.push_back({{0, 0}, {grid_x - 1, rows - 1}});
+  if (rest) set.ranges.push_back({{0, rows}, {rest - 1, rows}});
+  return set;
+}
+
 std::string CoreRangeSet::str() const {
   std::string out = "{";
   for (const CoreRange& r : ranges) {
     if (out.size() > 1) out += ", ";
-    out += "[" + std::to_string(r.start.x) + "-" + std::to_string(r.start.y) + " - " +
-           std::to_string(r.end.x) + "-" + std::to_string(r.end.y) + "]";
+    out.append("[").append(std::to_string(r.start.x)).append("-").append(std::to_string(r.start.y));
+    out.append(" - ").append(std::to_string(r.end.x)).append("-").append(std::to_string(r.end.y)).append("]");
   }
-  return out + "}";
+  out.append("}");
+  return out;
 }
 
 namespace {
@@ -128,4 +186,4 @@ std::optional<CoreRangeSet> parse_core_range_set(std::string_view text, std::str
   return set;
 }
 
-}  // namespace ttmem::bridge
+}  // namespace ttmem
