@@ -114,11 +114,16 @@ def _mesh(function: str, mesh: Any) -> MeshDevice:
 
 
 def open_mesh_device(preset: str = "n150", arch: Optional[str] = None, l1_small_size: int = 0,
-                     trace_region_size: int = 0, worker_l1_size: int = 0) -> MeshDevice:
+                     trace_region_size: int = 0, worker_l1_size: int = 0,
+                     device_ids: Optional[Sequence[int]] = None, allocation_alignment: int = 0) -> MeshDevice:
     """Opens a mesh of emulated devices.
 
     preset: "n150" (1x1), "n300" (1x2), "t3000" (2x4), "galaxy" (8x4) of Wormhole B0, or "p150" (1x1),
     "p300" (1x2) of Blackhole. arch overrides the preset's ("wormhole_b0" or "blackhole").
+    device_ids: the process's device numbers to open, one per device (TT-Metal's physical_device_ids;
+    0..N-1 by default), mapped onto chips through TT_VISIBLE_DEVICES. A chip another process holds is
+    waited for, as TT-Metal waits (TTMEM_EMU_CHIP_WAIT=0 raises DeviceBusyError instead).
+    allocation_alignment: the free lists' granule (0: TT-Metal's current rule, the DRAM alignment).
     Device init places three 4096-byte dispatch control buffers on the first device. Allocations are
     reported to ttmemd when one is reachable (TTMEM_SOCKET, or use_server / Server).
     """
@@ -126,7 +131,19 @@ def open_mesh_device(preset: str = "n150", arch: Optional[str] = None, l1_small_
                                     _text("arch", arch, optional=True, hint=" ('wormhole_b0' or 'blackhole')"),
                                     _bytes("l1_small_size", l1_small_size),
                                     _bytes("trace_region_size", trace_region_size),
-                                    _bytes("worker_l1_size", worker_l1_size))
+                                    _bytes("worker_l1_size", worker_l1_size), _device_ids(device_ids),
+                                    _bytes("allocation_alignment", allocation_alignment))
+
+
+def _device_ids(ids: Optional[Sequence[int]]) -> List[int]:
+    if ids is None:
+        return []
+    if isinstance(ids, (str, bytes)) or not hasattr(ids, "__iter__"):
+        raise InvalidArgumentError(f"device_ids must be a list of device numbers such as [0, 1], not {ids!r}")
+    out = list(ids)
+    if not all(isinstance(i, int) and not isinstance(i, bool) and 0 <= i < 2**32 for i in out):
+        raise InvalidArgumentError(f"device_ids must be whole numbers from 0, one per device, not {ids!r}")
+    return out
 
 
 def close_mesh_device(mesh: MeshDevice) -> None:

@@ -153,7 +153,9 @@ PYBIND11_MODULE(_ttmem, m) {
                      "A size, page size, shard count, core range or option is not valid.");
   g_exc.device_closed = make_exception(m, "DeviceClosedError", {g_exc.base}, "The mesh device is closed.");
   g_exc.device_busy =
-      make_exception(m, "DeviceBusyError", {g_exc.base}, "The devices are already open in this process.");
+      make_exception(m, "DeviceBusyError", {g_exc.base},
+                     "The devices are already open in this process, or (TTMEM_EMU_CHIP_WAIT=0) another "
+                     "process holds a chip.");
   g_exc.invalid_state = make_exception(m, "InvalidStateError", {g_exc.base},
                                        "The object cannot do that now (e.g. a released program).");
   g_exc.unknown_preset = make_exception(m, "UnknownPresetError", {g_exc.base, PyExc_ValueError},
@@ -350,7 +352,8 @@ PYBIND11_MODULE(_ttmem, m) {
   m.def(
       "_open_mesh_device",
       [](const std::string& preset, std::optional<std::string> arch, std::uint64_t l1_small_size,
-         std::uint64_t trace_region_size, std::uint64_t worker_l1_size) {
+         std::uint64_t trace_region_size, std::uint64_t worker_l1_size, std::vector<std::uint32_t> device_ids,
+         std::uint32_t allocation_alignment) {
         emu::ServerTracking::enable();
         emu::MeshDeviceConfig c;
         c.preset = preset;
@@ -361,10 +364,14 @@ PYBIND11_MODULE(_ttmem, m) {
         c.options.l1_small_size = l1_small_size;
         c.options.trace_region_size = trace_region_size;
         c.options.worker_l1_size = worker_l1_size;
+        c.options.allocation_alignment = allocation_alignment;
+        c.device_ids = std::move(device_ids);
+        // Opening may wait for a chip another process holds (as TT-Metal does): other threads run meanwhile.
+        py::gil_scoped_release release;
         return emu::MeshDevice::open(c);
       },
       py::arg("preset"), py::arg("arch"), py::arg("l1_small_size"), py::arg("trace_region_size"),
-      py::arg("worker_l1_size"));
+      py::arg("worker_l1_size"), py::arg("device_ids"), py::arg("allocation_alignment"));
 
   m.def(
       "flush",

@@ -89,6 +89,7 @@ class Checker {
     config.options.worker_grid_x = check_.grid_x;
     config.options.worker_grid_y = check_.grid_y;
     config.options.l1_unreserved_base = check_.l1_base;
+    config.hold_chips = false;  // a model of the capture's chip, not a chip of this machine
     mesh_ = emu::MeshDevice::open(config);
     std::vector<std::string> frames;
     for (const Node& n : capture_.nodes) {

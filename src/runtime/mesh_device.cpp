@@ -3,9 +3,13 @@
 
 #include <algorithm>
 #include <atomic>
+#include <charconv>
+#include <cstdlib>
+#include <set>
 #include <vector>
 
 #include "cb_placement.hpp"
+#include "chip_lock.hpp"
 #include "ttmem/runtime/device.hpp"
 #include "ttmem/runtime/error.hpp"
 
@@ -14,35 +18,116 @@ namespace ttmem::emu {
 namespace {
 
 constexpr std::uint64_t kControlBufferSize = 4096;
+constexpr std::uint32_t kMaxChips = 1024;  // the emulated machine: chip numbers 0..1023
 constexpr int kNumControlBuffers = 3;
 
-/// Physical device ids in use by open meshes of this process.
+/// Physical chips held by open meshes of this process: refused twice within a process (TT-Metal throws
+/// when a device is opened again), held across processes by a ChipLock per chip.
 class DeviceIdRegistry {
  public:
-  void claim(std::uint32_t count) {
-    std::lock_guard lock(mutex_);
-    if (in_use_.size() < count) in_use_.resize(count, false);
-    for (std::uint32_t i = 0; i < count; ++i) {
-      if (in_use_[i]) {
-        throw Error(ErrorCode::device_busy,
-                    fmt::format("device {} is already open in this process; close its mesh first", i));
+  std::vector<std::unique_ptr<ChipLock>> claim(const std::vector<std::uint32_t>& chips) {
+    {
+      std::lock_guard lock(mutex_);
+      for (std::uint32_t c : chips) {
+        if (in_use_.contains(c)) {
+          throw Error(ErrorCode::device_busy,
+                      fmt::format("device {} is already open in this process; close its mesh first", c));
+        }
       }
+      in_use_.insert(chips.begin(), chips.end());
     }
-    std::fill(in_use_.begin(), in_use_.begin() + count, true);
+    // Waiting for another process's chip happens outside the registry's mutex: closing a mesh on another
+    // thread of this process must not wait for it.
+    std::vector<std::unique_ptr<ChipLock>> locks;
+    try {
+      for (std::uint32_t c : chips) locks.push_back(std::make_unique<ChipLock>(c));
+    } catch (...) {
+      locks.clear();
+      release(chips);
+      throw;
+    }
+    return locks;
   }
-  void release(std::uint32_t count) {
+  void release(const std::vector<std::uint32_t>& chips) {
     std::lock_guard lock(mutex_);
-    std::fill(in_use_.begin(), in_use_.begin() + std::min<std::size_t>(count, in_use_.size()), false);
+    for (std::uint32_t c : chips) in_use_.erase(c);
   }
 
  private:
   std::mutex mutex_;
-  std::vector<bool> in_use_;
+  std::set<std::uint32_t> in_use_;
 };
 
 DeviceIdRegistry& device_ids() {
   static DeviceIdRegistry registry;
   return registry;
+}
+
+/// TT_VISIBLE_DEVICES: the physical chips this process may open, in the order it numbers them; nullopt
+/// when unset (every chip, numbered as it is).
+std::optional<std::vector<std::uint32_t>> visible_chips() {
+  const char* env = std::getenv("TT_VISIBLE_DEVICES");
+  if (!env || !*env) return std::nullopt;
+  std::vector<std::uint32_t> out;
+  std::string_view text(env);
+  while (!text.empty()) {
+    const std::size_t comma = text.find(',');
+    const std::string_view part = text.substr(0, comma);
+    std::uint32_t v = 0;
+    const auto [end, ec] = std::from_chars(part.data(), part.data() + part.size(), v);
+    if (ec != std::errc{} || end != part.data() + part.size() || v >= kMaxChips) {
+      throw Error(ErrorCode::invalid_argument,
+                  fmt::format("TT_VISIBLE_DEVICES='{}': '{}' is not a chip number (0..{}); give chip numbers "
+                              "joined by ',', e.g. 0,2",
+                              env, part, kMaxChips - 1));
+    }
+    if (std::find(out.begin(), out.end(), v) != out.end()) {
+      throw Error(ErrorCode::invalid_argument,
+                  fmt::format("TT_VISIBLE_DEVICES='{}' names chip {} twice", env, v));
+    }
+    out.push_back(v);
+    if (comma == std::string_view::npos) break;
+    text.remove_prefix(comma + 1);
+  }
+  return out;
+}
+
+/// The physical chips of a mesh: `ids` (the process's device numbers, as TT-Metal's physical_device_ids)
+/// or 0..n-1, through TT_VISIBLE_DEVICES.
+std::vector<std::uint32_t> chips_of(const std::vector<std::uint32_t>& ids, std::uint32_t n) {
+  std::vector<std::uint32_t> logical = ids;
+  if (logical.empty()) {
+    for (std::uint32_t i = 0; i < n; ++i) logical.push_back(i);
+  } else if (logical.size() != n) {
+    throw Error(ErrorCode::invalid_argument,
+                fmt::format("the mesh has {} devices but {} device ids were given", n, logical.size()));
+  }
+  for (std::size_t i = 0; i < logical.size(); ++i) {
+    if (std::find(logical.begin(), logical.begin() + static_cast<std::ptrdiff_t>(i), logical[i]) !=
+        logical.begin() + static_cast<std::ptrdiff_t>(i)) {
+      throw Error(ErrorCode::invalid_argument, fmt::format("device id {} is given twice", logical[i]));
+    }
+  }
+  const auto visible = visible_chips();
+  std::vector<std::uint32_t> chips;
+  for (std::uint32_t d : logical) {
+    if (visible) {
+      if (d >= visible->size()) {
+        throw Error(
+            ErrorCode::invalid_argument,
+            fmt::format("device {} is not visible: TT_VISIBLE_DEVICES='{}' makes {} device{} visible", d,
+                        std::getenv("TT_VISIBLE_DEVICES"), visible->size(), visible->size() == 1 ? "" : "s"));
+      }
+      chips.push_back((*visible)[d]);
+    } else {
+      if (d >= kMaxChips) {
+        throw Error(ErrorCode::invalid_argument,
+                    fmt::format("device id {} is beyond the emulated machine's {} chips", d, kMaxChips));
+      }
+      chips.push_back(d);
+    }
+  }
+  return chips;
 }
 
 MeshId next_mesh_id() {
@@ -82,6 +167,8 @@ std::shared_ptr<MeshDevice> MeshDevice::open(const MeshDeviceConfig& config) {
   }
   auto mesh = std::make_shared<MeshDevice>(next_mesh_id(), std::string(preset->name), preset->rows,
                                            preset->cols, config.arch.value_or(preset->arch), config.options);
+  mesh->chips_ = chips_of(config.device_ids, preset->rows * preset->cols);
+  mesh->holds_chips_ = config.hold_chips;
   {
     // Registered before it reports anything, so a snapshot taken at any time either sees it or precedes
     // all of its events.
@@ -115,17 +202,18 @@ MeshDevice::MeshDevice(MeshId id, const std::string& preset, std::uint32_t rows,
       mutex_(std::make_shared<std::recursive_mutex>()) {}
 
 void MeshDevice::initialize_devices() {
-  const std::uint32_t n = rows_ * cols_;
-  device_ids().claim(n);
+  if (holds_chips_) chip_locks_ = device_ids().claim(chips_);
   try {
     std::vector<std::shared_ptr<Allocator>> allocators;
-    for (std::uint32_t i = 0; i < n; ++i) {
-      devices_.push_back(std::make_unique<Device>(DeviceId{i}, id_, arch_, options_, mutex_));
+    for (std::uint32_t chip : chips_) {
+      // Events name the physical chip, so processes on one machine agree on which chip is which.
+      devices_.push_back(std::make_unique<Device>(DeviceId{chip}, id_, arch_, options_, mutex_));
       allocators.push_back(devices_.back()->allocator_ptr());
     }
     allocator_ = std::make_shared<MeshAllocator>(std::move(allocators), mutex_);
   } catch (...) {
-    device_ids().release(n);
+    chip_locks_.clear();
+    if (holds_chips_) device_ids().release(chips_);
     throw;
   }
   std::lock_guard lock(*mutex_);
@@ -295,7 +383,8 @@ void MeshDevice::close() {
   for (const auto& device : devices_) device->close_locked();
   control_buffers_.clear();
   open_ = false;
-  device_ids().release(static_cast<std::uint32_t>(devices_.size()));
+  chip_locks_.clear();
+  if (holds_chips_) device_ids().release(chips_);
 }
 
 // MeshBuffer ---------------------------------------------------------------------------------------------

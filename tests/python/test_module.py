@@ -70,6 +70,35 @@ def test_a_mesh_out_of_memory_keeps_the_lockstep_figures_apart():
         assert oom.value.detail is None
 
 
+def test_device_ids_choose_chips_that_other_processes_then_wait_for(monkeypatch):
+    import subprocess
+    emu = os.path.join(os.environ["TTMEM_BIN_DIR"], "ttmem-emu")
+    with ttmem.open_mesh_device("n150", device_ids=[3]) as mesh:
+        buf = mesh.allocate("DRAM", 2048)
+        assert [d.id for d in mesh.devices] == [3]
+        env = dict(os.environ, TTMEM_EMU_CHIP_WAIT="0", TTMEM_TRACKING="0")
+        busy = subprocess.run([emu, "-"], input="mesh n150 devices=3\n", text=True, capture_output=True, env=env)
+        assert busy.returncode == 3
+        assert "chip 3 is in use: lock 'CHIP_IN_USE_3_PCIe'" in busy.stderr
+        free = subprocess.run([emu, "-"], input="mesh n150\n", text=True, capture_output=True, env=env)
+        assert free.returncode == 0, free.stderr
+        del buf
+    holder = subprocess.Popen([emu, "--step", "-q"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                              env=dict(os.environ, TTMEM_TRACKING="0"))
+    try:
+        holder.stdin.write("mesh n150\n")
+        holder.stdin.flush()
+        assert holder.stdout.readline().strip() == "ok"
+        monkeypatch.setenv("TTMEM_EMU_CHIP_WAIT", "0")
+        with pytest.raises(ttmem.DeviceBusyError, match=f"PID: {holder.pid}"):
+            ttmem.open_mesh_device("n150")
+    finally:
+        holder.kill()
+        holder.wait()
+    with pytest.raises(ttmem.InvalidArgumentError, match="device_ids"):
+        ttmem.open_mesh_device("n300", device_ids="01")
+
+
 def test_errors_are_typed_and_carry_the_runtime_message():
     with ttmem.open_mesh_device("n150") as mesh:
         with pytest.raises(ttmem.OutOfMemoryError) as oom:

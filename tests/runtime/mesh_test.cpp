@@ -1,6 +1,8 @@
 // Mesh devices: presets, device ids, the lockstep mesh allocator and the once-per-device rule.
 #include <gtest/gtest.h>
 
+#include <set>
+
 #include "recording_processor.hpp"
 #include "ttmem/runtime/device.hpp"
 #include "ttmem/runtime/error.hpp"
@@ -164,6 +166,56 @@ TEST(Mesh, ControlBuffersArePreallocatedOnTheFirstDeviceInTheReservedRegion) {
   // ...but they are registered with it, so the close sweep can release them.
   EXPECT_EQ(mesh->device(0).allocator().num_preallocated_buffers(), 3u);
   EXPECT_EQ(rec->live_bytes(0, BufferType::L1), 3u * 4096);
+}
+
+}  // namespace
+}  // namespace ttmem::emu
+
+namespace ttmem::emu {
+namespace {
+
+TEST(Mesh, DeviceIdsChooseTheChipsAndEventsNameThem) {
+  test::ScopedRecorder rec;
+  MeshDeviceConfig config;
+  config.preset = "n300";
+  config.device_ids = {5, 2};
+  auto mesh = MeshDevice::open(config);
+  EXPECT_EQ(mesh->device(0).id().value, 5u);
+  EXPECT_EQ(mesh->device(1).id().value, 2u);
+  BufferConfig two_k;
+  two_k.size = 2048;
+  two_k.page_size = 2048;
+  auto b = mesh->create_buffer(two_k);
+  std::set<std::uint32_t> devices;
+  for (const auto& r : rec->events())
+    if (r.allocate && r.event.scope == EventScope::device && r.event.id == b->device_buffer(0)->unique_id())
+      devices.insert(r.event.device.value);
+  EXPECT_EQ(devices, (std::set<std::uint32_t>{5}));
+  // Another mesh of this process on other chips opens; on one of these it is refused.
+  MeshDeviceConfig other;
+  other.preset = "n150";
+  other.device_ids = {0};
+  EXPECT_NO_THROW(MeshDevice::open(other));
+  other.device_ids = {2};
+  try {
+    MeshDevice::open(other);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::device_busy);
+  }
+}
+
+TEST(Mesh, DeviceIdsMustNameEachDeviceOnce) {
+  MeshDeviceConfig config;
+  config.preset = "n300";
+  config.device_ids = {1, 1};
+  EXPECT_THROW(MeshDevice::open(config), Error);
+  config.device_ids = {1};
+  EXPECT_THROW(MeshDevice::open(config), Error);
+  config.device_ids = {0, 5000};
+  EXPECT_THROW(MeshDevice::open(config), Error);
+  config.device_ids = {0, 1};
+  EXPECT_NO_THROW(MeshDevice::open(config));  // nothing was left held by the refusals
 }
 
 }  // namespace

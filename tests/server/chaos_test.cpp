@@ -26,6 +26,7 @@ int env_int(const char* name, int fallback) {
 
 struct Worker {
   std::unique_ptr<Child> process;
+  std::uint32_t chip = 0;  // each on a chip of its own, as processes on one machine are
   std::map<std::string, std::pair<bool, std::uint64_t>> live;  // name -> (is DRAM, bytes)
   int next_name = 0;
 
@@ -67,10 +68,12 @@ TEST(Chaos, KillsAndServerRestartsLeaveExactTotals) {
 
   ServerProcess server;
   std::vector<Worker> workers(static_cast<std::size_t>(workers_n));
-  for (auto& w : workers) {
+  for (std::size_t i = 0; i < workers.size(); ++i) {
+    Worker& w = workers[i];
+    w.chip = static_cast<std::uint32_t>(i);
     w.process = std::make_unique<Child>(std::vector<std::string>{bin_dir() + "/ttmem-emu", "--step", "-q"},
                                         Env{{"TTMEM_SOCKET", server.socket()}});
-    ASSERT_EQ(w.process->command("mesh n150"), "ok");
+    ASSERT_EQ(w.process->command("mesh n150 devices=" + std::to_string(w.chip)), "ok");
   }
   auto watcher = std::make_unique<test::JsonClient>(server.socket());
   watcher->subscribe();
@@ -152,7 +155,7 @@ TEST(Chaos, KillsAndServerRestartsLeaveExactTotals) {
       ASSERT_TRUE(orphan) << "no orphan record for pid " << pid << "\n" << server.log();
       std::uint64_t dram = 0, l1 = 0, dram_n = 0, l1_n = 0;
       for (const auto& h : (*orphan)["held"]) {
-        EXPECT_EQ(h["device"], 0);
+        EXPECT_EQ(h["device"], victim.chip);
         if (h["type"] == "DRAM") {
           dram += h["bytes"].get<std::uint64_t>();
           dram_n += h["buffers"].get<std::uint64_t>();
@@ -183,7 +186,7 @@ TEST(Chaos, KillsAndServerRestartsLeaveExactTotals) {
     for (const auto& row : stats["processes"]) {
       if (row["pid"] != s.process->pid()) continue;
       ++rows;
-      EXPECT_EQ(row["device"], 0);
+      EXPECT_EQ(row["device"], s.chip);
       EXPECT_EQ(row["DRAM"], s.bytes(true));
       EXPECT_EQ(row["L1"], s.bytes(false) + kControlL1);
       EXPECT_EQ(row["buffers"], s.live.size() + 3);

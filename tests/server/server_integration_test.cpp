@@ -79,9 +79,10 @@ TEST(ServerIntegration, TotalsEqualWhatSeveralProcessesAllocated) {
   auto a = workload(server);
   auto b = workload(server);
   auto c = workload(server);
-  expect_ok(*a, "mesh n150");
-  expect_ok(*b, "mesh n300");
-  expect_ok(*c, "mesh n150");
+  // Each on chips of its own: a chip is held by one process at a time.
+  expect_ok(*a, "mesh n150 devices=0");
+  expect_ok(*b, "mesh n300 devices=1,2");
+  expect_ok(*c, "mesh n150 devices=3");
   expect_ok(*a, "alloc x DRAM 1M");
   expect_ok(*b, "alloc x DRAM 2M");
   expect_ok(*b, "alloc y L1 64K");
@@ -91,9 +92,13 @@ TEST(ServerIntegration, TotalsEqualWhatSeveralProcessesAllocated) {
   for (auto* w : {a.get(), b.get(), c.get()}) expect_ok(*w, "flush");
   test::JsonClient q(server.socket());
   const json stats = q.stats();
-  EXPECT_EQ(used(stats, 0, "DRAM"), (1u + 2u + 3u) << 20);
+  EXPECT_EQ(used(stats, 0, "DRAM"), 1u << 20);
   EXPECT_EQ(used(stats, 1, "DRAM"), 2u << 20);
-  EXPECT_EQ(used(stats, 0, "L1"), 3 * 3 * 4096 + (64u << 10));  // three control-buffer sets plus y
+  EXPECT_EQ(used(stats, 2, "DRAM"), 2u << 20);
+  EXPECT_EQ(used(stats, 3, "DRAM"), 3u << 20);
+  EXPECT_EQ(used(stats, 0, "L1"), 3 * 4096u);               // a's control buffers
+  EXPECT_EQ(used(stats, 1, "L1"), 3 * 4096 + (64u << 10));  // b's (on its first chip) plus y
+  EXPECT_EQ(used(stats, 2, "L1"), 64u << 10);
   const auto rows = rows_for(stats, b->pid());
   ASSERT_EQ(rows.size(), 2u);
   EXPECT_EQ(rows[1]["DRAM"], 2u << 20);

@@ -22,9 +22,11 @@ struct Tracked {
   void flush() const { ASSERT_TRUE(emu::ServerTracking::flush(std::chrono::seconds(5))); }
 };
 
-inline std::shared_ptr<emu::MeshDevice> n150() {
+/// An n150 on chip `chip` of the emulated machine (chips are held one process at a time).
+inline std::shared_ptr<emu::MeshDevice> n150(std::uint32_t chip = 0) {
   emu::MeshDeviceConfig config;
   config.preset = "n150";
+  config.device_ids = {chip};
   return emu::MeshDevice::open(config);
 }
 

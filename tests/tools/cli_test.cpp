@@ -541,7 +541,7 @@ class Tmux {
 TEST(CliTop, ShowsDevicesSortsOnKeysAndQuits) {
   Scenario s;
   auto other = workload(s.server);
-  run(*other, {"mesh n150", "alloc big L1 8M", "flush"});
+  run(*other, {"mesh n150 devices=2", "alloc big L1 8M", "flush"});
   Tmux tmux("TTMEM_SOCKET=" + s.server.socket() + " LANG=C.UTF-8 " + bin_dir() +
             "/ttmem top --interval-ms 100");
   ASSERT_TRUE(tmux.shows("DEVICES")) << tmux.capture();

@@ -168,6 +168,74 @@ TEST(EmuCli, CircularBuffersTakeCoreRangesPerBuffer) {
   EXPECT_NE(outside.err.find("outside the 8x8 worker grid"), std::string::npos) << outside.err;
 }
 
+// Chips are held as UMD holds them (CHIP_IN_USE_<id>_PCIe): one process at a time on the machine.
+Child stepper(const Env& env = {}) {
+  Env e{{"TTMEM_TRACKING", "0"}};
+  e.insert(e.end(), env.begin(), env.end());
+  Spawn merged;  // its stderr into the pipe read here
+  merged.wrapper = {"/bin/sh", "-c", "exec \"$0\" \"$@\" 2>&1"};
+  return Child({bin_dir() + "/ttmem-emu", "--step", "-q"}, e, merged);
+}
+
+TEST(EmuCli, ASecondProcessWaitsForAChipInUseAsTtMetalDoes) {
+  Child first = stepper();
+  ASSERT_EQ(first.command("mesh n150"), "ok");
+  Child second = stepper();
+  second.send_line("mesh n150");
+  // tt-umd's RobustMutex::lock line, naming the holder; then it waits.
+  EXPECT_EQ(second.read_line(),
+            "UMD | Waiting for lock 'CHIP_IN_USE_0_PCIe' which is currently held by thread TID: " +
+                std::to_string(first.pid()) + ", PID: " + std::to_string(first.pid()));
+  ASSERT_EQ(first.command("close"), "ok");
+  EXPECT_EQ(second.read_line(), "ok");  // it has the chip now
+  ASSERT_EQ(second.command("alloc a DRAM 4K"), "ok");
+}
+
+TEST(EmuCli, AChipHeldByAProcessThatDiedIsFreeAtOnce) {
+  Child first = stepper();
+  ASSERT_EQ(first.command("mesh n300"), "ok");
+  Child second = stepper();
+  second.send_line("mesh n150 devices=1");
+  EXPECT_NE(second.read_line().find("'CHIP_IN_USE_1_PCIe'"), std::string::npos);
+  first.kill(SIGKILL);
+  first.wait();
+  EXPECT_EQ(second.read_line(), "ok");
+}
+
+TEST(EmuCli, RefusingInsteadOfWaitingNamesTheHolder) {
+  Child first = stepper();
+  ASSERT_EQ(first.command("mesh n150"), "ok");
+  const auto r = run_process({bin_dir() + "/ttmem-emu", "-"}, "mesh n300\n",
+                             {{"TTMEM_TRACKING", "0"}, {"TTMEM_EMU_CHIP_WAIT", "0"}});
+  EXPECT_EQ(r.exit_code, 3);
+  EXPECT_NE(r.err.find("stdin:1: chip 0 is in use: lock 'CHIP_IN_USE_0_PCIe' is held by thread TID: " +
+                       std::to_string(first.pid()) + ", PID: " + std::to_string(first.pid())),
+            std::string::npos)
+      << r.err;
+  // Other chips are free: chips 1 and 2 of the machine, as this process's devices 0 and 1.
+  const auto other = run_process({bin_dir() + "/ttmem-emu", "--json", "-"}, "mesh n300 devices=1,2\nclose\n",
+                                 {{"TTMEM_TRACKING", "0"}, {"TTMEM_EMU_CHIP_WAIT", "0"}});
+  EXPECT_EQ(other.exit_code, 0) << other.err;
+}
+
+TEST(EmuCli, VisibleDevicesMapAProcesssDevicesOntoChips) {
+  Child first = stepper();
+  ASSERT_EQ(first.command("mesh n150"), "ok");  // chip 0
+  // TT_VISIBLE_DEVICES=3,1: this process's device 0 is chip 3, device 1 chip 1; chip 0 is not touched.
+  const auto r =
+      run_process({bin_dir() + "/ttmem-emu", "--json", "-"}, "mesh n300\nalloc a DRAM 4K\nclose\n",
+                  {{"TTMEM_TRACKING", "0"}, {"TTMEM_EMU_CHIP_WAIT", "0"}, {"TT_VISIBLE_DEVICES", "3,1"}});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto j = json::parse(r.out);
+  EXPECT_EQ(j["buffers"][0]["devices"], json::array({3, 1}));
+  const auto bad = run_process({bin_dir() + "/ttmem-emu", "-"}, "mesh n300\n",
+                               {{"TTMEM_TRACKING", "0"}, {"TT_VISIBLE_DEVICES", "3"}});
+  EXPECT_EQ(bad.exit_code, 65);
+  EXPECT_NE(bad.err.find("device 1 is not visible: TT_VISIBLE_DEVICES='3' makes 1 device visible"),
+            std::string::npos)
+      << bad.err;
+}
+
 TEST(EmuCli, AnImpossibleSizeIsOutOfMemoryNotAWrappedSmallBuffer) {
   // It once succeeded "at 32": rounding 2^64 - 1 up to the alignment wrapped to 0.
   const auto r = emu({"-"}, "mesh n150\nalloc huge DRAM 18446744073709551615\n");

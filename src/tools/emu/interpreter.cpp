@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <charconv>
 #include <chrono>
 #include <thread>
 
@@ -122,7 +123,9 @@ void Interpreter::execute(const std::vector<Command>& commands) {
     try {
       execute(cmd);
     } catch (const emu::Error& e) {
-      const bool memory = e.code() == emu::ErrorCode::out_of_memory || e.code() == emu::ErrorCode::cb_clash;
+      // The runtime said no to a well-formed request: out of memory, a CB clash, a chip held elsewhere.
+      const bool memory = e.code() == emu::ErrorCode::out_of_memory || e.code() == emu::ErrorCode::cb_clash ||
+                          e.code() == emu::ErrorCode::device_busy;
       result_.error = RunError{cmd.line, e.what(), e.detail(),
                                memory ? exit_status::runtime_refused : exit_status::bad_input};
       throw ScriptError(cmd.line, e.what());
@@ -225,6 +228,24 @@ void Interpreter::open_mesh(const Command& cmd) {
                         fmt::format("unknown arch '{}' (use wormhole_b0 or blackhole)", it->second));
     }
   }
+  if (auto it = cmd.options.find("devices"); it != cmd.options.end()) {
+    std::string_view text = it->second;
+    while (true) {
+      const std::size_t comma = text.find(',');
+      const std::string part(text.substr(0, comma));
+      std::uint32_t id = 0;
+      const auto [end, ec] = std::from_chars(part.data(), part.data() + part.size(), id);
+      if (ec != std::errc{} || end != part.data() + part.size() || part.empty()) {
+        throw ScriptError(cmd.line,
+                          fmt::format("devices={}: '{}' is not a device number (give numbers joined by "
+                                      "',', e.g. devices=2,3)",
+                                      it->second, part));
+      }
+      config.device_ids.push_back(id);
+      if (comma == std::string_view::npos) break;
+      text.remove_prefix(comma + 1);
+    }
+  }
   config.options.l1_small_size = size_option(cmd, "l1_small", 0);
   config.options.trace_region_size = size_option(cmd, "trace_region", 0);
   config.options.worker_l1_size = size_option(cmd, "worker_l1", 0);
@@ -286,12 +307,12 @@ void Interpreter::alloc(const Command& cmd, bool at_address) {
     live.device_buffer = m.device(device).create_buffer_at(*parse_size(cmd.args[3]), config);
     record.kind = live.device_buffer->kind();
     record.address = live.device_buffer->address();
-    record.devices = {device};
+    record.devices = {m.device(device).id().value};
   } else {
     live.mesh_buffer = m.create_buffer(config);
     record.kind = live.mesh_buffer->kind();
     record.address = live.mesh_buffer->address();
-    for (std::uint32_t d = 0; d < m.num_devices(); ++d) record.devices.push_back(d);
+    for (std::uint32_t d = 0; d < m.num_devices(); ++d) record.devices.push_back(m.device(d).id().value);
   }
   say("{} {}: {} {} B (page {} B) at {} on {} device{} [{}]", cmd.verb, name, cmd.args[1], record.size,
       record.page_size, record.address, record.devices.size(), record.devices.size() == 1 ? "" : "s",
@@ -319,7 +340,7 @@ void Interpreter::trace(const Command& cmd) {
                       {},
                       config.site,
                       {}};
-  for (std::uint32_t d = 0; d < m.num_devices(); ++d) record.devices.push_back(d);
+  for (std::uint32_t d = 0; d < m.num_devices(); ++d) record.devices.push_back(m.device(d).id().value);
   say("trace {}: {} B in the trace region at {} on {} device(s)", name, record.size, record.address,
       record.devices.size());
   keep(name, std::move(live), std::move(record));
@@ -382,7 +403,7 @@ void Interpreter::run_program(const Command& cmd) {
   ++record.runs;
   if (record.cbs.empty()) {
     for (const auto& cb : it->second.program->circular_buffers()) {
-      if (cb.device.value != 0) continue;
+      if (cb.device != m.device(0).id()) continue;
       record.cbs.push_back({cb.index, cb.address, cb.size, cb.cores});
     }
     std::string where;

@@ -27,8 +27,9 @@ const std::vector<VerbSpec>& verbs() {
        "mesh",
        1,
        1,
-       {"arch", "l1_small", "trace_region", "worker_l1", "allocation_alignment", "l1_base"},
-       "mesh PRESET [arch=wormhole_b0|blackhole] [l1_small=BYTES] [trace_region=BYTES] [worker_l1=BYTES] "
+       {"arch", "devices", "l1_small", "trace_region", "worker_l1", "allocation_alignment", "l1_base"},
+       "mesh PRESET [arch=wormhole_b0|blackhole] [devices=ID,...] [l1_small=BYTES] [trace_region=BYTES] "
+       "[worker_l1=BYTES] "
        "[l1_base=BYTES] [allocation_alignment=BYTES]"},
       {Verb::alloc,
        "alloc",

@@ -24,6 +24,7 @@ namespace ttmem::emu {
 
 class Error;
 class MeshBuffer;
+class ChipLock;
 
 class Device {
  public:
@@ -66,6 +67,13 @@ struct MeshDeviceConfig {
   std::string preset = "n150";  ///< n150, n300, t3000, galaxy, p150, p300.
   std::optional<Arch> arch;     ///< Overrides the preset's architecture.
   DeviceOptions options;
+  /// The process's device numbers the mesh opens, one per device (TT-Metal's physical_device_ids);
+  /// empty: 0..N-1. Through TT_VISIBLE_DEVICES they name physical chips; events carry the chip's number.
+  std::vector<std::uint32_t> device_ids;
+  /// Holds its chips on the emulated machine (TT-Metal's open: another process waits, this process may
+  /// not open them twice). False for a private model of a chip -- an analysis such as the replay's
+  /// address check -- that is nobody's device.
+  bool hold_chips = true;
 };
 
 class MeshDevice : public std::enable_shared_from_this<MeshDevice> {
@@ -125,6 +133,9 @@ class MeshDevice : public std::enable_shared_from_this<MeshDevice> {
   DeviceOptions options_;
   std::shared_ptr<std::recursive_mutex> mutex_;
   std::vector<std::unique_ptr<Device>> devices_;
+  std::vector<std::uint32_t> chips_;  // physical chip of each device, in order
+  std::vector<std::unique_ptr<ChipLock>> chip_locks_;
+  bool holds_chips_ = true;  // held while open (other processes wait)
   std::shared_ptr<MeshAllocator> allocator_;
   std::vector<std::shared_ptr<Buffer>> control_buffers_;
   std::atomic<bool> open_{false};
