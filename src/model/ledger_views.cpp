@@ -1,6 +1,8 @@
 // The typed views, filled from the registry; see ledger_views.hpp.
 #include "ledger_views.hpp"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <tuple>
 
@@ -86,6 +88,32 @@ views::OpList ops_view(const Registry& registry, const views::OpsQuery& q) {
   return out;
 }
 
+std::vector<views::DeviceWarning> device_warnings(const views::DeviceUsage& u, std::vector<pid_t> holders) {
+  std::vector<views::DeviceWarning> out;
+  for (Slot slot : enum_values<Slot>()) {
+    if (slot == Slot::CB) continue;  // CBs share L1 with L1 buffers and are counted per core: no total
+    const views::SlotUsage& m = u.memory[index(slot)];
+    if (m.total > 0 && m.used > m.total) {
+      out.push_back(
+          {std::string(views::kOverFull),
+           fmt::format("{} holds {} B, more than the device's {} B: its reports overlap or a size is "
+                       "wrong",
+                       to_string(slot), m.used, m.total)});
+    }
+  }
+  if (holders.size() > 1) {
+    std::sort(holders.begin(), holders.end());
+    std::string pids;
+    for (pid_t p : holders) pids += fmt::format("{}{}", pids.empty() ? "" : ", ", p);
+    out.push_back(
+        {std::string(views::kShared),
+         fmt::format("held by {} processes at once (pids {}); TT-Metal holds a chip one process at a "
+                     "time, so one of them reports another chip's memory or a dead process's",
+                     holders.size(), pids)});
+  }
+  return out;
+}
+
 views::Stats stats_view(const Registry& registry, FreeSpaceCache* cache) {
   views::Stats out;
   for (const auto& [id, d] : registry.devices()) {
@@ -101,10 +129,15 @@ views::Stats stats_view(const Registry& registry, FreeSpaceCache* cache) {
           free_space_view(cache ? cache->get(registry, id, type) : free_space(registry, id, type));
     }
     u.buffers = buffer_count(d.usage);
+    std::vector<pid_t> holders;
     for (const auto& [slot, p] : registry.processes()) {
       auto it = p.devices.find(id);
-      if (it != p.devices.end() && (buffer_count(it->second.usage) > 0 || in_use(it->second))) ++u.processes;
+      if (it != p.devices.end() && (buffer_count(it->second.usage) > 0 || in_use(it->second))) {
+        ++u.processes;
+        holders.push_back(p.pid);
+      }
     }
+    u.warnings = device_warnings(u, holders);
   }
   for (const auto& [slot, p] : registry.processes()) {
     for (const auto& [dev, pd] : p.devices) {

@@ -10,6 +10,10 @@ namespace ttmem::model {
 
 /// Usage, with the free space of announced devices (from `cache`, or computed afresh without one).
 views::Stats stats_view(const Registry& registry, FreeSpaceCache* cache = nullptr);
+/// What is wrong with a device's picture: a memory type over its total, or several live processes (the
+/// pids holding memory there or with the device open) at once.
+std::vector<views::DeviceWarning> device_warnings(const views::DeviceUsage& usage,
+                                                  std::vector<pid_t> holders);
 /// The address map of one bank of `type` on `device` (CBs listed for L1). Empty blocks when the device did
 /// not announce the type's banks.
 views::AddressMap map_view(const Registry& registry, std::uint16_t device, BufferType type);

@@ -65,6 +65,12 @@ views::SlotUsage slot_from(const json& m) {
   return u;
 }
 
+json warnings_json(const std::vector<views::DeviceWarning>& warnings) {
+  json out = json::array();
+  for (const auto& w : warnings) out.push_back({{"kind", w.kind}, {"text", w.text}});
+  return out;
+}
+
 }  // namespace
 
 std::string to_json(const views::Stats& v) {
@@ -74,7 +80,8 @@ std::string to_json(const views::Stats& v) {
                        {"arch", arch_json(d.arch)},
                        {"memory", per_slot([&](Slot s) { return slot_json(d.memory[index(s)]); })},
                        {"buffers", d.buffers},
-                       {"processes", d.processes}});
+                       {"processes", d.processes},
+                       {"warnings", warnings_json(d.warnings)}});
   }
   json processes = json::array();
   for (const auto& p : v.processes) {
@@ -103,6 +110,11 @@ views::Stats from_json<views::Stats>(std::string_view text) {
       }
       u.buffers = get<std::uint64_t>(d, "buffers");
       u.processes = get<std::uint64_t>(d, "processes");
+      if (d.contains("warnings")) {  // ttmemd before 0.2 sent none
+        each(d, "warnings", [&](const json& w) {
+          u.warnings.push_back({get<std::string>(w, "kind"), get<std::string>(w, "text")});
+        });
+      }
     });
     each(j, "processes", [&](const json& p) {
       views::ProcessUsage& row = v.processes.emplace_back();

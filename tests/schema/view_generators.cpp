@@ -273,6 +273,7 @@ rc::Gen<Stats> stats_gen() {
       d.memory = array_of<SlotUsage, kSlots>(slot_usage);
       d.buffers = any_u64();
       d.processes = any_u64();
+      d.warnings = list_of([] { return DeviceWarning{text(), text()}; });
       return d;
     });
     s.processes = list_of([] {

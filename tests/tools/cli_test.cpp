@@ -538,6 +538,46 @@ class Tmux {
   std::string name_;
 };
 
+TEST(CliSmi, ADeviceTwoProcessesHoldOrThatIsOverFullIsFlaggedInSmiInfoAndTop) {
+  // Two emulated machines (chip-lock directories) reporting to one ttmemd: both hold device 0, as two
+  // TT-Metal processes on one chip never could, and together more DRAM than it has.
+  ServerProcess server;
+  TempDir machine_a, machine_b;
+  auto on = [&](const TempDir& machine) {
+    return std::make_unique<Child>(
+        std::vector<std::string>{bin_dir() + "/ttmem-emu", "--step", "-q"},
+        Env{{"TTMEM_SOCKET", server.socket()}, {"TTMEM_EMU_CHIP_DIR", machine.path()}});
+  };
+  auto a = on(machine_a);
+  auto b = on(machine_b);
+  run(*a, {"mesh n150", "alloc w DRAM 8G page=1M", "flush"});
+  auto r = ttmem(server, {"smi"});
+  EXPECT_EQ(r.out.find("! device 0"), std::string::npos) << r.out;  // one process: nothing wrong
+  run(*b, {"mesh n150", "alloc w DRAM 8G page=1M", "flush"});
+  const std::string shared = "! device 0: held by 2 processes at once (pids " +
+                             std::to_string(std::min(a->pid(), b->pid())) + ", " +
+                             std::to_string(std::max(a->pid(), b->pid())) + ")";
+  r = ttmem(server, {"smi"});
+  EXPECT_NE(r.out.find(shared), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("! device 0: DRAM holds 17179869184 B, more than the device's"), std::string::npos)
+      << r.out;
+  r = ttmem(server, {"info"});
+  EXPECT_NE(r.out.find(shared), std::string::npos) << r.out;
+  r = ttmem(server, {"smi", "--json"});
+  const auto j = json::parse(r.out);
+  ASSERT_EQ(j["devices"][0]["warnings"].size(), 2u) << r.out;
+  EXPECT_EQ(j["devices"][0]["warnings"][0]["kind"], "over_full");
+  EXPECT_EQ(j["devices"][0]["warnings"][1]["kind"], "shared");
+  Tmux tmux("TTMEM_SOCKET=" + server.socket() + " LANG=C.UTF-8 " + bin_dir() +
+            "/ttmem top --interval-ms 100");
+  ASSERT_TRUE(tmux.shows("! device 0: DRAM holds")) << tmux.capture();
+  tmux.keys("q");
+  // One of them gone: the device is one process's again.
+  run(*b, {"close", "flush"});
+  r = ttmem(server, {"smi"});
+  EXPECT_EQ(r.out.find("! device 0"), std::string::npos) << r.out;
+}
+
 TEST(CliTop, ShowsDevicesSortsOnKeysAndQuits) {
   Scenario s;
   auto other = workload(s.server);

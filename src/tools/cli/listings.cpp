@@ -428,6 +428,7 @@ int run_info(const Common& common) {
   TTMEM_SERVER_ANOMALIES(TTMEM_ADD)
 #undef TTMEM_ADD
   std::cout << "anomalies: " << (anomalies.empty() ? "none" : style.yellow(anomalies)) << "\n";
+  print_device_warnings(std::cout, client.stats(), style, "");
   if (!info.history) {
     std::cout << "history: off (--no-history)\n\n";
   } else {

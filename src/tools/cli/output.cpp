@@ -177,4 +177,16 @@ std::string csv_line(const std::vector<std::string>& cells) {
   return out;
 }
 
+std::vector<std::string> device_warning_lines(const views::Stats& stats) {
+  std::vector<std::string> out;
+  for (const auto& d : stats.devices)
+    for (const auto& w : d.warnings) out.push_back(fmt::format("! device {}: {}", d.id, w.text));
+  return out;
+}
+
+void print_device_warnings(std::ostream& out, const views::Stats& stats, const Style& style,
+                           std::string_view indent) {
+  for (const std::string& line : device_warning_lines(stats)) out << indent << style.red(line) << '\n';
+}
+
 }  // namespace ttmem::cli

@@ -60,6 +60,11 @@ class Table {
   std::vector<std::vector<std::string>> rows_;
 };
 
+/// One line per device warning ("! device 0: held by 2 processes at once ..."), for smi, top and info.
+std::vector<std::string> device_warning_lines(const views::Stats& stats);
+void print_device_warnings(std::ostream& out, const views::Stats& stats, const Style& style,
+                           std::string_view indent);
+
 /// One line for an out-of-memory record (`events`, `events --follow`).
 std::string oom_line(const views::OomRecord& r, const Style& style);
 

@@ -178,6 +178,7 @@ void print_table(const views::Stats& stats, const views::ServerInfo& info, const
                      "  LARGEST: the largest free block of one bank, the most one allocation can take "
                      "in each bank (ttmem map -d DEV -t TYPE draws it)")
               << '\n';
+    print_device_warnings(std::cout, stats, style, "  ");
   }
   if (!processes_only) std::cout << '\n';
   if (stats.processes.empty()) {

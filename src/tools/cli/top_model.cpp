@@ -5,6 +5,7 @@
 
 #include <algorithm>
 
+#include "output.hpp"
 #include "ttmem/units.hpp"
 
 namespace ttmem::cli {
@@ -131,7 +132,8 @@ std::vector<views::ProcessUsage> TopModel::processes() const {
 }
 
 std::vector<std::string> TopModel::recent_records(std::size_t n) const {
-  std::vector<std::string> out;
+  // A device whose picture is wrong (over full, held by two processes) comes before any record.
+  std::vector<std::string> out = device_warning_lines(stats_);
   if (!ooms_.records.empty()) {
     const auto& r = ooms_.records.front();
     out.push_back(fmt::format("OOM pid {} ({}) refused {} of {} on device {}: {} (ttmem oom {})", r.pid,

@@ -47,12 +47,24 @@ struct SlotUsage {
   bool operator==(const SlotUsage&) const = default;
 };
 
+/// Something wrong with a device's picture that a person should see (smi, top, info show them).
+struct DeviceWarning {
+  /// kOverFull: a memory type holds more than the device has; kShared: two or more live processes hold
+  /// the device at once (TT-Metal holds a chip one process at a time).
+  std::string kind;
+  std::string text;  ///< a sentence: what, with the figures or pids
+  bool operator==(const DeviceWarning&) const = default;
+};
+inline constexpr std::string_view kOverFull = "over_full";
+inline constexpr std::string_view kShared = "shared";
+
 struct DeviceUsage {
   std::uint16_t id = 0;
   std::optional<Arch> arch;  ///< empty until a process announces the device (DEVICE_OPEN)
   std::array<SlotUsage, kSlots> memory{};
   std::uint64_t buffers = 0;
   std::uint64_t processes = 0;  ///< holding memory there, or with the device open
+  std::vector<DeviceWarning> warnings;
   bool operator==(const DeviceUsage&) const = default;
 };
 
