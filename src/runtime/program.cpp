@@ -7,6 +7,7 @@
 
 #include "ttmem/runtime/buffer.hpp"
 #include "ttmem/runtime/device.hpp"
+#include "ttmem/runtime/error.hpp"
 #include "ttmem/runtime/graph_tracker.hpp"
 
 namespace ttmem::emu {
@@ -90,6 +91,23 @@ void Program::release_circular_buffers_on(DeviceId device, ReleaseReason reason)
     GraphTracker::instance().track_deallocate(e);
   }
   cbs_.erase(keep, cbs_.end());
+}
+
+void Program::update_circular_buffer_total_size(std::uint32_t index, std::uint64_t size) {
+  auto mesh = mesh_.lock();
+  std::unique_lock<std::recursive_mutex> lock;
+  if (mesh) lock = std::unique_lock(mesh->mutex());
+  if (released_) throw Error(ErrorCode::invalid_state, fmt::format("program {} was released", config_.name));
+  if (index >= config_.circular_buffers.size()) {
+    throw Error(ErrorCode::invalid_argument,
+                fmt::format("No circular buffer with id {} exists in Program {}", index, id_.value));
+  }
+  if (size == 0)
+    throw Error(ErrorCode::invalid_argument, "a circular buffer's total size must be more than 0");
+  config_.circular_buffers[index].size = size;
+  if (!mesh) return;
+  for (std::size_t d = 0; d < mesh->num_devices(); ++d)
+    release_circular_buffers_on(mesh->device(d).id(), ReleaseReason::explicit_free);
 }
 
 void Program::release() {

@@ -7,6 +7,8 @@
 #include <map>
 #include <vector>
 
+#include "ttmem/runtime/error.hpp"
+
 namespace ttmem::emu {
 namespace {
 
@@ -19,6 +21,41 @@ TEST(FreeList, BottomUpTakesTheLowestBlockThatFits) {
   // The hole at 0 is 64 B: a 32-B request fits there, a 128-B one goes above.
   EXPECT_EQ(fl.allocate(128, Placement::bottom_up), 192u);
   EXPECT_EQ(fl.allocate(32, Placement::bottom_up), 0u);
+}
+
+// TT-Metal's FreeListOpt::shrink_size / reset_size (test_free_list_opt_allocator.cpp's shrink cases).
+TEST(FreeList, ShrinkTakesTheBottomAwayAndResetGivesItBack) {
+  constexpr std::uint64_t KiB = 1024;
+  FreeList fl(0, 1024 * KiB, KiB);
+  fl.shrink(KiB);
+  EXPECT_EQ(fl.base(), KiB);
+  EXPECT_EQ(fl.statistics().total_allocatable_bytes, 1023 * KiB);
+  EXPECT_EQ(fl.allocate(KiB, Placement::bottom_up), KiB);  // above what the shrink took
+  const auto b = fl.allocate(KiB, Placement::bottom_up);
+  EXPECT_EQ(b, 2 * KiB);
+  // A shrink that reaches an allocated block is refused and changes nothing.
+  try {
+    fl.shrink(KiB);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::invalid_state);
+    EXPECT_STREQ(e.what(), "Shrink size 2048 cuts into allocated block at address 1024");
+  }
+  EXPECT_EQ(fl.base(), KiB);
+  EXPECT_THROW(fl.shrink(KiB, false), Error);  // top-down: not supported
+  EXPECT_THROW(fl.shrink(2048 * KiB), Error);  // more than there is
+  fl.reset_size();
+  EXPECT_EQ(fl.base(), 0u);
+  EXPECT_EQ(fl.statistics().total_allocatable_bytes, 1024 * KiB);
+  EXPECT_EQ(fl.allocate(KiB, Placement::bottom_up), 0u);  // the bottom is back
+  ASSERT_TRUE(fl.deallocate(0));
+  ASSERT_TRUE(fl.deallocate(KiB));
+  ASSERT_TRUE(fl.deallocate(2 * KiB));
+  EXPECT_EQ(fl.free_ranges().size(), 1u);  // it coalesced with what reset gave back
+  fl.shrink(3 * KiB);
+  fl.clear();  // TT-Metal's init(): a clear undoes the shrink
+  EXPECT_EQ(fl.base(), 0u);
+  EXPECT_EQ(fl.statistics().total_allocatable_bytes, 1024 * KiB);
 }
 
 TEST(FreeList, SizesThatWouldWrapFitNowhere) {

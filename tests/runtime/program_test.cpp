@@ -113,6 +113,31 @@ TEST(Program, TtMetalCircularBufferSequentialAcrossAllCores) {
   EXPECT_EQ(got[8], 101'152u + 5 * 2048);
 }
 
+// TensixTestValidUpdateCircularBufferSize: two 2048-B CBs on (0,0); the first grows to 4096 and the second
+// moves to base + 4096 at the next run. The old placement is released, each CB reported.
+TEST(Program, TtMetalValidUpdateCircularBufferSize) {
+  test::ScopedRecorder rec;
+  auto mesh = open();
+  ProgramConfig p;
+  p.name = "update";
+  p.circular_buffers = {{2048, core(0, 0)}, {2048, core(0, 0)}};
+  auto prog = mesh->create_program(p);
+  mesh->run(prog);
+  EXPECT_EQ(addresses_on_device0(*prog), (std::vector<DeviceAddr>{101'152, 101'152 + 2048}));
+  prog->update_circular_buffer_total_size(0, 4096);
+  EXPECT_TRUE(prog->circular_buffers().empty());
+  mesh->run(prog);
+  EXPECT_EQ(addresses_on_device0(*prog), (std::vector<DeviceAddr>{101'152, 101'152 + 4096}));
+  EXPECT_EQ(prog->circular_buffers().front().size, 4096u);
+  int allocs = 0, frees = 0;
+  for (const auto& r : rec->events())
+    if (r.event.kind == AllocKind::circular_buffer) (r.allocate ? allocs : frees)++;
+  EXPECT_EQ(allocs, 4);
+  EXPECT_EQ(frees, 2);
+  EXPECT_THROW(prog->update_circular_buffer_total_size(2, 4096), Error);
+  EXPECT_THROW(prog->update_circular_buffer_total_size(0, 0), Error);
+}
+
 TEST(Program, CoreRangesAreMergedAsTtMetalMergesThem) {
   // {[0-0 - 7-0], [0-1 - 7-1]} is one rectangle: its CB shares the rows-0-1 allocator.
   CoreRangeSet two_rows{{{{0, 0}, {7, 0}}, {{0, 1}, {7, 1}}}};

@@ -183,6 +183,16 @@ std::optional<DeviceAddr> Allocator::lowest_occupied_l1_address() const {
   return bank_manager(BufferType::L1).free_list().lowest_occupied_address();
 }
 
+void Allocator::shrink_size(BufferType type, std::uint64_t bytes, bool bottom_up) {
+  std::lock_guard lock(mutex());
+  bank_manager(type).shrink_size(bytes, bottom_up);
+}
+
+void Allocator::reset_size(BufferType type) {
+  std::lock_guard lock(mutex());
+  bank_manager(type).reset_size();
+}
+
 Reservation Allocator::reserve(const ReservationRequest& request) {
   BankManager& bank = bank_manager(request.type);
   const BankLayout layout = bank.layout(request.size, request.page_size, request.num_shards);

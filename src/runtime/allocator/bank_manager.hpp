@@ -62,6 +62,9 @@ class BankManager {
   bool allocate_at(DeviceAddr address, std::uint64_t size_per_bank);
   bool deallocate(DeviceAddr address);
   void deallocate_all();
+  /// TT-Metal's shrink_size / reset_size (see FreeList::shrink).
+  void shrink_size(std::uint64_t bytes, bool bottom_up) { free_list_.shrink(bytes, bottom_up); }
+  void reset_size() { free_list_.reset_size(); }
 
   BufferType type() const { return type_; }
   std::uint32_t num_banks() const { return static_cast<std::uint32_t>(bank_offsets_.size()); }

@@ -1,9 +1,12 @@
 // First-fit free list; see free_list.hpp for the contract.
 #include "allocator/free_list.hpp"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cassert>
 
+#include "ttmem/runtime/error.hpp"
 #include "ttmem/units.hpp"
 
 namespace ttmem::emu {
@@ -19,10 +22,52 @@ std::uint64_t FreeList::aligned_size(std::uint64_t size_bytes) const {
 }
 
 void FreeList::clear() {
+  size_ += shrunk_;
+  shrunk_ = 0;
   free_.clear();
   allocated_.clear();
   allocated_bytes_ = 0;
   if (size_ > 0) free_.emplace(base_, size_);
+}
+
+void FreeList::shrink(std::uint64_t bytes, bool bottom_up) {
+  if (bytes == 0) return;
+  if (!bottom_up)
+    throw Error(ErrorCode::invalid_argument, "Shrinking from the top is currently not supported");
+  if (bytes > size_) {
+    throw Error(ErrorCode::invalid_argument,
+                fmt::format("Shrink size {} must be smaller than max size {}", bytes, size_));
+  }
+  // TT-Metal reports the shrunk address relative to the allocator's offset.
+  const DeviceAddr new_base = base() + bytes;
+  for (const auto& [start, size] : allocated_) {
+    if (start < new_base) {
+      throw Error(ErrorCode::invalid_state,
+                  fmt::format("Shrink size {} cuts into allocated block at address {}", new_base - base_,
+                              start - base_));
+    }
+  }
+  // Nothing is allocated below new_base, so the first free block starts at base() and reaches past it.
+  auto first = free_.begin();
+  const std::uint64_t left = first->second - bytes;
+  free_.erase(first);
+  if (left > 0) free_.emplace(new_base, left);
+  size_ -= bytes;
+  shrunk_ += bytes;
+}
+
+void FreeList::reset_size() {
+  if (shrunk_ == 0) return;
+  DeviceAddr start = base_;
+  std::uint64_t size = shrunk_;
+  auto next = free_.find(base_ + shrunk_);
+  if (next != free_.end()) {
+    size += next->second;
+    free_.erase(next);
+  }
+  free_.emplace(start, size);
+  size_ += shrunk_;
+  shrunk_ = 0;
 }
 
 void FreeList::take(std::map<DeviceAddr, std::uint64_t>::iterator block, DeviceAddr start,
@@ -117,7 +162,7 @@ std::optional<DeviceAddr> FreeList::lowest_occupied_address() const {
   if (allocated_.empty()) return std::nullopt;
   // The space is partitioned into free and allocated blocks, so the first allocated byte is either the
   // base or the end of the first free block.
-  if (free_.empty() || free_.begin()->first != base_) return base_;
+  if (free_.empty() || free_.begin()->first != base()) return base();
   return free_.begin()->first + free_.begin()->second;
 }
 

@@ -39,8 +39,15 @@ class FreeList {
   std::optional<DeviceAddr> allocate_at(DeviceAddr address, std::uint64_t size_bytes);
   /// Frees the block that starts at address; returns false (and changes nothing) for an unknown address.
   bool deallocate(DeviceAddr address);
-  /// Back to one free block.
+  /// Back to one free block (undoing any shrink).
   void clear();
+  /// TT-Metal's FreeListOpt::shrink_size: the lowest `bytes` of what is left become unusable (bottom-up
+  /// only). Throws Error(invalid_state) with TT-Metal's text when that cuts into an allocated block, and
+  /// Error(invalid_argument) for a size beyond the managed space or a top-down shrink.
+  void shrink(std::uint64_t bytes, bool bottom_up = true);
+  /// TT-Metal's reset_size: gives back everything shrink took.
+  void reset_size();
+  std::uint64_t shrunk_bytes() const { return shrunk_; }
 
   Statistics statistics() const;
   std::optional<DeviceAddr> lowest_occupied_address() const;
@@ -49,8 +56,8 @@ class FreeList {
   std::size_t num_allocated_blocks() const { return allocated_.size(); }
   std::optional<std::uint64_t> allocated_size(DeviceAddr address) const;
 
-  DeviceAddr base() const { return base_; }
-  DeviceAddr end() const { return base_ + size_; }
+  DeviceAddr base() const { return base_ + shrunk_; }
+  DeviceAddr end() const { return base_ + shrunk_ + size_; }
   std::uint64_t size() const { return size_; }
   std::uint32_t alignment() const { return alignment_; }
 
@@ -63,6 +70,7 @@ class FreeList {
   std::map<DeviceAddr, std::uint64_t> free_;                 // start -> size, never adjacent (coalesced)
   std::unordered_map<DeviceAddr, std::uint64_t> allocated_;  // start -> size
   std::uint64_t allocated_bytes_ = 0;
+  std::uint64_t shrunk_ = 0;  // bytes at the bottom taken away by shrink(); size_ excludes them
 };
 
 }  // namespace ttmem::emu

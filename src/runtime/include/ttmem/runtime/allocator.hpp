@@ -97,6 +97,12 @@ class Allocator : public BufferHome {
   std::uint32_t alignment(BufferType type) const;
   /// Lowest address held by any L1 buffer (circular buffers must stay below it).
   std::optional<DeviceAddr> lowest_occupied_l1_address() const;
+  /// TT-Metal's AllocatorImpl::shrink_allocator_size: the lowest `bytes` of a memory type's managed space
+  /// become unusable (bottom-up only; what a sub-device manager does to give L1 to a local allocator).
+  /// Throws Error(invalid_state) when that cuts into an allocated buffer.
+  void shrink_size(BufferType type, std::uint64_t bytes, bool bottom_up = true);
+  /// TT-Metal's reset_allocator_size: undoes every shrink of that type.
+  void reset_size(BufferType type);
 
   // Runtime-internal (caller holds mutex()).
   Reservation reserve(const ReservationRequest& request) override;

@@ -65,6 +65,12 @@ class Program {
   /// Circular buffers currently placed, on every device.
   std::vector<CircularBufferAllocation> circular_buffers() const;
 
+  /// TT-Metal's UpdateCircularBufferTotalSize: CB `index` gets a new size per core. Its placement is
+  /// invalidated: the CBs placed now are released (each reported) and the next run places every CB again,
+  /// so those after it move (TensixTestValidUpdateCircularBufferSize). Throws Error(invalid_argument) for
+  /// an unknown index or a size of 0, Error(invalid_state) once released.
+  void update_circular_buffer_total_size(std::uint32_t index, std::uint64_t size);
+
   /// Destroys the program: every CB is released (and reported) and the program leaves the program caches
   /// (its kernel binary stays cached). Idempotent; safe after the mesh closed.
   void release();
