@@ -115,7 +115,8 @@ def _mesh(function: str, mesh: Any) -> MeshDevice:
 
 def open_mesh_device(preset: str = "n150", arch: Optional[str] = None, l1_small_size: int = 0,
                      trace_region_size: int = 0, worker_l1_size: int = 0,
-                     device_ids: Optional[Sequence[int]] = None, allocation_alignment: int = 0) -> MeshDevice:
+                     device_ids: Optional[Sequence[int]] = None, allocation_alignment: int = 0,
+                     worker_grid: Optional[Sequence[int]] = None, l1_unreserved_base: int = 0) -> MeshDevice:
     """Opens a mesh of emulated devices.
 
     preset: "n150" (1x1), "n300" (1x2), "t3000" (2x4), "galaxy" (8x4) of Wormhole B0, or "p150" (1x1),
@@ -124,6 +125,8 @@ def open_mesh_device(preset: str = "n150", arch: Optional[str] = None, l1_small_
     0..N-1 by default), mapped onto chips through TT_VISIBLE_DEVICES. A chip another process holds is
     waited for, as TT-Metal waits (TTMEM_EMU_CHIP_WAIT=0 raises DeviceBusyError instead).
     allocation_alignment: the free lists' granule (0: TT-Metal's current rule, the DRAM alignment).
+    worker_grid: (x, y) worker cores of a chip that differs from its architecture's (a harvested chip);
+    l1_unreserved_base: the build's L1 unreserved base (0: the architecture's).
     Device init places three 4096-byte dispatch control buffers on the first device. Allocations are
     reported to ttmemd when one is reachable (TTMEM_SOCKET, or use_server / Server).
     """
@@ -132,7 +135,17 @@ def open_mesh_device(preset: str = "n150", arch: Optional[str] = None, l1_small_
                                     _bytes("l1_small_size", l1_small_size),
                                     _bytes("trace_region_size", trace_region_size),
                                     _bytes("worker_l1_size", worker_l1_size), _device_ids(device_ids),
-                                    _bytes("allocation_alignment", allocation_alignment))
+                                    _bytes("allocation_alignment", allocation_alignment),
+                                    *_grid(worker_grid), _bytes("l1_unreserved_base", l1_unreserved_base))
+
+
+def _grid(grid: Optional[Sequence[int]]) -> tuple:
+    if grid is None:
+        return (0, 0)
+    if isinstance(grid, (str, bytes)) or not hasattr(grid, "__len__") or len(grid) != 2 or not all(
+            isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 64 for v in grid):
+        raise InvalidArgumentError(f"worker_grid must be (x, y) worker cores, each 1..64, such as (11, 10), not {grid!r}")
+    return (grid[0], grid[1])
 
 
 def _device_ids(ids: Optional[Sequence[int]]) -> List[int]:

@@ -353,7 +353,8 @@ PYBIND11_MODULE(_ttmem, m) {
       "_open_mesh_device",
       [](const std::string& preset, std::optional<std::string> arch, std::uint64_t l1_small_size,
          std::uint64_t trace_region_size, std::uint64_t worker_l1_size, std::vector<std::uint32_t> device_ids,
-         std::uint32_t allocation_alignment) {
+         std::uint32_t allocation_alignment, std::uint32_t grid_x, std::uint32_t grid_y,
+         std::uint64_t l1_unreserved_base) {
         emu::ServerTracking::enable();
         emu::MeshDeviceConfig c;
         c.preset = preset;
@@ -365,13 +366,17 @@ PYBIND11_MODULE(_ttmem, m) {
         c.options.trace_region_size = trace_region_size;
         c.options.worker_l1_size = worker_l1_size;
         c.options.allocation_alignment = allocation_alignment;
+        c.options.worker_grid_x = grid_x;
+        c.options.worker_grid_y = grid_y;
+        c.options.l1_unreserved_base = l1_unreserved_base;
         c.device_ids = std::move(device_ids);
         // Opening may wait for a chip another process holds (as TT-Metal does): other threads run meanwhile.
         py::gil_scoped_release release;
         return emu::MeshDevice::open(c);
       },
       py::arg("preset"), py::arg("arch"), py::arg("l1_small_size"), py::arg("trace_region_size"),
-      py::arg("worker_l1_size"), py::arg("device_ids"), py::arg("allocation_alignment"));
+      py::arg("worker_l1_size"), py::arg("device_ids"), py::arg("allocation_alignment"), py::arg("grid_x"),
+      py::arg("grid_y"), py::arg("l1_unreserved_base"));
 
   m.def(
       "flush",

@@ -58,6 +58,16 @@ def test_circular_buffers_take_tt_metal_core_ranges():
             mesh.create_program([100], core_ranges="{[0-0 - 7-0]")
 
 
+def test_a_chip_of_its_own_geometry_places_as_the_real_capture():
+    with ttmem.open_mesh_device("p150", worker_grid=(11, 10), l1_unreserved_base=111616) as mesh:
+        assert mesh.allocate("L1", 2 << 20, page_size=2048).address == 1_552_384
+        p = mesh.create_program([128 << 10, 128 << 10, 512 << 10], core_ranges="{[0-0 - 1-1]}")
+        mesh.run(p)
+        assert [cb["address"] for cb in p.circular_buffers] == [111_616, 242_688, 373_760]
+    with pytest.raises(ttmem.InvalidArgumentError, match="worker_grid"):
+        ttmem.open_mesh_device("p150", worker_grid=(11,))
+
+
 def test_a_mesh_out_of_memory_keeps_the_lockstep_figures_apart():
     with ttmem.open_mesh_device("n300") as mesh:
         with pytest.raises(ttmem.OutOfMemoryError) as oom:

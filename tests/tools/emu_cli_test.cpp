@@ -236,6 +236,26 @@ TEST(EmuCli, VisibleDevicesMapAProcesssDevicesOntoChips) {
       << bad.err;
 }
 
+TEST(EmuCli, AScriptOpensTheChipOfTheRealBlackholeCapture) {
+  // The real NORMAL-mode matmul capture (tests/data/traces): a p150b with 11x10 workers and CBs from
+  // 111616. Its L1 buffer (1024 pages of 2048 B over 110 banks, 20480 B per bank) sits at 1552384 and its
+  // three CBs at 111616, 242688, 373760 -- the capture's addresses.
+  const auto r = emu({"--json", "-"},
+                     "mesh p150 grid=11x10 l1_base=111616\nalloc out L1 2M page=2K\n"
+                     "program mm cb=128K@0-0:1-1 cb=128K@0-0:1-1 cb=512K@0-0:1-1\nrun mm\n");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto j = json::parse(r.out);
+  EXPECT_EQ(j["buffers"][0]["address"], 1552384);
+  const auto& cbs = j["programs"][0]["cbs"];
+  ASSERT_EQ(cbs.size(), 3u);
+  EXPECT_EQ(cbs[0]["address"], 111616);
+  EXPECT_EQ(cbs[1]["address"], 242688);
+  EXPECT_EQ(cbs[2]["address"], 373760);
+  const auto bad = emu({"-"}, "mesh p150 grid=11\n");
+  EXPECT_EQ(bad.exit_code, 65);
+  EXPECT_NE(bad.err.find("grid=11: give the worker grid as XxY"), std::string::npos) << bad.err;
+}
+
 TEST(EmuCli, AnImpossibleSizeIsOutOfMemoryNotAWrappedSmallBuffer) {
   // It once succeeded "at 32": rounding 2^64 - 1 up to the alignment wrapped to 0.
   const auto r = emu({"-"}, "mesh n150\nalloc huge DRAM 18446744073709551615\n");

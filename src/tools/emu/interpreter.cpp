@@ -250,6 +250,20 @@ void Interpreter::open_mesh(const Command& cmd) {
   config.options.trace_region_size = size_option(cmd, "trace_region", 0);
   config.options.worker_l1_size = size_option(cmd, "worker_l1", 0);
   config.options.l1_unreserved_base = size_option(cmd, "l1_base", 0);
+  if (auto it = cmd.options.find("grid"); it != cmd.options.end()) {
+    // A chip's own worker grid (a harvested chip, or the build a capture ran on): XxY worker cores.
+    const std::string& g = it->second;
+    const auto x = g.find('x');
+    unsigned gx = 0, gy = 0;
+    const bool ok = x != std::string::npos &&
+                    std::from_chars(g.data(), g.data() + x, gx).ptr == g.data() + x &&
+                    std::from_chars(g.data() + x + 1, g.data() + g.size(), gy).ptr == g.data() + g.size();
+    if (!ok || gx == 0 || gy == 0) {
+      throw ScriptError(cmd.line, fmt::format("grid={}: give the worker grid as XxY, e.g. grid=11x10", g));
+    }
+    config.options.worker_grid_x = gx;
+    config.options.worker_grid_y = gy;
+  }
   const std::uint64_t granule = size_option(cmd, "allocation_alignment", 0);
   if (granule > 4096) {
     throw ScriptError(cmd.line, fmt::format("allocation_alignment={} is more than 4096 B", granule));

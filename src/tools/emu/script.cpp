@@ -27,10 +27,11 @@ const std::vector<VerbSpec>& verbs() {
        "mesh",
        1,
        1,
-       {"arch", "devices", "l1_small", "trace_region", "worker_l1", "allocation_alignment", "l1_base"},
+       {"arch", "devices", "grid", "l1_small", "trace_region", "worker_l1", "allocation_alignment",
+        "l1_base"},
        "mesh PRESET [arch=wormhole_b0|blackhole] [devices=ID,...] [l1_small=BYTES] [trace_region=BYTES] "
        "[worker_l1=BYTES] "
-       "[l1_base=BYTES] [allocation_alignment=BYTES]"},
+       "[grid=XxY] [l1_base=BYTES] [allocation_alignment=BYTES]"},
       {Verb::alloc,
        "alloc",
        3,
