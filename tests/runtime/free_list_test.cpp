@@ -58,6 +58,32 @@ TEST(FreeList, ShrinkTakesTheBottomAwayAndResetGivesItBack) {
   EXPECT_EQ(fl.statistics().total_allocatable_bytes, 1024 * KiB);
 }
 
+// Block ids as FreeListOpt hands them out (get_memory_block_table): a split gives new ids to the free
+// pieces, a merge frees the absorbed ids, the last freed is reused first.
+TEST(FreeList, TheBlockTableHasTtMetalsBlockIds) {
+  FreeList fl(4096, 1024, 16);
+  ASSERT_EQ(fl.allocate(64, Placement::bottom_up), 4096u);       // block 0; the rest is block 1
+  ASSERT_EQ(fl.allocate(64, Placement::bottom_up), 4096u + 64);  // block 1; the rest is block 2
+  ASSERT_TRUE(fl.deallocate(4096));                              // no free neighbour: still block 0
+  ASSERT_TRUE(fl.deallocate(4096 + 64));                         // absorbed by 0 (frees 1), absorbs 2
+  ASSERT_EQ(fl.allocate(32, Placement::top_down), 4096u + 992);  // block 0 at the top; below it id 2
+  using Row = std::map<std::string, std::string>;
+  EXPECT_EQ(fl.block_table(), (std::vector<Row>{
+                                  {{"blockID", "0"},
+                                   {"address", "992"},
+                                   {"size", "32"},
+                                   {"prevID", "2"},
+                                   {"nextID", "-1"},
+                                   {"allocated", "yes"}},
+                                  {{"blockID", "2"},
+                                   {"address", "0"},
+                                   {"size", "992"},
+                                   {"prevID", "-1"},
+                                   {"nextID", "0"},
+                                   {"allocated", "no"}},
+                              }));
+}
+
 TEST(FreeList, SizesThatWouldWrapFitNowhere) {
   FreeList fl(0, 1024, 16);
   EXPECT_FALSE(fl.allocate(~std::uint64_t{0}, Placement::bottom_up));

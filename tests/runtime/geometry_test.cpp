@@ -259,8 +259,17 @@ TEST(Geometry, DumpMemoryBlocksListsEveryBlock) {
   auto b = mesh->create_buffer(buffer(BufferType::L1, 4096, 2048));
   std::ostringstream out;
   mesh->device(0).allocator().dump_memory_blocks(out);
-  EXPECT_NE(out.str().find("L1 (64 banks, 1397984 B per bank)"), std::string::npos) << out.str();
-  EXPECT_NE(out.str().find("1497088            2048  allocated"), std::string::npos) << out.str();
+  EXPECT_NE(out.str().find("L1 (64 banks, 1397984 B per bank, from 101152)"), std::string::npos) << out.str();
+  // FreeListOpt's block table: the top-down buffer split block 0, the free piece below it got id 1.
+  EXPECT_NE(out.str().find("       Block      Address         Size       PrevID       NextID    Allocated"),
+            std::string::npos)
+      << out.str();
+  EXPECT_NE(out.str().find("           0      1395936         2048            1         none          yes"),
+            std::string::npos)
+      << out.str();
+  EXPECT_NE(out.str().find("           1            0      1395936         none            0           no"),
+            std::string::npos)
+      << out.str();
 }
 
 TEST(Geometry, StatisticsCountReservedBytesPerBank) {

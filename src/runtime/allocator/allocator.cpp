@@ -153,14 +153,29 @@ std::vector<MemoryBlock> Allocator::memory_blocks(BufferType type) const {
   return bank_manager(type).free_list().blocks();
 }
 
+std::vector<std::map<std::string, std::string>> Allocator::memory_block_table(BufferType type) const {
+  std::lock_guard lock(mutex());
+  return bank_manager(type).free_list().block_table();
+}
+
 void Allocator::dump_memory_blocks(std::ostream& out) const {
   std::lock_guard lock(mutex());
+  // Per bank manager, FreeListOpt::dump_blocks' block table: 12-wide right-aligned columns, "none" for no
+  // neighbour, addresses relative to the start of the managed space.
+  auto pad = [](std::string_view text) { return fmt::format("{:>12}", text); };
   for (BufferType type : kManagedTypes) {
     const BankManager& bank = bank_manager(type);
-    out << fmt::format("{} ({} banks, {} B per bank)\n", to_string(type), bank.num_banks(), bank.bank_size());
-    out << fmt::format("  {:>14}  {:>14}  {}\n", "address", "size", "state");
-    for (const MemoryBlock& b : bank.free_list().blocks()) {
-      out << fmt::format("  {:>14}  {:>14}  {}\n", b.address, b.size, b.allocated ? "allocated" : "free");
+    out << fmt::format("{} ({} banks, {} B per bank, from {})\n", to_string(type), bank.num_banks(),
+                       bank.bank_size(), bank.free_list().base());
+    out << "Block table:\n";
+    for (const char* h : {"Block", "Address", "Size", "PrevID", "NextID", "Allocated"}) out << pad(h) << ' ';
+    out << '\n';
+    for (const auto& row : bank.free_list().block_table()) {
+      for (const char* k : {"blockID", "address", "size", "prevID", "nextID", "allocated"}) {
+        const std::string& v = row.at(k);
+        out << pad(v == "-1" ? "none" : v) << ' ';
+      }
+      out << '\n';
     }
   }
 }

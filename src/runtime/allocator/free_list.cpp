@@ -27,7 +27,20 @@ void FreeList::clear() {
   free_.clear();
   allocated_.clear();
   allocated_bytes_ = 0;
-  if (size_ > 0) free_.emplace(base_, size_);
+  ids_.clear();
+  free_ids_.clear();
+  next_id_ = 0;
+  if (size_ > 0) {
+    free_.emplace(base_, size_);
+    ids_[base_] = new_block_id();
+  }
+}
+
+std::uint32_t FreeList::new_block_id() {
+  if (free_ids_.empty()) return next_id_++;
+  const std::uint32_t id = free_ids_.back();
+  free_ids_.pop_back();
+  return id;
 }
 
 void FreeList::shrink(std::uint64_t bytes, bool bottom_up) {
@@ -50,8 +63,15 @@ void FreeList::shrink(std::uint64_t bytes, bool bottom_up) {
   // Nothing is allocated below new_base, so the first free block starts at base() and reaches past it.
   auto first = free_.begin();
   const std::uint64_t left = first->second - bytes;
+  const std::uint32_t id = ids_.at(first->first);
+  ids_.erase(first->first);
   free_.erase(first);
-  if (left > 0) free_.emplace(new_base, left);
+  if (left > 0) {
+    free_.emplace(new_base, left);
+    ids_[new_base] = id;
+  } else {
+    free_block_id(id);
+  }
   size_ -= bytes;
   shrunk_ += bytes;
 }
@@ -61,11 +81,17 @@ void FreeList::reset_size() {
   DeviceAddr start = base_;
   std::uint64_t size = shrunk_;
   auto next = free_.find(base_ + shrunk_);
-  if (next != free_.end()) {
+  std::uint32_t id;
+  if (next != free_.end()) {  // the lowest block is free: it grows down (keeping its id)
     size += next->second;
+    id = ids_.at(next->first);
+    ids_.erase(next->first);
     free_.erase(next);
+  } else {  // allocated: a new free block below it
+    id = new_block_id();
   }
   free_.emplace(start, size);
+  ids_[start] = id;
   size_ += shrunk_;
   shrunk_ = 0;
 }
@@ -75,9 +101,19 @@ void FreeList::take(std::map<DeviceAddr, std::uint64_t>::iterator block, DeviceA
   const DeviceAddr block_start = block->first;
   const DeviceAddr block_end = block_start + block->second;
   free_.erase(block);
-  // What is left of the block on either side of [start, start + size) stays free.
-  if (start > block_start) free_.emplace(block_start, start - block_start);
-  if (start + size < block_end) free_.emplace(start + size, block_end - (start + size));
+  // The allocated piece keeps the block's id; what is left on either side stays free with new ids, the
+  // left piece's first (FreeListOpt::allocate_in_block).
+  const std::uint32_t id = ids_.at(block_start);
+  ids_.erase(block_start);
+  ids_[start] = id;
+  if (start > block_start) {
+    free_.emplace(block_start, start - block_start);
+    ids_[block_start] = new_block_id();
+  }
+  if (start + size < block_end) {
+    free_.emplace(start + size, block_end - (start + size));
+    ids_[start + size] = new_block_id();
+  }
   allocated_.emplace(start, size);
   allocated_bytes_ += size;
 }
@@ -126,20 +162,28 @@ bool FreeList::deallocate(DeviceAddr address) {
   allocated_bytes_ -= size;
   allocated_.erase(found);
 
+  // FreeListOpt::deallocate merges with the previous block first (freeing this block's id), then with
+  // the next (freeing the next's id).
+  std::uint32_t id = ids_.at(address);
   auto next = free_.lower_bound(start);
-  if (next != free_.end() && next->first == start + size) {
-    size += next->second;
-    next = free_.erase(next);
+  const bool merge_next = next != free_.end() && next->first == start + size;
+  auto prev = next == free_.begin() ? free_.end() : std::prev(next);
+  if (prev != free_.end() && prev->first + prev->second == start) {
+    free_block_id(id);
+    ids_.erase(start);
+    id = ids_.at(prev->first);
+    start = prev->first;
+    size += prev->second;
+    free_.erase(prev);
   }
-  if (next != free_.begin()) {
-    auto prev = std::prev(next);
-    if (prev->first + prev->second == start) {
-      start = prev->first;
-      size += prev->second;
-      free_.erase(prev);
-    }
+  if (merge_next) {
+    free_block_id(ids_.at(next->first));
+    ids_.erase(next->first);
+    size += next->second;
+    free_.erase(next);
   }
   free_.emplace(start, size);
+  ids_[start] = id;
   return true;
 }
 
@@ -180,6 +224,27 @@ std::vector<MemoryBlock> FreeList::blocks() const {
   for (const auto& [start, size] : allocated_) out.push_back({start, size, true});
   std::sort(out.begin(), out.end(),
             [](const MemoryBlock& a, const MemoryBlock& b) { return a.address < b.address; });
+  return out;
+}
+
+std::vector<std::map<std::string, std::string>> FreeList::block_table() const {
+  const std::vector<MemoryBlock> by_address = blocks();
+  std::vector<std::pair<std::uint32_t, std::map<std::string, std::string>>> rows;
+  for (std::size_t i = 0; i < by_address.size(); ++i) {
+    const MemoryBlock& b = by_address[i];
+    auto id_at = [&](std::size_t k) { return std::to_string(ids_.at(by_address[k].address)); };
+    const std::uint32_t id = ids_.at(b.address);
+    rows.push_back({id,
+                    {{"blockID", std::to_string(id)},
+                     {"address", std::to_string(b.address - base_)},
+                     {"size", std::to_string(b.size)},
+                     {"prevID", i == 0 ? "-1" : id_at(i - 1)},
+                     {"nextID", i + 1 == by_address.size() ? "-1" : id_at(i + 1)},
+                     {"allocated", b.allocated ? "yes" : "no"}}});
+  }
+  std::sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::vector<std::map<std::string, std::string>> out;
+  for (auto& [id, row] : rows) out.push_back(std::move(row));
   return out;
 }
 

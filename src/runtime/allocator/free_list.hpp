@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <string>
 #include <unordered_map>
 #include <vector>
 
@@ -53,6 +54,12 @@ class FreeList {
   std::optional<DeviceAddr> lowest_occupied_address() const;
   std::vector<AddressRange> free_ranges() const;  ///< Sorted by address.
   std::vector<MemoryBlock> blocks() const;        ///< Every block, free and allocated, by address.
+  /// TT-Metal's FreeListOpt::get_memory_block_table: a row per block in block-id order, each with
+  /// blockID, address (relative to the managed space's start, as TT-Metal keeps it), size, prevID, nextID
+  /// (-1: none) and allocated ("yes"/"no"). Block ids are handed out and reused as FreeListOpt's meta blocks
+  /// are: a split gives the left then the right free piece a new id (the last freed one first), a merge
+  /// frees the absorbed block's id.
+  std::vector<std::map<std::string, std::string>> block_table() const;
   std::size_t num_allocated_blocks() const { return allocated_.size(); }
   std::optional<std::uint64_t> allocated_size(DeviceAddr address) const;
 
@@ -63,6 +70,8 @@ class FreeList {
 
  private:
   void take(std::map<DeviceAddr, std::uint64_t>::iterator block, DeviceAddr start, std::uint64_t size);
+  std::uint32_t new_block_id();
+  void free_block_id(std::uint32_t id) { free_ids_.push_back(id); }
 
   DeviceAddr base_;
   std::uint64_t size_;
@@ -71,6 +80,9 @@ class FreeList {
   std::unordered_map<DeviceAddr, std::uint64_t> allocated_;  // start -> size
   std::uint64_t allocated_bytes_ = 0;
   std::uint64_t shrunk_ = 0;  // bytes at the bottom taken away by shrink(); size_ excludes them
+  std::map<DeviceAddr, std::uint32_t> ids_;  // block start -> TT-Metal's block id, for every block
+  std::vector<std::uint32_t> free_ids_;      // ids of merged-away blocks, reused last first
+  std::uint32_t next_id_ = 0;
 };
 
 }  // namespace ttmem::emu

@@ -8,9 +8,11 @@
 #include <array>
 #include <cstdint>
 #include <iosfwd>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <string>
 #include <unordered_set>
 #include <vector>
 
@@ -89,7 +91,10 @@ class Allocator : public BufferHome {
 
   Statistics statistics(BufferType type) const;
   std::vector<MemoryBlock> memory_blocks(BufferType type) const;
-  /// TT-Metal's dump_memory_blocks: the block table of every bank manager.
+  /// TT-Metal's get_memory_block_table (FreeListOpt's): blockID, address (relative), size, prevID, nextID,
+  /// allocated, in block-id order.
+  std::vector<std::map<std::string, std::string>> memory_block_table(BufferType type) const;
+  /// TT-Metal's dump_memory_blocks: the block table of every bank manager, in FreeListOpt's layout.
   void dump_memory_blocks(std::ostream& out) const;
   std::uint32_t num_banks(BufferType type) const;
   std::uint64_t bank_size(BufferType type) const;
