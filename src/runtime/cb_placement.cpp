@@ -5,6 +5,7 @@
 
 #include <algorithm>
 
+#include "ttmem/runtime/device.hpp"
 #include "ttmem/runtime/error.hpp"
 #include "ttmem/units.hpp"
 
@@ -13,6 +14,20 @@ namespace ttmem::emu {
 CoreRangeSet resolve_cores(const CoreRangeSet& cores, const ArchSpec& spec) {
   if (cores.ranges.empty()) return CoreRangeSet{{{{0, 0}, {spec.worker_grid_x - 1, spec.worker_grid_y - 1}}}};
   return cores.merged();
+}
+
+std::shared_ptr<MeshBuffer> global_buffer_of(const CircularBufferConfig& cb, std::uint32_t index) {
+  auto buffer = cb.buffer.lock();
+  if (!buffer || !buffer->is_allocated()) {
+    throw Error(
+        ErrorCode::invalid_argument,
+        fmt::format("circular buffer {} is globally allocated in a buffer that is gone or deallocated",
+                    index));
+  }
+  if (buffer->type() != BufferType::L1) {
+    throw Error(ErrorCode::invalid_argument, "Only L1 buffers can have an associated circular buffer!");
+  }
+  return buffer;
 }
 
 namespace {
@@ -64,6 +79,12 @@ CircularBufferPlan plan_circular_buffers(const ProgramConfig& config, const Arch
   const DeviceAddr base = spec.l1_unreserved_base;
   for (std::uint32_t i = 0; i < config.circular_buffers.size(); ++i) {
     const CoreRangeSet& set = sets[i];
+    if (config.circular_buffers[i].globally_allocated()) {
+      // allocate_circular_buffers skips globally allocated CBs: their address is their buffer's.
+      const auto buffer = global_buffer_of(config.circular_buffers[i], i);
+      plan.cbs.push_back({i, buffer->address(), config.circular_buffers[i].size, set, true});
+      continue;
+    }
     DeviceAddr address = base;
     for (const CoreRange& r : set.ranges) {
       for (const CircularBufferRegion& a : plan.allocators) {

@@ -337,7 +337,7 @@ void MeshDevice::run(const std::shared_ptr<Program>& program) {
         const DeviceAddr base = a.base_address(BufferType::L1);
         std::uint64_t per_core = 0;
         for (const PlannedCircularBuffer& p : planned.cbs)
-          per_core = std::max(per_core, p.address + p.size - base);
+          if (!p.globally_allocated) per_core = std::max(per_core, p.address + p.size - base);
         AllocationFailure f;
         f.device = device->id();
         f.mesh = id_;
@@ -359,7 +359,8 @@ void MeshDevice::run(const std::shared_ptr<Program>& program) {
     if (program->has_circular_buffers_on(device->id())) continue;
     std::vector<CircularBufferAllocation> cbs;
     for (const PlannedCircularBuffer& p : planned.cbs) {
-      cbs.push_back({next_buffer_id(), device->id(), p.index, p.address, p.size, p.cores});
+      cbs.push_back(
+          {next_buffer_id(), device->id(), p.index, p.address, p.size, p.cores, p.globally_allocated});
     }
     program->add_circular_buffers(std::move(cbs));
   }

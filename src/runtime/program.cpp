@@ -5,6 +5,7 @@
 
 #include <algorithm>
 
+#include "cb_placement.hpp"
 #include "ttmem/runtime/buffer.hpp"
 #include "ttmem/runtime/device.hpp"
 #include "ttmem/runtime/error.hpp"
@@ -76,6 +77,7 @@ void Program::add_circular_buffers(std::vector<CircularBufferAllocation> cbs) {
     cb.created_ns = monotonic_ns();
     cb.op = GraphTracker::instance().op_tag();
     cbs_.push_back(cb);
+    if (cb.globally_allocated) continue;         // its bytes are its buffer's, reported with the buffer
     const std::string site = cb_site(cb.index);  // the event only views it
     GraphTracker::instance().track_allocate(cb_event(cb, site));
   }
@@ -85,6 +87,7 @@ void Program::release_circular_buffers_on(DeviceId device, ReleaseReason reason)
   auto keep = std::stable_partition(cbs_.begin(), cbs_.end(),
                                     [&](const CircularBufferAllocation& cb) { return cb.device != device; });
   for (auto it = keep; it != cbs_.end(); ++it) {  // each CB released on its own, never "all CBs"
+    if (it->globally_allocated) continue;
     const std::string site = cb_site(it->index);
     AllocationEvent e = cb_event(*it, site);
     e.reason = reason;
@@ -108,6 +111,33 @@ void Program::update_circular_buffer_total_size(std::uint32_t index, std::uint64
   if (!mesh) return;
   for (std::size_t d = 0; d < mesh->num_devices(); ++d)
     release_circular_buffers_on(mesh->device(d).id(), ReleaseReason::explicit_free);
+}
+
+void Program::update_dynamic_circular_buffer_address(std::uint32_t index,
+                                                     const std::shared_ptr<MeshBuffer>& buffer) {
+  auto mesh = mesh_.lock();
+  std::unique_lock<std::recursive_mutex> lock;
+  if (mesh) lock = std::unique_lock(mesh->mutex());
+  if (released_) throw Error(ErrorCode::invalid_state, fmt::format("program {} was released", config_.name));
+  if (index >= config_.circular_buffers.size()) {
+    throw Error(ErrorCode::invalid_argument,
+                fmt::format("No circular buffer with id {} exists in Program {}", index, id_.value));
+  }
+  CircularBufferConfig updated = config_.circular_buffers[index];
+  updated.buffer = buffer;
+  const DeviceAddr address = global_buffer_of(updated, index)->address();
+  config_.circular_buffers[index] = updated;
+  for (CircularBufferAllocation& cb : cbs_) {
+    if (cb.index != index) continue;
+    if (!cb.globally_allocated) {  // its allocator-placed region is given up
+      const std::string site = cb_site(cb.index);
+      AllocationEvent e = cb_event(cb, site);
+      e.reason = ReleaseReason::explicit_free;
+      GraphTracker::instance().track_deallocate(e);
+    }
+    cb.address = address;
+    cb.globally_allocated = true;
+  }
 }
 
 void Program::release() {

@@ -138,6 +138,73 @@ TEST(Program, TtMetalValidUpdateCircularBufferSize) {
   EXPECT_THROW(prog->update_circular_buffer_total_size(0, 0), Error);
 }
 
+BufferConfig l1_buffer(std::uint64_t size) {
+  BufferConfig c;
+  c.type = BufferType::L1;
+  c.size = size;
+  c.page_size = size;
+  return c;
+}
+
+// TensixTestValidCircularBufferAddress: a CB given an L1 buffer sits at the buffer's address on every core
+// of its range, and holds no bytes of its own (not reported: the buffer's are).
+TEST(Program, TtMetalValidCircularBufferAddress) {
+  test::ScopedRecorder rec;
+  auto mesh = open();
+  auto buffer = mesh->create_buffer(l1_buffer(2048));
+  ProgramConfig p;
+  p.name = "global";
+  p.circular_buffers = {{2048, CoreRangeSet{{{{0, 0}, {0, 2}}}}, buffer}, {2048, core(0, 0)}};
+  auto prog = mesh->create_program(p);
+  mesh->run(prog);
+  const auto got = addresses_on_device0(*prog);
+  EXPECT_EQ(got, (std::vector<DeviceAddr>{buffer->address(), 101'152}));  // the local one starts at the base
+  int cb_events = 0;
+  for (const auto& r : rec->events())
+    if (r.event.kind == AllocKind::circular_buffer) ++cb_events;
+  EXPECT_EQ(cb_events, 1);  // only the local CB
+  prog->release();
+  // A DRAM buffer cannot hold a CB.
+  BufferConfig dram;
+  dram.size = 2048;
+  dram.page_size = 2048;
+  auto in_dram = mesh->create_buffer(dram);
+  p.circular_buffers = {{2048, {}, in_dram}};
+  try {
+    mesh->create_program(p);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_STREQ(e.what(), "Only L1 buffers can have an associated circular buffer!");
+  }
+}
+
+// TensixTestUpdateCircularBufferAddress: two local CBs on (0,0); the first moves into an L1 buffer, the
+// second stays where it was.
+TEST(Program, TtMetalUpdateCircularBufferAddress) {
+  test::ScopedRecorder rec;
+  auto mesh = open();
+  auto buffer = mesh->create_buffer(l1_buffer(2048));
+  ProgramConfig p;
+  p.name = "move";
+  p.circular_buffers = {{2048, core(0, 0)}, {2048, core(0, 0)}};
+  auto prog = mesh->create_program(p);
+  mesh->run(prog);
+  EXPECT_EQ(addresses_on_device0(*prog), (std::vector<DeviceAddr>{101'152, 101'152 + 2048}));
+  prog->update_dynamic_circular_buffer_address(0, buffer);
+  EXPECT_EQ(addresses_on_device0(*prog), (std::vector<DeviceAddr>{buffer->address(), 101'152 + 2048}));
+  mesh->run(prog);  // placed already: nothing moves
+  EXPECT_EQ(addresses_on_device0(*prog), (std::vector<DeviceAddr>{buffer->address(), 101'152 + 2048}));
+  int allocs = 0, frees = 0;
+  for (const auto& r : rec->events())
+    if (r.event.kind == AllocKind::circular_buffer) (r.allocate ? allocs : frees)++;
+  EXPECT_EQ(allocs, 2);
+  EXPECT_EQ(frees, 1);  // the first CB's own region was given up
+  prog->release();
+  for (const auto& r : rec->events())
+    if (r.event.kind == AllocKind::circular_buffer && !r.allocate) ++frees;
+  EXPECT_EQ(frees, 1 + 2);  // release reports only the CB that still has bytes of its own
+}
+
 TEST(Program, CoreRangesAreMergedAsTtMetalMergesThem) {
   // {[0-0 - 7-0], [0-1 - 7-1]} is one rectangle: its CB shares the rows-0-1 allocator.
   CoreRangeSet two_rows{{{{0, 0}, {7, 0}}, {{0, 1}, {7, 1}}}};

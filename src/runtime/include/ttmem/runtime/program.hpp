@@ -18,14 +18,29 @@ namespace ttmem::emu {
 
 class Device;
 class MeshDevice;
+class MeshBuffer;
 
 using ttmem::CoreCoord;
 using ttmem::CoreRange;
 using ttmem::CoreRangeSet;
 
 struct CircularBufferConfig {
+  CircularBufferConfig() = default;
+  CircularBufferConfig(std::uint64_t size_per_core, CoreRangeSet on = {}, std::weak_ptr<MeshBuffer> in = {})
+      : size(size_per_core), cores(std::move(on)), buffer(std::move(in)) {}
+
   std::uint64_t size = 0;  ///< Bytes on each core of the range.
   CoreRangeSet cores;      ///< Rectangles of worker cores (merged as TT-Metal merges them); empty: all.
+  /// Globally allocated (TT-Metal's CircularBufferConfig with a buffer): the CB lives inside this L1
+  /// buffer, at its address; it is not placed by the CB allocators and holds no bytes of its own (not
+  /// reported, as the bridge does not report TT-Metal's). Not owned: the buffer must be alive when the
+  /// program runs.
+  std::weak_ptr<MeshBuffer> buffer;
+  /// Given a buffer (alive or not): a weak pointer that was never set is owner-equivalent to an empty one.
+  bool globally_allocated() const {
+    const std::weak_ptr<MeshBuffer> none;
+    return buffer.owner_before(none) || none.owner_before(buffer);
+  }
 };
 
 struct ProgramConfig {
@@ -41,9 +56,10 @@ struct CircularBufferAllocation {
   std::uint32_t index = 0;  ///< CB index in the program.
   DeviceAddr address = 0;
   std::uint64_t size = 0;
-  CoreRangeSet cores;            ///< The merged ranges it occupies (never empty once placed).
-  std::uint64_t created_ns = 0;  ///< CLOCK_MONOTONIC when placed
-  std::uint32_t op = 0;          ///< GraphTracker::op_tag when placed
+  CoreRangeSet cores;               ///< The merged ranges it occupies (never empty once placed).
+  bool globally_allocated = false;  ///< inside a buffer (CircularBufferConfig::buffer): not reported
+  std::uint64_t created_ns = 0;     ///< CLOCK_MONOTONIC when placed
+  std::uint32_t op = 0;             ///< GraphTracker::op_tag when placed
 };
 
 enum class ProgramState : std::uint8_t {
@@ -70,6 +86,12 @@ class Program {
   /// so those after it move (TensixTestValidUpdateCircularBufferSize). Throws Error(invalid_argument) for
   /// an unknown index or a size of 0, Error(invalid_state) once released.
   void update_circular_buffer_total_size(std::uint32_t index, std::uint64_t size);
+
+  /// TT-Metal's UpdateDynamicCircularBufferAddress: CB `index` moves into `buffer` (an L1 buffer of this
+  /// mesh), at its address, now and on later runs; the other CBs stay where they are. A CB that was placed
+  /// by the CB allocators is released (reported) first. Throws Error(invalid_argument) for an unknown
+  /// index or a buffer that is not an allocated L1 buffer.
+  void update_dynamic_circular_buffer_address(std::uint32_t index, const std::shared_ptr<MeshBuffer>& buffer);
 
   /// Destroys the program: every CB is released (and reported) and the program leaves the program caches
   /// (its kernel binary stays cached). Idempotent; safe after the mesh closed.
