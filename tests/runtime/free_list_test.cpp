@@ -60,6 +60,18 @@ TEST(FreeList, ShrinkTakesTheBottomAwayAndResetGivesItBack) {
 
 // Block ids as FreeListOpt hands them out (get_memory_block_table): a split gives new ids to the free
 // pieces, a merge frees the absorbed ids, the last freed is reused first.
+// TT-Metal's free-list test of allocate_at_address (1024 B, 32-B minimum and alignment).
+TEST(FreeList, TtMetalAllocateAtAddress) {
+  FreeList fl(0, 1024, 32);
+  EXPECT_EQ(fl.allocate(32, Placement::bottom_up), 0u);
+  EXPECT_EQ(fl.allocate_at(64, 32), 64u);
+  EXPECT_EQ(fl.allocate(48, Placement::bottom_up), 96u);  // 64 B: the 32-B hole at 32 is too small
+  EXPECT_EQ(fl.allocate(16, Placement::bottom_up), 32u);  // 32 B: fits the hole
+  EXPECT_EQ(fl.allocate_at(512, 128), 512u);
+  ASSERT_TRUE(fl.deallocate(96));            // coalesces with the free block after it
+  EXPECT_EQ(fl.allocate_at(128, 64), 128u);  // inside what was freed and merged
+}
+
 TEST(FreeList, TheBlockTableHasTtMetalsBlockIds) {
   FreeList fl(4096, 1024, 16);
   ASSERT_EQ(fl.allocate(64, Placement::bottom_up), 4096u);       // block 0; the rest is block 1
