@@ -96,8 +96,7 @@ void Program::release_circular_buffers_on(DeviceId device, ReleaseReason reason)
   cbs_.erase(keep, cbs_.end());
 }
 
-void Program::update_circular_buffer_total_size(std::uint32_t index, std::uint64_t size) {
-  auto mesh = mesh_.lock();
+std::unique_lock<std::recursive_mutex> Program::lock_for_update(MeshDevice* mesh, std::uint32_t index) const {
   std::unique_lock<std::recursive_mutex> lock;
   if (mesh) lock = std::unique_lock(mesh->mutex());
   if (released_) throw Error(ErrorCode::invalid_state, fmt::format("program {} was released", config_.name));
@@ -105,6 +104,12 @@ void Program::update_circular_buffer_total_size(std::uint32_t index, std::uint64
     throw Error(ErrorCode::invalid_argument,
                 fmt::format("No circular buffer with id {} exists in Program {}", index, id_.value));
   }
+  return lock;
+}
+
+void Program::update_circular_buffer_total_size(std::uint32_t index, std::uint64_t size) {
+  auto mesh = mesh_.lock();
+  const auto lock = lock_for_update(mesh.get(), index);
   if (size == 0)
     throw Error(ErrorCode::invalid_argument, "a circular buffer's total size must be more than 0");
   config_.circular_buffers[index].size = size;
@@ -116,13 +121,7 @@ void Program::update_circular_buffer_total_size(std::uint32_t index, std::uint64
 void Program::update_dynamic_circular_buffer_address(std::uint32_t index,
                                                      const std::shared_ptr<MeshBuffer>& buffer) {
   auto mesh = mesh_.lock();
-  std::unique_lock<std::recursive_mutex> lock;
-  if (mesh) lock = std::unique_lock(mesh->mutex());
-  if (released_) throw Error(ErrorCode::invalid_state, fmt::format("program {} was released", config_.name));
-  if (index >= config_.circular_buffers.size()) {
-    throw Error(ErrorCode::invalid_argument,
-                fmt::format("No circular buffer with id {} exists in Program {}", index, id_.value));
-  }
+  const auto lock = lock_for_update(mesh.get(), index);
   CircularBufferConfig updated = config_.circular_buffers[index];
   updated.buffer = buffer;
   const DeviceAddr address = global_buffer_of(updated, index)->address();

@@ -113,27 +113,41 @@ TEST(Program, TtMetalCircularBufferSequentialAcrossAllCores) {
   EXPECT_EQ(got[8], 101'152u + 5 * 2048);
 }
 
+/// TT-Metal's update tests start so: two 2048-B CBs on core (0,0), placed one after the other.
+std::shared_ptr<Program> two_cbs_on_core_0(MeshDevice& mesh, const std::string& name) {
+  ProgramConfig p;
+  p.name = name;
+  p.circular_buffers = {{2048, core(0, 0)}, {2048, core(0, 0)}};
+  auto prog = mesh.create_program(p);
+  mesh.run(prog);
+  EXPECT_EQ(addresses_on_device0(*prog), (std::vector<DeviceAddr>{101'152, 101'152 + 2048}));
+  return prog;
+}
+
+struct CbEvents {
+  int allocs = 0;
+  int frees = 0;
+};
+CbEvents cb_events(test::ScopedRecorder& rec) {
+  CbEvents n;
+  for (const auto& r : rec->events())
+    if (r.event.kind == AllocKind::circular_buffer) (r.allocate ? n.allocs : n.frees)++;
+  return n;
+}
+
 // TensixTestValidUpdateCircularBufferSize: two 2048-B CBs on (0,0); the first grows to 4096 and the second
 // moves to base + 4096 at the next run. The old placement is released, each CB reported.
 TEST(Program, TtMetalValidUpdateCircularBufferSize) {
   test::ScopedRecorder rec;
   auto mesh = open();
-  ProgramConfig p;
-  p.name = "update";
-  p.circular_buffers = {{2048, core(0, 0)}, {2048, core(0, 0)}};
-  auto prog = mesh->create_program(p);
-  mesh->run(prog);
-  EXPECT_EQ(addresses_on_device0(*prog), (std::vector<DeviceAddr>{101'152, 101'152 + 2048}));
+  auto prog = two_cbs_on_core_0(*mesh, "update");
   prog->update_circular_buffer_total_size(0, 4096);
   EXPECT_TRUE(prog->circular_buffers().empty());
   mesh->run(prog);
   EXPECT_EQ(addresses_on_device0(*prog), (std::vector<DeviceAddr>{101'152, 101'152 + 4096}));
   EXPECT_EQ(prog->circular_buffers().front().size, 4096u);
-  int allocs = 0, frees = 0;
-  for (const auto& r : rec->events())
-    if (r.event.kind == AllocKind::circular_buffer) (r.allocate ? allocs : frees)++;
-  EXPECT_EQ(allocs, 4);
-  EXPECT_EQ(frees, 2);
+  EXPECT_EQ(cb_events(rec).allocs, 4);
+  EXPECT_EQ(cb_events(rec).frees, 2);
   EXPECT_THROW(prog->update_circular_buffer_total_size(2, 4096), Error);
   EXPECT_THROW(prog->update_circular_buffer_total_size(0, 0), Error);
 }
@@ -159,10 +173,7 @@ TEST(Program, TtMetalValidCircularBufferAddress) {
   mesh->run(prog);
   const auto got = addresses_on_device0(*prog);
   EXPECT_EQ(got, (std::vector<DeviceAddr>{buffer->address(), 101'152}));  // the local one starts at the base
-  int cb_events = 0;
-  for (const auto& r : rec->events())
-    if (r.event.kind == AllocKind::circular_buffer) ++cb_events;
-  EXPECT_EQ(cb_events, 1);  // only the local CB
+  EXPECT_EQ(cb_events(rec).allocs, 1);                                    // only the local CB
   prog->release();
   // A DRAM buffer cannot hold a CB.
   BufferConfig dram;
@@ -184,25 +195,15 @@ TEST(Program, TtMetalUpdateCircularBufferAddress) {
   test::ScopedRecorder rec;
   auto mesh = open();
   auto buffer = mesh->create_buffer(l1_buffer(2048));
-  ProgramConfig p;
-  p.name = "move";
-  p.circular_buffers = {{2048, core(0, 0)}, {2048, core(0, 0)}};
-  auto prog = mesh->create_program(p);
-  mesh->run(prog);
-  EXPECT_EQ(addresses_on_device0(*prog), (std::vector<DeviceAddr>{101'152, 101'152 + 2048}));
+  auto prog = two_cbs_on_core_0(*mesh, "move");
   prog->update_dynamic_circular_buffer_address(0, buffer);
   EXPECT_EQ(addresses_on_device0(*prog), (std::vector<DeviceAddr>{buffer->address(), 101'152 + 2048}));
   mesh->run(prog);  // placed already: nothing moves
   EXPECT_EQ(addresses_on_device0(*prog), (std::vector<DeviceAddr>{buffer->address(), 101'152 + 2048}));
-  int allocs = 0, frees = 0;
-  for (const auto& r : rec->events())
-    if (r.event.kind == AllocKind::circular_buffer) (r.allocate ? allocs : frees)++;
-  EXPECT_EQ(allocs, 2);
-  EXPECT_EQ(frees, 1);  // the first CB's own region was given up
+  EXPECT_EQ(cb_events(rec).allocs, 2);
+  EXPECT_EQ(cb_events(rec).frees, 1);  // the first CB's own region was given up
   prog->release();
-  for (const auto& r : rec->events())
-    if (r.event.kind == AllocKind::circular_buffer && !r.allocate) ++frees;
-  EXPECT_EQ(frees, 1 + 2);  // release reports only the CB that still has bytes of its own
+  EXPECT_EQ(cb_events(rec).frees, 2);  // release reports only the CB that still has bytes of its own
 }
 
 TEST(Program, CoreRangesAreMergedAsTtMetalMergesThem) {

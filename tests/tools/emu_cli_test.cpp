@@ -146,6 +146,13 @@ TEST(EmuCli, AMeshOutOfMemoryIsTtMetalsTextWithTheLockstepFiguresOnTheirOwnLine)
   EXPECT_NE(r.err.find("\n  lockstep over 2 devices"), std::string::npos) << r.err;
 }
 
+/// The addresses of a program's CBs in a --json report, in CB order.
+std::vector<std::uint64_t> cb_addresses(const json& program) {
+  std::vector<std::uint64_t> out;
+  for (const auto& cb : program["cbs"]) out.push_back(cb["address"].get<std::uint64_t>());
+  return out;
+}
+
 TEST(EmuCli, CircularBuffersTakeCoreRangesPerBuffer) {
   // Row 0, row 1, then rows 0-1 (compact and TT-Metal spellings): TT-Metal's per-range CB allocators.
   const auto r = emu({"--json", "-"},
@@ -153,12 +160,8 @@ TEST(EmuCli, CircularBuffersTakeCoreRangesPerBuffer) {
                      "program q cb=2Kx2 cores=12\nrun p\nrun q\n");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const auto j = json::parse(r.out);
-  const auto& cbs = j["programs"][0]["cbs"];
-  ASSERT_EQ(cbs.size(), 3u);
-  EXPECT_EQ(cbs[0]["address"], 101152);
-  EXPECT_EQ(cbs[1]["address"], 101152);
-  EXPECT_EQ(cbs[2]["address"], 101280);
-  EXPECT_EQ(cbs[2]["cores"], "{[0-0 - 7-1]}");
+  EXPECT_EQ(cb_addresses(j["programs"][0]), (std::vector<std::uint64_t>{101152, 101152, 101280}));
+  EXPECT_EQ(j["programs"][0]["cbs"][2]["cores"], "{[0-0 - 7-1]}");
   EXPECT_EQ(j["programs"][1]["cbs"][0]["cores"], "{[0-0 - 7-0], [0-1 - 3-1]}");  // the first 12 cores
   const auto bad = emu({"-"}, "mesh n150\nprogram p cb=100@0-0\n");
   EXPECT_EQ(bad.exit_code, 65);
@@ -246,11 +249,7 @@ TEST(EmuCli, AScriptOpensTheChipOfTheRealBlackholeCapture) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const auto j = json::parse(r.out);
   EXPECT_EQ(j["buffers"][0]["address"], 1552384);
-  const auto& cbs = j["programs"][0]["cbs"];
-  ASSERT_EQ(cbs.size(), 3u);
-  EXPECT_EQ(cbs[0]["address"], 111616);
-  EXPECT_EQ(cbs[1]["address"], 242688);
-  EXPECT_EQ(cbs[2]["address"], 373760);
+  EXPECT_EQ(cb_addresses(j["programs"][0]), (std::vector<std::uint64_t>{111616, 242688, 373760}));
   const auto bad = emu({"-"}, "mesh p150 grid=11\n");
   EXPECT_EQ(bad.exit_code, 65);
   EXPECT_NE(bad.err.find("grid=11: give the worker grid as XxY"), std::string::npos) << bad.err;

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -109,6 +110,9 @@ class Program {
   const std::vector<CircularBufferAllocation>& circular_buffers_locked() const { return cbs_; }
 
  private:
+  /// The mesh's lock (when the mesh lives), once the program may still change and CB `index` exists.
+  std::unique_lock<std::recursive_mutex> lock_for_update(MeshDevice* mesh, std::uint32_t index) const;
+
   ProgramId id_;
   ProgramConfig config_;
   std::weak_ptr<MeshDevice> mesh_;
