@@ -42,11 +42,12 @@ constexpr ArchSpec kBlackhole{
     .control_buffer_base = 102'784 - 3 * 4096,
 };
 
-constexpr std::array<MeshPreset, 6> kPresets{{
+constexpr std::array<MeshPreset, 7> kPresets{{
     {"n150", Arch::wormhole_b0, 1, 1},
     {"n300", Arch::wormhole_b0, 1, 2},
     {"t3000", Arch::wormhole_b0, 2, 4},
     {"galaxy", Arch::wormhole_b0, 8, 4},
+    {"p100", Arch::blackhole, 1, 1, 11, 10},  // 120 Tensix cores, a column for dispatch: 11x10 L1 banks
     {"p150", Arch::blackhole, 1, 1},
     {"p300", Arch::blackhole, 1, 2},
 }};

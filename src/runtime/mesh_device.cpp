@@ -165,8 +165,13 @@ std::shared_ptr<MeshDevice> MeshDevice::open(const MeshDeviceConfig& config) {
     throw Error(ErrorCode::unknown_preset,
                 fmt::format("unknown mesh preset '{}' (known: {})", config.preset, known_presets()));
   }
+  DeviceOptions options = config.options;
+  if (preset->worker_grid_x && !options.worker_grid_x && !options.worker_grid_y) {
+    options.worker_grid_x = preset->worker_grid_x;
+    options.worker_grid_y = preset->worker_grid_y;
+  }
   auto mesh = std::make_shared<MeshDevice>(next_mesh_id(), std::string(preset->name), preset->rows,
-                                           preset->cols, config.arch.value_or(preset->arch), config.options);
+                                           preset->cols, config.arch.value_or(preset->arch), options);
   mesh->chips_ = chips_of(config.device_ids, preset->rows * preset->cols);
   mesh->holds_chips_ = config.hold_chips;
   {

@@ -13,7 +13,7 @@ from ttmem.testing import ttmemd  # noqa: F401  (fixture)
 TENSOR_BYTES = 8 * 8 * 512 * 512 * 2 // 8
 assert TENSOR_BYTES == 4_194_304
 
-PRESETS = ["n150", "n300", "t3000", "galaxy", "p150", "p300"]
+PRESETS = ["n150", "n300", "t3000", "galaxy", "p100", "p150", "p300"]
 
 
 def mine(rows):

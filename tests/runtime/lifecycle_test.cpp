@@ -147,7 +147,7 @@ TEST_P(SeedScenario, AViewIsNeverTrackedAndItsRootIsReleasedOnce) {
 }
 
 INSTANTIATE_TEST_SUITE_P(EveryPreset, SeedScenario,
-                         ::testing::Values("n150", "n300", "t3000", "galaxy", "p150", "p300"),
+                         ::testing::Values("n150", "n300", "t3000", "galaxy", "p100", "p150", "p300"),
                          [](const auto& p) { return p.param; });
 
 TEST(Lifecycle, AUserPreallocatedBufferIsSweptAsALeak) {

@@ -44,7 +44,7 @@ TEST(Mesh, UnknownPresetNamesTheKnownOnes) {
     FAIL();
   } catch (const Error& e) {
     EXPECT_EQ(e.code(), ErrorCode::unknown_preset);
-    EXPECT_NE(std::string(e.what()).find("n150, n300, t3000, galaxy, p150, p300"), std::string::npos);
+    EXPECT_NE(std::string(e.what()).find("n150, n300, t3000, galaxy, p100, p150, p300"), std::string::npos);
   }
 }
 
@@ -203,6 +203,13 @@ TEST(Mesh, DeviceIdsChooseTheChipsAndEventsNameThem) {
   } catch (const Error& e) {
     EXPECT_EQ(e.code(), ErrorCode::device_busy);
   }
+}
+
+TEST(Mesh, AP100HasElevenByTenWorkerCores) {
+  // P100: 120 Tensix cores, one column for dispatch -- as the p150b of the real capture also shows.
+  auto mesh = open("p100");
+  EXPECT_EQ(mesh->device(0).spec().num_worker_cores(), 110u);
+  EXPECT_EQ(mesh->device(0).allocator().num_banks(BufferType::L1), 110u);
 }
 
 TEST(Mesh, DeviceIdsMustNameEachDeviceOnce) {

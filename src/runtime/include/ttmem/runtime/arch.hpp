@@ -43,6 +43,8 @@ struct MeshPreset {
   Arch arch;
   std::uint32_t rows;
   std::uint32_t cols;
+  std::uint32_t worker_grid_x = 0;  ///< the board's worker grid when it is not the architecture's (0: it is)
+  std::uint32_t worker_grid_y = 0;
   std::uint32_t num_devices() const { return rows * cols; }
 };
 
