@@ -69,19 +69,23 @@ class FreeList {
   std::uint32_t alignment() const { return alignment_; }
 
  private:
-  void take(std::map<DeviceAddr, std::uint64_t>::iterator block, DeviceAddr start, std::uint64_t size);
+  /// A block's size and TT-Metal's id for it, kept with the block so the id costs no lookup of its own.
+  struct Block {
+    std::uint64_t size = 0;
+    std::uint32_t id = 0;
+  };
+  void take(std::map<DeviceAddr, Block>::iterator block, DeviceAddr start, std::uint64_t size);
   std::uint32_t new_block_id();
   void free_block_id(std::uint32_t id) { free_ids_.push_back(id); }
 
   DeviceAddr base_;
   std::uint64_t size_;
   std::uint32_t alignment_;
-  std::map<DeviceAddr, std::uint64_t> free_;                 // start -> size, never adjacent (coalesced)
-  std::unordered_map<DeviceAddr, std::uint64_t> allocated_;  // start -> size
+  std::map<DeviceAddr, Block> free_;                 // by start, never adjacent (coalesced)
+  std::unordered_map<DeviceAddr, Block> allocated_;  // by start
   std::uint64_t allocated_bytes_ = 0;
-  std::uint64_t shrunk_ = 0;  // bytes at the bottom taken away by shrink(); size_ excludes them
-  std::map<DeviceAddr, std::uint32_t> ids_;  // block start -> TT-Metal's block id, for every block
-  std::vector<std::uint32_t> free_ids_;      // ids of merged-away blocks, reused last first
+  std::uint64_t shrunk_ = 0;             // bytes at the bottom taken away by shrink(); size_ excludes them
+  std::vector<std::uint32_t> free_ids_;  // ids of merged-away blocks, reused last first
   std::uint32_t next_id_ = 0;
 };
 
