@@ -4,11 +4,15 @@
 //   (b) the shipped tracker: atomic counter updates in a shared-memory region per event.
 // Events are timed with the TSC in groups of kGroup consecutive events (the TSC of a VM may tick only every
 // 10 ns); a sample is the per-event average of its group, so median and p99 are over those averages.
-// Each approach runs on one thread and on two threads at once (contention is where shared counters lose).
+// Each approach runs on one thread and on two threads at once (contention is where shared counters lose),
+// with the threads left to the scheduler and pinned one per core. The floor beside them is the least a
+// report can cost: one 64-byte store into a thread-local array.
 // libttmem is measured in bursts that fit its ring, with the sender draining to a real ttmemd between
 // bursts: this is the hot path, not the ingest ceiling (ttmem-loadgen measures sustained throughput).
 #include <fcntl.h>
+#include <sched.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <x86intrin.h>
@@ -83,6 +87,25 @@ void time_groups(std::vector<std::uint64_t>& out, std::size_t n, F&& f) {
   }
 }
 
+/// Whether on_threads pins thread t to core t (of the cores this process may use).
+bool g_pinned = false;
+
+void pin_to(int t) {
+  cpu_set_t allowed;
+  if (sched_getaffinity(0, sizeof allowed, &allowed) != 0) return;
+  int seen = 0;
+  for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu) {
+    if (!CPU_ISSET(cpu, &allowed)) continue;
+    if (seen++ == t % CPU_COUNT(&allowed)) {
+      cpu_set_t one;
+      CPU_ZERO(&one);
+      CPU_SET(cpu, &one);
+      sched_setaffinity(0, sizeof one, &one);
+      return;
+    }
+  }
+}
+
 /// Runs body(thread, samples) on `threads` threads started together; returns all samples.
 template <typename Body>
 std::vector<std::uint64_t> on_threads(int threads, Body&& body) {
@@ -91,6 +114,7 @@ std::vector<std::uint64_t> on_threads(int threads, Body&& body) {
   std::vector<std::thread> pool;
   for (int t = 0; t < threads; ++t) {
     pool.emplace_back([&, t] {
+      if (g_pinned) pin_to(t);
       ready.fetch_add(1);
       while (ready.load() < threads) {
       }
@@ -138,6 +162,74 @@ json bench_ttmem(const std::string& socket, std::size_t events, int threads, std
   json j = summarize(ticks, overhead, npt);
   j["stall_ns"] = client.counters().stall_ns;
   return j;
+}
+
+/// The floor's thread-local array and its index (as ttmem's ring is reached: a thread-local pointer).
+struct alignas(64) FloorRecord {
+  std::uint64_t words[8];
+};
+constexpr std::size_t kFloorRecords = 8192;  // as large as ttmem's ring
+thread_local FloorRecord* t_floor = nullptr;
+thread_local std::size_t t_floor_at = 0;
+
+/// The floor: what any per-event record costs at least — one 64-byte store into a thread-local array and
+/// an index bump, the record taken from the same report ttmem is given.
+json bench_floor(std::size_t events, int threads, std::uint64_t overhead, double npt) {
+  auto ticks = on_threads(threads, [&](int, std::vector<std::uint64_t>& out) {
+    auto array = std::make_unique<FloorRecord[]>(kFloorRecords);
+    t_floor = array.get();
+    ttmem::client::AllocationReport a;
+    a.size = 4096;
+    a.timestamp_ns = 1;
+    for (std::size_t done = 0; done < events; done += kFloorRecords) {
+      time_groups(out, kFloorRecords, [&](std::size_t) {
+        ++a.id;
+        FloorRecord& r = t_floor[t_floor_at++ & (kFloorRecords - 1)];
+        r = FloorRecord{
+            {a.id, a.size, a.address, a.size_per_bank, a.timestamp_ns, a.device, a.num_banks, a.site}};
+        asm volatile("" : : "r"(&r) : "memory");  // the store happens, as a ring's would
+      });
+    }
+    t_floor = nullptr;
+  });
+  return summarize(ticks, overhead, npt);
+}
+
+/// What a tracked process that reports nothing pays: this process's CPU time (every thread: the sender's
+/// is the only one awake) and its voluntary context switches while the main thread sleeps, after one
+/// allocation and its free were reported and flushed.
+json bench_idle(const std::string& socket, double seconds) {
+  ttmem::client::Options o;
+  o.socket_path = socket;
+  ttmem::client::Client client(o);
+  if (!client.wait_for_first_attempt(std::chrono::seconds(5)))
+    throw std::runtime_error("no ttmemd at " + socket);
+  ttmem::client::AllocationReport a;
+  a.id = 1;
+  a.size = 4096;
+  client.report_alloc(a);
+  client.report_free(0, 1);
+  client.flush();
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));  // the sender's last cycle before it idles
+  auto usage = [] {
+    rusage u{};
+    getrusage(RUSAGE_SELF, &u);
+    return u;
+  };
+  auto cpu_ns = [](const rusage& u) {
+    return (u.ru_utime.tv_sec + u.ru_stime.tv_sec) * 1e9 + (u.ru_utime.tv_usec + u.ru_stime.tv_usec) * 1e3;
+  };
+  const rusage before = usage();
+  const auto t0 = std::chrono::steady_clock::now();
+  std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
+  const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const rusage after = usage();
+  const double cpu = (cpu_ns(after) - cpu_ns(before)) / 1e9;
+  return {{"seconds", wall},
+          {"cpu_ms_per_s", cpu * 1e3 / wall},
+          {"core_percent", cpu * 100 / wall},
+          {"wakeups_per_s", static_cast<double>(after.ru_nvcsw - before.ru_nvcsw) / wall},
+          {"connected", client.active()}};
 }
 
 json bench_blocking_send(std::size_t events, int threads, std::uint64_t overhead, double npt) {
@@ -208,24 +300,40 @@ int main(int argc, char** argv) {
   std::string socket = ttmem::client_socket_path();
   std::size_t events = 1'000'000;
   app.add_option("--socket", socket, "ttmemd's socket");
+  double idle_seconds = 5;
   app.add_option("-n,--events", events, "Events per approach");
+  app.add_option("--idle-seconds", idle_seconds, "How long the idle process is watched")
+      ->check(CLI::Range(0.1, 600.0));
   CLI11_PARSE(app, argc, argv);
   const double npt = tsc_ns_per_tick();
   const std::uint64_t overhead = timer_overhead();
   json out;
-  for (int threads : {1, 2}) {
-    const std::string suffix = threads == 1 ? "" : "_2threads";
-    out["ttmem" + suffix] = bench_ttmem(socket, events, threads, overhead, npt);
-    if (threads == 1) out["ttmem_in_op"] = bench_ttmem(socket, events, threads, overhead, npt, true);
-    out["blocking_send" + suffix] =
-        bench_blocking_send(std::min<std::size_t>(events, 200'000), threads, overhead, npt);
-    out["shm_atomics" + suffix] = bench_shm_atomics(events, threads, overhead, npt);
-    for (const char* base : {"blocking_send", "shm_atomics"}) {
-      out["ratio_median_" + std::string(base) + "_over_ttmem" + suffix] =
-          out[base + suffix]["median_ns"].get<double>() /
-          std::max(0.01, out["ttmem" + suffix]["median_ns"].get<double>());
+  // Unpinned first (the keys without a suffix), then the same with every thread pinned to its own core.
+  for (bool pinned : {false, true}) {
+    g_pinned = pinned;
+    const std::string pin = pinned ? "_pinned" : "";
+    for (int threads : {1, 2}) {
+      const std::string suffix = (threads == 1 ? "" : "_2threads") + pin;
+      out["floor" + suffix] = bench_floor(events, threads, overhead, npt);
+      out["ttmem" + suffix] = bench_ttmem(socket, events, threads, overhead, npt);
+      if (threads == 1 && !pinned)
+        out["ttmem_in_op"] = bench_ttmem(socket, events, threads, overhead, npt, true);
+      if (!pinned)
+        out["blocking_send" + suffix] =
+            bench_blocking_send(std::min<std::size_t>(events, 200'000), threads, overhead, npt);
+      out["shm_atomics" + suffix] = bench_shm_atomics(events, threads, overhead, npt);
+      for (const char* base : {"blocking_send", "shm_atomics"}) {
+        if (!out.contains(base + suffix)) continue;
+        out["ratio_median_" + std::string(base) + "_over_ttmem" + suffix] =
+            out[base + suffix]["median_ns"].get<double>() /
+            std::max(0.01, out["ttmem" + suffix]["median_ns"].get<double>());
+      }
+      out["ratio_median_ttmem_over_floor" + suffix] =
+          out["ttmem" + suffix]["median_ns"].get<double>() /
+          std::max(0.01, out["floor" + suffix]["median_ns"].get<double>());
     }
   }
+  out["idle"] = bench_idle(socket, idle_seconds);
   out["timer_overhead_ns"] = static_cast<double>(overhead) * npt;
   out["tsc_ns_per_tick"] = npt;
   out["group"] = kGroup;

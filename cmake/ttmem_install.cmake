@@ -10,8 +10,10 @@ set_target_properties(ttmem_client PROPERTIES EXPORT_NAME ttmem
 install(TARGETS ttmem_client EXPORT ttmemTargets
         LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
         INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
-# client.hpp includes protocol.hpp, which includes vocab.hpp: all three are the C++ API's; ttmem.h is C's.
+# client.hpp includes client_ring.hpp (its inline hot path) and protocol.hpp, which includes vocab.hpp: all
+# four are the C++ API's; ttmem.h is C's.
 install(FILES ${PROJECT_SOURCE_DIR}/src/client/include/ttmem/client.hpp
+              ${PROJECT_SOURCE_DIR}/src/client/include/ttmem/client_ring.hpp
               ${PROJECT_SOURCE_DIR}/src/client/include/ttmem/ttmem.h
               ${PROJECT_SOURCE_DIR}/src/protocol/include/ttmem/protocol.hpp
               ${PROJECT_SOURCE_DIR}/src/vocab/include/ttmem/vocab.hpp

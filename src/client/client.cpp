@@ -69,6 +69,7 @@ Client::Client(Options options) {
   if (options.ring_events < 64 || (options.ring_events & (options.ring_events - 1)) != 0)
     options.ring_events = 8192;
   enabled_ = options.enabled;
+  id_ = g_next_client_id.fetch_add(1);
   coarse_now_ns_.store(monotonic_ns());
   impl_ = std::make_unique<Impl>(*this, std::move(options));
   if (enabled_) impl_->sender = std::thread([this] { impl_->run(); });
@@ -148,6 +149,7 @@ Counters Client::counters() const {
   c.snapshots = impl_->snapshots.load();
   c.superseded_events = impl_->superseded.load();
   c.flushes = impl_->flushes.load();
+  c.send_cycles = impl_->send_cycles.load();
   c.dropped_events = dropped_.load();
   c.gaps = impl_->gaps.load();
   c.connected = active();

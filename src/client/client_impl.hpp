@@ -14,7 +14,6 @@
 #include <unordered_map>
 #include <vector>
 
-#include "ring.hpp"
 #include "ttmem/client.hpp"
 #include "ttmem/units.hpp"
 
@@ -26,14 +25,14 @@ inline constexpr std::uint32_t kClientVersion = proto::kTtmemVersion;
 inline std::atomic<std::uint64_t> g_next_client_id{1};
 
 struct Client::Impl {
-  explicit Impl(Client& c, Options o) : client(c), options(std::move(o)), id(g_next_client_id.fetch_add(1)) {}
+  Impl(Client& c, Options o);
+  ~Impl();
 
   Client& client;
   Options options;
-  const std::uint64_t id;
 
   std::mutex rings_mutex;
-  std::vector<std::shared_ptr<Ring>> rings;
+  std::vector<std::shared_ptr<detail::Ring>> rings;
 
   std::mutex sites_mutex;
   std::unordered_map<std::string, SiteId> site_ids;
@@ -47,9 +46,8 @@ struct Client::Impl {
   ResyncCallback resync;
 
   std::thread sender;
-  std::mutex wake_mutex;
-  std::condition_variable wake_cv;
-  bool wake = false;
+  int wake_fd = -1;              // eventfd: written to wake the sender, polled with the socket while it waits
+  bool barrier_capable = false;  // membarrier(PRIVATE_EXPEDITED) registered: the sender may sleep unbounded
   // Producers whose ring is full sleep here; the sender wakes them after it has drained.
   std::mutex space_mutex;
   std::condition_variable space_cv;
@@ -72,6 +70,7 @@ struct Client::Impl {
   std::uint64_t connections = 0;
   std::uint64_t snapshot_seq = 0;
   std::uint64_t last_stats_ns = 0;
+  bool stats_dirty = false;  // records went out since the last CLIENT_STATS
   std::vector<std::uint8_t> out;
   std::vector<proto::EventRecord> batch;      // snapshot records
   proto::EventFrameWriter* frames = nullptr;  // while draining: the frame being written
@@ -90,25 +89,32 @@ struct Client::Impl {
   bool first_attempt_done = false;
 
   std::atomic<std::uint64_t> events{0}, bytes{0}, batches{0}, reconnects{0}, snapshots{0}, superseded{0},
-      flushes{0}, gaps{0};
+      flushes{0}, gaps{0}, send_cycles{0};
 
-  /// Wakes the sender thread (a flush, a fence, a half-full ring, a new socket path).
-  void notify_sender() {
-    {
-      std::lock_guard lock(wake_mutex);
-      wake = true;
-    }
-    wake_cv.notify_one();
-  }
+  /// Wakes the sender thread (a flush, a fence, a half-full ring, a new socket path, a first record
+  /// while it was idle).
+  void notify_sender();
 
   // ---- the sender thread (sender.cpp) --------------------------------------------------------------
 
   /// The loop: connect (with backoff), resync, then cycle until stopped.
   void run();
-  /// One round: drain, add sites, statistics and a barrier if a flush asked for one, send, read.
-  void cycle();
-  /// Moves every record written before this call's epoch into `out`, as EVENTS frames.
-  void drain_all();
+  /// One round: drain, add sites, statistics and a barrier if a flush asked for one, send, read. Returns
+  /// whether it had anything to do (records, a barrier, a fence).
+  bool cycle();
+  /// Waits up to timeout_ms (-1: no bound) for a wake-up or for the server to say something.
+  void wait_for_work(int timeout_ms);
+  /// After a cycle with nothing to do: sleeps until a producer writes, a flush or fence asks, or the
+  /// server speaks (see Client::publish for why no record is missed).
+  void idle();
+  /// A flush, a stop or a new socket path is waiting for the sender.
+  bool urgent();
+  /// Puts a CLIENT_STATS frame in `out`.
+  void send_stats();
+  /// Every ring empty (nothing written that the sender has not taken).
+  bool rings_empty();
+  /// Moves every record written before this call's epoch into `out`, as EVENTS frames; returns how many.
+  std::uint64_t drain_all();
   /// Moves ring i's records with epoch < limit into the output, honouring fences: before fence F goes
   /// out, every record of every ring written before F (epoch < F) goes out first.
   void drain_ring(std::size_t i, std::uint32_t limit);

@@ -6,28 +6,20 @@
 
 namespace ttmem::client {
 
+__thread detail::ThreadRing detail::t_ring;
+
 namespace {
 
-/// Which ring this thread writes for which client. The ring is shared with the client's list, so either
-/// may go first at exit.
+/// Keeps the calling thread's ring alive for as long as the thread lives, and tells the sender when the
+/// thread is gone. Touched only when a thread binds a ring, never on the hot path (its destructor needs a
+/// TLS guard the hot path must not pay).
 struct TlsBinding {
-  std::uint64_t client_id = 0;
-  std::shared_ptr<Ring> ring;
+  std::shared_ptr<detail::Ring> ring;
   ~TlsBinding() {
     if (ring) ring->abandoned.store(true, std::memory_order_release);
   }
 };
-// initial-exec: a direct %fs access on the hot path instead of a __tls_get_addr call from this shared
-// library.
-thread_local TlsBinding t_binding __attribute__((tls_model("initial-exec")));
-
-/// The calling thread's op scope, read on every report: plain data with a constant initialiser, so reading
-/// it needs no TLS guard.
-struct CurrentOp {
-  std::uint64_t client_id = 0;
-  SiteId id = 0;
-};
-thread_local CurrentOp t_op __attribute__((tls_model("initial-exec")));
+thread_local TlsBinding t_binding;
 
 /// The stack behind it, touched by push_op and pop_op only: the path, and for each frame the path's length
 /// before it and the frame's id.
@@ -65,98 +57,127 @@ void SnapshotWriter::device(const DeviceReport& d) {
   client_.impl_->snap_devices.push_back(device_open_message(d));
 }
 
-namespace {
-proto::EventRecord alloc_record(const AllocationReport& a, std::uint64_t fallback_ts) {
-  proto::EventRecord r;
-  r.op = proto::EventOp::alloc;
-  r.type = a.type;
-  r.kind = a.kind;
-  r.device = a.device;
-  r.flags = a.internal ? proto::kFlagInternal : 0;
-  r.site = a.site;
-  r.num_banks = a.num_banks;
-  r.mesh = a.mesh;
-  r.id = a.id;
-  r.size = a.size;
-  r.address = a.address;
-  r.size_per_bank = a.size_per_bank;
-  r.timestamp_ns = a.timestamp_ns ? a.timestamp_ns : fallback_ts;
-  r.scope = a.scope;
-  return r;
-}
-}  // namespace
-
 void SnapshotWriter::allocation(const AllocationReport& a) {
-  client_.impl_->snap_allocs.push_back(
-      alloc_record(a, client_.coarse_now_ns_.load(std::memory_order_relaxed)));
+  proto::EventRecord& r = client_.impl_->snap_allocs.emplace_back();
+  detail::fill_alloc(r, a, client_.coarse_now_ns_.load(std::memory_order_relaxed), 0);
 }
 
-Ring* Client::ring_for_this_thread() {
-  if (t_binding.client_id != impl_->id) {
+bool Client::make_room(detail::ThreadRing& t) {
+  if (t.client_id != id_) {
     if (t_binding.ring) t_binding.ring->abandoned.store(true, std::memory_order_release);
-    t_binding.ring = std::make_shared<Ring>(impl_->options.ring_events);
-    t_binding.client_id = impl_->id;
-    std::lock_guard lock(impl_->rings_mutex);
-    impl_->rings.push_back(t_binding.ring);
+    auto ring = std::make_shared<detail::Ring>(impl_->options.ring_events);
+    {
+      std::lock_guard lock(impl_->rings_mutex);
+      impl_->rings.push_back(ring);
+    }
+    t_binding.ring = ring;
+    t.client_id = id_;
+    t.head = 0;
+    t.limit = 0;
+    t.mask = ring->mask;
+    t.records = ring->records.get();
+    t.epochs = ring->epochs.get();
+    t.ring = ring.get();
   }
-  return t_binding.ring.get();
+  detail::Ring& r = *t.ring;
+  const std::uint64_t capacity = r.capacity();
+  std::uint64_t tail = r.tail.load(std::memory_order_acquire);
+  if (t.head - tail < capacity / 2) {
+    t.limit = tail + capacity / 2;
+    return true;
+  }
+  if (t.head - tail < capacity) {
+    impl_->notify_sender();  // half full: do not wait for the timer
+    t.limit = tail + capacity;
+    return true;
+  }
+  // Full: the sender is behind. Wait for room (backpressure) — but not past the client going inactive, in
+  // which case the record is covered by the next snapshot. Sleep rather than spin: on a small machine the
+  // sender and the server need the CPU to make room.
+  const std::uint64_t t0 = monotonic_ns();
+  const std::uint64_t deadline =
+      t0 + static_cast<std::uint64_t>(impl_->options.max_stall.count()) * 1'000'000ull;
+  impl_->notify_sender();
+  impl_->sleepers.fetch_add(1, std::memory_order_acq_rel);
+  {
+    std::unique_lock lock(impl_->space_mutex);
+    for (;;) {
+      tail = r.tail.load(std::memory_order_acquire);
+      if (t.head - tail < capacity || !active_.load(std::memory_order_relaxed)) break;
+      if (monotonic_ns() >= deadline) break;
+      impl_->space_cv.wait_for(lock, std::chrono::milliseconds(1));
+    }
+  }
+  impl_->sleepers.fetch_sub(1, std::memory_order_acq_rel);
+  stall_ns_.fetch_add(monotonic_ns() - t0, std::memory_order_relaxed);
+  if (t.head - tail < capacity) {
+    t.limit = tail + capacity;
+    return true;
+  }
+  // Waited max_stall, or tracking went inactive. Either way the application goes on: stop recording (the
+  // sender resynchronises once the server has caught up) and count what is dropped.
+  if (active_.load(std::memory_order_relaxed)) {
+    overflowed_.store(true, std::memory_order_release);
+    active_.store(false, std::memory_order_release);
+    impl_->notify_sender();
+  }
+  return false;
+}
+
+void Client::wake_idle_sender() {
+  if (sender_idle_.exchange(false, std::memory_order_acq_rel)) impl_->notify_sender();
 }
 
 void Client::write(const proto::EventRecord& record, std::uint32_t fence) {
-  Ring& r = *ring_for_this_thread();
-  const std::uint64_t head = r.head.load(std::memory_order_relaxed);
-  if (head - r.cached_tail >= r.capacity()) {
-    r.cached_tail = r.tail.load(std::memory_order_acquire);
-    if (head - r.cached_tail >= r.capacity()) {
-      // Full: the sender is behind. Wait for room (backpressure) — but not past the client going inactive,
-      // in which case the record is covered by the next snapshot.
-      // Sleep rather than spin: on a small machine the sender and the server need the CPU to make room.
-      const std::uint64_t t0 = monotonic_ns();
-      const std::uint64_t deadline =
-          t0 + static_cast<std::uint64_t>(impl_->options.max_stall.count()) * 1'000'000ull;
-      impl_->notify_sender();
-      impl_->sleepers.fetch_add(1, std::memory_order_acq_rel);
-      {
-        std::unique_lock lock(impl_->space_mutex);
-        for (;;) {
-          r.cached_tail = r.tail.load(std::memory_order_acquire);
-          if (head - r.cached_tail < r.capacity() || !active_.load(std::memory_order_relaxed)) break;
-          if (monotonic_ns() >= deadline) break;
-          impl_->space_cv.wait_for(lock, std::chrono::milliseconds(1));
-        }
-      }
-      impl_->sleepers.fetch_sub(1, std::memory_order_acq_rel);
-      stall_ns_.fetch_add(monotonic_ns() - t0, std::memory_order_relaxed);
-      if (head - r.cached_tail >= r.capacity()) {
-        // Waited max_stall, or tracking went inactive. Either way the application goes on: stop recording
-        // (the sender resynchronises once the server has caught up) and count what is dropped.
-        if (active_.load(std::memory_order_relaxed)) {
-          overflowed_.store(true, std::memory_order_release);
-          active_.store(false, std::memory_order_release);
-          impl_->notify_sender();
-        }
-        skipped();
-        return;
-      }
-    }
+  detail::ThreadRing& t = detail::t_ring;
+  if (t.client_id != id_ || t.head >= t.limit) {
+    if (!make_room(t)) return skipped();
   }
-  Slot& s = r.slots[head & r.mask];
-  s.record = record;
-  s.epoch = fence ? fence : epoch_.load(std::memory_order_acquire);
-  s.fence = fence;
-  r.head.store(head + 1, std::memory_order_release);
-  if (head - r.cached_tail == r.capacity() / 2)
-    impl_->notify_sender();  // half full: do not wait for the timer
+  if (!fence) {
+    append(t, [&](proto::EventRecord& r, std::uint64_t) { r = record; });
+    return;
+  }
+  detail::RingRecord& slot = t.records[t.head & t.mask];
+  static_cast<proto::EventRecord&>(slot) = record;
+  slot.flags = detail::kFenceRecord;
+  t.epochs[t.head & t.mask] = fence;  // a fence's epoch is its own number
+  ++t.head;
+  t.ring->head.store(t.head, std::memory_order_release);
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+  if (sender_idle_.load(std::memory_order_relaxed)) wake_idle_sender();
 }
 
 void Client::skipped() {
   if (overflowed_.load(std::memory_order_relaxed)) dropped_.fetch_add(1, std::memory_order_relaxed);
 }
 
-void Client::report_alloc(const AllocationReport& a) {
+namespace {
+/// The scope an allocation reported now on this thread is stamped with.
+std::uint32_t thread_scope(std::uint64_t client_id) {
+  return detail::t_ring.op_client_id == client_id ? detail::t_ring.op_id : 0;
+}
+}  // namespace
+
+std::uint64_t Client::slow_path_clock() {
+  // An idle sender keeps no clock: stamp from a fresh one, and wake the sender for what follows.
+  if (sender_idle_.load(std::memory_order_relaxed)) {
+    coarse_now_ns_.store(monotonic_ns(), std::memory_order_relaxed);
+    wake_idle_sender();
+  }
+  return coarse_now_ns_.load(std::memory_order_relaxed);
+}
+
+void Client::report_alloc_slow(const AllocationReport& a) {
   if (!active_.load(std::memory_order_relaxed)) return skipped();
-  proto::EventRecord r = alloc_record(a, coarse_now_ns_.load(std::memory_order_relaxed));
-  if (r.scope == 0 && t_op.client_id == impl_->id) r.scope = t_op.id;
+  proto::EventRecord r;
+  detail::fill_alloc(r, a, slow_path_clock(), thread_scope(id_));
+  write(r, 0);
+}
+
+void Client::report_free_slow(std::uint16_t device, std::uint64_t id, proto::ReleaseReason reason) {
+  if (!active_.load(std::memory_order_relaxed)) return skipped();
+  proto::EventRecord r;
+  detail::fill_free(r, device, id, reason, slow_path_clock());
   write(r, 0);
 }
 
@@ -167,7 +188,8 @@ SiteId Client::push_op(std::string_view name) {
   s.path.append(name);
   const SiteId id = intern_site(s.path);
   s.frames.emplace_back(mark, id);
-  t_op = {impl_->id, id};
+  detail::t_ring.op_client_id = id_;
+  detail::t_ring.op_id = id;
   return id;
 }
 
@@ -176,22 +198,12 @@ void Client::pop_op() {
   if (s.frames.empty()) return;
   s.path.resize(s.frames.back().first);
   s.frames.pop_back();
-  t_op = {impl_->id, s.frames.empty() ? SiteId{0} : s.frames.back().second};
+  detail::t_ring.op_client_id = id_;
+  detail::t_ring.op_id = s.frames.empty() ? SiteId{0} : s.frames.back().second;
 }
 
 SiteId Client::current_op() const {
-  return t_op.client_id == impl_->id ? t_op.id : 0;
-}
-
-void Client::report_free(std::uint16_t device, std::uint64_t id, proto::ReleaseReason reason) {
-  if (!active_.load(std::memory_order_relaxed)) return skipped();
-  proto::EventRecord r;
-  r.op = proto::EventOp::free;
-  r.device = device;
-  r.id = id;
-  r.reason = reason;
-  r.timestamp_ns = coarse_now_ns_.load(std::memory_order_relaxed);
-  write(r, 0);
+  return thread_scope(id_);
 }
 
 void Client::fence(std::function<void(std::vector<std::uint8_t>&)> encode_control) {

@@ -1,6 +1,10 @@
 // libttmem's sender thread: drains the rings in epochs (a free never overtakes its allocation, a fence
 // goes out after everything written before it), adds sites, statistics and flush barriers, and loops
 // over connecting, sending and reading acknowledgements.
+#include <linux/membarrier.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -8,6 +12,77 @@
 #include "client_impl.hpp"
 
 namespace ttmem::client {
+
+namespace {
+/// How long an idle sender sleeps at most when membarrier() is there (nothing is missed without the bound;
+/// it is a guard) and when it is not (then a record written as the sender fell asleep may wait this long —
+/// flushes and fences still wake it at once).
+constexpr int kIdleBoundMs = 10'000;
+constexpr int kIdleBoundWithoutBarrierMs = 100;
+
+int membarrier(int cmd) {
+  return static_cast<int>(::syscall(SYS_membarrier, cmd, 0, 0));
+}
+}  // namespace
+
+Client::Impl::Impl(Client& c, Options o) : client(c), options(std::move(o)) {
+  wake_fd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  barrier_capable = membarrier(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED) == 0;
+}
+
+Client::Impl::~Impl() {
+  if (wake_fd >= 0) ::close(wake_fd);
+}
+
+void Client::Impl::notify_sender() {
+  const std::uint64_t one = 1;
+  // Only EAGAIN can fail here (the counter is at its maximum): the sender is woken either way.
+  [[maybe_unused]] const ssize_t n = ::write(wake_fd, &one, sizeof one);
+}
+
+void Client::Impl::wait_for_work(int timeout_ms) {
+  pollfd p[2] = {{wake_fd, POLLIN, 0}, {fd, POLLIN, 0}};
+  const nfds_t n = connected && fd >= 0 ? 2 : 1;
+  if (::poll(p, n, timeout_ms) > 0 && (p[0].revents & POLLIN)) {
+    std::uint64_t count;
+    [[maybe_unused]] const ssize_t r = ::read(wake_fd, &count, sizeof count);
+  }
+}
+
+bool Client::Impl::rings_empty() {
+  std::lock_guard lock(rings_mutex);
+  for (const auto& r : rings) {
+    if (r->tail.load(std::memory_order_relaxed) != r->head.load(std::memory_order_acquire)) return false;
+  }
+  return true;
+}
+
+bool Client::Impl::urgent() {
+  if (stopping.load()) return true;
+  {
+    std::lock_guard lock(flush_mutex);
+    if (flush_requested > barrier_sent) return true;
+  }
+  std::lock_guard lock(path_mutex);
+  return !requested_path.empty();
+}
+
+void Client::Impl::idle() {
+  if (stats_dirty) {  // the server's view of our costs is final until the next record
+    send_stats();
+    if (!send_all()) return;
+  }
+  client.sender_idle_.store(true, std::memory_order_seq_cst);
+  if (barrier_capable) {
+    membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED);
+  } else {
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+  }
+  if (rings_empty() && !urgent()) wait_for_work(barrier_capable ? kIdleBoundMs : kIdleBoundWithoutBarrierMs);
+  client.sender_idle_.store(false, std::memory_order_relaxed);
+  client.coarse_now_ns_.store(monotonic_ns(), std::memory_order_relaxed);
+  if (urgent()) notify_sender();  // its wake-up was taken here: the next wait must not sit it out
+}
 
 void Client::Impl::first_attempt_over() {
   std::lock_guard lock(first_mutex);
@@ -46,20 +121,22 @@ void Client::Impl::emit_batch() {
 }
 
 void Client::Impl::drain_ring(std::size_t i, std::uint32_t limit) {
-  Ring& r = *rings[i];
+  detail::Ring& r = *rings[i];
   std::uint64_t tail = r.tail.load(std::memory_order_relaxed);
   for (;;) {
     const std::uint64_t head = r.head.load(std::memory_order_acquire);
     if (tail == head) break;
-    const Slot& s = r.slots[tail & r.mask];
-    if (static_cast<std::int32_t>(s.epoch - limit) >= 0) break;  // at or after `limit`, wrap-safe
-    if (s.fence != 0) {
+    const std::uint32_t epoch = r.epochs[tail & r.mask];
+    const detail::RingRecord& record = r.records[tail & r.mask];
+    if (static_cast<std::int32_t>(epoch - limit) >= 0) break;  // at or after `limit`, wrap-safe
+    if (record.flags & detail::kFenceRecord) {
+      const std::uint32_t fence = epoch;
       for (std::size_t j = 0; j < rings.size(); ++j) {
-        if (j != i) drain_ring(j, s.fence);
+        if (j != i) drain_ring(j, fence);
       }
       close_frame();
       std::lock_guard lock(control_mutex);
-      auto it = control_frames.find(s.fence);
+      auto it = control_frames.find(fence);
       if (it != control_frames.end()) {
         out.insert(out.end(), it->second.begin(), it->second.end());
         control_frames.erase(it);
@@ -67,7 +144,7 @@ void Client::Impl::drain_ring(std::size_t i, std::uint32_t limit) {
         batches.fetch_add(1, std::memory_order_relaxed);
       }
     } else {
-      frames->add(s.record);
+      frames->add(record);
     }
     ++tail;
     r.tail.store(tail, std::memory_order_release);
@@ -80,7 +157,7 @@ void Client::Impl::wake_sleepers() {
   space_cv.notify_all();
 }
 
-void Client::Impl::drain_all() {
+std::uint64_t Client::Impl::drain_all() {
   std::lock_guard lock(rings_mutex);
   proto::EventFrameWriter writer(out);
   frames = &writer;
@@ -96,10 +173,11 @@ void Client::Impl::drain_all() {
   events.fetch_add(writer.records(), std::memory_order_relaxed);
   batches.fetch_add(writer.frames(), std::memory_order_relaxed);
   frames = nullptr;
-  std::erase_if(rings, [](const std::shared_ptr<Ring>& r) {
+  std::erase_if(rings, [](const std::shared_ptr<detail::Ring>& r) {
     return r->abandoned.load(std::memory_order_acquire) &&
            r->tail.load(std::memory_order_relaxed) == r->head.load(std::memory_order_acquire);
   });
+  return writer.records();
 }
 
 void Client::Impl::discard_all() {
@@ -115,7 +193,15 @@ void Client::Impl::discard_all() {
   control_frames.clear();
 }
 
-void Client::Impl::cycle() {
+void Client::Impl::send_stats() {
+  last_stats_ns = monotonic_ns();
+  stats_dirty = false;
+  const Counters c = client.counters();
+  proto::encode(out, static_cast<const proto::ClientStats&>(c));
+}
+
+bool Client::Impl::cycle() {
+  send_cycles.fetch_add(1, std::memory_order_relaxed);
   // The barrier covers what was reported before flush() asked for it: read the request before draining,
   // so that every such report has an epoch below this drain's limit. (Read after, a report made while
   // the drain ran and flushed at once would go out behind its own barrier.)
@@ -124,7 +210,10 @@ void Client::Impl::cycle() {
     std::lock_guard lock(flush_mutex);
     if (flush_requested > barrier_sent) token = barrier_sent = flush_requested;
   }
-  drain_all();
+  const std::uint64_t sent_before = events.load(std::memory_order_relaxed);
+  drain_all();  // counts records and fences' control frames in `events`
+  const bool busy = token != 0 || events.load(std::memory_order_relaxed) != sent_before;
+  if (busy) stats_dirty = true;
   std::vector<std::uint8_t> body;
   body.swap(out);
   {
@@ -133,15 +222,11 @@ void Client::Impl::cycle() {
     pending_sites.clear();
   }
   out.insert(out.end(), body.begin(), body.end());
-  const std::uint64_t now = monotonic_ns();
-  // Every second, and with every flush so a barrier also brings the server's view of our costs up to date.
-  if (token || now - last_stats_ns > 1'000'000'000ull) {
-    last_stats_ns = now;
-    const Counters c = client.counters();
-    proto::encode(out, static_cast<const proto::ClientStats&>(c));
-  }
+  // Every second while busy, and with every flush so a barrier also brings the server's view of our costs
+  // up to date (idle() sends the last word before sleeping).
+  if (token || (busy && monotonic_ns() - last_stats_ns > 1'000'000'000ull)) send_stats();
   if (token) proto::encode(out, proto::Barrier{token});
-  if (!out.empty() && !send_all()) return;
+  if (!out.empty() && !send_all()) return busy;
   if (token) {
     const std::uint64_t deadline =
         monotonic_ns() + static_cast<std::uint64_t>(options.server_timeout.count()) * 1'000'000ull;
@@ -150,13 +235,17 @@ void Client::Impl::cycle() {
         std::lock_guard lock(flush_mutex);
         if (flush_acked >= token) break;
       }
-      if (!connected) return;
-      if (monotonic_ns() > deadline) return disconnect("the allocation server did not acknowledge a flush");
+      if (!connected) return busy;
+      if (monotonic_ns() > deadline) {
+        disconnect("the allocation server did not acknowledge a flush");
+        return busy;
+      }
       read_replies(20);
     }
   } else {
     read_replies(0);
   }
+  return busy;
 }
 
 void Client::Impl::run() {
@@ -181,20 +270,17 @@ void Client::Impl::run() {
         continue;
       }
       first_attempt_over();
-      std::unique_lock lock(wake_mutex);
-      wake_cv.wait_for(lock, permanent_failure ? std::chrono::milliseconds(1000) : backoff,
-                       [&] { return stopping.load() || wake; });
-      wake = false;
+      if (!stopping.load())
+        wait_for_work(
+            static_cast<int>((permanent_failure ? std::chrono::milliseconds(1000) : backoff).count()));
       backoff = std::min(backoff * 2, std::chrono::milliseconds(1000));
       continue;
     }
-    {
-      std::unique_lock lock(wake_mutex);
-      wake_cv.wait_for(lock, options.send_interval, [&] { return wake || stopping.load(); });
-      wake = false;
-    }
+    // Batch: what producers write in the next send_interval goes out together (flushes, fences and a
+    // half-full ring cut the wait short).
+    if (!stopping.load()) wait_for_work(static_cast<int>(options.send_interval.count()));
     client.coarse_now_ns_.store(monotonic_ns(), std::memory_order_relaxed);
-    cycle();
+    const bool busy = cycle();
     if (connected && client.overflowed_.load(std::memory_order_acquire)) {
       // The server has taken everything sent so far: make its picture exact again with a snapshot, on
       // this same connection, and record from the snapshot's cut on.
@@ -202,6 +288,8 @@ void Client::Impl::run() {
       gaps.fetch_add(1, std::memory_order_relaxed);
       resynchronise();
       if (!send_all()) continue;
+    } else if (!busy && connected && !stopping.load()) {
+      idle();
     }
   }
   if (connected) cycle();  // last words

@@ -420,6 +420,7 @@ PYBIND11_MODULE(_ttmem, m) {
         TTMEM_CLIENT_STATS(TTMEM_ITEM)
 #undef TTMEM_ITEM
         d["flushes"] = c.flushes;
+        d["send_cycles"] = c.send_cycles;
         d["connected"] = c.connected;
         return d;
       },

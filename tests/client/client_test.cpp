@@ -160,6 +160,32 @@ TEST(Client, FlushWaitsForEverythingReportedBeforeIt) {
   }
 }
 
+TEST(Client, AnIdleSenderSleepsUntilAReportWakesIt) {
+  ServerProcess server;
+  Client c(options_for(server));
+  ASSERT_TRUE(c.wait_for_first_attempt(std::chrono::seconds(5)));
+  test::JsonClient q(server.socket());
+  c.report_alloc(report(0, 1, 10));
+  ASSERT_TRUE(c.flush());
+  // Idle: the sender's cycles stop (a fixed 2-ms timer would run about 150 in this time).
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  const std::uint64_t cycles = c.counters().send_cycles;
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_LE(c.counters().send_cycles - cycles, 2u);
+  // Every report made as the sender falls asleep still wakes it: no flush, the server sees each one well
+  // before the idle sender's own 10-s guard would have sent it. The pauses sweep the moment it goes idle.
+  for (std::uint64_t round = 2; round <= 40; ++round) {
+    std::this_thread::sleep_for(std::chrono::microseconds((round * 397) % 4000));
+    c.report_alloc(report(0, round, 10));
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (q.stats()["active_allocations"] != round) {
+      ASSERT_LT(std::chrono::steady_clock::now(), deadline)
+          << "report " << round << " did not wake the sender";
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  }
+}
+
 TEST(Client, FlushCoversEverythingReportedBeforeItWhileOtherThreadsKeepTheSenderBusy) {
   // The sender drains in cycles. A report made while a cycle drains, followed at once by flush(), once went
   // out after the barrier of that same cycle: flush returned with the report still in its ring (make bench

@@ -23,6 +23,7 @@
 #include <string>
 #include <string_view>
 
+#include "ttmem/client_ring.hpp"
 #include "ttmem/protocol.hpp"
 
 namespace ttmem::client {
@@ -74,12 +75,12 @@ struct AllocationFailureReport {
 /// What the client sends the server (proto::ClientStats: the list is TTMEM_CLIENT_STATS), and what only
 /// this process sees.
 struct Counters : proto::ClientStats {
-  std::uint64_t flushes = 0;  ///< flush() calls that were acknowledged
+  std::uint64_t flushes = 0;      ///< flush() calls that were acknowledged
+  std::uint64_t send_cycles = 0;  ///< the sender's rounds (drain, send, read); none while it is idle
   bool connected = false;
 };
 
 class Client;
-struct Ring;
 
 /// Given to the resync callback. Call begin() while holding the lock under which you report events:
 /// it marks the cut (events reported before it are covered by the snapshot), then list what is live.
@@ -139,6 +140,7 @@ class Client {
   SiteId current_op() const;
   void device_open(const DeviceReport& device);
   void device_close(std::uint16_t device, proto::ClosePhase phase);
+  /// The hot path, inline: stores into the calling thread's ring, no call, no lock (below).
   void report_alloc(const AllocationReport& allocation);
   void report_free(std::uint16_t device, std::uint64_t id,
                    proto::ReleaseReason reason = proto::ReleaseReason::explicit_free);
@@ -165,21 +167,110 @@ class Client {
 
  private:
   friend class SnapshotWriter;
-  Ring* ring_for_this_thread();
+  /// Whether the fast path may write into the calling thread's ring now: bound to this client, room
+  /// short of the half-full nudge, recording, and the sender awake (an idle sender must be woken, and the
+  /// coarse clock it keeps is stale).
+  bool fast_path_open(const detail::ThreadRing& t) const {
+    return t.client_id == id_ && t.head < t.limit && active_.load(std::memory_order_relaxed) &&
+           !sender_idle_.load(std::memory_order_relaxed);
+  }
+  /// The fast path's body: fill(record, coarse clock) writes the record at t.head, which is then made
+  /// visible to the sender. The ring's fields are read into registers first, so the record's stores (which
+  /// the compiler cannot tell apart from the thread's ring state) do not make it read them again.
+  /// Wake protocol: the producer stores the head, then reads sender_idle_; the sender, before it sleeps,
+  /// sets sender_idle_, issues membarrier() (a full barrier on every thread of the process) and looks at
+  /// every ring again. So either the sender sees this record or this thread sees the flag and wakes it —
+  /// and the hot path has no fence of its own.
+  template <typename Fill>
+  void append(detail::ThreadRing& t, Fill&& fill) {
+    const std::uint64_t head = t.head;
+    const std::uint64_t at = head & t.mask;
+    detail::RingRecord* const record = t.records + at;
+    std::uint32_t* const epoch = t.epochs + at;
+    std::atomic<std::uint64_t>& published = t.ring->head;
+    const std::uint64_t now = coarse_now_ns_.load(std::memory_order_relaxed);
+    fill(*record, now);
+    *epoch = epoch_.load(std::memory_order_acquire);
+    t.head = head + 1;
+    published.store(head + 1, std::memory_order_release);
+    std::atomic_signal_fence(
+        std::memory_order_seq_cst);  // the flag is read after the store, in program order
+    if (sender_idle_.load(std::memory_order_relaxed)) [[unlikely]]
+      wake_idle_sender();
+  }
+  void report_alloc_slow(const AllocationReport& allocation);
+  void report_free_slow(std::uint16_t device, std::uint64_t id, proto::ReleaseReason reason);
+  /// Binds the calling thread's ring to this client (a new ring the first time) and makes room for one
+  /// record at t.head; false when the record is to be dropped (tracking went off while it waited).
+  bool make_room(detail::ThreadRing& t);
+  void wake_idle_sender();
+  /// The coarse clock for a slow-path report (fresh if the sender was idle, which it then wakes).
+  std::uint64_t slow_path_clock();
   void write(const proto::EventRecord& record, std::uint32_t fence);
   void skipped();  // a report while not recording
   void fence(std::function<void(std::vector<std::uint8_t>&)> encode_control);
 
-  bool enabled_ = false;
-  std::atomic<bool> active_{false};
+  // What the hot path reads, on one cache line the sender writes rarely (the epoch and the clock once per
+  // cycle, the idle flag when it sleeps).
+  alignas(64) std::atomic<bool> active_{false};
+  std::atomic<bool> sender_idle_{false};
   std::atomic<std::uint32_t> epoch_{0};  // fences and send cycles so far (wraps); every record carries it
   std::atomic<std::uint64_t> coarse_now_ns_{0};
+  std::uint64_t id_ = 0;  // which client a thread's ring binding names
+
+  alignas(64) bool enabled_ = false;
   std::atomic<std::uint64_t> stall_ns_{0};
   std::atomic<bool> overflowed_{false};  // recording stopped: the server could not keep up
   std::atomic<std::uint64_t> dropped_{0};
   std::atomic<std::uint32_t> peer_pid_{0};
   std::unique_ptr<Impl> impl_;
 };
+
+namespace detail {
+inline void fill_alloc(proto::EventRecord& r, const AllocationReport& a, std::uint64_t now_ns,
+                       std::uint32_t thread_scope) {
+  r.op = proto::EventOp::alloc;
+  r.type = a.type;
+  r.kind = a.kind;
+  r.reason = proto::ReleaseReason::explicit_free;
+  r.device = a.device;
+  r.flags = a.internal ? proto::kFlagInternal : 0;
+  r.site = a.site;
+  r.num_banks = a.num_banks;
+  r.mesh = a.mesh;
+  r.scope = a.scope ? a.scope : thread_scope;
+  r.id = a.id;
+  r.size = a.size;
+  r.address = a.address;
+  r.size_per_bank = a.size_per_bank;
+  r.timestamp_ns = a.timestamp_ns ? a.timestamp_ns : now_ns;
+}
+
+inline void fill_free(proto::EventRecord& r, std::uint16_t device, std::uint64_t id,
+                      proto::ReleaseReason reason, std::uint64_t now_ns) {
+  r = proto::EventRecord{};
+  r.op = proto::EventOp::free;
+  r.device = device;
+  r.id = id;
+  r.reason = reason;
+  r.timestamp_ns = now_ns;
+}
+}  // namespace detail
+
+inline void Client::report_alloc(const AllocationReport& a) {
+  detail::ThreadRing& t = detail::t_ring;
+  if (!fast_path_open(t)) [[unlikely]]
+    return report_alloc_slow(a);
+  const std::uint32_t scope = t.op_client_id == id_ ? t.op_id : 0;
+  append(t, [&](proto::EventRecord& r, std::uint64_t now) { detail::fill_alloc(r, a, now, scope); });
+}
+
+inline void Client::report_free(std::uint16_t device, std::uint64_t id, proto::ReleaseReason reason) {
+  detail::ThreadRing& t = detail::t_ring;
+  if (!fast_path_open(t)) [[unlikely]]
+    return report_free_slow(device, id, reason);
+  append(t, [&](proto::EventRecord& r, std::uint64_t now) { detail::fill_free(r, device, id, reason, now); });
+}
 
 /// An op scope for as long as it lives: `ttmem::client::OpScope op("matmul");`.
 class OpScope {
