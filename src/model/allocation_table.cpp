@@ -29,7 +29,7 @@ std::uint64_t system_random() {
 
 }  // namespace
 
-AllocationTable::AllocationTable(std::uint64_t seed) : index_(kMinIndexCells) {
+AllocationTable::AllocationTable(std::uint64_t seed) {
   std::uint64_t state = seed ? seed : system_random();
   for (auto& s : seed_) s = splitmix(state);
   seed_[3] |= 1;  // a multiplier: odd, so the second round loses no bits
@@ -37,13 +37,22 @@ AllocationTable::AllocationTable(std::uint64_t seed) : index_(kMinIndexCells) {
 
 AllocationTable::~AllocationTable() = default;
 
-const AllocationRecord* AllocationTable::find(const AllocationKey& key) const {
+std::size_t AllocationTable::locate(const Index& index, const AllocationKey& key, const Cells** in) const {
   const std::uint32_t hb = bits(hash(key));
-  std::size_t i = probe(index_, key, hb);
-  if (index_[i] != kEmpty) return &record(slot_of(index_[i]));
-  if (old_index_.empty()) return nullptr;
-  i = probe(old_index_, key, hb);
-  return old_index_[i] == kEmpty ? nullptr : &record(slot_of(old_index_[i]));
+  std::size_t i = probe(index.cells, key, hb);
+  *in = &index.cells;
+  if (index.cells[i] != kEmpty) return i;
+  *in = nullptr;
+  if (index.old.empty()) return i;
+  i = probe(index.old, key, hb);
+  if (index.old[i] != kEmpty) *in = &index.old;
+  return i;
+}
+
+const AllocationRecord* AllocationTable::find(Group g, const AllocationKey& key) const {
+  const Cells* in = nullptr;
+  const std::size_t i = locate(groups_[g].index, key, &in);
+  return in ? &record(slot_of((*in)[i])) : nullptr;
 }
 
 AllocationTable::Group AllocationTable::new_group() {
@@ -57,6 +66,27 @@ AllocationTable::Group AllocationTable::new_group() {
   }
   groups_[g].in_use = true;
   return g;
+}
+
+std::size_t AllocationTable::clear_group(Group g) {
+  GroupState& s = groups_[g];
+  const std::size_t n = s.live;
+  group_records_visited_ += n;
+  for (std::uint32_t c : s.chunks) {
+    chunk_meta_[c] = ChunkMeta{};
+    spare_chunks_.push_back(c);
+    // Keep a bounded reserve of chunk memory; the rest returns to the allocator.
+    if (spare_chunks_.size() > kSpareChunkMemory && chunk_data_[c]) {
+      chunk_data_[c].reset();
+      --chunks_with_memory_;
+    }
+  }
+  s.chunks.clear();
+  s.partial.clear();
+  s.index = Index{};
+  s.live = 0;
+  size_ -= n;
+  return n;
 }
 
 void AllocationTable::release_group(Group g) {
@@ -138,50 +168,52 @@ void AllocationTable::put(Cells& index, Cell c) {
   index[i] = c;
 }
 
-void AllocationTable::start_resize(std::size_t cells) {
-  old_index_ = std::move(index_);  // callers start a move only when none is under way
-  index_ = Cells(cells);
+void AllocationTable::start_resize(Index& x, std::size_t cells) {
+  x.old = std::move(x.cells);  // callers start a move only when none is under way
+  x.cells = Cells(cells);
   // Begin just after an empty cell (there is one: the load is at most 1/2), so runs are moved whole.
   std::size_t start = 0;
-  while (old_index_[start] != kEmpty) ++start;
-  migrate_pos_ = (start + 1) & (old_index_.size() - 1);
-  migrate_left_ = old_index_.size();
-  migrate_at_boundary_ = true;
-  migrate(kMigrateCells);
+  while (x.old[start] != kEmpty) ++start;
+  x.migrate_pos = (start + 1) & (x.old.size() - 1);
+  x.migrate_left = x.old.size();
+  x.migrate_at_boundary = true;
+  migrate(x, kMigrateCells);
 }
 
-void AllocationTable::migrate(std::size_t cells) {
-  const std::size_t mask = old_index_.size() - 1;
+void AllocationTable::migrate(Index& x, std::size_t cells) {
+  const std::size_t mask = x.old.size() - 1;
   std::size_t looked = 0;
-  for (; migrate_left_ > 0; ++looked) {
+  for (; x.migrate_left > 0; ++looked) {
     // Stop only on a run's boundary (the cell last looked at was empty), so no run is left half moved.
-    if (looked >= cells && migrate_at_boundary_) break;
-    const Cell c = old_index_[migrate_pos_];
-    migrate_at_boundary_ = c == kEmpty;
+    if (looked >= cells && x.migrate_at_boundary) break;
+    const Cell c = x.old[x.migrate_pos];
+    x.migrate_at_boundary = c == kEmpty;
     if (c != kEmpty) {
-      put(index_, c);
-      old_index_[migrate_pos_] = kEmpty;
+      put(x.cells, c);
+      x.old[x.migrate_pos] = kEmpty;
     }
-    migrate_pos_ = (migrate_pos_ + 1) & mask;
-    --migrate_left_;
+    x.migrate_pos = (x.migrate_pos + 1) & mask;
+    --x.migrate_left;
   }
-  if (cells < old_index_.size()) most_moved_ = std::max(most_moved_, looked);  // not the finishing call
-  if (migrate_left_ == 0) old_index_ = Cells();
+  if (cells < x.old.size()) most_moved_ = std::max(most_moved_, looked);  // not the finishing call
+  if (x.migrate_left == 0) x.old = Cells();
 }
 
 AllocationTable::Insert AllocationTable::insert(Group g, const AllocationRecord& r) {
   if (r.process == 0) return Insert::duplicate;  // slot 0 marks free records
-  if (!old_index_.empty()) migrate(kMigrateCells);
-  // Keep the load factor at or under 1/2 so probe runs stay short.
-  if ((size_ + 1) * 2 > index_.size() && old_index_.empty()) start_resize(index_.size() * 2);
+  Index& x = groups_[g].index;
+  if (!x.old.empty()) migrate(x, kMigrateCells);
+  // Keep the load factor at or under 1/2 so probe runs stay short (counting what is still in the old
+  // index: it all moves into this one).
+  if ((groups_[g].live + 1) * 2 > x.cells.size() && x.old.empty()) start_resize(x, x.cells.size() * 2);
   const std::uint32_t hb = bits(hash(r.key()));
-  const std::size_t i = probe(index_, r.key(), hb);
-  if (index_[i] != kEmpty) return Insert::duplicate;
-  if (!old_index_.empty() && old_index_[probe(old_index_, r.key(), hb)] != kEmpty) return Insert::duplicate;
+  const std::size_t i = probe(x.cells, r.key(), hb);
+  if (x.cells[i] != kEmpty) return Insert::duplicate;
+  if (!x.old.empty() && x.old[probe(x.old, r.key(), hb)] != kEmpty) return Insert::duplicate;
   std::uint32_t slot = 0;
   if (!take_slot(g, &slot)) return Insert::full;
   record(slot) = r;
-  index_[i] = cell(hb, slot);
+  x.cells[i] = cell(hb, slot);
   ++groups_[g].live;
   ++size_;
   return Insert::inserted;
@@ -203,38 +235,35 @@ void AllocationTable::unindex(Cells& index, std::size_t i) {
   index[hole] = kEmpty;
 }
 
-bool AllocationTable::erase(const AllocationKey& key, AllocationRecord* removed) {
-  if (!old_index_.empty()) migrate(kMigrateCells);
-  const std::uint32_t hb = bits(hash(key));
-  Cells* index = &index_;
-  std::size_t i = probe(index_, key, hb);
-  if (index_[i] == kEmpty) {
-    if (old_index_.empty()) return false;
-    index = &old_index_;
-    i = probe(old_index_, key, hb);
-    if (old_index_[i] == kEmpty) return false;
-  }
-  const std::uint32_t slot = slot_of((*index)[i]);
+bool AllocationTable::erase(Group g, const AllocationKey& key, AllocationRecord* removed) {
+  Index& x = groups_[g].index;
+  if (!x.old.empty()) migrate(x, kMigrateCells);
+  const Cells* in = nullptr;
+  const std::size_t i = locate(x, key, &in);
+  if (!in) return false;
+  Cells& index = in == &x.cells ? x.cells : x.old;
+  const std::uint32_t slot = slot_of(index[i]);
   AllocationRecord& r = record(slot);
   if (removed) *removed = r;
-  unindex(*index, i);
+  unindex(index, i);
   r.process = 0;  // free
   give_back_slot(slot);
   --size_;
   // Shrink once at most 1/8 is used (grown again past 1/2: no thrashing in between).
-  if (size_ * 8 < index_.size() && index_.size() > kMinIndexCells && old_index_.empty())
-    start_resize(index_.size() / 2);
+  if (groups_[g].live * 8 < x.cells.size() && x.cells.size() > kMinIndexCells && x.old.empty())
+    start_resize(x, x.cells.size() / 2);
   return true;
 }
 
 std::size_t AllocationTable::memory_bytes() const {
   std::size_t groups = groups_.capacity() * sizeof(GroupState);
-  for (const auto& g : groups_)
-    groups += (g.chunks.capacity() + g.partial.capacity()) * sizeof(std::uint32_t);
+  for (const auto& g : groups_) {
+    groups += (g.chunks.capacity() + g.partial.capacity()) * sizeof(std::uint32_t) +
+              (g.index.cells.size() + g.index.old.size()) * sizeof(Cell);
+  }
   return chunks_with_memory_ * kChunkRecords * sizeof(AllocationRecord) +
          chunk_data_.capacity() * sizeof(void*) + chunk_meta_.capacity() * sizeof(ChunkMeta) +
-         spare_chunks_.capacity() * sizeof(std::uint32_t) +
-         (index_.size() + old_index_.size()) * sizeof(Cell) + groups;
+         spare_chunks_.capacity() * sizeof(std::uint32_t) + groups;
 }
 
 }  // namespace ttmem::model

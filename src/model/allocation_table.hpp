@@ -1,12 +1,15 @@
 // The server's registry of live allocations, keyed by (process, device, unique id) — never by address.
 //
 // Built for millions of entries and for clients that choose their own ids:
-// * Records live in chunks of 64 owned by a *group* (one group per process x device), so closing a
-//   device or reclaiming a process visits that group's records only, never the whole table.
-// * The index is open addressing with linear probing over 8-byte cells: a record slot and 32 bits of the
+// * Records live in chunks of 64 owned by a *group* (one group per process x device), and each group has
+//   its own index: closing a device or reclaiming a process visits that group's records once and drops
+//   its index and chunks whole — no per-record erase, and nothing another process holds is touched. A
+//   group's index is as large as the group, so a process with a thousand live buffers probes an index
+//   that stays in cache however many millions others hold.
+// * An index is open addressing with linear probing over 8-byte cells: a record slot and 32 bits of the
 //   key's hash. Probes compare the hash bits first, and moving or deleting cells recomputes no hash, so
 //   the index is walked without reading a record that is not the one sought. It grows and shrinks a few
-//   runs per operation (old and new searched meanwhile): no insert ever rehashes the whole table.
+//   runs per operation (old and new searched meanwhile): no insert ever rehashes a whole index.
 // * The hash is keyed by a per-table random seed: ids are client-chosen, and an unkeyed hash lets a
 //   client pick ids that all land in one probe run (hash flooding).
 // About 65 bytes per live allocation in all (docs/benchmarks.md).
@@ -109,16 +112,20 @@ class AllocationTable {
   /// Gives back an empty group's id (erase_group first).
   void release_group(Group g);
 
-  /// nullptr when absent.
-  const AllocationRecord* find(const AllocationKey& key) const;
+  /// The record of `key` in group g; nullptr when absent.
+  const AllocationRecord* find(Group g, const AllocationKey& key) const;
   /// Inserts into group g. `duplicate`: the key is present (nothing changes); `full`: the table holds its
   /// maximum; a record with process 0 is refused as a duplicate (slot 0 marks free records).
   Insert insert(Group g, const AllocationRecord& record);
-  /// Removes and copies out the record; false when absent.
-  bool erase(const AllocationKey& key, AllocationRecord* removed = nullptr);
-  /// Removes every record of group g, calling removed(record) for each first; the group stays usable.
+  /// Removes `key` from group g and copies out its record; false when absent.
+  bool erase(Group g, const AllocationKey& key, AllocationRecord* removed = nullptr);
+  /// Removes every record of group g, calling removed(record) for each first (one pass over its chunks;
+  /// its index is dropped whole); the group stays usable.
   template <typename Removed>
-  std::size_t erase_group(Group g, Removed&& removed);
+  std::size_t erase_group(Group g, Removed&& removed) {
+    for_each_in_group(g, removed);
+    return clear_group(g);
+  }
 
   std::size_t size() const { return size_; }
   std::size_t group_size(Group g) const { return groups_[g].live; }
@@ -180,7 +187,7 @@ class AllocationTable {
     std::size_t size_ = 0;
   };
   static constexpr std::uint64_t kAllFree = ~std::uint64_t{0};
-  static constexpr std::size_t kMinIndexCells = 1024;
+  static constexpr std::size_t kMinIndexCells = 16;       // per group: a process x device with few buffers
   static constexpr std::size_t kMigrateCells = 64;        // old index cells looked at per insert or erase
   static constexpr std::size_t kSpareChunkMemory = 1024;  // spare chunks that keep their memory (2.5 MiB)
 
@@ -189,7 +196,16 @@ class AllocationTable {
     Group group = kNoGroup;              // owner; kNoGroup: the chunk is spare
     std::uint32_t pos_in_group = 0;      // index in the group's `chunks`
   };
+  /// One group's index, with its incremental move to a larger or smaller one.
+  struct Index {
+    Cells cells{kMinIndexCells};
+    Cells old;                        // being moved into `cells` (empty when no move is under way)
+    std::size_t migrate_pos = 0;      // next old cell to look at
+    std::size_t migrate_left = 0;     // old cells still to look at
+    bool migrate_at_boundary = true;  // the old cell looked at last was empty
+  };
   struct GroupState {
+    Index index;
     std::vector<std::uint32_t> chunks;  // every chunk the group owns
     // Chunks that had a free record when pushed. Kept lazily: an entry whose chunk is full again, or no
     // longer the group's, is dropped when it reaches the top.
@@ -232,12 +248,16 @@ class AllocationTable {
     if (steps > max_probe_) max_probe_ = steps;
     return i;
   }
-  /// Starts moving the index to one of `cells` cells. The move is incremental (a few runs per insert or
-  /// erase, old and new index both searched meanwhile), so growing past a million entries never stalls.
-  void start_resize(std::size_t cells);
+  /// Starts moving a group's index to one of `cells` cells. The move is incremental (a few runs per insert
+  /// or erase, old and new index both searched meanwhile), so growing past a million entries never stalls.
+  void start_resize(Index& index, std::size_t cells);
   /// Moves whole runs of the old index (bounded by empty cells, so the runs left stay intact) until
   /// about `cells` old cells were looked at.
-  void migrate(std::size_t cells);
+  void migrate(Index& index, std::size_t cells);
+  /// Position of key in the group's index (`*in` set to the cells holding it), or nullptr in `*in`.
+  std::size_t locate(const Index& index, const AllocationKey& key, const Cells** in) const;
+  /// Frees every chunk of group g and empties its index; returns how many records it held.
+  std::size_t clear_group(Group g);
   static void put(Cells& index, Cell c);
   /// A free record slot in group g; false when the table is full.
   bool take_slot(Group g, std::uint32_t* slot);
@@ -260,29 +280,10 @@ class AllocationTable {
   std::size_t chunks_with_memory_ = 0;
   std::vector<GroupState> groups_;
   std::vector<Group> free_groups_;
-  Cells index_;
-  Cells old_index_;                  // being moved into index_ (empty when no move is under way)
-  std::size_t migrate_pos_ = 0;      // next old cell to look at
-  std::size_t migrate_left_ = 0;     // old cells still to look at
-  bool migrate_at_boundary_ = true;  // the old cell looked at last was empty
   std::size_t most_moved_ = 0;
   std::size_t size_ = 0;
   mutable std::size_t max_probe_ = 0;
   std::uint64_t group_records_visited_ = 0;
 };
-
-template <typename Removed>
-std::size_t AllocationTable::erase_group(Group g, Removed&& removed) {
-  std::vector<AllocationKey> keys;
-  keys.reserve(groups_[g].live);
-  for_each_in_group(g, [&](const AllocationRecord& r) { keys.push_back(r.key()); });
-  group_records_visited_ += keys.size();
-  for (const AllocationKey& k : keys) {
-    AllocationRecord r;
-    erase(k, &r);
-    removed(r);
-  }
-  return keys.size();
-}
 
 }  // namespace ttmem::model

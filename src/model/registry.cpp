@@ -340,13 +340,15 @@ void Registry::insert_allocation(ProcessState& p, const proto::EventRecord& e) {
 
 std::optional<AllocationRecord> Registry::release_allocation(ProcessState& p, const proto::EventRecord& e) {
   AllocationRecord r;
-  if (!table_.erase({p.slot, e.device, e.id}, &r)) {
+  ProcessDevice* pd = find_process_device(p, e.device);
+  if (!pd || pd->group == AllocationTable::kNoGroup ||
+      !table_.erase(pd->group, {p.slot, e.device, e.id}, &r)) {
     // libttmem sends every allocation before its free (send epochs), so this id is not live: a double
     // free, or a free of something allocated before tracking began.
     ++p.anomalies.free_unknown_id;
     return std::nullopt;
   }
-  account(p, *find_process_device(p, r.device), r, -1);
+  account(p, *pd, r, -1);
   if (e.reason == proto::ReleaseReason::close_leak) record_leak(p, r, true, monotonic_ns());
   return r;
 }

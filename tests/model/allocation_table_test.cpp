@@ -35,10 +35,10 @@ TEST(AllocationTable, KeysAreProcessDeviceAndIdNeverAddress) {
   EXPECT_EQ(t.insert(g, a), Insert::duplicate);
   EXPECT_EQ(t.size(), 3u);
   AllocationRecord out;
-  EXPECT_TRUE(t.erase({1, 1, 7}, &out));
+  EXPECT_TRUE(t.erase(g, {1, 1, 7}, &out));
   EXPECT_EQ(out.device, 1);
-  EXPECT_NE(t.find({1, 0, 7}), nullptr);
-  EXPECT_EQ(t.find({1, 1, 7}), nullptr);
+  EXPECT_NE(t.find(g, {1, 0, 7}), nullptr);
+  EXPECT_EQ(t.find(g, {1, 1, 7}), nullptr);
 }
 
 TEST(AllocationTable, EraseGroupRemovesItsRecordsOnlyAndVisitsNoOther) {
@@ -82,7 +82,7 @@ TEST(AllocationTable, ChosenIdsCannotFloodOneProbeRun) {
       for (std::uint64_t i = 1; i <= kIds; ++i)
         ASSERT_EQ(t.insert(g, rec(1, 0, i << shift)), Insert::inserted);
       EXPECT_LT(t.max_probe(), 96u) << "seed " << seed << ", ids in steps of 2^" << shift;
-      for (std::uint64_t i = 1; i <= kIds; ++i) ASSERT_TRUE(t.erase({1, 0, i << shift}));
+      for (std::uint64_t i = 1; i <= kIds; ++i) ASSERT_TRUE(t.erase(g, {1, 0, i << shift}));
       EXPECT_EQ(t.size(), 0u);
       EXPECT_LT(t.max_probe(), 96u) << "seed " << seed << ", ids in steps of 2^" << shift;
     }
@@ -102,11 +102,11 @@ TEST(AllocationTable, GrowingAndShrinkingTheIndexNeverCostsOneOperationTheWholeT
       model[next] = next;
     }
     for (std::uint64_t id = next; id > next - 280'000; --id) {  // shrink again, through the moves
-      ASSERT_TRUE(t.erase({1, 0, id}));
+      ASSERT_TRUE(t.erase(g, {1, 0, id}));
       model.erase(id);
     }
     for (const auto& [id, size] : model) {
-      const auto* r = t.find({1, 0, id});
+      const auto* r = t.find(g, {1, 0, id});
       ASSERT_NE(r, nullptr) << id;
       ASSERT_EQ(r->size, size);
     }
@@ -122,14 +122,14 @@ TEST(AllocationTable, AShrunkGroupGivesItsChunksBack) {
   const std::size_t full = t.memory_bytes();
   for (std::uint64_t i = 0; i < 400'000; ++i) {
     if (i % 40'000 != 0) {
-      ASSERT_TRUE(t.erase({1, 0, i}));
+      ASSERT_TRUE(t.erase(g, {1, 0, i}));
     }
   }
   EXPECT_EQ(t.size(), 10u);
   // Emptied chunks return to the spare list (a bounded reserve keeps its memory) and the index shrinks:
   // most of the memory is given back.
   EXPECT_LT(t.memory_bytes(), full / 3);
-  for (std::uint64_t i = 0; i < 400'000; i += 40'000) EXPECT_NE(t.find({1, 0, i}), nullptr);
+  for (std::uint64_t i = 0; i < 400'000; i += 40'000) EXPECT_NE(t.find(g, {1, 0, i}), nullptr);
 }
 
 TEST(AllocationTable, UsesUnderSeventyTwoBytesPerRecordAtAMillion) {
@@ -180,7 +180,7 @@ RC_GTEST_PROP(AllocationTableProperty, BehavesLikeAMap, ()) {
       if (inserted) model[{p, d, id}] = size;
     } else {
       AllocationRecord out;
-      const bool erased = t.erase({p, d, id}, &out);
+      const bool erased = t.erase(group(p, d), {p, d, id}, &out);
       RC_ASSERT(erased == model.contains({p, d, id}));
       if (erased) {
         RC_ASSERT((out.size == model[{p, d, id}]));
@@ -190,7 +190,8 @@ RC_GTEST_PROP(AllocationTableProperty, BehavesLikeAMap, ()) {
   }
   RC_ASSERT(t.size() == model.size());
   for (const auto& [key, size] : model) {
-    const auto* r = t.find({std::get<0>(key), std::get<1>(key), std::get<2>(key)});
+    const auto* r = t.find(group(std::get<0>(key), std::get<1>(key)),
+                           {std::get<0>(key), std::get<1>(key), std::get<2>(key)});
     RC_ASSERT(r != nullptr);
     RC_ASSERT(r->size == size);
   }

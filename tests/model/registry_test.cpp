@@ -198,8 +198,9 @@ TEST(Registry, ASnapshotReplacesTheProcessStateAtOnce) {
   EXPECT_EQ(device_figures(r, 0, Slot::DRAM).bytes, 507u);
   EXPECT_EQ(r.allocations().size(), 3u);
   EXPECT_EQ(r.anomalies().snapshot_mismatch, 0u);
-  EXPECT_NE(r.allocations().find({p.slot, 0, 3}), nullptr);
-  EXPECT_EQ(r.allocations().find({p.slot, 0, 1}), nullptr);
+  const auto group = p.devices.at(0).group;
+  EXPECT_NE(r.allocations().find(group, {p.slot, 0, 3}), nullptr);
+  EXPECT_EQ(r.allocations().find(group, {p.slot, 0, 1}), nullptr);
   r.snapshot_begin(p, {10});
   r.snapshot_end(p, {10, 5});
   EXPECT_EQ(r.anomalies().snapshot_mismatch, 1u);
