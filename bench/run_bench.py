@@ -28,15 +28,30 @@ import ttmem  # noqa: E402  (the module built beside the binaries: queries with 
 
 # figure key -> (label, target, unit, better): better is "lower" or "higher"
 TARGETS = {
-    "hotpath_median_ns": ("client hot path per event, median", 15, "ns", "lower"),
-    "hotpath_p99_ns": ("client hot path per event, p99", 100, "ns", "lower"),
-    "ingest_events_per_s": ("end-to-end ingest, 4 producer processes -> ttmemd", 10e6, "events/s", "higher"),
+    "hotpath_median_ns": ("client hot path per event, median", 8, "ns", "lower"),
+    "hotpath_p99_ns": ("client hot path per event, p99", 50, "ns", "lower"),
+    "hotpath_2threads_pinned_median_ns": ("client hot path, 2 threads pinned to both cores, median", 8, "ns",
+                                          "lower"),
+    "hotpath_over_floor": ("client hot path over the floor (a 64-byte thread-local store), same run", 4, "x",
+                           "lower"),
+    "idle_core_percent": ("a tracked process that reports nothing: its CPU use", 0.1, "% of a core", "lower"),
+    "ingest_events_per_s": ("end-to-end ingest, 4 producer processes -> ttmemd", 20e6, "events/s", "higher"),
+    "ingest_1m_live_ratio": ("the same ingest with 1M buffers live (other processes), over ingest with none", 0.9,
+                             "x", "higher"),
     "ingest_history_events_per_s": ("end-to-end ingest, 4 producers, history on (SQLite, lifetimes up to 200k/s kept)",
                                     10e6, "events/s", "higher"),
     # 72, not 64, since records keep their per-bank size (48-byte records): the free-space map needs it.
     "bytes_per_live_buffer": ("server memory per live buffer at 1M live (RSS growth)", 72, "B", "lower"),
     "smi_json_ms": ("`ttmem smi --json` whole process, 1M live buffers on 64 devices", 10, "ms", "lower"),
     "reclaim_ms": ("reclaim after kill -9 of a process with 100k buffers", 100, "ms", "lower"),
+    "reclaim_1m_ms": ("reclaim after kill -9 of a process with 1M buffers (kill() to a subscriber seeing it)", 100,
+                      "ms", "lower"),
+    "reclaim_1k_others_1m_over_0": ("reclaim of a 1k-buffer process while others hold 1M, over while they hold 0",
+                                    1.5, "x", "lower"),
+    "overhead_1_process": ("ttmem-emu, 2M alloc + free pairs, tracked over `TTMEM_TRACKING=0`, one process", 1.10, "x",
+                           "lower"),
+    "overhead_4_processes": ("the same, four processes at once on 2 cores", 1.20, "x", "lower"),
+    "import_ttmem_over_bare": ("`python3 -c 'import ttmem'` over a bare `python3 -c pass`", 2, "x", "lower"),
     "allocator_pair_ns": ("emulated allocator alloc + free, 10k live", 100, "ns", "lower"),
     "query_loop_stall_cpu_ms": ("longest loop turn (CPU time) while `buffers --all` runs over 1M buffers, with ingest",
                                 5, "ms", "lower"),
@@ -56,6 +71,14 @@ EXTRA = {
     "hotpath_in_op_p99_ns": "client hot path inside an op scope, p99 (ns)",
     "hotpath_2threads_median_ns": "client hot path, 2 threads at once, median (ns)",
     "hotpath_2threads_p99_ns": "client hot path, 2 threads at once, p99 (ns)",
+    "hotpath_pinned_median_ns": "client hot path pinned to one core, median (ns)",
+    "hotpath_2threads_pinned_p99_ns": "client hot path, 2 threads pinned to both cores, p99 (ns)",
+    "floor_median_ns": "floor: one 64-byte store into a thread-local array, median (ns)",
+    "floor_pinned_median_ns": "floor, pinned, median (ns)",
+    "floor_2threads_pinned_median_ns": "floor, 2 threads pinned to both cores, median (ns)",
+    "shm_atomics_pinned_median_ns": "baseline (b) shared-memory atomics, pinned, median (ns)",
+    "shm_atomics_2threads_pinned_median_ns": "baseline (b), 2 threads pinned to both cores, median (ns)",
+    "idle_wakeups_per_s": "that idle process's context switches per second",
     "blocking_send_median_ns": "baseline (a) blocking send per event, median (ns)",
     "blocking_send_2threads_median_ns": "baseline (a), 2 threads, median (ns)",
     "shm_atomics_median_ns": "baseline (b) shared-memory atomics, median (ns)",
@@ -64,6 +87,16 @@ EXTRA = {
     "ratio_shm_atomics_over_ttmem": "ratio (b) / ttmem, median, 1 thread",
     "ratio_shm_atomics_over_ttmem_2threads": "ratio (b) / ttmem, median, 2 threads",
     "registry_bytes_per_live_buffer": "allocation table's own bytes per live buffer",
+    "ingest_1m_live_events_per_s": "ingest, 4 producers, with those 1M buffers live (events/s)",
+    "reclaim_1k_others_0_ms": "reclaim of a 1k-buffer process, no other buffers held (ms)",
+    "reclaim_1k_others_1m_ms": "reclaim of a 1k-buffer process while others hold 1M (ms)",
+    "reclaim_1m_orphan_stamp_ms": "reclaim of 1M: kill() to the orphan record's own time (reclaim done) (ms)",
+    "emu_untracked_s": "ttmem-emu, 2M alloc + free pairs, `TTMEM_TRACKING=0`, one process (s)",
+    "emu_tracked_s": "the same, tracked (s)",
+    "emu_untracked_4_s": "four at once, untracked, the slowest (s)",
+    "emu_tracked_4_s": "four at once, tracked, the slowest (s)",
+    "import_ttmem_ms": "`python3 -c 'import ttmem'`, whole process (ms)",
+    "bare_python_ms": "`python3 -c pass`, whole process (ms)",
     "ingest_exact": "ingest runs whose totals matched the ground truth",
     "buffer_create_deallocate_ns": "Buffer create + deallocate (whole runtime path), 10k live (ns)",
     "registry_apply_per_event_ns": "registry apply, single-threaded, per event (ns)",
@@ -216,8 +249,8 @@ def loadgen(server, args):
 
 def held_and_reclaimed(server, env, args):
     """One process adds and holds buffers (`args` for ttmem-loadgen), then is killed: (seconds its reports took
-    to be applied, ms from kill() until a subscriber sees the orphan record, which is stamped after the
-    reclaim)."""
+    to be applied, ms from kill() until a subscriber has read the orphan record, ms from kill() to the
+    record's own time, which ttmemd stamps once the reclaim is done)."""
     gen = subprocess.Popen([os.path.join(BIN, "ttmem-loadgen"), "--socket", server.socket, "-p", "1", "-n", "0",
                             "--keep"] + args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     held = json.loads(gen.stdout.readline())
@@ -232,17 +265,61 @@ def held_and_reclaimed(server, env, args):
         time.sleep(0.01)
     killed_at = time.time_ns()
     os.kill(victim, signal.SIGKILL)
-    reclaim_ms = None
+    reclaim_ms = stamp_ms = None
     for line in follow.stdout:
+        seen_at = time.time_ns()
         event = json.loads(line)
         if event.get("event") == "orphan" and event["pid"] == victim:
-            reclaim_ms = (event["time_ns"] - killed_at) / 1e6
+            reclaim_ms = (seen_at - killed_at) / 1e6
+            stamp_ms = (event["time_ns"] - killed_at) / 1e6
             break
     follow.kill()
     follow.wait()
     gen.stdin.close()
     gen.wait(timeout=60)
-    return held["seconds"], reclaim_ms
+    return held["seconds"], reclaim_ms, stamp_ms
+
+
+def emu_overhead(socket_path, processes, smoke):
+    """Wall time of `processes` ttmem-emu runs at once (the slowest), each 2M alloc + free pairs of
+    a DRAM buffer (4M events), untracked and tracked into the ttmemd at socket_path; each on its own chip lock
+    directory, so they do not wait for each other's chip."""
+    pairs = 20_000 if smoke else 2_000_000
+    script = os.path.join(tempfile.gettempdir(), f"ttmem-bench-overhead-{pairs}.ttm")
+    with open(script, "w") as f:
+        f.write(f"mesh n150\nrepeat {pairs}\nalloc a DRAM 4K\nfree a\nend\nclose\n")
+    results = {}
+    for tracked in (False, True):
+        with tempfile.TemporaryDirectory(prefix="ttmem-bench-chips-") as chips:
+            procs, started = [], time.perf_counter()
+            ends = {}
+            for i in range(processes):
+                chip_dir = os.path.join(chips, str(i))
+                os.mkdir(chip_dir)
+                env = {**os.environ, "TTMEM_EMU_CHIP_DIR": chip_dir, "TTMEM_TRACKING": "1" if tracked else "0",
+                       "TTMEM_SOCKET": socket_path}
+                procs.append(subprocess.Popen([os.path.join(BIN, "ttmem-emu"), "-q", script], env=env,
+                                              stdout=subprocess.DEVNULL))
+            while len(ends) < len(procs):
+                for i, p in enumerate(procs):
+                    if i not in ends and p.poll() is not None:
+                        if p.returncode != 0:
+                            raise RuntimeError(f"ttmem-emu exited with {p.returncode}")
+                        ends[i] = time.perf_counter() - started
+                time.sleep(0.002)
+            results[tracked] = max(ends.values())
+    return results[False], results[True]
+
+
+def python_start_ms(code, runs):
+    """Median wall time of `python3 -c code` with the bench's module path, whole process."""
+    env = {**os.environ, "PYTHONPATH": os.path.join(os.path.dirname(BIN), "python")}
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        subprocess.run(["/usr/bin/python3", "-c", code], env=env, check=True)
+        times.append((time.perf_counter() - t0) * 1000)
+    return statistics.median(times)
 
 
 def run_json(args):
@@ -282,7 +359,7 @@ def one_run(smoke):
     env = {**os.environ, "TTMEM_SOCKET": server.socket}
     try:
         hot = run_json([os.path.join(BIN, "ttmem-bench-hotpath"), "--socket", server.socket,
-                        "-n", "20000" if smoke else "1000000"])
+                        "-n", "20000" if smoke else "1000000", "--idle-seconds", "0.5" if smoke else "5"])
         figures["hotpath_median_ns"] = hot["ttmem"]["median_ns"]
         figures["hotpath_p99_ns"] = hot["ttmem"]["p99_ns"]
         figures["hotpath_in_op_median_ns"] = hot["ttmem_in_op"]["median_ns"]
@@ -296,6 +373,17 @@ def one_run(smoke):
         figures["ratio_blocking_send_over_ttmem"] = hot["ratio_median_blocking_send_over_ttmem"]
         figures["ratio_shm_atomics_over_ttmem"] = hot["ratio_median_shm_atomics_over_ttmem"]
         figures["ratio_shm_atomics_over_ttmem_2threads"] = hot["ratio_median_shm_atomics_over_ttmem_2threads"]
+        figures["hotpath_pinned_median_ns"] = hot["ttmem_pinned"]["median_ns"]
+        figures["hotpath_2threads_pinned_median_ns"] = hot["ttmem_2threads_pinned"]["median_ns"]
+        figures["hotpath_2threads_pinned_p99_ns"] = hot["ttmem_2threads_pinned"]["p99_ns"]
+        figures["floor_median_ns"] = hot["floor"]["median_ns"]
+        figures["floor_pinned_median_ns"] = hot["floor_pinned"]["median_ns"]
+        figures["floor_2threads_pinned_median_ns"] = hot["floor_2threads_pinned"]["median_ns"]
+        figures["hotpath_over_floor"] = hot["ratio_median_ttmem_over_floor"]
+        figures["shm_atomics_pinned_median_ns"] = hot["shm_atomics_pinned"]["median_ns"]
+        figures["shm_atomics_2threads_pinned_median_ns"] = hot["shm_atomics_2threads_pinned"]["median_ns"]
+        figures["idle_core_percent"] = hot["idle"]["core_percent"]
+        figures["idle_wakeups_per_s"] = hot["idle"]["wakeups_per_s"]
 
         run = subprocess.run([os.path.join(BIN, "ttmem-loadgen"), "--socket", server.socket, "-p", "4",
                               "-n", "20000" if smoke else "2000000"], capture_output=True, text=True)
@@ -387,6 +475,10 @@ def one_run(smoke):
         # of devices that did not change.
         figures["metrics_scrape_first_ms"] = server.scrape() * 1000
         figures["metrics_scrape_ms"] = statistics.median(server.scrape() * 1000 for _ in range(3 if smoke else 15))
+        # Ingest and a small process's reclaim with the 1M buffers held by others, beside the same without.
+        figures["ingest_1m_live_events_per_s"] = loadgen(server, ["-p", "4", "-n", n])["events_per_second"]
+        figures["ingest_1m_live_ratio"] = figures["ingest_1m_live_events_per_s"] / figures["ingest_history_off_events_per_s"]
+        _, figures["reclaim_1k_others_1m_ms"], _ = held_and_reclaimed(server, env, ["--hold", "1000"])
 
         # Every buffer listed while two more producers ingest: the loop must keep serving them.
         ingest_args = ["-p", "2", "-n", "20000" if smoke else "1000000"]
@@ -410,16 +502,28 @@ def one_run(smoke):
 
         figures["replay_1m_live_s"], _ = timed([os.path.join(BIN, "ttmem"), "replay", "-n", "5", capture], env)
 
-        _, figures["reclaim_ms"] = held_and_reclaimed(server, env, ["--hold", "1000" if smoke else "100000"])
+        _, figures["reclaim_1k_others_0_ms"], _ = held_and_reclaimed(server, env, ["--hold", "1000"])
+        figures["reclaim_1k_others_1m_over_0"] = figures["reclaim_1k_others_1m_ms"] / figures["reclaim_1k_others_0_ms"]
+        _, figures["reclaim_ms"], _ = held_and_reclaimed(server, env, ["--hold", "1000" if smoke else "100000"])
+        _, figures["reclaim_1m_ms"], figures["reclaim_1m_orphan_stamp_ms"] = held_and_reclaimed(
+            server, env, ["--hold", "10000" if smoke else "1000000"])
         # Ids chosen to collide under an unkeyed multiplicative hash (they differ only in their high bits).
         ids = "1000" if smoke else "100000"
-        figures["sequential_ids_insert_s"], _ = held_and_reclaimed(server, env, ["--hold", ids])
-        figures["hostile_ids_insert_s"], figures["hostile_ids_reclaim_ms"] = held_and_reclaimed(
+        figures["sequential_ids_insert_s"], _, _ = held_and_reclaimed(server, env, ["--hold", ids])
+        figures["hostile_ids_insert_s"], figures["hostile_ids_reclaim_ms"], _ = held_and_reclaimed(
             server, env, ["--hold", ids, "--hostile-ids"])
+        # Whole-process overhead, tracked into this ttmemd against untracked, one and then four at once.
+        figures["emu_untracked_s"], figures["emu_tracked_s"] = emu_overhead(server.socket, 1, smoke)
+        figures["overhead_1_process"] = figures["emu_tracked_s"] / figures["emu_untracked_s"]
+        figures["emu_untracked_4_s"], figures["emu_tracked_4_s"] = emu_overhead(server.socket, 4, smoke)
+        figures["overhead_4_processes"] = figures["emu_tracked_4_s"] / figures["emu_untracked_4_s"]
     except BaseException:
         server.stop(failed=True)
         raise
     server.stop()
+    figures["bare_python_ms"] = python_start_ms("pass", 5 if smoke else 15)
+    figures["import_ttmem_ms"] = python_start_ms("import ttmem", 5 if smoke else 15)
+    figures["import_ttmem_over_bare"] = figures["import_ttmem_ms"] / figures["bare_python_ms"]
 
     micro = run_json([os.path.join(BIN, "ttmem-bench-micro"), "--benchmark_format=json",
                       "--benchmark_min_time=" + ("0.01" if smoke else "0.5")])

@@ -17,14 +17,27 @@ Errors are ttmem.Error subclasses carrying the runtime's message (OutOfMemoryErr
 from __future__ import annotations
 
 import itertools
-import json
 import os
-import select
-import shutil
-import subprocess
 import sys
-import tempfile
-from typing import Any, Dict, List, Optional, Sequence, Union
+
+# Annotations only (they are strings here): typing and json (which pulls in re) are not imported at
+# startup, so `import ttmem` costs little more than the extension (docs/benchmarks.md).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Dict, List, Optional, Sequence, Union
+
+
+class _LazyJson:
+    """The json module, imported the first time a call needs it."""
+
+    def __getattr__(self, name: str) -> Any:
+        import json as module
+
+        globals()["json"] = module
+        return getattr(module, name)
+
+
+json = _LazyJson()
 
 from . import _ttmem
 from ._ttmem import (
@@ -396,6 +409,8 @@ def _ttmemd_path() -> str:
     for directory in candidates:
         if directory and os.access(os.path.join(directory, "ttmemd"), os.X_OK):
             return os.path.join(directory, "ttmemd")
+    import shutil  # here, not at the top: `import ttmem` stays cheap for what does not start a server
+
     found = shutil.which("ttmemd")
     if not found:
         raise FileNotFoundError("ttmemd not found: build it (make build) or set TTMEM_BIN_DIR")
@@ -424,6 +439,10 @@ class Server:
         self.state_dir: Optional[str] = None  # where this server keeps its history (ttmem.history reads it)
 
     def start(self) -> "Server":
+        import select  # here, not at the top: `import ttmem` stays cheap for what does not start a server
+        import subprocess
+        import tempfile
+
         self._dir = tempfile.TemporaryDirectory(prefix="ttmemd-")
         self.socket = os.path.join(self._dir.name, "ttmemd.sock")
         self._log_path = os.path.join(self._dir.name, "ttmemd.log")

@@ -239,8 +239,8 @@ views::DeviceList QueryClient::devices() {
 views::BufferList QueryClient::buffers(const views::BufferQuery& query) {
   return typed<views::BufferList>(query);
 }
-views::Leaks QueryClient::leaks() {
-  return typed<views::Leaks>(views::LeaksQuery{});
+views::Leaks QueryClient::leaks(std::uint64_t after_leak, std::uint64_t after_orphan) {
+  return typed<views::Leaks>(views::LeaksQuery{after_leak, after_orphan});
 }
 views::EventList QueryClient::events(std::uint64_t limit) {
   return typed<views::EventList>(views::EventsQuery{limit});

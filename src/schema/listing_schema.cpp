@@ -162,6 +162,7 @@ json detail::leak_to_json(const views::Leak& l) {
           {"time_ns", l.time_ns},
           {"swept_by_close", l.swept_by_close},
           {"after_oom", l.after_oom},
+          {"seq", l.seq},
           {"cause", l.after_oom        ? kAfterOom
                     : l.swept_by_close ? kSwept
                                        : kNeverReleased}};
@@ -181,7 +182,8 @@ views::Leak detail::leak_from_json(const json& j) {
           get<std::uint64_t>(j, "age_ms"),
           get<std::uint64_t>(j, "time_ns"),
           get<bool>(j, "swept_by_close"),
-          get_optional<std::uint64_t>(j, "after_oom").value_or(0)};
+          get_optional<std::uint64_t>(j, "after_oom").value_or(0),
+          get_optional<std::uint64_t>(j, "seq").value_or(0)};
 }
 
 json detail::orphan_to_json(const views::Orphan& o) {
@@ -192,8 +194,9 @@ json detail::orphan_to_json(const views::Orphan& o) {
   json origins = json::array();
   for (const auto& w : o.origins)
     origins.push_back({{"site", w.site}, {"scope", w.scope}, {"bytes", w.bytes}, {"buffers", w.buffers}});
-  return {{"pid", o.pid},     {"name", o.name},       {"time_ns", o.time_ns},   {"held", held},
-          {"bytes", o.bytes}, {"buffers", o.buffers}, {"messages", o.messages}, {"origins", origins}};
+  return {{"pid", o.pid},         {"name", o.name},       {"time_ns", o.time_ns},   {"held", held},
+          {"bytes", o.bytes},     {"buffers", o.buffers}, {"messages", o.messages}, {"origins", origins},
+          {"seq", o.seq}};
 }
 
 views::Orphan detail::orphan_from_json(const json& j) {
@@ -208,6 +211,7 @@ views::Orphan detail::orphan_from_json(const json& j) {
   o.bytes = get<std::uint64_t>(j, "bytes");
   o.buffers = get<std::uint64_t>(j, "buffers");
   o.messages = get<std::vector<std::string>>(j, "messages");
+  o.seq = get_optional<std::uint64_t>(j, "seq").value_or(0);
   if (j.contains("origins")) {
     each(j, "origins", [&](const json& w) {
       o.origins.push_back({get<std::string>(w, "site"), get<std::string>(w, "scope"),

@@ -66,7 +66,24 @@ const std::array<QueryType, std::variant_size_v<views::Query>> kQueryTypes = {{
     {"stats", [](const json&) -> views::Query { return views::StatsQuery{}; }, no_fields<views::StatsQuery>},
     {"buffers", [](const json& q) -> views::Query { return buffer_query(q); },
      [](const views::Query& q) { return buffer_query_json(std::get<views::BufferQuery>(q)); }},
-    {"leaks", [](const json&) -> views::Query { return views::LeaksQuery{}; }, no_fields<views::LeaksQuery>},
+    {"leaks",
+     [](const json& q) -> views::Query {
+       views::LeaksQuery l;
+       for (auto [field, value] : {std::pair{"after_leak", &l.after_leak}, {"after_orphan", &l.after_orphan}}) {
+         if (auto n = get_optional<std::int64_t>(q, field)) {
+           if (*n < 0) throw SchemaError(std::string("field '") + field + "' must not be negative");
+           *value = static_cast<std::uint64_t>(*n);
+         }
+       }
+       return l;
+     },
+     [](const views::Query& q) {
+       const auto& l = std::get<views::LeaksQuery>(q);
+       json j = json::object();
+       if (l.after_leak) j["after_leak"] = l.after_leak;
+       if (l.after_orphan) j["after_orphan"] = l.after_orphan;
+       return j;
+     }},
     {"devices", [](const json&) -> views::Query { return views::DevicesQuery{}; },
      no_fields<views::DevicesQuery>},
     {"events",

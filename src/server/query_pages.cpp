@@ -386,6 +386,7 @@ class GroupedBuffersQuery final : public PagedQuery {
 /// numbers (seq) keep the place while newer records arrive and old ones are dropped.
 class LeaksQuery final : public PagedQuery {
  public:
+  explicit LeaksQuery(const views::LeaksQuery& q) : after_leak_(q.after_leak), after_orphan_(q.after_orphan) {}
   bool step(const Registry& registry, std::string& page) override {
     if (!started_) {
       started_ = true;
@@ -394,7 +395,7 @@ class LeaksQuery final : public PagedQuery {
     }
     views::Leaks out;
     std::size_t n = 0;
-    for (; n < kRecordsPerPage && next_leak_ > 0; --next_leak_, ++n) {
+    for (; n < kRecordsPerPage && next_leak_ > after_leak_; --next_leak_, ++n) {
       const auto& q = registry.leaks();
       if (q.empty() || next_leak_ > q.front().seq) continue;
       const std::uint64_t at = q.front().seq - next_leak_;
@@ -404,7 +405,7 @@ class LeaksQuery final : public PagedQuery {
       }
       out.leaks.push_back(model::leak_view(q[at]));
     }
-    for (; n < kRecordsPerPage && next_orphan_ > 0; --next_orphan_, ++n) {
+    for (; n < kRecordsPerPage && next_orphan_ > after_orphan_; --next_orphan_, ++n) {
       const auto& q = registry.orphans();
       if (q.empty() || next_orphan_ > q.front().seq) continue;
       const std::uint64_t at = q.front().seq - next_orphan_;
@@ -415,10 +416,11 @@ class LeaksQuery final : public PagedQuery {
       out.orphans.push_back(model::orphan_view(q[at]));
     }
     page += schema::to_json(out);
-    return next_leak_ == 0 && next_orphan_ == 0;
+    return next_leak_ <= after_leak_ && next_orphan_ <= after_orphan_;
   }
 
  private:
+  const std::uint64_t after_leak_, after_orphan_;
   bool started_ = false;
   std::uint64_t next_leak_ = 0;
   std::uint64_t next_orphan_ = 0;
@@ -449,8 +451,8 @@ std::unique_ptr<PagedQuery> buffers_query(const views::BufferQuery& filter, Page
   return std::make_unique<BuffersQuery>(filter, limits);
 }
 
-std::unique_ptr<PagedQuery> leaks_query() {
-  return std::make_unique<LeaksQuery>();
+std::unique_ptr<PagedQuery> leaks_query(const views::LeaksQuery& q) {
+  return std::make_unique<LeaksQuery>(q);
 }
 
 std::unique_ptr<PagedQuery> events_query(const Registry& registry, std::uint64_t limit) {

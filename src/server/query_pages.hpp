@@ -34,7 +34,8 @@ struct PagedQueryLimits {
 };
 
 std::unique_ptr<PagedQuery> buffers_query(const views::BufferQuery& filter, PagedQueryLimits limits = {});
-std::unique_ptr<PagedQuery> leaks_query();
+/// Leak and orphan records newest first; only those numbered above q's bounds.
+std::unique_ptr<PagedQuery> leaks_query(const views::LeaksQuery& q);
 std::unique_ptr<PagedQuery> events_query(const Registry& registry, std::uint64_t limit);
 
 /// Runs a paged query to its end: its pages' JSON texts (tests).

@@ -26,7 +26,7 @@ Server::Answer Server::answer(Connection* c, const views::Query& query) {
       return {schema::to_json(model::stats_view(s.registry_, &s.free_space_)), {}};
     }
     Answer operator()(const views::BufferQuery& q) { return {{}, buffers_query(q, s.options_.query_limits)}; }
-    Answer operator()(const views::LeaksQuery&) { return {{}, leaks_query()}; }
+    Answer operator()(const views::LeaksQuery& q) { return {{}, leaks_query(q)}; }
     Answer operator()(const views::DevicesQuery&) {
       return {schema::to_json(views::DeviceList{model::devices_view(s.registry_)}), {}};
     }

@@ -266,6 +266,25 @@ TEST(ServerIntegration, ABufferNotFreedBeforeCloseIsALeakWithItsSite) {
   EXPECT_EQ(devices.size(), 8u);
 }
 
+TEST(ServerIntegration, LeakRecordsAreNumberedAndAWatcherAsksOnlyForNewerOnes) {
+  ServerProcess server;
+  auto w = workload(server);
+  for (const char* line : {"mesh n300", "alloc a DRAM 4M", "close", "mesh n300", "alloc b DRAM 8M", "close"})
+    expect_ok(*w, line);
+  test::JsonClient q(server.socket());
+  const json all = q.leaks()["leaks"];
+  ASSERT_EQ(all.size(), 4u);  // a and b on each of the 2 devices, newest first: seq 4, 3, 2, 1
+  for (std::size_t i = 0; i < all.size(); ++i) EXPECT_EQ(all[i]["seq"], 4 - i);
+  const json newer = q.query({{"type", "leaks"}, {"after_leak", 2}})["leaks"];
+  ASSERT_EQ(newer.size(), 2u);
+  EXPECT_EQ(newer[0]["seq"], 4);
+  EXPECT_EQ(newer[1]["seq"], 3);
+  EXPECT_EQ(newer[0]["size"], 8 << 20);
+  EXPECT_TRUE(q.query({{"type", "leaks"}, {"after_leak", 4}})["leaks"].empty());
+  const json bad = q.query({{"type", "leaks"}, {"after_leak", -1}});
+  EXPECT_EQ(bad["error"]["code"], "bad_query");
+}
+
 TEST(ServerIntegration, AClaimedPidIsIgnoredInFavourOfThePeerCredentials) {
   ServerProcess server;
   const int fd = connect_unix(server.socket());

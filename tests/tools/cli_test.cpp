@@ -854,6 +854,34 @@ TEST(Cli, TopShowsTheLatestOutOfMemoryRecordFirst) {
   EXPECT_EQ(lines[1].rfind("LEAK", 0), 0u);
 }
 
+TEST(Cli, TopKeepsTheRecordsItHasAndAddsOnlyNewerOnes) {
+  cli::TopModel model(3);
+  auto leak = [](std::uint64_t seq) {
+    views::Leak l;
+    l.seq = seq;
+    l.size = seq * 100;
+    return l;
+  };
+  views::Leaks first;
+  first.leaks = {leak(2), leak(1)};
+  model.update({}, first);
+  EXPECT_EQ(model.last_leak_seq(), 2u);
+  views::Leaks next;  // what a fetch after seq 2 brings, and one it already has (a race): dropped
+  next.leaks = {leak(4), leak(3), leak(2)};
+  model.update({}, next);
+  ASSERT_EQ(model.records().leaks.size(), 4u);
+  for (std::size_t i = 0; i < 4; ++i) EXPECT_EQ(model.records().leaks[i].seq, 4 - i);
+  model.update({}, {});  // nothing new: the records stay
+  EXPECT_EQ(model.records().leaks.size(), 4u);
+  views::Leaks many;
+  for (std::uint64_t s = 1000; s > 4; --s) many.leaks.push_back(leak(s));
+  model.update({}, many);
+  EXPECT_EQ(model.records().leaks.size(), cli::TopModel::kKeptRecords);
+  EXPECT_EQ(model.last_leak_seq(), 1000u);
+  model.forget_records();
+  EXPECT_EQ(model.last_leak_seq(), 0u);
+}
+
 TEST(Cli, ProcessesAreShownWithTheirCommandLine) {
   Scenario s;
   const auto j = json::parse(ttmem(s.server, {"smi", "--json"}).out);

@@ -143,8 +143,13 @@ int run_top(const Common& common, const TopOptions& o) {
   int scroll = 0;
   auto fetch = [&] {
     try {
-      if (!client) client.emplace(common.socket);
-      model.update(client->stats(), client->leaks(), client->oom());
+      if (!client) {
+        client.emplace(common.socket);
+        model.forget_records();  // perhaps another ttmemd, numbering its records afresh
+      }
+      // Only the leak and orphan records not seen yet: a long-running server keeps thousands.
+      model.update(client->stats(), client->leaks(model.last_leak_seq(), model.last_orphan_seq()),
+                   client->oom());
       view.info = client->info();
       view.error.clear();
     } catch (const std::exception& e) {

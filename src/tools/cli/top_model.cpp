@@ -55,15 +55,33 @@ std::optional<Slot> sort_slot(SortKey key) {
   return std::nullopt;
 }
 
-void TopModel::update(views::Stats stats, views::Leaks leaks, views::OomList ooms) {
+namespace {
+/// Puts `newer` (newest first, numbered above what `held` has) in front of `held`, keeping the newest
+/// `keep`. Records without a number (seq 0) are taken as they come.
+template <typename Record>
+void prepend_newer(std::vector<Record>& held, std::vector<Record>&& newer, std::size_t keep) {
+  const std::uint64_t last = held.empty() ? 0 : held.front().seq;
+  std::erase_if(newer, [&](const Record& r) { return r.seq != 0 && r.seq <= last; });
+  newer.insert(newer.end(), std::make_move_iterator(held.begin()), std::make_move_iterator(held.end()));
+  if (newer.size() > keep) newer.resize(keep);
+  held = std::move(newer);
+}
+}  // namespace
+
+void TopModel::update(views::Stats stats, views::Leaks new_records, views::OomList ooms) {
   stats_ = std::move(stats);
-  leaks_ = std::move(leaks);
+  prepend_newer(leaks_.leaks, std::move(new_records.leaks), kKeptRecords);
+  prepend_newer(leaks_.orphans, std::move(new_records.orphans), kKeptRecords);
   ooms_ = std::move(ooms);
   for (const auto& d : stats_.devices) {
     auto& h = history_[d.id];
     h.push_back({d.memory[index(Slot::DRAM)].used, d.memory[index(Slot::L1)].used});
     while (h.size() > history_samples_) h.pop_front();
   }
+}
+
+void TopModel::forget_records() {
+  leaks_ = {};
 }
 
 bool TopModel::key(int ch) {

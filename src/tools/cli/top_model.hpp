@@ -27,8 +27,16 @@ class TopModel {
  public:
   explicit TopModel(std::size_t history_samples) : history_samples_(history_samples) {}
 
-  /// Takes a new stats answer (and leaks and out-of-memory answers); appends a history sample per device.
-  void update(views::Stats stats, views::Leaks leaks, views::OomList ooms = {});
+  /// Takes a new stats answer and out-of-memory answer, and the leak and orphan records newer than the
+  /// ones held (asked with last_leak_seq / last_orphan_seq: top fetches only what is new); appends a
+  /// history sample per device. The newest kKeptRecords of each kind are kept.
+  void update(views::Stats stats, views::Leaks new_records, views::OomList ooms = {});
+  /// Drops the records held (a new connection: the next fetch asks for everything again).
+  void forget_records();
+  std::uint64_t last_leak_seq() const { return leaks_.leaks.empty() ? 0 : leaks_.leaks.front().seq; }
+  std::uint64_t last_orphan_seq() const { return leaks_.orphans.empty() ? 0 : leaks_.orphans.front().seq; }
+  const views::Leaks& records() const { return leaks_; }
+  static constexpr std::size_t kKeptRecords = 256;  // more lines than any terminal shows
   /// Key press: 'd' DRAM, 'l' L1, 's' L1_SMALL, 't' TRACE, 'c' CB, 'b' buffers, 'p' pid, 'n' name, 'v'
   /// device, 'r' reverses. Returns false for keys it does not handle.
   bool key(int ch);

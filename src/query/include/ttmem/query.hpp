@@ -51,7 +51,8 @@ class QueryClient {
   views::DeviceList devices();
   /// The matching buffers, largest first (all pages of the answer).
   views::BufferList buffers(const views::BufferQuery& query = {});
-  views::Leaks leaks();
+  /// Leak and orphan records, newest first; only those numbered above the bounds (a watcher's last seen).
+  views::Leaks leaks(std::uint64_t after_leak = 0, std::uint64_t after_orphan = 0);
   views::EventList events(std::uint64_t limit = 100);
   /// Out-of-memory records: every kept one (newest first), or the one with `id` (none if not kept).
   views::OomList oom(std::optional<std::uint64_t> id = std::nullopt);

@@ -207,6 +207,7 @@ struct Leak {
   /// The out-of-memory record of this process on this device before the close (0: none). A run that
   /// failed and then closed its device is not a leaker: what the close swept is shown as left by it.
   std::uint64_t after_oom = 0;
+  std::uint64_t seq = 0;  ///< the leak record's number: 1, 2, ... in the order ttmemd kept them
   bool operator==(const Leak&) const = default;
 };
 
@@ -235,6 +236,7 @@ struct Orphan {
     bool operator==(const Origin&) const = default;
   };
   std::vector<Origin> origins;
+  std::uint64_t seq = 0;  ///< the orphan record's number: 1, 2, ... in the order ttmemd kept them
   bool operator==(const Orphan&) const = default;
 };
 
@@ -400,6 +402,9 @@ struct DevicesQuery {
   bool operator==(const DevicesQuery&) const = default;
 };
 struct LeaksQuery {
+  /// Only records numbered above these (what a watcher has not seen yet; 0: all kept).
+  std::uint64_t after_leak = 0;
+  std::uint64_t after_orphan = 0;
   bool operator==(const LeaksQuery&) const = default;
 };
 struct EventsQuery {
