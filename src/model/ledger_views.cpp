@@ -173,13 +173,25 @@ std::vector<views::DeviceInfo> devices_view(const Registry& registry) {
 }
 
 views::Leak leak_view(const LeakRecord& l) {
-  return {
-      l.pid,   l.process_name,       l.device,  l.type,           l.kind,     l.id, l.size, l.address, l.site,
-      l.scope, l.age_ns / 1'000'000, l.time_ns, l.swept_by_close, l.after_oom, l.seq};
+  return {l.pid,
+          l.process_name,
+          l.device,
+          l.type,
+          l.kind,
+          l.id,
+          l.size,
+          l.address,
+          l.site,
+          l.scope,
+          l.age_ns / 1'000'000,
+          l.time_ns,
+          l.swept_by_close,
+          l.after_oom,
+          l.seq};
 }
 
 views::Orphan orphan_view(const OrphanRecord& o) {
-  views::Orphan out{o.pid,           o.process_name, o.time_ns, {}, o.total_bytes,
+  views::Orphan out{o.pid,           o.process_name, o.time_ns, {},   o.total_bytes,
                     o.total_buffers, o.lines(),      {},        o.seq};
   for (const auto& w : o.origins) out.origins.push_back({w.site, w.scope, w.bytes, w.buffers});
   for (const auto& h : o.held) out.held.push_back({h.device, h.slot, h.bytes, h.buffers});

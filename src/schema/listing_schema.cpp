@@ -194,9 +194,9 @@ json detail::orphan_to_json(const views::Orphan& o) {
   json origins = json::array();
   for (const auto& w : o.origins)
     origins.push_back({{"site", w.site}, {"scope", w.scope}, {"bytes", w.bytes}, {"buffers", w.buffers}});
-  return {{"pid", o.pid},         {"name", o.name},       {"time_ns", o.time_ns},   {"held", held},
-          {"bytes", o.bytes},     {"buffers", o.buffers}, {"messages", o.messages}, {"origins", origins},
-          {"seq", o.seq}};
+  return {{"pid", o.pid},           {"name", o.name},     {"time_ns", o.time_ns},
+          {"held", held},           {"bytes", o.bytes},   {"buffers", o.buffers},
+          {"messages", o.messages}, {"origins", origins}, {"seq", o.seq}};
 }
 
 views::Orphan detail::orphan_from_json(const json& j) {

@@ -69,7 +69,8 @@ const std::array<QueryType, std::variant_size_v<views::Query>> kQueryTypes = {{
     {"leaks",
      [](const json& q) -> views::Query {
        views::LeaksQuery l;
-       for (auto [field, value] : {std::pair{"after_leak", &l.after_leak}, {"after_orphan", &l.after_orphan}}) {
+       for (auto [field, value] :
+            {std::pair{"after_leak", &l.after_leak}, {"after_orphan", &l.after_orphan}}) {
          if (auto n = get_optional<std::int64_t>(q, field)) {
            if (*n < 0) throw SchemaError(std::string("field '") + field + "' must not be negative");
            *value = static_cast<std::uint64_t>(*n);

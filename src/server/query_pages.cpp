@@ -386,7 +386,8 @@ class GroupedBuffersQuery final : public PagedQuery {
 /// numbers (seq) keep the place while newer records arrive and old ones are dropped.
 class LeaksQuery final : public PagedQuery {
  public:
-  explicit LeaksQuery(const views::LeaksQuery& q) : after_leak_(q.after_leak), after_orphan_(q.after_orphan) {}
+  explicit LeaksQuery(const views::LeaksQuery& q)
+      : after_leak_(q.after_leak), after_orphan_(q.after_orphan) {}
   bool step(const Registry& registry, std::string& page) override {
     if (!started_) {
       started_ = true;
