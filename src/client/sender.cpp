@@ -72,12 +72,10 @@ void Client::Impl::idle() {
     send_stats();
     if (!send_all()) return;
   }
-  client.sender_idle_.store(true, std::memory_order_seq_cst);
-  if (barrier_capable) {
-    membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED);
-  } else {
-    std::atomic_thread_fence(std::memory_order_seq_cst);
-  }
+  // The exchange (a full barrier, unlike a plain store) keeps the flag before the ring reads;
+  // membarrier then makes every producer's ring stores visible, or the shorter bound covers them.
+  client.sender_idle_.exchange(true, std::memory_order_seq_cst);
+  if (barrier_capable) membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED);
   if (rings_empty() && !urgent()) wait_for_work(barrier_capable ? kIdleBoundMs : kIdleBoundWithoutBarrierMs);
   client.sender_idle_.store(false, std::memory_order_relaxed);
   client.coarse_now_ns_.store(monotonic_ns(), std::memory_order_relaxed);
