@@ -203,9 +203,8 @@ AllocationTable::Insert AllocationTable::insert(Group g, const AllocationRecord&
   if (r.process == 0) return Insert::duplicate;  // slot 0 marks free records
   Index& x = groups_[g].index;
   if (!x.old.empty()) migrate(x, kMigrateCells);
-  // Keep the load factor at or under 1/2 so probe runs stay short (counting what is still in the old
-  // index: it all moves into this one).
-  if ((groups_[g].live + 1) * 2 > x.cells.size() && x.old.empty()) start_resize(x, x.cells.size() * 2);
+  // Counting what is still in the old index: it all moves into this one.
+  if (overloaded(groups_[g].live + 1, x.cells.size()) && x.old.empty()) start_resize(x, x.cells.size() * 2);
   const std::uint32_t hb = bits(hash(r.key()));
   const std::size_t i = probe(x.cells, r.key(), hb);
   if (x.cells[i] != kEmpty) return Insert::duplicate;
@@ -249,7 +248,7 @@ bool AllocationTable::erase(Group g, const AllocationKey& key, AllocationRecord*
   r.process = 0;  // free
   give_back_slot(slot);
   --size_;
-  // Shrink once at most 1/8 is used (grown again past 1/2: no thrashing in between).
+  // Shrink once at most 1/8 is used (grown again past 3/8 or 1/2: no thrashing in between).
   if (groups_[g].live * 8 < x.cells.size() && x.cells.size() > kMinIndexCells && x.old.empty())
     start_resize(x, x.cells.size() / 2);
   return true;
