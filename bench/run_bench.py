@@ -559,7 +559,33 @@ def fmt(value, unit):
     return f"{value:.1f} {unit}"
 
 
-def write_docs(result):
+HISTORY = os.path.join(ROOT, "bench", "results", "history.jsonl")
+REPRODUCE_WITHIN = 0.15  # the issue's bar: a figure's median across three `make bench` runs
+
+
+def record_history(result):
+    """Appends this run's medians to bench/results/history.jsonl; returns the last three runs on this machine."""
+    with open(HISTORY, "a") as f:
+        f.write(json.dumps({"date": result["date"], "machine": result["machine"],
+                            "medians": {k: v["median"] for k, v in result["figures"].items()}}) + "\n")
+    with open(HISTORY) as f:
+        same = [e for e in map(json.loads, f) if e["machine"] == result["machine"]]
+    return same[-3:]
+
+
+def reproduction(key, recent):
+    """How far apart this figure's medians are over the last three `make bench` runs on this machine."""
+    values = [e["medians"][key] for e in recent if key in e["medians"]]
+    if len(values) < 3:
+        return f"{len(values)} of 3 runs"
+    low, high = min(values), max(values)
+    if low <= 0:
+        return "yes (0%)" if high == low else "**no**"
+    spread = high / low - 1
+    return f"{'yes' if spread <= REPRODUCE_WITHIN else '**no**'} ({spread * 100:.0f}%)"
+
+
+def write_docs(result, recent):
     path = os.path.join(ROOT, "docs", "benchmarks.md")
     with open(path) as f:
         text = f.read()
@@ -567,17 +593,21 @@ def write_docs(result):
     m = result["machine"]
     lines = [begin, "",
              f"Measured {result['date']} on {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, Linux {m['kernel']}; "
-             f"`{result['command']}`, {result['runs']} runs: median, and the spread (min..max) over the runs.", "",
-             "| figure | target | median | spread | met |", "|---|---|---|---|---|"]
+             f"`{result['command']}`, {result['runs']} runs: median, and the spread (min..max) over the runs. "
+             f"*Reproduces*: the medians of the last three `make bench` runs on this machine "
+             f"({', '.join(e['date'] for e in recent)}) are within {REPRODUCE_WITHIN * 100:.0f}% of each other "
+             f"(their max over min, less one).", "",
+             "| figure | target | median | spread | met | reproduces |", "|---|---|---|---|---|---|"]
     for key, (label, target, unit, better) in TARGETS.items():
         f = result["figures"][key]
         goal = ("<= " if better == "lower" else ">= ") + fmt(target, unit)
         lines.append(f"| {label} | {goal} | {fmt(f['median'], unit)} | {fmt(f['min'], unit)} .. {fmt(f['max'], unit)} | "
-                     f"{'yes' if f['met'] else '**no**'} |")
-    lines += ["", "| also measured | median | spread |", "|---|---|---|"]
+                     f"{'yes' if f['met'] else '**no**'} | {reproduction(key, recent)} |")
+    lines += ["", "| also measured | median | spread | reproduces |", "|---|---|---|---|"]
     for key, label in EXTRA.items():
         f = result["figures"][key]
-        lines.append(f"| {label} | {f['median']:.2f} | {f['min']:.2f} .. {f['max']:.2f} |")
+        lines.append(f"| {label} | {f['median']:.2f} | {f['min']:.2f} .. {f['max']:.2f} | "
+                     f"{reproduction(key, recent)} |")
     lines += ["", end]
     start, stop = text.index(begin), text.index(end) + len(end)
     with open(path, "w") as f:
@@ -614,8 +644,8 @@ def main():
     os.makedirs(os.path.join(ROOT, "bench", "results"), exist_ok=True)
     with open(os.path.join(ROOT, "bench", "results", "latest.json"), "w") as f:
         json.dump(result, f, indent=2)
-    write_docs(result)
-    print("wrote bench/results/latest.json and docs/benchmarks.md", file=sys.stderr)
+    write_docs(result, record_history(result))
+    print("wrote bench/results/latest.json, history.jsonl and docs/benchmarks.md", file=sys.stderr)
     return 0
 
 

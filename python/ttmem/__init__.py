@@ -296,9 +296,16 @@ def ops(pid: Optional[int] = None, device: Optional[int] = None, scope: Optional
     return _query(request, socket)["ops"]
 
 
-def leaks(socket: Optional[str] = None) -> Dict[str, List[Dict[str, Any]]]:
-    """{"leaks": [...], "orphans": [...]}, newest first."""
-    return _query({"type": "leaks"}, socket)
+def leaks(socket: Optional[str] = None, after_leak: int = 0, after_orphan: int = 0) -> Dict[str, List[Dict[str, Any]]]:
+    """{"leaks": [...], "orphans": [...]}, newest first. Each record has a ``seq`` (1, 2, ... in the order
+    made); ``after_leak``/``after_orphan`` return only records with a larger one, so a watcher that passes
+    the largest it has seen gets only what is new."""
+    request: Dict[str, Any] = {"type": "leaks"}
+    if after_leak:
+        request["after_leak"] = after_leak
+    if after_orphan:
+        request["after_orphan"] = after_orphan
+    return _query(request, socket)
 
 
 def devices(socket: Optional[str] = None) -> List[Dict[str, Any]]:
@@ -503,8 +510,8 @@ class Server:
     def buffers(self, **filters: Any) -> List[Dict[str, Any]]:
         return buffers(socket=self.socket, **filters)
 
-    def leaks(self) -> Dict[str, List[Dict[str, Any]]]:
-        return leaks(self.socket)
+    def leaks(self, after_leak: int = 0, after_orphan: int = 0) -> Dict[str, List[Dict[str, Any]]]:
+        return leaks(self.socket, after_leak, after_orphan)
 
     def ops(self, **filters: Any) -> List[Dict[str, Any]]:
         return ops(socket=self.socket, **filters)

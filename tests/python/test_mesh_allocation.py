@@ -84,6 +84,27 @@ def test_a_tensor_kept_past_close_is_a_leak_with_its_site(ttmemd):
     assert len(ttmem.leaks()["leaks"]) == 8
 
 
+def test_a_watcher_gets_only_the_leaks_newer_than_it_has_seen(ttmemd):
+    mesh = ttmem.open_mesh_device("t3000")
+    kept = [mesh.allocate("DRAM", TENSOR_BYTES)]  # never freed before close: one leak per device
+    ttmem.close_mesh_device(mesh)
+    assert ttmem.flush()
+    first = ttmem.leaks()["leaks"]
+    seqs = [leak["seq"] for leak in first]
+    assert sorted(seqs, reverse=True) == seqs and len(set(seqs)) == 8  # newest first, each its own
+    newest = max(seqs)
+    assert ttmem.leaks(after_leak=newest)["leaks"] == []
+    assert [leak["seq"] for leak in ttmem.leaks(after_leak=newest - 3)["leaks"]] == seqs[:3]
+    mesh = ttmem.open_mesh_device("t3000")
+    kept.append(mesh.allocate("DRAM", TENSOR_BYTES))
+    ttmem.close_mesh_device(mesh)
+    assert ttmem.flush()
+    newer = ttmem.leaks(after_leak=newest)["leaks"]
+    assert len(newer) == 8 and all(leak["seq"] > newest for leak in newer)
+    with pytest.raises(ttmem.QueryError):
+        ttmem.leaks(after_leak=-1)
+
+
 @pytest.mark.parametrize("preset", PRESETS)
 def test_every_preset_ends_clean(ttmemd, preset):
     mesh = ttmem.open_mesh_device(preset)
