@@ -187,9 +187,9 @@ class AllocationTable {
     std::size_t size_ = 0;
   };
   static constexpr std::uint64_t kAllFree = ~std::uint64_t{0};
-  static constexpr std::size_t kMinIndexCells = 16;  // per group: a process x device with few buffers
-  static constexpr std::size_t kMigrateCells = 64;   // old index cells looked at per insert or erase
-  static constexpr std::size_t kSparseIndexCells = std::size_t{1} << 16;  // 512 KiB
+  static constexpr std::size_t kMinIndexCells = 16;       // per group: a process x device with few buffers
+  static constexpr std::size_t kMigrateCells = 64;        // old index cells looked at per insert or erase
+  static constexpr std::size_t kSparseIndexCells = 4096;  // 32 KiB
   static constexpr std::size_t kSpareChunkMemory = 1024;  // spare chunks that keep their memory (2.5 MiB)
 
   struct ChunkMeta {
@@ -237,8 +237,9 @@ class AllocationTable {
     return chunk_data_[slot / kChunkRecords][slot % kChunkRecords];
   }
   /// Whether `live` records need a larger index than one of `cells` cells. Linear probing's runs grow fast
-  /// with the load: an index up to kSparseIndexCells keeps it at or under 3/8 (at 1/2 an alloc+free pair
-  /// cost a quarter more), a larger one at or under 1/2, where the index is a large share of memory.
+  /// with the load: an index up to kSparseIndexCells keeps it at or under 3/8 (with 1,000 live at 1/2 an
+  /// alloc+free pair cost a quarter more), a larger one at or under 1/2: there the index is a large share
+  /// of the server's memory (with 1M buffers in 256 groups, 3/8 cost 18 more bytes per buffer).
   static bool overloaded(std::size_t live, std::size_t cells) {
     return cells <= kSparseIndexCells ? live * 8 > cells * 3 : live * 2 > cells;
   }
