@@ -91,7 +91,7 @@ EXTRA = {
     "reclaim_1k_others_0_ms": "reclaim of a 1k-buffer process, no other buffers held (ms)",
     "reclaim_1k_others_1m_ms": "reclaim of a 1k-buffer process while others hold 1M (ms)",
     "reclaim_1m_orphan_stamp_ms": "reclaim of 1M: kill() to the orphan record's own time (reclaim done) (ms)",
-    "emu_untracked_s": "ttmem-emu, 2M alloc + free pairs, `TTMEM_TRACKING=0`, one process (s)",
+    "emu_untracked_s": "ttmem-emu, 2M alloc + free pairs, `TTMEM_TRACKING=0`, one process, median of 3 (s)",
     "emu_tracked_s": "the same, tracked (s)",
     "emu_untracked_4_s": "four at once, untracked, the slowest (s)",
     "emu_tracked_4_s": "four at once, tracked, the slowest (s)",
@@ -280,16 +280,17 @@ def held_and_reclaimed(server, env, args):
     return held["seconds"], reclaim_ms, stamp_ms
 
 
-def emu_overhead(socket_path, processes, smoke):
+def emu_overhead(socket_path, processes, smoke, rounds=3):
     """Wall time of `processes` ttmem-emu runs at once (the slowest), each 2M alloc + free pairs of
     a DRAM buffer (4M events), untracked and tracked into the ttmemd at socket_path; each on its own chip lock
-    directory, so they do not wait for each other's chip."""
+    directory, so they do not wait for each other's chip. Untracked and tracked alternate `rounds` times and
+    the medians are returned: on a shared VM one pair alone swings by more than the overhead measured."""
     pairs = 20_000 if smoke else 2_000_000
     script = os.path.join(tempfile.gettempdir(), f"ttmem-bench-overhead-{pairs}.ttm")
     with open(script, "w") as f:
         f.write(f"mesh n150\nrepeat {pairs}\nalloc a DRAM 4K\nfree a\nend\nclose\n")
-    results = {}
-    for tracked in (False, True):
+    results = {False: [], True: []}
+    for tracked in (False, True) * (1 if smoke else rounds):
         with tempfile.TemporaryDirectory(prefix="ttmem-bench-chips-") as chips:
             procs, started = [], time.perf_counter()
             ends = {}
@@ -307,8 +308,8 @@ def emu_overhead(socket_path, processes, smoke):
                             raise RuntimeError(f"ttmem-emu exited with {p.returncode}")
                         ends[i] = time.perf_counter() - started
                 time.sleep(0.002)
-            results[tracked] = max(ends.values())
-    return results[False], results[True]
+            results[tracked].append(max(ends.values()))
+    return statistics.median(results[False]), statistics.median(results[True])
 
 
 def python_start_ms(code, runs):
@@ -593,6 +594,8 @@ def write_docs(result, recent):
     m = result["machine"]
     lines = [begin, "",
              f"Measured {result['date']} on {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, Linux {m['kernel']}; "
+             f"1-minute load average {result['load_before']:.2f} as the runs began (it still counts what ran "
+             f"just before), nothing else running beside the bench; "
              f"`{result['command']}`, {result['runs']} runs: median, and the spread (min..max) over the runs. "
              f"*Reproduces*: the medians of the last three `make bench` runs on this machine "
              f"({', '.join(e['date'] for e in recent)}) are within {REPRODUCE_WITHIN * 100:.0f}% of each other "
@@ -620,6 +623,7 @@ def main():
     parser.add_argument("--smoke", action="store_true", help="one tiny run; write nothing")
     args = parser.parse_args()
     runs = 1 if args.smoke else args.runs
+    load_before = os.getloadavg()[0]  # the table says how busy the machine was when the runs began
     samples = []
     for i in range(runs):
         print(f"run {i + 1}/{runs} ...", file=sys.stderr, flush=True)
@@ -634,7 +638,7 @@ def main():
             entry["met"] = entry["median"] <= target if better == "lower" else entry["median"] >= target
         figures[key] = entry
     result = {"date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"), "machine": machine(),
-              "command": "make bench", "runs": runs, "figures": figures}
+              "command": "make bench", "runs": runs, "load_before": load_before, "figures": figures}
     for key, (label, target, unit, better) in TARGETS.items():
         f = figures[key]
         print(f"{label:58s} {fmt(f['median'], unit):>14s}  target {'<=' if better == 'lower' else '>='} "
