@@ -125,6 +125,35 @@ EXTRA = {
 }
 
 
+# figure key -> where ttmem-bench-hotpath's JSON has it: (approach, statistic) or (top-level ratio,)
+HOTPATH_FIGURES = {
+    "hotpath_median_ns": ("ttmem", "median_ns"),
+    "hotpath_p99_ns": ("ttmem", "p99_ns"),
+    "hotpath_in_op_median_ns": ("ttmem_in_op", "median_ns"),
+    "hotpath_in_op_p99_ns": ("ttmem_in_op", "p99_ns"),
+    "hotpath_2threads_median_ns": ("ttmem_2threads", "median_ns"),
+    "hotpath_2threads_p99_ns": ("ttmem_2threads", "p99_ns"),
+    "hotpath_pinned_median_ns": ("ttmem_pinned", "median_ns"),
+    "hotpath_2threads_pinned_median_ns": ("ttmem_2threads_pinned", "median_ns"),
+    "hotpath_2threads_pinned_p99_ns": ("ttmem_2threads_pinned", "p99_ns"),
+    "blocking_send_median_ns": ("blocking_send", "median_ns"),
+    "blocking_send_2threads_median_ns": ("blocking_send_2threads", "median_ns"),
+    "shm_atomics_median_ns": ("shm_atomics", "median_ns"),
+    "shm_atomics_2threads_median_ns": ("shm_atomics_2threads", "median_ns"),
+    "shm_atomics_pinned_median_ns": ("shm_atomics_pinned", "median_ns"),
+    "shm_atomics_2threads_pinned_median_ns": ("shm_atomics_2threads_pinned", "median_ns"),
+    "floor_median_ns": ("floor", "median_ns"),
+    "floor_pinned_median_ns": ("floor_pinned", "median_ns"),
+    "floor_2threads_pinned_median_ns": ("floor_2threads_pinned", "median_ns"),
+    "ratio_blocking_send_over_ttmem": ("ratio_median_blocking_send_over_ttmem",),
+    "ratio_shm_atomics_over_ttmem": ("ratio_median_shm_atomics_over_ttmem",),
+    "ratio_shm_atomics_over_ttmem_2threads": ("ratio_median_shm_atomics_over_ttmem_2threads",),
+    "hotpath_over_floor": ("ratio_median_ttmem_over_floor",),
+    "idle_core_percent": ("idle", "core_percent"),
+    "idle_wakeups_per_s": ("idle", "wakeups_per_s"),
+}
+
+
 def rss_bytes(pid):
     with open(f"/proc/{pid}/status") as f:
         for line in f:
@@ -361,30 +390,8 @@ def one_run(smoke):
     try:
         hot = run_json([os.path.join(BIN, "ttmem-bench-hotpath"), "--socket", server.socket,
                         "-n", "20000" if smoke else "1000000", "--idle-seconds", "0.5" if smoke else "5"])
-        figures["hotpath_median_ns"] = hot["ttmem"]["median_ns"]
-        figures["hotpath_p99_ns"] = hot["ttmem"]["p99_ns"]
-        figures["hotpath_in_op_median_ns"] = hot["ttmem_in_op"]["median_ns"]
-        figures["hotpath_in_op_p99_ns"] = hot["ttmem_in_op"]["p99_ns"]
-        figures["hotpath_2threads_median_ns"] = hot["ttmem_2threads"]["median_ns"]
-        figures["hotpath_2threads_p99_ns"] = hot["ttmem_2threads"]["p99_ns"]
-        figures["blocking_send_median_ns"] = hot["blocking_send"]["median_ns"]
-        figures["blocking_send_2threads_median_ns"] = hot["blocking_send_2threads"]["median_ns"]
-        figures["shm_atomics_median_ns"] = hot["shm_atomics"]["median_ns"]
-        figures["shm_atomics_2threads_median_ns"] = hot["shm_atomics_2threads"]["median_ns"]
-        figures["ratio_blocking_send_over_ttmem"] = hot["ratio_median_blocking_send_over_ttmem"]
-        figures["ratio_shm_atomics_over_ttmem"] = hot["ratio_median_shm_atomics_over_ttmem"]
-        figures["ratio_shm_atomics_over_ttmem_2threads"] = hot["ratio_median_shm_atomics_over_ttmem_2threads"]
-        figures["hotpath_pinned_median_ns"] = hot["ttmem_pinned"]["median_ns"]
-        figures["hotpath_2threads_pinned_median_ns"] = hot["ttmem_2threads_pinned"]["median_ns"]
-        figures["hotpath_2threads_pinned_p99_ns"] = hot["ttmem_2threads_pinned"]["p99_ns"]
-        figures["floor_median_ns"] = hot["floor"]["median_ns"]
-        figures["floor_pinned_median_ns"] = hot["floor_pinned"]["median_ns"]
-        figures["floor_2threads_pinned_median_ns"] = hot["floor_2threads_pinned"]["median_ns"]
-        figures["hotpath_over_floor"] = hot["ratio_median_ttmem_over_floor"]
-        figures["shm_atomics_pinned_median_ns"] = hot["shm_atomics_pinned"]["median_ns"]
-        figures["shm_atomics_2threads_pinned_median_ns"] = hot["shm_atomics_2threads_pinned"]["median_ns"]
-        figures["idle_core_percent"] = hot["idle"]["core_percent"]
-        figures["idle_wakeups_per_s"] = hot["idle"]["wakeups_per_s"]
+        for key, path in HOTPATH_FIGURES.items():
+            figures[key] = hot[path[0]][path[1]] if len(path) == 2 else hot[path[0]]
 
         run = subprocess.run([os.path.join(BIN, "ttmem-loadgen"), "--socket", server.socket, "-p", "4",
                               "-n", "20000" if smoke else "2000000"], capture_output=True, text=True)
