@@ -212,14 +212,18 @@ bool Client::Impl::cycle() {
   drain_all();  // counts records and fences' control frames in `events`
   const bool busy = token != 0 || events.load(std::memory_order_relaxed) != sent_before;
   if (busy) stats_dirty = true;
-  std::vector<std::uint8_t> body;
-  body.swap(out);
+  std::vector<std::uint8_t> sites;
   {
     std::lock_guard lock(sites_mutex);  // after draining: every site an event uses is pending by now
-    if (!pending_sites.empty()) proto::encode(out, std::span<const proto::Site>(pending_sites));
+    if (!pending_sites.empty()) proto::encode(sites, std::span<const proto::Site>(pending_sites));
     pending_sites.clear();
   }
-  out.insert(out.end(), body.begin(), body.end());
+  // New sites go ahead of the events that name them. Only then are the events copied behind them: most
+  // cycles have none, and `out` keeps its buffer from cycle to cycle.
+  if (!sites.empty()) {
+    sites.insert(sites.end(), out.begin(), out.end());
+    out.swap(sites);
+  }
   // Every second while busy, and with every flush so a barrier also brings the server's view of our costs
   // up to date (idle() sends the last word before sleeping).
   if (token || (busy && monotonic_ns() - last_stats_ns > 1'000'000'000ull)) send_stats();
