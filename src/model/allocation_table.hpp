@@ -237,8 +237,8 @@ class AllocationTable {
     return chunk_data_[slot / kChunkRecords][slot % kChunkRecords];
   }
   /// Whether `live` records need a larger index than one of `cells` cells. Linear probing's runs grow fast
-  /// with the load: an index up to kSparseIndexCells keeps it at or under 3/8 (with 1,000 live at 1/2 an
-  /// alloc+free pair cost a quarter more), a larger one at or under 1/2: there the index is a large share
+  /// with the load: an index up to kSparseIndexCells keeps it at or under 3/8 (with 1,000 live, at 1/2 an
+  /// alloc+free pair cost 1/8 to 1/4 more), a larger one at or under 1/2: there the index is a large share
   /// of the server's memory (with 1M buffers in 256 groups, 3/8 cost 18 more bytes per buffer).
   static bool overloaded(std::size_t live, std::size_t cells) {
     return cells <= kSparseIndexCells ? live * 8 > cells * 3 : live * 2 > cells;
