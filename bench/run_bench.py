@@ -125,7 +125,7 @@ EXTRA = {
 }
 
 
-# figure key -> where ttmem-bench-hotpath's JSON has it: (approach, statistic) or (top-level ratio,)
+# figure key -> where ttmem-bench-hotpath's JSON has it: the keys from the top, such as (approach, statistic)
 HOTPATH_FIGURES = {
     "hotpath_median_ns": ("ttmem", "median_ns"),
     "hotpath_p99_ns": ("ttmem", "p99_ns"),
@@ -391,7 +391,10 @@ def one_run(smoke):
         hot = run_json([os.path.join(BIN, "ttmem-bench-hotpath"), "--socket", server.socket,
                         "-n", "20000" if smoke else "1000000", "--idle-seconds", "0.5" if smoke else "5"])
         for key, path in HOTPATH_FIGURES.items():
-            figures[key] = hot[path[0]][path[1]] if len(path) == 2 else hot[path[0]]
+            value = hot
+            for step in path:
+                value = value[step]
+            figures[key] = value
 
         run = subprocess.run([os.path.join(BIN, "ttmem-loadgen"), "--socket", server.socket, "-p", "4",
                               "-n", "20000" if smoke else "2000000"], capture_output=True, text=True)
