@@ -75,6 +75,54 @@ void BM_RegistryApplyPair(benchmark::State& state) {
 }
 BENCHMARK(BM_RegistryApplyPair);
 
+/// What ttmemd does with the EVENTS frames of four tracked processes, each holding 1,024 live buffers
+/// and churning: validate a frame, read its records, apply them. Per event; the socket is not in it.
+void BM_IngestFrames(benchmark::State& state) {
+  constexpr std::uint64_t kPerFrame = 512;  // allocs (and as many frees) per frame
+  constexpr std::uint64_t kFrames = 64;     // frames in a cycle; ids wrap after it, so the state repeats
+  constexpr std::uint64_t kWindow = kPerFrame * kFrames;
+  model::Registry registry;
+  std::vector<model::ProcessState*> processes;
+  for (int i = 1; i <= 4; ++i) processes.push_back(&registry.process(i, 1, 0, "bench"));
+  proto::EventRecord a;
+  a.op = proto::EventOp::alloc;
+  a.type = BufferType::DRAM;
+  a.size = 4096;
+  proto::EventRecord f;
+  f.op = proto::EventOp::free;
+  for (auto* p : processes) {  // what frames -2 and -1 allocated
+    for (std::uint64_t id = kWindow - 2 * kPerFrame; id < kWindow; ++id) {
+      a.id = id;
+      registry.event(*p, a);
+    }
+  }
+  std::vector<std::vector<std::uint8_t>> frames(kFrames);
+  for (std::uint64_t n = 0; n < kFrames; ++n) {
+    std::vector<proto::EventRecord> events;
+    for (std::uint64_t k = 0; k < kPerFrame; ++k) {
+      a.id = n * kPerFrame + k;
+      f.id = (a.id + kWindow - 2 * kPerFrame) % kWindow;
+      events.push_back(a);
+      events.push_back(f);
+    }
+    proto::encode(frames[n], std::span<const proto::EventRecord>(events));
+  }
+  std::uint64_t n = 0;
+  for (auto _ : state) {
+    const auto& frame = frames[n++ % kFrames];
+    const std::span<const std::uint8_t> payload(frame.data() + proto::kFrameHeaderSize,
+                                                frame.size() - proto::kFrameHeaderSize);
+    for (auto* p : processes) {
+      if (proto::validate_events(payload)) state.SkipWithError("invalid frame");
+      registry.set_batch_time(ttmem::realtime_ns());
+      for (std::size_t i = 0; i < 2 * kPerFrame; ++i) registry.event(*p, proto::event_at(payload, i));
+    }
+  }
+  if (registry.anomalies().free_unknown_id != 0) state.SkipWithError("a free of an id not live");
+  state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(processes.size() * 2 * kPerFrame));
+}
+BENCHMARK(BM_IngestFrames);
+
 /// A registry with `n` live DRAM buffers on an announced Wormhole device (12 banks of 1 GiB), placed in
 /// lockstep with a gap after every tenth: what the free-space map and OOM records are built from. They are
 /// reported in a shuffled order, as after churn, so the table does not hold them by address.

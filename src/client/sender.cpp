@@ -121,31 +121,47 @@ void Client::Impl::emit_batch() {
 void Client::Impl::drain_ring(std::size_t i, std::uint32_t limit) {
   detail::Ring& r = *rings[i];
   std::uint64_t tail = r.tail.load(std::memory_order_relaxed);
+  // Records between `run` and `tail` are added as one run (contiguous in the ring: runs end at its wrap).
+  std::uint64_t run = tail;
+  auto add_run = [&] {
+    if (tail != run) frames->add(&r.records[run & r.mask], tail - run, sizeof(detail::RingRecord));
+    run = tail;
+  };
   for (;;) {
+    // The head once per pass, the tail stored once per pass: per record, both lines would cross between
+    // the producer's core and this one.
     const std::uint64_t head = r.head.load(std::memory_order_acquire);
     if (tail == head) break;
-    const std::uint32_t epoch = r.epochs[tail & r.mask];
-    const detail::RingRecord& record = r.records[tail & r.mask];
-    if (static_cast<std::int32_t>(epoch - limit) >= 0) break;  // at or after `limit`, wrap-safe
-    if (record.flags & detail::kFenceRecord) {
-      const std::uint32_t fence = epoch;
-      for (std::size_t j = 0; j < rings.size(); ++j) {
-        if (j != i) drain_ring(j, fence);
+    bool at_limit = false;
+    while (tail != head) {
+      const std::uint32_t epoch = r.epochs[tail & r.mask];
+      if (static_cast<std::int32_t>(epoch - limit) >= 0) {  // at or after `limit`, wrap-safe
+        at_limit = true;
+        break;
       }
-      close_frame();
-      std::lock_guard lock(control_mutex);
-      auto it = control_frames.find(fence);
-      if (it != control_frames.end()) {
-        out.insert(out.end(), it->second.begin(), it->second.end());
-        control_frames.erase(it);
-        events.fetch_add(1, std::memory_order_relaxed);
-        batches.fetch_add(1, std::memory_order_relaxed);
+      if (r.records[tail & r.mask].flags & detail::kFenceRecord) {
+        add_run();
+        const std::uint32_t fence = epoch;
+        for (std::size_t j = 0; j < rings.size(); ++j) {
+          if (j != i) drain_ring(j, fence);
+        }
+        close_frame();
+        std::lock_guard lock(control_mutex);
+        auto it = control_frames.find(fence);
+        if (it != control_frames.end()) {
+          out.insert(out.end(), it->second.begin(), it->second.end());
+          control_frames.erase(it);
+          events.fetch_add(1, std::memory_order_relaxed);
+          batches.fetch_add(1, std::memory_order_relaxed);
+        }
+        run = ++tail;
+        continue;
       }
-    } else {
-      frames->add(record);
+      if ((++tail & r.mask) == 0) add_run();
     }
-    ++tail;
+    add_run();
     r.tail.store(tail, std::memory_order_release);
+    if (at_limit) break;
   }
 }
 

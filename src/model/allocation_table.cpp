@@ -199,22 +199,29 @@ void AllocationTable::migrate(Index& x, std::size_t cells) {
   if (x.migrate_left == 0) x.old = Cells();
 }
 
-AllocationTable::Insert AllocationTable::insert(Group g, const AllocationRecord& r) {
-  if (r.process == 0) return Insert::duplicate;  // slot 0 marks free records
-  Index& x = groups_[g].index;
-  if (!x.old.empty()) migrate(x, kMigrateCells);
+AllocationTable::Insert AllocationTable::emplace(Group g, const AllocationKey& key, AllocationRecord** out) {
+  if (key.process == 0) return Insert::duplicate;  // slot 0 marks free records
+  GroupState& group = groups_[g];
+  Index& x = group.index;
+  const std::uint32_t hb = bits(hash(key));
+  if (!x.old.empty()) [[unlikely]]
+    migrate(x, kMigrateCells);
   // Counting what is still in the old index: it all moves into this one.
-  if (overloaded(groups_[g].live + 1, x.cells.size()) && x.old.empty()) start_resize(x, x.cells.size() * 2);
-  const std::uint32_t hb = bits(hash(r.key()));
-  const std::size_t i = probe(x.cells, r.key(), hb);
+  if (overloaded(group.live + 1, x.cells.size()) && x.old.empty()) [[unlikely]]
+    start_resize(x, x.cells.size() * 2);
+  const std::size_t i = probe(x.cells, key, hb);
   if (x.cells[i] != kEmpty) return Insert::duplicate;
-  if (!x.old.empty() && x.old[probe(x.old, r.key(), hb)] != kEmpty) return Insert::duplicate;
+  if (!x.old.empty() && x.old[probe(x.old, key, hb)] != kEmpty) return Insert::duplicate;
   std::uint32_t slot = 0;
   if (!take_slot(g, &slot)) return Insert::full;
-  record(slot) = r;
+  AllocationRecord& r = record(slot);
+  r.id = key.id;
+  r.process = key.process;
+  r.device = key.device;
   x.cells[i] = cell(hb, slot);
-  ++groups_[g].live;
+  ++group.live;
   ++size_;
+  *out = &r;
   return Insert::inserted;
 }
 

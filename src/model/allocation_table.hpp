@@ -52,16 +52,20 @@ struct AllocationRecord {
   static AllocationRecord of(const proto::EventRecord& e, std::uint32_t process_slot, std::uint32_t label) {
     AllocationRecord r;
     r.id = e.id;
-    r.size = e.size;
-    r.address = e.address;
-    r.size_per_bank = e.size_per_bank;
-    r.set_time(e.timestamp_ns);
     r.process = process_slot;
-    r.label = label;
     r.device = e.device;
-    r.type = static_cast<std::uint8_t>(e.type);
-    r.set_kind(e.kind, (e.flags & proto::kFlagInternal) != 0);
+    r.describe_from(e, label);
     return r;
+  }
+  /// Everything but the key, from the allocation event.
+  void describe_from(const proto::EventRecord& e, std::uint32_t where) {
+    size = e.size;
+    address = e.address;
+    size_per_bank = e.size_per_bank;
+    set_time(e.timestamp_ns);
+    label = where;
+    type = static_cast<std::uint8_t>(e.type);
+    set_kind(e.kind, (e.flags & proto::kFlagInternal) != 0);
   }
   /// Fills in what a free event does not carry (it names only the id): what was freed (its site and scope
   /// come from the label, which only the process's table reads).
@@ -116,7 +120,15 @@ class AllocationTable {
   const AllocationRecord* find(Group g, const AllocationKey& key) const;
   /// Inserts into group g. `duplicate`: the key is present (nothing changes); `full`: the table holds its
   /// maximum; a record with process 0 is refused as a duplicate (slot 0 marks free records).
-  Insert insert(Group g, const AllocationRecord& record);
+  Insert insert(Group g, const AllocationRecord& record) {
+    AllocationRecord* r = nullptr;
+    const Insert result = emplace(g, record.key(), &r);
+    if (result == Insert::inserted) *r = record;
+    return result;
+  }
+  /// insert() in place: when `inserted`, *out is the new record with its key filled in, the rest for the
+  /// caller to write before the table is used again (ttmemd writes it straight from the event).
+  Insert emplace(Group g, const AllocationKey& key, AllocationRecord** out);
   /// Removes `key` from group g and copies out its record; false when absent.
   bool erase(Group g, const AllocationKey& key, AllocationRecord* removed = nullptr);
   /// Removes every record of group g, calling removed(record) for each first (one pass over its chunks;

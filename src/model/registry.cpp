@@ -157,25 +157,28 @@ Anomalies Registry::anomalies() const {
   return a;
 }
 
-void Registry::account(ProcessState& p, ProcessDevice& pd, const AllocationRecord& r, int sign) {
-  const Slot slot = slot_of(static_cast<proto::BufferType>(r.type), r.kind());
-  const std::int64_t bytes = sign * static_cast<std::int64_t>(r.size);
-  const std::int64_t buffers = sign;
+template <int Sign>
+void Registry::account(ProcessState& p, ProcessDevice& pd, Slot slot, std::uint64_t size, std::uint32_t label,
+                       std::uint16_t device) {
+  static_assert(Sign == 1 || Sign == -1);
+  const std::int64_t bytes = Sign * static_cast<std::int64_t>(size);
   auto apply = [&](Figures& f) {
     f.bytes = static_cast<std::uint64_t>(static_cast<std::int64_t>(f.bytes) + bytes);
-    f.buffers = static_cast<std::uint64_t>(static_cast<std::int64_t>(f.buffers) + buffers);
-    f.peak_bytes = std::max(f.peak_bytes, f.bytes);
-    f.interval_peak = std::max(f.interval_peak, f.bytes);
+    f.buffers = static_cast<std::uint64_t>(static_cast<std::int64_t>(f.buffers) + Sign);
+    if constexpr (Sign > 0) {  // a free lowers no peak
+      f.peak_bytes = std::max(f.peak_bytes, f.bytes);
+      f.interval_peak = std::max(f.interval_peak, f.bytes);
+    }
   };
   const std::size_t s = index(slot);
   ++pd.device->changes[index(memory_of(slot))];
   apply(pd.device->usage[s]);
   apply(pd.usage[s]);
   apply(p.usage[s]);
-  if (r.label & SiteLabels::kPairBit) {
+  if (label & SiteLabels::kPairBit) {
     // An op holds what the ops inside it hold: "forward"'s peak is the most the whole forward held at once.
-    for (std::uint32_t scope = p.labels.at(r.label).scope; scope; scope = op_parent(p, scope))
-      p.ops.apply({scope, r.device, slot}, bytes, buffers);
+    for (std::uint32_t scope = p.labels.at(label).scope; scope; scope = op_parent(p, scope))
+      p.ops.apply({scope, device, slot}, bytes, Sign);
   }
 }
 
@@ -203,7 +206,7 @@ void Registry::drop_group(ProcessState& p, ProcessDevice& pd, F&& f) {
   if (pd.group == AllocationTable::kNoGroup) return;
   table_.erase_group(pd.group, [&](const AllocationRecord& r) {
     f(r);
-    account(p, pd, r, -1);
+    account<-1>(p, pd, r);
   });
 }
 
@@ -307,7 +310,7 @@ void Registry::record_leak(ProcessState& p, const AllocationRecord& r, bool swep
   push_bounded(leaks_, std::move(leak), limits_.max_leak_records);
 }
 
-void Registry::insert_allocation(ProcessState& p, const proto::EventRecord& e) {
+void Registry::insert_allocation(ProcessState& p, ProcessDevice* known, const proto::EventRecord& e) {
   if (table_.size() >= limits_.max_live_allocations_per_process &&
       buffer_count(p.usage) >= limits_.max_live_allocations_per_process) {
     ++p.anomalies.limit_refused;
@@ -315,17 +318,16 @@ void Registry::insert_allocation(ProcessState& p, const proto::EventRecord& e) {
   }
   // Totals are sums of sizes: refuse what would wrap them (the device's total bounds the process's on
   // that device; the process's own total adds up its devices).
-  ProcessDevice& pd = process_device(p, e.device);
+  ProcessDevice& pd = known ? *known : process_device(p, e.device);
   const std::size_t s = index(slot_of(e.type, e.kind));
-  if (e.size > ~std::uint64_t{0} - pd.device->usage[s].bytes ||
-      e.size > ~std::uint64_t{0} - p.usage[s].bytes) {
+  if (e.size > ~std::uint64_t{0} - pd.device->usage[s].bytes || e.size > ~std::uint64_t{0} - p.usage[s].bytes)
+      [[unlikely]] {
     ++p.anomalies.size_overflow;
     return;
   }
   if (pd.group == AllocationTable::kNoGroup) pd.group = table_.new_group();
-  const AllocationRecord r =
-      AllocationRecord::of(e, p.slot, p.labels.label(e.site, e.scope, limits_.max_sites_per_process));
-  switch (table_.insert(pd.group, r)) {
+  AllocationRecord* r = nullptr;
+  switch (table_.emplace(pd.group, {p.slot, e.device, e.id}, &r)) {
     case AllocationTable::Insert::inserted:
       break;
     case AllocationTable::Insert::duplicate:
@@ -335,30 +337,32 @@ void Registry::insert_allocation(ProcessState& p, const proto::EventRecord& e) {
       ++p.anomalies.limit_refused;
       return;
   }
-  account(p, pd, r, 1);
+  const std::uint32_t label = p.labels.label(e.site, e.scope, limits_.max_sites_per_process);
+  r->describe_from(e, label);
+  // Counted from the event, not from the record just written: its fields are still in flight to memory.
+  account<1>(p, pd, slot_of(e.type, e.kind), e.size, label, e.device);
 }
 
-std::optional<AllocationRecord> Registry::release_allocation(ProcessState& p, const proto::EventRecord& e) {
-  AllocationRecord r;
-  ProcessDevice* pd = find_process_device(p, e.device);
+bool Registry::release_allocation(ProcessState& p, ProcessDevice* pd, const proto::EventRecord& e,
+                                  AllocationRecord& r) {
   if (!pd || pd->group == AllocationTable::kNoGroup ||
       !table_.erase(pd->group, {p.slot, e.device, e.id}, &r)) {
     // libttmem sends every allocation before its free (send epochs), so this id is not live: a double
     // free, or a free of something allocated before tracking began.
     ++p.anomalies.free_unknown_id;
-    return std::nullopt;
+    return false;
   }
-  account(p, *pd, r, -1);
+  account<-1>(p, *pd, r);
   if (e.reason == proto::ReleaseReason::close_leak) record_leak(p, r, true, monotonic_ns());
-  return r;
+  return true;
 }
 
 void Registry::event(ProcessState& p, const proto::EventRecord& e) {
-  if (e.device > limits_.max_device_id) {
+  if (e.device > limits_.max_device_id) [[unlikely]] {
     ++p.anomalies.device_out_of_range;
     return;
   }
-  if (p.snapshot) {
+  if (p.snapshot) [[unlikely]] {
     if (e.op != proto::EventOp::alloc) return;
     ++p.snapshot->received;
     // The per-process limit holds while the snapshot is received, not only once it ends.
@@ -371,33 +375,24 @@ void Registry::event(ProcessState& p, const proto::EventRecord& e) {
   }
   ++p.events;
   ++events_applied_;
-  const ProcessDevice* pd = find_process_device(p, e.device);
-  if (pd && pd->state == ProcessDevice::State::closed) {
+  ProcessDevice* pd = find_process_device(p, e.device);
+  if (pd && pd->state == ProcessDevice::State::closed) [[unlikely]] {
     ++p.anomalies.events_after_close;
     return;
   }
-  proto::EventRecord shown = e;
+  // What is shown of it (history, sinks) is written in place: into the history's next entry when kept.
+  proto::EventRecord unkept;
+  proto::EventRecord& shown = limits_.event_history > 0 ? next_history_entry(p).event : unkept;
+  shown = e;
   std::uint32_t allocated_ms = 0;
   if (e.op == proto::EventOp::alloc) {
-    insert_allocation(p, e);
-  } else if (auto r = release_allocation(p, e)) {
-    r->describe(shown);
-    allocated_ms = r->time_ms;  // a free carries only its id: show what was freed
-    const SiteAndScope where = p.labels.at(r->label);
+    insert_allocation(p, pd, e);
+  } else if (AllocationRecord r; release_allocation(p, pd, e, r)) {
+    r.describe(shown);
+    allocated_ms = r.time_ms;  // a free carries only its id: show what was freed
+    const SiteAndScope where = p.labels.at(r.label);
     shown.site = where.site;
     shown.scope = where.scope;
-  }
-  if (limits_.event_history > 0) {
-    if (history_.size() < limits_.event_history) history_.resize(limits_.event_history);
-    HistoryEntry& h = history_[history_next_];
-    h.time_ns = batch_time_ns_ ? batch_time_ns_ : realtime_ns();
-    h.pid = p.pid;
-    h.process_slot = p.slot;
-    h.event = shown;
-    if (++history_next_ == history_.size()) {  // no division on this path
-      history_next_ = 0;
-      history_full_ = true;
-    }
   }
   if (!event_sinks_.empty()) {
     const AppliedEvent applied{&p,
@@ -408,6 +403,20 @@ void Registry::event(ProcessState& p, const proto::EventRecord& e) {
                                allocated_ms};
     for (Sink* s : event_sinks_) s->on_event(applied);
   }
+}
+
+HistoryEntry& Registry::next_history_entry(const ProcessState& p) {
+  if (history_.size() < limits_.event_history) [[unlikely]]
+    history_.resize(limits_.event_history);
+  HistoryEntry& h = history_[history_next_];
+  h.time_ns = batch_time_ns_ ? batch_time_ns_ : realtime_ns();
+  h.pid = p.pid;
+  h.process_slot = p.slot;
+  if (++history_next_ == history_.size()) {  // no division on this path
+    history_next_ = 0;
+    history_full_ = true;
+  }
+  return h;
 }
 
 void Registry::begin_interval() {
@@ -455,7 +464,7 @@ void Registry::snapshot_end(ProcessState& p, const proto::SnapshotEnd& m) {
     if (pd.state != ProcessDevice::State::closed) pd.state = ProcessDevice::State::implicit;
   }
   for (const auto& d : snap.devices) device_open(p, d);
-  for (const auto& e : snap.allocations) insert_allocation(p, e);
+  for (const auto& e : snap.allocations) insert_allocation(p, nullptr, e);
 }
 
 OrphanRecord Registry::process_died(ProcessState& p) {

@@ -258,11 +258,23 @@ class Registry {
   void sinks_changed();
 
  private:
-  /// Adds the record to (sign 1) or takes it from (sign -1) every figure it counts in.
-  void account(ProcessState& p, ProcessDevice& pd, const AllocationRecord& r, int sign);
+  /// Adds the record to (Sign 1) or takes it from (Sign -1) every figure it counts in.
+  template <int Sign>
+  void account(ProcessState& p, ProcessDevice& pd, Slot slot, std::uint64_t size, std::uint32_t label,
+               std::uint16_t device);
+  template <int Sign>
+  void account(ProcessState& p, ProcessDevice& pd, const AllocationRecord& r) {
+    account<Sign>(p, pd, slot_of(static_cast<proto::BufferType>(r.type), r.kind()), r.size, r.label,
+                  r.device);
+  }
   std::uint32_t op_parent(ProcessState& p, std::uint32_t scope);
-  void insert_allocation(ProcessState& p, const proto::EventRecord& e);
-  std::optional<AllocationRecord> release_allocation(ProcessState& p, const proto::EventRecord& e);
+  /// `pd`: the process's use of e.device when the caller has it (nullptr: found or made here).
+  void insert_allocation(ProcessState& p, ProcessDevice* pd, const proto::EventRecord& e);
+  /// Takes e's allocation out of the table and the totals into `r`; false when it is not live.
+  bool release_allocation(ProcessState& p, ProcessDevice* pd, const proto::EventRecord& e,
+                          AllocationRecord& r);
+  /// The history entry this event goes in (its time and process filled in, the event left to the caller).
+  HistoryEntry& next_history_entry(const ProcessState& p);
   void record_leak(ProcessState& p, const AllocationRecord& r, bool swept, std::uint64_t now_ns);
   void drop_process_allocations(ProcessState& p);
   /// Removes every allocation of (p, device) from the table and the totals, calling f(record) for each.

@@ -224,6 +224,8 @@ class EventFrameWriter {
       : out_(out), per_frame_(per_frame < kMaxEventsPerFrame ? per_frame : kMaxEventsPerFrame) {}
   ~EventFrameWriter() { close(); }
   void add(const EventRecord& e);
+  /// Adds `n` records that lie `stride` bytes apart, each an EventRecord at its start (a ring's records).
+  void add(const EventRecord* first, std::size_t n, std::size_t stride);
   /// Ends the frame being built (if any); returns the records it held.
   std::size_t close();
   /// Records and frames written so far (frames are also closed when they reach the per-frame maximum).
