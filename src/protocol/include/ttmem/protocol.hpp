@@ -1,6 +1,7 @@
 // The ttmem wire protocol: the ONE definition shared by libttmem, ttmemd and the tools.
-// Framed, versioned, explicitly little-endian. Every message is encoded field by field (never a struct
-// memcpy) and every decoder validates length, counts and enum values. Spec: docs/protocol.md.
+// Framed, versioned, explicitly little-endian. Every message is encoded field by field (the 64-byte event
+// record is copied whole where the host's layout is the wire's) and every decoder validates length, counts
+// and enum values. Spec: docs/protocol.md.
 //
 //   frame := header(8) payload(length)
 //   header := u32 length | u16 type | u16 reserved(0)
