@@ -188,24 +188,21 @@ void EventFrameWriter::add(const EventRecord& e) {
 
 void EventFrameWriter::add(const EventRecord* first, std::size_t n, std::size_t stride) {
   const auto* bytes = reinterpret_cast<const std::uint8_t*>(first);
+  auto record = [&] { return *reinterpret_cast<const EventRecord*>(bytes); };
+  if (!wire_is_native() || stride != kEventRecordSize) {  // the records are not the wire bytes
+    for (; n > 0; --n, bytes += stride) add(record());
+    return;
+  }
   while (n > 0) {
     if (!open_ || count_ == per_frame_) {  // the record that opens a frame goes the one-record way
-      add(*reinterpret_cast<const EventRecord*>(bytes));
+      add(record());
       bytes += stride;
       --n;
       continue;
     }
     const std::size_t take = std::min(n, per_frame_ - count_);
-    if (wire_is_native() && stride == kEventRecordSize) {
-      out_.insert(out_.end(), bytes, bytes + take * kEventRecordSize);  // the records are the wire bytes
-    } else {
-      const std::size_t at = out_.size();
-      out_.resize(at + take * kEventRecordSize);
-      for (std::size_t k = 0; k < take; ++k)
-        encode_event(out_.data() + at + k * kEventRecordSize,
-                     *reinterpret_cast<const EventRecord*>(bytes + k * stride));
-    }
-    bytes += take * stride;
+    out_.insert(out_.end(), bytes, bytes + take * kEventRecordSize);
+    bytes += take * kEventRecordSize;
     count_ += take;
     n -= take;
   }
