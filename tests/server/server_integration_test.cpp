@@ -448,7 +448,7 @@ TEST(ServerIntegration, TheSocketIsGroupOnlyAndALiveServerIsNotClobbered) {
   struct stat st {};
   ASSERT_EQ(stat(server.socket().c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0660u);
-  const auto second = run_process({bin_dir() + "/ttmemd", "--socket", server.socket()});
+  const auto second = run_process({bin_dir() + "/ttmemd", "--socket", server.socket(), "--no-history"});
   EXPECT_EQ(second.exit_code, 1);
   EXPECT_NE(second.err.find("a ttmemd is already listening on " + server.socket()), std::string::npos)
       << second.err;
@@ -471,7 +471,7 @@ TEST(ServerIntegration, AStaleSocketFileIsReplaced) {
 TEST(ServerIntegration, ANonSocketPathIsRefused) {
   TempDir dir;
   const auto path = dir.write("not-a-socket", "x");
-  const auto r = run_process({bin_dir() + "/ttmemd", "--socket", path});
+  const auto r = run_process({bin_dir() + "/ttmemd", "--socket", path, "--no-history"});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("exists and is not a socket"), std::string::npos) << r.err;
 }

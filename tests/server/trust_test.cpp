@@ -220,8 +220,8 @@ TEST(SocketPath, ADirectoryAnotherUserControlsIsRefusedAndNothingIsHandedToTheGr
   });
   int refused = 0;
   for (int i = 0; i < 30; ++i) {
-    const auto run =
-        run_process({bin_dir() + "/ttmemd", "--socket", socket, "--group", std::to_string(kOtherUser)});
+    const auto run = run_process(
+        {bin_dir() + "/ttmemd", "--socket", socket, "--no-history", "--group", std::to_string(kOtherUser)});
     if (run.exit_code != 0 && run.err.find("another user") != std::string::npos) ++refused;
   }
   stop = true;
@@ -236,18 +236,18 @@ TEST(SocketPath, ADirectoryAnotherUserControlsIsRefusedAndNothingIsHandedToTheGr
 TEST(SocketPath, AGroupOrWorldWritableDirectoryIsRefused) {
   TempDir dir;
   chmod(dir.path().c_str(), 0777);
-  const auto run = run_process({bin_dir() + "/ttmemd", "--socket", dir.file("ttmemd.sock")});
+  const auto run = run_process({bin_dir() + "/ttmemd", "--socket", dir.file("ttmemd.sock"), "--no-history"});
   EXPECT_EQ(run.exit_code, 1);
   EXPECT_NE(run.err.find("could replace the socket"), std::string::npos) << run.err;
   chmod(dir.path().c_str(), 01777);  // sticky, as /tmp: nobody else can remove or rename our file
-  Child server({bin_dir() + "/ttmemd", "--socket", dir.file("ttmemd.sock")});
+  Child server({bin_dir() + "/ttmemd", "--socket", dir.file("ttmemd.sock"), "--no-history"});
   EXPECT_TRUE(eventually([&] { return connect_unix(dir.file("ttmemd.sock")) >= 0; }));
 }
 
 TEST(SocketPath, AServerStoppingLeavesTheSocketOfTheServerThatTookThePathOver) {
   ServerProcess first;
   unlink(first.socket().c_str());  // someone removed it; a second server takes the path
-  Child second({bin_dir() + "/ttmemd", "--socket", first.socket()});
+  Child second({bin_dir() + "/ttmemd", "--socket", first.socket(), "--no-history"});
   ASSERT_TRUE(eventually([&] {
     const int fd = connect_unix(first.socket());
     if (fd >= 0) close(fd);
